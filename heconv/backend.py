@@ -1,0 +1,214 @@
+"""The small interface every HE backend implements, and the operation counter.
+
+Two backends implement it: `heconv.seal_backend.SealBackend` (real CKKS through
+tenseal.sealapi) and `heconv.plain_backend.PlainBackend` (slot vectors in numpy).
+The engine only talks to this interface, so both run the same sequence of operations
+and their counters must agree exactly.
+
+Levels count rescales done so far (0 = fresh ciphertext). Rotation steps are left
+rotations by `step` slots, normalised to 1 <= step < S.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from .params import CKKSParams
+
+
+@dataclass
+class OpCounts:
+    """What the engine did (or, in a plan, will do).
+
+    `rotations` are logical rotations; `key_switches` are the Galois automorphisms
+    actually applied (more than rotations only when a step has no key of its own).
+    """
+
+    rotations: int = 0
+    key_switches: int = 0
+    pmuls: int = 0
+    adds: int = 0
+    plain_adds: int = 0
+    rescales: int = 0
+    encodes: int = 0
+    encryptions: int = 0
+    decryptions: int = 0
+
+    def __add__(self, other: "OpCounts") -> "OpCounts":
+        return OpCounts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def __sub__(self, other: "OpCounts") -> "OpCounts":
+        return OpCounts(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)})
+
+    def copy(self) -> "OpCounts":
+        return OpCounts(**asdict(self))
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def normalize_step(step: int, slots: int) -> int:
+    """A rotation step as a left rotation in [0, S).
+
+    >>> normalize_step(-3, 4096), normalize_step(4099, 4096)
+    (4093, 3)
+    """
+    return int(step) % slots
+
+
+def galois_element(step: int, poly_modulus_degree: int) -> int:
+    """SEAL's Galois element for a left rotation by `step` > 0: 3^step mod 2N.
+
+    >>> galois_element(1, 8192)
+    3
+    """
+    if step <= 0:
+        raise ValueError(f"a rotation step must be positive once normalised, got {step}")
+    return pow(3, step, 2 * poly_modulus_degree)
+
+
+def naf(n: int) -> list[int]:
+    """Non-adjacent form of n as signed powers of two, as SEAL decomposes steps.
+
+    >>> naf(7), naf(5), naf(-3)
+    ([-1, 8], [1, 4], [1, -4])
+    """
+    out = []
+    sign = -1 if n < 0 else 1
+    n = abs(n)
+    bit = 1
+    while n:
+        if n & 1:
+            z = 2 - (n % 4)
+            out.append(sign * z * bit)
+            n -= z
+        n >>= 1
+        bit <<= 1
+    return out
+
+
+def key_switch_plan(step: int, key_steps: frozenset[int], slots: int) -> list[int]:
+    """The keyed steps a rotation by `step` is carried out with.
+
+    One key switch when the step has its own key; otherwise SEAL's decomposition into
+    the signed powers of two of its non-adjacent form, each of which must have a key.
+
+    >>> key_switch_plan(7, frozenset({7}), 4096)
+    [7]
+    >>> key_switch_plan(7, frozenset({1, 8, 4095}), 4096)
+    [4095, 8]
+    """
+    s = normalize_step(step, slots)
+    if s == 0:
+        return []
+    if s in key_steps:
+        return [s]
+    # SEAL decomposes the signed step; choose the shorter of s and s - S.
+    signed = s if s <= slots // 2 else s - slots
+    parts = [normalize_step(p, slots) for p in naf(signed)]
+    missing = [p for p in parts if p not in key_steps]
+    if missing:
+        raise ValueError(
+            f"rotation by {s} slots: no Galois key for step {s}, and its decomposition "
+            f"{parts} lacks keys for {missing}; generate keys for the plan's steps"
+        )
+    return parts
+
+
+class Backend(ABC):
+    """Operations the engine needs. Every method that does HE work updates `counter`."""
+
+    params: CKKSParams
+    counter: OpCounts
+
+    @property
+    def slots(self) -> int:
+        return self.params.slots
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    # keys ----------------------------------------------------------------
+    @abstractmethod
+    def generate_galois_keys(self, steps: list[int] | set[int]) -> None:
+        """Keys for exactly these left-rotation steps (normalised), replacing any before."""
+
+    @property
+    @abstractmethod
+    def galois_steps(self) -> frozenset[int]:
+        """The steps that currently have a key."""
+
+    @abstractmethod
+    def galois_key_bytes(self) -> int:
+        """Serialized size of the Galois keys a client would send."""
+
+    # encoding and encryption -------------------------------------------------
+    @abstractmethod
+    def encode(self, values: np.ndarray, level: int = 0, scale: float | None = None) -> Any:
+        """A plaintext of S slot values at `level` (rescales done) and `scale`."""
+
+    @abstractmethod
+    def encrypt(self, values: np.ndarray) -> Any:
+        """A fresh ciphertext (level 0, default scale) of S slot values."""
+
+    @abstractmethod
+    def encrypt_plain(self, plain: Any) -> Any:
+        """Encrypt an already encoded plaintext at its own level and scale."""
+
+    @abstractmethod
+    def decrypt(self, ct: Any) -> np.ndarray:
+        """The S slot values of a ciphertext (needs the secret key)."""
+
+    # evaluation --------------------------------------------------------------
+    @abstractmethod
+    def rotate(self, ct: Any, step: int) -> Any:
+        """A new ciphertext rotated left by `step` slots."""
+
+    @abstractmethod
+    def multiply_plain(self, ct: Any, plain: Any) -> Any:
+        """A new ciphertext ct * plain (scales multiply; no rescale)."""
+
+    @abstractmethod
+    def add_inplace(self, acc: Any, ct: Any) -> None:
+        """acc += ct."""
+
+    @abstractmethod
+    def add_plain_inplace(self, ct: Any, plain: Any) -> None:
+        """ct += plain."""
+
+    @abstractmethod
+    def rescale_inplace(self, ct: Any) -> None:
+        """Divide by the last data prime and drop it: level + 1."""
+
+    # introspection -----------------------------------------------------------
+    @abstractmethod
+    def level(self, ct: Any) -> int:
+        """Rescales done on this ciphertext or plaintext."""
+
+    @abstractmethod
+    def scale(self, ct: Any) -> float:
+        """Current CKKS scale of a ciphertext or plaintext."""
+
+    @abstractmethod
+    def rescale_divisor(self, level: int) -> float:
+        """The prime a rescale at `level` divides by (exactly 2**scale_bits in cleartext)."""
+
+    @abstractmethod
+    def ciphertext_bytes(self, ct: Any) -> int:
+        """Serialized size of one ciphertext."""
+
+    def reset_counter(self) -> OpCounts:
+        """Zero the counter; return what it held."""
+        old, self.counter = self.counter, OpCounts()
+        return old
+
+    def _count_rotation(self, step: int) -> list[int]:
+        parts = key_switch_plan(step, self.galois_steps, self.slots)
+        self.counter.rotations += 1
+        self.counter.key_switches += len(parts)
+        return parts

@@ -1,0 +1,143 @@
+"""The `artemis` command line.
+
+    artemis layer --c-in 64 --c-out 64 --hw 16 --kernel 3 [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Sequence
+
+log = logging.getLogger("artemis")
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1], got {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1], got {v}")
+    return v
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="artemis", description="Encrypted-inference benchmark suite (CKKS, HE-aware pruning).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("layer", help="run one convolution layer under CKKS and count its operations")
+    p.add_argument("--c-in", type=_positive, required=True, help="input channels")
+    p.add_argument("--c-out", type=_positive, required=True, help="output channels")
+    p.add_argument("--hw", type=_positive, required=True, help="input height = width")
+    p.add_argument("--kernel", type=_positive, default=3, help="odd kernel size (default 3)")
+    p.add_argument("--stride", type=int, choices=(1, 2), default=1)
+    p.add_argument("--weights", help=".npy or .pt array [C_out, C_in, k, k]; its zeros decide what is skipped")
+    p.add_argument("--bias", action="store_true", help="add a random bias")
+    p.add_argument("--prune-diagonals", type=_fraction, default=0.0, help="fraction of diagonal groups zeroed (random weights)")
+    p.add_argument("--prune-positions", type=_fraction, default=0.0, help="fraction of positional groups zeroed (random weights)")
+    p.add_argument("--poly-modulus-degree", type=int, default=None, help="N (default: the smallest secure N that fits)")
+    p.add_argument("--toy-params", action="store_true", help="allow parameters below 128-bit security (testing only)")
+    p.add_argument("--mode", choices=("encrypted", "plain"), default="encrypted",
+                   help="encrypted: SEAL CKKS; plain: the cleartext backend (same counts, no encryption)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_layer)
+    return parser
+
+
+def cmd_layer(args: argparse.Namespace) -> dict:
+    import numpy as np
+    from tqdm import tqdm
+
+    from .experiment import layer_params, load_weights, measure_layer, prepare_layer, random_conv_weights
+    from .provenance import provenance
+
+    k = args.kernel
+    if k % 2 == 0:
+        raise ValueError(f"layer conv ({args.c_in}->{args.c_out}, {args.hw}x{args.hw}): kernel size must be odd, got {k}")
+    params = layer_params(args.c_in, args.c_out, args.hw, args.poly_modulus_degree, args.toy_params)
+    shape = (args.c_out, args.c_in, k, k)
+    if args.weights:
+        if args.prune_diagonals or args.prune_positions:
+            raise ValueError("--prune-diagonals/--prune-positions apply to random weights, not to --weights")
+        weight = load_weights(args.weights, shape)
+    else:
+        weight = random_conv_weights(args.c_out, args.c_in, k, params.slots, args.hw, args.hw,
+                                     args.prune_diagonals, args.prune_positions, args.seed)
+    bias = np.random.default_rng(args.seed + 2).normal(0, 0.1, args.c_out) if args.bias else None
+
+    with tqdm(total=3, desc="layer", unit="step", file=sys.stderr, disable=None) as bar:
+        bar.set_postfix_str("keys and encoding")
+        if args.mode == "encrypted":
+            from .seal_backend import SealBackend
+
+            backend = SealBackend(params, seed=args.seed)
+        else:
+            from .plain_backend import PlainBackend
+
+            backend = PlainBackend(params)
+        prep = prepare_layer(weight, bias, args.hw, args.hw, args.stride, backend, seed=args.seed)
+        bar.update()
+        bar.set_postfix_str("run")
+        result = measure_layer(prep, unit=None)
+        bar.update()
+        bar.update()
+    result.update(mode=args.mode, seed=args.seed, prune_diagonals=args.prune_diagonals,
+                  prune_positions=args.prune_positions, weights=args.weights, provenance=provenance())
+    return result
+
+
+def _table(result: dict) -> str:
+    rows = [
+        ("layer", f"{result['c_in']}->{result['c_out']}, {result['kernel']}x{result['kernel']}, "
+                  f"stride {result['stride']}, {result['hw']}x{result['hw']}"),
+        ("mode", f"{result['mode']} (N={result['poly_modulus_degree']}, moduli {result['coeff_mod_bit_sizes']})"),
+        ("packing", f"c_n={result['c_n']}, P={result['channel_slots']}, n_in={result['n_in']}, n_out={result['n_out']}"),
+        ("rotations", f"{result['rotations']} counted, {result['predicted_rotations']} predicted, "
+                      f"{result['dense_formula_rotations']} dense formula"),
+        ("key switches", str(result["key_switches"])),
+        ("galois keys", f"{result['galois_keys']} ({result['galois_key_bytes'] / 1e6:.2f} MB)"),
+        ("plaintext mults", f"{result['pmuls']}"),
+        ("additions", f"{result['adds']} ct-ct, {result['plain_adds']} ct-pt"),
+        ("rescales", str(result["rescales"])),
+        ("latency", f"{result['latency_s']:.4f} s"),
+        ("floor", f"{result['floor_s']:.4f} s (x{result['latency_over_floor'] or 0:.3f})"),
+        ("max abs error", f"{result['max_abs_error']:.3e} vs torch conv2d"),
+        ("peak RSS", f"{result['peak_rss_bytes'] / 2**20:.0f} MiB"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{a:<{width}}  {b}" for a, b in rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        result = args.func(args)
+    except (ValueError, PermissionError) as e:
+        print(f"artemis {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

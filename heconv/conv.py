@@ -1,0 +1,401 @@
+"""HE convolution by the output-rotation (OR) method, as plan -> compile -> run.
+
+    Q[bo, d] = sum over bi, kept pos:  Rot(X[bi], sigma(pos)) * M[bo, bi, d, pos]
+    Y[bo]    = sum over kept d:        Rot(Q[bo, d], d * P)
+
+`plan_conv` decides everything from the weights alone (which plaintexts are nonzero,
+which rotations run, the predicted counts) and touches no backend. `compile_conv`
+encodes the plaintexts once, at the level where they are used. `run_conv` executes
+the plan on ciphertexts and never changes it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .backend import Backend, OpCounts, normalize_step
+from .geometry import Packing, kernel_offsets, pack, packing_geometry, position_shift, unpack, valid_pixel_masks
+from .params import CKKSParams
+
+SCHEDULES = ("output-rotation",)
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """Shape of one convolution: C_in -> C_out, k x k, 'same' padding, on H x W."""
+
+    name: str
+    c_in: int
+    c_out: int
+    kernel: int
+    height: int
+    width: int
+    stride: int = 1
+
+
+@dataclass(frozen=True)
+class Term:
+    """One nonzero plaintext M[bo, bi, d, pos].
+
+    `pos` indexes kernel_offsets(k); `shift` is the (normalised) input rotation it
+    multiplies, so the run loop needs no geometry.
+    """
+
+    bo: int
+    bi: int
+    d: int
+    pos: int
+    shift: int
+
+
+@dataclass
+class ConvPlan:
+    """Everything `run_conv` will do, decided before any ciphertext exists.
+
+    positions[bi]: kept filter positions of input ciphertext bi (indices into
+    kernel_offsets); input_shifts[bi]: the distinct nonzero slot shifts they need (one
+    rotation each); diagonals[bo]: kept diagonals of output ciphertext bo; terms: the
+    nonzero plaintexts in run order; rotation_steps: the Galois keys the plan needs.
+    """
+
+    spec: ConvSpec
+    packing: Packing
+    params: CKKSParams
+    schedule: str
+    level: int
+    has_bias: bool
+    positions: list[list[int]]
+    input_shifts: list[list[int]]
+    diagonals: list[list[int]]
+    terms: list[Term]
+    rotation_steps: list[int]
+    predicted: OpCounts = field(default_factory=OpCounts)
+
+    @property
+    def empty_outputs(self) -> list[int]:
+        """Output ciphertexts with no kept term: the server encrypts the bias alone."""
+        return [bo for bo, ds in enumerate(self.diagonals) if not ds]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["terms"] = [[t.bo, t.bi, t.d, t.pos, t.shift] for t in self.terms]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ConvPlan":
+        params = dict(d["params"])
+        params["coeff_mod_bit_sizes"] = tuple(params["coeff_mod_bit_sizes"])
+        return cls(
+            spec=ConvSpec(**d["spec"]),
+            packing=Packing(**d["packing"]),
+            params=CKKSParams(**params),
+            schedule=d["schedule"],
+            level=d["level"],
+            has_bias=d["has_bias"],
+            positions=d["positions"],
+            input_shifts=d["input_shifts"],
+            diagonals=d["diagonals"],
+            terms=[Term(*t) for t in d["terms"]],
+            rotation_steps=d["rotation_steps"],
+            predicted=OpCounts(**d["predicted"]),
+        )
+
+
+@dataclass
+class CompiledConv:
+    """A plan with its plaintexts encoded on one backend (weights, bias)."""
+
+    plan: ConvPlan
+    weights: list[Any]
+    outputs: list[Any]
+
+
+def _check_weight(name: str, weight: np.ndarray, bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    w = np.asarray(weight, dtype=np.float64)
+    if w.ndim != 4 or w.shape[2] != w.shape[3]:
+        raise ValueError(f"layer {name}: weight must have shape [C_out, C_in, k, k], got {list(w.shape)}")
+    k = w.shape[2]
+    if k % 2 == 0:
+        raise ValueError(f"layer {name}: kernel size must be odd for 'same' padding, got {k}x{k}")
+    if not np.all(np.isfinite(w)):
+        bad = int(np.size(w) - np.isfinite(w).sum())
+        raise ValueError(f"layer {name}: weight {list(w.shape)} holds {bad} NaN or Inf values")
+    b = None
+    if bias is not None:
+        b = np.asarray(bias, dtype=np.float64)
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"layer {name}: bias must have shape [{w.shape[0]}], got {list(b.shape)}")
+        if not np.all(np.isfinite(b)):
+            raise ValueError(f"layer {name}: bias holds NaN or Inf values")
+    return w, b
+
+
+def diagonal_weights(weight: np.ndarray, packing: Packing) -> np.ndarray:
+    """Weights rearranged as Wd[bo, bi, d, c, pos] = W[bo*c_n + (c-d) mod c_n, bi*c_n + c, pos].
+
+    Wd[bo, bi, d, :, pos] are the c_n weights of plaintext M[bo, bi, d, pos].
+
+    >>> g = packing_geometry(2, 2, 1, 1, 2)
+    >>> w = np.array([[1., 2.], [3., 4.]]).reshape(2, 2, 1, 1)
+    >>> diagonal_weights(w, g)[0, 0, :, :, 0].tolist()   # d=0: W[0,0], W[1,1]; d=1: W[1,0], W[0,1]
+    [[1.0, 4.0], [3.0, 2.0]]
+    """
+    c_o, c_i, k, _ = weight.shape
+    c_n, n_in, n_out = packing.c_n, packing.n_in, packing.n_out
+    wp = np.zeros((n_out * c_n, n_in * c_n, k * k))
+    wp[:c_o, :c_i] = weight.reshape(c_o, c_i, k * k)
+    wr = wp.reshape(n_out, c_n, n_in, c_n, k * k).transpose(0, 2, 1, 3, 4)  # [bo, bi, o, c, pos]
+    c = np.arange(c_n)
+    o_local = (c[None, :] - c[:, None]) % c_n  # [d, c]
+    return wr[:, :, o_local, np.broadcast_to(c, (c_n, c_n)), :]
+
+
+def plan_conv(
+    weight: np.ndarray,
+    height: int,
+    width: int,
+    params: CKKSParams,
+    stride: int = 1,
+    has_bias: bool = False,
+    name: str = "conv",
+    level: int = 0,
+    schedule: str = "output-rotation",
+) -> ConvPlan:
+    """Plan one convolution from its weights; all-zero groups cost nothing.
+
+    >>> from heconv.params import ckks_params
+    >>> p = plan_conv(np.ones((64, 64, 3, 3)), 16, 16, ckks_params(depth=1))
+    >>> p.packing.c_n, p.predicted.rotations, p.predicted.pmuls   # 4*8 + 4*15, 64*64*9/16
+    (16, 92, 2304)
+    """
+    w, _ = _check_weight(name, weight, None)
+    c_o, c_i, k, _ = w.shape
+    if stride not in (1, 2):
+        raise ValueError(f"layer {name}: stride must be 1 or 2, got {stride}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"layer {name}: unknown rotation schedule {schedule!r}; known: {SCHEDULES}")
+    if not 0 <= level < params.depth:
+        raise ValueError(
+            f"layer {name}: input at level {level} needs a rescale, but the chain has "
+            f"{params.depth} level(s) (0..{params.depth - 1} can multiply)"
+        )
+    try:
+        packing = packing_geometry(c_i, c_o, height, width, params.slots)
+    except ValueError as e:
+        raise ValueError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
+
+    offsets = kernel_offsets(k)
+    shifts = [normalize_step(position_shift(dy, dx, width), packing.slots) for dy, dx in offsets]
+    in_image = valid_pixel_masks(k, height, width, packing.channel_slots).any(axis=1)
+    nonzero = np.any(diagonal_weights(w, packing) != 0, axis=3) & in_image  # [bo, bi, d, pos]
+
+    # Run order: grouped by (bo, d), so each Q[bo, d] is accumulated in one sweep.
+    terms = [
+        Term(int(bo), int(bi), int(d), int(pos), shifts[pos])
+        for bo, d, bi, pos in zip(*np.nonzero(nonzero.transpose(0, 2, 1, 3)))
+    ]
+    positions = [sorted({int(p) for p in np.nonzero(nonzero[:, bi].any(axis=(0, 1)))[0]}) for bi in range(packing.n_in)]
+    diagonals = [[int(d) for d in np.nonzero(nonzero[bo].any(axis=(0, 2)))[0]] for bo in range(packing.n_out)]
+    input_shifts = [sorted({shifts[p] for p in positions[bi]} - {0}) for bi in range(packing.n_in)]
+    output_steps = {d * packing.channel_slots for ds in diagonals for d in ds if d}
+    plan = ConvPlan(
+        spec=ConvSpec(name, c_i, c_o, k, height, width, stride),
+        packing=packing,
+        params=params,
+        schedule=schedule,
+        level=level,
+        has_bias=has_bias,
+        positions=positions,
+        input_shifts=input_shifts,
+        diagonals=diagonals,
+        terms=terms,
+        rotation_steps=sorted(set().union(*input_shifts, output_steps)),
+    )
+    plan.predicted = predicted_counts(plan)
+    return plan
+
+
+def predicted_counts(plan: ConvPlan) -> OpCounts:
+    """The cost model of the OR schedule, as a function of the plan.
+
+        R = sum_bi |distinct nonzero shifts of kept positions of bi|
+          + sum_bo |kept diagonals of bo, d != 0|
+
+    Multiplications are the nonzero plaintexts; products and diagonal sums are
+    accumulated by additions; one rescale per nonempty output ciphertext.
+    """
+    terms_per = {}
+    for t in plan.terms:
+        terms_per[(t.bo, t.d)] = terms_per.get((t.bo, t.d), 0) + 1
+    rot = sum(len(s) for s in plan.input_shifts) + sum(sum(1 for d in ds if d) for ds in plan.diagonals)
+    adds = sum(n - 1 for n in terms_per.values()) + sum(len(ds) - 1 for ds in plan.diagonals if ds)
+    full = plan.packing.n_out - len(plan.empty_outputs)
+    return OpCounts(
+        rotations=rot,
+        key_switches=rot,
+        pmuls=len(plan.terms),
+        adds=adds,
+        plain_adds=full if plan.has_bias else 0,
+        rescales=full,
+        encryptions=len(plan.empty_outputs),
+    )
+
+
+def dense_rotations(packing: Packing, kernel: int) -> int:
+    """DESIGN.md's dense count n_in*(k*k - 1) + n_out*(c_n - 1).
+
+    It equals the plan's count when every filter position has its own shift, i.e.
+    when W >= k and H > k // 2; on smaller images positions alias or fall outside.
+
+    >>> dense_rotations(packing_geometry(64, 64, 16, 16, 4096), 3)
+    92
+    """
+    return packing.n_in * (kernel * kernel - 1) + packing.n_out * (packing.c_n - 1)
+
+
+def _term_vector(wd: np.ndarray, masks: np.ndarray, t: Term, packing: Packing) -> np.ndarray:
+    block = wd[t.bo, t.bi, t.d, :, t.pos][:, None] * masks[t.pos][None, :]
+    return np.tile(block.ravel(), packing.replicas)
+
+
+def _bias_vector(bias: np.ndarray | None, bo: int, packing: Packing) -> np.ndarray:
+    block = np.zeros((packing.c_n, packing.channel_slots))
+    if bias is not None:
+        ch = bias[bo * packing.c_n : (bo + 1) * packing.c_n]
+        block[: len(ch), : packing.height * packing.width] = ch[:, None]
+    return np.tile(block.ravel(), packing.replicas)
+
+
+def compile_conv(
+    plan: ConvPlan,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    backend: Backend,
+) -> CompiledConv:
+    """Encode the plan's plaintexts on `backend`. Touches no ciphertext.
+
+    Weights are encoded at the input level with scale equal to the prime the rescale
+    will divide by, so the output comes back at exactly the input scale.
+    """
+    name = plan.spec.name
+    w, b = _check_weight(name, weight, bias)
+    s = plan.spec
+    if w.shape != (s.c_out, s.c_in, s.kernel, s.kernel):
+        raise ValueError(
+            f"layer {name}: weight has shape {list(w.shape)}, the plan was made for "
+            f"{[s.c_out, s.c_in, s.kernel, s.kernel]}"
+        )
+    if (b is not None) != plan.has_bias:
+        raise ValueError(f"layer {name}: the plan was made {'with' if plan.has_bias else 'without'} a bias")
+    if backend.params != plan.params:
+        raise ValueError(f"layer {name}: backend parameters {backend.params} differ from the plan's {plan.params}")
+    wd = diagonal_weights(w, plan.packing)
+    masks = valid_pixel_masks(s.kernel, s.height, s.width, plan.packing.channel_slots)
+    w_scale = backend.rescale_divisor(plan.level)
+    weights = [backend.encode(_term_vector(wd, masks, t, plan.packing), plan.level, w_scale) for t in plan.terms]
+    empty = set(plan.empty_outputs)
+    outputs = [
+        backend.encode(_bias_vector(b, bo, plan.packing), plan.level + 1, plan.params.scale)
+        if (plan.has_bias or bo in empty)
+        else None
+        for bo in range(plan.packing.n_out)
+    ]
+    return CompiledConv(plan, weights, outputs)
+
+
+def run_conv(layer: CompiledConv, inputs: list[Any], backend: Backend) -> list[Any]:
+    """Evaluate the layer on n_in input ciphertexts; returns n_out output ciphertexts.
+
+    Stride 2 is computed at input resolution: the client subsamples at refresh.
+    """
+    plan = layer.plan
+    name, n_in = plan.spec.name, plan.packing.n_in
+    if len(inputs) != n_in:
+        raise ValueError(f"layer {name}: expected {n_in} input ciphertexts (c_n = {plan.packing.c_n}), got {len(inputs)}")
+    for i, ct in enumerate(inputs):
+        if backend.level(ct) != plan.level:
+            raise ValueError(f"layer {name}: input ciphertext {i} is at level {backend.level(ct)}, the plan expects {plan.level}")
+    missing = set(plan.rotation_steps) - backend.galois_steps
+    if missing:
+        raise ValueError(f"layer {name}: the backend lacks Galois keys for steps {sorted(missing)[:8]}")
+
+    p = plan.packing.channel_slots
+    # Positional rotations: once per input ciphertext and distinct shift, shared by all outputs.
+    rotated: list[dict[int, Any]] = []
+    for bi, x in enumerate(inputs):
+        r = {0: x}
+        for step in plan.input_shifts[bi]:
+            r[step] = backend.rotate(x, step)
+        rotated.append(r)
+
+    outputs: list[Any] = [None] * plan.packing.n_out
+    i = 0
+    terms, weights = plan.terms, layer.weights
+    while i < len(terms):
+        bo, d = terms[i].bo, terms[i].d
+        q = backend.multiply_plain(rotated[terms[i].bi][terms[i].shift], weights[i])
+        i += 1
+        while i < len(terms) and terms[i].bo == bo and terms[i].d == d:
+            t = terms[i]
+            backend.add_inplace(q, backend.multiply_plain(rotated[t.bi][t.shift], weights[i]))
+            i += 1
+        if d:
+            q = backend.rotate(q, d * p)
+        if outputs[bo] is None:
+            outputs[bo] = q
+        else:
+            backend.add_inplace(outputs[bo], q)
+    for bo, y in enumerate(outputs):
+        if y is None:
+            outputs[bo] = backend.encrypt_plain(layer.outputs[bo])
+            continue
+        backend.rescale_inplace(y)
+        if layer.outputs[bo] is not None:
+            backend.add_plain_inplace(y, layer.outputs[bo])
+    return outputs
+
+
+def encrypt_input(x: np.ndarray, packing: Packing, backend: Backend) -> list[Any]:
+    """Client side: pack a [C, H, W] feature map and encrypt each block."""
+    return [backend.encrypt(v) for v in pack(np.asarray(x, dtype=np.float64), packing)]
+
+
+def decrypt_output(cts: list[Any], plan: ConvPlan, backend: Backend) -> np.ndarray:
+    """Client side: decrypt, unpack [C_out, H, W] and apply the stride by subsampling."""
+    y = unpack([backend.decrypt(c) for c in cts], plan.packing, plan.spec.c_out)
+    return y[:, :: plan.spec.stride, :: plan.spec.stride]
+
+
+def fold_batchnorm(
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    eps: float = 1e-5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold BatchNorm(eval) into the conv before it: BN(conv(x)) == conv'(x).
+
+    >>> w, b = fold_batchnorm(np.ones((1, 1, 1, 1)), None, np.array([2.]), np.array([1.]),
+    ...                       np.array([0.5]), np.array([4.]), eps=0.0)
+    >>> float(w.ravel()[0]), float(b[0])     # 2*(x - 0.5)/2 + 1 = x + 0.5
+    (1.0, 0.5)
+    """
+    w = np.asarray(weight, dtype=np.float64)
+    c_o = w.shape[0]
+    for n, v in (("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var)):
+        if np.shape(v) != (c_o,):
+            raise ValueError(f"fold_batchnorm: {n} must have shape [{c_o}], got {list(np.shape(v))}")
+    if np.any(np.asarray(var) + eps <= 0):
+        raise ValueError("fold_batchnorm: var + eps must be positive")
+    factor = np.asarray(gamma, dtype=np.float64) / np.sqrt(np.asarray(var, dtype=np.float64) + eps)
+    b = np.zeros(c_o) if bias is None else np.asarray(bias, dtype=np.float64)
+    return w * factor[:, None, None, None], (b - mean) * factor + beta

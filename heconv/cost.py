@@ -1,0 +1,104 @@
+"""Unit costs of the HE primitives, measured on a backend, and the latency floor.
+
+The floor of a run is its operation counts times the unit costs measured in the same
+process at the same level: the time the layer would take if the engine added no
+overhead at all beyond the primitives it calls.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .backend import Backend, OpCounts
+
+
+@dataclass(frozen=True)
+class UnitCosts:
+    """Seconds per primitive, each measured the way the engine calls it."""
+
+    rotation: float
+    pmul: float
+    add: float
+    plain_add: float
+    rescale: float
+    encrypt: float
+    encode: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def floor_seconds(counts: OpCounts, unit: UnitCosts) -> float:
+    """Counts times unit costs (key switches carry the rotation cost).
+
+    >>> u = UnitCosts(rotation=2e-3, pmul=2e-4, add=5e-5, plain_add=3e-5, rescale=8e-4, encrypt=0, encode=0)
+    >>> round(floor_seconds(OpCounts(key_switches=92, pmuls=2304, adds=2240, rescales=4), u), 4)
+    0.7895
+    """
+    return (
+        counts.key_switches * unit.rotation
+        + counts.pmuls * unit.pmul
+        + counts.adds * unit.add
+        + counts.plain_adds * unit.plain_add
+        + counts.rescales * unit.rescale
+        + counts.encryptions * unit.encrypt
+    )
+
+
+def _median_time(fn, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def measure_unit_costs(backend: Backend, level: int = 0, reps: int = 30, seed: int = 0) -> UnitCosts:
+    """Time each primitive on `backend` at `level` (the input level of a layer).
+
+    Uses a rotation step that already has a key (a backend without keys gets one for
+    step 1 and loses it again) and restores the backend's counter afterwards.
+    """
+    keys = backend.galois_steps
+    if not keys:  # a plan without rotations still gets a rotation cost for the model
+        backend.generate_galois_keys([1])
+    if not 0 <= level < backend.params.depth:
+        raise ValueError(f"measure_unit_costs: level {level} cannot be rescaled (depth {backend.params.depth})")
+    saved = backend.counter.copy()
+    rng = np.random.default_rng(seed)
+    vec = lambda: rng.uniform(-1, 1, backend.slots)  # noqa: E731
+    step = min(backend.galois_steps)
+    x = backend.encrypt(vec())
+    # Bring x to `level` with a multiply-rescale per level, as a deeper network would.
+    for lv in range(level):
+        x = backend.multiply_plain(x, backend.encode(np.ones(backend.slots), lv, backend.rescale_divisor(lv)))
+        backend.rescale_inplace(x)
+    w = backend.encode(vec(), level, backend.rescale_divisor(level))
+    prod = backend.multiply_plain(x, w)
+    acc = backend.multiply_plain(x, w)
+
+    rotation = _median_time(lambda: backend.rotate(prod, step), reps)
+    pmul = _median_time(lambda: backend.multiply_plain(x, w), reps)
+    add = _median_time(lambda: backend.add_inplace(acc, prod), reps)
+    values = vec()
+    encode = _median_time(lambda: backend.encode(values, level + 1), max(3, reps // 3))
+
+    products = [backend.multiply_plain(x, w) for _ in range(reps)]
+    times = []
+    for p in products:
+        t = time.perf_counter()
+        backend.rescale_inplace(p)
+        times.append(time.perf_counter() - t)
+    rescale = statistics.median(times)
+    bias = backend.encode(vec(), level + 1, backend.scale(products[0]))
+    plain_add = _median_time(lambda: backend.add_plain_inplace(products[0], bias), reps)
+    encrypt = _median_time(lambda: backend.encrypt_plain(bias), max(3, reps // 3))
+    backend.counter = saved
+    if not keys:
+        backend.generate_galois_keys([])
+    return UnitCosts(rotation, pmul, add, plain_add, rescale, encrypt, encode)

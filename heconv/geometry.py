@@ -1,0 +1,192 @@
+"""Packing geometry: where every channel and pixel lives in the CKKS slots.
+
+This is the one place that decides the layout (DESIGN.md section 2). The engine,
+the cost model and the pruning groups all read it, so a change here moves all of
+them together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+def next_pow2(n: int) -> int:
+    """Smallest power of two >= n.
+
+    >>> next_pow2(1), next_pow2(5), next_pow2(256), next_pow2(784)
+    (1, 8, 256, 1024)
+    """
+    if n < 1:
+        raise ValueError(f"next_pow2 needs a positive integer, got {n}")
+    return 1 << (int(n) - 1).bit_length()
+
+
+@dataclass(frozen=True)
+class Packing:
+    """Slot layout of one layer's input and output feature maps.
+
+    slots: S = N/2 slots per ciphertext.
+    channel_slots: P = nextpow2(H*W) slots per channel.
+    c_n: channels per ciphertext (the same for input and output of the layer).
+    n_in, n_out: ciphertexts holding the input and the output feature map.
+    replicas: how many times a block of c_n channels repeats to fill S slots.
+    """
+
+    slots: int
+    height: int
+    width: int
+    c_in: int
+    c_out: int
+    channel_slots: int
+    c_n: int
+    n_in: int
+    n_out: int
+    replicas: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def packing_geometry(c_in: int, c_out: int, height: int, width: int, slots: int) -> Packing:
+    """Gazelle-style channel packing for a layer C_in -> C_out on an H x W input.
+
+    c_n = min(S / P, nextpow2(max(C_in, C_out))) with P = nextpow2(H*W).
+
+    >>> g = packing_geometry(64, 64, 16, 16, 4096)
+    >>> g.channel_slots, g.c_n, g.n_in, g.n_out, g.replicas
+    (256, 16, 4, 4, 1)
+    >>> g = packing_geometry(3, 16, 8, 8, 4096)
+    >>> g.channel_slots, g.c_n, g.n_in, g.n_out, g.replicas
+    (64, 16, 1, 1, 4)
+    """
+    for name, v in (("c_in", c_in), ("c_out", c_out), ("height", height), ("width", width)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"packing: {name} must be a positive integer, got {v!r}")
+    if slots < 1 or slots & (slots - 1):
+        raise ValueError(f"packing: slots must be a power of two, got {slots}")
+    p = next_pow2(height * width)
+    if p > slots:
+        raise ValueError(
+            f"packing: an {height}x{width} channel needs P = {p} slots, but a ciphertext "
+            f"has only S = {slots}; use a larger poly modulus degree (N >= {2 * p}) "
+            f"or a smaller input"
+        )
+    c_n = min(slots // p, next_pow2(max(c_in, c_out)))
+    return Packing(
+        slots=slots,
+        height=height,
+        width=width,
+        c_in=c_in,
+        c_out=c_out,
+        channel_slots=p,
+        c_n=c_n,
+        n_in=-(-c_in // c_n),
+        n_out=-(-c_out // c_n),
+        replicas=slots // (c_n * p),
+    )
+
+
+def kernel_offsets(kernel: int) -> list[tuple[int, int]]:
+    """Filter positions (dy, dx) in row-major order of the k x k kernel.
+
+    >>> kernel_offsets(3)[:4]
+    [(-1, -1), (-1, 0), (-1, 1), (0, -1)]
+    """
+    r = kernel // 2
+    return [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+
+
+def position_shift(dy: int, dx: int, width: int) -> int:
+    """Slot shift sigma(pos) = dy*W + dx that brings pixel (y+dy, x+dx) onto (y, x).
+
+    >>> position_shift(-1, 1, 16)
+    -15
+    """
+    return dy * width + dx
+
+
+def valid_pixel_masks(kernel: int, height: int, width: int, channel_slots: int) -> np.ndarray:
+    """0/1 masks [k*k, P]: 1 where output pixel (y, x) reads a source inside the image.
+
+    Masking replaces zero padding ("same" convolution). Slots past H*W are always 0,
+    so the padding slots of a channel stay zero through the layer.
+
+    >>> valid_pixel_masks(3, 2, 2, 4)[0].tolist()   # (dy, dx) = (-1, -1)
+    [0.0, 0.0, 0.0, 1.0]
+    """
+    y, x = np.divmod(np.arange(height * width), width)
+    masks = np.zeros((kernel * kernel, channel_slots))
+    for j, (dy, dx) in enumerate(kernel_offsets(kernel)):
+        ok = (y + dy >= 0) & (y + dy < height) & (x + dx >= 0) & (x + dx < width)
+        masks[j, : height * width] = ok
+    return masks
+
+
+def diagonal_index(c_out: int, c_in: int, c_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Diagonal group (bo, d) of every weight W[o, i]: bo = o // c_n, d = (i - o) mod c_n.
+
+    Input channel slot c = i mod c_n of block bi meets output o = bo*c_n + (c - d) mod c_n,
+    so all weights with the same (bo, d) share one output rotation by d*P slots.
+
+    >>> bo, d = diagonal_index(4, 4, 4)
+    >>> d.tolist()
+    [[0, 1, 2, 3], [3, 0, 1, 2], [2, 3, 0, 1], [1, 2, 3, 0]]
+    """
+    o = np.arange(c_out)[:, None]
+    i = np.arange(c_in)[None, :]
+    bo = np.broadcast_to(o // c_n, (c_out, c_in))
+    d = (i % c_n - o % c_n) % c_n
+    return bo, d
+
+
+def positional_index(c_out: int, c_in: int, kernel: int, c_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positional group (bi, pos) of every weight W[o, i, ky, kx]: bi = i // c_n, pos = ky*k + kx.
+
+    All weights of a group share the one input rotation by sigma(pos) of ciphertext bi.
+
+    >>> bi, pos = positional_index(1, 4, 3, 2)
+    >>> bi[0, :, 0, 0].tolist(), pos[0, 0].tolist()
+    ([0, 0, 1, 1], [[0, 1, 2], [3, 4, 5], [6, 7, 8]])
+    """
+    shape = (c_out, c_in, kernel, kernel)
+    bi = np.broadcast_to((np.arange(c_in) // c_n)[None, :, None, None], shape)
+    pos = np.broadcast_to(np.arange(kernel * kernel).reshape(1, 1, kernel, kernel), shape)
+    return bi, pos
+
+
+def pack(x: np.ndarray, packing: Packing) -> list[np.ndarray]:
+    """Lay a feature map [C, H, W] out in ceil(C / c_n) slot vectors of length S.
+
+    >>> g = packing_geometry(2, 2, 1, 2, 8)      # P = 2, c_n = 2, replicated twice
+    >>> pack(np.array([[[1., 2.]], [[3., 4.]]]), g)[0].tolist()
+    [1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0]
+    """
+    c, h, w = x.shape
+    if (h, w) != (packing.height, packing.width):
+        raise ValueError(
+            f"pack: feature map is {h}x{w}, the packing expects "
+            f"{packing.height}x{packing.width}"
+        )
+    n_blocks = -(-c // packing.c_n)
+    buf = np.zeros((n_blocks * packing.c_n, packing.channel_slots))
+    buf[:c, : h * w] = x.reshape(c, h * w)
+    blocks = buf.reshape(n_blocks, packing.c_n * packing.channel_slots)
+    return [np.tile(b, packing.replicas) for b in blocks]
+
+
+def unpack(vectors: list[np.ndarray], packing: Packing, channels: int) -> np.ndarray:
+    """Inverse of pack: read [channels, H, W] from the first replica of each vector.
+
+    >>> g = packing_geometry(2, 2, 1, 2, 8)
+    >>> unpack([np.arange(8.)], g, 2).tolist()
+    [[[0.0, 1.0]], [[2.0, 3.0]]]
+    """
+    h, w, p, c_n = packing.height, packing.width, packing.channel_slots, packing.c_n
+    if len(vectors) * c_n < channels:
+        raise ValueError(
+            f"unpack: {len(vectors)} vectors of {c_n} channels cannot hold {channels} channels"
+        )
+    rows = [np.asarray(v)[: c_n * p].reshape(c_n, p) for v in vectors]
+    return np.concatenate(rows)[:channels, : h * w].reshape(channels, h, w)

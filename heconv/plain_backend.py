@@ -1,0 +1,127 @@
+"""Cleartext backend: slot vectors in numpy, with CKKS bookkeeping but no encryption.
+
+It runs the exact operation sequence of the SEAL backend (same counter, same key
+checks, same level and scale rules), so whole networks can be counted in seconds
+and the packing logic tested without encryption.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import Backend, OpCounts, normalize_step
+from .params import CKKSParams, estimated_galois_key_bytes
+
+
+@dataclass
+class PlainVector:
+    """A cleartext stand-in for a CKKS plaintext or ciphertext."""
+
+    values: np.ndarray
+    level: int
+    scale: float
+    is_cipher: bool
+
+
+class PlainBackend(Backend):
+    """Backend.
+
+    >>> from heconv.params import ckks_params
+    >>> b = PlainBackend(ckks_params(depth=1))
+    >>> b.generate_galois_keys([1])
+    >>> x = b.encrypt(np.arange(4096.0))
+    >>> b.decrypt(b.rotate(x, 1))[:3].tolist(), b.counter.rotations
+    ([1.0, 2.0, 3.0], 1)
+    """
+
+    def __init__(self, params: CKKSParams):
+        self.params = params
+        self.counter = OpCounts()
+        self._keys: frozenset[int] = frozenset()
+
+    def generate_galois_keys(self, steps: list[int] | set[int]) -> None:
+        self._keys = frozenset(s for s in (normalize_step(x, self.slots) for x in steps) if s)
+
+    @property
+    def galois_steps(self) -> frozenset[int]:
+        return self._keys
+
+    def galois_key_bytes(self) -> int:
+        return len(self._keys) * estimated_galois_key_bytes(self.params)
+
+    def _check_level(self, level: int) -> None:
+        if not 0 <= level <= self.params.depth:
+            raise ValueError(f"level {level} is outside the modulus chain (0..{self.params.depth})")
+
+    def _vector(self, values: np.ndarray) -> np.ndarray:
+        v = np.asarray(values, dtype=np.float64)
+        if v.shape != (self.slots,):
+            raise ValueError(f"expected {self.slots} slot values, got shape {v.shape}")
+        return v
+
+    def encode(self, values: np.ndarray, level: int = 0, scale: float | None = None) -> PlainVector:
+        self._check_level(level)
+        self.counter.encodes += 1
+        return PlainVector(self._vector(values).copy(), level, scale or self.params.scale, False)
+
+    def encrypt(self, values: np.ndarray) -> PlainVector:
+        return self.encrypt_plain(self.encode(values))
+
+    def encrypt_plain(self, plain: PlainVector) -> PlainVector:
+        self.counter.encryptions += 1
+        return PlainVector(plain.values.copy(), plain.level, plain.scale, True)
+
+    def decrypt(self, ct: PlainVector) -> np.ndarray:
+        self.counter.decryptions += 1
+        return ct.values.copy()
+
+    def rotate(self, ct: PlainVector, step: int) -> PlainVector:
+        s = sum(self._count_rotation(step))
+        return PlainVector(np.roll(ct.values, -s), ct.level, ct.scale, True)
+
+    def multiply_plain(self, ct: PlainVector, plain: PlainVector) -> PlainVector:
+        if ct.level != plain.level:
+            raise ValueError(f"multiply_plain: ciphertext at level {ct.level}, plaintext at {plain.level}")
+        self.counter.pmuls += 1
+        return PlainVector(ct.values * plain.values, ct.level, ct.scale * plain.scale, True)
+
+    def _same(self, a: PlainVector, b: PlainVector, op: str) -> None:
+        if a.level != b.level or not np.isclose(a.scale, b.scale, rtol=1e-9):
+            raise ValueError(
+                f"{op}: operands at (level {a.level}, scale 2^{np.log2(a.scale):.2f}) and "
+                f"(level {b.level}, scale 2^{np.log2(b.scale):.2f}) differ"
+            )
+
+    def add_inplace(self, acc: PlainVector, ct: PlainVector) -> None:
+        self._same(acc, ct, "add")
+        self.counter.adds += 1
+        acc.values += ct.values
+
+    def add_plain_inplace(self, ct: PlainVector, plain: PlainVector) -> None:
+        self._same(ct, plain, "add_plain")
+        self.counter.plain_adds += 1
+        ct.values += plain.values
+
+    def rescale_inplace(self, ct: PlainVector) -> None:
+        if ct.level >= self.params.depth:
+            raise ValueError(f"rescale: ciphertext already at the last level {ct.level}")
+        self.counter.rescales += 1
+        ct.scale /= self.rescale_divisor(ct.level)
+        ct.level += 1
+
+    def level(self, ct: PlainVector) -> int:
+        return ct.level
+
+    def scale(self, ct: PlainVector) -> float:
+        return ct.scale
+
+    def rescale_divisor(self, level: int) -> float:
+        self._check_level(level)
+        return float(2 ** self.params.coeff_mod_bit_sizes[-2 - level])
+
+    def ciphertext_bytes(self, ct: PlainVector) -> int:
+        # Two polynomials of N residues per remaining prime, 8 bytes each.
+        primes = len(self.params.coeff_mod_bit_sizes) - 1 - ct.level
+        return 2 * self.params.poly_modulus_degree * primes * 8

@@ -1,0 +1,185 @@
+"""Real CKKS through Microsoft SEAL (tenseal.sealapi). The only module that imports tenseal.
+
+Rotations are applied as Galois automorphisms with `Evaluator.apply_galois`, one per
+key switch, so the counter sees every key switch SEAL performs: exactly one per
+logical rotation when the plan's keys were generated, more when a step has to be
+decomposed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import tenseal.sealapi as seal
+
+from .backend import Backend, OpCounts, galois_element, normalize_step
+from .params import CKKSParams, check_security
+
+
+def seal_max_bits_128(poly_modulus_degree: int) -> int:
+    """SEAL's own 128-bit bound on the coefficient modulus (for cross-checking params)."""
+    return seal.CoeffModulus.MaxBitCount(poly_modulus_degree, seal.SEC_LEVEL_TYPE.TC128)
+
+
+def _serialized_size(obj: object) -> int:
+    fd, path = tempfile.mkstemp(prefix="heconv-", suffix=".seal")
+    os.close(fd)
+    try:
+        obj.save(path)  # type: ignore[attr-defined]
+        return os.path.getsize(path)
+    finally:
+        os.unlink(path)
+
+
+class SealBackend(Backend):
+    """CKKS backend over tenseal.sealapi.
+
+    `secret=False` builds a context that holds the public key, relinearisation and
+    Galois keys only; decrypt then raises. Use `public_view()` to hand a server the
+    evaluation side of a client's keys.
+    """
+
+    def __init__(self, params: CKKSParams, seed: int | None = None):
+        check_security(params.poly_modulus_degree, params.coeff_mod_bit_sizes, params.allow_insecure)
+        self.params = params
+        self.counter = OpCounts()
+        parms = seal.EncryptionParameters(seal.SCHEME_TYPE.CKKS)
+        parms.set_poly_modulus_degree(params.poly_modulus_degree)
+        parms.set_coeff_modulus(seal.CoeffModulus.Create(params.poly_modulus_degree, list(params.coeff_mod_bit_sizes)))
+        level = seal.SEC_LEVEL_TYPE.NONE if params.allow_insecure else seal.SEC_LEVEL_TYPE.TC128
+        self.context = seal.SEALContext(parms, True, level)
+        if not self.context.parameters_set():
+            raise ValueError(
+                f"SEAL rejected CKKS parameters N={params.poly_modulus_degree}, "
+                f"moduli {list(params.coeff_mod_bit_sizes)}: {self.context.parameters_error_message()}"
+            )
+        # SEAL draws its keys from the OS CSPRNG; `seed` only documents the run.
+        self.seed = seed
+        keygen = seal.KeyGenerator(self.context)
+        self._keygen: seal.KeyGenerator | None = keygen
+        self._secret: seal.SecretKey | None = keygen.secret_key()
+        self.public_key = seal.PublicKey()
+        keygen.create_public_key(self.public_key)
+        self.galois_keys = seal.GaloisKeys()
+        self._key_steps: frozenset[int] = frozenset()
+        self._encoder = seal.CKKSEncoder(self.context)
+        self._evaluator = seal.Evaluator(self.context)
+        self._encryptor = seal.Encryptor(self.context, self.public_key)
+        self._decryptor: seal.Decryptor | None = seal.Decryptor(self.context, self._secret)
+        self._parms_ids = self._chain()
+
+    def _chain(self) -> list:
+        ids = []
+        data = self.context.first_context_data()
+        while data is not None:
+            ids.append(data.parms_id())
+            data = data.next_context_data()
+        return ids
+
+    @property
+    def has_secret_key(self) -> bool:
+        return self._secret is not None
+
+    def public_view(self) -> "SealBackend":
+        """The same context and evaluation keys without the secret key (server side)."""
+        view = object.__new__(SealBackend)
+        view.__dict__.update(self.__dict__)
+        view.counter = OpCounts()
+        view._keygen = None
+        view._secret = None
+        view._decryptor = None
+        return view
+
+    # keys ----------------------------------------------------------------
+    def generate_galois_keys(self, steps: list[int] | set[int]) -> None:
+        if self._keygen is None:
+            raise PermissionError("Galois keys are made by the key owner (client), not by a public view")
+        key_steps = frozenset(s for s in (normalize_step(x, self.slots) for x in steps) if s)
+        self.galois_keys = seal.GaloisKeys()
+        if key_steps:
+            elts = [galois_element(s, self.params.poly_modulus_degree) for s in sorted(key_steps)]
+            self._keygen.create_galois_keys(elts, self.galois_keys)
+        self._key_steps = key_steps
+
+    @property
+    def galois_steps(self) -> frozenset[int]:
+        return self._key_steps
+
+    def galois_key_bytes(self) -> int:
+        return _serialized_size(self.galois_keys) if self._key_steps else 0
+
+    # encoding and encryption -------------------------------------------------
+    def _values(self, values: np.ndarray) -> list[float]:
+        v = np.asarray(values, dtype=np.float64)
+        if v.shape != (self.slots,):
+            raise ValueError(f"expected {self.slots} slot values, got shape {v.shape}")
+        return v.tolist()
+
+    def encode(self, values: np.ndarray, level: int = 0, scale: float | None = None) -> seal.Plaintext:
+        if not 0 <= level <= self.params.depth:
+            raise ValueError(f"level {level} is outside the modulus chain (0..{self.params.depth})")
+        pt = seal.Plaintext()
+        self._encoder.encode(self._values(values), self._parms_ids[level], scale or self.params.scale, pt)
+        self.counter.encodes += 1
+        return pt
+
+    def encrypt(self, values: np.ndarray) -> seal.Ciphertext:
+        return self.encrypt_plain(self.encode(values))
+
+    def encrypt_plain(self, plain: seal.Plaintext) -> seal.Ciphertext:
+        ct = seal.Ciphertext()
+        self._encryptor.encrypt(plain, ct)
+        self.counter.encryptions += 1
+        return ct
+
+    def decrypt(self, ct: seal.Ciphertext) -> np.ndarray:
+        if self._decryptor is None:
+            raise PermissionError("this backend holds no secret key: it cannot decrypt")
+        pt = seal.Plaintext()
+        self._decryptor.decrypt(ct, pt)
+        self.counter.decryptions += 1
+        return np.array(self._encoder.decode_double(pt))
+
+    # evaluation --------------------------------------------------------------
+    def rotate(self, ct: seal.Ciphertext, step: int) -> seal.Ciphertext:
+        parts = self._count_rotation(step)
+        n = self.params.poly_modulus_degree
+        out = seal.Ciphertext()
+        self._evaluator.apply_galois(ct, galois_element(parts[0], n), self.galois_keys, out)
+        for p in parts[1:]:
+            self._evaluator.apply_galois_inplace(out, galois_element(p, n), self.galois_keys)
+        return out
+
+    def multiply_plain(self, ct: seal.Ciphertext, plain: seal.Plaintext) -> seal.Ciphertext:
+        out = seal.Ciphertext()
+        self._evaluator.multiply_plain(ct, plain, out)
+        self.counter.pmuls += 1
+        return out
+
+    def add_inplace(self, acc: seal.Ciphertext, ct: seal.Ciphertext) -> None:
+        self._evaluator.add_inplace(acc, ct)
+        self.counter.adds += 1
+
+    def add_plain_inplace(self, ct: seal.Ciphertext, plain: seal.Plaintext) -> None:
+        self._evaluator.add_plain_inplace(ct, plain)
+        self.counter.plain_adds += 1
+
+    def rescale_inplace(self, ct: seal.Ciphertext) -> None:
+        self._evaluator.rescale_to_next_inplace(ct)
+        self.counter.rescales += 1
+
+    # introspection -----------------------------------------------------------
+    def level(self, ct: seal.Ciphertext | seal.Plaintext) -> int:
+        return self._parms_ids.index(ct.parms_id())
+
+    def scale(self, ct: seal.Ciphertext | seal.Plaintext) -> float:
+        return ct.scale
+
+    def rescale_divisor(self, level: int) -> float:
+        data = self.context.get_context_data(self._parms_ids[level])
+        return float(data.parms().coeff_modulus()[-1].value())
+
+    def ciphertext_bytes(self, ct: seal.Ciphertext) -> int:
+        return _serialized_size(ct)

@@ -1,0 +1,1 @@
+"""Pruning: HE-aware group Lasso training and pruning (issue 4; not built yet)."""
