@@ -36,8 +36,8 @@ def floor_seconds(counts: OpCounts, unit: UnitCosts) -> float:
     """Counts times unit costs (key switches carry the rotation cost).
 
     >>> u = UnitCosts(rotation=2e-3, pmul=2e-4, add=5e-5, plain_add=3e-5, rescale=8e-4, encrypt=0, encode=0)
-    >>> round(floor_seconds(OpCounts(key_switches=92, pmuls=2304, adds=2240, rescales=4), u), 4)
-    0.7895
+    >>> round(floor_seconds(OpCounts(key_switches=92, pmuls=2304, adds=2300, rescales=4), u), 4)
+    0.763
     """
     return (
         counts.key_switches * unit.rotation

@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pytest
+
+from heconv.cli import main
+
+KEYS = ["c_n", "n_in", "n_out", "predicted_rotations", "rotations", "key_switches", "galois_keys", "galois_key_bytes",
+        "pmuls", "adds", "rescales", "latency_s", "floor_s", "max_abs_error", "peak_rss_bytes"]
+
+
+def _run(capsys, *argv):
+    code = main(["layer", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_layer_json_encrypted(capsys):
+    code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "32", "--hw", "8", "--kernel", "3", "--json", "--bias")
+    assert code == 0
+    r = json.loads(out)
+    assert set(KEYS) <= set(r)
+    assert (r["c_n"], r["n_in"], r["n_out"]) == (32, 1, 1)
+    assert r["rotations"] == r["predicted_rotations"] == r["key_switches"] == 8 + 31
+    assert r["galois_keys"] == 39 and r["galois_key_bytes"] > 39 * 500_000
+    assert r["max_abs_error"] < 1e-3 and r["counts_match_plan"]
+    assert 0 < r["floor_s"] and 0 < r["latency_s"]
+    assert r["provenance"]["versions"]["tenseal"] == "0.3.18"
+
+
+def test_layer_pruned_plain_mode(capsys):
+    code, out, _ = _run(capsys, "--c-in", "64", "--c-out", "64", "--hw", "16", "--prune-diagonals", "0.5",
+                        "--mode", "plain", "--json", "--seed", "3")
+    r = json.loads(out)
+    assert code == 0 and r["backend"] == "PlainBackend"
+    # 4 input blocks x 8 positions + half of the 4 x 15 nonzero diagonals (random 32 of 64 groups)
+    assert r["rotations"] == r["predicted_rotations"] < 92
+    assert r["pmuls"] == 2304 // 2 and r["max_abs_error"] < 1e-9
+
+
+def test_layer_table(capsys):
+    code, out, _ = _run(capsys, "--c-in", "4", "--c-out", "4", "--hw", "4", "--mode", "plain")
+    assert code == 0
+    assert "rotations" in out and "predicted" in out and "max abs error" in out
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".pt"])
+def test_layer_weights_file(capsys, tmp_path, suffix):
+    w = np.random.default_rng(0).normal(size=(8, 4, 3, 3))
+    w[:, :, 0, :] = 0.0  # the top row of positions: three non-centre rotations saved
+    path = tmp_path / f"w{suffix}"
+    if suffix == ".npy":
+        np.save(path, w)
+    else:
+        import torch
+
+        torch.save(torch.from_numpy(w), path)
+    code, out, _ = _run(capsys, "--c-in", "4", "--c-out", "8", "--hw", "8", "--weights", str(path), "--json", "--mode", "plain")
+    r = json.loads(out)
+    assert code == 0
+    assert r["rotations"] == (9 - 1 - 3) + (8 - 1)
+
+
+def test_layer_errors(capsys, tmp_path):
+    code, _, err = _run(capsys, "--c-in", "4", "--c-out", "4", "--hw", "8", "--kernel", "4")
+    assert code == 2 and "kernel size must be odd" in err
+    np.save(tmp_path / "w.npy", np.ones((4, 4, 3, 3)))
+    code, _, err = _run(capsys, "--c-in", "4", "--c-out", "8", "--hw", "8", "--weights", str(tmp_path / "w.npy"))
+    assert code == 2 and "shape [4, 4, 3, 3], expected [C_out, C_in, k, k] = [8, 4, 3, 3]" in err
+    code, _, err = _run(capsys, "--c-in", "4", "--c-out", "4", "--hw", "8", "--poly-modulus-degree", "4096")
+    assert code == 2 and "not one of the supported secure degrees" in err
+    code, _, err = _run(capsys, "--c-in", "4", "--c-out", "4", "--hw", "128", "--poly-modulus-degree", "8192")
+    assert code == 2 and "N=8192 gives 4096 slots, the layer needs at least 16384" in err
+    code, _, err = _run(capsys, "--c-in", "4", "--c-out", "4", "--hw", "256")
+    assert code == 2 and "no secure CKKS ring dimension" in err
+    code, _, err = _run(capsys, "--c-in", "4", "--c-out", "4", "--hw", "8", "--weights", str(tmp_path / "none.npy"))
+    assert code == 2 and "does not exist" in err
+
+
+def test_layer_toy_params(capsys):
+    code, out, _ = _run(capsys, "--c-in", "4", "--c-out", "4", "--hw", "4", "--poly-modulus-degree", "4096",
+                        "--toy-params", "--json")
+    assert code == 0 and json.loads(out)["poly_modulus_degree"] == 4096

@@ -1,0 +1,26 @@
+import numpy as np
+import pytest
+
+from heconv.params import ckks_params
+from heconv.plain_backend import PlainBackend
+
+
+@pytest.fixture(scope="session")
+def params():
+    """N = 8192, [60, 40, 60]: one multiplicative level, 128-bit secure."""
+    return ckks_params(depth=1)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(params=["plain", "seal"])
+def backend(request, params):
+    """Both backends: every test that takes it runs once per backend."""
+    if request.param == "plain":
+        return PlainBackend(params)
+    from heconv.seal_backend import SealBackend
+
+    return SealBackend(params)
