@@ -69,7 +69,7 @@ def cmd_layer(args: argparse.Namespace) -> dict:
     k = args.kernel
     if k % 2 == 0:
         raise ValueError(f"layer conv ({args.c_in}->{args.c_out}, {args.hw}x{args.hw}): kernel size must be odd, got {k}")
-    params = layer_params(args.c_in, args.c_out, args.hw, args.poly_modulus_degree, args.toy_params)
+    params = layer_params(args.hw, args.poly_modulus_degree, args.toy_params)
     shape = (args.c_out, args.c_in, k, k)
     if args.weights:
         if args.prune_diagonals or args.prune_positions:

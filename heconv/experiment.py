@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend, OpCounts
-from .conv import CompiledConv, ConvPlan, compile_conv, decrypt_output, dense_rotations, encrypt_input, plan_conv
+from .conv import CompiledConv, ConvPlan, compile_conv, decrypt_output, dense_rotations, encrypt_input, plan_conv, run_conv
 from .cost import UnitCosts, floor_seconds, measure_unit_costs
-from .geometry import diagonal_index, packing_geometry, positional_index
+from .geometry import diagonal_index, next_pow2, packing_geometry, positional_index
 from .params import CKKSParams, ckks_params
 
 
@@ -132,17 +132,13 @@ def prepare_layer(
                          bias, backend.galois_key_bytes(), backend.reset_counter())
 
 
-def layer_params(c_in: int, c_out: int, hw: int, poly_modulus_degree: int | None, toy: bool = False) -> CKKSParams:
+def layer_params(hw: int, poly_modulus_degree: int | None = None, toy: bool = False) -> CKKSParams:
     """One-level CKKS parameters; by default the smallest secure N whose slots hold a channel."""
-    from .geometry import next_pow2
-
     return ckks_params(depth=1, poly_modulus_degree=poly_modulus_degree, min_slots=next_pow2(hw * hw), allow_insecure=toy)
 
 
 def measure_layer(prep: PreparedLayer, unit: UnitCosts | None = None) -> dict:
     """Run the prepared layer once (timed), decrypt, compare with torch, compute the floor."""
-    from .conv import run_conv
-
     b, plan = prep.backend, prep.plan
     b.reset_counter()
     t = time.perf_counter()
