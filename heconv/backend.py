@@ -124,6 +124,8 @@ class Backend(ABC):
 
     params: CKKSParams
     counter: OpCounts
+    # False for a counting-only backend: the engine may skip building slot values.
+    tracks_values: bool = True
 
     @property
     def slots(self) -> int:
@@ -146,6 +148,10 @@ class Backend(ABC):
     @abstractmethod
     def galois_key_bytes(self) -> int:
         """Serialized size of the Galois keys a client would send."""
+
+    @abstractmethod
+    def public_view(self) -> "Backend":
+        """The same keys without the secret key (the server side): decrypt raises."""
 
     # encoding and encryption -------------------------------------------------
     @abstractmethod

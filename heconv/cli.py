@@ -1,6 +1,7 @@
 """The `artemis` command line.
 
     artemis layer --c-in 64 --c-out 64 --hw 16 --kernel 3 [--json]
+    artemis infer --model resnet18 --input-size 16 --images 2 [--mode encrypted|plain|count] [--json]
 """
 
 from __future__ import annotations
@@ -56,7 +57,79 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_layer)
+
+    p = sub.add_parser("infer", help="run a whole model through the hybrid HE protocol")
+    p.add_argument("--model", default="resnet18", help="resnet18, resnet50, resnet20, small-cnn")
+    p.add_argument("--checkpoint", help="state dict loaded with torch.load(weights_only=True); random weights otherwise")
+    p.add_argument("--input-size", type=_positive, default=16, help="input height = width (default 16)")
+    p.add_argument("--in-channels", type=int, choices=(1, 3), default=3)
+    p.add_argument("--num-classes", type=_positive, default=10)
+    p.add_argument("--images", type=_positive, default=1, help="number of (random) test images")
+    p.add_argument("--mode", choices=("encrypted", "plain", "count"), default="encrypted",
+                   help="encrypted: SEAL; plain: cleartext backend; count: cleartext, counts only")
+    p.add_argument("--stream", action="store_true",
+                   help="encode each layer's plaintexts just before it runs (memory of one layer, not the model)")
+    p.add_argument("--poly-modulus-degree", type=int, default=None)
+    p.add_argument("--toy-params", action="store_true", help="allow parameters below 128-bit security (testing only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_infer)
     return parser
+
+
+def cmd_infer(args: argparse.Namespace) -> dict:
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from models import build_model
+
+    from .infer import load_checkpoint, network_params, prepare_inference, run_inference
+    from .provenance import provenance
+
+    torch.manual_seed(args.seed)
+    model = build_model(args.model, args.in_channels, args.num_classes)
+    if args.checkpoint:
+        load_checkpoint(model, args.checkpoint)
+    model.eval()
+    shape = (args.in_channels, args.input_size, args.input_size)
+    params = network_params(shape, args.poly_modulus_degree, args.toy_params)
+    images = np.random.default_rng(args.seed).uniform(-1.0, 1.0, (args.images,) + shape)
+    log.info("lowering %s, generating keys and encoding plaintexts", args.model)
+    prep = prepare_inference(model, shape, params, args.mode, args.stream, args.seed)
+    with tqdm(total=len(prep.plan.layers) * args.images, desc=f"{args.model} ({args.mode})", unit="layer",
+              file=sys.stderr, disable=None) as bar:
+        result = run_inference(prep, model, images, progress=lambda name: (bar.set_postfix_str(name), bar.update()))
+    result.update(model=args.model, input_size=args.input_size, in_channels=args.in_channels, mode=args.mode,
+                  seed=args.seed, checkpoint=args.checkpoint, inputs="random uniform [-1, 1]",
+                  refresh="simulated in-process (decrypt, ReLU, re-encrypt)", provenance=provenance())
+    result["_table"] = "infer"
+    return result
+
+
+def _infer_table(r: dict) -> str:
+    def fmt(v, spec):
+        return "-" if v is None else format(v, spec)
+
+    lines = [f"{'layer':<28} {'kind':<6} {'rot pred':>8} {'rot':>6} {'ksw':>6} {'pmuls':>7} {'server s':>9} {'floor s':>8}"]
+    for layer in r["layers"]:
+        lines.append(f"{layer['layer']:<28} {layer['kind']:<6} {layer['predicted_rotations']:>8} {layer['rotations']:>6} "
+                     f"{layer['key_switches']:>6} {layer['pmuls']:>7} {layer['server_s']:>9.3f} {fmt(layer['floor_s'], '>8.3f')}")
+    lines += [
+        "",
+        f"model            {r['model']} {r['in_channels']}x{r['input_size']}x{r['input_size']}, {r['images']} image(s), "
+        f"{r['mode']} (N={r['poly_modulus_degree']}, moduli {r['coeff_mod_bit_sizes']})",
+        f"rotations        {r['rotations']} counted, {r['predicted_rotations']} predicted, {r['key_switches']} key switches",
+        f"multiplications  {r['pmuls']} plaintext, {r['adds']} additions, {r['rescales']} rescales",
+        f"server time      {r['server_s']:.3f} s per image (floor {fmt(r['floor_s'], '.3f')} s)",
+        f"client time      {r['client_s']:.3f} s per image (refresh simulated in-process)",
+        f"traffic          {r['bytes_client_to_server'] / 1e6:.2f} MB client->server, "
+        f"{r['bytes_server_to_client'] / 1e6:.2f} MB server->client per image",
+        f"galois keys      {r['galois_keys']} ({r['galois_key_bytes'] / 1e6:.1f} MB, sent once)",
+        f"agreement        top-1 {fmt(r['top1_agreement'], '.2f')}, max abs logit error {fmt(r['max_abs_error'], '.2e')}",
+        f"peak RSS         {r['peak_rss_bytes'] / 2**30:.2f} GiB",
+    ]
+    return "\n".join(lines)
 
 
 def cmd_layer(args: argparse.Namespace) -> dict:
@@ -132,10 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, PermissionError) as e:
         print(f"artemis {args.command}: error: {e}", file=sys.stderr)
         return 2
+    table = _infer_table if result.pop("_table", None) == "infer" else _table
     if args.json:
         print(json.dumps(result))
     else:
-        print(_table(result))
+        print(table(result))
     return 0
 
 

@@ -260,9 +260,13 @@ def dense_rotations(packing: Packing, kernel: int) -> int:
     return packing.n_in * (kernel * kernel - 1) + packing.n_out * (packing.c_n - 1)
 
 
-def _term_vector(wd: np.ndarray, masks: np.ndarray, t: Term, packing: Packing) -> np.ndarray:
-    block = wd[t.bo, t.bi, t.d, :, t.pos][:, None] * masks[t.pos][None, :]
-    return np.tile(block.ravel(), packing.replicas)
+def _term_vectors(wd: np.ndarray, masks: np.ndarray, terms: list[Term], packing: Packing, chunk: int = 256):
+    """Slot vectors of the plaintexts M[bo, bi, d, pos], built `chunk` at a time."""
+    for start in range(0, len(terms), chunk):
+        part = terms[start : start + chunk]
+        bo, bi, d, pos = (np.array([getattr(t, f) for t in part]) for f in ("bo", "bi", "d", "pos"))
+        blocks = wd[bo, bi, d, :, pos][:, :, None] * masks[pos][:, None, :]  # [n, c_n, P]
+        yield from np.tile(blocks.reshape(len(part), -1), (1, packing.replicas))
 
 
 def _bias_vector(bias: np.ndarray | None, bo: int, packing: Packing) -> np.ndarray:
@@ -296,10 +300,11 @@ def compile_conv(
         raise ValueError(f"layer {name}: the plan was made {'with' if plan.has_bias else 'without'} a bias")
     if backend.params != plan.params:
         raise ValueError(f"layer {name}: backend parameters {backend.params} differ from the plan's {plan.params}")
-    wd = diagonal_weights(w, plan.packing)
+    wd = diagonal_weights(w, plan.packing) if backend.tracks_values else None
     masks = valid_pixel_masks(s.kernel, s.height, s.width, plan.packing.channel_slots)
     w_scale = backend.rescale_divisor(plan.level)
-    weights = [backend.encode(_term_vector(wd, masks, t, plan.packing), plan.level, w_scale) for t in plan.terms]
+    vectors = _term_vectors(wd, masks, plan.terms, plan.packing) if backend.tracks_values else [None] * len(plan.terms)
+    weights = [backend.encode(v, plan.level, w_scale) for v in vectors]
     empty = set(plan.empty_outputs)
     outputs = [
         backend.encode(_bias_vector(b, bo, plan.packing), plan.level + 1, plan.params.scale)

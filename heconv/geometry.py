@@ -45,6 +45,11 @@ class Packing:
     n_out: int
     replicas: int
 
+    @property
+    def layout(self) -> tuple[int, int, int, int, int]:
+        """What fixes where a channel's pixels sit: (S, H, W, P, c_n); channel counts do not."""
+        return (self.slots, self.height, self.width, self.channel_slots, self.c_n)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -15,18 +15,23 @@ from .backend import Backend, OpCounts, normalize_step
 from .params import CKKSParams, estimated_galois_key_bytes
 
 
+def _copy(v: np.ndarray | None) -> np.ndarray | None:
+    return None if v is None else v.copy()
+
+
 @dataclass
 class PlainVector:
     """A cleartext stand-in for a CKKS plaintext or ciphertext."""
 
-    values: np.ndarray
+    values: np.ndarray | None
     level: int
     scale: float
     is_cipher: bool
 
 
 class PlainBackend(Backend):
-    """Backend.
+    """Cleartext backend. `track_values=False` only counts: the same operations, levels
+    and key checks, no slot arithmetic (whole ResNets at 64x64 in seconds).
 
     >>> from heconv.params import ckks_params
     >>> b = PlainBackend(ckks_params(depth=1))
@@ -36,12 +41,22 @@ class PlainBackend(Backend):
     ([1.0, 2.0, 3.0], 1)
     """
 
-    def __init__(self, params: CKKSParams):
+    def __init__(self, params: CKKSParams, track_values: bool = True):
         self.params = params
+        self.tracks_values = track_values
         self.counter = OpCounts()
         self._keys: frozenset[int] = frozenset()
+        self._secret = True
+
+    def public_view(self) -> "PlainBackend":
+        view = PlainBackend(self.params, self.tracks_values)
+        view._keys = self._keys
+        view._secret = False
+        return view
 
     def generate_galois_keys(self, steps: list[int] | set[int]) -> None:
+        if not self._secret:
+            raise PermissionError("Galois keys are made by the key owner (client), not by a public view")
         self._keys = frozenset(s for s in (normalize_step(x, self.slots) for x in steps) if s)
 
     @property
@@ -55,7 +70,9 @@ class PlainBackend(Backend):
         if not 0 <= level <= self.params.depth:
             raise ValueError(f"level {level} is outside the modulus chain (0..{self.params.depth})")
 
-    def _vector(self, values: np.ndarray) -> np.ndarray:
+    def _vector(self, values: np.ndarray | None) -> np.ndarray | None:
+        if not self.tracks_values:
+            return None
         v = np.asarray(values, dtype=np.float64)
         if v.shape != (self.slots,):
             raise ValueError(f"expected {self.slots} slot values, got shape {v.shape}")
@@ -64,31 +81,35 @@ class PlainBackend(Backend):
     def encode(self, values: np.ndarray, level: int = 0, scale: float | None = None) -> PlainVector:
         self._check_level(level)
         self.counter.encodes += 1
-        return PlainVector(self._vector(values).copy(), level, scale or self.params.scale, False)
+        v = self._vector(values)
+        return PlainVector(None if v is None else v.copy(), level, scale or self.params.scale, False)
 
     def encrypt(self, values: np.ndarray) -> PlainVector:
         return self.encrypt_plain(self.encode(values))
 
     def encrypt_plain(self, plain: PlainVector) -> PlainVector:
         self.counter.encryptions += 1
-        return PlainVector(plain.values.copy(), plain.level, plain.scale, True)
+        return PlainVector(_copy(plain.values), plain.level, plain.scale, True)
 
     def decrypt(self, ct: PlainVector) -> np.ndarray:
+        if not self._secret:
+            raise PermissionError("this backend holds no secret key: it cannot decrypt")
         self.counter.decryptions += 1
-        return ct.values.copy()
+        return ct.values.copy() if ct.values is not None else np.zeros(self.slots)
 
     def rotate(self, ct: PlainVector, step: int) -> PlainVector:
         s = sum(self._count_rotation(step))
-        return PlainVector(np.roll(ct.values, -s), ct.level, ct.scale, True)
+        return PlainVector(None if ct.values is None else np.roll(ct.values, -s), ct.level, ct.scale, True)
 
     def multiply_plain(self, ct: PlainVector, plain: PlainVector) -> PlainVector:
         if ct.level != plain.level:
             raise ValueError(f"multiply_plain: ciphertext at level {ct.level}, plaintext at {plain.level}")
         self.counter.pmuls += 1
-        return PlainVector(ct.values * plain.values, ct.level, ct.scale * plain.scale, True)
+        values = None if ct.values is None else ct.values * plain.values
+        return PlainVector(values, ct.level, ct.scale * plain.scale, True)
 
     def _same(self, a: PlainVector, b: PlainVector, op: str) -> None:
-        if a.level != b.level or not np.isclose(a.scale, b.scale, rtol=1e-9):
+        if a.level != b.level or abs(a.scale - b.scale) > 1e-9 * max(a.scale, b.scale):
             raise ValueError(
                 f"{op}: operands at (level {a.level}, scale 2^{np.log2(a.scale):.2f}) and "
                 f"(level {b.level}, scale 2^{np.log2(b.scale):.2f}) differ"
@@ -97,12 +118,14 @@ class PlainBackend(Backend):
     def add_inplace(self, acc: PlainVector, ct: PlainVector) -> None:
         self._same(acc, ct, "add")
         self.counter.adds += 1
-        acc.values += ct.values
+        if acc.values is not None:
+            acc.values += ct.values
 
     def add_plain_inplace(self, ct: PlainVector, plain: PlainVector) -> None:
         self._same(ct, plain, "add_plain")
         self.counter.plain_adds += 1
-        ct.values += plain.values
+        if ct.values is not None:
+            ct.values += plain.values
 
     def rescale_inplace(self, ct: PlainVector) -> None:
         if ct.level >= self.params.depth:
