@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from heconv.geometry import diagonal_index, positional_index
 from heconv.conv import compile_conv, decrypt_output, encrypt_input, plan_conv, run_conv
 
 
@@ -20,3 +21,35 @@ def run_layer(backend, weight, bias, x, stride=1):
     outputs = run_conv(layer, inputs, backend)
     counts = backend.reset_counter()
     return plan, decrypt_output(outputs, plan, backend), counts
+
+
+def zero_groups(w, c_n, rng, frac_diag=0.0, frac_pos=0.0, frac_plain=0.0):
+    """Zero random diagonal groups, positional groups and single plaintexts."""
+    c_out, c_in, k, _ = w.shape
+    w = w.copy()
+    bo, d = diagonal_index(c_out, c_in, c_n)
+    bi, pos = positional_index(c_out, c_in, k, c_n)
+    diag_id = np.broadcast_to((bo * c_n + d)[:, :, None, None], w.shape)
+    pos_id = bi * k * k + pos
+    plain_id = (diag_id * (pos_id.max() + 1) + pos_id)
+    for ids, frac in ((diag_id, frac_diag), (pos_id, frac_pos), (plain_id, frac_plain)):
+        u = np.unique(ids)
+        dead = rng.choice(u, int(frac * len(u)), replace=False)
+        w[np.isin(ids, dead)] = 0.0
+    return w
+
+
+def expected_rotations(w, c_n, hw):
+    """Independent count from the weights: kept non-centre positions + kept d != 0 diagonals.
+
+    Valid when every filter position has its own shift (W >= k).
+    """
+    c_out, c_in, k, _ = w.shape
+    bo, d = diagonal_index(c_out, c_in, c_n)
+    bi, pos = positional_index(c_out, c_in, k, c_n)
+    nz = w != 0
+    centre = (k * k) // 2
+    positions = np.unique((bi * k * k + pos)[nz & (pos != centre)])
+    diag_nz = nz.any(axis=(2, 3))
+    diagonals = np.unique((bo * c_n + d)[diag_nz & (d != 0)])
+    return len(positions) + len(diagonals)

@@ -7,7 +7,7 @@ from heconv.conv import ConvPlan, dense_rotations, plan_conv
 from heconv.geometry import diagonal_index, packing_geometry, positional_index
 from heconv.plain_backend import PlainBackend
 
-from .helpers import kaiming, run_layer
+from .helpers import expected_rotations, kaiming, run_layer, zero_groups
 
 # (c_in, c_out, hw, k): C < c_n, C = c_n, C > c_n, k = 1, non-square channel counts.
 SHAPES = [(3, 16, 8, 3), (16, 16, 8, 3), (32, 32, 16, 3), (16, 32, 8, 1), (64, 128, 8, 3), (8, 8, 6, 5)]
@@ -36,34 +36,6 @@ def test_design_example_64_to_64():
     assert plan.predicted.adds == 2304 - 4 * 16 + 4 * 15
 
 
-def _zero_groups(w, c_n, rng, frac_diag=0.0, frac_pos=0.0, frac_plain=0.0):
-    """Zero random diagonal groups, positional groups and single plaintexts."""
-    c_out, c_in, k, _ = w.shape
-    w = w.copy()
-    bo, d = diagonal_index(c_out, c_in, c_n)
-    bi, pos = positional_index(c_out, c_in, k, c_n)
-    diag_id = np.broadcast_to((bo * c_n + d)[:, :, None, None], w.shape)
-    pos_id = bi * k * k + pos
-    plain_id = (diag_id * (pos_id.max() + 1) + pos_id)
-    for ids, frac in ((diag_id, frac_diag), (pos_id, frac_pos), (plain_id, frac_plain)):
-        u = np.unique(ids)
-        dead = rng.choice(u, int(frac * len(u)), replace=False)
-        w[np.isin(ids, dead)] = 0.0
-    return w
-
-
-def _expected_rotations(w, c_n, hw):
-    """Independent count from the weights: kept non-centre positions + kept d != 0 diagonals."""
-    c_out, c_in, k, _ = w.shape
-    bo, d = diagonal_index(c_out, c_in, c_n)
-    bi, pos = positional_index(c_out, c_in, k, c_n)
-    nz = w != 0
-    centre = (k * k) // 2
-    positions = {(b, p) for b, p, z in zip(bi.ravel(), pos.ravel(), nz.ravel()) if z and p != centre}
-    diag = {(o, dd) for o, dd, z in zip(bo.ravel(), d.ravel(), nz.any(axis=(2, 3)).ravel()) if z and dd != 0}
-    return len(positions) + len(diag)
-
-
 @pytest.mark.parametrize(
     "frac_diag, frac_pos, frac_plain",
     [(0.5, 0, 0), (0.9, 0, 0), (0, 0.5, 0), (0.4, 0.4, 0), (0, 0, 0.5), (0, 0, 0.97)],
@@ -73,11 +45,11 @@ def test_pruned_counts(backend, frac_diag, frac_pos, frac_plain):
     rng = np.random.default_rng(7)
     c_in, c_out, hw = 32, 48, 16
     g = packing_geometry(c_in, c_out, hw, hw, backend.slots)
-    w = _zero_groups(kaiming(rng, c_out, c_in, 3), g.c_n, rng, frac_diag, frac_pos, frac_plain)
+    w = zero_groups(kaiming(rng, c_out, c_in, 3), g.c_n, rng, frac_diag, frac_pos, frac_plain)
     x = rng.uniform(-1, 1, (c_in, hw, hw))
     plan, _, counts = run_layer(backend, w, rng.normal(size=c_out), x)
     assert counts == plan.predicted
-    assert counts.rotations == counts.key_switches == _expected_rotations(w, g.c_n, hw)
+    assert counts.rotations == counts.key_switches == expected_rotations(w, g.c_n, hw)
     # The multiplications are exactly the nonzero c_n-weight plaintexts.
     assert counts.pmuls == len(plan.terms)
     if frac_diag or frac_pos:

@@ -1,0 +1,145 @@
+"""Whole networks through the hybrid protocol."""
+
+import numpy as np
+import pytest
+import torch
+
+import models
+from heconv.conv import dense_rotations
+from heconv.infer import network_params, prepare_inference, run_inference
+from heconv.lower import lower_model
+from heconv.network import Client, ConvOp, Server, ServerConv, plan_network, run_network
+from heconv.params import ckks_params
+from heconv.plain_backend import PlainBackend
+
+from .helpers import expected_rotations, zero_groups
+
+
+def _model(name, seed=0, classes=10, in_channels=3):
+    torch.manual_seed(seed)
+    m = models.build_model(name, in_channels, classes)
+    for mod in m.modules():  # non-trivial BatchNorm statistics, so folding is exercised
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.2, 0.2)
+            mod.running_var.uniform_(0.5, 1.5)
+            mod.weight.data.uniform_(0.5, 1.5)
+            mod.bias.data.uniform_(-0.2, 0.2)
+    return m.eval()
+
+
+def _count_run(net, params):
+    """Run the network in the counting backend; return (plan, run)."""
+    plan = plan_network(net, params)
+    backend = PlainBackend(params, track_values=False)
+    client = Client(backend)
+    client.setup_keys(plan)
+    server = Server(backend.public_view(), net, plan, stream=True)
+    return plan, run_network(plan, client, server, np.zeros(net.input_shape))
+
+
+@pytest.mark.parametrize("name, size", [("resnet18", 32), ("resnet50", 32), ("resnet18", 64)])
+@pytest.mark.parametrize("pruned", [False, True], ids=["dense", "zero-groups"])
+def test_counts_equal_cost_model_per_layer(name, size, pruned):
+    params = ckks_params(depth=1)
+    net = lower_model(_model(name), (3, size, size))
+    if pruned:
+        rng = np.random.default_rng(5)
+        geometry = {a.name: a.plan.packing for a in plan_network(net, params).actions if isinstance(a, ServerConv)}
+        for op in net.ops:
+            if isinstance(op, ConvOp):
+                op.weight = zero_groups(op.weight, geometry[op.name].c_n, rng, 0.5, 0.3, 0.2)
+    plan, run = _count_run(net, params)
+    convs = {a.name: a.plan for a in plan.actions if isinstance(a, ServerConv)}
+    ops = {op.name: op for op in net.ops if isinstance(op, ConvOp)}
+    assert len(run.layers) == len(plan.layers)
+    for layer in run.layers:
+        assert layer.counts == layer.predicted, layer.name
+        assert layer.counts.key_switches == layer.counts.rotations
+        if layer.kind == "conv":
+            cp = convs[layer.name]
+            independent = expected_rotations(ops[layer.name].weight, cp.packing.c_n, cp.spec.height)
+            assert layer.counts.rotations == independent, layer.name
+            if not pruned:
+                assert layer.counts.rotations == dense_rotations(cp.packing, cp.spec.kernel)
+    assert run.counts.rotations == plan.predicted.rotations
+
+
+def test_dense_resnet18_rotation_total_at_16():
+    """DESIGN.md section 9 quotes about 5,000 rotations for dense ResNet18 at 16x16."""
+    params = ckks_params(depth=1)
+    plan = plan_network(lower_model(_model("resnet18"), (3, 16, 16)), params)
+    assert 4500 < plan.predicted.rotations < 5500
+    summary = plan.summary()
+    # Stem 3->64 on 16x16: P = 256, c_n = 16, n_in = 1, n_out = 4.
+    stem = summary[0]
+    assert (stem["layer"], stem["kind"]) == ("conv1", "conv")
+    assert (stem["rotations"], stem["pmuls"], stem["galois_keys"]) == (1 * 8 + 4 * 15, 1 * 4 * 16 * 9, 8 + 15)
+
+
+@pytest.mark.parametrize("name, size", [("small-cnn", 8), ("resnet20", 8)])
+def test_encrypted_logits_match_torch(name, size):
+    model = _model(name, in_channels=1 if name == "small-cnn" else 3)
+    shape = (model.conv1.in_channels, size, size)
+    prep = prepare_inference(model, shape, network_params(shape), mode="encrypted")
+    images = np.random.default_rng(0).uniform(-1, 1, (2,) + shape)
+    r = run_inference(prep, model, images)
+    assert r["predictions"] == r["reference_predictions"]
+    assert r["top1_agreement"] == 1.0 and r["max_abs_error"] < 1e-2
+    assert r["counts_match_plan"] and r["rotations"] == r["predicted_rotations"] == r["key_switches"]
+    assert r["bytes_client_to_server"] > 0 and r["bytes_server_to_client"] > 0 and r["galois_key_bytes"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [16, 32])
+def test_encrypted_resnet20_larger_inputs(size):
+    model = _model("resnet20")
+    shape = (3, size, size)
+    prep = prepare_inference(model, shape, network_params(shape), mode="encrypted", stream=True)
+    r = run_inference(prep, model, np.random.default_rng(1).uniform(-1, 1, (2,) + shape))
+    assert r["predictions"] == r["reference_predictions"] and r["max_abs_error"] < 1e-2
+
+
+def test_server_cannot_decrypt():
+    model = _model("small-cnn", in_channels=1)
+    shape = (1, 8, 8)
+    prep = prepare_inference(model, shape, network_params(shape), mode="encrypted")
+    assert prep.client.backend.has_secret_key and not prep.server.backend.has_secret_key
+    ct = prep.client.backend.encrypt(np.zeros(prep.client.backend.slots))
+    with pytest.raises(PermissionError, match="no secret key"):
+        prep.server.backend.decrypt(ct)
+    with pytest.raises(PermissionError):
+        prep.server.backend.generate_galois_keys([1])
+
+
+def test_plain_mode_matches_torch_exactly():
+    model = _model("resnet20", seed=3)
+    shape = (3, 16, 16)
+    prep = prepare_inference(model, shape, network_params(shape), mode="plain")
+    r = run_inference(prep, model, np.random.default_rng(2).uniform(-1, 1, (1,) + shape))
+    assert r["max_abs_error"] < 1e-9 and r["counts_match_plan"]
+
+
+def test_stream_and_resident_give_same_counts():
+    model = _model("small-cnn", in_channels=1)
+    shape = (1, 8, 8)
+    x = np.random.default_rng(0).uniform(-1, 1, (1,) + shape)
+    a = run_inference(prepare_inference(model, shape, network_params(shape), "plain", stream=False), model, x)
+    b = run_inference(prepare_inference(model, shape, network_params(shape), "plain", stream=True), model, x)
+    assert [l["rotations"] for l in a["layers"]] == [l["rotations"] for l in b["layers"]]
+    assert a["predictions"] == b["predictions"]
+
+
+def test_protocol_errors():
+    from heconv.network import ActOp, AddOp, Network
+
+    params = ckks_params(depth=1)
+    conv = ConvOp("c", "x", "y", np.ones((4, 3, 3, 3)), None)
+    bad = Network((3, 8, 8), [conv, ConvOp("c2", "y", "z", np.ones((4, 4, 3, 3)), None)], "z")
+    with pytest.raises(ValueError, match="layer c2: a convolution must read a refreshed value"):
+        plan_network(bad, params)
+    missing = Network((3, 8, 8), [AddOp("a", "x", "nowhere", "y")], "y")
+    with pytest.raises(ValueError, match="layer a: input 'nowhere' is not produced"):
+        plan_network(missing, params)
+    square = Network((3, 8, 8), [conv, ActOp("sq", "y", "z", "square")], "z")
+    with pytest.raises(ValueError, match="layer sq: activation 'square' needs the non-interactive mode"):
+        plan_network(square, params)
