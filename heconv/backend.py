@@ -26,11 +26,13 @@ class OpCounts:
 
     `rotations` are logical rotations; `key_switches` are the Galois automorphisms
     actually applied (more than rotations only when a step has no key of its own).
+    `cmuls` are ciphertext squarings, each with its relinearisation.
     """
 
     rotations: int = 0
     key_switches: int = 0
     pmuls: int = 0
+    cmuls: int = 0
     adds: int = 0
     plain_adds: int = 0
     rescales: int = 0
@@ -178,6 +180,10 @@ class Backend(ABC):
     @abstractmethod
     def multiply_plain(self, ct: Any, plain: Any) -> Any:
         """A new ciphertext ct * plain (scales multiply; no rescale)."""
+
+    @abstractmethod
+    def square_inplace(self, ct: Any) -> None:
+        """ct = ct * ct, relinearised (scale squares; no rescale)."""
 
     @abstractmethod
     def add_inplace(self, acc: Any, ct: Any) -> None:

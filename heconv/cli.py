@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=_positive, default=1, help="number of (random) test images")
     p.add_argument("--mode", choices=("encrypted", "plain", "count"), default="encrypted",
                    help="encrypted: SEAL; plain: cleartext backend; count: cleartext, counts only")
+    p.add_argument("--protocol", choices=("hybrid", "non-interactive"), default="hybrid",
+                   help="hybrid: server runs linear layers, client refreshes at each ReLU (simulated); "
+                        "non-interactive: everything encrypted, square activations (small-cnn-square)")
+    p.add_argument("--prune-diagonals", type=_fraction, default=0.0,
+                   help="zero this random fraction of every conv's diagonal groups (synthetic sparsity)")
     p.add_argument("--stream", action="store_true",
                    help="encode each layer's plaintexts just before it runs (memory of one layer, not the model)")
     p.add_argument("--poly-modulus-degree", type=int, default=None)
@@ -93,16 +98,25 @@ def cmd_infer(args: argparse.Namespace) -> dict:
         load_checkpoint(model, args.checkpoint)
     model.eval()
     shape = (args.in_channels, args.input_size, args.input_size)
-    params = network_params(shape, args.poly_modulus_degree, args.toy_params)
+    if args.prune_diagonals:
+        if args.protocol != "hybrid":
+            raise ValueError("--prune-diagonals uses the hybrid protocol's per-layer packing")
+        from .experiment import prune_model_diagonals
+
+        params = network_params(shape, args.poly_modulus_degree, args.toy_params)
+        prune_model_diagonals(model, shape, params, args.prune_diagonals, args.seed)
     images = np.random.default_rng(args.seed).uniform(-1.0, 1.0, (args.images,) + shape)
     log.info("lowering %s, generating keys and encoding plaintexts", args.model)
-    prep = prepare_inference(model, shape, params, args.mode, args.stream, args.seed)
+    prep = prepare_inference(model, shape, None, args.mode, args.stream, args.seed, args.protocol,
+                             args.poly_modulus_degree, args.toy_params)
     with tqdm(total=len(prep.plan.layers) * args.images, desc=f"{args.model} ({args.mode})", unit="layer",
               file=sys.stderr, disable=None) as bar:
         result = run_inference(prep, model, images, progress=lambda name: (bar.set_postfix_str(name), bar.update()))
     result.update(model=args.model, input_size=args.input_size, in_channels=args.in_channels, mode=args.mode,
+                  prune_diagonals=args.prune_diagonals,
                   seed=args.seed, checkpoint=args.checkpoint, inputs="random uniform [-1, 1]",
-                  refresh="simulated in-process (decrypt, ReLU, re-encrypt)", provenance=provenance())
+                  refresh="simulated in-process (decrypt, ReLU, re-encrypt)" if args.protocol == "hybrid" else "none",
+                  provenance=provenance())
     result["_table"] = "infer"
     return result
 
@@ -118,11 +132,11 @@ def _infer_table(r: dict) -> str:
     lines += [
         "",
         f"model            {r['model']} {r['in_channels']}x{r['input_size']}x{r['input_size']}, {r['images']} image(s), "
-        f"{r['mode']} (N={r['poly_modulus_degree']}, moduli {r['coeff_mod_bit_sizes']})",
+        f"{r['mode']}, {r['protocol']} (N={r['poly_modulus_degree']}, moduli {r['coeff_mod_bit_sizes']})",
         f"rotations        {r['rotations']} counted, {r['predicted_rotations']} predicted, {r['key_switches']} key switches",
-        f"multiplications  {r['pmuls']} plaintext, {r['adds']} additions, {r['rescales']} rescales",
+        f"multiplications  {r['pmuls']} plaintext, {r['cmuls']} ciphertext, {r['adds']} additions, {r['rescales']} rescales",
         f"server time      {r['server_s']:.3f} s per image (floor {fmt(r['floor_s'], '.3f')} s)",
-        f"client time      {r['client_s']:.3f} s per image (refresh simulated in-process)",
+        f"client time      {r['client_s']:.3f} s per image (refresh: {r['refresh']})",
         f"traffic          {r['bytes_client_to_server'] / 1e6:.2f} MB client->server, "
         f"{r['bytes_server_to_client'] / 1e6:.2f} MB server->client per image",
         f"galois keys      {r['galois_keys']} ({r['galois_key_bytes'] / 1e6:.1f} MB, sent once)",

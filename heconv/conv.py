@@ -167,6 +167,7 @@ def plan_conv(
     name: str = "conv",
     level: int = 0,
     schedule: str = "output-rotation",
+    c_n: int | None = None,
 ) -> ConvPlan:
     """Plan one convolution from its weights; all-zero groups cost nothing.
 
@@ -187,7 +188,7 @@ def plan_conv(
             f"{params.depth} level(s) (0..{params.depth - 1} can multiply)"
         )
     try:
-        packing = packing_geometry(c_i, c_o, height, width, params.slots)
+        packing = packing_geometry(c_i, c_o, height, width, params.slots, c_n)
     except ValueError as e:
         raise ValueError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
 
@@ -282,11 +283,13 @@ def compile_conv(
     weight: np.ndarray,
     bias: np.ndarray | None,
     backend: Backend,
+    input_scale: float | None = None,
 ) -> CompiledConv:
     """Encode the plan's plaintexts on `backend`. Touches no ciphertext.
 
     Weights are encoded at the input level with scale equal to the prime the rescale
-    will divide by, so the output comes back at exactly the input scale.
+    will divide by, so the output comes back at exactly the input scale (the default
+    scale unless `input_scale` says otherwise); the bias is encoded at that scale.
     """
     name = plan.spec.name
     w, b = _check_weight(name, weight, bias)
@@ -307,7 +310,7 @@ def compile_conv(
     weights = [backend.encode(v, plan.level, w_scale) for v in vectors]
     empty = set(plan.empty_outputs)
     outputs = [
-        backend.encode(_bias_vector(b, bo, plan.packing), plan.level + 1, plan.params.scale)
+        backend.encode(_bias_vector(b, bo, plan.packing), plan.level + 1, input_scale or plan.params.scale)
         if (plan.has_bias or bo in empty)
         else None
         for bo in range(plan.packing.n_out)

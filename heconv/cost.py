@@ -27,6 +27,7 @@ class UnitCosts:
     rescale: float
     encrypt: float
     encode: float
+    cmul: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -46,6 +47,7 @@ def floor_seconds(counts: OpCounts, unit: UnitCosts) -> float:
         + counts.plain_adds * unit.plain_add
         + counts.rescales * unit.rescale
         + counts.encryptions * unit.encrypt
+        + counts.cmuls * unit.cmul
     )
 
 
@@ -98,7 +100,14 @@ def measure_unit_costs(backend: Backend, level: int = 0, reps: int = 30, seed: i
     bias = backend.encode(vec(), level + 1, backend.scale(products[0]))
     plain_add = _median_time(lambda: backend.add_plain_inplace(products[0], bias), reps)
     encrypt = _median_time(lambda: backend.encrypt_plain(bias), max(3, reps // 3))
+    fresh = [backend.encrypt_plain(backend.encode(values, level)) for _ in range(max(3, reps // 3))]
+    times = []
+    for c in fresh:
+        t = time.perf_counter()
+        backend.square_inplace(c)
+        times.append(time.perf_counter() - t)
+    cmul = statistics.median(times)
     backend.counter = saved
     if not keys:
         backend.generate_galois_keys([])
-    return UnitCosts(rotation, pmul, add, plain_add, rescale, encrypt, encode)
+    return UnitCosts(rotation, pmul, add, plain_add, rescale, encrypt, encode, cmul)

@@ -59,6 +59,43 @@ def random_conv_weights(
     return w
 
 
+def zero_random_diagonals(weight: np.ndarray, c_n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Zero a random `fraction` of the diagonal groups (bo, d) of a [C_out, C_in, k, k] weight.
+
+    >>> w = zero_random_diagonals(np.ones((4, 4, 1, 1)), 4, 0.5, np.random.default_rng(0))
+    >>> int((w == 0).sum())
+    8
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction of diagonal groups must be in [0, 1], got {fraction}")
+    c_out, c_in = weight.shape[:2]
+    bo, d = diagonal_index(c_out, c_in, c_n)
+    ids = bo * c_n + d
+    groups = np.unique(ids)
+    dead = rng.choice(groups, int(round(fraction * len(groups))), replace=False)
+    out = np.array(weight, dtype=np.float64, copy=True)
+    out[np.isin(ids, dead)] = 0.0
+    return out
+
+
+def prune_model_diagonals(model, input_shape: tuple[int, int, int], params: CKKSParams, fraction: float, seed: int = 0) -> None:
+    """Zero a random fraction of every conv's diagonal groups in place (synthetic sparsity).
+
+    The groups come from the engine's own packing of each layer (`conv_packings`).
+    """
+    import torch
+
+    from .lower import conv_packings
+
+    rng = np.random.default_rng(seed)
+    modules = dict(model.named_modules())
+    for path, packing in conv_packings(model, input_shape, params).items():
+        conv = modules[path]
+        w = zero_random_diagonals(conv.weight.detach().double().numpy(), packing.c_n, fraction, rng)
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(w).to(conv.weight.dtype))
+
+
 def load_weights(path: str | Path, shape: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """A weight array from .npy or .pt (a tensor saved with torch.save), checked for shape."""
     path = Path(path)

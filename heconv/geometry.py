@@ -54,10 +54,12 @@ class Packing:
         return asdict(self)
 
 
-def packing_geometry(c_in: int, c_out: int, height: int, width: int, slots: int) -> Packing:
+def packing_geometry(c_in: int, c_out: int, height: int, width: int, slots: int, c_n: int | None = None) -> Packing:
     """Gazelle-style channel packing for a layer C_in -> C_out on an H x W input.
 
-    c_n = min(S / P, nextpow2(max(C_in, C_out))) with P = nextpow2(H*W).
+    c_n = min(S / P, nextpow2(max(C_in, C_out))) with P = nextpow2(H*W), unless a
+    network fixes one c_n for all its layers (the non-interactive mode, where no
+    refresh re-packs between layers).
 
     >>> g = packing_geometry(64, 64, 16, 16, 4096)
     >>> g.channel_slots, g.c_n, g.n_in, g.n_out, g.replicas
@@ -78,7 +80,10 @@ def packing_geometry(c_in: int, c_out: int, height: int, width: int, slots: int)
             f"has only S = {slots}; use a larger poly modulus degree (N >= {2 * p}) "
             f"or a smaller input"
         )
-    c_n = min(slots // p, next_pow2(max(c_in, c_out)))
+    if c_n is None:
+        c_n = min(slots // p, next_pow2(max(c_in, c_out)))
+    elif c_n < 1 or c_n & (c_n - 1) or c_n * p > slots:
+        raise ValueError(f"packing: c_n = {c_n} must be a power of two with c_n * P <= S ({p} * c_n <= {slots})")
     return Packing(
         slots=slots,
         height=height,

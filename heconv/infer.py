@@ -16,8 +16,8 @@ from typing import Callable
 import numpy as np
 
 from .cost import UnitCosts, floor_seconds, measure_unit_costs
-from .network import Client, Network, NetworkPlan, NetworkRun, Server, plan_network, run_network
-from .params import CKKSParams, ckks_params
+from .network import Client, Network, NetworkPlan, NetworkRun, Server, levels_needed, plan_network, run_network
+from .params import SECURE_DEGREES, CKKSParams, ckks_params, max_secure_depth
 from .geometry import next_pow2
 
 
@@ -59,13 +59,31 @@ class Prepared:
     compile_seconds: float
 
 
-def prepare_inference(model, input_shape: tuple[int, int, int], params: CKKSParams, mode: str = "encrypted",
-                      stream: bool = False, seed: int = 0) -> Prepared:
-    """Lower the model, plan it, make the client's keys and the server's plaintexts."""
+def prepare_inference(model, input_shape: tuple[int, int, int], params: CKKSParams | None = None,
+                      mode: str = "encrypted", stream: bool = False, seed: int = 0, protocol: str = "hybrid",
+                      poly_modulus_degree: int | None = None, toy: bool = False) -> Prepared:
+    """Lower the model, plan it, make the client's keys and the server's plaintexts.
+
+    Without `params`: one level (hybrid) or as many levels as the network needs
+    (non-interactive), on the smallest secure N that fits. A network deeper than the
+    given parameters fails here, before anything is encrypted.
+    """
     from .lower import lower_model
 
     net = lower_model(model, input_shape)
-    plan = plan_network(net, params)
+    if params is None:
+        depth = levels_needed(net) if protocol == "non-interactive" else 1
+        if poly_modulus_degree is not None and not toy and poly_modulus_degree in SECURE_DEGREES:
+            most = max_secure_depth(poly_modulus_degree)
+            if depth > most:
+                raise ValueError(
+                    f"the network needs {depth} multiplicative levels, but N={poly_modulus_degree} holds at most "
+                    f"{most} at 128-bit security; use N=16384 (7 levels) or 32768 (19 levels)"
+                )
+        _, h, w = input_shape
+        params = ckks_params(depth=depth, poly_modulus_degree=poly_modulus_degree, min_slots=next_pow2(h * w),
+                             allow_insecure=toy)
+    plan = plan_network(net, params, protocol)
     if mode == "encrypted":
         from .seal_backend import SealBackend
 
@@ -96,17 +114,23 @@ def run_inference(prep: Prepared, model, images: np.ndarray, unit: UnitCosts | N
     with torch.no_grad():
         ref = model.double()(torch.from_numpy(np.asarray(images, dtype=np.float64))).numpy()
     logits = np.stack([r.logits for r in runs])
-    if unit is None and prep.client.backend.tracks_values:
-        unit = measure_unit_costs(prep.server.backend, level=0)
     last = runs[-1]
+    level_of = {r.name: r.level for r in prep.plan.layers}
+    units: dict[int, UnitCosts] = {}
+    if prep.client.backend.tracks_values:
+        # Unit costs at every level a layer runs at: deeper levels have fewer primes and cost less.
+        depth = prep.plan.params.depth
+        for lv in sorted({min(level_of[r.name], depth - 1) for r in last.layers}):
+            units[lv] = unit if (unit is not None and lv == 0) else measure_unit_costs(prep.server.backend, level=lv)
     layers = []
     for i, lr in enumerate(last.layers):
         sec = float(np.mean([r.layers[i].seconds for r in runs]))
+        u = units.get(min(level_of[lr.name], prep.plan.params.depth - 1))
         layers.append({
-            "layer": lr.name, "kind": lr.kind,
+            "layer": lr.name, "kind": lr.kind, "level": level_of[lr.name],
             "predicted_rotations": lr.predicted.rotations, "rotations": lr.counts.rotations,
             "key_switches": lr.counts.key_switches, "pmuls": lr.counts.pmuls, "adds": lr.counts.adds,
-            "server_s": sec, "floor_s": floor_seconds(lr.counts, unit) if unit else None,
+            "server_s": sec, "floor_s": floor_seconds(lr.counts, u) if u else None,
             "counts_match_plan": all(r.layers[i].counts == lr.predicted for r in runs),
         })
     counts = last.counts
@@ -124,7 +148,7 @@ def run_inference(prep: Prepared, model, images: np.ndarray, unit: UnitCosts | N
         "galois_keys": len(prep.plan.galois_steps),
         "galois_key_bytes": prep.galois_key_bytes,
         "server_s": float(np.mean([r.server_seconds for r in runs])),
-        "floor_s": floor_seconds(counts, unit) if unit else None,
+        "floor_s": sum(layer["floor_s"] for layer in layers) if units else None,
         "client_s": float(np.mean([r.client_seconds for r in runs])),
         "bytes_client_to_server": int(np.mean([r.bytes_client_to_server for r in runs])),
         "bytes_server_to_client": int(np.mean([r.bytes_server_to_client for r in runs])),
@@ -134,9 +158,11 @@ def run_inference(prep: Prepared, model, images: np.ndarray, unit: UnitCosts | N
         "max_abs_error": float(np.abs(logits - ref).max()) if tracked else None,
         "predictions": logits.argmax(1).tolist() if tracked else None,
         "reference_predictions": ref.argmax(1).tolist(),
-        "unit_costs_s": unit.to_dict() if unit else None,
+        "unit_costs_s": {str(lv): u.to_dict() for lv, u in units.items()} or None,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "poly_modulus_degree": prep.plan.params.poly_modulus_degree,
         "coeff_mod_bit_sizes": list(prep.plan.params.coeff_mod_bit_sizes),
         "stream": prep.server.stream,
+        "protocol": prep.plan.protocol,
+        "cmuls": counts.cmuls,
     }

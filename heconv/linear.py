@@ -76,8 +76,13 @@ def _diagonals(weight: np.ndarray, plan: LinearPlan) -> np.ndarray:
     return out.reshape(t_n, plan.slots)
 
 
-def plan_linear(weight: np.ndarray, params: CKKSParams, has_bias: bool = False, name: str = "fc", level: int = 0) -> LinearPlan:
+def plan_linear(weight: np.ndarray, params: CKKSParams, has_bias: bool = False, name: str = "fc", level: int = 0,
+                lane_stride: int | None = None) -> LinearPlan:
     """Plan y = W v for W [n_out, n_in].
+
+    `lane_stride` reads an input already laid out by the engine rather than packed by
+    the client: element i in slot i*lane_stride (i < S/lane_stride, lane 0 only), as
+    global pooling leaves channel sums. Then n_i = S/lane_stride and one lane is active.
 
     >>> from heconv.params import ckks_params
     >>> p = plan_linear(np.ones((10, 512)), ckks_params(depth=1))
@@ -93,11 +98,17 @@ def plan_linear(weight: np.ndarray, params: CKKSParams, has_bias: bool = False, 
         raise ValueError(f"layer {name}: input at level {level} cannot be rescaled (depth {params.depth})")
     n_out, n_in = w.shape
     n_o = next_pow2(n_out)
-    n_i = next_pow2(max(n_in, n_o))
-    if n_i > params.slots:
-        raise ValueError(f"layer {name}: {n_in} inputs pad to {n_i}, more than the {params.slots} slots")
-    lanes = params.slots // n_i
-    a = min(lanes, n_o)
+    if lane_stride is None:
+        n_i = next_pow2(max(n_in, n_o))
+        if n_i > params.slots:
+            raise ValueError(f"layer {name}: {n_in} inputs pad to {n_i}, more than the {params.slots} slots")
+        lanes = params.slots // n_i
+        a = min(lanes, n_o)
+    else:
+        lanes, n_i, a = lane_stride, params.slots // lane_stride, 1
+        if n_in > n_i or n_o > n_i:
+            raise ValueError(f"layer {name}: {n_in} inputs / {n_o} padded outputs do not fit the "
+                             f"{n_i} elements of stride {lane_stride}")
     plan = LinearPlan(name, n_in, n_out, n_i, n_o, params.slots, lanes, a, n_o // a, [], [], [], has_bias, level, params)
     diag = _diagonals(w, plan)
     plan.kept = [int(t) for t in np.nonzero(np.any(diag != 0, axis=1))[0]]
@@ -116,7 +127,8 @@ def plan_linear(weight: np.ndarray, params: CKKSParams, has_bias: bool = False, 
     return plan
 
 
-def compile_linear(plan: LinearPlan, weight: np.ndarray, bias: np.ndarray | None, backend: Backend) -> CompiledLinear:
+def compile_linear(plan: LinearPlan, weight: np.ndarray, bias: np.ndarray | None, backend: Backend,
+                   input_scale: float | None = None) -> CompiledLinear:
     """Encode the kept diagonals (at the input level) and the bias (one level down)."""
     w = np.asarray(weight, dtype=np.float64)
     if w.shape != (plan.n_out, plan.n_in):
@@ -133,7 +145,7 @@ def compile_linear(plan: LinearPlan, weight: np.ndarray, bias: np.ndarray | None
         vec = np.zeros(plan.slots)
         if bias is not None:
             vec[np.arange(plan.n_out) * plan.lanes] = bias
-        b = backend.encode(vec, plan.level + 1, plan.params.scale)
+        b = backend.encode(vec, plan.level + 1, input_scale or plan.params.scale)
     return CompiledLinear(plan, weights, b)
 
 

@@ -127,3 +127,15 @@ def lower_model(model: nn.Module, input_shape: tuple[int, int, int]) -> Network:
         else:
             raise ValueError(f"cannot lower {node.op} {node.target!r} at {node.name}; supported: {SUPPORTED}")
     return Network(tuple(input_shape), ops, output)
+
+
+def conv_packings(model: nn.Module, input_shape: tuple[int, int, int], params) -> dict[str, "Packing"]:
+    """The packing each conv of `model` runs with, keyed by module path.
+
+    This is the geometry the pruning groups must use: c_n depends on the layer's input
+    resolution and on the HE parameters, and only the engine's plan knows both.
+    """
+    from .network import ServerConv, plan_network
+
+    plan = plan_network(lower_model(model, input_shape), params)
+    return {a.name: a.plan.packing for a in plan.actions if isinstance(a, ServerConv)}

@@ -24,7 +24,7 @@ from .backend import Backend, OpCounts
 from .conv import CompiledConv, ConvPlan, compile_conv, plan_conv, run_conv
 from .geometry import Packing, pack, unpack
 from .linear import CompiledLinear, LinearPlan, compile_linear, pack_linear_input, plan_linear, read_linear_output, run_linear
-from .params import CKKSParams
+from .params import CKKSParams, max_secure_depth
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,28 @@ class ServerLinear:
     src: str
     dst: str
     plan: LinearPlan
+    weight_scale: float = 1.0  # global pooling's 1/(H*W), folded into the weights
+
+
+@dataclass
+class ServerSquare:
+    """x -> x*x, relinearised and rescaled, on every ciphertext (non-interactive mode)."""
+
+    name: str
+    src: str
+    dst: str
+    level: int
+    ciphertexts: int
+
+
+@dataclass
+class ServerPool:
+    """Global sum pooling by rotate-and-sum over each channel's P slots (non-interactive)."""
+
+    name: str
+    src: str
+    dst: str
+    steps: list[int]
 
 
 @dataclass
@@ -159,7 +181,7 @@ class ClientOp:
     c_out: int = 0
 
 
-Action = Union[Encrypt, ServerConv, ServerAdd, ServerLinear, Refresh, ClientOp]
+Action = Union[Encrypt, ServerConv, ServerAdd, ServerLinear, ServerSquare, ServerPool, Refresh, ClientOp]
 
 
 @dataclass
@@ -168,6 +190,7 @@ class LayerReport:
     kind: str
     predicted: OpCounts
     galois_steps: int
+    level: int = 0  # where its rotations and multiplications happen
 
 
 @dataclass
@@ -177,6 +200,7 @@ class NetworkPlan:
     output: str
     galois_steps: list[int]
     layers: list[LayerReport] = field(default_factory=list)
+    protocol: str = "hybrid"
 
     @property
     def predicted(self) -> OpCounts:
@@ -207,8 +231,20 @@ class _Enc:
     linear: LinearPlan | None = None
 
 
-def plan_network(net: Network, params: CKKSParams) -> NetworkPlan:
-    """Lower the IR onto actions for the hybrid protocol. Touches no ciphertext."""
+PROTOCOLS = ("hybrid", "non-interactive")
+
+
+def levels_needed(net: Network) -> int:
+    """Multiplicative levels the non-interactive mode uses: one per conv, square and linear."""
+    return sum(1 for op in net.ops if isinstance(op, (ConvOp, LinearOp)) or (isinstance(op, ActOp) and op.kind == "square"))
+
+
+def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid") -> NetworkPlan:
+    """Lower the IR onto actions for the hybrid protocol (or the non-interactive one). Touches no ciphertext."""
+    if protocol == "non-interactive":
+        return _plan_non_interactive(net, params)
+    if protocol != "hybrid":
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     shapes: dict[str, tuple] = {net.input_name: tuple(net.input_shape)}  # client-side values
     enc: dict[str, _Enc] = {}  # server-side tensors
     actions: list[Action] = []
@@ -279,7 +315,7 @@ def plan_network(net: Network, params: CKKSParams) -> NetworkPlan:
             n = len(pack(np.zeros((ref.channels, ref.height, ref.width)), ref.packing))
             actions.append(ServerAdd(op.name, keys[0], keys[1], op.out, n))
             enc[op.out] = _Enc(ref.channels, ref.height, ref.width, ref.level, 1, ref.packing)
-            layers.append(LayerReport(op.name, "add", OpCounts(adds=n), 0))
+            layers.append(LayerReport(op.name, "add", OpCounts(adds=n), 0, ref.level))
         elif isinstance(op, ActOp):
             known(op.src, op)
             if op.kind != "relu":
@@ -329,11 +365,93 @@ def plan_network(net: Network, params: CKKSParams) -> NetworkPlan:
         raise ValueError("the network output is never computed by the server")
     else:
         raise ValueError(f"network output {net.output!r} is not produced by any layer")
-    steps = set()
+    return NetworkPlan(params, actions, "logits", _galois_steps(actions), layers)
+
+
+def _galois_steps(actions: list[Action]) -> list[int]:
+    steps: set[int] = set()
     for a in actions:
         if isinstance(a, (ServerConv, ServerLinear)):
             steps.update(a.plan.rotation_steps)
-    return NetworkPlan(params, actions, "logits", sorted(steps), layers)
+        elif isinstance(a, ServerPool):
+            steps.update(a.steps)
+    return sorted(steps)
+
+
+def _plan_non_interactive(net: Network, params: CKKSParams) -> NetworkPlan:
+    """Everything under encryption, no refresh: square activations within one modulus chain.
+
+    One c_n for the whole network keeps every layer's output in the layout the next
+    layer reads; global pooling is a rotate-and-sum, the linear layer reads its result.
+    """
+    need = levels_needed(net)
+    if need > params.depth:
+        raise ValueError(
+            f"the network needs {need} multiplicative levels (one per conv, square activation and linear "
+            f"layer), but N={params.poly_modulus_degree} with moduli {list(params.coeff_mod_bit_sizes)} has "
+            f"{params.depth}; "
+            + (f"use ckks_params(depth={need})" if need <= max_secure_depth(32768)
+               else "no secure N holds that many: use the hybrid protocol")
+        )
+    c, h, w = net.input_shape
+    convs = [op for op in net.ops if isinstance(op, ConvOp)]
+    widest = max([c] + [max(op.weight.shape[:2]) for op in convs])
+    from .geometry import next_pow2, packing_geometry
+
+    p = next_pow2(h * w)
+    c_n = min(params.slots // p, next_pow2(widest))
+    layout = packing_geometry(c, c, h, w, params.slots, c_n)
+    actions: list[Action] = [Encrypt("x", "x@0", 0, 1, layout)]
+    layers: list[LayerReport] = []
+    alias = {"x": "x@0"}
+    level = {"x@0": 0}
+    pooled: set[str] = set()
+    for op in net.ops:
+        src = alias.get(op.src if not isinstance(op, AddOp) else op.a)
+        if src is None:
+            raise ValueError(f"layer {op.name}: input is not produced by an earlier layer")
+        lv = level[src]
+        if isinstance(op, ConvOp):
+            if op.stride != 1:
+                raise ValueError(f"layer {op.name}: the non-interactive mode needs stride-1 convolutions, got {op.stride}")
+            plan = plan_conv(op.weight, h, w, params, has_bias=op.bias is not None, name=op.name, level=lv, c_n=c_n)
+            if plan.packing.n_in != 1 or plan.packing.n_out != 1:
+                raise ValueError(f"layer {op.name}: the non-interactive mode keeps each feature map in one "
+                                 f"ciphertext ({c_n} channels); got {op.weight.shape[1]}->{op.weight.shape[0]}")
+            actions.append(ServerConv(op.name, src, op.out, plan))
+            layers.append(LayerReport(op.name, "conv", plan.predicted, len(plan.rotation_steps), lv))
+        elif isinstance(op, ActOp):
+            if op.kind != "square":
+                raise ValueError(f"layer {op.name}: {op.kind!r} cannot run without a refresh; the non-interactive "
+                                 f"mode takes square activations (use the hybrid protocol for ReLU)")
+            actions.append(ServerSquare(op.name, src, op.out, lv, 1))
+            layers.append(LayerReport(op.name, "square", OpCounts(cmuls=1, rescales=1), 0, lv))
+        elif isinstance(op, PoolOp):
+            steps = [1 << k for k in range(p.bit_length() - 1)]
+            actions.append(ServerPool(op.name, src, op.out, steps))
+            n = len(steps)
+            layers.append(LayerReport(op.name, "pool", OpCounts(rotations=n, key_switches=n, adds=n), n, lv))
+            pooled.add(op.out)
+            level[op.out] = lv
+            alias[op.out] = op.out
+            continue
+        elif isinstance(op, LinearOp):
+            if src not in pooled:
+                raise ValueError(f"layer {op.name}: in the non-interactive mode a linear layer reads a pooled value")
+            plan = plan_linear(op.weight / (h * w), params, has_bias=op.bias is not None, name=op.name,
+                               level=lv, lane_stride=p)
+            actions.append(ServerLinear(op.name, src, op.out, plan, 1.0 / (h * w)))
+            layers.append(LayerReport(op.name, "linear", plan.predicted, len(plan.rotation_steps), lv))
+        else:
+            raise ValueError(f"layer {op.name}: {type(op).__name__} is not supported in the non-interactive mode")
+        alias[op.out] = op.out
+        level[op.out] = lv + 1
+    out = alias.get(net.output)
+    last = actions[-1]
+    if not isinstance(last, ServerLinear) or out != last.dst:
+        raise ValueError("the non-interactive mode needs the network to end in its linear layer")
+    actions.append(Refresh("output", out, "logits", last.plan.n_out, 1, "none", False, None, last.plan))
+    return NetworkPlan(params, actions, "logits", _galois_steps(actions), layers, "non-interactive")
 
 
 # --- parties ------------------------------------------------------------------
@@ -398,18 +516,35 @@ class Server:
         self.plan = plan
         self._weights = {op.name: (op.weight, op.bias) for op in net.ops if isinstance(op, (ConvOp, LinearOp))}
         self._compiled: dict[str, CompiledConv | CompiledLinear] = {}
+        self._input_scale = self._scales(plan)
         self.encode_seconds = 0.0
         if not stream:
             for a in plan.actions:
                 if isinstance(a, (ServerConv, ServerLinear)):
                     self._compiled[a.name] = self._compile(a)
 
+    def _scales(self, plan: NetworkPlan) -> dict[str, float]:
+        """The CKKS scale each layer's input arrives at (a square leaves s^2 / q, not s)."""
+        scale: dict[str, float] = {}
+        inputs: dict[str, float] = {}
+        for a in plan.actions:
+            if isinstance(a, Encrypt):
+                scale[a.dst] = plan.params.scale
+            elif isinstance(a, (ServerConv, ServerLinear, ServerPool)):
+                inputs[a.name] = scale[a.dst] = scale[a.src]
+            elif isinstance(a, ServerAdd):
+                scale[a.dst] = scale[a.a]
+            elif isinstance(a, ServerSquare):
+                scale[a.dst] = scale[a.src] ** 2 / self.backend.rescale_divisor(a.level)
+        return inputs
+
     def _compile(self, a: ServerConv | ServerLinear) -> CompiledConv | CompiledLinear:
         w, b = self._weights[a.name]
         t = time.perf_counter()
         saved = self.backend.counter.copy()
-        layer = (compile_conv(a.plan, w, b, self.backend) if isinstance(a, ServerConv)
-                 else compile_linear(a.plan, w, b, self.backend))
+        s = self._input_scale[a.name]
+        layer = (compile_conv(a.plan, w, b, self.backend, s) if isinstance(a, ServerConv)
+                 else compile_linear(a.plan, w * a.weight_scale, b, self.backend, s))
         self.backend.counter = saved  # encoding is set-up, not evaluation
         self.encode_seconds += time.perf_counter() - t
         return layer
@@ -438,6 +573,18 @@ class Server:
 
     def linear(self, a: ServerLinear, inputs: list[Any]) -> list[Any]:
         return [run_linear(self.layer(a), inputs[0], self.backend)]
+
+    def square(self, a: ServerSquare, inputs: list[Any]) -> list[Any]:
+        for ct in inputs:
+            self.backend.square_inplace(ct)
+            self.backend.rescale_inplace(ct)
+        return inputs
+
+    def pool(self, a: ServerPool, inputs: list[Any]) -> list[Any]:
+        for ct in inputs:
+            for step in a.steps:
+                self.backend.add_inplace(ct, self.backend.rotate(ct, step))
+        return inputs
 
 
 @dataclass
@@ -496,6 +643,12 @@ def run_network(plan: NetworkPlan, client: Client, server: Server, x: np.ndarray
             elif isinstance(a, ServerLinear):
                 held[a.dst] = server.linear(a, held[a.src])
                 kind = "linear"
+            elif isinstance(a, ServerSquare):
+                held[a.dst] = server.square(a, held[a.src])
+                kind = "square"
+            elif isinstance(a, ServerPool):
+                held[a.dst] = server.pool(a, held[a.src])
+                kind = "pool"
             else:
                 held[a.dst] = server.add(a, held[a.a], held[a.b])
                 kind = "add"

@@ -80,6 +80,17 @@ def check_security(n: int, coeff_mod_bit_sizes: tuple[int, ...] | list[int], all
         )
 
 
+def max_secure_depth(poly_modulus_degree: int, scale_bits: int = 40, outer_bits: int = 60) -> int:
+    """The most rescales a [60, 40 x d, 60] chain can have at 128-bit security.
+
+    >>> max_secure_depth(8192), max_secure_depth(16384), max_secure_depth(32768)
+    (2, 7, 19)
+    """
+    if poly_modulus_degree not in MAX_BITS_128:
+        raise ValueError(f"no 128-bit bound for N={poly_modulus_degree}")
+    return max(0, (MAX_BITS_128[poly_modulus_degree] - 2 * outer_bits) // scale_bits)
+
+
 def ckks_params(
     depth: int,
     poly_modulus_degree: int | None = None,

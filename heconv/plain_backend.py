@@ -108,6 +108,12 @@ class PlainBackend(Backend):
         values = None if ct.values is None else ct.values * plain.values
         return PlainVector(values, ct.level, ct.scale * plain.scale, True)
 
+    def square_inplace(self, ct: PlainVector) -> None:
+        self.counter.cmuls += 1
+        if ct.values is not None:
+            ct.values *= ct.values
+        ct.scale *= ct.scale
+
     def _same(self, a: PlainVector, b: PlainVector, op: str) -> None:
         if a.level != b.level or abs(a.scale - b.scale) > 1e-9 * max(a.scale, b.scale):
             raise ValueError(

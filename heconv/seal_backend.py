@@ -62,6 +62,8 @@ class SealBackend(Backend):
         self._secret: seal.SecretKey | None = keygen.secret_key()
         self.public_key = seal.PublicKey()
         keygen.create_public_key(self.public_key)
+        self.relin_keys = seal.RelinKeys()
+        keygen.create_relin_keys(self.relin_keys)
         self.galois_keys = seal.GaloisKeys()
         self._key_steps: frozenset[int] = frozenset()
         self._encoder = seal.CKKSEncoder(self.context)
@@ -157,6 +159,11 @@ class SealBackend(Backend):
         self._evaluator.multiply_plain(ct, plain, out)
         self.counter.pmuls += 1
         return out
+
+    def square_inplace(self, ct: seal.Ciphertext) -> None:
+        self._evaluator.square_inplace(ct)
+        self._evaluator.relinearize_inplace(ct, self.relin_keys)
+        self.counter.cmuls += 1
 
     def add_inplace(self, acc: seal.Ciphertext, ct: seal.Ciphertext) -> None:
         self._evaluator.add_inplace(acc, ct)

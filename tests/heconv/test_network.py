@@ -8,7 +8,7 @@ import models
 from heconv.conv import dense_rotations
 from heconv.infer import network_params, prepare_inference, run_inference
 from heconv.lower import lower_model
-from heconv.network import Client, ConvOp, Server, ServerConv, plan_network, run_network
+from heconv.network import Client, ConvOp, Refresh, Server, ServerConv, plan_network, run_network
 from heconv.params import ckks_params
 from heconv.plain_backend import PlainBackend
 
@@ -143,3 +143,43 @@ def test_protocol_errors():
     square = Network((3, 8, 8), [conv, ActOp("sq", "y", "z", "square")], "z")
     with pytest.raises(ValueError, match="layer sq: activation 'square' needs the non-interactive mode"):
         plan_network(square, params)
+
+
+def test_non_interactive_small_cnn_encrypted():
+    model = _model("small-cnn-square", in_channels=1)
+    shape = (1, 8, 8)
+    prep = prepare_inference(model, shape, mode="encrypted", protocol="non-interactive")
+    assert prep.plan.params.poly_modulus_degree == 16384 and prep.plan.params.depth == 5
+    assert not any(isinstance(a, Refresh) and a.name != "output" for a in prep.plan.actions)
+    r = run_inference(prep, model, np.random.default_rng(4).uniform(-1, 1, (2,) + shape))
+    assert r["predictions"] == r["reference_predictions"] and r["max_abs_error"] < 1e-2
+    assert r["counts_match_plan"] and r["cmuls"] == 2 and r["client_s"] >= 0
+    kinds = [layer["kind"] for layer in r["layers"]]
+    assert kinds == ["conv", "square", "conv", "square", "pool", "linear"]
+    assert [layer["level"] for layer in r["layers"]] == [0, 1, 2, 3, 4, 4]
+    # Pooling over P = 64 slots: log2(64) rotate-and-sum steps.
+    assert r["layers"][4]["rotations"] == 6
+
+
+def test_too_deep_fails_before_encryption():
+    from heconv.network import levels_needed
+
+    model = _model("small-cnn-square", in_channels=1)
+    net = lower_model(model, (1, 8, 8))
+    assert levels_needed(net) == 5
+    with pytest.raises(ValueError, match=r"needs 5 multiplicative levels.*has 2"):
+        plan_network(net, ckks_params(depth=2), "non-interactive")
+    with pytest.raises(ValueError, match=r"needs 5 multiplicative levels, but N=8192 holds at most 2"):
+        prepare_inference(model, (1, 8, 8), mode="encrypted", protocol="non-interactive", poly_modulus_degree=8192)
+
+
+def test_non_interactive_refuses_relu_and_strides():
+    params = ckks_params(depth=7)
+    with pytest.raises(ValueError, match="'relu' cannot run without a refresh"):
+        plan_network(lower_model(_model("small-cnn", in_channels=1), (1, 8, 8)), params, "non-interactive")
+    strided = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, 2, 1), models.Square(), torch.nn.AdaptiveAvgPool2d(1),
+                                  torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
+    with pytest.raises(ValueError, match="stride-1 convolutions"):
+        plan_network(lower_model(strided, (1, 8, 8)), params, "non-interactive")
+    with pytest.raises(ValueError, match="needs 20 multiplicative levels.*use the hybrid protocol"):
+        plan_network(lower_model(_model("resnet20"), (3, 8, 8)), ckks_params(depth=19), "non-interactive")

@@ -1,0 +1,62 @@
+import json
+
+import pytest
+import torch
+
+import models
+from heconv.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(["infer", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_infer_json_encrypted_small_cnn(capsys):
+    code, out, _ = _run(capsys, "--model", "small-cnn", "--in-channels", "1", "--input-size", "8", "--images", "2", "--json")
+    assert code == 0
+    r = json.loads(out)
+    for key in ("rotations", "predicted_rotations", "key_switches", "pmuls", "server_s", "client_s", "floor_s",
+                "bytes_client_to_server", "bytes_server_to_client", "galois_key_bytes", "top1_agreement", "max_abs_error"):
+        assert key in r
+    assert r["images"] == 2 and r["top1_agreement"] == 1.0 and r["max_abs_error"] < 1e-2
+    assert r["rotations"] == r["predicted_rotations"] == sum(layer["rotations"] for layer in r["layers"])
+    assert [layer["layer"] for layer in r["layers"]] == ["conv1", "conv2", "fc"]
+    assert r["refresh"].startswith("simulated")
+
+
+def test_infer_count_mode_table(capsys):
+    code, out, _ = _run(capsys, "--model", "resnet18", "--input-size", "32", "--mode", "count")
+    assert code == 0
+    assert "layers.3.1.conv2" in out and "rotations        5697 counted, 5697 predicted" in out
+
+
+def test_infer_pruned_diagonals_cut_rotations(capsys):
+    _, dense, _ = _run(capsys, "--model", "resnet20", "--mode", "count", "--json")
+    _, pruned, _ = _run(capsys, "--model", "resnet20", "--mode", "count", "--json", "--prune-diagonals", "0.9")
+    d, p = json.loads(dense), json.loads(pruned)
+    assert p["rotations"] == p["predicted_rotations"] < d["rotations"]
+    assert p["pmuls"] < d["pmuls"] / 5
+
+
+def test_infer_checkpoint(capsys, tmp_path):
+    torch.manual_seed(1)
+    m = models.build_model("small-cnn", 1, 10)
+    torch.save(m.state_dict(), tmp_path / "ok.pt")
+    code, out, _ = _run(capsys, "--model", "small-cnn", "--in-channels", "1", "--input-size", "8", "--mode", "plain",
+                        "--checkpoint", str(tmp_path / "ok.pt"), "--json")
+    assert code == 0 and json.loads(out)["max_abs_error"] < 1e-9
+    torch.save(models.build_model("small-cnn", 3, 10).state_dict(), tmp_path / "bad.pt")
+    code, _, err = _run(capsys, "--model", "small-cnn", "--in-channels", "1", "--checkpoint", str(tmp_path / "bad.pt"))
+    assert code == 2 and "does not fit the model" in err
+    code, _, err = _run(capsys, "--model", "small-cnn", "--checkpoint", str(tmp_path / "none.pt"))
+    assert code == 2 and "does not exist" in err
+
+
+def test_infer_errors(capsys):
+    code, _, err = _run(capsys, "--model", "vgg")
+    assert code == 2 and "unknown model 'vgg'" in err
+    code, _, err = _run(capsys, "--model", "small-cnn-square", "--in-channels", "1", "--protocol", "non-interactive",
+                        "--poly-modulus-degree", "8192")
+    assert code == 2 and "needs 5 multiplicative levels" in err
