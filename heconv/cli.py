@@ -2,6 +2,8 @@
 
     artemis layer --c-in 64 --c-out 64 --hw 16 --kernel 3 [--json]
     artemis infer --model resnet18 --input-size 16 --images 2 [--mode encrypted|plain|count] [--json]
+    artemis train --model resnet18 --dataset fashion-mnist --input-size 16 --lambda-d 1e-4 --out DIR
+    artemis prune --method artemis-diagonal --checkpoint DIR/model.pt --max-drop 1.0 --out DIR
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_infer)
+
+    from pruning.cli import add_parsers
+
+    add_parsers(sub, _positive, _fraction)
     return parser
 
 
@@ -210,6 +216,10 @@ def _table(result: dict) -> str:
     return "\n".join(f"{a:<{width}}  {b}" for a, b in rows)
 
 
+def _summary(result: dict) -> str:
+    return json.dumps(result, indent=2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -219,8 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, PermissionError) as e:
         print(f"artemis {args.command}: error: {e}", file=sys.stderr)
         return 2
-    table = _infer_table if result.pop("_table", None) == "infer" else _table
-    if args.json:
+    kind = result.pop("_table", None)
+    table = _infer_table if kind == "infer" else _table if "latency_s" in result else _summary
+    if getattr(args, "json", False) or args.command in ("train", "prune"):
         print(json.dumps(result))
     else:
         print(table(result))

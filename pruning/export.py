@@ -1,0 +1,111 @@
+"""Export a pruned model: a weights-only checkpoint, a per-layer JSON summary, the results CSV.
+
+Every file is written to a temporary name and moved into place, so a failed run never
+leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from heconv.lower import lower_model
+from heconv.network import ServerConv, plan_network
+from heconv.params import CKKSParams
+from heconv.provenance import provenance
+
+from .prune import fold_masks
+
+CSV_COLUMNS = ["model", "dataset", "input_size", "method", "step", "fraction", "accuracy", "accuracy_drop",
+               "rotations", "pmuls", "sparsity", "accepted", "seed", "git_revision"]
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, meta: dict) -> None:
+    """{'state_dict': folded weights, 'meta': plain values}: loadable with weights_only=True."""
+    buf = io.BytesIO()
+    torch.save({"state_dict": fold_masks(model).state_dict(), "meta": meta}, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def load_training_checkpoint(path: str | Path) -> tuple[dict, dict]:
+    """(state_dict, meta) of a checkpoint written by `save_checkpoint`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for a bad file
+        raise ValueError(f"checkpoint {path}: cannot be read with weights_only=True ({e})") from None
+    if not isinstance(obj, dict) or "state_dict" not in obj or "meta" not in obj:
+        raise ValueError(f"checkpoint {path}: expected {{'state_dict', 'meta'}} as written by 'artemis train'")
+    return obj["state_dict"], obj["meta"]
+
+
+def layer_summary(model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams) -> dict:
+    """Per conv: kept positions and diagonals, predicted rotations and multiplications, sparsity."""
+    folded = fold_masks(model).eval()
+    plan = plan_network(lower_model(folded, input_shape), params)
+    modules = dict(folded.named_modules())
+    layers = []
+    for a in plan.actions:
+        if not isinstance(a, ServerConv):
+            continue
+        p = a.plan
+        w = modules[a.name].weight
+        layers.append({
+            "layer": a.name, "c_in": p.spec.c_in, "c_out": p.spec.c_out, "kernel": p.spec.kernel,
+            "hw": p.spec.height, "c_n": p.packing.c_n,
+            "kept_positions": p.positions, "kept_diagonals": p.diagonals,
+            "kept_diagonal_count": sum(len(d) for d in p.diagonals), "diagonal_count": p.packing.n_out * p.packing.c_n,
+            "predicted_rotations": p.predicted.rotations, "predicted_pmuls": p.predicted.pmuls,
+            "sparsity": float((w == 0).float().mean()),
+        })
+    return {"layers": layers, "rotations": plan.predicted.rotations, "pmuls": plan.predicted.pmuls,
+            "params": params.to_dict()}
+
+
+def write_summary(path: str | Path, model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams,
+                  extra: dict) -> dict:
+    summary = {**extra, **layer_summary(model, input_shape, params), "provenance": provenance()}
+    atomic_write(path, json.dumps(summary, indent=2).encode())
+    return summary
+
+
+def upsert_csv(path: str | Path, rows: list[dict], key: tuple[str, ...] = ("model", "dataset", "input_size", "method")) -> None:
+    """Replace the rows of the same (model, dataset, input size, method) and keep the rest."""
+    path = Path(path)
+    kept: list[dict] = []
+    if path.is_file():
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames != CSV_COLUMNS:
+                raise ValueError(f"{path}: columns {reader.fieldnames}, expected {CSV_COLUMNS}")
+            new_keys = {tuple(str(r[k]) for k in key) for r in rows}
+            kept = [r for r in reader if tuple(r[k] for k in key) not in new_keys]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in kept + rows:
+        writer.writerow({c: r.get(c, "") for c in CSV_COLUMNS})
+    atomic_write(path, buf.getvalue().encode())

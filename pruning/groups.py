@@ -1,0 +1,112 @@
+"""HE-aware pruning groups (DESIGN.md section 4) and their group-Lasso penalties.
+
+The groups of a conv depend on its c_n, which depends on the HE parameters and on the
+layer's input resolution: they come from the engine's own plan of the model
+(`heconv.lower.conv_packings`) and the engine's group indices
+(`heconv.geometry.diagonal_index`, `positional_index`), never from a copy.
+
+- diagonal group (bo, d): all weights sharing one output rotation by d*P slots;
+- positional group (bi, pos): all weights sharing one input rotation by sigma(pos);
+- plaintext (bo, bi, d, pos): the c_n weights of one plaintext M (Hunter's unit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from heconv.geometry import diagonal_index, positional_index
+from heconv.lower import conv_packings
+from heconv.params import CKKSParams
+
+
+@dataclass
+class LayerGroups:
+    """Group ids of every weight of one conv, as flat index tensors over weight.flatten()."""
+
+    path: str
+    c_n: int
+    shape: tuple[int, int, int, int]
+    diag_ids: torch.Tensor  # [C_out*C_in*k*k] -> 0 .. n_diag-1
+    pos_ids: torch.Tensor
+    plain_ids: torch.Tensor
+    n_diag: int
+    n_pos: int
+    n_plain: int
+    diag_saves: torch.Tensor  # [n_diag] 1 where zeroing the group saves a rotation (d != 0)
+    pos_saves: torch.Tensor  # [n_pos] 1 where it does (pos != centre)
+
+
+def groups_for_weight(shape: tuple[int, int, int, int], c_n: int, path: str = "conv") -> LayerGroups:
+    """Group ids of a [C_out, C_in, k, k] weight packed with c_n channels per ciphertext.
+
+    >>> g = groups_for_weight((4, 4, 3, 3), c_n=4)
+    >>> g.n_diag, g.n_pos, g.n_plain
+    (4, 9, 36)
+    """
+    c_out, c_in, k, _ = shape
+    bo, d = diagonal_index(c_out, c_in, c_n)
+    bi, pos = positional_index(c_out, c_in, k, c_n)
+    n_in = -(-c_in // c_n)
+    diag = np.broadcast_to((bo * c_n + d)[:, :, None, None], shape)
+    posid = bi * k * k + pos
+    plain = diag * (n_in * k * k) + posid
+    # Renumber densely so that every id names a group that has weights.
+    out = []
+    for ids in (diag, posid, plain):
+        uniq, dense = np.unique(ids.ravel(), return_inverse=True)
+        out.append((uniq, torch.from_numpy(dense.astype(np.int64))))
+    (du, di), (pu, pi), (lu, li) = out
+    return LayerGroups(
+        path=path, c_n=c_n, shape=tuple(shape),
+        diag_ids=di, pos_ids=pi, plain_ids=li, n_diag=len(du), n_pos=len(pu), n_plain=len(lu),
+        diag_saves=torch.from_numpy((du % c_n != 0).astype(np.float32)),
+        pos_saves=torch.from_numpy((pu % (k * k) != (k * k) // 2).astype(np.float32)),
+    )
+
+
+def model_groups(model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams) -> dict[str, LayerGroups]:
+    """The pruning groups of every conv of `model`, from the engine's plan of it."""
+    was_training = model.training
+    model.eval()
+    try:
+        packings = conv_packings(model, input_shape, params)
+    finally:
+        model.train(was_training)
+    modules = dict(model.named_modules())
+    return {path: groups_for_weight(tuple(modules[path].weight.shape), p.c_n, path) for path, p in packings.items()}
+
+
+def group_norms(weight: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:
+    """L2 norm of every group: sqrt(sum of squares of its weights), differentiable.
+
+    >>> w = torch.tensor([3.0, 4.0, 1.0])
+    >>> group_norms(w, torch.tensor([0, 0, 1]), 2).tolist()
+    [5.0, 1.0]
+    """
+    sq = torch.zeros(n, dtype=weight.dtype, device=weight.device).index_add_(0, ids, weight.reshape(-1) ** 2)
+    # The epsilon keeps the gradient finite at an all-zero group.
+    return torch.sqrt(sq + 1e-16)
+
+
+def group_lasso(model: nn.Module, groups: dict[str, LayerGroups], lambda_p: float = 0.0, lambda_d: float = 0.0,
+                rotation_weighted: bool = False) -> torch.Tensor:
+    """lambda_p * sum ||W_g^pos||_2 + lambda_d * sum ||W_g^diag||_2 over all convs, vectorised per layer.
+
+    With `rotation_weighted`, groups whose removal saves no rotation (d = 0, the centre
+    position) are left out: they only cost multiplications.
+    """
+    modules = dict(model.named_modules())
+    total = torch.zeros(())
+    for path, g in groups.items():
+        w = modules[path].weight
+        if lambda_d:
+            n = group_norms(w, g.diag_ids, g.n_diag)
+            total = total + lambda_d * (n * g.diag_saves if rotation_weighted else n).sum()
+        if lambda_p:
+            n = group_norms(w, g.pos_ids, g.n_pos)
+            total = total + lambda_p * (n * g.pos_saves if rotation_weighted else n).sum()
+    return total
