@@ -156,7 +156,13 @@ def cmd_layer(args: argparse.Namespace) -> dict:
     import numpy as np
     from tqdm import tqdm
 
-    from .experiment import layer_params, load_weights, measure_layer, prepare_layer, random_conv_weights
+    from .experiment import (
+        layer_params,
+        load_weights,
+        measure_layer,
+        prepare_layer,
+        random_conv_weights,
+    )
     from .provenance import provenance
 
     k = args.kernel

@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend, OpCounts, normalize_step
-from .geometry import Packing, kernel_offsets, pack, packing_geometry, position_shift, unpack, valid_pixel_masks
+from .geometry import (
+    Packing,
+    kernel_offsets,
+    pack,
+    packing_geometry,
+    position_shift,
+    unpack,
+    valid_pixel_masks,
+)
 from .params import CKKSParams
 
 SCHEDULES = ("output-rotation",)

@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend, OpCounts
-from .conv import CompiledConv, ConvPlan, compile_conv, decrypt_output, dense_rotations, encrypt_input, plan_conv, run_conv
+from .conv import (
+    CompiledConv,
+    ConvPlan,
+    compile_conv,
+    decrypt_output,
+    dense_rotations,
+    encrypt_input,
+    plan_conv,
+    run_conv,
+)
 from .cost import UnitCosts, floor_seconds, measure_unit_costs
 from .geometry import diagonal_index, next_pow2, packing_geometry, positional_index
 from .params import CKKSParams, ckks_params

@@ -16,9 +16,18 @@ from typing import Callable
 import numpy as np
 
 from .cost import UnitCosts, floor_seconds, measure_unit_costs
-from .network import Client, Network, NetworkPlan, NetworkRun, Server, levels_needed, plan_network, run_network
-from .params import SECURE_DEGREES, CKKSParams, ckks_params, max_secure_depth
 from .geometry import next_pow2
+from .network import (
+    Client,
+    Network,
+    NetworkPlan,
+    NetworkRun,
+    Server,
+    levels_needed,
+    plan_network,
+    run_network,
+)
+from .params import SECURE_DEGREES, CKKSParams, ckks_params, max_secure_depth
 
 
 def load_checkpoint(model, path: str | Path) -> None:

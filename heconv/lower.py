@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .conv import fold_batchnorm
+from .geometry import Packing
 from .network import ActOp, AddOp, ConvOp, LinearOp, Network, PadShortcutOp, PoolOp
 
 _ADD = {operator.add, torch.add}
@@ -129,7 +130,7 @@ def lower_model(model: nn.Module, input_shape: tuple[int, int, int]) -> Network:
     return Network(tuple(input_shape), ops, output)
 
 
-def conv_packings(model: nn.Module, input_shape: tuple[int, int, int], params) -> dict[str, "Packing"]:
+def conv_packings(model: nn.Module, input_shape: tuple[int, int, int], params) -> dict[str, Packing]:
     """The packing each conv of `model` runs with, keyed by module path.
 
     This is the geometry the pruning groups must use: c_n depends on the layer's input

@@ -23,7 +23,15 @@ import numpy as np
 from .backend import Backend, OpCounts
 from .conv import CompiledConv, ConvPlan, compile_conv, plan_conv, run_conv
 from .geometry import Packing, pack, unpack
-from .linear import CompiledLinear, LinearPlan, compile_linear, pack_linear_input, plan_linear, read_linear_output, run_linear
+from .linear import (
+    CompiledLinear,
+    LinearPlan,
+    compile_linear,
+    pack_linear_input,
+    plan_linear,
+    read_linear_output,
+    run_linear,
+)
 from .params import CKKSParams, max_secure_depth
 
 log = logging.getLogger(__name__)

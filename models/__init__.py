@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from torch import nn
 
-from .resnet import BasicBlock, Bottleneck, PadShortcut, ResNet, resnet18, resnet20, resnet50
+from .resnet import (
+    BasicBlock,
+    Bottleneck,
+    PadShortcut,
+    ResNet,
+    resnet18,
+    resnet20,
+    resnet50,
+)
 from .small_cnn import SmallCNN, Square
 
 MODELS = ("resnet18", "resnet50", "resnet20", "small-cnn", "small-cnn-square")

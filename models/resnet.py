@@ -8,8 +8,8 @@ subsample and zero-pad channels, which the HE protocol does at the client's refr
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class PadShortcut(nn.Module):

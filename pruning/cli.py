@@ -112,7 +112,12 @@ def cmd_prune(args: argparse.Namespace) -> dict:
     from models import build_model
 
     from .data import load_dataset
-    from .export import load_training_checkpoint, save_checkpoint, upsert_csv, write_summary
+    from .export import (
+        load_training_checkpoint,
+        save_checkpoint,
+        upsert_csv,
+        write_summary,
+    )
     from .groups import model_groups
     from .train import DEFAULT_FRACTIONS, TrainConfig, evaluate, iterative_prune
 

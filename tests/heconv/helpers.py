@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from heconv.geometry import diagonal_index, positional_index
 from heconv.conv import compile_conv, decrypt_output, encrypt_input, plan_conv, run_conv
+from heconv.geometry import diagonal_index, positional_index
 
 
 def kaiming(rng, c_out, c_in, k):

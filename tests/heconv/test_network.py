@@ -8,7 +8,15 @@ import models
 from heconv.conv import dense_rotations
 from heconv.infer import network_params, prepare_inference, run_inference
 from heconv.lower import lower_model
-from heconv.network import Client, ConvOp, Refresh, Server, ServerConv, plan_network, run_network
+from heconv.network import (
+    Client,
+    ConvOp,
+    Refresh,
+    Server,
+    ServerConv,
+    plan_network,
+    run_network,
+)
 from heconv.params import ckks_params
 from heconv.plain_backend import PlainBackend
 

@@ -7,7 +7,14 @@ from heconv.infer import network_params
 from pruning.data import Dataset, Split
 from pruning.export import load_training_checkpoint, save_checkpoint, upsert_csv
 from pruning.groups import groups_for_weight, model_groups
-from pruning.prune import METHODS, apply_masks, effective_weight, fold_masks, method_masks, smallest_groups_mask
+from pruning.prune import (
+    METHODS,
+    apply_masks,
+    effective_weight,
+    fold_masks,
+    method_masks,
+    smallest_groups_mask,
+)
 from pruning.train import TrainConfig, evaluate, iterative_prune, train
 
 
