@@ -60,6 +60,16 @@ def _median_time(fn, reps: int) -> float:
     return statistics.median(times)
 
 
+def _median_each(items: list, fn) -> float:
+    """Median time of fn(item) over items (for in-place operations that need a fresh operand each)."""
+    times = []
+    for item in items:
+        t = time.perf_counter()
+        fn(item)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
 def measure_unit_costs(backend: Backend, level: int = 0, reps: int = 30, seed: int = 0) -> UnitCosts:
     """Time each primitive on `backend` at `level` (the input level of a layer).
 
@@ -91,22 +101,12 @@ def measure_unit_costs(backend: Backend, level: int = 0, reps: int = 30, seed: i
     encode = _median_time(lambda: backend.encode(values, level + 1), max(3, reps // 3))
 
     products = [backend.multiply_plain(x, w) for _ in range(reps)]
-    times = []
-    for p in products:
-        t = time.perf_counter()
-        backend.rescale_inplace(p)
-        times.append(time.perf_counter() - t)
-    rescale = statistics.median(times)
+    rescale = _median_each(products, backend.rescale_inplace)
     bias = backend.encode(vec(), level + 1, backend.scale(products[0]))
     plain_add = _median_time(lambda: backend.add_plain_inplace(products[0], bias), reps)
     encrypt = _median_time(lambda: backend.encrypt_plain(bias), max(3, reps // 3))
     fresh = [backend.encrypt_plain(backend.encode(values, level)) for _ in range(max(3, reps // 3))]
-    times = []
-    for c in fresh:
-        t = time.perf_counter()
-        backend.square_inplace(c)
-        times.append(time.perf_counter() - t)
-    cmul = statistics.median(times)
+    cmul = _median_each(fresh, backend.square_inplace)
     backend.counter = saved
     if not keys:
         backend.generate_galois_keys([])

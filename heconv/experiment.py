@@ -118,10 +118,9 @@ def load_weights(path: str | Path, shape: tuple[int, int, int, int] | None = Non
     elif path.suffix in (".pt", ".pth"):
         import torch
 
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises several types for a bad file
-            raise ValueError(f"weights file {path}: cannot be read as a tensor ({e})") from None
+        from .infer import safe_torch_load
+
+        obj = safe_torch_load(path, "weights file")
         if not isinstance(obj, torch.Tensor):
             raise ValueError(f"weights file {path}: expected one tensor, got {type(obj).__name__}")
         w = obj.detach().double().numpy()

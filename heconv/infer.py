@@ -30,17 +30,22 @@ from .network import (
 from .params import SECURE_DEGREES, CKKSParams, ckks_params, max_secure_depth
 
 
-def load_checkpoint(model, path: str | Path) -> None:
-    """Load a state dict (or {'state_dict': ...}) with torch.load(weights_only=True)."""
+def safe_torch_load(path: str | Path, what: str = "checkpoint"):
+    """torch.load(path, weights_only=True), with a ValueError that names the file."""
     import torch
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"checkpoint {path} does not exist")
+        raise ValueError(f"{what} {path} does not exist")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for a bad file
-        raise ValueError(f"checkpoint {path}: cannot be read with weights_only=True ({e})") from None
+        raise ValueError(f"{what} {path}: cannot be read with weights_only=True ({e})") from None
+
+
+def load_checkpoint(model, path: str | Path) -> None:
+    """Load a state dict (or {'state_dict': ...}) with torch.load(weights_only=True)."""
+    obj = safe_torch_load(path)
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, dict):

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from heconv.infer import safe_torch_load
 from heconv.lower import lower_model
 from heconv.network import ServerConv, plan_network
 from heconv.params import CKKSParams
@@ -50,13 +51,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, meta: dict) -> None:
 
 def load_training_checkpoint(path: str | Path) -> tuple[dict, dict]:
     """(state_dict, meta) of a checkpoint written by `save_checkpoint`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for a bad file
-        raise ValueError(f"checkpoint {path}: cannot be read with weights_only=True ({e})") from None
+    obj = safe_torch_load(path)
     if not isinstance(obj, dict) or "state_dict" not in obj or "meta" not in obj:
         raise ValueError(f"checkpoint {path}: expected {{'state_dict', 'meta'}} as written by 'artemis train'")
     return obj["state_dict"], obj["meta"]
