@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Sequence
 
 log = logging.getLogger("artemis")
@@ -82,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_infer)
 
+    p = sub.add_parser("report", help="fit the cost model to benchmark JSON and write results/report.md")
+    p.add_argument("files", nargs="*", help="pytest-benchmark JSON (default: every results/benchmarks/bench-*.json)")
+    p.add_argument("--out", default=str(RESULTS), help="folder for report.md, report.csv, cost_model.json, plots")
+    p.add_argument("--pruning-csv", default=str(RESULTS / "pruning_summary.csv"))
+    p.set_defaults(func=cmd_report)
+
     from pruning.cli import add_parsers
 
     add_parsers(sub, _positive, _fraction)
@@ -150,6 +157,18 @@ def _infer_table(r: dict) -> str:
         f"peak RSS         {r['peak_rss_bytes'] / 2**30:.2f} GiB",
     ]
     return "\n".join(lines)
+
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+def cmd_report(args: argparse.Namespace) -> dict:
+    from .report import write_report
+
+    files = args.files or sorted(str(p) for p in (RESULTS / "benchmarks").glob("bench-*.json"))
+    model = write_report(files, args.out, args.pruning_csv)
+    return {k: model[k] for k in ("r2_rotation_only", "r2_full", "max_rel_err_rotation_only", "max_rel_err_full",
+                                  "pruning_ratios")} | {"report": str(Path(args.out) / "report.md")}
 
 
 def cmd_layer(args: argparse.Namespace) -> dict:
@@ -237,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     kind = result.pop("_table", None)
     table = _infer_table if kind == "infer" else _table if "latency_s" in result else _summary
-    if getattr(args, "json", False) or args.command in ("train", "prune"):
+    if getattr(args, "json", False) or args.command in ("train", "prune", "report"):
         print(json.dumps(result))
     else:
         print(table(result))
