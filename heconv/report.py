@@ -17,13 +17,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write
 from .provenance import provenance
 
 OPS = ("key_switches", "pmuls", "adds", "plain_adds", "rescales")
@@ -144,18 +143,6 @@ def predict_with_units(cases: list[Case], primitives: dict[str, float]) -> tuple
     return _fit_summary({}, y, pred), _fit_summary({"overhead_factor": factor}, y, factor * pred)
 
 
-def _atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _pareto(csv_path: Path) -> tuple[list[dict], dict]:
     """Rows of pruning_summary.csv and the chosen step of each method with rotation ratios."""
     if not csv_path.is_file():
@@ -247,7 +234,7 @@ def write_report(paths: list[str | Path], out_dir: str | Path, pruning_csv: str 
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110)
         plt.close(fig)
-        _atomic(out / f"latency_fits_N{n}.png", buf.getvalue())
+        atomic_write(out / f"latency_fits_N{n}.png", buf.getvalue())
         md += [f"![fits](latency_fits_N{n}.png)", ""]
 
     rows, ratios = _pareto(Path(pruning_csv)) if pruning_csv else ([], {})
@@ -263,7 +250,7 @@ def write_report(paths: list[str | Path], out_dir: str | Path, pruning_csv: str 
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110)
         plt.close(fig)
-        _atomic(out / "pareto.png", buf.getvalue())
+        atomic_write(out / "pareto.png", buf.getvalue())
         md += ["## Pruning", "", "![pareto](pareto.png)", ""]
         md += [f"- {k}: {v:.2f}x" for k, v in sorted(ratios.items())] + [""]
     prov = model["provenance"]
@@ -275,10 +262,10 @@ def write_report(paths: list[str | Path], out_dir: str | Path, pruning_csv: str 
     writer.writerow(["name", "suite", "poly_modulus_degree", "latency_s", *OPS])
     for c in cases:
         writer.writerow([c.name, c.suite, c.n, c.latency, *[c.counts[op] for op in OPS]])
-    _atomic(out / "report.csv", buf.getvalue().encode())
-    _atomic(out / "cost_model.json", json.dumps(model, indent=2).encode())
-    _atomic(out / "report.md", "\n".join(md).encode())
+    atomic_write(out / "report.csv", buf.getvalue().encode())
+    atomic_write(out / "cost_model.json", json.dumps(model, indent=2).encode())
+    atomic_write(out / "report.md", "\n".join(md).encode())
     first = model["per_n"][str(min(by_n))]
     model.update({k: first[k] for k in ("r2_full", "max_rel_err_full", "r2_rotation_only", "max_rel_err_rotation_only")})
-    _atomic(out / "cost_model.json", json.dumps(model, indent=2).encode())
+    atomic_write(out / "cost_model.json", json.dumps(model, indent=2).encode())
     return model

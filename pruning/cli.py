@@ -69,7 +69,9 @@ def cmd_train(args: argparse.Namespace) -> dict:
     from models import build_model
 
     from .data import load_dataset
-    from .export import atomic_write, save_checkpoint
+    from heconv.files import atomic_write
+
+    from .export import save_checkpoint
     from .groups import model_groups
     from .train import TrainConfig, evaluate, train
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from heconv.files import atomic_write
 from heconv.infer import safe_torch_load
 from heconv.lower import lower_model
 from heconv.network import ServerConv, plan_network
@@ -26,20 +25,6 @@ from .prune import fold_masks
 
 CSV_COLUMNS = ["model", "dataset", "input_size", "method", "step", "fraction", "accuracy", "accuracy_drop",
                "rotations", "pmuls", "sparsity", "accepted", "seed", "git_revision"]
-
-
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, meta: dict) -> None:
