@@ -64,13 +64,12 @@ def _bar(total: int, desc: str):
 def cmd_train(args: argparse.Namespace) -> dict:
     import torch
 
+    from heconv.files import atomic_write
     from heconv.infer import network_params
     from heconv.provenance import provenance
     from models import build_model
 
     from .data import load_dataset
-    from heconv.files import atomic_write
-
     from .export import save_checkpoint
     from .groups import model_groups
     from .train import TrainConfig, evaluate, train
