@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 import resource
 import time
 from dataclasses import dataclass
@@ -125,8 +126,8 @@ def run_inference(prep: Prepared, model, images: np.ndarray, unit: UnitCosts | N
     runs: list[NetworkRun] = []
     for x in images:
         runs.append(run_network(prep.plan, prep.client, prep.server, x, progress))
-    with torch.no_grad():
-        ref = model.double()(torch.from_numpy(np.asarray(images, dtype=np.float64))).numpy()
+    with torch.no_grad():  # a float64 copy: the caller's model keeps its dtype
+        ref = copy.deepcopy(model).double()(torch.from_numpy(np.asarray(images, dtype=np.float64))).numpy()
     logits = np.stack([r.logits for r in runs])
     last = runs[-1]
     level_of = {r.name: r.level for r in prep.plan.layers}

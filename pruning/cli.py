@@ -54,6 +54,34 @@ def add_parsers(sub, positive, fraction) -> None:
     p.add_argument("--out", required=True, help="output folder (pruned-<method>.pt, summary-<method>.json)")
     p.set_defaults(func=cmd_prune)
 
+    p = sub.add_parser("demo", help="the whole pipeline with small settings: train, prune, encrypted inference")
+    p.add_argument("--model", default="resnet20")
+    p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
+    p.add_argument("--data-dir")
+    p.add_argument("--input-size", type=positive, default=16)
+    p.add_argument("--subset", type=positive, default=6000)
+    p.add_argument("--epochs", type=positive, default=6)
+    p.add_argument("--images", type=positive, default=2)
+    p.add_argument("--mode", choices=("encrypted", "plain"), default="encrypted")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(RESULTS_CSV.parent / "demo"))
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> dict:
+    from .demo import DemoConfig, render, run_demo
+
+    cfg = DemoConfig(model=args.model, dataset=args.dataset, data_dir=args.data_dir, input_size=args.input_size,
+                     subset=args.subset, epochs=args.epochs, images=args.images, mode=args.mode, seed=args.seed)
+    with _bar(7, "demo") as bar:
+        def stage(name):
+            bar.set_postfix_str(name)
+            bar.update()
+
+        result = run_demo(cfg, args.out, stage)
+    print(render(result))
+    return {"demo": str(Path(args.out) / "demo.md"), "rows": result["rows"]}
+
 
 def _bar(total: int, desc: str):
     from tqdm import tqdm
