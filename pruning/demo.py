@@ -37,7 +37,8 @@ class DemoConfig:
     epochs: int = 6
     lambda_d: float = 5e-4
     max_drop: float = 1.0
-    fractions: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
+    fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.7)
+    finetune_epochs: int = 2
     images: int = 2
     mode: str = "encrypted"
     seed: int = 0
@@ -71,7 +72,7 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
         m = build_model(cfg.model, data.in_channels, data.num_classes)
         m.load_state_dict(fold_masks(models[source][0]).state_dict())
         result = iterative_prune(m, data, models[source][1], method, params, cfg.max_drop, cfg.fractions,
-                                 TrainConfig(epochs=1, lr=0.01, seed=cfg.seed), reference=dense_acc)
+                                 TrainConfig(epochs=cfg.finetune_epochs, lr=0.01, seed=cfg.seed), reference=dense_acc)
         pruned[method] = fold_masks(m)
         steps[method] = [s.to_dict() for s in result.steps]
     rows = []
