@@ -91,7 +91,9 @@ def test_iterative_prune_stops_at_the_drop():
     steps = result.steps
     assert steps[0].fraction == 0.0 and steps[0].accepted
     assert all(s.accepted == (s.accuracy_drop <= 0.0) for s in steps)
-    assert all(not s.accepted for s in steps[1:]) or steps[-1].fraction == 1.0 or not steps[-1].accepted
+    # The loop stops at the first rejected step: every earlier one was accepted.
+    assert all(s.accepted for s in steps[:-1])
+    assert not steps[-1].accepted or len(steps) == 4
     assert [s.rotations for s in steps] == sorted([s.rotations for s in steps], reverse=True)
     chosen = result.chosen
     vx, vy = data.tensors("val")
