@@ -11,14 +11,40 @@ from pathlib import Path
 
 import pytest
 
-from heconv.params import ckks_params
+from heconv.params import CKKSParams, ckks_params
 from heconv.provenance import git_revision, provenance
 
-RESULTS = Path(__file__).resolve().parent.parent / "results" / "benchmarks"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results" / "benchmarks"
+DEFAULT_PRUNED = ROOT / "results" / "demo" / "checkpoints"
+# The methods whose real pruned weights the layer and model suites run.
+CHECKPOINT_METHODS = ("dense", "hunter", "artemis-diagonal")
 
 
 def pytest_addoption(parser):
     parser.addoption("--quick", action="store_true", help="artemis: run only a small subset of the benchmark cases")
+    parser.addoption("--pruned", action="append", metavar="DIR",
+                     help="artemis: a directory holding pruned-<method>.pt checkpoints ('artemis prune', "
+                          f"'artemis demo'); repeatable; default {DEFAULT_PRUNED.relative_to(ROOT)}")
+
+
+def pruned_checkpoints(config) -> dict[tuple[str, str], Path]:
+    """{(model, method): checkpoint} for the checkpoint cases, found once per session."""
+    if not hasattr(config, "_artemis_pruned"):
+        from pruning.export import find_checkpoints
+
+        dirs = config.getoption("--pruned") or [DEFAULT_PRUNED]
+        found = find_checkpoints(dirs)
+        config._artemis_pruned = {k: v for k, v in sorted(found.items()) if k[1] in CHECKPOINT_METHODS}
+        config._artemis_pruned_dirs = [str(d) for d in dirs]
+    return config._artemis_pruned
+
+
+def no_checkpoint_param(config, argnames: int):
+    dirs = getattr(config, "_artemis_pruned_dirs", [str(DEFAULT_PRUNED)])
+    reason = (f"no pruned checkpoints ({', '.join(CHECKPOINT_METHODS)}) under {dirs}: run 'artemis demo' "
+              "or 'artemis prune', or pass --pruned DIR")
+    return pytest.param(*([None] * argnames), marks=pytest.mark.skip(reason=reason), id="no-checkpoints")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -62,11 +88,24 @@ def params_8192():
 
 
 @pytest.fixture(scope="session")
-def unit_costs_8192(params_8192):
-    """Unit costs measured once per session, in this process, at the layer's level."""
+def unit_costs_for():
+    """Unit costs measured once per session and parameter set, in this process, at level 0."""
     from heconv.cost import measure_unit_costs
     from heconv.seal_backend import SealBackend
 
-    b = SealBackend(params_8192)
-    b.generate_galois_keys([1])
-    return measure_unit_costs(b, level=0, reps=50)
+    cache = {}
+
+    def get(params: CKKSParams):
+        key = (params.poly_modulus_degree, tuple(params.coeff_mod_bit_sizes))
+        if key not in cache:
+            b = SealBackend(params)
+            b.generate_galois_keys([1])
+            cache[key] = measure_unit_costs(b, level=0, reps=50)
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def unit_costs_8192(params_8192, unit_costs_for):
+    return unit_costs_for(params_8192)

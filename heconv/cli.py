@@ -4,6 +4,7 @@
     artemis infer --model resnet18 --input-size 16 --images 2 [--mode encrypted|plain|count] [--json]
     artemis train --model resnet18 --dataset fashion-mnist --input-size 16 --lambda-d 1e-4 --out DIR
     artemis prune --method artemis-diagonal --checkpoint DIR/model.pt --max-drop 1.0 --out DIR
+    artemis report [bench.json ...] [--pruning-csv CSV ...] [--readme PATH | --no-readme]
 """
 
 from __future__ import annotations
@@ -86,7 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="fit the cost model to benchmark JSON and write results/report.md")
     p.add_argument("files", nargs="*", help="pytest-benchmark JSON (default: every results/benchmarks/bench-*.json)")
     p.add_argument("--out", default=str(RESULTS), help="folder for report.md, report.csv, cost_model.json, plots")
-    p.add_argument("--pruning-csv", default=str(RESULTS / "pruning_summary.csv"))
+    p.add_argument("--pruning-csv", action="append", metavar="CSV",
+                   help="pruning summary for the Pareto plot; repeat for several "
+                        "(default: results/pruning_summary.csv)")
+    readme = p.add_mutually_exclusive_group()
+    readme.add_argument("--readme", metavar="PATH",
+                        help="README whose block between <!-- results:begin --> and <!-- results:end --> is "
+                             "rewritten (default: ./README.md when it has the markers)")
+    readme.add_argument("--no-readme", action="store_true", help="leave every README alone")
     p.set_defaults(func=cmd_report)
 
     from pruning.cli import add_parsers
@@ -163,12 +171,30 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
 def cmd_report(args: argparse.Namespace) -> dict:
-    from .report import write_report
+    from .report import (
+        read_readme_block,
+        render_readme_block,
+        update_readme,
+        write_report,
+    )
 
+    readme = None
+    if args.readme:
+        readme = Path(args.readme)
+        read_readme_block(readme)  # a README without the markers fails before any result file is rewritten
+    elif not args.no_readme:
+        try:
+            read_readme_block("README.md")
+            readme = Path("README.md")
+        except ValueError as e:
+            log.warning("README not updated: %s", e)
     files = args.files or sorted(str(p) for p in (RESULTS / "benchmarks").glob("bench-*.json"))
-    model = write_report(files, args.out, args.pruning_csv)
+    model = write_report(files, args.out, args.pruning_csv or [RESULTS / "pruning_summary.csv"])
+    if readme is not None:
+        update_readme(readme, render_readme_block(model))
     return {k: model[k] for k in ("r2_rotation_only", "r2_full", "max_rel_err_rotation_only", "max_rel_err_full",
-                                  "pruning_ratios")} | {"report": str(Path(args.out) / "report.md")}
+                                  "pruning_ratios", "method_ratios")} | {
+        "report": str(Path(args.out) / "report.md"), "readme": str(readme) if readme is not None else None}
 
 
 def cmd_layer(args: argparse.Namespace) -> dict:

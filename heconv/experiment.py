@@ -231,3 +231,52 @@ def measure_layer(prep: PreparedLayer, unit: UnitCosts | None = None) -> dict:
         "max_abs_error": float(np.abs(y - ref).max()),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
+
+
+@dataclass
+class ModelLayer:
+    """One conv of a real model as the engine runs it: BN folded, at its own input size."""
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray | None
+    height: int
+    width: int
+    stride: int
+
+    @property
+    def shape_key(self) -> tuple[int, int, int, int, int]:
+        """(c_in, c_out, kernel, height, stride): layers with the same key run the same packing."""
+        c_out, c_in, k, _ = self.weight.shape
+        return (c_in, c_out, k, self.height, self.stride)
+
+
+def model_layers(model, input_shape: tuple[int, int, int], params: CKKSParams) -> list[ModelLayer]:
+    """Every conv of `model` in execution order, lowered (BN folded) with its input size.
+
+    >>> import torch, models
+    >>> torch.manual_seed(0) and None
+    >>> ls = model_layers(models.build_model("resnet20", 1, 10).eval(), (1, 8, 8), ckks_params(depth=1))
+    >>> [(l.name, l.shape_key) for l in ls[:2]]
+    [('conv1', (1, 16, 3, 8, 1)), ('layers.0.0.conv1', (16, 16, 3, 8, 1))]
+    """
+    from .lower import lower_model
+    from .network import ConvOp, ServerConv, plan_network
+
+    net = lower_model(model, input_shape)
+    ops = {op.name: op for op in net.ops if isinstance(op, ConvOp)}
+    out = []
+    for a in plan_network(net, params).actions:
+        if isinstance(a, ServerConv):
+            op = ops[a.name]
+            out.append(ModelLayer(a.name, np.asarray(op.weight, dtype=np.float64), op.bias, a.plan.spec.height,
+                                  a.plan.spec.width, a.plan.spec.stride))
+    return out
+
+
+def representative_layers(layers: list[ModelLayer]) -> list[ModelLayer]:
+    """The first layer of each distinct shape (c_in, c_out, kernel, height, stride), in order."""
+    seen: dict[tuple, ModelLayer] = {}
+    for layer in layers:
+        seen.setdefault(layer.shape_key, layer)
+    return list(seen.values())

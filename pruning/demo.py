@@ -22,6 +22,7 @@ from heconv.provenance import provenance
 from models import build_model
 
 from .data import load_dataset
+from .export import save_checkpoint, upsert_csv
 from .groups import model_groups
 from .prune import fold_masks
 from .train import TrainConfig, evaluate, iterative_prune, train
@@ -66,7 +67,10 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
         models[name] = (m, groups)
     dense_acc = evaluate(models["dense"][0], vx, vy)
     pruned = {"dense": models["dense"][0]}
-    steps = {}
+    steps: dict[str, list[dict]] = {"dense": [{"step": 0, "fraction": 0.0, "accuracy": dense_acc, "accuracy_drop": 0.0,
+                                              **_he_counts(pruned["dense"], shape, params), "sparsity": 0.0,
+                                              "accepted": True}]}
+    chosen = {"dense": 0.0}
     for method, source in (("artemis-diagonal", "artemis"), ("hunter", "dense")):
         say(f"prune {method}")
         m = build_model(cfg.model, data.in_channels, data.num_classes)
@@ -75,6 +79,7 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
                                  TrainConfig(epochs=cfg.finetune_epochs, lr=0.01, seed=cfg.seed), reference=dense_acc)
         pruned[method] = fold_masks(m)
         steps[method] = [s.to_dict() for s in result.steps]
+        chosen[method] = result.chosen.fraction
     rows = []
     images = data.test.x[: cfg.images].astype(np.float64)
     for method, m in pruned.items():
@@ -92,9 +97,29 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
     result = {"config": {k: v for k, v in cfg.__dict__.items()}, "dataset": data.name, "data_note": data.note,
               "dense_val_accuracy": dense_acc, "rows": rows, "pruning_steps": steps, "provenance": provenance()}
     out = Path(out_dir)
+    rev = result["provenance"]["git_revision"]
+    meta = {"model": cfg.model, "dataset": data.name, "input_size": cfg.input_size, "in_channels": data.in_channels,
+            "num_classes": data.num_classes, "subset": cfg.subset, "seed": cfg.seed, "lambda_d": cfg.lambda_d,
+            "epochs": cfg.epochs, "poly_modulus_degree": params.poly_modulus_degree, "data_note": data.note,
+            "max_drop": cfg.max_drop, "git_revision": rev}
+    for r in rows:  # the benchmarks pick these up (bench --pruned, default results/demo/checkpoints)
+        save_checkpoint(pruned[r["method"]], out / "checkpoints" / f"pruned-{r['method']}.pt",
+                        {**meta, "method": r["method"], "fraction": chosen[r["method"]],
+                         "val_accuracy": r["val_accuracy"], "test_accuracy": r["test_accuracy"]})
+    upsert_csv(out / "pruning_summary.csv",
+               [{"model": cfg.model, "dataset": data.name, "input_size": cfg.input_size, "method": method, **s,
+                 "seed": cfg.seed, "git_revision": rev} for method, ss in steps.items() for s in ss])
     atomic_write(out / "demo.json", json.dumps(result, indent=2).encode())
     atomic_write(out / "demo.md", render(result).encode())
     return result
+
+
+def _he_counts(model, shape: tuple[int, int, int], params) -> dict:
+    from heconv.lower import lower_model
+    from heconv.network import plan_network
+
+    plan = plan_network(lower_model(model.eval(), shape), params)
+    return {"rotations": plan.predicted.rotations, "pmuls": plan.predicted.pmuls}
 
 
 def render(result: dict) -> str:

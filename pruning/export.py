@@ -89,3 +89,36 @@ def upsert_csv(path: str | Path, rows: list[dict], key: tuple[str, ...] = ("mode
     for r in kept + rows:
         writer.writerow({c: r.get(c, "") for c in CSV_COLUMNS})
     atomic_write(path, buf.getvalue().encode())
+
+
+def find_checkpoints(dirs: list[str | Path]) -> dict[tuple[str, str], Path]:
+    """{(model, method): path} of the pruned checkpoints (`pruned-<method>.pt`) under `dirs`.
+
+    The model and method come from each checkpoint's own meta, not from its file name;
+    a later directory wins over an earlier one for the same (model, method). Missing
+    directories are skipped (the benchmarks then skip their checkpoint cases).
+    """
+    found: dict[tuple[str, str], Path] = {}
+    for d in dirs:
+        d = Path(d)
+        if not d.is_dir():
+            continue
+        for path in sorted(d.rglob("pruned-*.pt")):
+            _, meta = load_training_checkpoint(path)
+            if "method" not in meta or "model" not in meta:
+                raise ValueError(f"checkpoint {path}: meta has no 'model'/'method' (written by 'artemis prune'?)")
+            found[(meta["model"], meta["method"])] = path
+    return found
+
+
+def load_pruned_model(path: str | Path) -> tuple[nn.Module, dict]:
+    """The model of a checkpoint written by `save_checkpoint`, in eval mode, with its meta."""
+    from models import build_model
+
+    state, meta = load_training_checkpoint(path)
+    model = build_model(meta["model"], meta["in_channels"], meta["num_classes"])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"checkpoint {path} does not fit {meta['model']}: {str(e).splitlines()[0]}") from None
+    return model.eval(), meta

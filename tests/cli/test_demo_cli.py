@@ -1,6 +1,11 @@
+import csv
 import json
 
 from heconv.cli import main
+from heconv.infer import network_params
+from heconv.lower import lower_model
+from heconv.network import plan_network
+from pruning.export import CSV_COLUMNS, find_checkpoints, load_pruned_model
 
 
 def test_demo_smallest_settings(tmp_path, capsys):
@@ -17,3 +22,17 @@ def test_demo_smallest_settings(tmp_path, capsys):
         assert r["rotations"] == r["predicted_rotations"] and r["top1_agreement"] == 1.0
     assert rows["hunter"]["pmuls"] <= rows["dense"]["pmuls"]
     assert (tmp_path / "demo.md").read_text().startswith("# Demo: resnet20 on digits 8x8")
+
+    # The checkpoints the benchmarks pick up and the rows the report's Pareto plot reads.
+    found = find_checkpoints([tmp_path])
+    assert set(found) == {("resnet20", m) for m in ("dense", "artemis-diagonal", "hunter")}
+    for (_, method), path in found.items():
+        model, meta = load_pruned_model(path)
+        assert meta["method"] == method and meta["test_accuracy"] == rows[method]["test_accuracy"]
+        plan = plan_network(lower_model(model, (1, 8, 8)), network_params((1, 8, 8)))
+        assert plan.predicted.rotations == rows[method]["predicted_rotations"]
+    with open(tmp_path / "pruning_summary.csv") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == CSV_COLUMNS
+        methods = {r["method"] for r in reader}
+    assert methods == {"dense", "artemis-diagonal", "hunter"}
