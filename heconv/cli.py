@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser("report", help="fit the cost model to benchmark JSON and write results/report.md")
-    p.add_argument("files", nargs="*", help="pytest-benchmark JSON (default: every results/benchmarks/bench-*.json)")
+    p.add_argument("files", nargs="*", help="pytest-benchmark JSON (default: the newest results/benchmarks/bench-*-full.json, "
+                        "else the newest bench-*.json)")
     p.add_argument("--out", default=str(RESULTS), help="folder for report.md, report.csv, cost_model.json, plots")
     p.add_argument("--pruning-csv", action="append", metavar="CSV",
                    help="pruning summary for the Pareto plot; repeat for several "
@@ -172,6 +173,7 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 def cmd_report(args: argparse.Namespace) -> dict:
     from .report import (
+        default_benchmark_files,
         read_readme_block,
         render_readme_block,
         update_readme,
@@ -188,7 +190,7 @@ def cmd_report(args: argparse.Namespace) -> dict:
             readme = Path("README.md")
         except ValueError as e:
             log.warning("README not updated: %s", e)
-    files = args.files or sorted(str(p) for p in (RESULTS / "benchmarks").glob("bench-*.json"))
+    files = args.files or default_benchmark_files(RESULTS / "benchmarks")
     model = write_report(files, args.out, args.pruning_csv or [RESULTS / "pruning_summary.csv"])
     if readme is not None:
         update_readme(readme, render_readme_block(model))

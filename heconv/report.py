@@ -162,6 +162,25 @@ def load_benchmarks(paths: list[str | Path]) -> tuple[list[Case], dict[tuple[int
     return cases, units, origins
 
 
+def default_benchmark_files(folder: str | Path) -> list[Path]:
+    """The run a report reads by default: the newest full run in `folder`, else the newest run.
+
+    Names are bench-<UTC time>-<revision>-<suite>.json, so name order is time order;
+    older runs stay on disk (runs never overwrite each other) but would repeat the same
+    cases, so they are read only when named explicitly.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> for n in ("bench-20260101T000000Z-aa-full.json", "bench-20260102T000000Z-bb-quick.json"):
+    ...     _ = (d / n).write_text("{}")
+    >>> [p.name for p in default_benchmark_files(d)]
+    ['bench-20260101T000000Z-aa-full.json']
+    """
+    files = sorted(Path(folder).glob("bench-*.json"))
+    full = [f for f in files if f.name.endswith("-full.json")]
+    return (full or files)[-1:]
+
+
 def _r2(y: np.ndarray, pred: np.ndarray) -> float:
     ss_res = float(((y - pred) ** 2).sum())
     ss_tot = float(((y - y.mean()) ** 2).sum())
@@ -392,15 +411,22 @@ def _fits_section(n: int, cs: list[Case], prim: dict, model: dict, out: Path) ->
     import matplotlib.pyplot as plt
 
     units = {p: s for (nn, lv, p), s in prim.items() if nn == n and lv == 0}
-    rot, full = fit_rotation_only(cs), fit_full(cs)
-    measured, scaled = predict_with_units(cs, units)
+    # A layer with every group pruned does no counted HE work (the server only encrypts its
+    # bias); the count model cannot predict its time, so it is listed but not fitted.
+    empty = [c for c in cs if not any(c.counts[op] for op in OPS)]
+    fitted = [c for c in cs if c not in empty]
+    if not fitted:
+        raise ValueError(f"N = {n}: no case with counted operations to fit ({len(cs)} cases all empty)")
+    rot, full = fit_rotation_only(fitted), fit_full(fitted)
+    measured, scaled = predict_with_units(fitted, units)
     source = "primitives suite" if {"rotation", "pmul", "add"} <= set(units) else "each case's own process"
     for c in cs:
         c.rotation_share = rotation_share(c, units)
         c.predicted_rotation_only_s = rot.coef["a"] * c.counts["key_switches"] + rot.coef["b"]
         c.predicted_full_s = sum(c.counts[op] * full.coef.get(op, 0.0) for op in OPS)
     model["per_n"][str(n)] = {
-        "cases": len(cs), "r2_rotation_only": rot.r2, "max_rel_err_rotation_only": rot.max_rel_err,
+        "cases": len(cs), "fitted_cases": len(fitted), "cases_without_operations": [c.name for c in empty],
+        "r2_rotation_only": rot.r2, "max_rel_err_rotation_only": rot.max_rel_err,
         "r2_full": full.r2, "max_rel_err_full": full.max_rel_err, "fitted_unit_costs_s": full.coef,
         "rotation_only_fit": rot.coef, "primitive_unit_costs_s": units, "measured_units_from": source,
         "r2_full_measured_units": measured.r2, "max_rel_err_full_measured_units": measured.max_rel_err,
@@ -408,17 +434,20 @@ def _fits_section(n: int, cs: list[Case], prim: dict, model: dict, out: Path) ->
         "max_rel_err_full_measured_scaled": scaled.max_rel_err,
         "rotations_dominate": sum(c.rotation_share > 0.5 for c in cs),
     }
-    md = [f"## N = {n} ({len(cs)} cases)", "",
-          "| model | R^2 | worst relative error |", "|---|---|---|",
-          (f"| rotation only: latency = {rot.coef['a'] * 1e3:.3f} ms x rotations {rot.coef['b']:+.3f} s "
+    md = [f"## N = {n} ({len(cs)} cases)", ""]
+    if empty:
+        md += [f"{len(empty)} case(s) with every weight group pruned do no counted HE operation (the server "
+               "encrypts the bias alone) and are left out of the fits: " + ", ".join(c.name for c in empty), ""]
+    md += ["| model | R^2 | worst relative error |", "|---|---|---|",
+           (f"| rotation only: latency = {rot.coef['a'] * 1e3:.3f} ms x rotations {rot.coef['b']:+.3f} s "
            f"| {_fmt(rot.r2, '.4f')} | {rot.max_rel_err:.1%} |"),
-          f"| full, fitted unit costs (NNLS) | {_fmt(full.r2, '.4f')} | {full.max_rel_err:.1%} |",
-          f"| full, measured unit costs ({source}) | {_fmt(measured.r2, '.4f')} | {measured.max_rel_err:.1%} |",
-          (f"| full, measured unit costs x {scaled.coef['overhead_factor']:.3f} (fitted overhead) "
-           f"| {_fmt(scaled.r2, '.4f')} | {scaled.max_rel_err:.1%} |"),
-          "", "Fitted unit costs (NNLS; additions track multiplications and plain additions track "
-          "rescales, so those pairs are not separately identifiable): "
-          + ", ".join(f"{k} {v * 1e3:.4f} ms" for k, v in full.coef.items()), ""]
+           f"| full, fitted unit costs (NNLS) | {_fmt(full.r2, '.4f')} | {full.max_rel_err:.1%} |",
+           f"| full, measured unit costs ({source}) | {_fmt(measured.r2, '.4f')} | {measured.max_rel_err:.1%} |",
+           (f"| full, measured unit costs x {scaled.coef['overhead_factor']:.3f} (fitted overhead) "
+            f"| {_fmt(scaled.r2, '.4f')} | {scaled.max_rel_err:.1%} |"),
+           "", "Fitted unit costs (NNLS; additions track multiplications and plain additions track "
+           "rescales, so those pairs are not separately identifiable): "
+            + ", ".join(f"{k} {v * 1e3:.4f} ms" for k, v in full.coef.items()), ""]
     md += ["| case | rotations | pmuls | latency s | rotation share | rotations dominate |",
            "|---|---|---|---|---|---|"]
     for c in sorted(cs, key=lambda c: c.name):

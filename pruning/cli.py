@@ -65,6 +65,10 @@ def add_parsers(sub, positive, fraction) -> None:
     p.add_argument("--mode", choices=("encrypted", "plain"), default="encrypted")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(RESULTS_CSV.parent / "demo"))
+    p.add_argument("--bench-json", action="append", metavar="JSON",
+                   help="benchmark JSON the demo's report fits the cost model to (repeatable; default: the newest "
+                        "full run in results/benchmarks)")
+    p.add_argument("--no-report", action="store_true", help="skip the report (demo.md is still written)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -73,14 +77,36 @@ def cmd_demo(args: argparse.Namespace) -> dict:
 
     cfg = DemoConfig(model=args.model, dataset=args.dataset, data_dir=args.data_dir, input_size=args.input_size,
                      subset=args.subset, epochs=args.epochs, images=args.images, mode=args.mode, seed=args.seed)
-    with _bar(7, "demo") as bar:
+    out = Path(args.out)
+    with _bar(8, "demo") as bar:
         def stage(name):
             bar.set_postfix_str(name)
             bar.update()
 
-        result = run_demo(cfg, args.out, stage)
+        result = run_demo(cfg, out, stage)
+        report = None
+        if not args.no_report:
+            stage("report")
+            report = _demo_report(args.bench_json, out)
     print(render(result))
-    return {"demo": str(Path(args.out) / "demo.md"), "rows": result["rows"]}
+    if report:
+        print(f"report: {report}")
+    return {"demo": str(out / "demo.md"), "report": report, "rows": result["rows"]}
+
+
+def _demo_report(bench_json: list[str] | None, out: Path) -> str | None:
+    """The cost-model report beside the demo: benchmark fits and the demo's own Pareto points."""
+    import logging
+
+    from heconv.report import default_benchmark_files, write_report
+
+    files = bench_json or default_benchmark_files(RESULTS_CSV.parent / "benchmarks")
+    if not files:
+        logging.getLogger(__name__).warning(
+            "no benchmark JSON in results/benchmarks: the report needs one ('pytest bench --benchmark-only')")
+        return None
+    write_report(files, out, [out / "pruning_summary.csv"])
+    return str(out / "report.md")
 
 
 def _bar(total: int, desc: str):

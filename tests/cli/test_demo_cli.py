@@ -10,8 +10,13 @@ from pruning.export import CSV_COLUMNS, find_checkpoints, load_pruned_model
 
 def test_demo_smallest_settings(tmp_path, capsys):
     """The whole pipeline end to end, cleartext backend, tiny data: a smoke test, not a result."""
+    bench = tmp_path / "bench.json"  # a tiny benchmark run for the report's fits
+    bench.write_text(json.dumps({"benchmarks": [
+        {"name": f"case{r}", "stats": {"mean": 2e-3 * r + 1e-4 * 9 * r, "median": 2e-3 * r + 1e-4 * 9 * r},
+         "extra_info": {"poly_modulus_degree": 8192, "counts": {"key_switches": r, "pmuls": 9 * r}}}
+        for r in (10, 40, 90, 160)]}))
     code = main(["demo", "--dataset", "digits", "--input-size", "8", "--subset", "200", "--epochs", "1",
-                 "--images", "1", "--mode", "plain", "--out", str(tmp_path)])
+                 "--images", "1", "--mode", "plain", "--out", str(tmp_path), "--bench-json", str(bench)])
     assert code == 0
     out = capsys.readouterr().out
     assert "| dense |" in out and "| artemis-diagonal |" in out and "| hunter |" in out
@@ -36,3 +41,7 @@ def test_demo_smallest_settings(tmp_path, capsys):
         assert reader.fieldnames == CSV_COLUMNS
         methods = {r["method"] for r in reader}
     assert methods == {"dense", "artemis-diagonal", "hunter"}
+    # ... and the report beside it: the benchmark fits and the demo's own Pareto points
+    assert f"report: {tmp_path / 'report.md'}" in out
+    report = (tmp_path / "report.md").read_text()
+    assert "resnet20" in report and (tmp_path / "pareto.png").is_file()

@@ -322,3 +322,16 @@ def test_cli_report_readme_options(tmp_path, monkeypatch, caplog):
     bare.write_text("# nothing\n")
     assert main(["report", str(bench), "--out", "never", "--readme", str(bare)]) == 2
     assert not (other / "never").exists()  # the missing markers stopped it before anything was written
+
+
+def test_cases_without_operations_are_listed_not_fitted(tmp_path):
+    path = _fixture(tmp_path)
+    data = json.loads(path.read_text())
+    data["benchmarks"].append({"name": "all-pruned", "stats": {"mean": 3e-3, "median": 3e-3},
+                               "extra_info": {"poly_modulus_degree": 8192, "counts": {k: 0 for k in UNITS}}})
+    path.write_text(json.dumps(data))
+    model = write_report([path], tmp_path / "out", None)
+    n = model["per_n"]["8192"]
+    assert n["cases"] == 41 and n["fitted_cases"] == 40 and n["cases_without_operations"] == ["all-pruned"]
+    assert n["max_rel_err_full"] < 1e-6  # the empty case would be a 100% error
+    assert "left out of the fits: all-pruned" in (tmp_path / "out" / "report.md").read_text()
