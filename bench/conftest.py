@@ -17,7 +17,7 @@ from heconv.provenance import git_revision, provenance
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results" / "benchmarks"
 DEFAULT_PRUNED = ROOT / "results" / "demo" / "checkpoints"
-# The methods whose real pruned weights the layer and model suites run.
+# The methods whose real pruned models the model suite runs (the layer suite takes every method found).
 CHECKPOINT_METHODS = ("dense", "hunter", "artemis-diagonal")
 
 
@@ -28,21 +28,20 @@ def pytest_addoption(parser):
                           f"'artemis demo'); repeatable; default {DEFAULT_PRUNED.relative_to(ROOT)}")
 
 
-def pruned_checkpoints(config) -> dict[tuple[str, str], Path]:
-    """{(model, method): checkpoint} for the checkpoint cases, found once per session."""
+def pruned_checkpoints(config, methods: tuple[str, ...] | None = None) -> dict[tuple[str, str], Path]:
+    """{(model, method): checkpoint} found under --pruned (once per session), optionally only `methods`."""
     if not hasattr(config, "_artemis_pruned"):
         from pruning.export import find_checkpoints
 
         dirs = config.getoption("--pruned") or [DEFAULT_PRUNED]
-        found = find_checkpoints(dirs)
-        config._artemis_pruned = {k: v for k, v in sorted(found.items()) if k[1] in CHECKPOINT_METHODS}
+        config._artemis_pruned = dict(sorted(find_checkpoints(dirs).items()))
         config._artemis_pruned_dirs = [str(d) for d in dirs]
-    return config._artemis_pruned
+    return {k: v for k, v in config._artemis_pruned.items() if methods is None or k[1] in methods}
 
 
 def no_checkpoint_param(config, argnames: int):
     dirs = getattr(config, "_artemis_pruned_dirs", [str(DEFAULT_PRUNED)])
-    reason = (f"no pruned checkpoints ({', '.join(CHECKPOINT_METHODS)}) under {dirs}: run 'artemis demo' "
+    reason = (f"no pruned checkpoints (pruned-<method>.pt) under {dirs}: run 'artemis demo' "
               "or 'artemis prune', or pass --pruned DIR")
     return pytest.param(*([None] * argnames), marks=pytest.mark.skip(reason=reason), id="no-checkpoints")
 

@@ -6,7 +6,7 @@ Cases:
   shapes; N = 8192, and a subset at N = 16384 (the non-interactive chain's parameters,
   so the primitives suite's unit costs apply);
 - checkpoint: the first conv of each distinct shape of a real pruned model (BN folded,
-  as the engine runs it) for dense, hunter and artemis-diagonal, from `--pruned DIR`
+  as the engine runs it) for every method's checkpoint found under `--pruned DIR`
   (default results/demo/checkpoints, written by `artemis demo`).
 
 Timed: `run_conv` only (keys, encoding and encryption are set up outside). Each case

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import models
-from bench.conftest import no_checkpoint_param, pruned_checkpoints
+from bench.conftest import CHECKPOINT_METHODS, no_checkpoint_param, pruned_checkpoints
 from heconv.cost import floor_seconds
 from heconv.experiment import prune_model_diagonals
 from heconv.infer import network_params, prepare_inference
@@ -55,7 +55,7 @@ def pytest_generate_tests(metafunc):
         return
     cases = [pytest.param(str(path), marks=[pytest.mark.quick] if (model == "resnet20" and method != "hunter") else [],
                           id=f"{model}-{method}")
-             for (model, method), path in pruned_checkpoints(metafunc.config).items()]
+             for (model, method), path in pruned_checkpoints(metafunc.config, CHECKPOINT_METHODS).items()]
     metafunc.parametrize("checkpoint", cases or [no_checkpoint_param(metafunc.config, 1)])
 
 
