@@ -130,9 +130,9 @@ def test_synthetic_layer(benchmark, unit_costs_for, shape, n, sweep, fraction):
 @lru_cache(maxsize=2)
 def _checkpoint_layers(path: str):
     from heconv.infer import network_params
-    from pruning.export import load_pruned_model
+    from pruning.export import load_checkpoint_model
 
-    model, meta = load_pruned_model(path)
+    model, meta = load_checkpoint_model(path)
     shape = (meta["in_channels"], meta["input_size"], meta["input_size"])
     params = network_params(shape, meta.get("poly_modulus_degree"))
     return {layer.name: layer for layer in representative_layers(model_layers(model, shape, params))}, meta, params

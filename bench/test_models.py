@@ -61,9 +61,9 @@ def pytest_generate_tests(metafunc):
 
 def test_checkpoint_model(benchmark, unit_costs_8192, checkpoint):
     from pruning.data import load_dataset
-    from pruning.export import load_pruned_model
+    from pruning.export import load_checkpoint_model
 
-    model, meta = load_pruned_model(checkpoint)
+    model, meta = load_checkpoint_model(checkpoint)
     shape = (meta["in_channels"], meta["input_size"], meta["input_size"])
     params = network_params(shape, meta.get("poly_modulus_degree"))
     seed = int(meta.get("seed", 0))

@@ -164,11 +164,10 @@ def cmd_prune(args: argparse.Namespace) -> dict:
 
     from heconv.infer import network_params
     from heconv.provenance import git_revision
-    from models import build_model
 
     from .data import load_dataset
     from .export import (
-        load_training_checkpoint,
+        load_checkpoint_model,
         save_checkpoint,
         upsert_csv,
         write_summary,
@@ -176,29 +175,22 @@ def cmd_prune(args: argparse.Namespace) -> dict:
     from .groups import model_groups
     from .train import DEFAULT_FRACTIONS, TrainConfig, evaluate, iterative_prune
 
-    state, meta = load_training_checkpoint(args.checkpoint)
+    model, meta = load_checkpoint_model(args.checkpoint)
     seed = meta["seed"] if args.seed is None else args.seed
     torch.manual_seed(seed)
     data = load_dataset(meta["dataset"], meta["input_size"], args.data_dir, subset=meta["subset"] or None,
                         seed=meta["seed"])
-    model = build_model(meta["model"], meta["in_channels"], meta["num_classes"])
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(f"checkpoint {args.checkpoint} does not fit {meta['model']}: {str(e).splitlines()[0]}") from None
     shape = (meta["in_channels"], meta["input_size"], meta["input_size"])
     params = network_params(shape, meta["poly_modulus_degree"])
     groups = model_groups(model, shape, params)
     fractions = args.fractions or DEFAULT_FRACTIONS
     reference = None
     if args.reference:
-        ref_state, ref_meta = load_training_checkpoint(args.reference)
+        ref_model, ref_meta = load_checkpoint_model(args.reference)
         keys = ("model", "dataset", "input_size", "subset", "seed")
         if any(ref_meta[k] != meta[k] for k in keys):
             raise ValueError(f"reference {args.reference} was trained on {[ref_meta[k] for k in keys]}, "
                              f"the checkpoint on {[meta[k] for k in keys]}: their validation sets differ")
-        ref_model = build_model(meta["model"], meta["in_channels"], meta["num_classes"])
-        ref_model.load_state_dict(ref_state)
         reference = evaluate(ref_model, *data.tensors("val"))
     with _bar(len(fractions), f"prune {args.method}") as bar:
         def progress(done, total, info):

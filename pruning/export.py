@@ -111,8 +111,8 @@ def find_checkpoints(dirs: list[str | Path]) -> dict[tuple[str, str], Path]:
     return found
 
 
-def load_pruned_model(path: str | Path) -> tuple[nn.Module, dict]:
-    """The model of a checkpoint written by `save_checkpoint`, in eval mode, with its meta."""
+def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:
+    """The model of a checkpoint written by `save_checkpoint` (trained or pruned), in eval mode, with its meta."""
     from models import build_model
 
     state, meta = load_training_checkpoint(path)

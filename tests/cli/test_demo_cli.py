@@ -5,7 +5,7 @@ from heconv.cli import main
 from heconv.infer import network_params
 from heconv.lower import lower_model
 from heconv.network import plan_network
-from pruning.export import CSV_COLUMNS, find_checkpoints, load_pruned_model
+from pruning.export import CSV_COLUMNS, find_checkpoints, load_checkpoint_model
 
 
 def test_demo_smallest_settings(tmp_path, capsys):
@@ -32,7 +32,7 @@ def test_demo_smallest_settings(tmp_path, capsys):
     found = find_checkpoints([tmp_path])
     assert set(found) == {("resnet20", m) for m in ("dense", "artemis-diagonal", "hunter")}
     for (_, method), path in found.items():
-        model, meta = load_pruned_model(path)
+        model, meta = load_checkpoint_model(path)
         assert meta["method"] == method and meta["test_accuracy"] == rows[method]["test_accuracy"]
         plan = plan_network(lower_model(model, (1, 8, 8)), network_params((1, 8, 8)))
         assert plan.predicted.rotations == rows[method]["predicted_rotations"]

@@ -4,7 +4,7 @@ import torch
 from heconv.experiment import model_layers, representative_layers
 from heconv.infer import network_params
 from models import build_model
-from pruning.export import find_checkpoints, load_pruned_model, save_checkpoint
+from pruning.export import find_checkpoints, load_checkpoint_model, save_checkpoint
 
 META = {"model": "resnet20", "in_channels": 1, "num_classes": 10, "input_size": 8}
 
@@ -18,7 +18,7 @@ def test_find_checkpoints_reads_model_and_method_from_meta(tmp_path):
     found = find_checkpoints([tmp_path / "a", tmp_path / "b", tmp_path / "missing"])
     assert found == {("resnet20", "hunter"): tmp_path / "a" / "pruned-x.pt",
                      ("resnet20", "artemis-diagonal"): tmp_path / "b" / "pruned-y.pt"}
-    model, meta = load_pruned_model(found[("resnet20", "hunter")])
+    model, meta = load_checkpoint_model(found[("resnet20", "hunter")])
     assert meta["method"] == "hunter" and not model.training
     assert torch.equal(model.conv1.weight, m.conv1.weight)
 
@@ -29,10 +29,10 @@ def test_find_checkpoints_rejects_meta_without_method(tmp_path):
         find_checkpoints([tmp_path])
 
 
-def test_load_pruned_model_names_a_mismatched_checkpoint(tmp_path):
+def test_load_checkpoint_model_names_a_mismatched_checkpoint(tmp_path):
     save_checkpoint(build_model("resnet20", 1, 10), tmp_path / "pruned-w.pt", {**META, "model": "resnet18"})
     with pytest.raises(ValueError, match=r"pruned-w.pt does not fit resnet18"):
-        load_pruned_model(tmp_path / "pruned-w.pt")
+        load_checkpoint_model(tmp_path / "pruned-w.pt")
 
 
 def test_representative_layers_one_per_engine_shape():
