@@ -9,10 +9,14 @@ Cases:
   as the engine runs it) for every method's checkpoint found under `--pruned DIR`
   (default results/demo/checkpoints, written by `artemis demo`).
 
-Timed: `run_conv` only (keys, encoding and encryption are set up outside). Each case
-records its counts, the cost model's prediction, the floor (counts x unit costs
-measured in this process) and the latency/floor ratio in extra_info. Exact counts are
-asserted; the 1.15 x floor target is recorded (`meets_floor_target`), not asserted.
+Timed: `bench.harness.layer.run_layer` only (keys, encoding and encryption are set up
+outside), the same code `artemis layer` runs. Each case records the harness's
+LayerRecord (counts, the plan's prediction, the floor = counts x unit costs measured in
+this process, wall and CPU time) in extra_info. Exact counts are asserted; the 1.15 x
+floor target is recorded (`meets_floor_target`), not asserted.
+
+Both test functions take the same parameters (network, layer, n, method, sweep,
+fraction), so `--benchmark-group-by=param:layer` and the like work across the suite.
 """
 
 from functools import lru_cache
@@ -21,12 +25,11 @@ import numpy as np
 import pytest
 
 from bench.conftest import no_checkpoint_param, pruned_checkpoints
-from heconv.conv import decrypt_output, dense_rotations, run_conv
-from heconv.cost import floor_seconds
-from heconv.experiment import model_layers, prepare_layer, random_conv_weights, representative_layers, torch_conv
-from heconv.params import ckks_params
-
-FLOOR_TARGET = 1.15
+from bench.harness.layer import layer_record, model_layers, prepare_layer, representative_layers, run_layer
+from heconv.backends import make_backend
+from heconv.params import ckks_params, params_for_input
+from models.checkpoint import load_checkpoint_model
+from pruning.synthetic import random_conv_weights
 
 # network, name, c_in, c_out, hw, k, stride
 SHAPES = [
@@ -54,6 +57,9 @@ QUICK = {("resnet18", "layer1.conv3x3", 8192, "diagonals", 0.0), ("resnet18", "l
          ("resnet20", "layer3.conv3x3", 8192, "positions", 0.5), ("resnet20", "layer1.conv3x3", 16384, "diagonals", 0.0)}
 
 
+SHAPE_OF = {(s[0], s[1]): s for s in SHAPES}
+
+
 def _synthetic_cases():
     for shape in SHAPES:
         key = shape[:2]
@@ -65,7 +71,7 @@ def _synthetic_cases():
                 continue
             for kind, frac in (sweeps if n == 8192 else [("diagonals", f) for f in GRID]):
                 marks = [pytest.mark.quick] if (*key, n, kind, frac) in QUICK else []
-                yield pytest.param(shape, n, kind, frac, marks=marks,
+                yield pytest.param(shape[0], shape[1], n, "synthetic", kind, frac, marks=marks,
                                    id=f"{shape[0]}-{shape[1]}-N{n}-{kind[:4]}{int(round(frac * 100))}")
 
 
@@ -75,66 +81,37 @@ def _params(n: int):
 
 
 def _bench_conv(benchmark, params, unit, name, w, bias, hw, stride, info: dict, seed: int = 0) -> None:
-    from heconv.seal_backend import SealBackend
-
-    backend = SealBackend(params, seed=seed)
-    prep = prepare_layer(w, bias, hw, hw, stride, backend, seed=seed, name=name)
-    plan = prep.plan
+    benchmark.group = f"layers-N{params.poly_modulus_degree}"
+    prep = prepare_layer(w, bias, hw, hw, stride, make_backend("encrypted", params, seed), seed=seed, name=name)
     runs = []
-
-    def run():
-        backend.reset_counter()
-        out = run_conv(prep.compiled, prep.inputs, backend)
-        runs.append(backend.reset_counter())
-        return out
-
-    outputs = benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=0)
-    counts = runs[-1]
-    assert all(c == plan.predicted for c in runs)
-    assert counts.key_switches == counts.rotations
-    ref = torch_conv(prep.x, w, bias, stride)
-    error = float(np.abs(decrypt_output(outputs, plan, backend) - ref).max())
-    assert error < 1e-3 * max(1.0, float(np.abs(ref).max()))
-
-    floor = floor_seconds(counts, unit)
-    mean = benchmark.stats.stats.mean
-    c_out, c_in, k, _ = w.shape
-    benchmark.extra_info.update(
-        suite="layer", layer=name, c_in=c_in, c_out=c_out, hw=hw, kernel=k, stride=stride, **info,
-        poly_modulus_degree=params.poly_modulus_degree, coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes),
-        c_n=plan.packing.c_n, n_in=plan.packing.n_in, n_out=plan.packing.n_out,
-        predicted=plan.predicted.to_dict(), counts=counts.to_dict(),
-        dense_formula_rotations=dense_rotations(plan.packing, k),
-        kept_diagonals=sum(len(d) for d in plan.diagonals), diagonal_groups=plan.packing.n_out * plan.packing.c_n,
-        kept_positions=sum(len(p) for p in plan.positions), positional_groups=plan.packing.n_in * k * k,
-        weight_sparsity=float((w == 0).mean()),
-        galois_keys=len(backend.galois_steps), galois_key_bytes=prep.galois_key_bytes,
-        encoded_plaintexts=prep.setup_counts.encodes, unit_costs_s=unit.to_dict(),
-        floor_s=floor, latency_over_floor=mean / floor, meets_floor_target=mean <= FLOOR_TARGET * floor,
-        max_abs_error=error, seed=seed,
-    )
+    benchmark.pedantic(lambda: runs.append(run_layer(prep)), rounds=3, iterations=1, warmup_rounds=0)
+    record = layer_record(prep, runs[-1], unit, runs, latency_s=benchmark.stats.stats.mean)
+    assert record.counts_match_plan
+    assert record.counts["key_switches"] == record.counts["rotations"]
+    assert record.max_abs_error < 1e-3 * max(1.0, record.max_abs_reference)
+    benchmark.extra_info.update(suite="layer", **record.to_dict(), **info)
 
 
-@pytest.mark.parametrize("shape, n, sweep, fraction", list(_synthetic_cases()))
-def test_synthetic_layer(benchmark, unit_costs_for, shape, n, sweep, fraction):
-    network, name, c_in, c_out, hw, k, stride = shape
+NETWORK_LAYER_N_METHOD_SWEEP_FRACTION = "network, layer, n, method, sweep, fraction"
+
+
+@pytest.mark.parametrize(NETWORK_LAYER_N_METHOD_SWEEP_FRACTION, list(_synthetic_cases()))
+def test_synthetic_layer(benchmark, unit_costs_for, network, layer, n, method, sweep, fraction):
+    _, name, c_in, c_out, hw, k, stride = SHAPE_OF[(network, layer)]
     seed, params = 0, _params(n)
     frac = {"prune_diagonals": fraction if sweep == "diagonals" else 0.0,
             "prune_positions": fraction if sweep == "positions" else 0.0}
     w = random_conv_weights(c_out, c_in, k, params.slots, hw, hw, seed=seed, **frac)
     bias = np.random.default_rng(seed + 2).normal(0, 0.1, c_out)
     _bench_conv(benchmark, params, unit_costs_for(params), name, w, bias, hw, stride,
-                {"network": network, "weights": "synthetic", "method": "synthetic", "sweep": sweep, **frac}, seed)
+                {"network": network, "weights": "synthetic", "method": method, "sweep": sweep, **frac}, seed)
 
 
 @lru_cache(maxsize=2)
 def _checkpoint_layers(path: str):
-    from heconv.infer import network_params
-    from pruning.export import load_checkpoint_model
-
     model, meta = load_checkpoint_model(path)
     shape = (meta["in_channels"], meta["input_size"], meta["input_size"])
-    params = network_params(shape, meta.get("poly_modulus_degree"))
+    params = params_for_input(meta["input_size"], meta["input_size"], meta.get("poly_modulus_degree"))
     return {layer.name: layer for layer in representative_layers(model_layers(model, shape, params))}, meta, params
 
 
@@ -144,20 +121,21 @@ def pytest_generate_tests(metafunc):
     found = pruned_checkpoints(metafunc.config)
     cases = []
     for (model, method), path in found.items():
-        layers, _, _ = _checkpoint_layers(str(path))
+        layers, _, params = _checkpoint_layers(str(path))
         for name in layers:
             quick = model == "resnet20" and name == "layers.0.0.conv1" and method != "hunter"
-            cases.append(pytest.param(str(path), name, marks=[pytest.mark.quick] if quick else [],
-                                      id=f"{model}-{method}-{name}"))
-    metafunc.parametrize("checkpoint, layer_name", cases or [no_checkpoint_param(metafunc.config, 2)])
+            cases.append(pytest.param(model, name, params.poly_modulus_degree, method, None, None, str(path),
+                                      marks=[pytest.mark.quick] if quick else [], id=f"{model}-{method}-{name}"))
+    metafunc.parametrize(NETWORK_LAYER_N_METHOD_SWEEP_FRACTION + ", checkpoint",
+                         cases or [no_checkpoint_param(metafunc.config, 7)])
 
 
-def test_checkpoint_layer(benchmark, unit_costs_for, checkpoint, layer_name):
+def test_checkpoint_layer(benchmark, unit_costs_for, network, layer, n, method, sweep, fraction, checkpoint):
     layers, meta, params = _checkpoint_layers(checkpoint)
-    layer = layers[layer_name]
-    _bench_conv(benchmark, params, unit_costs_for(params), layer.name, layer.weight, layer.bias, layer.height,
-                layer.stride, {"network": meta["model"], "weights": "checkpoint", "method": meta["method"],
-                               "sweep": None, "prune_diagonals": None, "prune_positions": None,
-                               "checkpoint": {k: meta.get(k) for k in ("dataset", "input_size", "fraction",
-                                                                       "val_accuracy", "test_accuracy",
-                                                                       "git_revision", "seed")}})
+    lay = layers[layer]
+    _bench_conv(benchmark, params, unit_costs_for(params), lay.name, lay.weight, lay.bias, lay.height,
+                lay.stride, {"network": meta["model"], "weights": "checkpoint", "method": meta["method"],
+                             "sweep": None, "prune_diagonals": None, "prune_positions": None,
+                             "checkpoint": {k: meta.get(k) for k in ("dataset", "input_size", "fraction",
+                                                                     "val_accuracy", "test_accuracy",
+                                                                     "git_revision", "seed")}})

@@ -8,6 +8,7 @@ so the report can read unit costs per (N, level).
 import numpy as np
 import pytest
 
+from heconv.backends import make_backend
 from heconv.params import ckks_params
 
 # (N, depth): the hybrid protocol's one-level chain, and the non-interactive five-level one.
@@ -25,11 +26,9 @@ def _cases():
 
 @pytest.fixture(scope="module")
 def backends():
-    from heconv.seal_backend import SealBackend
-
     out = {}
     for n, depth in CHAINS:
-        b = SealBackend(ckks_params(depth=depth, poly_modulus_degree=n))
+        b = make_backend("encrypted", ckks_params(depth=depth, poly_modulus_degree=n))
         b.generate_galois_keys([1])
         out[n] = b
     return out
@@ -37,6 +36,7 @@ def backends():
 
 @pytest.mark.parametrize("n, depth, level, primitive", list(_cases()))
 def test_primitive(benchmark, backends, n, depth, level, primitive):
+    benchmark.group = "primitives"
     b = backends[n]
     rng = np.random.default_rng(0)
     vec = rng.uniform(-1, 1, b.slots)

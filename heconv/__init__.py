@@ -7,11 +7,12 @@ Plan, then run:
     layer = compile_conv(plan, weight, bias, backend)  # encodes plaintexts once
     outputs = run_conv(layer, inputs, backend)      # counts every operation
 
-Backends: heconv.seal_backend.SealBackend (SEAL via tenseal.sealapi) and
-heconv.plain_backend.PlainBackend (cleartext, identical operation counts).
+Backends (`heconv.backends.make_backend`): SEAL through tenseal.sealapi ("encrypted") and
+a cleartext numpy backend ("plain", "count") with identical operation counts. Whole
+networks: `heconv.frontend.lower_model` (PyTorch -> IR) and `heconv.network` (plan, run).
 """
 
-from .backend import Backend, OpCounts
+from .backends import Backend, OpCounts, make_backend
 from .conv import (
     CompiledConv,
     ConvPlan,
@@ -21,19 +22,17 @@ from .conv import (
     decrypt_output,
     dense_rotations,
     encrypt_input,
-    fold_batchnorm,
     plan_conv,
     predicted_counts,
     run_conv,
 )
-from .cost import UnitCosts, floor_seconds, measure_unit_costs
+from .cost import UnitCosts, floor_seconds
 from .geometry import Packing, pack, packing_geometry, unpack
-from .params import CKKSParams, ckks_params
-from .plain_backend import PlainBackend
+from .params import CKKSParams, ckks_params, params_for_input
 
 __all__ = [
-    "Backend", "OpCounts", "CompiledConv", "ConvPlan", "ConvSpec", "Term", "compile_conv", "decrypt_output",
-    "dense_rotations", "encrypt_input", "fold_batchnorm", "plan_conv", "predicted_counts", "run_conv",
-    "UnitCosts", "floor_seconds", "measure_unit_costs", "Packing", "pack", "packing_geometry", "unpack",
-    "CKKSParams", "ckks_params", "PlainBackend",
+    "Backend", "OpCounts", "make_backend", "CompiledConv", "ConvPlan", "ConvSpec", "Term", "compile_conv",
+    "decrypt_output", "dense_rotations", "encrypt_input", "plan_conv", "predicted_counts", "run_conv",
+    "UnitCosts", "floor_seconds", "Packing", "pack", "packing_geometry", "unpack", "CKKSParams", "ckks_params",
+    "params_for_input",
 ]

@@ -166,6 +166,46 @@ def positional_index(c_out: int, c_in: int, kernel: int, c_n: int) -> tuple[np.n
     return bi, pos
 
 
+@dataclass(frozen=True)
+class GroupIds:
+    """The pruning groups of every weight W[o, i, ky, kx] (DESIGN.md section 4), as id arrays
+    of the weight's shape: a group saves the engine one rotation (diagonal, positional) or
+    one plaintext multiplication (plaintext) when all its weights are zero.
+
+    - diagonal  = bo * c_n + d          in [0, n_out * c_n)
+    - positional = bi * k * k + pos     in [0, n_in * k * k)
+    - plaintext = diagonal * (n_in * k * k) + positional
+    """
+
+    diagonal: np.ndarray
+    positional: np.ndarray
+    plaintext: np.ndarray
+    n_diagonal: int
+    n_positional: int
+    c_n: int
+    kernel: int
+
+
+def group_ids(shape: tuple[int, int, int, int], c_n: int) -> GroupIds:
+    """Group ids of a [C_out, C_in, k, k] weight packed with c_n channels per ciphertext.
+
+    >>> g = group_ids((4, 4, 3, 3), c_n=2)
+    >>> g.n_diagonal, g.n_positional, int(g.plaintext.max()) + 1
+    (4, 18, 72)
+    >>> g.diagonal[:, :, 0, 0].tolist()
+    [[0, 1, 0, 1], [1, 0, 1, 0], [2, 3, 2, 3], [3, 2, 3, 2]]
+    """
+    c_out, c_in, k, k2 = shape
+    if k != k2:
+        raise ValueError(f"group_ids: kernel must be square, got {k}x{k2}")
+    bo, d = diagonal_index(c_out, c_in, c_n)
+    bi, pos = positional_index(c_out, c_in, k, c_n)
+    diag = np.broadcast_to((bo * c_n + d)[:, :, None, None], tuple(shape))
+    posid = bi * k * k + pos
+    n_in, n_out = -(-c_in // c_n), -(-c_out // c_n)
+    return GroupIds(diag, posid, diag * (n_in * k * k) + posid, n_out * c_n, n_in * k * k, c_n, k)
+
+
 def pack(x: np.ndarray, packing: Packing) -> list[np.ndarray]:
     """Lay a feature map [C, H, W] out in ceil(C / c_n) slot vectors of length S.
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, OpCounts
+from .backends.base import Backend, OpCounts
 from .geometry import next_pow2
 from .params import CKKSParams
 

@@ -133,6 +133,20 @@ def ckks_params(
     return CKKSParams(poly_modulus_degree, bits, scale_bits, allow_insecure)
 
 
+def params_for_input(height: int, width: int, poly_modulus_degree: int | None = None, depth: int = 1,
+                     allow_insecure: bool = False) -> CKKSParams:
+    """Parameters for feature maps of height x width: the smallest secure N whose slots hold
+    one channel (next power of two of H*W) and the chain `depth`. One level per linear
+    layer is the hybrid protocol's choice.
+
+    >>> params_for_input(16, 16).poly_modulus_degree, params_for_input(128, 128).poly_modulus_degree
+    (8192, 32768)
+    """
+    slots = 1 << max(0, (height * width - 1).bit_length())
+    return ckks_params(depth=depth, poly_modulus_degree=poly_modulus_degree, min_slots=slots,
+                       allow_insecure=allow_insecure)
+
+
 def estimated_galois_key_bytes(params: CKKSParams) -> int:
     """Size of one serialized Galois key, from its shape (for the cleartext backend).
 

@@ -1,19 +1,14 @@
-"""Models for encrypted inference: CIFAR-style ResNet18/50, ResNet-20 and a small CNN."""
+"""Models for encrypted inference: CIFAR-style ResNet18/50, ResNet-20 and a small CNN;
+`models.checkpoint` is the one safe loader of their checkpoints."""
 
 from __future__ import annotations
 
 from torch import nn
 
-from .resnet import (
-    BasicBlock,
-    Bottleneck,
-    PadShortcut,
-    ResNet,
-    resnet18,
-    resnet20,
-    resnet50,
-)
-from .small_cnn import SmallCNN, Square
+from heconv.frontend.modules import PadShortcut, Square
+
+from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet20, resnet50
+from .small_cnn import SmallCNN
 
 MODELS = ("resnet18", "resnet50", "resnet20", "small-cnn", "small-cnn-square")
 

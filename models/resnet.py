@@ -8,22 +8,9 @@ subsample and zero-pad channels, which the HE protocol does at the client's refr
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-
-class PadShortcut(nn.Module):
-    """Option-A shortcut: x[:, :, ::stride, ::stride] with channels zero-padded to c_out."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int):
-        super().__init__()
-        if c_out < c_in:
-            raise ValueError(f"PadShortcut: c_out ({c_out}) must be >= c_in ({c_in})")
-        self.c_in, self.c_out, self.stride = c_in, c_out, stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.c_out - self.c_in))
+from heconv.frontend.modules import PadShortcut
 
 
 class BasicBlock(nn.Module):

@@ -5,12 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-class Square(nn.Module):
-    """x -> x*x: the CryptoNets activation, one multiplicative level under CKKS."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * x
+from heconv.frontend.modules import Square
 
 
 class SmallCNN(nn.Module):

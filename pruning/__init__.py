@@ -1,1 +1,2 @@
-"""Pruning: HE-aware group Lasso training and pruning (issue 4; not built yet)."""
+"""HE-aware pruning: data sets, the engine's groups, group-Lasso training, pruning methods,
+iterative pruning, synthetic sparsity. Returns data; the command line (bench) writes files."""

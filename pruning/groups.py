@@ -2,8 +2,8 @@
 
 The groups of a conv depend on its c_n, which depends on the HE parameters and on the
 layer's input resolution: they come from the engine's own plan of the model
-(`heconv.lower.conv_packings`) and the engine's group indices
-(`heconv.geometry.diagonal_index`, `positional_index`), never from a copy.
+(`heconv.frontend.conv_packings`) and the engine's group indices
+(`heconv.geometry.group_ids`), never from a copy.
 
 - diagonal group (bo, d): all weights sharing one output rotation by d*P slots;
 - positional group (bi, pos): all weights sharing one input rotation by sigma(pos);
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from heconv.geometry import diagonal_index, positional_index
-from heconv.lower import conv_packings
+from heconv.frontend import conv_packings
+from heconv.geometry import group_ids
 from heconv.params import CKKSParams
 
 
@@ -47,13 +47,9 @@ def groups_for_weight(shape: tuple[int, int, int, int], c_n: int, path: str = "c
     >>> g.n_diag, g.n_pos, g.n_plain
     (4, 9, 36)
     """
-    c_out, c_in, k, _ = shape
-    bo, d = diagonal_index(c_out, c_in, c_n)
-    bi, pos = positional_index(c_out, c_in, k, c_n)
-    n_in = -(-c_in // c_n)
-    diag = np.broadcast_to((bo * c_n + d)[:, :, None, None], shape)
-    posid = bi * k * k + pos
-    plain = diag * (n_in * k * k) + posid
+    k = shape[2]
+    g = group_ids(shape, c_n)
+    diag, posid, plain = g.diagonal, g.positional, g.plaintext
     # Renumber densely so that every id names a group that has weights.
     out = []
     for ids in (diag, posid, plain):

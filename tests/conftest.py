@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from heconv.params import ckks_params
-from heconv.plain_backend import PlainBackend
+from heconv.backends.plain import PlainBackend
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +21,6 @@ def backend(request, params):
     """Both backends: every test that takes it runs once per backend."""
     if request.param == "plain":
         return PlainBackend(params)
-    from heconv.seal_backend import SealBackend
+    from heconv.backends.seal import SealBackend
 
     return SealBackend(params)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from heconv.backend import galois_element, key_switch_plan, naf, normalize_step
+from heconv.backends.base import galois_element, key_switch_plan, naf, normalize_step
 
 
 def test_naf_sums_back():
@@ -64,7 +64,7 @@ def test_level_mismatch_is_refused(backend, rng):
 
 
 def test_public_view_cannot_decrypt(params, rng):
-    from heconv.seal_backend import SealBackend
+    from heconv.backends.seal import SealBackend
 
     client = SealBackend(params)
     client.generate_galois_keys([1])

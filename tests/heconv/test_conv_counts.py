@@ -5,7 +5,7 @@ import pytest
 
 from heconv.conv import ConvPlan, dense_rotations, plan_conv
 from heconv.geometry import diagonal_index, packing_geometry, positional_index
-from heconv.plain_backend import PlainBackend
+from heconv.backends.plain import PlainBackend
 
 from .helpers import expected_rotations, kaiming, run_layer, zero_groups
 

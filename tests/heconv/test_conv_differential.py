@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from heconv.conv import fold_batchnorm
-from heconv.experiment import torch_conv
-from heconv.plain_backend import PlainBackend
+from heconv.frontend import fold_batchnorm
+from bench.harness.layer import torch_conv
+from heconv.backends.plain import PlainBackend
 
 from .helpers import kaiming, run_layer
 
@@ -25,7 +25,7 @@ SLOW = [(64, 128, 16, 3, 2), (64, 64, 16, 3, 1), (128, 128, 8, 3, 1)]
 
 
 def _check(params, shape, seed=0):
-    from heconv.seal_backend import SealBackend
+    from heconv.backends.seal import SealBackend
 
     c_in, c_out, hw, k, stride = shape
     rng = np.random.default_rng(seed)
@@ -61,7 +61,7 @@ def test_encrypted_at_n16384():
 
 
 def test_non_square_image(params, rng):
-    from heconv.seal_backend import SealBackend
+    from heconv.backends.seal import SealBackend
 
     w = kaiming(rng, 8, 4, 3)
     x = rng.uniform(-1, 1, (4, 6, 10))

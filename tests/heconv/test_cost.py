@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from heconv.backend import OpCounts
-from heconv.cost import UnitCosts, floor_seconds, measure_unit_costs
-from heconv.plain_backend import PlainBackend
+from heconv.backends.base import OpCounts
+from bench.harness.unit_costs import measure_unit_costs
+from heconv.cost import UnitCosts, floor_seconds
+from heconv.backends.plain import PlainBackend
 
 
 def test_floor_is_linear_in_counts():
@@ -33,7 +34,7 @@ def test_measure_unit_costs_without_keys(params):
 def test_rotation_costs_more_than_pmul_on_seal(params):
     """Sanity of the measurement itself, not a speed target: a key switch is far
     dearer than a plaintext multiplication (DESIGN.md: 12-32x)."""
-    from heconv.seal_backend import SealBackend
+    from heconv.backends.seal import SealBackend
 
     b = SealBackend(params)
     b.generate_galois_keys([1])

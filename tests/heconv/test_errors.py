@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from heconv.conv import compile_conv, encrypt_input, plan_conv, run_conv
-from heconv.plain_backend import PlainBackend
+from heconv.backends.plain import PlainBackend
 
 
 def test_even_kernel(params):

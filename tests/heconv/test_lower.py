@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import models
-from heconv.lower import lower_model
+from heconv.frontend import lower_model
 from heconv.network import ConvOp, LinearOp
 
 

@@ -6,8 +6,9 @@ import torch
 
 import models
 from heconv.conv import dense_rotations
-from heconv.infer import network_params, prepare_inference, run_inference
-from heconv.lower import lower_model
+from bench.harness.model import measure_model, prepare_model
+from heconv.params import params_for_input
+from heconv.frontend import lower_model
 from heconv.network import (
     Client,
     ConvOp,
@@ -18,7 +19,7 @@ from heconv.network import (
     run_network,
 )
 from heconv.params import ckks_params
-from heconv.plain_backend import PlainBackend
+from heconv.backends.plain import PlainBackend
 
 from .helpers import expected_rotations, zero_groups
 
@@ -88,9 +89,9 @@ def test_dense_resnet18_rotation_total_at_16():
 def test_encrypted_logits_match_torch(name, size):
     model = _model(name, in_channels=1 if name == "small-cnn" else 3)
     shape = (model.conv1.in_channels, size, size)
-    prep = prepare_inference(model, shape, network_params(shape), mode="encrypted")
+    prep = prepare_model(model, shape, params_for_input(*shape[1:]), mode="encrypted")
     images = np.random.default_rng(0).uniform(-1, 1, (2,) + shape)
-    r = run_inference(prep, model, images)
+    r = measure_model(prep, model, images).to_dict()
     assert r["predictions"] == r["reference_predictions"]
     assert r["top1_agreement"] == 1.0 and r["max_abs_error"] < 1e-2
     assert r["counts_match_plan"] and r["rotations"] == r["predicted_rotations"] == r["key_switches"]
@@ -102,15 +103,15 @@ def test_encrypted_logits_match_torch(name, size):
 def test_encrypted_resnet20_larger_inputs(size):
     model = _model("resnet20")
     shape = (3, size, size)
-    prep = prepare_inference(model, shape, network_params(shape), mode="encrypted", stream=True)
-    r = run_inference(prep, model, np.random.default_rng(1).uniform(-1, 1, (2,) + shape))
+    prep = prepare_model(model, shape, params_for_input(*shape[1:]), mode="encrypted", stream=True)
+    r = measure_model(prep, model, np.random.default_rng(1).uniform(-1, 1, (2,) + shape)).to_dict()
     assert r["predictions"] == r["reference_predictions"] and r["max_abs_error"] < 1e-2
 
 
 def test_server_cannot_decrypt():
     model = _model("small-cnn", in_channels=1)
     shape = (1, 8, 8)
-    prep = prepare_inference(model, shape, network_params(shape), mode="encrypted")
+    prep = prepare_model(model, shape, params_for_input(*shape[1:]), mode="encrypted")
     assert prep.client.backend.has_secret_key and not prep.server.backend.has_secret_key
     ct = prep.client.backend.encrypt(np.zeros(prep.client.backend.slots))
     with pytest.raises(PermissionError, match="no secret key"):
@@ -122,8 +123,8 @@ def test_server_cannot_decrypt():
 def test_plain_mode_matches_torch_exactly():
     model = _model("resnet20", seed=3)
     shape = (3, 16, 16)
-    prep = prepare_inference(model, shape, network_params(shape), mode="plain")
-    r = run_inference(prep, model, np.random.default_rng(2).uniform(-1, 1, (1,) + shape))
+    prep = prepare_model(model, shape, params_for_input(*shape[1:]), mode="plain")
+    r = measure_model(prep, model, np.random.default_rng(2).uniform(-1, 1, (1,) + shape)).to_dict()
     assert r["max_abs_error"] < 1e-9 and r["counts_match_plan"]
 
 
@@ -131,8 +132,8 @@ def test_stream_and_resident_give_same_counts():
     model = _model("small-cnn", in_channels=1)
     shape = (1, 8, 8)
     x = np.random.default_rng(0).uniform(-1, 1, (1,) + shape)
-    a = run_inference(prepare_inference(model, shape, network_params(shape), "plain", stream=False), model, x)
-    b = run_inference(prepare_inference(model, shape, network_params(shape), "plain", stream=True), model, x)
+    a = measure_model(prepare_model(model, shape, params_for_input(*shape[1:]), "plain", stream=False), model, x).to_dict()
+    b = measure_model(prepare_model(model, shape, params_for_input(*shape[1:]), "plain", stream=True), model, x).to_dict()
     assert [l["rotations"] for l in a["layers"]] == [l["rotations"] for l in b["layers"]]
     assert a["predictions"] == b["predictions"]
 
@@ -156,10 +157,10 @@ def test_protocol_errors():
 def test_non_interactive_small_cnn_encrypted():
     model = _model("small-cnn-square", in_channels=1)
     shape = (1, 8, 8)
-    prep = prepare_inference(model, shape, mode="encrypted", protocol="non-interactive")
+    prep = prepare_model(model, shape, mode="encrypted", protocol="non-interactive")
     assert prep.plan.params.poly_modulus_degree == 16384 and prep.plan.params.depth == 5
     assert not any(isinstance(a, Refresh) and a.name != "output" for a in prep.plan.actions)
-    r = run_inference(prep, model, np.random.default_rng(4).uniform(-1, 1, (2,) + shape))
+    r = measure_model(prep, model, np.random.default_rng(4).uniform(-1, 1, (2,) + shape)).to_dict()
     assert r["predictions"] == r["reference_predictions"] and r["max_abs_error"] < 1e-2
     assert r["counts_match_plan"] and r["cmuls"] == 2 and r["client_s"] >= 0
     kinds = [layer["kind"] for layer in r["layers"]]
@@ -178,7 +179,7 @@ def test_too_deep_fails_before_encryption():
     with pytest.raises(ValueError, match=r"needs 5 multiplicative levels.*has 2"):
         plan_network(net, ckks_params(depth=2), "non-interactive")
     with pytest.raises(ValueError, match=r"needs 5 multiplicative levels, but N=8192 holds at most 2"):
-        prepare_inference(model, (1, 8, 8), mode="encrypted", protocol="non-interactive", poly_modulus_degree=8192)
+        prepare_model(model, (1, 8, 8), mode="encrypted", protocol="non-interactive", poly_modulus_degree=8192)
 
 
 def test_non_interactive_refuses_relu_and_strides():

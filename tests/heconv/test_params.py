@@ -9,7 +9,7 @@ from heconv.params import (
 
 
 def test_table_matches_seal():
-    from heconv.seal_backend import seal_max_bits_128
+    from heconv.backends.seal import seal_max_bits_128
 
     for n, bits in MAX_BITS_128.items():
         assert seal_max_bits_128(n) == bits
@@ -45,7 +45,7 @@ def test_toy_flag_allows_insecure():
 
 def test_seal_backend_refuses_insecure_and_accepts_toy():
     from heconv.params import CKKSParams
-    from heconv.seal_backend import SealBackend
+    from heconv.backends.seal import SealBackend
 
     with pytest.raises(ValueError, match="below 128-bit security"):
         SealBackend(CKKSParams(8192, (60, 40, 40, 40, 60)))
@@ -54,7 +54,7 @@ def test_seal_backend_refuses_insecure_and_accepts_toy():
 
 
 def test_galois_key_size_estimate_close_to_seal(params):
-    from heconv.seal_backend import SealBackend
+    from heconv.backends.seal import SealBackend
 
     b = SealBackend(params)
     b.generate_galois_keys([1, 2, 3, 5])

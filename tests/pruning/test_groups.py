@@ -3,10 +3,10 @@ import pytest
 import torch
 
 import models
-from heconv.infer import network_params
-from heconv.lower import conv_packings
+from heconv.params import params_for_input
+from heconv.frontend import conv_packings
 from pruning.groups import group_lasso, group_norms, groups_for_weight, model_groups
-from pruning.train import he_cost
+from pruning.summary import he_cost
 
 SHAPE = (3, 16, 16)
 
@@ -18,7 +18,7 @@ def resnet20():
 
 
 def test_groups_follow_engine_packing(resnet20):
-    params = network_params(SHAPE)
+    params = params_for_input(*SHAPE[1:])
     groups = model_groups(resnet20, SHAPE, params)
     packings = conv_packings(resnet20, SHAPE, params)
     assert set(groups) == set(packings)
@@ -32,7 +32,7 @@ def test_groups_follow_engine_packing(resnet20):
 
 @pytest.mark.parametrize("kind", ["diagonal", "positional"])
 def test_zeroing_one_group_saves_one_rotation(resnet20, kind):
-    params = network_params(SHAPE)
+    params = params_for_input(*SHAPE[1:])
     groups = model_groups(resnet20, SHAPE, params)
     base = he_cost(resnet20, SHAPE, params)["rotations"]
     path = "layers.1.1.conv1"  # 32 -> 32 at 8x8: c_n = 32

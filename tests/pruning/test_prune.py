@@ -3,19 +3,15 @@ import pytest
 import torch
 
 import models
-from heconv.infer import network_params
+from heconv.params import params_for_input
 from pruning.data import Dataset, Split
-from pruning.export import load_training_checkpoint, save_checkpoint, upsert_csv
+from bench.results import save_checkpoint, upsert_csv
+from models.checkpoint import read_checkpoint as load_training_checkpoint
 from pruning.groups import groups_for_weight, model_groups
-from pruning.prune import (
-    METHODS,
-    apply_masks,
-    effective_weight,
-    fold_masks,
-    method_masks,
-    smallest_groups_mask,
-)
-from pruning.train import TrainConfig, evaluate, iterative_prune, train
+from pruning.masks import apply_masks, effective_weight, fold_masks
+from pruning.methods import METHODS, method_masks, smallest_groups_mask
+from pruning.iterative import iterative_prune
+from pruning.train import TrainConfig, evaluate, train
 
 
 def _tiny_data(n=96, size=8, channels=1, classes=3, seed=0):
@@ -49,7 +45,7 @@ def test_masks_survive_finetuning_and_export(tmp_path, method):
     data = _tiny_data()
     model = _small_cnn()
     shape = (1, 8, 8)
-    groups = model_groups(model, shape, network_params(shape))
+    groups = model_groups(model, shape, params_for_input(*shape[1:]))
     masks = method_masks(model, groups, method, 0.5)
     apply_masks(model, masks)
     train(model, data, TrainConfig(epochs=2, lr=0.05, batch_size=16))
@@ -72,7 +68,7 @@ def test_masks_survive_finetuning_and_export(tmp_path, method):
 
 def test_unstructured_is_global_magnitude():
     model = _small_cnn()
-    groups = model_groups(model, (1, 8, 8), network_params((1, 8, 8)))
+    groups = model_groups(model, (1, 8, 8), params_for_input(8, 8))
     masks = method_masks(model, groups, "unstructured", 0.6)
     total = sum(m.numel() for m in masks.values())
     zeros = sum(int((m == 0).sum()) for m in masks.values())
@@ -84,7 +80,7 @@ def test_iterative_prune_stops_at_the_drop():
     model = _small_cnn()
     train(model, data, TrainConfig(epochs=8, lr=0.05, batch_size=16))
     shape = (1, 8, 8)
-    params = network_params(shape)
+    params = params_for_input(*shape[1:])
     groups = model_groups(model, shape, params)
     result = iterative_prune(model, data, groups, "artemis-diagonal", params, max_drop=0.0,
                              fractions=(0.5, 0.9, 1.0), finetune=TrainConfig(epochs=1, lr=0.01, batch_size=16))
@@ -103,10 +99,10 @@ def test_iterative_prune_stops_at_the_drop():
 def test_fraction_one_removes_every_rotation_group():
     model = _small_cnn()
     shape = (1, 8, 8)
-    params = network_params(shape)
+    params = params_for_input(*shape[1:])
     groups = model_groups(model, shape, params)
     apply_masks(model, method_masks(model, groups, "artemis-both", 1.0))
-    from pruning.train import he_cost
+    from pruning.summary import he_cost
 
     assert he_cost(model, shape, params)["pmuls"] == 1  # only the fc's single hybrid diagonal is left
 

@@ -1,11 +1,12 @@
 import csv
 import json
 
-from heconv.cli import main
-from heconv.infer import network_params
-from heconv.lower import lower_model
+from bench.cli import main
+from heconv.params import params_for_input
+from heconv.frontend import lower_model
 from heconv.network import plan_network
-from pruning.export import CSV_COLUMNS, find_checkpoints, load_checkpoint_model
+from bench.results import CSV_COLUMNS
+from models.checkpoint import find_checkpoints, load_checkpoint_model
 
 
 def test_demo_smallest_settings(tmp_path, capsys):
@@ -34,7 +35,7 @@ def test_demo_smallest_settings(tmp_path, capsys):
     for (_, method), path in found.items():
         model, meta = load_checkpoint_model(path)
         assert meta["method"] == method and meta["test_accuracy"] == rows[method]["test_accuracy"]
-        plan = plan_network(lower_model(model, (1, 8, 8)), network_params((1, 8, 8)))
+        plan = plan_network(lower_model(model, (1, 8, 8)), params_for_input(*(1, 8, 8)[1:]))
         assert plan.predicted.rotations == rows[method]["predicted_rotations"]
     with open(tmp_path / "pruning_summary.csv") as f:
         reader = csv.DictReader(f)

@@ -15,9 +15,10 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from .conv import fold_batchnorm
-from .geometry import Packing
-from .network import ActOp, AddOp, ConvOp, LinearOp, Network, PadShortcutOp, PoolOp
+from ..geometry import Packing
+from ..network.ir import ActOp, AddOp, ConvOp, LinearOp, Network, PadShortcutOp, PoolOp
+from .batchnorm import fold_batchnorm
+from .modules import PadShortcut, Square
 
 _ADD = {operator.add, torch.add}
 _RELU = {F.relu, torch.relu}
@@ -26,16 +27,12 @@ SUPPORTED = ("Conv2d (odd k, 'same' padding, stride 1/2), BatchNorm2d after a co
              "residual add, PadShortcut, AdaptiveAvgPool2d(1), flatten, Linear, Identity, Dropout")
 
 
-def _leaf_types() -> tuple[type, ...]:
-    from models.resnet import PadShortcut
-    from models.small_cnn import Square
-
-    return (PadShortcut, Square)
+_LEAVES = (PadShortcut, Square)
 
 
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, _leaf_types()) or super().is_leaf_module(m, qualname)
+        return isinstance(m, _LEAVES) or super().is_leaf_module(m, qualname)
 
 
 def _np(t: torch.Tensor | None) -> np.ndarray | None:
@@ -57,9 +54,6 @@ def _check_conv(path: str, m: nn.Conv2d) -> None:
 
 def lower_model(model: nn.Module, input_shape: tuple[int, int, int]) -> Network:
     """The network IR of `model` for inputs of shape [C, H, W]."""
-    from models.resnet import PadShortcut
-    from models.small_cnn import Square
-
     if model.training:
         raise ValueError("lower_model: the model must be in eval mode (call model.eval()): BatchNorm folds its running statistics")
     graph = _Tracer().trace(model)
@@ -136,7 +130,7 @@ def conv_packings(model: nn.Module, input_shape: tuple[int, int, int], params) -
     This is the geometry the pruning groups must use: c_n depends on the layer's input
     resolution and on the HE parameters, and only the engine's plan knows both.
     """
-    from .network import ServerConv, plan_network
+    from ..network import ServerConv, plan_network
 
     plan = plan_network(lower_model(model, input_shape), params)
     return {a.name: a.plan.packing for a in plan.actions if isinstance(a, ServerConv)}

@@ -3,7 +3,7 @@ import json
 
 import torch
 
-from heconv.cli import main
+from bench.cli import main
 
 
 def test_train_then_prune_on_digits(tmp_path, capsys):

@@ -14,8 +14,8 @@ import tempfile
 import numpy as np
 import tenseal.sealapi as seal
 
-from .backend import Backend, OpCounts, galois_element, normalize_step
-from .params import CKKSParams, check_security
+from .base import Backend, OpCounts, galois_element, normalize_step
+from ..params import CKKSParams, check_security
 
 
 def seal_max_bits_128(poly_modulus_degree: int) -> int:

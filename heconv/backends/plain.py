@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import Backend, OpCounts, normalize_step
-from .params import CKKSParams, estimated_galois_key_bytes
+from .base import Backend, OpCounts, normalize_step
+from ..params import CKKSParams, estimated_galois_key_bytes
 
 
 def _copy(v: np.ndarray | None) -> np.ndarray | None:

@@ -16,16 +16,17 @@ from typing import Callable
 import numpy as np
 import torch
 
-from heconv.files import atomic_write
-from heconv.infer import network_params, prepare_inference, run_inference
-from heconv.provenance import provenance
+from heconv.params import params_for_input
 from models import build_model
+from pruning.data import load_dataset
+from pruning.groups import model_groups
+from pruning.iterative import iterative_prune
+from pruning.masks import fold_masks
+from pruning.summary import he_cost
+from pruning.train import TrainConfig, evaluate, train
 
-from .data import load_dataset
-from .export import save_checkpoint, upsert_csv
-from .groups import model_groups
-from .prune import fold_masks
-from .train import TrainConfig, evaluate, iterative_prune, train
+from .harness.model import measure_model, prepare_model
+from .results import atomic_write, provenance, save_checkpoint, upsert_csv
 
 
 @dataclass
@@ -54,7 +55,7 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
     torch.manual_seed(cfg.seed)
     data = load_dataset(cfg.dataset, cfg.input_size, cfg.data_dir, subset=cfg.subset, seed=cfg.seed)
     shape = (data.in_channels, cfg.input_size, cfg.input_size)
-    params = network_params(shape)
+    params = params_for_input(cfg.input_size, cfg.input_size)
     vx, vy = data.tensors("val")
     tx, ty = data.tensors("test")
     models = {}
@@ -68,7 +69,7 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
     dense_acc = evaluate(models["dense"][0], vx, vy)
     pruned = {"dense": models["dense"][0]}
     steps: dict[str, list[dict]] = {"dense": [{"step": 0, "fraction": 0.0, "accuracy": dense_acc, "accuracy_drop": 0.0,
-                                              **_he_counts(pruned["dense"], shape, params), "sparsity": 0.0,
+                                              **he_cost(pruned["dense"], shape, params), "sparsity": 0.0,
                                               "accepted": True}]}
     chosen = {"dense": 0.0}
     for method, source in (("artemis-diagonal", "artemis"), ("hunter", "dense")):
@@ -85,8 +86,8 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
     for method, m in pruned.items():
         say(f"encrypted inference: {method}")
         m = m.eval()
-        prep = prepare_inference(m, shape, params, mode=cfg.mode, seed=cfg.seed)
-        r = run_inference(prep, m, images)
+        prep = prepare_model(m, shape, params, mode=cfg.mode, seed=cfg.seed)
+        r = measure_model(prep, m, images, labels=data.test.y[: cfg.images]).to_dict()
         rows.append({
             "method": method, "val_accuracy": evaluate(m, vx, vy), "test_accuracy": evaluate(m, tx, ty),
             "predicted_rotations": r["predicted_rotations"], "rotations": r["rotations"], "pmuls": r["pmuls"],
@@ -112,14 +113,6 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
     atomic_write(out / "demo.json", json.dumps(result, indent=2).encode())
     atomic_write(out / "demo.md", render(result).encode())
     return result
-
-
-def _he_counts(model, shape: tuple[int, int, int], params) -> dict:
-    from heconv.lower import lower_model
-    from heconv.network import plan_network
-
-    plan = plan_network(lower_model(model.eval(), shape), params)
-    return {"rotations": plan.predicted.rotations, "pmuls": plan.predicted.pmuls}
 
 
 def render(result: dict) -> str:

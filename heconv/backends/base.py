@@ -1,7 +1,7 @@
 """The small interface every HE backend implements, and the operation counter.
 
-Two backends implement it: `heconv.seal_backend.SealBackend` (real CKKS through
-tenseal.sealapi) and `heconv.plain_backend.PlainBackend` (slot vectors in numpy).
+Two backends implement it: `heconv.backends.seal.SealBackend` (real CKKS through
+tenseal.sealapi) and `heconv.backends.plain.PlainBackend` (slot vectors in numpy).
 The engine only talks to this interface, so both run the same sequence of operations
 and their counters must agree exactly.
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .params import CKKSParams
+from ..params import CKKSParams
 
 
 @dataclass

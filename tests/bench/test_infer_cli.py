@@ -3,7 +3,7 @@ import json
 import torch
 
 import models
-from heconv.cli import main
+from bench.cli import main
 
 
 def _run(capsys, *argv):

@@ -1,10 +1,11 @@
 import pytest
 import torch
 
-from heconv.experiment import model_layers, representative_layers
-from heconv.infer import network_params
+from bench.harness.layer import model_layers, representative_layers
+from heconv.params import params_for_input
 from models import build_model
-from pruning.export import find_checkpoints, load_checkpoint_model, save_checkpoint
+from bench.results import save_checkpoint
+from models.checkpoint import find_checkpoints, load_checkpoint_model
 
 META = {"model": "resnet20", "in_channels": 1, "num_classes": 10, "input_size": 8}
 
@@ -38,7 +39,7 @@ def test_load_checkpoint_model_names_a_mismatched_checkpoint(tmp_path):
 def test_representative_layers_one_per_engine_shape():
     torch.manual_seed(0)
     shape = (1, 16, 16)
-    layers = model_layers(build_model("resnet18", 1, 10).eval(), shape, network_params(shape))
+    layers = model_layers(build_model("resnet18", 1, 10).eval(), shape, params_for_input(*shape[1:]))
     reps = representative_layers(layers)
     assert len(layers) == 20 and len({layer.shape_key for layer in layers}) == len(reps) == 11
     # the client subsamples before a stride-2 shortcut, so the engine runs it at stride 1 on 8x8

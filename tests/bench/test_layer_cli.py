@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from heconv.cli import main
+from bench.cli import main
 
 KEYS = ["c_n", "n_in", "n_out", "predicted_rotations", "rotations", "key_switches", "galois_keys", "galois_key_bytes",
         "pmuls", "adds", "rescales", "latency_s", "floor_s", "max_abs_error", "peak_rss_bytes"]

@@ -1,0 +1,55 @@
+"""The `artemis` command line: one module per command, the only place that prints.
+
+    artemis layer --c-in 64 --c-out 64 --hw 16 --kernel 3 [--json]
+    artemis infer --model resnet18 --input-size 16 --images 2 [--mode encrypted|plain|count] [--json]
+    artemis infer --checkpoint runs/artemis/pruned-artemis-diagonal.pt --images 100
+    artemis train --model resnet18 --dataset fashion-mnist --input-size 16 --lambda-d 1e-4 --out DIR
+    artemis prune --method artemis-diagonal --checkpoint DIR/model.pt --max-drop 1.0 --out DIR
+    artemis report [run.json ...] [--pruning-csv CSV ...] [--readme README.md]
+    artemis demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Sequence
+
+from . import demo, infer, layer, prune, report, train
+
+COMMANDS = (layer, infer, report, train, prune, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="artemis",
+                                     description="Encrypted-inference benchmark suite (CKKS, HE-aware pruning).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        result = args.func(args)
+    except (ValueError, PermissionError) as e:
+        print(f"artemis {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"artemis {args.command}: interrupted", file=sys.stderr)
+        return 130
+    if getattr(args, "json", False) or args.render is None:
+        print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}))
+    else:
+        print(args.render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""`artemis infer`: a whole model through the hybrid (or non-interactive) HE protocol.
+
+With a checkpoint written by `artemis train`/`prune`, the model, input size, channels
+and data set come from its metadata (options only override them, with a warning), and
+the images are real test images of that data set, scored against their labels. Without
+one (or with a plain state dict), the images are random and labelled so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import numpy as np
+
+from .common import fraction, positive
+
+log = logging.getLogger("artemis")
+
+# option -> checkpoint meta key, with the default used when neither names it
+FROM_META = {"model": ("model", "resnet18"), "input_size": ("input_size", 16), "in_channels": ("in_channels", 3),
+             "num_classes": ("num_classes", 10)}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("infer", help="run a whole model through the hybrid HE protocol")
+    p.add_argument("--model", default=None, help="resnet18 (default), resnet50, resnet20, small-cnn, small-cnn-square")
+    p.add_argument("--checkpoint", help="checkpoint of 'artemis train'/'prune' (its meta gives model, size, data set) "
+                                        "or a plain state dict; read with torch.load(weights_only=True)")
+    p.add_argument("--input-size", type=positive, default=None, help="input height = width (default 16)")
+    p.add_argument("--in-channels", type=int, choices=(1, 3), default=None, help="default 3")
+    p.add_argument("--num-classes", type=positive, default=None, help="default 10")
+    p.add_argument("--data-dir", help="folder with the checkpoint's data set (default: where it was found)")
+    p.add_argument("--images", type=positive, default=1, help="number of test images")
+    p.add_argument("--mode", choices=("encrypted", "plain", "count"), default="encrypted",
+                   help="encrypted: SEAL; plain: cleartext backend; count: cleartext, counts only")
+    p.add_argument("--protocol", choices=("hybrid", "non-interactive"), default="hybrid",
+                   help="hybrid: server runs linear layers, client refreshes at each ReLU (simulated); "
+                        "non-interactive: everything encrypted, square activations (small-cnn-square)")
+    p.add_argument("--prune-diagonals", type=fraction, default=0.0,
+                   help="zero this random fraction of every conv's diagonal groups (synthetic sparsity)")
+    p.add_argument("--stream", action="store_true",
+                   help="encode each layer's plaintexts just before it runs (memory of one layer, not the model)")
+    p.add_argument("--poly-modulus-degree", type=int, default=None)
+    p.add_argument("--toy-params", action="store_true", help="allow parameters below 128-bit security (testing only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run, render=render)
+
+
+def _settings(args: argparse.Namespace, meta: dict) -> dict:
+    """Each setting from the option, else the checkpoint's meta, else the default."""
+    out = {}
+    for opt, (key, default) in FROM_META.items():
+        given, stored = getattr(args, opt), meta.get(key)
+        if given is not None and stored is not None and given != stored:
+            log.warning("--%s %s overrides the checkpoint's %s = %s", opt.replace("_", "-"), given, key, stored)
+        out[opt] = given if given is not None else stored if stored is not None else default
+    return out
+
+
+def _images(args, meta: dict, s: dict) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Real test images of the checkpoint's data set, or random ones (labelled so)."""
+    shape = (s["in_channels"], s["input_size"], s["input_size"])
+    if meta.get("dataset"):
+        from pruning.data import load_dataset
+
+        data = load_dataset(meta["dataset"], s["input_size"], args.data_dir, subset=meta.get("subset") or None,
+                            seed=int(meta.get("seed", 0)))
+        if data.name == meta["dataset"] and data.in_channels == shape[0] and len(data.test.y) >= args.images:
+            return (data.test.x[: args.images].astype(np.float64), data.test.y[: args.images],
+                    f"{data.name} test images 0-{args.images - 1}")
+        log.warning("the checkpoint's data set %s is not available as trained (%s); using random images",
+                    meta["dataset"], data.note or data.name)
+    x = np.random.default_rng(args.seed).uniform(-1.0, 1.0, (args.images,) + shape)
+    return x, None, "random uniform [-1, 1] (no labels)"
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    from heconv.params import params_for_input
+    from models import build_model
+    from models.checkpoint import load_state, safe_torch_load
+    from pruning.synthetic import prune_model_diagonals
+
+    from ..harness.model import measure_model, prepare_model
+    from ..results import provenance
+    from .common import bar
+
+    meta, state = {}, None
+    if args.checkpoint:
+        obj = safe_torch_load(args.checkpoint)
+        if isinstance(obj, dict) and "state_dict" in obj:
+            state, meta = obj["state_dict"], dict(obj.get("meta") or {})
+        elif isinstance(obj, dict):
+            state = obj
+        else:
+            raise ValueError(f"checkpoint {args.checkpoint}: expected a state dict, got {type(obj).__name__}")
+    s = _settings(args, meta)
+    torch.manual_seed(args.seed)
+    model = build_model(s["model"], s["in_channels"], s["num_classes"])
+    if state is not None:
+        load_state(model, state, args.checkpoint)
+    model.eval()
+    shape = (s["in_channels"], s["input_size"], s["input_size"])
+    if args.prune_diagonals:
+        if args.protocol != "hybrid":
+            raise ValueError("--prune-diagonals uses the hybrid protocol's per-layer packing")
+        params = params_for_input(shape[1], shape[2], args.poly_modulus_degree, allow_insecure=args.toy_params)
+        prune_model_diagonals(model, shape, params, args.prune_diagonals, args.seed)
+    images, labels, source = _images(args, meta, s)
+    log.info("lowering %s, generating keys and encoding plaintexts", s["model"])
+    prep = prepare_model(model, shape, None, args.mode, args.stream, args.seed, args.protocol,
+                         args.poly_modulus_degree, args.toy_params)
+    with bar(len(prep.plan.layers) * args.images, f"{s['model']} ({args.mode})") as b:
+        record = measure_model(prep, model, images, labels=labels,
+                               progress=lambda name: (b.set_postfix_str(name), b.update()))
+    result = record.to_dict()
+    result.update(model=s["model"], input_size=s["input_size"], in_channels=s["in_channels"], mode=args.mode,
+                  prune_diagonals=args.prune_diagonals, seed=args.seed, checkpoint=args.checkpoint,
+                  checkpoint_meta=meta or None, inputs=source, insecure=prep.plan.params.allow_insecure,
+                  refresh="simulated in-process (decrypt, ReLU, re-encrypt)" if args.protocol == "hybrid" else "none",
+                  provenance=provenance())
+    return result
+
+
+def render(r: dict) -> str:
+    def fmt(v, spec):
+        return "-" if v is None else format(v, spec)
+
+    lines = [f"{'layer':<28} {'kind':<6} {'rot pred':>8} {'rot':>6} {'ksw':>6} {'pmuls':>7} {'server s':>9} {'floor s':>8}"]
+    for layer in r["layers"]:
+        lines.append(f"{layer['layer']:<28} {layer['kind']:<6} {layer['predicted_rotations']:>8} {layer['rotations']:>6} "
+                     f"{layer['key_switches']:>6} {layer['pmuls']:>7} {layer['server_s']:>9.3f} {fmt(layer['floor_s'], '>8.3f')}")
+    accuracy = ("no labels (random images)" if r["reference_accuracy"] is None else
+                f"encrypted {fmt(r['accuracy'], '.2%')}, PyTorch {r['reference_accuracy']:.2%} on {r['images']} image(s)")
+    lines += [
+        "",
+        f"model            {r['model']} {r['in_channels']}x{r['input_size']}x{r['input_size']}, {r['images']} image(s), "
+        f"{r['mode']}, {r['protocol']} (N={r['poly_modulus_degree']}, moduli {r['coeff_mod_bit_sizes']})"
+        + (" INSECURE toy parameters" if r.get("insecure") else ""),
+        f"inputs           {r['inputs']}",
+        f"rotations        {r['rotations']} counted, {r['predicted_rotations']} predicted, {r['key_switches']} key switches",
+        f"multiplications  {r['pmuls']} plaintext, {r['cmuls']} ciphertext, {r['adds']} additions, {r['rescales']} rescales",
+        f"server time      {r['server_s']:.3f} s per image (floor {fmt(r['floor_s'], '.3f')} s: counts x unit costs, "
+        f"no engine overhead)",
+        f"client time      {r['client_s']:.3f} s per image (refresh: {r['refresh']})",
+        f"traffic          {r['bytes_client_to_server'] / 1e6:.2f} MB client->server, "
+        f"{r['bytes_server_to_client'] / 1e6:.2f} MB server->client per image",
+        f"galois keys      {r['galois_keys']} ({r['galois_key_bytes'] / 1e6:.1f} MB, sent once)",
+        f"agreement        top-1 {fmt(r['top1_agreement'], '.2f')}, max abs logit error {fmt(r['max_abs_error'], '.2e')}",
+        f"accuracy         {accuracy}",
+        f"peak RSS         {r['peak_rss_bytes'] / 2**30:.2f} GiB",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""`artemis layer`: one convolution under CKKS, counted, timed and checked against PyTorch."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from .common import fraction, positive
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("layer", help="run one convolution layer under CKKS and count its operations")
+    p.add_argument("--c-in", type=positive, required=True, help="input channels")
+    p.add_argument("--c-out", type=positive, required=True, help="output channels")
+    p.add_argument("--hw", type=positive, required=True, help="input height = width")
+    p.add_argument("--kernel", type=positive, default=3, help="odd kernel size (default 3)")
+    p.add_argument("--stride", type=int, choices=(1, 2), default=1)
+    p.add_argument("--weights", help=".npy or .pt array [C_out, C_in, k, k]; its zeros decide what is skipped")
+    p.add_argument("--bias", action="store_true", help="add a random bias")
+    p.add_argument("--prune-diagonals", type=fraction, default=0.0, help="fraction of diagonal groups zeroed (random weights)")
+    p.add_argument("--prune-positions", type=fraction, default=0.0, help="fraction of positional groups zeroed (random weights)")
+    p.add_argument("--poly-modulus-degree", type=int, default=None, help="N (default: the smallest secure N that fits)")
+    p.add_argument("--toy-params", action="store_true", help="allow parameters below 128-bit security (testing only)")
+    p.add_argument("--mode", choices=("encrypted", "plain"), default="encrypted",
+                   help="encrypted: SEAL CKKS; plain: the cleartext backend (same counts, no encryption)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run, render=render)
+
+
+def run(args: argparse.Namespace) -> dict:
+    from heconv.backends import make_backend
+    from heconv.params import params_for_input
+    from pruning.synthetic import random_conv_weights
+
+    from ..harness.layer import load_weights, measure_layer, prepare_layer
+    from ..results import provenance
+    from .common import bar
+
+    k = args.kernel
+    if k % 2 == 0:
+        raise ValueError(f"layer conv ({args.c_in}->{args.c_out}, {args.hw}x{args.hw}): kernel size must be odd, got {k}")
+    params = params_for_input(args.hw, args.hw, args.poly_modulus_degree, allow_insecure=args.toy_params)
+    shape = (args.c_out, args.c_in, k, k)
+    if args.weights:
+        if args.prune_diagonals or args.prune_positions:
+            raise ValueError("--prune-diagonals/--prune-positions apply to random weights, not to --weights")
+        weight = load_weights(args.weights, shape)
+    else:
+        weight = random_conv_weights(args.c_out, args.c_in, k, params.slots, args.hw, args.hw,
+                                     args.prune_diagonals, args.prune_positions, args.seed)
+    bias = np.random.default_rng(args.seed + 2).normal(0, 0.1, args.c_out) if args.bias else None
+
+    with bar(2, "layer") as b:
+        b.set_postfix_str("keys and encoding")
+        prep = prepare_layer(weight, bias, args.hw, args.hw, args.stride, make_backend(args.mode, params, args.seed),
+                             seed=args.seed)
+        b.update()
+        b.set_postfix_str("run")
+        result = measure_layer(prep).to_dict()
+        b.update()
+    result.update(mode=args.mode, prune_diagonals=args.prune_diagonals, prune_positions=args.prune_positions,
+                  weights=args.weights, insecure=params.allow_insecure, provenance=provenance())
+    return result
+
+
+def render(result: dict) -> str:
+    rows = [
+        ("layer", f"{result['c_in']}->{result['c_out']}, {result['kernel']}x{result['kernel']}, "
+                  f"stride {result['stride']}, {result['hw']}x{result['hw']}"),
+        ("mode", f"{result['mode']} (N={result['poly_modulus_degree']}, moduli {result['coeff_mod_bit_sizes']})"
+                 + (" INSECURE toy parameters" if result.get("insecure") else "")),
+        ("packing", f"c_n={result['c_n']}, P={result['channel_slots']}, n_in={result['n_in']}, n_out={result['n_out']}"),
+        ("rotations", f"{result['rotations']} counted, {result['predicted_rotations']} predicted, "
+                      f"{result['dense_formula_rotations']} dense formula"),
+        ("key switches", str(result["key_switches"])),
+        ("galois keys", f"{result['galois_keys']} ({result['galois_key_bytes'] / 1e6:.2f} MB)"),
+        ("plaintext mults", f"{result['pmuls']}"),
+        ("additions", f"{result['adds']} ct-ct, {result['plain_adds']} ct-pt"),
+        ("rescales", str(result["rescales"])),
+        ("latency", f"{result['latency_s']:.4f} s wall, {result['cpu_s']:.4f} s CPU"),
+        ("floor", f"{result['floor_s']:.4f} s (x{result['latency_over_floor'] or 0:.3f}): counts x unit costs, "
+                  f"the time with no engine overhead"),
+        ("max abs error", f"{result['max_abs_error']:.3e} vs torch conv2d"),
+        ("peak RSS", f"{result['peak_rss_bytes'] / 2**20:.0f} MiB"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{a:<{width}}  {b}" for a, b in rows)

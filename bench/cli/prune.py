@@ -1,0 +1,97 @@
+"""`artemis prune`: iteratively prune a trained checkpoint, fine-tuning with masks held."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import RESULTS, bar, non_negative, positive, finite
+
+
+def fractions(text: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated fractions, got {text!r}") from None
+    if not vals or any(not 0 < v <= 1 for v in vals) or list(vals) != sorted(vals):
+        raise argparse.ArgumentTypeError(f"fractions must increase within (0, 1], got {text!r}")
+    return vals
+
+
+def add_parser(sub) -> None:
+    from pruning.methods import METHODS
+
+    p = sub.add_parser("prune", help="iteratively prune a trained checkpoint, fine-tuning with masks held")
+    p.add_argument("--method", choices=METHODS, required=True)
+    p.add_argument("--checkpoint", required=True, help="model.pt written by 'artemis train'")
+    p.add_argument("--max-drop", type=non_negative, default=1.0, help="allowed validation accuracy drop, in points")
+    p.add_argument("--fractions", type=fractions, default=None, help="pruning schedule, e.g. 0.3,0.5,0.7,0.9")
+    p.add_argument("--reference", help="the dense model's checkpoint: the drop is measured from its validation "
+                                       "accuracy (default: from this checkpoint's own)")
+    p.add_argument("--finetune-epochs", type=positive, default=1)
+    p.add_argument("--finetune-lr", type=finite, default=0.01)
+    p.add_argument("--data-dir")
+    p.add_argument("--results", default=str(RESULTS / "pruning_summary.csv"), help="CSV the steps are written into")
+    p.add_argument("--seed", type=int, default=None, help="default: the training seed")
+    p.add_argument("--out", required=True, help="output folder (pruned-<method>.pt, summary-<method>.json)")
+    p.set_defaults(func=run, render=None)
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    from heconv.params import params_for_input
+    from models.checkpoint import load_checkpoint_model
+    from pruning.data import load_dataset
+    from pruning.groups import model_groups
+    from pruning.iterative import DEFAULT_FRACTIONS, iterative_prune
+    from pruning.train import TrainConfig, evaluate
+
+    from ..results import git_revision, save_checkpoint, upsert_csv, write_summary
+
+    model, meta = load_checkpoint_model(args.checkpoint)
+    absent = [k for k in ("dataset", "input_size", "subset", "seed", "poly_modulus_degree") if k not in meta]
+    if absent or not meta.get("input_size"):
+        raise ValueError(f"checkpoint {args.checkpoint}: meta lacks {absent or ['input_size > 0']} "
+                         "(prune a model.pt written by 'artemis train')")
+    seed = meta["seed"] if args.seed is None else args.seed
+    torch.manual_seed(seed)
+    data = load_dataset(meta["dataset"], meta["input_size"], args.data_dir, subset=meta["subset"] or None,
+                        seed=meta["seed"])
+    shape = (meta["in_channels"], meta["input_size"], meta["input_size"])
+    params = params_for_input(meta["input_size"], meta["input_size"], meta["poly_modulus_degree"])
+    groups = model_groups(model, shape, params)
+    schedule = args.fractions or DEFAULT_FRACTIONS
+    reference = None
+    if args.reference:
+        ref_model, ref_meta = load_checkpoint_model(args.reference)
+        keys = ("model", "dataset", "input_size", "subset", "seed")
+        if any(ref_meta.get(k) != meta[k] for k in keys):
+            raise ValueError(f"reference {args.reference} was trained on {[ref_meta.get(k) for k in keys]}, "
+                             f"the checkpoint on {[meta[k] for k in keys]}: their validation sets differ")
+        reference = evaluate(ref_model, *data.tensors("val"))
+    with bar(len(schedule), f"prune {args.method}") as b:
+        def progress(done, total, info):
+            b.total = total
+            b.n = done
+            b.set_postfix(fraction=info["fraction"], acc=f"{info['accuracy']:.2f}", rot=info["rotations"])
+            b.refresh()
+
+        result = iterative_prune(model, data, groups, args.method, params, args.max_drop, schedule,
+                                 TrainConfig(epochs=args.finetune_epochs, lr=args.finetune_lr, seed=seed), progress,
+                                 reference)
+    tx, ty = data.tensors("test")
+    chosen = result.chosen
+    out = Path(args.out)
+    pmeta = {**meta, "method": args.method, "max_drop": args.max_drop, "fraction": chosen.fraction,
+             "val_accuracy": chosen.accuracy, "test_accuracy": evaluate(model, tx, ty), "prune_seed": seed,
+             "reference_val_accuracy": result.dense_accuracy}
+    save_checkpoint(model, out / f"pruned-{args.method}.pt", pmeta)
+    summary = write_summary(out / f"summary-{args.method}.json", model, shape, params,
+                            {**pmeta, "steps": [s.to_dict() for s in result.steps],
+                             "dense_val_accuracy": result.dense_accuracy})
+    rev = git_revision()
+    rows = [{"model": meta["model"], "dataset": meta["dataset"], "input_size": meta["input_size"], "method": args.method,
+             **s.to_dict(), "seed": seed, "git_revision": rev} for s in result.steps]
+    upsert_csv(args.results, rows)
+    return {k: v for k, v in summary.items() if k != "layers"} | {"layers": len(summary["layers"])}

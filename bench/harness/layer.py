@@ -1,0 +1,261 @@
+"""One measured convolution: weights, keys, encoding, encrypted run, error and floor.
+
+`prepare_layer` does all the set-up (nothing of it is timed); `run_layer` is the timed
+part; `layer_record` checks the result against torch.nn.functional.conv2d and gathers
+the figures into a `LayerRecord`. `artemis layer` and the layer benchmarks both go
+through these three, so the README's figures and the command's come from one path.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from heconv.backends import Backend, OpCounts
+from heconv.conv import CompiledConv, ConvPlan, compile_conv, decrypt_output, dense_rotations, encrypt_input, plan_conv
+from heconv.conv import run_conv
+from heconv.cost import UnitCosts, floor_seconds
+from heconv.frontend import lower_model
+from heconv.network import ConvOp, ServerConv, plan_network
+from heconv.params import CKKSParams, params_for_input
+from models.checkpoint import safe_torch_load
+
+from .unit_costs import measure_unit_costs
+
+FLOOR_TARGET = 1.15  # recorded per case (meets_floor_target), not asserted
+
+
+def load_weights(path: str | Path, shape: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """A weight array from .npy or .pt (a tensor saved with torch.save), checked for shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"weights file {path} does not exist")
+    if path.suffix == ".npy":
+        try:
+            w = np.load(path, allow_pickle=False)
+        except ValueError as e:
+            raise ValueError(f"weights file {path}: not a plain .npy array ({e})") from None
+    elif path.suffix in (".pt", ".pth"):
+        obj = safe_torch_load(path, "weights file")
+        if not isinstance(obj, torch.Tensor):
+            raise ValueError(f"weights file {path}: expected one tensor, got {type(obj).__name__}")
+        w = obj.detach().double().numpy()
+    else:
+        raise ValueError(f"weights file {path}: expected a .npy or .pt file")
+    if shape is not None and tuple(w.shape) != tuple(shape):
+        raise ValueError(f"weights file {path}: shape {list(w.shape)}, expected [C_out, C_in, k, k] = {list(shape)}")
+    return np.asarray(w, dtype=np.float64)
+
+
+def torch_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: int) -> np.ndarray:
+    """Reference: torch.nn.functional.conv2d in float64, 'same' padding."""
+    import torch
+    import torch.nn.functional as F
+
+    b = None if bias is None else torch.from_numpy(bias)
+    k = weight.shape[2]
+    return F.conv2d(torch.from_numpy(x)[None], torch.from_numpy(weight), b, stride=stride, padding=k // 2)[0].numpy()
+
+
+def torch_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: int) -> np.ndarray:
+    """Reference: torch.nn.functional.conv2d in float64, 'same' padding."""
+    b = None if bias is None else torch.from_numpy(bias)
+    k = weight.shape[2]
+    return F.conv2d(torch.from_numpy(x)[None], torch.from_numpy(weight), b, stride=stride, padding=k // 2)[0].numpy()
+
+
+@dataclass
+class PreparedLayer:
+    """A layer ready to run: plan, encoded plaintexts, keys, encrypted input."""
+
+    plan: ConvPlan
+    compiled: CompiledConv
+    backend: Backend
+    x: np.ndarray
+    inputs: list[Any]
+    weight: np.ndarray
+    bias: np.ndarray | None
+    galois_key_bytes: int
+    setup_counts: OpCounts
+    seed: int = 0
+
+
+def prepare_layer(
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    height: int,
+    width: int,
+    stride: int,
+    backend: Backend,
+    seed: int = 0,
+    name: str = "conv",
+) -> PreparedLayer:
+    """Plan, generate exactly the plan's Galois keys, encode, encrypt a random input in [-1, 1]."""
+    plan = plan_conv(weight, height, width, backend.params, stride=stride, has_bias=bias is not None, name=name)
+    backend.reset_counter()
+    backend.generate_galois_keys(plan.rotation_steps)
+    compiled = compile_conv(plan, weight, bias, backend)
+    x = np.random.default_rng(seed + 1).uniform(-1.0, 1.0, (plan.spec.c_in, height, width))
+    inputs = encrypt_input(x, plan.packing, backend)
+    return PreparedLayer(plan, compiled, backend, x, inputs, np.asarray(weight, dtype=np.float64),
+                         bias, backend.galois_key_bytes(), backend.reset_counter(), seed)
+
+
+@dataclass
+class LayerRun:
+    outputs: list[Any]
+    counts: OpCounts
+    wall_s: float
+    cpu_s: float
+
+
+def run_layer(prep: PreparedLayer) -> LayerRun:
+    """The timed part: the compiled layer on the encrypted input, counted."""
+    b = prep.backend
+    b.reset_counter()
+    t, c = time.perf_counter(), time.process_time()
+    outputs = run_conv(prep.compiled, prep.inputs, b)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    return LayerRun(outputs, b.reset_counter(), wall, cpu)
+
+
+@dataclass
+class LayerRecord:
+    """The figures of one measured layer (`to_dict` is what the command prints and the
+    benchmark records in extra_info)."""
+
+    layer: str
+    c_in: int
+    c_out: int
+    hw: int
+    kernel: int
+    stride: int
+    backend: str
+    poly_modulus_degree: int
+    coeff_mod_bit_sizes: list[int]
+    c_n: int
+    channel_slots: int
+    n_in: int
+    n_out: int
+    predicted: dict
+    counts: dict
+    counts_match_plan: bool
+    dense_formula_rotations: int
+    kept_diagonals: int
+    diagonal_groups: int
+    kept_positions: int
+    positional_groups: int
+    weight_sparsity: float
+    galois_keys: int
+    galois_key_bytes: int
+    encoded_plaintexts: int
+    latency_s: float
+    cpu_s: float
+    floor_s: float
+    latency_over_floor: float | None
+    meets_floor_target: bool
+    unit_costs_s: dict
+    max_abs_error: float
+    max_abs_reference: float
+    peak_rss_bytes: int
+    seed: int
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        c, p = self.counts, self.predicted
+        out.update(rotations=c["rotations"], key_switches=c["key_switches"], pmuls=c["pmuls"], adds=c["adds"],
+                   plain_adds=c["plain_adds"], rescales=c["rescales"], encryptions=c["encryptions"],
+                   predicted_rotations=p["rotations"], predicted_pmuls=p["pmuls"])
+        return out
+
+
+def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = None,
+                 runs: list[LayerRun] | None = None, latency_s: float | None = None) -> LayerRecord:
+    """Decrypt `run`'s output, compare with torch, compute the floor. `runs` (all timed
+    rounds, default just `run`) decide counts_match_plan; `latency_s` defaults to run's."""
+    b, plan = prep.backend, prep.plan
+    runs = runs or [run]
+    y = decrypt_output(run.outputs, plan, b)
+    b.reset_counter()
+    ref = torch_conv(prep.x, prep.weight, prep.bias, plan.spec.stride)
+    if unit is None:
+        unit = measure_unit_costs(b, level=plan.level)
+    latency = run.wall_s if latency_s is None else latency_s
+    floor = floor_seconds(run.counts, unit)
+    w = prep.weight
+    return LayerRecord(
+        layer=plan.spec.name, c_in=plan.spec.c_in, c_out=plan.spec.c_out, hw=plan.spec.height,
+        kernel=plan.spec.kernel, stride=plan.spec.stride, backend=b.name,
+        poly_modulus_degree=plan.params.poly_modulus_degree, coeff_mod_bit_sizes=list(plan.params.coeff_mod_bit_sizes),
+        c_n=plan.packing.c_n, channel_slots=plan.packing.channel_slots, n_in=plan.packing.n_in,
+        n_out=plan.packing.n_out, predicted=plan.predicted.to_dict(), counts=run.counts.to_dict(),
+        counts_match_plan=all(r.counts == plan.predicted for r in runs),
+        dense_formula_rotations=dense_rotations(plan.packing, plan.spec.kernel),
+        kept_diagonals=sum(len(d) for d in plan.diagonals), diagonal_groups=plan.packing.n_out * plan.packing.c_n,
+        kept_positions=sum(len(p) for p in plan.positions), positional_groups=plan.packing.n_in * plan.spec.kernel ** 2,
+        weight_sparsity=float((w == 0).mean()), galois_keys=len(b.galois_steps), galois_key_bytes=prep.galois_key_bytes,
+        encoded_plaintexts=prep.setup_counts.encodes, latency_s=latency,
+        cpu_s=float(np.mean([r.cpu_s for r in runs])), floor_s=floor,
+        latency_over_floor=latency / floor if floor > 0 else None,
+        meets_floor_target=latency <= FLOOR_TARGET * floor, unit_costs_s=unit.to_dict(),
+        max_abs_error=float(np.abs(y - ref).max()), max_abs_reference=float(np.abs(ref).max()),
+        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, seed=prep.seed,
+    )
+
+
+def measure_layer(prep: PreparedLayer, unit: UnitCosts | None = None) -> LayerRecord:
+    """Run the prepared layer once (timed) and gather its record."""
+    return layer_record(prep, run_layer(prep), unit)
+
+
+@dataclass
+class ModelLayer:
+    """One conv of a real model as the engine runs it: BN folded, at its own input size."""
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray | None
+    height: int
+    width: int
+    stride: int
+
+    @property
+    def shape_key(self) -> tuple[int, int, int, int, int]:
+        """(c_in, c_out, kernel, height, stride): layers with the same key run the same packing."""
+        c_out, c_in, k, _ = self.weight.shape
+        return (c_in, c_out, k, self.height, self.stride)
+
+
+def model_layers(model, input_shape: tuple[int, int, int], params: CKKSParams) -> list[ModelLayer]:
+    """Every conv of `model` in execution order, lowered (BN folded) with its input size.
+
+    >>> import torch, models
+    >>> torch.manual_seed(0) and None
+    >>> ls = model_layers(models.build_model("resnet20", 1, 10).eval(), (1, 8, 8), params_for_input(8, 8))
+    >>> [(l.name, l.shape_key) for l in ls[:2]]
+    [('conv1', (1, 16, 3, 8, 1)), ('layers.0.0.conv1', (16, 16, 3, 8, 1))]
+    """
+    net = lower_model(model, input_shape)
+    ops = {op.name: op for op in net.ops if isinstance(op, ConvOp)}
+    out = []
+    for a in plan_network(net, params).actions:
+        if isinstance(a, ServerConv):
+            op = ops[a.name]
+            out.append(ModelLayer(a.name, np.asarray(op.weight, dtype=np.float64), op.bias, a.plan.spec.height,
+                                  a.plan.spec.width, a.plan.spec.stride))
+    return out
+
+
+def representative_layers(layers: list[ModelLayer]) -> list[ModelLayer]:
+    """The first layer of each distinct shape (c_in, c_out, kernel, height, stride), in order."""
+    seen: dict[tuple, ModelLayer] = {}
+    for layer in layers:
+        seen.setdefault(layer.shape_key, layer)
+    return list(seen.values())

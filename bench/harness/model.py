@@ -1,0 +1,195 @@
+"""Encrypted inference of a whole model: lower, plan, key, compile, run, compare with torch.
+
+`prepare_model` does the set-up (lowering, Galois keys, encoding unless streaming);
+`run_images` is the timed part (each image through the protocol); `model_record`
+compares with PyTorch (and the labels, when given) and gathers a `ModelRecord`.
+`artemis infer`, the demo and the model benchmarks all go through these three.
+"""
+
+from __future__ import annotations
+
+import copy
+import resource
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from heconv.backends import make_backend
+from heconv.cost import UnitCosts, floor_seconds
+from heconv.frontend import lower_model
+from heconv.network import Client, Network, NetworkPlan, NetworkRun, Server, levels_needed, plan_network, run_network
+from heconv.params import SECURE_DEGREES, CKKSParams, max_secure_depth, params_for_input
+
+from .unit_costs import measure_unit_costs
+
+FLOOR_TARGET = 1.15
+MEMORY_TARGET = 12 * 2**30
+
+
+@dataclass
+class PreparedModel:
+    net: Network
+    plan: NetworkPlan
+    client: Client
+    server: Server
+    galois_key_bytes: int
+    keygen_seconds: float
+    compile_seconds: float
+
+
+def model_params(input_shape: tuple[int, int, int], net: Network, protocol: str = "hybrid",
+                 poly_modulus_degree: int | None = None, toy: bool = False) -> CKKSParams:
+    """One level (hybrid) or as many as the network needs (non-interactive), on the smallest
+    secure N that fits; a network deeper than N allows fails here, before any encryption."""
+    depth = levels_needed(net) if protocol == "non-interactive" else 1
+    if poly_modulus_degree is not None and not toy and poly_modulus_degree in SECURE_DEGREES:
+        most = max_secure_depth(poly_modulus_degree)
+        if depth > most:
+            raise ValueError(
+                f"the network needs {depth} multiplicative levels, but N={poly_modulus_degree} holds at most "
+                f"{most} at 128-bit security; use N=16384 (7 levels) or 32768 (19 levels)"
+            )
+    _, h, w = input_shape
+    return params_for_input(h, w, poly_modulus_degree, depth, toy)
+
+
+def prepare_model(model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams | None = None,
+                  mode: str = "encrypted", stream: bool = False, seed: int = 0, protocol: str = "hybrid",
+                  poly_modulus_degree: int | None = None, toy: bool = False) -> PreparedModel:
+    """Lower the model, plan it, make the client's keys and the server's plaintexts."""
+    net = lower_model(model, input_shape)
+    if params is None:
+        params = model_params(input_shape, net, protocol, poly_modulus_degree, toy)
+    plan = plan_network(net, params, protocol)
+    backend = make_backend(mode, params, seed)
+    client = Client(backend)
+    t = time.perf_counter()
+    key_bytes = client.setup_keys(plan)
+    keygen = time.perf_counter() - t
+    t = time.perf_counter()
+    server = Server(backend.public_view(), net, plan, stream=stream)
+    return PreparedModel(net, plan, client, server, key_bytes, keygen, time.perf_counter() - t)
+
+
+def run_images(prep: PreparedModel, images: np.ndarray, progress: Callable[[str], None] | None = None) -> list[NetworkRun]:
+    """The timed part: every image through the protocol."""
+    return [run_network(prep.plan, prep.client, prep.server, x, progress) for x in images]
+
+
+@dataclass
+class ModelRecord:
+    """The figures of one measured model (`to_dict` is what `artemis infer` prints and the
+    model benchmarks record); per image where the name says so."""
+
+    images: int
+    layers: list[dict]
+    counts: dict
+    predicted: dict
+    counts_match_plan: bool
+    rotations: int
+    predicted_rotations: int
+    key_switches: int
+    pmuls: int
+    cmuls: int
+    adds: int
+    rescales: int
+    galois_keys: int
+    galois_key_bytes: int
+    server_s: float
+    server_cpu_s: float | None
+    floor_s: float | None
+    server_over_floor: float | None
+    meets_floor_target: bool | None
+    client_s: float
+    bytes_client_to_server: int
+    bytes_server_to_client: int
+    keygen_s: float
+    encode_s: float
+    top1_agreement: float | None
+    max_abs_error: float | None
+    predictions: list[int] | None
+    reference_predictions: list[int]
+    accuracy: float | None
+    reference_accuracy: float | None
+    unit_costs_s: dict | None
+    peak_rss_bytes: int
+    under_memory_target: bool
+    poly_modulus_degree: int
+    coeff_mod_bit_sizes: list[int]
+    stream: bool
+    protocol: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs: list[NetworkRun],
+                 unit: UnitCosts | None = None, labels: np.ndarray | None = None,
+                 cpu_s: float | None = None) -> ModelRecord:
+    """Compare `runs` (one per image) with PyTorch in float64, compute floors per level."""
+    with torch.no_grad():  # a float64 copy: the caller's model keeps its dtype
+        ref = copy.deepcopy(model).double()(torch.from_numpy(np.asarray(images, dtype=np.float64))).numpy()
+    logits = np.stack([r.logits for r in runs])
+    last = runs[-1]
+    level_of = {r.name: r.level for r in prep.plan.layers}
+    depth = prep.plan.params.depth
+    tracked = prep.client.backend.tracks_values
+    units: dict[int, UnitCosts] = {}
+    if tracked:
+        # Unit costs at every level a layer runs at: deeper levels have fewer primes and cost less.
+        for lv in sorted({min(level_of[r.name], depth - 1) for r in last.layers}):
+            units[lv] = unit if (unit is not None and lv == 0) else measure_unit_costs(prep.server.backend, level=lv)
+    layers = []
+    for i, lr in enumerate(last.layers):
+        u = units.get(min(level_of[lr.name], depth - 1))
+        layers.append({
+            "layer": lr.name, "kind": lr.kind, "level": level_of[lr.name],
+            "predicted_rotations": lr.predicted.rotations, "rotations": lr.counts.rotations,
+            "key_switches": lr.counts.key_switches, "pmuls": lr.counts.pmuls, "adds": lr.counts.adds,
+            "server_s": float(np.mean([r.layers[i].seconds for r in runs])),
+            "floor_s": floor_seconds(lr.counts, u) if u else None,
+            "counts_match_plan": all(r.layers[i].counts == lr.predicted for r in runs),
+        })
+    counts = last.counts
+    server = float(np.mean([r.server_seconds for r in runs]))
+    floor = sum(layer["floor_s"] for layer in layers) if units else None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    labels = None if labels is None else np.asarray(labels)
+    return ModelRecord(
+        images=len(runs), layers=layers, counts=counts.to_dict(), predicted=prep.plan.predicted.to_dict(),
+        counts_match_plan=all(layer["counts_match_plan"] for layer in layers),
+        rotations=counts.rotations, predicted_rotations=prep.plan.predicted.rotations,
+        key_switches=counts.key_switches, pmuls=counts.pmuls, cmuls=counts.cmuls, adds=counts.adds,
+        rescales=counts.rescales, galois_keys=len(prep.plan.galois_steps), galois_key_bytes=prep.galois_key_bytes,
+        server_s=server, server_cpu_s=cpu_s, floor_s=floor,
+        server_over_floor=server / floor if floor else None,
+        meets_floor_target=server <= FLOOR_TARGET * floor if floor else None,
+        client_s=float(np.mean([r.client_seconds for r in runs])),
+        bytes_client_to_server=int(np.mean([r.bytes_client_to_server for r in runs])),
+        bytes_server_to_client=int(np.mean([r.bytes_server_to_client for r in runs])),
+        keygen_s=prep.keygen_seconds, encode_s=prep.server.encode_seconds,
+        top1_agreement=float(np.mean(logits.argmax(1) == ref.argmax(1))) if tracked else None,
+        max_abs_error=float(np.abs(logits - ref).max()) if tracked else None,
+        predictions=logits.argmax(1).tolist() if tracked else None,
+        reference_predictions=ref.argmax(1).tolist(),
+        accuracy=float(np.mean(logits.argmax(1) == labels)) if tracked and labels is not None else None,
+        reference_accuracy=float(np.mean(ref.argmax(1) == labels)) if labels is not None else None,
+        unit_costs_s={str(lv): u.to_dict() for lv, u in units.items()} or None,
+        peak_rss_bytes=peak, under_memory_target=peak < MEMORY_TARGET,
+        poly_modulus_degree=prep.plan.params.poly_modulus_degree,
+        coeff_mod_bit_sizes=list(prep.plan.params.coeff_mod_bit_sizes), stream=prep.server.stream,
+        protocol=prep.plan.protocol,
+    )
+
+
+def measure_model(prep: PreparedModel, model: nn.Module, images: np.ndarray, unit: UnitCosts | None = None,
+                  labels: np.ndarray | None = None, progress: Callable[[str], None] | None = None) -> ModelRecord:
+    """Run every image (timed) and gather the record."""
+    c = time.process_time()
+    runs = run_images(prep, images, progress)
+    cpu = (time.process_time() - c) / max(1, len(runs))
+    return model_record(prep, model, images, runs, unit, labels, cpu)

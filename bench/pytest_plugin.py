@@ -1,0 +1,116 @@
+"""The benchmark suite's pytest plugin (loaded from pyproject's addopts with -p).
+
+- `pytest` runs the tests only: bench/test_*.py are not even collected unless the run
+  asks for benchmarks (`--benchmark-only`, or a path under bench/ on the command line).
+- `pytest --benchmark-only` runs the whole benchmark suite and deselects everything
+  else; `-m quick` the quick subset.
+- Runs are stored in pytest-benchmark's own layout under results/benchmarks (so that
+  `pytest-benchmark --storage results/benchmarks list|compare` read them), labelled
+  `<revision>-<suite>-<time>-<pid>`, suite being full, quick or filtered (-k, another
+  -m, or a narrower path), never overwritten by a run started in the same second.
+- Machine and commit information are pytest-benchmark's own, extended with library
+  versions and HE parameters; the dirty flag counts untracked source files too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from .results import git_revision, provenance, versions
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+STORAGE = ROOT / "results" / "benchmarks"
+DEFAULT_MARKEXPR = "not slow"  # pyproject's addopts
+HE_PARAMETERS = {"hybrid": {"poly_modulus_degree": 8192, "coeff_mod_bit_sizes": [60, 40, 60]},
+                 "five-level chain": {"poly_modulus_degree": 16384, "coeff_mod_bit_sizes": [60, 40, 40, 40, 40, 40, 60]}}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--pruned", action="append", metavar="DIR",
+                     help="artemis: a directory holding pruned-<method>.pt checkpoints ('artemis prune', "
+                          "'artemis demo'); repeatable; default results/demo/checkpoints")
+
+
+def _explicit_paths(config) -> list[Path]:
+    out = []
+    for arg in config.invocation_params.args:
+        if arg.startswith("-"):
+            continue
+        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+        if path.exists():
+            out.append(path)
+    return out
+
+
+def _benchmarking(config) -> bool:
+    if config.getoption("benchmark_only", False):
+        return True
+    return any(p == BENCH or BENCH in p.parents for p in _explicit_paths(config))
+
+
+def suite_label(config) -> str:
+    """full, quick or filtered: what this run selected."""
+    markexpr = config.getoption("markexpr", "") or ""
+    keyword = config.getoption("keyword", "") or ""
+    narrow = any(p not in (ROOT, BENCH) for p in _explicit_paths(config))
+    if keyword or narrow:
+        return "filtered"
+    if markexpr.strip() == "quick":
+        return "quick"
+    return "full" if markexpr.strip() in ("", DEFAULT_MARKEXPR) else "filtered"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    config.addinivalue_line("markers", "quick: part of the quick benchmark subset (pytest --benchmark-only -m quick)")
+    if not _benchmarking(config) or config.getoption("benchmark_disable", False):
+        return
+    opt = config.option
+    if str(getattr(opt, "benchmark_storage", "")) in ("", "file://./.benchmarks"):
+        opt.benchmark_storage = f"file://{STORAGE}"
+    if not (opt.benchmark_save or opt.benchmark_autosave or opt.benchmark_json):
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        opt.benchmark_save = f"{git_revision()[:8]}-{suite_label(config)}-{stamp}-{os.getpid()}"
+
+
+def pytest_ignore_collect(collection_path, config):
+    path = Path(collection_path)
+    if path.name.startswith("test_") and path.suffix == ".py" and BENCH in path.parents:
+        return None if _benchmarking(config) else True
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("benchmark_only", False):
+        return
+    # Deselect (not skip) what is not a benchmark, so the summary counts benchmark cases only.
+    keep = [i for i in items if "benchmark" in getattr(i, "fixturenames", ())]
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    machine_info["versions"] = versions()
+    machine_info["he_parameters"] = HE_PARAMETERS
+    machine_info["cpus"] = os.cpu_count()
+
+
+def pytest_benchmark_update_commit_info(config, commit_info):
+    rev = git_revision(ROOT)
+    commit_info["dirty"] = rev.endswith("+dirty")
+    commit_info["artemis_revision"] = rev
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    output_json["artemis"] = provenance() | {"selection": {
+        "suite": suite_label(config),
+        "markexpr": config.getoption("markexpr", "") or "",
+        "keyword": config.getoption("keyword", "") or "",
+        "args": list(config.invocation_params.args),
+        "selected": len(benchmarks),
+    }}

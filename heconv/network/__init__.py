@@ -1,0 +1,44 @@
+"""Whole networks (DESIGN.md section 6): IR -> plan -> run.
+
+    net = heconv.frontend.lower_model(model, (C, H, W))   # torch-free IR
+    plan = plan_network(net, params, "hybrid")            # actions; touches no ciphertext
+    client, server = Client(backend), Server(backend.public_view(), net, plan)
+    client.setup_keys(plan)
+    run = run_network(plan, client, server, image)        # executes the actions
+
+A planner per protocol (`PLANNERS`): "hybrid" (the server runs the linear layers, the
+client refreshes at each ReLU) and "non-interactive" (one modulus chain, square
+activations).
+"""
+
+from __future__ import annotations
+
+from ..params import CKKSParams
+from .actions import (
+    Action, ClientOp, Encrypt, LayerReport, NetworkPlan, Refresh, ServerAdd, ServerConv, ServerLinear, ServerPool,
+    ServerSquare,
+)
+from .hybrid import plan_hybrid
+from .ir import ActOp, AddOp, ConvOp, LinearOp, Network, Op, PadShortcutOp, PoolOp, levels_needed
+from .noninteractive import plan_non_interactive
+from .parties import Client, Server
+from .runner import LayerRun, NetworkRun, run_network
+
+PLANNERS = {"hybrid": plan_hybrid, "non-interactive": plan_non_interactive}
+PROTOCOLS = tuple(PLANNERS)
+
+
+def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid") -> NetworkPlan:
+    """The protocol's plan of `net` (one of PROTOCOLS). Touches no ciphertext."""
+    planner = PLANNERS.get(protocol)
+    if planner is None:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    return planner(net, params)
+
+
+__all__ = [
+    "Action", "ClientOp", "Encrypt", "LayerReport", "NetworkPlan", "Refresh", "ServerAdd", "ServerConv",
+    "ServerLinear", "ServerPool", "ServerSquare", "ActOp", "AddOp", "ConvOp", "LinearOp", "Network", "Op",
+    "PadShortcutOp", "PoolOp", "levels_needed", "Client", "Server", "LayerRun", "NetworkRun", "run_network",
+    "PLANNERS", "PROTOCOLS", "plan_network", "plan_hybrid", "plan_non_interactive",
+]

@@ -1,0 +1,147 @@
+"""What a network plan is made of: the actions of the protocol (who does what, in order)
+and the per-layer predictions. Built by the planners, executed by the runner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from ..backends.base import OpCounts
+from ..conv import ConvPlan
+from ..geometry import Packing
+from ..linear import LinearPlan
+from ..params import CKKSParams
+
+
+@dataclass
+class Encrypt:
+    """Client: pack a cleartext value (subsampled first) and send it at `level`."""
+
+    src: str
+    dst: str
+    level: int
+    subsample: int = 1
+    packing: Packing | None = None
+    linear: LinearPlan | None = None
+
+
+@dataclass
+class ServerConv:
+    name: str
+    src: str
+    dst: str
+    plan: ConvPlan
+
+
+@dataclass
+class ServerAdd:
+    name: str
+    a: str
+    b: str
+    dst: str
+    ciphertexts: int
+
+
+@dataclass
+class ServerLinear:
+    name: str
+    src: str
+    dst: str
+    plan: LinearPlan
+    weight_scale: float = 1.0  # global pooling's 1/(H*W), folded into the weights
+
+
+@dataclass
+class ServerSquare:
+    """x -> x*x, relinearised and rescaled, on every ciphertext (non-interactive mode)."""
+
+    name: str
+    src: str
+    dst: str
+    level: int
+    ciphertexts: int
+
+
+@dataclass
+class ServerPool:
+    """Global sum pooling by rotate-and-sum over each channel's P slots (non-interactive)."""
+
+    name: str
+    src: str
+    dst: str
+    steps: list[int]
+
+
+@dataclass
+class Refresh:
+    """Server -> client: decrypt, unpack, subsample, then activation / pooling."""
+
+    name: str
+    src: str
+    dst: str
+    channels: int
+    subsample: int
+    activation: str  # relu | none
+    pool: bool = False
+    packing: Packing | None = None
+    linear: LinearPlan | None = None
+
+
+@dataclass
+class ClientOp:
+    """Work on a value the client already holds in the clear."""
+
+    name: str
+    src: str
+    dst: str
+    kind: str  # relu | pool | pad
+    stride: int = 1
+    c_out: int = 0
+
+
+Action = Union[Encrypt, ServerConv, ServerAdd, ServerLinear, ServerSquare, ServerPool, Refresh, ClientOp]
+
+
+@dataclass
+class LayerReport:
+    name: str
+    kind: str
+    predicted: OpCounts
+    galois_steps: int
+    level: int = 0  # where its rotations and multiplications happen
+
+
+@dataclass
+class NetworkPlan:
+    params: CKKSParams
+    actions: list[Action]
+    output: str
+    galois_steps: list[int]
+    layers: list[LayerReport] = field(default_factory=list)
+    protocol: str = "hybrid"
+
+    @property
+    def predicted(self) -> OpCounts:
+        total = OpCounts()
+        for layer in self.layers:
+            total = total + layer.predicted
+        return total
+
+    def summary(self) -> list[dict]:
+        """Per server layer: predicted rotations, multiplications, Galois keys."""
+        return [
+            {"layer": r.name, "kind": r.kind, "rotations": r.predicted.rotations, "pmuls": r.predicted.pmuls,
+             "adds": r.predicted.adds, "galois_keys": r.galois_steps}
+            for r in self.layers
+        ]
+
+
+def galois_steps(actions: list[Action]) -> list[int]:
+    steps: set[int] = set()
+    for a in actions:
+        if isinstance(a, (ServerConv, ServerLinear)):
+            steps.update(a.plan.rotation_steps)
+        elif isinstance(a, ServerPool):
+            steps.update(a.steps)
+    return sorted(steps)

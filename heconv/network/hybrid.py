@@ -1,0 +1,185 @@
+"""Planner for the hybrid protocol (DESIGN.md section 6): the server runs every linear
+layer, the client refreshes at each ReLU. Touches no ciphertext.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..backends.base import OpCounts
+from ..conv import plan_conv
+from ..geometry import Packing, pack
+from ..linear import LinearPlan, plan_linear
+from ..params import CKKSParams
+from .actions import (
+    Action, ClientOp, Encrypt, LayerReport, NetworkPlan, Refresh, ServerAdd, ServerConv, ServerLinear, galois_steps,
+)
+from .ir import ActOp, AddOp, ConvOp, LinearOp, Network, Op, PadShortcutOp, PoolOp
+
+
+@dataclass
+class _Enc:
+    """Plan-time description of a server-side tensor."""
+
+    channels: int
+    height: int  # logical (after the pending subsample)
+    width: int
+    level: int
+    pending: int = 1
+    packing: Packing | None = None
+    linear: LinearPlan | None = None
+
+
+class _HybridPlanner:
+    """Walks the IR once; each op kind has its own method (see HANDLERS)."""
+
+    def __init__(self, net: Network, params: CKKSParams):
+        self.params = params
+        self.shapes: dict[str, tuple] = {net.input_name: tuple(net.input_shape)}  # client-side values
+        self.enc: dict[str, _Enc] = {}  # server-side tensors
+        self.actions: list[Action] = []
+        self.layers: list[LayerReport] = []
+        self.uploads: dict[tuple, str] = {}
+
+    def upload(self, src: str, level: int, subsample: int = 1, packing: Packing | None = None,
+               linear: LinearPlan | None = None) -> str:
+        key = (src, level, subsample, packing, id(linear) if linear else None)
+        if key not in self.uploads:
+            dst = f"{src}@{len(self.uploads)}"
+            self.actions.append(Encrypt(src, dst, level, subsample, packing, linear))
+            shape = self.shapes[src]
+            c, h, w = shape if len(shape) == 3 else (shape[0], 1, 1)
+            self.enc[dst] = _Enc(c, -(-h // subsample), -(-w // subsample), level, 1, packing, linear)
+            self.uploads[key] = dst
+        return self.uploads[key]
+
+    def known(self, name: str, op: Op) -> None:
+        if name not in self.shapes and name not in self.enc:
+            raise ValueError(f"layer {op.name}: input {name!r} is not produced by an earlier layer")
+
+    def conv(self, op: ConvOp) -> None:
+        self.known(op.src, op)
+        if op.src not in self.shapes:
+            raise ValueError(
+                f"layer {op.name}: a convolution must read a refreshed value (after an activation) "
+                f"in the hybrid protocol; {op.src!r} is still encrypted at level {self.enc[op.src].level}"
+            )
+        c, h, w = self.shapes[op.src]
+        k = op.weight.shape[2]
+        if op.weight.shape[1] != c:
+            raise ValueError(f"layer {op.name}: weight expects {op.weight.shape[1]} input channels, gets {c}")
+        # A strided 1x1 conv is a subsample then a 1x1 conv: the client subsamples.
+        sub = op.stride if k == 1 else 1
+        hh, ww = -(-h // sub), -(-w // sub)
+        plan = plan_conv(op.weight, hh, ww, self.params, stride=op.stride // sub, has_bias=op.bias is not None,
+                         name=op.name)
+        src = self.upload(op.src, 0, sub, plan.packing)
+        self.actions.append(ServerConv(op.name, src, op.out, plan))
+        stride = op.stride // sub
+        self.enc[op.out] = _Enc(plan.spec.c_out, -(-hh // stride), -(-ww // stride), 1, stride, plan.packing)
+        self.layers.append(LayerReport(op.name, "conv", plan.predicted, len(plan.rotation_steps)))
+
+    def add(self, op: AddOp) -> None:
+        self.known(op.a, op)
+        self.known(op.b, op)
+        enc, shapes = self.enc, self.shapes
+        if op.a not in enc and op.b not in enc:
+            raise ValueError(f"layer {op.name}: at least one operand of a residual add must be encrypted")
+        ref = enc[op.a] if op.a in enc else enc[op.b]
+        if ref.pending != 1 or ref.packing is None:
+            raise ValueError(f"layer {op.name}: cannot add a strided or non-feature-map value before a refresh")
+        keys = []
+        for name in (op.a, op.b):
+            if name in enc:
+                e = enc[name]
+                if e.packing is None or (e.packing.layout, e.level, e.pending, e.channels) != (
+                    ref.packing.layout, ref.level, 1, ref.channels
+                ):
+                    raise ValueError(
+                        f"layer {op.name}: residual operands differ in layout: "
+                        f"{e.channels} ch c_n={e.packing.c_n if e.packing else None} level {e.level} vs "
+                        f"{ref.channels} ch c_n={ref.packing.c_n} level {ref.level}"
+                    )
+                keys.append(name)
+            else:
+                if tuple(shapes[name]) != (ref.channels, ref.height, ref.width):
+                    raise ValueError(f"layer {op.name}: operand {name!r} is {shapes[name]}, the other "
+                                     f"{(ref.channels, ref.height, ref.width)}")
+                keys.append(self.upload(name, ref.level, 1, ref.packing))
+        n = len(pack(np.zeros((ref.channels, ref.height, ref.width)), ref.packing))
+        self.actions.append(ServerAdd(op.name, keys[0], keys[1], op.out, n))
+        enc[op.out] = _Enc(ref.channels, ref.height, ref.width, ref.level, 1, ref.packing)
+        self.layers.append(LayerReport(op.name, "add", OpCounts(adds=n), 0, ref.level))
+
+    def act(self, op: ActOp) -> None:
+        self.known(op.src, op)
+        if op.kind != "relu":
+            raise ValueError(f"layer {op.name}: activation {op.kind!r} needs the non-interactive mode; "
+                             f"the hybrid protocol refreshes with ReLU")
+        if op.src in self.enc:
+            e = self.enc[op.src]
+            self.actions.append(Refresh(op.name, op.src, op.out, e.channels, e.pending, "relu", False, e.packing,
+                                        e.linear))
+            self.shapes[op.out] = (e.channels, e.height, e.width) if e.linear is None else (e.channels,)
+        else:
+            self.actions.append(ClientOp(op.name, op.src, op.out, "relu"))
+            self.shapes[op.out] = self.shapes[op.src]
+
+    def pad(self, op: PadShortcutOp) -> None:
+        self.known(op.src, op)
+        if op.src not in self.shapes:
+            raise ValueError(f"layer {op.name}: the option-A shortcut is done by the client on a refreshed value")
+        c, h, w = self.shapes[op.src]
+        self.actions.append(ClientOp(op.name, op.src, op.out, "pad", op.stride, op.c_out))
+        self.shapes[op.out] = (op.c_out, -(-h // op.stride), -(-w // op.stride))
+
+    def pool(self, op: PoolOp) -> None:
+        self.known(op.src, op)
+        if op.src in self.enc:
+            e = self.enc[op.src]
+            self.actions.append(Refresh(op.name, op.src, op.out, e.channels, e.pending, "none", True, e.packing))
+            self.shapes[op.out] = (e.channels,)
+        else:
+            self.actions.append(ClientOp(op.name, op.src, op.out, "pool"))
+            self.shapes[op.out] = (self.shapes[op.src][0],)
+
+    def linear(self, op: LinearOp) -> None:
+        self.known(op.src, op)
+        shapes = self.shapes
+        if op.src not in shapes or len(shapes[op.src]) != 1:
+            raise ValueError(f"layer {op.name}: a linear layer reads a pooled, refreshed vector")
+        if op.weight.shape[1] != shapes[op.src][0]:
+            raise ValueError(f"layer {op.name}: weight expects {op.weight.shape[1]} inputs, gets {shapes[op.src][0]}")
+        plan = plan_linear(op.weight, self.params, has_bias=op.bias is not None, name=op.name)
+        src = self.upload(op.src, 0, 1, None, plan)
+        self.actions.append(ServerLinear(op.name, src, op.out, plan))
+        self.enc[op.out] = _Enc(op.weight.shape[0], 1, 1, 1, 1, None, plan)
+        self.layers.append(LayerReport(op.name, "linear", plan.predicted, len(plan.rotation_steps)))
+
+    def finish(self, output: str) -> NetworkPlan:
+        if output in self.enc:
+            e = self.enc[output]
+            self.actions.append(Refresh("output", output, "logits", e.channels, e.pending, "none", False, e.packing,
+                                        e.linear))
+        elif output in self.shapes:
+            raise ValueError("the network output is never computed by the server")
+        else:
+            raise ValueError(f"network output {output!r} is not produced by any layer")
+        return NetworkPlan(self.params, self.actions, "logits", galois_steps(self.actions), self.layers)
+
+
+HANDLERS = {ConvOp: _HybridPlanner.conv, AddOp: _HybridPlanner.add, ActOp: _HybridPlanner.act,
+            PadShortcutOp: _HybridPlanner.pad, PoolOp: _HybridPlanner.pool, LinearOp: _HybridPlanner.linear}
+
+
+def plan_hybrid(net: Network, params: CKKSParams) -> NetworkPlan:
+    """Lower the IR onto the hybrid protocol's actions. Touches no ciphertext."""
+    planner = _HybridPlanner(net, params)
+    for op in net.ops:
+        handler = HANDLERS.get(type(op))
+        if handler is None:
+            raise TypeError(f"unknown network op {type(op).__name__}")
+        handler(planner, op)
+    return planner.finish(net.output)

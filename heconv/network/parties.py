@@ -1,0 +1,153 @@
+"""The two parties of the protocol. The client holds the secret key; the server holds a
+public view of the keys and cannot decrypt.
+
+The refresh is simulated in-process: the client decrypts, applies ReLU (and the stride
+subsampling, re-packing or pooling that goes with it) and re-encrypts. In a deployed
+protocol this step would be a two-party computation; here only its traffic is real.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from ..backends.base import Backend
+from ..conv import CompiledConv, compile_conv, run_conv
+from ..geometry import pack, unpack
+from ..linear import CompiledLinear, compile_linear, pack_linear_input, read_linear_output, run_linear
+from .actions import ClientOp, Encrypt, NetworkPlan, Refresh, ServerAdd, ServerConv, ServerLinear, ServerPool, ServerSquare
+from .ir import ConvOp, LinearOp, Network
+
+
+class Client:
+    """Holds the secret key: encrypts inputs, refreshes, decrypts logits."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.seconds = 0.0
+
+    def setup_keys(self, plan: NetworkPlan) -> int:
+        """Galois keys for every step the network uses; returns their size (sent once)."""
+        self.backend.generate_galois_keys(plan.galois_steps)
+        return self.backend.galois_key_bytes()
+
+    def encrypt(self, a: Encrypt, value: np.ndarray) -> list[Any]:
+        b = self.backend
+        if a.linear is not None:
+            vectors = [pack_linear_input(value, a.linear)]
+        else:
+            vectors = pack(value[:, :: a.subsample, :: a.subsample], a.packing)
+        cts = [b.encrypt_plain(b.encode(v, a.level)) for v in vectors]
+        self.bytes_sent += sum(b.ciphertext_bytes(c) for c in cts)
+        return cts
+
+    def refresh(self, a: Refresh, cts: list[Any]) -> np.ndarray:
+        b = self.backend
+        self.bytes_received += sum(b.ciphertext_bytes(c) for c in cts)
+        if a.linear is not None:
+            y = read_linear_output(b.decrypt(cts[0]), a.linear)
+        else:
+            y = unpack([b.decrypt(c) for c in cts], a.packing, a.channels)[:, :: a.subsample, :: a.subsample]
+        if a.activation == "relu":
+            y = np.maximum(y, 0.0)
+        if a.pool:
+            y = y.mean(axis=(1, 2))
+        return y
+
+    @staticmethod
+    def local(a: ClientOp, x: np.ndarray) -> np.ndarray:
+        if a.kind == "relu":
+            return np.maximum(x, 0.0)
+        if a.kind == "pool":
+            return x.mean(axis=(1, 2))
+        y = np.zeros((a.c_out,) + x[:, :: a.stride, :: a.stride].shape[1:])
+        y[: x.shape[0]] = x[:, :: a.stride, :: a.stride]
+        return y
+
+
+class Server:
+    """Evaluates every linear layer. Holds a public view of the keys: it cannot decrypt.
+
+    `stream=True` encodes each layer's plaintexts just before it runs and frees them
+    after, bounding memory by the largest layer instead of the whole network.
+    """
+
+    def __init__(self, backend: Backend, net: Network, plan: NetworkPlan, stream: bool = False):
+        self.backend = backend
+        self.stream = stream
+        self.plan = plan
+        self._weights = {op.name: (op.weight, op.bias) for op in net.ops if isinstance(op, (ConvOp, LinearOp))}
+        self._compiled: dict[str, CompiledConv | CompiledLinear] = {}
+        self._input_scale = self._scales(plan)
+        self.encode_seconds = 0.0
+        if not stream:
+            for a in plan.actions:
+                if isinstance(a, (ServerConv, ServerLinear)):
+                    self._compiled[a.name] = self._compile(a)
+
+    def _scales(self, plan: NetworkPlan) -> dict[str, float]:
+        """The CKKS scale each layer's input arrives at (a square leaves s^2 / q, not s)."""
+        scale: dict[str, float] = {}
+        inputs: dict[str, float] = {}
+        for a in plan.actions:
+            if isinstance(a, Encrypt):
+                scale[a.dst] = plan.params.scale
+            elif isinstance(a, (ServerConv, ServerLinear, ServerPool)):
+                inputs[a.name] = scale[a.dst] = scale[a.src]
+            elif isinstance(a, ServerAdd):
+                scale[a.dst] = scale[a.a]
+            elif isinstance(a, ServerSquare):
+                scale[a.dst] = scale[a.src] ** 2 / self.backend.rescale_divisor(a.level)
+        return inputs
+
+    def _compile(self, a: ServerConv | ServerLinear) -> CompiledConv | CompiledLinear:
+        w, b = self._weights[a.name]
+        t = time.perf_counter()
+        saved = self.backend.counter.copy()
+        s = self._input_scale[a.name]
+        layer = (compile_conv(a.plan, w, b, self.backend, s) if isinstance(a, ServerConv)
+                 else compile_linear(a.plan, w * a.weight_scale, b, self.backend, s))
+        self.backend.counter = saved  # encoding is set-up, not evaluation
+        self.encode_seconds += time.perf_counter() - t
+        return layer
+
+    def prepare(self, a: ServerConv | ServerLinear) -> None:
+        """Encode a layer's plaintexts if they are not held yet (streaming mode)."""
+        if a.name not in self._compiled:
+            self._compiled[a.name] = self._compile(a)
+
+    def release(self, a: ServerConv | ServerLinear) -> None:
+        if self.stream:
+            self._compiled.pop(a.name, None)
+
+    def layer(self, a: ServerConv | ServerLinear) -> CompiledConv | CompiledLinear:
+        return self._compiled[a.name]
+
+    def conv(self, a: ServerConv, inputs: list[Any]) -> list[Any]:
+        return run_conv(self.layer(a), inputs, self.backend)
+
+    def add(self, a: ServerAdd, x: list[Any], y: list[Any]) -> list[Any]:
+        out = []
+        for u, v in zip(x, y):
+            self.backend.add_inplace(u, v)
+            out.append(u)
+        return out
+
+    def linear(self, a: ServerLinear, inputs: list[Any]) -> list[Any]:
+        return [run_linear(self.layer(a), inputs[0], self.backend)]
+
+    def square(self, a: ServerSquare, inputs: list[Any]) -> list[Any]:
+        for ct in inputs:
+            self.backend.square_inplace(ct)
+            self.backend.rescale_inplace(ct)
+        return inputs
+
+    def pool(self, a: ServerPool, inputs: list[Any]) -> list[Any]:
+        for ct in inputs:
+            for step in a.steps:
+                self.backend.add_inplace(ct, self.backend.rotate(ct, step))
+        return inputs

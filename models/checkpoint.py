@@ -1,0 +1,107 @@
+"""The one reader and writer of checkpoints: {'state_dict': ..., 'meta': {...}}.
+
+Every read goes through `torch.load(..., weights_only=True)`; `checkpoint_bytes` gives
+the bytes a writer puts on disk (atomically, see bench.results). `meta` holds plain
+values only: model, in_channels, num_classes, dataset, input_size, seed, ...
+
+>>> import models, io
+>>> blob = checkpoint_bytes(models.build_model("small-cnn", 1, 10).state_dict(), {"model": "small-cnn"})
+>>> isinstance(blob, bytes) and len(blob) > 1000
+True
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import build_model
+
+REQUIRED_META = ("model", "in_channels", "num_classes")
+
+
+def safe_torch_load(path: str | Path, what: str = "checkpoint"):
+    """torch.load(path, weights_only=True), with a ValueError that names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{what} {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for a bad file
+        raise ValueError(f"{what} {path}: cannot be read with weights_only=True ({e})") from None
+
+
+def checkpoint_bytes(state_dict: dict, meta: dict) -> bytes:
+    """The serialized checkpoint: loadable with weights_only=True."""
+    buf = io.BytesIO()
+    torch.save({"state_dict": state_dict, "meta": meta}, buf)
+    return buf.getvalue()
+
+
+def load_state(model: nn.Module, state: dict, path: str | Path, name: str | None = None) -> None:
+    """model.load_state_dict(state), with a ValueError naming the file, the model (`name`,
+    as built from the checkpoint's meta) and the mismatched keys."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        missing = sorted(set(model.state_dict()) - set(state))
+        unexpected = sorted(set(state) - set(model.state_dict()))
+        detail = "; ".join(part for part in (
+            f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''}" if missing else "",
+            f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}" if unexpected else "",
+        ) if part) or first
+        what = name or f"the model ({type(model).__name__})"
+        raise ValueError(f"checkpoint {path} does not fit {what}: {detail}") from None
+
+
+def load_weights_into(model: nn.Module, path: str | Path) -> None:
+    """Load a plain state dict (or {'state_dict': ...}) into `model`."""
+    obj = safe_torch_load(path)
+    if isinstance(obj, dict) and "state_dict" in obj:
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise ValueError(f"checkpoint {path}: expected a state dict, got {type(obj).__name__}")
+    load_state(model, obj, path)
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
+    """(state_dict, meta) of a checkpoint written with `checkpoint_bytes`."""
+    obj = safe_torch_load(path)
+    if not isinstance(obj, dict) or "state_dict" not in obj or "meta" not in obj:
+        raise ValueError(f"checkpoint {path}: expected {{'state_dict', 'meta'}} as written by 'artemis train'")
+    return obj["state_dict"], obj["meta"]
+
+
+def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:
+    """The model of a checkpoint (trained or pruned), in eval mode, with its meta."""
+    state, meta = read_checkpoint(path)
+    absent = [k for k in REQUIRED_META if k not in meta]
+    if absent:
+        raise ValueError(f"checkpoint {path}: meta lacks {absent} (written by 'artemis train' or 'artemis prune'?)")
+    model = build_model(meta["model"], meta["in_channels"], meta["num_classes"])
+    load_state(model, state, path, meta["model"])
+    return model.eval(), meta
+
+
+def find_checkpoints(dirs: list[str | Path]) -> dict[tuple[str, str], Path]:
+    """{(model, method): path} of the pruned checkpoints (`pruned-<method>.pt`) under `dirs`.
+
+    The model and method come from each checkpoint's own meta, not from its file name;
+    a later directory wins over an earlier one for the same (model, method). Missing
+    directories are skipped (the benchmarks then skip their checkpoint cases).
+    """
+    found: dict[tuple[str, str], Path] = {}
+    for d in dirs:
+        d = Path(d)
+        if not d.is_dir():
+            continue
+        for path in sorted(d.rglob("pruned-*.pt")):
+            _, meta = read_checkpoint(path)
+            if "method" not in meta or "model" not in meta:
+                raise ValueError(f"checkpoint {path}: meta has no 'model'/'method' (written by 'artemis prune'?)")
+            found[(meta["model"], meta["method"])] = path
+    return found
