@@ -75,7 +75,9 @@ def pytest_configure(config):
         opt.benchmark_storage = f"file://{STORAGE}"
     if not (opt.benchmark_save or opt.benchmark_autosave or opt.benchmark_json):
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        opt.benchmark_save = f"{git_revision()[:8]}-{suite_label(config)}-{stamp}-{os.getpid()}"
+        rev = git_revision(ROOT)
+        label = rev[:8] + ("-dirty" if rev.endswith("+dirty") else "")
+        opt.benchmark_save = f"{label}-{suite_label(config)}-{stamp}-{os.getpid()}"
 
 
 def pytest_ignore_collect(collection_path, config):

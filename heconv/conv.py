@@ -11,6 +11,7 @@ the plan on ciphertexts and never changes it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -60,7 +61,7 @@ class Term:
     shift: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConvPlan:
     """Everything `run_conv` will do, decided before any ciphertext exists.
 
@@ -227,8 +228,7 @@ def plan_conv(
         terms=terms,
         rotation_steps=sorted(set().union(*input_shifts, output_steps)),
     )
-    plan.predicted = predicted_counts(plan)
-    return plan
+    return dataclasses.replace(plan, predicted=predicted_counts(plan))
 
 
 def predicted_counts(plan: ConvPlan) -> OpCounts:

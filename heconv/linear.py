@@ -15,6 +15,7 @@ DESIGN.md's (n_i*n_o/S - 1) + log2(S/n_o) when n_i*n_o >= S.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from .geometry import next_pow2
 from .params import CKKSParams
 
 
-@dataclass
+@dataclass(frozen=True)
 class LinearPlan:
     """Everything `run_linear` does, decided from the weights alone."""
 
@@ -109,22 +110,23 @@ def plan_linear(weight: np.ndarray, params: CKKSParams, has_bias: bool = False, 
         if n_in > n_i or n_o > n_i:
             raise ValueError(f"layer {name}: {n_in} inputs / {n_o} padded outputs do not fit the "
                              f"{n_i} elements of stride {lane_stride}")
-    plan = LinearPlan(name, n_in, n_out, n_i, n_o, params.slots, lanes, a, n_o // a, [], [], [], has_bias, level, params)
-    diag = _diagonals(w, plan)
-    plan.kept = [int(t) for t in np.nonzero(np.any(diag != 0, axis=1))[0]]
-    plan.reduce_steps = [1 << k for k in range(int(np.log2(a)))] + [
+    shape = LinearPlan(name, n_in, n_out, n_i, n_o, params.slots, lanes, a, n_o // a, [], [], [], has_bias, level,
+                       params)
+    diag = _diagonals(w, shape)
+    kept = [int(t) for t in np.nonzero(np.any(diag != 0, axis=1))[0]]
+    if not kept:
+        return dataclasses.replace(shape, predicted=OpCounts(encryptions=1))
+    reduce_steps = [1 << k for k in range(int(np.log2(a)))] + [
         n_o * lanes * (1 << k) for k in range(int(np.log2(n_i // n_o)))
     ]
-    plan.rotation_steps = sorted({t * lanes for t in plan.kept if t} | set(plan.reduce_steps))
-    rot = sum(1 for t in plan.kept if t) + len(plan.reduce_steps)
-    if plan.kept:
-        adds = len(plan.kept) - 1 + len(plan.reduce_steps)
-        plan.predicted = OpCounts(rotations=rot, key_switches=rot, pmuls=len(plan.kept), adds=adds,
-                                  plain_adds=int(has_bias), rescales=1)
-    else:
-        plan.reduce_steps, plan.rotation_steps = [], []
-        plan.predicted = OpCounts(encryptions=1)
-    return plan
+    rot = sum(1 for t in kept if t) + len(reduce_steps)
+    adds = len(kept) - 1 + len(reduce_steps)
+    return dataclasses.replace(
+        shape, kept=kept, reduce_steps=reduce_steps,
+        rotation_steps=sorted({t * lanes for t in kept if t} | set(reduce_steps)),
+        predicted=OpCounts(rotations=rot, key_switches=rot, pmuls=len(kept), adds=adds, plain_adds=int(has_bias),
+                           rescales=1),
+    )
 
 
 def compile_linear(plan: LinearPlan, weight: np.ndarray, bias: np.ndarray | None, backend: Backend,

@@ -14,7 +14,7 @@ from ..linear import LinearPlan
 from ..params import CKKSParams
 
 
-@dataclass
+@dataclass(frozen=True)
 class Encrypt:
     """Client: pack a cleartext value (subsampled first) and send it at `level`."""
 
@@ -26,7 +26,7 @@ class Encrypt:
     linear: LinearPlan | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServerConv:
     name: str
     src: str
@@ -34,7 +34,7 @@ class ServerConv:
     plan: ConvPlan
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServerAdd:
     name: str
     a: str
@@ -43,7 +43,7 @@ class ServerAdd:
     ciphertexts: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServerLinear:
     name: str
     src: str
@@ -52,7 +52,7 @@ class ServerLinear:
     weight_scale: float = 1.0  # global pooling's 1/(H*W), folded into the weights
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServerSquare:
     """x -> x*x, relinearised and rescaled, on every ciphertext (non-interactive mode)."""
 
@@ -63,7 +63,7 @@ class ServerSquare:
     ciphertexts: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServerPool:
     """Global sum pooling by rotate-and-sum over each channel's P slots (non-interactive)."""
 
@@ -73,7 +73,7 @@ class ServerPool:
     steps: list[int]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Refresh:
     """Server -> client: decrypt, unpack, subsample, then activation / pooling."""
 
@@ -88,7 +88,7 @@ class Refresh:
     linear: LinearPlan | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClientOp:
     """Work on a value the client already holds in the clear."""
 
@@ -103,7 +103,7 @@ class ClientOp:
 Action = Union[Encrypt, ServerConv, ServerAdd, ServerLinear, ServerSquare, ServerPool, Refresh, ClientOp]
 
 
-@dataclass
+@dataclass(frozen=True)
 class LayerReport:
     name: str
     kind: str
@@ -112,7 +112,7 @@ class LayerReport:
     level: int = 0  # where its rotations and multiplications happen
 
 
-@dataclass
+@dataclass(frozen=True)
 class NetworkPlan:
     params: CKKSParams
     actions: list[Action]

@@ -20,7 +20,7 @@ from .ir import ActOp, AddOp, ConvOp, LinearOp, Network, Op, PadShortcutOp, Pool
 
 
 @dataclass
-class _Enc:
+class ServerTensor:
     """Plan-time description of a server-side tensor."""
 
     channels: int
@@ -38,7 +38,7 @@ class _HybridPlanner:
     def __init__(self, net: Network, params: CKKSParams):
         self.params = params
         self.shapes: dict[str, tuple] = {net.input_name: tuple(net.input_shape)}  # client-side values
-        self.enc: dict[str, _Enc] = {}  # server-side tensors
+        self.enc: dict[str, ServerTensor] = {}  # server-side tensors
         self.actions: list[Action] = []
         self.layers: list[LayerReport] = []
         self.uploads: dict[tuple, str] = {}
@@ -51,7 +51,7 @@ class _HybridPlanner:
             self.actions.append(Encrypt(src, dst, level, subsample, packing, linear))
             shape = self.shapes[src]
             c, h, w = shape if len(shape) == 3 else (shape[0], 1, 1)
-            self.enc[dst] = _Enc(c, -(-h // subsample), -(-w // subsample), level, 1, packing, linear)
+            self.enc[dst] = ServerTensor(c, -(-h // subsample), -(-w // subsample), level, 1, packing, linear)
             self.uploads[key] = dst
         return self.uploads[key]
 
@@ -78,7 +78,7 @@ class _HybridPlanner:
         src = self.upload(op.src, 0, sub, plan.packing)
         self.actions.append(ServerConv(op.name, src, op.out, plan))
         stride = op.stride // sub
-        self.enc[op.out] = _Enc(plan.spec.c_out, -(-hh // stride), -(-ww // stride), 1, stride, plan.packing)
+        self.enc[op.out] = ServerTensor(plan.spec.c_out, -(-hh // stride), -(-ww // stride), 1, stride, plan.packing)
         self.layers.append(LayerReport(op.name, "conv", plan.predicted, len(plan.rotation_steps)))
 
     def add(self, op: AddOp) -> None:
@@ -110,7 +110,7 @@ class _HybridPlanner:
                 keys.append(self.upload(name, ref.level, 1, ref.packing))
         n = len(pack(np.zeros((ref.channels, ref.height, ref.width)), ref.packing))
         self.actions.append(ServerAdd(op.name, keys[0], keys[1], op.out, n))
-        enc[op.out] = _Enc(ref.channels, ref.height, ref.width, ref.level, 1, ref.packing)
+        enc[op.out] = ServerTensor(ref.channels, ref.height, ref.width, ref.level, 1, ref.packing)
         self.layers.append(LayerReport(op.name, "add", OpCounts(adds=n), 0, ref.level))
 
     def act(self, op: ActOp) -> None:
@@ -155,7 +155,7 @@ class _HybridPlanner:
         plan = plan_linear(op.weight, self.params, has_bias=op.bias is not None, name=op.name)
         src = self.upload(op.src, 0, 1, None, plan)
         self.actions.append(ServerLinear(op.name, src, op.out, plan))
-        self.enc[op.out] = _Enc(op.weight.shape[0], 1, 1, 1, 1, None, plan)
+        self.enc[op.out] = ServerTensor(op.weight.shape[0], 1, 1, 1, 1, None, plan)
         self.layers.append(LayerReport(op.name, "linear", plan.predicted, len(plan.rotation_steps)))
 
     def finish(self, output: str) -> NetworkPlan:

@@ -14,8 +14,11 @@ def test_demo_smallest_settings(tmp_path, capsys):
     bench = tmp_path / "bench.json"  # a tiny benchmark run for the report's fits
     bench.write_text(json.dumps({"benchmarks": [
         {"name": f"case{r}", "stats": {"mean": 2e-3 * r + 1e-4 * 9 * r, "median": 2e-3 * r + 1e-4 * 9 * r},
-         "extra_info": {"poly_modulus_degree": 8192, "counts": {"key_switches": r, "pmuls": 9 * r}}}
-        for r in (10, 40, 90, 160)]}))
+         "extra_info": {"suite": "layer", "poly_modulus_degree": 8192, "counts": {"key_switches": r, "pmuls": 9 * r}}}
+        for r in (10, 40, 90, 160)] + [
+        {"name": f"prim-{p}", "stats": {"mean": t, "median": t},
+         "extra_info": {"primitive": p, "poly_modulus_degree": 8192, "level": 0}}
+        for p, t in (("rotation", 2e-3), ("pmul", 1e-4), ("add", 3e-5), ("plain_add", 1e-5), ("rescale", 3e-4))]}))
     code = main(["demo", "--dataset", "digits", "--input-size", "8", "--subset", "200", "--epochs", "1",
                  "--images", "1", "--mode", "plain", "--out", str(tmp_path), "--bench-json", str(bench)])
     assert code == 0
@@ -35,7 +38,7 @@ def test_demo_smallest_settings(tmp_path, capsys):
     for (_, method), path in found.items():
         model, meta = load_checkpoint_model(path)
         assert meta["method"] == method and meta["test_accuracy"] == rows[method]["test_accuracy"]
-        plan = plan_network(lower_model(model, (1, 8, 8)), params_for_input(*(1, 8, 8)[1:]))
+        plan = plan_network(lower_model(model, (1, 8, 8)), params_for_input(8, 8))
         assert plan.predicted.rotations == rows[method]["predicted_rotations"]
     with open(tmp_path / "pruning_summary.csv") as f:
         reader = csv.DictReader(f)

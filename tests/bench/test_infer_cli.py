@@ -59,3 +59,31 @@ def test_infer_errors(capsys):
     code, _, err = _run(capsys, "--model", "small-cnn-square", "--in-channels", "1", "--protocol", "non-interactive",
                         "--poly-modulus-degree", "8192")
     assert code == 2 and "needs 5 multiplicative levels" in err
+
+
+def test_infer_checkpoint_meta_gives_model_and_real_images(capsys, tmp_path, caplog):
+    from bench.results import save_checkpoint
+
+    torch.manual_seed(2)
+    meta = {"model": "small-cnn", "in_channels": 1, "num_classes": 10, "dataset": "digits", "input_size": 8,
+            "subset": 0, "seed": 0}
+    save_checkpoint(models.build_model("small-cnn", 1, 10), tmp_path / "m.pt", meta)
+    code, out, _ = _run(capsys, "--checkpoint", str(tmp_path / "m.pt"), "--mode", "plain", "--images", "3", "--json")
+    assert code == 0
+    r = json.loads(out)
+    assert (r["model"], r["in_channels"], r["input_size"]) == ("small-cnn", 1, 8)
+    assert r["inputs"] == "digits test images 0-2"
+    assert r["reference_accuracy"] is not None and r["accuracy"] == r["reference_accuracy"]
+    assert r["top1_agreement"] == 1.0 and r["checkpoint_meta"]["dataset"] == "digits"
+    # an option overrides the meta, with a warning
+    code, out, _ = _run(capsys, "--checkpoint", str(tmp_path / "m.pt"), "--mode", "count", "--input-size", "16",
+                        "--json")
+    assert code == 0 and json.loads(out)["input_size"] == 16
+    assert "--input-size 16 overrides the checkpoint's input_size = 8" in caplog.text
+
+
+def test_infer_without_checkpoint_says_random_images(capsys):
+    code, out, _ = _run(capsys, "--model", "small-cnn", "--in-channels", "1", "--input-size", "8", "--mode", "plain",
+                        "--json")
+    r = json.loads(out)
+    assert code == 0 and r["inputs"].startswith("random") and r["accuracy"] is None
