@@ -87,6 +87,7 @@ def pytest_ignore_collect(collection_path, config):
     return None
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     if not config.getoption("benchmark_only", False):
         return
@@ -108,6 +109,12 @@ def pytest_benchmark_update_commit_info(config, commit_info):
     commit_info["artemis_revision"] = rev
 
 
+def pytest_deselected(items):
+    config = items[0].config if items else None
+    if config is not None:
+        config._artemis_deselected = getattr(config, "_artemis_deselected", 0) + len(items)
+
+
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     output_json["artemis"] = provenance() | {"selection": {
         "suite": suite_label(config),
@@ -115,4 +122,5 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "keyword": config.getoption("keyword", "") or "",
         "args": list(config.invocation_params.args),
         "selected": len(benchmarks),
+        "deselected": getattr(config, "_artemis_deselected", 0),
     }}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from .geometry import next_pow2
+
 MAX_BITS_128 = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
 SECURE_DEGREES = (8192, 16384, 32768)
 
@@ -142,8 +144,7 @@ def params_for_input(height: int, width: int, poly_modulus_degree: int | None = 
     >>> params_for_input(16, 16).poly_modulus_degree, params_for_input(128, 128).poly_modulus_degree
     (8192, 32768)
     """
-    slots = 1 << max(0, (height * width - 1).bit_length())
-    return ckks_params(depth=depth, poly_modulus_degree=poly_modulus_degree, min_slots=slots,
+    return ckks_params(depth=depth, poly_modulus_degree=poly_modulus_degree, min_slots=next_pow2(height * width),
                        allow_insecure=allow_insecure)
 
 

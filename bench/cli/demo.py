@@ -56,10 +56,10 @@ def _demo_report(bench_json: list[str] | None, out: Path) -> str | None:
     """The cost-model report beside the demo: benchmark fits and the demo's own Pareto points."""
     from ..report import default_benchmark_files, write_report
 
-    files = bench_json or default_benchmark_files(RESULTS / "benchmarks")
-    if not files:
-        log.warning("no full benchmark run under results/benchmarks: the report needs one "
-                    "('pytest --benchmark-only')")
+    try:
+        files = bench_json or default_benchmark_files(RESULTS / "benchmarks")
+    except ValueError as e:
+        log.warning("no report beside the demo: %s", e)
         return None
     write_report(files, out, [out / "pruning_summary.csv"])
     return str(out / "report.md")

@@ -123,10 +123,7 @@ class NetworkPlan:
 
     @property
     def predicted(self) -> OpCounts:
-        total = OpCounts()
-        for layer in self.layers:
-            total = total + layer.predicted
-        return total
+        return sum((layer.predicted for layer in self.layers), OpCounts())
 
     def summary(self) -> list[dict]:
         """Per server layer: predicted rotations, multiplications, Galois keys."""

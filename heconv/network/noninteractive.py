@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..backends.base import OpCounts
 from ..conv import plan_conv
-from ..geometry import next_pow2, packing_geometry
+from ..geometry import packing_geometry
 from ..linear import plan_linear
 from ..params import CKKSParams, max_secure_depth
 from .actions import (
@@ -34,9 +34,9 @@ def plan_non_interactive(net: Network, params: CKKSParams) -> NetworkPlan:
     convs = [op for op in net.ops if isinstance(op, ConvOp)]
     widest = max([c] + [max(op.weight.shape[:2]) for op in convs])
 
-    p = next_pow2(h * w)
-    c_n = min(params.slots // p, next_pow2(widest))
+    c_n = packing_geometry(widest, widest, h, w, params.slots).c_n  # one c_n for every layer
     layout = packing_geometry(c, c, h, w, params.slots, c_n)
+    p = layout.channel_slots
     actions: list[Action] = [Encrypt("x", "x@0", 0, 1, layout)]
     layers: list[LayerReport] = []
     alias = {"x": "x@0"}

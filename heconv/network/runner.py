@@ -35,10 +35,7 @@ class NetworkRun:
 
     @property
     def counts(self) -> OpCounts:
-        total = OpCounts()
-        for r in self.layers:
-            total = total + r.counts
-        return total
+        return sum((r.counts for r in self.layers), OpCounts())
 
 
 # Server actions: (kind, how to evaluate it on the held ciphertexts).

@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heconv.cli import main
-from heconv.report import (
+from bench.cli import main
+from bench.report import (
     CSV_COLUMNS,
     Case,
+    default_benchmark_files,
     fit_full,
     fit_rotation_only,
     load_benchmarks,
@@ -105,9 +106,21 @@ def _model(name, rot, server_s, **info):
                            **info}}
 
 
-def _write(tmp_path, benchmarks, name="bench.json", revision="abc"):
+def _primitives(ns):
+    return [{"name": f"prim-{PRIM[k]}-N{n}", "stats": {"mean": u, "median": u},
+             "extra_info": {"primitive": PRIM[k], "poly_modulus_degree": n, "level": 0}}
+            for n in ns for k, u in UNITS.items()]
+
+
+def _write(tmp_path, benchmarks, name="bench.json", revision="abc", primitives=True, selection=None, **top):
+    """A run; with the primitives suite at every N of its cases (the report needs it) unless primitives=False."""
+    if primitives:
+        ns = sorted({b["extra_info"]["poly_modulus_degree"] for b in benchmarks}) or [8192]
+        benchmarks = [*benchmarks, *_primitives(ns)]
+    artemis = {"git_revision": revision, **({"selection": selection} if selection else {})}
     path = tmp_path / name
-    path.write_text(json.dumps({"benchmarks": benchmarks, "artemis": {"git_revision": revision}}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"benchmarks": benchmarks, "artemis": artemis, **top}))
     return path
 
 
@@ -302,26 +315,25 @@ def test_repo_readme_block_is_the_rendered_cost_model():
     assert read_readme_block(ROOT / "README.md") == render_readme_block(cost_model)
 
 
-def test_cli_report_readme_options(tmp_path, monkeypatch, caplog):
+def test_cli_report_readme_option(tmp_path, monkeypatch):
+    """The README block is written only when --readme names the file (issue 9)."""
     bench = _suites(tmp_path)
     readme = tmp_path / "README.md"
     readme.write_text(README)
     monkeypatch.chdir(tmp_path)
-    assert main(["report", str(bench), "--out", "out", "--pruning-csv", "none.csv", "--no-readme"]) == 0
-    assert readme.read_text() == README
-    assert main(["report", str(bench), "--out", "out", "--pruning-csv", "none.csv"]) == 0  # ./README.md by default
+    assert main(["report", str(bench), "--out", "out", "--pruning-csv", "none.csv"]) == 0
+    assert readme.read_text() == README  # no --readme: the README is left alone
+    assert main(["report", str(bench), "--out", "out", "--pruning-csv", "none.csv", "--readme", "README.md"]) == 0
     assert read_readme_block(readme) == render_readme_block(json.loads((tmp_path / "out" / "cost_model.json")
                                                                        .read_text()))
     other = tmp_path / "sub"
     other.mkdir()
     monkeypatch.chdir(other)
-    with caplog.at_level(logging.WARNING):
-        assert main(["report", str(bench), "--out", "out", "--pruning-csv", "none.csv"]) == 0
-    assert "README not updated: README.md: file not found" in caplog.text
+    assert main(["report", str(bench), "--out", "never", "--readme", "README.md"]) == 2  # file not found
     bare = tmp_path / "bare.md"
     bare.write_text("# nothing\n")
     assert main(["report", str(bench), "--out", "never", "--readme", str(bare)]) == 2
-    assert not (other / "never").exists()  # the missing markers stopped it before anything was written
+    assert not (other / "never").exists()  # the missing file or markers stopped it before anything was written
 
 
 def test_cases_without_operations_are_listed_not_fitted(tmp_path):
@@ -335,3 +347,141 @@ def test_cases_without_operations_are_listed_not_fitted(tmp_path):
     assert n["cases"] == 41 and n["fitted_cases"] == 40 and n["cases_without_operations"] == ["all-pruned"]
     assert n["max_rel_err_full"] < 1e-6  # the empty case would be a 100% error
     assert "left out of the fits: all-pruned" in (tmp_path / "out" / "report.md").read_text()
+
+
+# --- run selection, refusals, verdicts, CPU time (issue 9) ----------------------------------------------
+
+
+def _run(path, suite=None, when=None, benchmarks=()):
+    """A run file: `suite` in artemis.selection (None: not recorded), pytest-benchmark's top-level datetime."""
+    data = {"benchmarks": list(benchmarks), "artemis": {"git_revision": "r"}}
+    if suite:
+        data["artemis"]["selection"] = {"suite": suite, "markexpr": "", "keyword": "", "args": [], "selected": 1}
+    if when:
+        data["datetime"] = when
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_default_run_is_the_newest_full_run_in_the_storage_layout(tmp_path):
+    root = tmp_path / "benchmarks"
+    linux, darwin = root / "Linux-CPython-3.11-64bit", root / "Darwin-CPython-3.12-64bit"
+    _run(root / "bench-20260101T000000Z-aa-full.json", when="2026-01-01T00:00:00+00:00")  # legacy flat: by name
+    _run(root / "bench-20261201T000000Z-bb-quick.json")  # newest of all, but quick (name), no datetime
+    linux_full = _run(linux / "0002_cc-full-20260301T000000Z-1.json", "full", "2026-03-01T00:00:00+00:00")
+    _run(linux / "0003_dd-full-20260501T000000Z-2.json", "filtered", "2026-05-01T00:00:00+00:00")  # selection wins
+    _run(linux / "0004_ee-quick-20260701T000000Z-3.json", "quick", "2026-07-01T00:00:00+00:00")
+    _run(linux / "0005_ff-x.json", None, "2026-08-01T00:00:00+00:00")  # suite not recorded: never by default
+    (linux / "0006_broken.json").write_text("{not json")
+    (root / "other.json").write_text(json.dumps({"results": []}))
+    newest = _run(darwin / "0001_gg-full-20260401T000000Z-4.json", "full", "2026-04-01T00:00:00")  # naive = UTC
+    assert default_benchmark_files(root) == [newest]  # by datetime, not by folder or number
+    newest.unlink()
+    assert default_benchmark_files(root) == [linux_full]
+    _run(linux / "0001_ii-filtered-20260220T000000Z-5.json", None, "2026-02-20T00:00:00+00:00")
+    moved = _run(linux / "0000_hh-full-20260215T000000Z.json", None, "2026-02-15T00:00:00+00:00")  # label in name
+    linux_full.unlink()
+    assert default_benchmark_files(root) == [moved]
+    moved.unlink()
+    assert [p.name for p in default_benchmark_files(root)] == ["bench-20260101T000000Z-aa-full.json"]
+    (root / "bench-20260101T000000Z-aa-full.json").unlink()
+    with pytest.raises(ValueError, match=r"no full benchmark run under .*benchmarks.*'pytest --benchmark-only'"):
+        default_benchmark_files(root)
+    with pytest.raises(ValueError, match="no full benchmark run under .*missing"):
+        default_benchmark_files(tmp_path / "missing")
+
+
+def test_refuses_runs_without_the_cases_it_needs(tmp_path):
+    no_prim = _write(tmp_path, [_layer("l1", 50, 0.2), _layer("l2", 90, 0.4)], name="no-prim.json", primitives=False)
+    with pytest.raises(ValueError, match=r"no-prim.json: no primitive cases .*needs the primitives suite"):
+        write_report([no_prim], tmp_path / "out")
+    only_prim = _write(tmp_path, [], name="only-prim.json")
+    with pytest.raises(ValueError, match=r"only-prim.json: no layer or model cases with counts"):
+        write_report([only_prim], tmp_path / "out")
+    quick = _write(tmp_path, [_layer("l1", 50, 0.2)], name="0007_q-quick.json", primitives=False,
+                   selection={"suite": "quick"})
+    with pytest.raises(ValueError, match=r"0007_q-quick.json: no primitive cases"):
+        write_report([quick], tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    # two runs together may hold what one alone lacks
+    write_report([no_prim, only_prim], tmp_path / "both")
+    assert (tmp_path / "both" / "report.md").is_file()
+
+
+def test_filtered_run_named_explicitly_is_read_and_labelled(tmp_path):
+    sel = {"suite": "filtered", "markexpr": "not slow", "keyword": "resnet20", "args": ["-k", "resnet20"],
+           "selected": 13, "deselected": 200}
+    run = _write(tmp_path, [_layer(f"l{r}", r, 0.004 * r + 0.01 * (r % 3)) for r in (20, 50, 90, 140)],
+                 name="Linux/0009_ab-filtered.json", selection=sel, datetime="2026-11-24T02:46:42+00:00")
+    model = write_report([run], tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    top = md.split("## Verdict")[0]
+    assert "Run read:" in top and "0009_ab-filtered.json`: suite **filtered**, 13 selected, 200 deselected" in top
+    assert "-k 'resnet20'" in top and "made 2026-11-24T02:46:42+00:00" in top and "a filtered run" in top
+    assert model["sources"][0]["suite"] == "filtered" and model["sources"][0]["primitive_cases"] == 5
+
+
+def _verdict(md):
+    return md.split("## Verdict", 1)[1].split("\n## ", 1)[0]
+
+
+def test_verdict_opens_the_report_with_the_fitted_numbers(tmp_path):
+    big = _write(tmp_path, [_layer(f"big{r}", r, 0.004 * r + 0.01 * i, n=16384) for i, r in enumerate((50, 90, 200))],
+                 name="big.json")
+    csv_a = _pruning_csv(tmp_path / "a.csv", "resnet18", "fashion-mnist", 16, (5000, 4500, 2500))
+    model = write_report([_suites(tmp_path), big], tmp_path / "out", pruning_csv=csv_a)
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert md.index("Runs read:") < md.index("## Verdict") < md.index("## N = 8192")
+    verdict = _verdict(md)
+    for n, p in model["per_n"].items():
+        assert (f"rotation-only model R^2 {p['r2_rotation_only']:.4f}, worst relative error "
+                f"{p['max_rel_err_rotation_only']:.1%}") in verdict
+        assert f"full count model R^2 {p['r2_full']:.4f}, worst relative error {p['max_rel_err_full']:.1%}" in verdict
+        assert (f"R^2 {p['r2_full_measured_units']:.4f}, worst relative error "
+                f"{p['max_rel_err_full_measured_units']:.1%}") in verdict
+        ok = p["r2_rotation_only"] >= 0.95 and p["max_rel_err_rotation_only"] <= 0.25
+        assert (f"N = {n} ({p['fitted_cases']} fitted cases): "
+                + ("yes, the rotation count alone" if ok else "no, not on its own")) in verdict
+        assert f"in {p['rotations_dominate']} of {p['fitted_cases']} cases" in verdict
+        for kind, k in p["rotation_share_by_kind"].items():
+            assert f"{kind} ({k['dominate']} of {k['cases']}, rotation share" in verdict
+    kinds = model["per_n"]["8192"]["rotation_share_by_kind"]
+    assert set(kinds) == {"layer", "whole model"} and kinds["whole model"]["cases"] == 5
+    assert sum(k["dominate"] for k in kinds.values()) == model["per_n"]["8192"]["rotations_dominate"]
+    r = model["method_ratios"]["resnet20"]
+    assert (f"resnet20 hunter {r['hunter/artemis-diagonal']['rotations']:.2f}x rotations, "
+            f"{r['hunter/artemis-diagonal']['latency']:.2f}x server time") in verdict
+    assert "fewer rotations than the baseline in 2 of 2 comparisons and less server time in 2 of 2" in verdict
+    assert "resnet18/fashion-mnist/16 dense 2.00x; resnet18/fashion-mnist/16 hunter 1.80x" in verdict
+    assert "recorded no CPU time" in verdict  # these runs predate cpu_s
+
+
+def test_verdict_without_method_ratios_and_with_a_poor_rotation_fit(tmp_path):
+    model = write_report([_fixture(tmp_path)], tmp_path / "out")
+    verdict = _verdict((tmp_path / "out" / "report.md").read_text())
+    p = model["per_n"]["8192"]
+    assert p["r2_rotation_only"] < 0.95  # random counts: multiplications matter
+    assert "N = 8192 (40 fitted cases): no, not on its own" in verdict and "meets the bar" in verdict
+    assert "save over the baselines" not in verdict
+
+
+def test_cpu_time_in_csv_and_report(tmp_path):
+    run = _write(tmp_path, [
+        _layer("busy", 50, 0.5, latency_s=0.5, cpu_s=0.25),
+        _layer("calm", 90, 0.9, latency_s=0.9, cpu_s=0.85),
+        _layer("old", 70, 0.7),  # a run before the harness recorded CPU time
+        _model("m", 400, 2.0, model="resnet20", server_cpu_s=1.9),
+    ])
+    model = write_report([run], tmp_path / "out")
+    with open(tmp_path / "out" / "report.csv", newline="") as f:
+        by = {r["name"]: r for r in csv.DictReader(f)}
+    assert float(by["busy"]["cpu_s"]) == 0.25 and by["old"]["cpu_s"] == "" and float(by["m"]["cpu_s"]) == 1.9
+    assert float(by["busy"]["latency_s"]) == 0.5  # wall time is still what is fitted
+    w = model["wall_over_cpu"]
+    assert (w["cases"], w["of_cases"], w["max"], w["max_case"], w["busy_cases"]) == (3, 4, 2.0, "busy", 1)
+    assert w["median"] == pytest.approx(0.9 / 0.85)
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert (f"Wall time was {0.9 / 0.85:.2f}x the process CPU time at the median and 2.00x at worst (busy), "
+            "over the 3 of 4 cases that recorded CPU time; 1 ran over 1.2x") in _verdict(md)
+    assert "| busy | layer | 50 | 500 | 0.5000 | 0.2500 | 2.00 |" in md

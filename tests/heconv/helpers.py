@@ -3,7 +3,7 @@
 import numpy as np
 
 from heconv.conv import compile_conv, decrypt_output, encrypt_input, plan_conv, run_conv
-from heconv.geometry import diagonal_index, positional_index
+from heconv.geometry import diagonal_index, group_ids, positional_index
 
 
 def kaiming(rng, c_out, c_in, k):
@@ -25,14 +25,9 @@ def run_layer(backend, weight, bias, x, stride=1):
 
 def zero_groups(w, c_n, rng, frac_diag=0.0, frac_pos=0.0, frac_plain=0.0):
     """Zero random diagonal groups, positional groups and single plaintexts."""
-    c_out, c_in, k, _ = w.shape
     w = w.copy()
-    bo, d = diagonal_index(c_out, c_in, c_n)
-    bi, pos = positional_index(c_out, c_in, k, c_n)
-    diag_id = np.broadcast_to((bo * c_n + d)[:, :, None, None], w.shape)
-    pos_id = bi * k * k + pos
-    plain_id = (diag_id * (pos_id.max() + 1) + pos_id)
-    for ids, frac in ((diag_id, frac_diag), (pos_id, frac_pos), (plain_id, frac_plain)):
+    g = group_ids(w.shape, c_n)
+    for ids, frac in ((g.diagonal, frac_diag), (g.positional, frac_pos), (g.plaintext, frac_plain)):
         u = np.unique(ids)
         dead = rng.choice(u, int(frac * len(u)), replace=False)
         w[np.isin(ids, dead)] = 0.0

@@ -1,0 +1,128 @@
+"""The pruning methods compared: ratios on real pruned checkpoints (model suite), the layer
+suite's sparsity sweeps, and the rows and ratios of `pruning_summary.csv` files.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+from .cases import SWEEPS, Case
+
+log = logging.getLogger(__name__)
+
+REFERENCE_METHOD = "artemis-diagonal"
+BASELINE_METHODS = ("hunter", "dense")
+PRUNING_COLUMNS = ("model", "dataset", "input_size", "method", "fraction", "accuracy", "rotations", "accepted")
+
+
+def last_by(cases: list[Case], key) -> dict:
+    """{key(c): c}, the last case winning: files come in the order given, so the newest run when named last."""
+    out = {}
+    for c in cases:
+        out[key(c)] = c
+    return out
+
+
+def accuracy(c: Case) -> dict:
+    """The checkpoint's dataset and accuracies the benchmark recorded in extra_info["checkpoint"]."""
+    ckpt = c.info.get("checkpoint") or {}
+    return {k: ckpt[k] for k in ("dataset", "val_accuracy", "test_accuracy") if k in ckpt}
+
+
+def checkpoint_models(cases: list[Case]) -> dict[tuple, Case]:
+    """Checkpoint model cases by (model, method), the last one winning."""
+    return last_by([c for c in cases if c.suite == "model" and c.weights == "checkpoint"],
+                   lambda c: (c.network, c.method))
+
+
+def method_ratios(cases: list[Case]) -> dict[str, dict[str, dict]]:
+    """Per model, rotations and server latency of hunter and dense over artemis-diagonal (checkpoint model cases).
+
+    Each entry also holds both methods' accuracies from extra_info["checkpoint"] when the
+    benchmark recorded them. Where a (model, method) ran more than once the last case wins.
+
+    >>> def mk(m, r, t):
+    ...     return Case(m, "model", 8192, t, {"key_switches": r},
+    ...                 {"model": "resnet20", "method": m, "weights": "checkpoint"})
+    >>> r = method_ratios([mk("hunter", 300, 3.0), mk("artemis-diagonal", 100, 1.5), mk("dense", 400, 4.0)])
+    >>> r["resnet20"]["hunter/artemis-diagonal"], list(r["resnet20"])
+    ({'rotations': 3.0, 'latency': 2.0}, ['hunter/artemis-diagonal', 'dense/artemis-diagonal'])
+    """
+    chosen = checkpoint_models(cases)
+    out: dict[str, dict[str, dict]] = {}
+    for model in sorted({m for m, _ in chosen}, key=str):
+        ref = chosen.get((model, REFERENCE_METHOD))
+        if ref is None:
+            continue
+        for other in BASELINE_METHODS:
+            o = chosen.get((model, other))
+            if o is None:
+                continue
+            entry = {"rotations": o.rotations / ref.rotations if ref.rotations else None,
+                     "latency": o.latency / ref.latency if ref.latency else None}
+            acc = {m: accuracy(c) for m, c in ((other, o), (REFERENCE_METHOD, ref)) if accuracy(c)}
+            if acc:
+                entry["accuracy"] = acc
+            out.setdefault(model, {})[f"{other}/{REFERENCE_METHOD}"] = entry
+    return out
+
+
+def sweep_fraction(c: Case) -> float:
+    """The pruned fraction a sweep case varies: diagonals or positions.
+
+    >>> sweep_fraction(Case("c", "layer", 8192, 1.0, {}, {"sweep": "positions", "prune_positions": 0.3}))
+    0.3
+    """
+    return c.prune_positions if c.sweep == "positions" else c.prune_diagonals
+
+
+def sweep_series(cases: list[Case]) -> dict[tuple[int, str, str, str], list[Case]]:
+    """Layer sweep cases by (N, network, layer, sweep kind), each sorted by pruned fraction."""
+    series: dict[tuple[int, str, str, str], list[Case]] = {}
+    for c in cases:
+        if c.suite == "layer" and c.sweep in SWEEPS:
+            series.setdefault((c.n, str(c.network), str(c.layer), c.sweep), []).append(c)
+    return {k: sorted(v, key=sweep_fraction) for k, v in sorted(series.items())}
+
+
+def as_paths(pruning_csv: str | Path | list[str | Path] | tuple | None) -> list[Path]:
+    """One path, several, or none, as a list."""
+    if pruning_csv is None:
+        return []
+    if isinstance(pruning_csv, (str, Path)):
+        return [Path(pruning_csv)]
+    return [Path(p) for p in pruning_csv]
+
+
+def read_pruning(csv_paths: list[Path]) -> tuple[list[dict], dict[str, float]]:
+    """Rows of the pruning_summary.csv files (missing ones left out with a warning), and the rotation
+    ratios of each baseline's over artemis-diagonal's most pruned step that kept the accuracy budget."""
+    rows = []
+    for path in csv_paths:
+        if not path.is_file():
+            log.warning("%s: pruning summary not found, left out of the report", path)
+            continue
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [k for k in PRUNING_COLUMNS if k not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"{path}: not a pruning summary, missing columns {missing}")
+            rows += list(reader)
+    chosen = {}
+    for r in rows:
+        if r["accepted"] == "True":
+            key = (r["model"], r["dataset"], r["input_size"], r["method"])
+            if key not in chosen or float(r["fraction"]) > float(chosen[key]["fraction"]):
+                chosen[key] = r
+    ratios = {}
+    for (model, dataset, size, method), r in chosen.items():
+        if method != REFERENCE_METHOD:
+            continue
+        for other in BASELINE_METHODS:
+            o = chosen.get((model, dataset, size, other))
+            if o:
+                ratios[f"{model}/{dataset}/{size}: {other} / {REFERENCE_METHOD} rotations"] = (
+                    int(o["rotations"]) / int(r["rotations"]))
+    return rows, ratios

@@ -1,0 +1,185 @@
+"""report.md's sections and `write_report`, which writes report.md, report.csv, cost_model.json
+and the figures into one folder.
+
+report.md opens with the run(s) read and their suite label, then the verdicts (verdict.py),
+then one section per N with the fits and the cases, the pruned checkpoints, the sparsity
+sweeps, the pruning summaries and the provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from ..results import atomic_write, provenance
+from .cases import Case, load_benchmarks, require_fit_inputs, tidy_table
+from .compare import (
+    REFERENCE_METHOD, accuracy, as_paths, last_by, method_ratios, read_pruning, sweep_fraction, sweep_series,
+)
+from .fits import DOMINANT_SHARE, NFit, fit_n
+from .plots import fits_figure, pareto_figure, sweeps_figure
+from .text import accuracy_text, finite, fmt
+from .verdict import verdict_section, wall_cpu_summary
+
+log = logging.getLogger(__name__)
+
+HEADLINE_N = 8192  # the top-level r2_* keys of cost_model.json are this N's when it was measured
+HEADLINE_KEYS = ("r2_full", "max_rel_err_full", "r2_rotation_only", "max_rel_err_rotation_only")
+
+
+def _shown(path: str | Path) -> str:
+    """A run's path as the report shows it: as given when relative, else its folder and name."""
+    p = Path(path)
+    return str(p) if not p.is_absolute() else str(Path(p.parent.name) / p.name)
+
+
+def runs_section(paths: list[str | Path], origins: list[dict]) -> list[str]:
+    """Which run(s) the report read, with their suite label and selection."""
+    md = ["Run read:" if len(paths) == 1 else "Runs read:", ""]
+    for path, o in zip(paths, origins):
+        sel = o.get("selection") or {}
+        bits = [f"suite **{o.get('suite') or 'not recorded'}**"]
+        if sel.get("selected") is not None:
+            bits.append(f"{sel['selected']} selected" + (f", {sel['deselected']} deselected"
+                                                         if sel.get("deselected") is not None else ""))
+        bits += [f"{flag} '{sel[key]}'" for flag, key in (("-m", "markexpr"), ("-k", "keyword")) if sel.get(key)]
+        if o.get("datetime"):
+            bits.append(f"made {o['datetime']}")
+        bits.append(f"revision {str(o.get('git_revision', '?'))[:12]}")
+        bits.append(f"{o['layer_cases']} layer, {o['model_cases']} model and {o['primitive_cases']} primitive cases")
+        md.append(f"- `{_shown(path)}`: " + ", ".join(bits))
+        if o.get("suite") in ("quick", "filtered"):
+            md.append(f"  (a {o['suite']} run: only the cases its selection kept, so the fits cover those alone)")
+    return md + [""]
+
+
+def fits_section(f: NFit) -> list[str]:
+    """One N's fits table, fitted unit costs and cases."""
+    rot, full, measured, scaled = f.rot, f.full, f.measured, f.scaled
+    md = [f"## N = {f.n} ({len(f.cases)} cases)", ""]
+    if f.empty:
+        md += [f"{len(f.empty)} case(s) with every weight group pruned do no counted HE operation (the server "
+               "encrypts the bias alone) and are left out of the fits: " + ", ".join(c.name for c in f.empty), ""]
+    md += ["| model | R^2 | worst relative error |", "|---|---|---|",
+           (f"| rotation only: latency = {rot.coef['a'] * 1e3:.3f} ms x rotations {rot.coef['b']:+.3f} s "
+            f"| {fmt(rot.r2, '.4f')} | {rot.max_rel_err:.1%} |"),
+           f"| full, fitted unit costs (NNLS) | {fmt(full.r2, '.4f')} | {full.max_rel_err:.1%} |",
+           f"| full, measured unit costs ({f.source}) | {fmt(measured.r2, '.4f')} | {measured.max_rel_err:.1%} |",
+           (f"| full, measured unit costs x {scaled.coef['overhead_factor']:.3f} (fitted overhead) "
+            f"| {fmt(scaled.r2, '.4f')} | {scaled.max_rel_err:.1%} |"),
+           "", "Fitted unit costs (NNLS; additions track multiplications and plain additions track "
+           "rescales, so those pairs are not separately identifiable): "
+           + ", ".join(f"{k} {v * 1e3:.4f} ms" for k, v in full.coef.items()), ""]
+    cpu = any(c.cpu is not None for c in f.cases)
+    md += ["| case | kind | rotations | pmuls | latency s | " + ("CPU s | wall/CPU | " if cpu else "")
+           + "rotation share | rotations dominate |",
+           "|---|---|---|---|---|" + ("---|---|" if cpu else "") + "---|---|"]
+    for c in sorted(f.cases, key=lambda c: c.name):
+        cpu_cells = f"{fmt(c.cpu, '.4f')} | {fmt(c.wall_over_cpu, '.2f')} | " if cpu else ""
+        md.append(f"| {c.name} | {c.kind} | {c.counts['key_switches']} | {c.counts['pmuls']} | {c.latency:.4f} | "
+                  f"{cpu_cells}{c.rotation_share:.2f} | {'yes' if c.rotation_share > DOMINANT_SHARE else 'no'} |")
+    return md + ["", f"![fits](latency_fits_N{f.n}.png)", ""]
+
+
+def methods_section(cases: list[Case], ratios: dict) -> list[str]:
+    """The checkpoint model and layer cases, and the model ratios to artemis-diagonal."""
+    ckpt_models = sorted(last_by([c for c in cases if c.suite == "model" and c.weights == "checkpoint"],
+                                 lambda c: (c.network, c.method)).items(), key=lambda kv: tuple(map(str, kv[0])))
+    ckpt_layers = sorted(last_by([c for c in cases if c.suite == "layer" and c.weights == "checkpoint"],
+                                 lambda c: (c.network, c.layer, c.method, c.n)).items(),
+                         key=lambda kv: tuple(map(str, kv[0])))
+    md = []
+    if ckpt_models:
+        md += ["## Pruned checkpoints, whole models", "",
+               "| model | method | N | rotations | server latency s | accuracy |", "|---|---|---|---|---|---|"]
+        md += [f"| {m} | {meth} | {c.n} | {c.rotations} | {c.latency:.4f} | {accuracy_text(accuracy(c))} |"
+               for (m, meth), c in ckpt_models]
+        md.append("")
+        if ratios:
+            md += [f"Ratios to {REFERENCE_METHOD} (higher: {REFERENCE_METHOD} saves more):", "",
+                   "| model | methods | rotations | server latency |", "|---|---|---|---|"]
+            md += [f"| {m} | {k} | {fmt(v['rotations'], '.2f')}x | {fmt(v['latency'], '.2f')}x |"
+                   for m, d in ratios.items() for k, v in d.items()]
+            md.append("")
+    if ckpt_layers:
+        md += ["## Pruned checkpoints, single layers", "",
+               "| network | layer | method | N | rotations | latency s |", "|---|---|---|---|---|---|"]
+        md += [f"| {net} | {layer} | {meth} | {n} | {c.rotations} | {c.latency:.4f} |"
+               for (net, layer, meth, n), c in ckpt_layers]
+        md.append("")
+    return md
+
+
+def sweeps_section(series: dict) -> list[str]:
+    md = ["## Sparsity sweeps (synthetic weights)", "",
+          "| network | layer | N | sweep | pruned fraction | rotations | pmuls | latency s |",
+          "|---|---|---|---|---|---|---|---|"]
+    for (n, net, layer, kind), cs in series.items():
+        md += [f"| {net} | {layer} | {n} | {kind} | {sweep_fraction(c):.2f} | {c.rotations} | {c.counts['pmuls']} "
+               f"| {c.latency:.4f} |" for c in cs]
+    return md + ["", "![sweeps](sweeps.png)", ""]
+
+
+def pruning_section(ratios: dict) -> list[str]:
+    return (["## Pruning", "", "![pareto](pareto.png)", ""]
+            + [f"- {k}: {v:.2f}x" for k, v in sorted(ratios.items())] + [""])
+
+
+def provenance_section(prov: dict, origins: list[dict]) -> list[str]:
+    return ["## Provenance", "", f"- report made at git revision {prov['git_revision']}",
+            f"- machine: {prov['machine']}", f"- versions: {prov['versions']}",
+            "- benchmark files: " + ", ".join(f"{o['file']} (suite {o.get('suite') or 'not recorded'}, revision "
+                                              f"{o.get('git_revision', '?')})" for o in origins), ""]
+
+
+def write_report(paths: list[str | Path], out_dir: str | Path,
+                 pruning_csv: str | Path | list[str | Path] | None = None) -> dict:
+    """Fit, plot and write report.md, report.csv, cost_model.json into out_dir. Returns cost_model.json's content.
+
+    The runs must hold layer or model cases with counts and primitive cases (ValueError
+    otherwise, before anything is written). pruning_csv: one pruning_summary.csv or a list
+    of them (missing ones are left out with a warning).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    cases, prim, origins = load_benchmarks(paths)
+    require_fit_inputs(paths, cases, prim)
+    rows, pruning_ratios = read_pruning(as_paths(pruning_csv))
+    by_n: dict[int, list[Case]] = {}
+    for c in cases:
+        by_n.setdefault(c.n, []).append(c)
+    fits = [fit_n(n, cs, prim) for n, cs in sorted(by_n.items())]
+
+    model: dict = {"per_n": {str(f.n): f.summary() for f in fits},
+                   "rotation_share": {c.name: c.rotation_share for f in fits for c in sorted(f.cases,
+                                                                                          key=lambda c: c.name)},
+                   "provenance": provenance(), "sources": origins, "method_ratios": method_ratios(cases),
+                   "pruning_ratios": pruning_ratios, "wall_over_cpu": wall_cpu_summary(cases)}
+    headline = model["per_n"][str(HEADLINE_N if HEADLINE_N in by_n else min(by_n))]
+    model.update({k: headline[k] for k in HEADLINE_KEYS})
+
+    out = Path(out_dir)
+    md = ["# Cost-model validation", "", *runs_section(paths, origins),
+          *verdict_section(fits, model["method_ratios"], pruning_ratios, model["wall_over_cpu"])]
+    for f in fits:
+        md += fits_section(f)
+        fits_figure(f, out / f"latency_fits_N{f.n}.png")
+    md += methods_section(cases, model["method_ratios"])
+    series = sweep_series(cases)
+    if series:
+        md += sweeps_section(series)
+        sweeps_figure(series, out / "sweeps.png")
+    if rows:
+        md += pruning_section(pruning_ratios)
+        pareto_figure(rows, out / "pareto.png")
+    md += provenance_section(model["provenance"], origins)
+    model = finite(model)
+
+    atomic_write(out / "report.csv", tidy_table(cases).to_csv(index=False, lineterminator="\n").encode())
+    atomic_write(out / "cost_model.json", json.dumps(model, indent=2, allow_nan=False).encode())
+    atomic_write(out / "report.md", "\n".join(md).encode())
+    log.info("report written to %s (%d cases, N = %s)", out / "report.md", len(cases), sorted(by_n))
+    return model

@@ -1,0 +1,98 @@
+"""The README's results block: rendered from cost_model.json, read and replaced between the markers.
+
+`artemis report --readme PATH` writes it; a test checks that the committed README's block
+is what results/cost_model.json renders to, so its numbers are never typed by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..results import atomic_write
+from .text import accuracy_text, fmt
+
+README_BEGIN = "<!-- results:begin -->"
+README_END = "<!-- results:end -->"
+
+
+def render_readme_block(cost_model: dict) -> str:
+    """A short Markdown summary of cost_model.json's content, for the README's results block.
+
+    >>> block = render_readme_block({"per_n": {"8192": {"cases": 3, "r2_rotation_only": 0.9,
+    ...     "max_rel_err_rotation_only": 0.1, "r2_full": 0.99, "max_rel_err_full": 0.01, "rotations_dominate": 2}}})
+    >>> print(block.splitlines()[4])
+    | 8192 | 3 | 0.9000 | 10.0% | 0.9900 | 1.0% | 2 of 3 |
+    """
+    per_n = cost_model.get("per_n", {})
+    lines = [("_Written by `artemis report` from `results/cost_model.json`; do not edit by hand. "
+              "Full report: [results/report.md](results/report.md)._"), "",
+             ("| N | cases | R^2 rotations only | worst rel. error | R^2 full model | worst rel. error "
+              "| rotations dominate |"),
+             "|---|---|---|---|---|---|---|"]
+    for n, p in sorted(per_n.items(), key=lambda kv: int(kv[0])):
+        k = p.get("rotations_dominate")
+        verdict = "n/a" if k is None else f"{k} of {p['cases']}"
+        lines.append(f"| {n} | {p['cases']} | {fmt(p.get('r2_rotation_only'), '.4f')} "
+                     f"| {fmt(p.get('max_rel_err_rotation_only'), '.1%')} | {fmt(p.get('r2_full'), '.4f')} "
+                     f"| {fmt(p.get('max_rel_err_full'), '.1%')} | {verdict} |")
+    if all("rotations_dominate" in p for p in per_n.values()):
+        dominant, total = sum(p["rotations_dominate"] for p in per_n.values()), sum(p["cases"] for p in per_n.values())
+    else:  # files written before the per-N count: case names, which may repeat across N
+        shares = [s for s in cost_model.get("rotation_share", {}).values() if s is not None]
+        dominant, total = sum(s > 0.5 for s in shares), len(shares)
+    lines += ["", ("Rotation-only model: latency = a x rotations + b; full model: non-negative unit costs for "
+                   "rotations, multiplications, additions and rescales. Rotations dominate (more than half of a "
+                   f"case's time by measured unit costs) in {dominant} of {total} cases."), ""]
+    pruning = cost_model.get("pruning_ratios") or {}
+    if pruning:
+        lines += [("Rotation ratios of the pruning methods (each method's most pruned step that kept the "
+                   "accuracy budget, engine plan, `pruning_summary.csv`):"), ""]
+        lines += [f"- {k}: {v:.2f}x" for k, v in sorted(pruning.items())] + [""]
+    methods = cost_model.get("method_ratios") or {}
+    if methods:
+        lines += ["Pruned checkpoints run encrypted (model suite):", "",
+                  "| model | methods | rotations | server latency | accuracy |", "|---|---|---|---|---|"]
+        for m, d in sorted(methods.items()):
+            for k, v in d.items():
+                acc = "; ".join(f"{meth}: {accuracy_text(a)}" for meth, a in (v.get("accuracy") or {}).items())
+                lines.append(f"| {m} | {k} | {fmt(v.get('rotations'), '.2f')}x | {fmt(v.get('latency'), '.2f')}x "
+                             f"| {acc} |")
+        lines.append("")
+    prov = cost_model.get("provenance") or {}
+    sources = ", ".join(f"`{o.get('file', '?')}` (revision {o.get('git_revision', '?')})"
+                        for o in cost_model.get("sources", []))
+    lines.append(f"Report made at git revision {prov.get('git_revision', '?')} from {sources or 'no files'}.")
+    return "\n".join(lines)
+
+
+def _split_readme(path: str | Path) -> tuple[str, str, str]:
+    """(text up to and including the begin marker line, the block, the end marker line and the rest)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found") from None
+    lines = text.splitlines(keepends=True)
+    begin = [i for i, line in enumerate(lines) if line.strip() == README_BEGIN]
+    end = [i for i, line in enumerate(lines) if line.strip() == README_END]
+    if len(begin) != 1 or len(end) != 1 or end[0] < begin[0]:
+        raise ValueError(f"{path}: needs one line '{README_BEGIN}' and, after it, one line '{README_END}' "
+                         f"(found {len(begin)} and {len(end)})")
+    b, e = begin[0], end[0]
+    return "".join(lines[:b + 1]), "".join(lines[b + 1:e]), "".join(lines[e:])
+
+
+def read_readme_block(path: str | Path) -> str:
+    """The text between the README's results markers, without its final newline."""
+    return _split_readme(path)[1].rstrip("\n")
+
+
+def update_readme(path: str | Path, block: str) -> bool:
+    """Replace the text between the results markers of `path` with `block`; False when it was already there."""
+    head, old, tail = _split_readme(path)
+    body = block.rstrip("\n")
+    new = head + (body + "\n" if body else "") + tail
+    if new == head + old + tail:
+        return False
+    atomic_write(path, new.encode())
+    return True

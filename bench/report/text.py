@@ -1,0 +1,49 @@
+"""Number formatting shared by report.md and the README block, and strict-JSON cleaning."""
+
+from __future__ import annotations
+
+import math
+
+
+def fmt(x: float | None, spec: str) -> str:
+    """`x` formatted, or 'n/a' for None, NaN and infinities.
+
+    >>> fmt(0.25, ".1%"), fmt(float("nan"), ".4f"), fmt(None, ".2f")
+    ('25.0%', 'n/a', 'n/a')
+    """
+    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
+def finite(obj):
+    """NaN and infinities as null, so cost_model.json is strict JSON (R^2 of one case is undefined)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def accuracy_text(acc: dict) -> str:
+    """'test 84.00%, val 85.50% (fashion-mnist)' from a checkpoint's recorded accuracies.
+
+    >>> accuracy_text({"dataset": "cifar10", "val_accuracy": 85.5})
+    'val 85.50% (cifar10)'
+    """
+    if not acc:
+        return ""
+    parts = [f"{k.replace('_accuracy', '')} {float(acc[k]):.2f}%"
+             for k in ("test_accuracy", "val_accuracy") if k in acc]
+    return ", ".join(parts) + (f" ({acc['dataset']})" if "dataset" in acc else "")
+
+
+def spread(lo: float, median: float, hi: float, spec: str = ".2f") -> str:
+    """'0.89' when all equal, else 'median 0.33, 0.22 to 0.50'.
+
+    >>> spread(0.5, 0.5, 0.5), spread(0.22, 0.33, 0.5)
+    ('0.50', 'median 0.33, 0.22 to 0.50')
+    """
+    if fmt(lo, spec) == fmt(hi, spec):
+        return fmt(median, spec)
+    return f"median {fmt(median, spec)}, {fmt(lo, spec)} to {fmt(hi, spec)}"

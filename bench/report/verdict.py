@@ -1,0 +1,151 @@
+"""The verdicts report.md opens with: a sentence or two per claim, every figure computed from the fits.
+
+1. Does the rotation count predict latency? (the rotation-only and full count models per N)
+2. Where do rotations dominate, and where not? (rotation shares by kind of case)
+3. Does artemis-diagonal save rotations and time over the baselines? (method ratios, when measured)
+4. Was the machine busy? (wall time against process CPU time, when the run recorded it)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .cases import Case
+from .compare import REFERENCE_METHOD
+from .fits import DOMINANT_SHARE, NFit, shares_by_kind
+from .text import fmt, spread
+
+GOOD_R2 = 0.95  # a count model "predicts" latency when its R^2 is at least this ...
+GOOD_WORST_REL_ERR = 0.25  # ... and its worst relative error at most this
+BUSY_WALL_OVER_CPU = 1.2  # wall time above this multiple of CPU time: the process waited (busy machine)
+
+
+def _meets_bar(r2: float | None, worst: float | None) -> bool | None:
+    """Whether a fit meets the bar; None when undefined (R^2 of fewer than two distinct cases)."""
+    if r2 is None or worst is None or not (math.isfinite(r2) and math.isfinite(worst)):
+        return None
+    return r2 >= GOOD_R2 and worst <= GOOD_WORST_REL_ERR
+
+
+def _fit_text(name: str, r2: float, worst: float) -> str:
+    return f"{name} R^2 {fmt(r2, '.4f')}, worst relative error {fmt(worst, '.1%')}"
+
+
+def prediction_verdict(f: NFit) -> str:
+    """Does the rotation count alone predict latency at this N, and does the full count model?
+
+    >>> from .fits import Fit
+    >>> f = NFit(8192, [], [None] * 40, [], Fit({}, 0.9169, 0.751), Fit({}, 0.9997, 0.21), Fit({}, 0.99, 0.15),
+    ...          Fit({}, 0.99, 0.2), {}, "primitives suite")
+    >>> print(prediction_verdict(f))  # doctest: +NORMALIZE_WHITESPACE
+    N = 8192 (40 fitted cases): no, not on its own (rotation-only model R^2 0.9169, worst relative error 75.1%);
+    with multiplications, additions and rescales counted too the full count model meets the bar (full count
+    model R^2 0.9997, worst relative error 21.0%). Unit costs measured in the primitives suite, unfitted:
+    R^2 0.9900, worst relative error 15.0%.
+    """
+    rot = _fit_text("rotation-only model", f.rot.r2, f.rot.max_rel_err)
+    full = _fit_text("full count model", f.full.r2, f.full.max_rel_err)
+    head = f"N = {f.n} ({len(f.fitted)} fitted case{'s' * (len(f.fitted) != 1)}): "
+    rot_ok, full_ok = _meets_bar(f.rot.r2, f.rot.max_rel_err), _meets_bar(f.full.r2, f.full.max_rel_err)
+    if rot_ok is None:
+        return head + f"too few cases to judge ({rot}; {full})."
+    text = head + (f"yes, the rotation count alone predicts latency ({rot})" if rot_ok
+                   else f"no, not on its own ({rot})")
+    text += (f"; with multiplications, additions and rescales counted too the full count model "
+             f"{'meets' if full_ok else 'still misses'} the bar ({full}).")
+    where = "in the primitives suite" if f.source == "primitives suite" else f"in {f.source}"
+    return text + (f" Unit costs measured {where}, unfitted: R^2 {fmt(f.measured.r2, '.4f')}, "
+                   f"worst relative error {fmt(f.measured.max_rel_err, '.1%')}.")
+
+
+def dominance_verdict(f: NFit) -> str:
+    """In how many cases rotations take most of the time at this N, and in which kinds of case they do or not."""
+    kinds = shares_by_kind(f.fitted)
+    dominant = sum(v["dominate"] for v in kinds.values())
+    text = (f"N = {f.n}: rotations take more than {DOMINANT_SHARE:.0%} of a case's time (by unit costs measured "
+            f"{'in the primitives suite' if f.source == 'primitives suite' else 'in ' + f.source}) in {dominant} "
+            f"of {len(f.fitted)} cases.")
+
+    def items(ks):
+        return "; ".join(f"{k} ({kinds[k]['dominate']} of {kinds[k]['cases']}, rotation share "
+                         f"{spread(kinds[k]['min'], kinds[k]['median'], kinds[k]['max'])})" for k in ks)
+
+    yes = [k for k, v in kinds.items() if v["median"] > DOMINANT_SHARE]
+    no = [k for k in kinds if k not in yes]
+    if yes:
+        text += f" They dominate in {items(yes)}"
+        text += f", and not in {items(no)}." if no else "."
+    else:
+        text += f" They dominate in no kind of case: {items(no)}."
+    return text
+
+
+def methods_verdict(ratios: dict, pruning_ratios: dict) -> list[str]:
+    """Whether artemis-diagonal needs fewer rotations and less time than each baseline, where measured."""
+    out = []
+    comps = [(model, key.split("/")[0], v) for model, d in ratios.items() for key, v in d.items()]
+    if comps:
+        fewer = sum(v.get("rotations") is not None and v["rotations"] > 1 for *_, v in comps)
+        faster = sum(v.get("latency") is not None and v["latency"] > 1 for *_, v in comps)
+        detail = "; ".join(f"{model} {other} {fmt(v.get('rotations'), '.2f')}x rotations, "
+                           f"{fmt(v.get('latency'), '.2f')}x server time" for model, other, v in comps)
+        out.append(f"Pruned checkpoints run encrypted (model suite): {REFERENCE_METHOD} needs fewer rotations than "
+                   f"the baseline in {fewer} of {len(comps)} comparisons and less server time in {faster} of "
+                   f"{len(comps)} (baseline over {REFERENCE_METHOD}: {detail}).")
+    if pruning_ratios:
+        fewer = sum(v > 1 for v in pruning_ratios.values())
+        detail = "; ".join(f"{k.split(': ')[0]} {k.split(': ')[1].split(' / ')[0]} {v:.2f}x"
+                           for k, v in sorted(pruning_ratios.items()))
+        out.append(f"Pruning summaries (engine plan, each method's most pruned step within the accuracy budget): "
+                   f"{REFERENCE_METHOD} needs fewer rotations in {fewer} of {len(pruning_ratios)} comparisons "
+                   f"(baseline over {REFERENCE_METHOD}: {detail}).")
+    return out
+
+
+def wall_cpu_summary(cases: list[Case]) -> dict | None:
+    """Wall over CPU time across the cases that recorded CPU time; None when none did.
+
+    >>> cs = [Case(str(r), "layer", 8192, r, {}, {"cpu_s": 1.0}) for r in (1.0, 1.1, 3.0)]
+    >>> s = wall_cpu_summary(cs + [Case("old", "layer", 8192, 1.0, {}, {})])
+    >>> s["cases"], s["of_cases"], s["median"], s["max"], s["max_case"], s["busy_cases"]
+    (3, 4, 1.1, 3.0, '3.0', 1)
+    """
+    r = sorted((c.wall_over_cpu, c.name) for c in cases if c.wall_over_cpu is not None)
+    if not r:
+        return None
+    vals = np.array([v for v, _ in r])
+    return {"cases": len(r), "of_cases": len(cases), "median": float(np.median(vals)), "min": float(vals.min()),
+            "max": r[-1][0], "max_case": r[-1][1], "busy_cases": int((vals > BUSY_WALL_OVER_CPU).sum())}
+
+
+def wall_cpu_verdict(s: dict | None) -> str:
+    """How far wall time exceeded process CPU time, and what that says about the machine."""
+    if s is None:
+        return ("The run recorded no CPU time (a harness before cpu_s), so whether the machine was busy "
+                "cannot be told from it.")
+    text = (f"Wall time was {fmt(s['median'], '.2f')}x the process CPU time at the median and "
+            f"{fmt(s['max'], '.2f')}x at worst ({s['max_case']}), over the {s['cases']} of {s['of_cases']} cases "
+            f"that recorded CPU time")
+    if s["busy_cases"]:
+        return text + (f"; {s['busy_cases']} ran over {BUSY_WALL_OVER_CPU}x their CPU time, a sign of a busy machine "
+                       "or waiting, so their latencies are likely inflated.")
+    return text + f"; none ran over {BUSY_WALL_OVER_CPU}x, so the machine was not visibly busy."
+
+
+def verdict_section(fits: list[NFit], ratios: dict, pruning_ratios: dict, wall_cpu: dict | None) -> list[str]:
+    """The report's opening section: the verdicts above, as Markdown lines."""
+    md = ["## Verdict", "",
+          (f"A count model *predicts* latency here when its R^2 is at least {GOOD_R2} and its worst relative "
+           f"error at most {GOOD_WORST_REL_ERR:.0%} (zero-operation cases left out)."), "",
+          "**Does the rotation count predict latency?**", ""]
+    md += [f"- {prediction_verdict(f)}" for f in fits]
+    md += ["", "**Where do rotations dominate?**", ""]
+    md += [f"- {dominance_verdict(f)}" for f in fits]
+    methods = methods_verdict(ratios, pruning_ratios)
+    if methods:
+        md += ["", f"**Does {REFERENCE_METHOD} save over the baselines?**", ""]
+        md += [f"- {m}" for m in methods]
+    md += ["", "**Was the machine busy?**", "", f"- {wall_cpu_verdict(wall_cpu)}", ""]
+    return md
