@@ -136,7 +136,7 @@ def ckks_params(
 
 
 def params_for_input(height: int, width: int, poly_modulus_degree: int | None = None, depth: int = 1,
-                     allow_insecure: bool = False) -> CKKSParams:
+                     allow_insecure: bool = False, scale_bits: int = 40) -> CKKSParams:
     """Parameters for feature maps of height x width: the smallest secure N whose slots hold
     one channel (next power of two of H*W) and the chain `depth`. One level per linear
     layer is the hybrid protocol's choice.
@@ -145,7 +145,7 @@ def params_for_input(height: int, width: int, poly_modulus_degree: int | None = 
     (8192, 32768)
     """
     return ckks_params(depth=depth, poly_modulus_degree=poly_modulus_degree, min_slots=next_pow2(height * width),
-                       allow_insecure=allow_insecure)
+                       scale_bits=scale_bits, allow_insecure=allow_insecure)
 
 
 def estimated_galois_key_bytes(params: CKKSParams) -> int:

@@ -48,6 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}))
     else:
         print(args.render(result))
+    if result.get("within_tolerance") is False:
+        print(f"artemis {args.command}: error: the result is outside the tolerance: error {result['max_abs_error']:.3e} "
+              f"against PyTorch, limit {result['error_limit']:.3e}"
+              + (f", top-1 agreement {result['top1_agreement']:.2f}" if "top1_agreement" in result else ""),
+              file=sys.stderr)
+        return 1
     return 0
 
 

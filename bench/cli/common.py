@@ -42,3 +42,24 @@ def bar(total: int, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, file=sys.stderr, disable=None, dynamic_ncols=True)
+
+
+def add_precision_options(p, tolerance: float) -> None:
+    """--scale-bits, --no-bound-check and --tolerance, shared by layer and infer."""
+    p.add_argument("--scale-bits", type=positive, default=40, help="CKKS scale 2^bits (default 40; 20-60)")
+    p.add_argument("--no-bound-check", action="store_true",
+                   help="run even when the outputs could exceed what the parameters hold (they may decrypt to garbage)")
+    p.add_argument("--tolerance", type=finite, default=tolerance,
+                   help=f"largest error against PyTorch, relative to max(1, max|reference|), that passes "
+                        f"(default {tolerance:g}); outside it the command exits 1")
+
+
+def tolerance_verdict(result: dict, error_key: str, reference_key: str | None, tolerance: float,
+                      agreement_key: str | None = None) -> dict:
+    """within_tolerance (None when nothing was decrypted) and the limit, added to the result."""
+    error = result.get(error_key)
+    if error is None:
+        return {"tolerance": tolerance, "within_tolerance": None}
+    scale = max(1.0, float(result.get(reference_key) or 0.0)) if reference_key else 1.0
+    ok = error <= tolerance * scale and (agreement_key is None or result.get(agreement_key) == 1.0)
+    return {"tolerance": tolerance, "error_limit": tolerance * scale, "within_tolerance": bool(ok)}

@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from .common import fraction, positive
+from .common import add_precision_options, fraction, positive, tolerance_verdict
 
 log = logging.getLogger("artemis")
 
@@ -46,6 +46,7 @@ def add_parser(sub) -> None:
     p.add_argument("--toy-params", action="store_true", help="allow parameters below 128-bit security (testing only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_precision_options(p, 1e-2)
     p.set_defaults(func=run, render=render)
 
 
@@ -108,21 +109,23 @@ def run(args: argparse.Namespace) -> dict:
     if args.prune_diagonals:
         if args.protocol != "hybrid":
             raise ValueError("--prune-diagonals uses the hybrid protocol's per-layer packing")
-        params = params_for_input(shape[1], shape[2], args.poly_modulus_degree, allow_insecure=args.toy_params)
+        params = params_for_input(shape[1], shape[2], args.poly_modulus_degree, allow_insecure=args.toy_params,
+                                  scale_bits=args.scale_bits)
         prune_model_diagonals(model, shape, params, args.prune_diagonals, args.seed)
     images, labels, source = _images(args, meta, s)
     log.info("lowering %s, generating keys and encoding plaintexts", s["model"])
     prep = prepare_model(model, shape, None, args.mode, args.stream, args.seed, args.protocol,
-                         args.poly_modulus_degree, args.toy_params)
+                         args.poly_modulus_degree, args.toy_params, args.scale_bits)
     with bar(len(prep.plan.layers) * args.images, f"{s['model']} ({args.mode})") as b:
-        record = measure_model(prep, model, images, labels=labels,
+        record = measure_model(prep, model, images, labels=labels, check_bounds=not args.no_bound_check,
                                progress=lambda name: (b.set_postfix_str(name), b.update()))
     result = record.to_dict()
     result.update(model=s["model"], input_size=s["input_size"], in_channels=s["in_channels"], mode=args.mode,
                   prune_diagonals=args.prune_diagonals, seed=args.seed, checkpoint=args.checkpoint,
                   checkpoint_meta=meta or None, inputs=source, insecure=prep.plan.params.allow_insecure,
                   refresh="simulated in-process (decrypt, ReLU, re-encrypt)" if args.protocol == "hybrid" else "none",
-                  provenance=provenance())
+                  scale_bits=prep.plan.params.scale_bits, provenance=provenance())
+    result.update(tolerance_verdict(result, "max_abs_error", "max_abs_reference", args.tolerance, "top1_agreement"))
     return result
 
 
@@ -150,7 +153,9 @@ def render(r: dict) -> str:
         f"traffic          {r['bytes_client_to_server'] / 1e6:.2f} MB client->server, "
         f"{r['bytes_server_to_client'] / 1e6:.2f} MB server->client per image",
         f"galois keys      {r['galois_keys']} ({r['galois_key_bytes'] / 1e6:.1f} MB, sent once)",
-        f"agreement        top-1 {fmt(r['top1_agreement'], '.2f')}, max abs logit error {fmt(r['max_abs_error'], '.2e')}",
+        f"agreement        top-1 {fmt(r['top1_agreement'], '.2f')}, max abs logit error {fmt(r['max_abs_error'], '.2e')}"
+        + ("" if r["within_tolerance"] is None else
+           f" (limit {r['error_limit']:.1e} and top-1 1.00: {'ok' if r['within_tolerance'] else 'EXCEEDED'})"),
         f"accuracy         {accuracy}",
         f"peak RSS         {r['peak_rss_bytes'] / 2**30:.2f} GiB",
     ]

@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from .common import fraction, positive
+from .common import add_precision_options, fraction, positive, tolerance_verdict
 
 
 def add_parser(sub) -> None:
@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
                    help="encrypted: SEAL CKKS; plain: the cleartext backend (same counts, no encryption)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_precision_options(p, 1e-3)
     p.set_defaults(func=run, render=render)
 
 
@@ -41,7 +42,8 @@ def run(args: argparse.Namespace) -> dict:
     k = args.kernel
     if k % 2 == 0:
         raise ValueError(f"layer conv ({args.c_in}->{args.c_out}, {args.hw}x{args.hw}): kernel size must be odd, got {k}")
-    params = params_for_input(args.hw, args.hw, args.poly_modulus_degree, allow_insecure=args.toy_params)
+    params = params_for_input(args.hw, args.hw, args.poly_modulus_degree, allow_insecure=args.toy_params,
+                              scale_bits=args.scale_bits)
     shape = (args.c_out, args.c_in, k, k)
     if args.weights:
         if args.prune_diagonals or args.prune_positions:
@@ -55,13 +57,15 @@ def run(args: argparse.Namespace) -> dict:
     with bar(2, "layer") as b:
         b.set_postfix_str("keys and encoding")
         prep = prepare_layer(weight, bias, args.hw, args.hw, args.stride, make_backend(args.mode, params, args.seed),
-                             seed=args.seed)
+                             seed=args.seed, check_bounds=not args.no_bound_check)
         b.update()
         b.set_postfix_str("run")
         result = measure_layer(prep).to_dict()
         b.update()
     result.update(mode=args.mode, prune_diagonals=args.prune_diagonals, prune_positions=args.prune_positions,
-                  weights=args.weights, insecure=params.allow_insecure, provenance=provenance())
+                  weights=args.weights, insecure=params.allow_insecure, scale_bits=params.scale_bits,
+                  provenance=provenance())
+    result.update(tolerance_verdict(result, "max_abs_error", "max_abs_reference", args.tolerance))
     return result
 
 
@@ -82,7 +86,8 @@ def render(result: dict) -> str:
         ("latency", f"{result['latency_s']:.4f} s wall, {result['cpu_s']:.4f} s CPU"),
         ("floor", f"{result['floor_s']:.4f} s (x{result['latency_over_floor'] or 0:.3f}): counts x unit costs, "
                   f"the time with no engine overhead"),
-        ("max abs error", f"{result['max_abs_error']:.3e} vs torch conv2d"),
+        ("max abs error", f"{result['max_abs_error']:.3e} vs torch conv2d (limit {result['error_limit']:.1e}: "
+                          f"{'ok' if result['within_tolerance'] else 'EXCEEDED'})"),
         ("peak RSS", f"{result['peak_rss_bytes'] / 2**20:.0f} MiB"),
     ]
     width = max(len(r[0]) for r in rows)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from heconv.backends import Backend, OpCounts
 from heconv.conv import CompiledConv, ConvPlan, compile_conv, decrypt_output, dense_rotations, encrypt_input, plan_conv
+from heconv.bounds import check_bound, output_gain
 from heconv.conv import run_conv
 from heconv.cost import UnitCosts, floor_seconds
 from heconv.frontend import lower_model
@@ -30,6 +31,7 @@ from models.checkpoint import safe_torch_load
 from .unit_costs import measure_unit_costs
 
 FLOOR_TARGET = 1.15  # recorded per case (meets_floor_target), not asserted
+INPUT_BOUND = 1.0  # the random input is uniform in [-INPUT_BOUND, INPUT_BOUND]
 
 
 def load_weights(path: str | Path, shape: tuple[int, int, int, int] | None = None) -> np.ndarray:
@@ -96,13 +98,21 @@ def prepare_layer(
     backend: Backend,
     seed: int = 0,
     name: str = "conv",
+    check_bounds: bool = True,
 ) -> PreparedLayer:
-    """Plan, generate exactly the plan's Galois keys, encode, encrypt a random input in [-1, 1]."""
+    """Plan, generate exactly the plan's Galois keys, encode, encrypt a random input in [-1, 1].
+
+    With `check_bounds`, a layer whose outputs could exceed what the parameters hold is
+    refused before any key or ciphertext exists (heconv.bounds).
+    """
     plan = plan_conv(weight, height, width, backend.params, stride=stride, has_bias=bias is not None, name=name)
+    if check_bounds:
+        bias_max = 0.0 if bias is None else float(np.abs(bias).max())
+        check_bound(name, output_gain(weight) * INPUT_BOUND + bias_max, backend.params, plan.level)
     backend.reset_counter()
     backend.generate_galois_keys(plan.rotation_steps)
     compiled = compile_conv(plan, weight, bias, backend)
-    x = np.random.default_rng(seed + 1).uniform(-1.0, 1.0, (plan.spec.c_in, height, width))
+    x = np.random.default_rng(seed + 1).uniform(-INPUT_BOUND, INPUT_BOUND, (plan.spec.c_in, height, width))
     inputs = encrypt_input(x, plan.packing, backend)
     return PreparedLayer(plan, compiled, backend, x, inputs, np.asarray(weight, dtype=np.float64),
                          bias, backend.galois_key_bytes(), backend.reset_counter(), seed)

@@ -42,7 +42,7 @@ class PreparedModel:
 
 
 def model_params(input_shape: tuple[int, int, int], net: Network, protocol: str = "hybrid",
-                 poly_modulus_degree: int | None = None, toy: bool = False) -> CKKSParams:
+                 poly_modulus_degree: int | None = None, toy: bool = False, scale_bits: int = 40) -> CKKSParams:
     """One level (hybrid) or as many as the network needs (non-interactive), on the smallest
     secure N that fits; a network deeper than N allows fails here, before any encryption."""
     depth = levels_needed(net) if protocol == "non-interactive" else 1
@@ -54,16 +54,16 @@ def model_params(input_shape: tuple[int, int, int], net: Network, protocol: str 
                 f"{most} at 128-bit security; use N=16384 (7 levels) or 32768 (19 levels)"
             )
     _, h, w = input_shape
-    return params_for_input(h, w, poly_modulus_degree, depth, toy)
+    return params_for_input(h, w, poly_modulus_degree, depth, toy, scale_bits)
 
 
 def prepare_model(model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams | None = None,
                   mode: str = "encrypted", stream: bool = False, seed: int = 0, protocol: str = "hybrid",
-                  poly_modulus_degree: int | None = None, toy: bool = False) -> PreparedModel:
+                  poly_modulus_degree: int | None = None, toy: bool = False, scale_bits: int = 40) -> PreparedModel:
     """Lower the model, plan it, make the client's keys and the server's plaintexts."""
     net = lower_model(model, input_shape)
     if params is None:
-        params = model_params(input_shape, net, protocol, poly_modulus_degree, toy)
+        params = model_params(input_shape, net, protocol, poly_modulus_degree, toy, scale_bits)
     plan = plan_network(net, params, protocol)
     backend = make_backend(mode, params, seed)
     client = Client(backend)
@@ -75,9 +75,10 @@ def prepare_model(model: nn.Module, input_shape: tuple[int, int, int], params: C
     return PreparedModel(net, plan, client, server, key_bytes, keygen, time.perf_counter() - t)
 
 
-def run_images(prep: PreparedModel, images: np.ndarray, progress: Callable[[str], None] | None = None) -> list[NetworkRun]:
+def run_images(prep: PreparedModel, images: np.ndarray, progress: Callable[[str], None] | None = None,
+               check_bounds: bool = True) -> list[NetworkRun]:
     """The timed part: every image through the protocol."""
-    return [run_network(prep.plan, prep.client, prep.server, x, progress) for x in images]
+    return [run_network(prep.plan, prep.client, prep.server, x, progress, check_bounds) for x in images]
 
 
 @dataclass
@@ -111,6 +112,7 @@ class ModelRecord:
     encode_s: float
     top1_agreement: float | None
     max_abs_error: float | None
+    max_abs_reference: float
     predictions: list[int] | None
     reference_predictions: list[int]
     accuracy: float | None
@@ -174,6 +176,7 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
         keygen_s=prep.keygen_seconds, encode_s=prep.server.encode_seconds,
         top1_agreement=float(np.mean(logits.argmax(1) == ref.argmax(1))) if tracked else None,
         max_abs_error=float(np.abs(logits - ref).max()) if tracked else None,
+        max_abs_reference=float(np.abs(ref).max()),
         predictions=logits.argmax(1).tolist() if tracked else None,
         reference_predictions=ref.argmax(1).tolist(),
         accuracy=float(np.mean(logits.argmax(1) == labels)) if tracked and labels is not None else None,
@@ -187,9 +190,10 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
 
 
 def measure_model(prep: PreparedModel, model: nn.Module, images: np.ndarray, unit: UnitCosts | None = None,
-                  labels: np.ndarray | None = None, progress: Callable[[str], None] | None = None) -> ModelRecord:
+                  labels: np.ndarray | None = None, progress: Callable[[str], None] | None = None,
+                  check_bounds: bool = True) -> ModelRecord:
     """Run every image (timed) and gather the record."""
     c = time.process_time()
-    runs = run_images(prep, images, progress)
+    runs = run_images(prep, images, progress, check_bounds)
     cpu = (time.process_time() - c) / max(1, len(runs))
     return model_record(prep, model, images, runs, unit, labels, cpu)

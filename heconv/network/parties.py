@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import Backend
+from ..bounds import output_gain
 from ..conv import CompiledConv, compile_conv, run_conv
 from ..geometry import pack, unpack
 from ..linear import CompiledLinear, compile_linear, pack_linear_input, read_linear_output, run_linear
@@ -88,6 +89,12 @@ class Server:
             for a in plan.actions:
                 if isinstance(a, (ServerConv, ServerLinear)):
                     self._compiled[a.name] = self._compile(a)
+
+    def gains(self) -> dict[str, tuple[float, float]]:
+        """Per conv and linear layer: (max row L1 norm of its weights, max|bias|), for the bound check."""
+        scale = {a.name: a.weight_scale for a in self.plan.actions if isinstance(a, ServerLinear)}
+        return {name: (output_gain(w) * scale.get(name, 1.0), 0.0 if b is None else float(np.abs(b).max()))
+                for name, (w, b) in self._weights.items()}
 
     def _scales(self, plan: NetworkPlan) -> dict[str, float]:
         """The CKKS scale each layer's input arrives at (a square leaves s^2 / q, not s)."""

@@ -12,6 +12,7 @@ from ..backends.base import OpCounts
 from .actions import (
     ClientOp, Encrypt, NetworkPlan, Refresh, ServerAdd, ServerConv, ServerLinear, ServerPool, ServerSquare,
 )
+from .bounds import check_segment
 from .parties import Client, Server
 
 
@@ -50,19 +51,32 @@ _ENCODED = (ServerConv, ServerLinear)  # layers whose plaintexts the server hold
 
 
 def run_network(plan: NetworkPlan, client: Client, server: Server, x: np.ndarray,
-                progress: Callable[[str], None] | None = None) -> NetworkRun:
-    """Run one input through the plan; per-layer server counts and times, traffic each way."""
+                progress: Callable[[str], None] | None = None, check_bounds: bool = True) -> NetworkRun:
+    """Run one input through the plan; per-layer server counts and times, traffic each way.
+
+    With `check_bounds`, each stretch from an encryption to the next refresh is checked
+    before its first ciphertext exists (heconv.network.bounds): a layer whose values
+    could wrap around the modulus raises ValueError instead of decrypting to garbage.
+    """
     clear: dict[str, np.ndarray] = {"x": np.asarray(x, dtype=np.float64)}
+    gains = server.gains() if check_bounds else {}
+
+    def check(start: int) -> None:
+        if check_bounds:
+            check_segment(plan, start, {k: float(np.abs(v).max()) if v.size else 0.0 for k, v in clear.items()}, gains)
+
     held: dict[str, list[Any]] = {}
     runs: list[LayerRun] = []
     predicted = {r.name: r.predicted for r in plan.layers}
     sent0, recv0, client_s = client.bytes_sent, client.bytes_received, 0.0
-    for a in plan.actions:
+    check(0)
+    for i, a in enumerate(plan.actions):
         t = time.perf_counter()
         if isinstance(a, Encrypt):
             held[a.dst] = client.encrypt(a, clear[a.src])
         elif isinstance(a, Refresh):
             clear[a.dst] = client.refresh(a, held.pop(a.src))
+            check(i + 1)
         elif isinstance(a, ClientOp):
             clear[a.dst] = client.local(a, clear[a.src])
         else:

@@ -1,0 +1,50 @@
+"""Magnitude bounds through a network plan, checked before each encryption.
+
+From an encryption up to the next refresh, every value's largest possible magnitude
+follows from the one before it (a conv: gain * bound + max|bias|; an add: the sum; a
+square: the square; rotate-and-sum pooling: bound * 2^steps). The client knows its
+cleartext before it encrypts, so each segment is checked before any of its ciphertexts
+exists; `heconv.bounds.check_bound` refuses a layer whose values would wrap around the
+modulus.
+"""
+
+from __future__ import annotations
+
+from ..bounds import check_bound
+from .actions import ClientOp, Encrypt, NetworkPlan, Refresh, ServerAdd, ServerConv, ServerLinear, ServerPool, ServerSquare
+
+
+def check_segment(plan: NetworkPlan, start: int, clear_bounds: dict[str, float],
+                  gains: dict[str, tuple[float, float]]) -> None:
+    """Check the actions from `start` up to the next refresh.
+
+    clear_bounds: max|value| of the cleartext values the client holds; gains: per conv
+    and linear layer, (max row L1 norm of its weights, max|bias|).
+    """
+    params, depth = plan.params, plan.params.depth
+    bound = dict(clear_bounds)
+    for a in plan.actions[start:]:
+        if isinstance(a, Refresh):
+            return
+        src = a.a if isinstance(a, ServerAdd) else a.src
+        if src not in bound:
+            continue  # produced after a later refresh
+        b = bound[src]
+        if isinstance(a, (ClientOp, Encrypt)):
+            out = b
+        elif isinstance(a, (ServerConv, ServerLinear)):
+            gain, bias = gains[a.name]
+            out = gain * b + bias
+            check_bound(a.name, max(out, b), params, a.plan.level)
+        elif isinstance(a, ServerAdd):
+            out = b + bound.get(a.b, 0.0)
+            check_bound(a.name, out, params, depth, product=False)  # sums happen after the rescale
+        elif isinstance(a, ServerSquare):
+            out = b * b
+            check_bound(a.name, out, params, a.level)
+        elif isinstance(a, ServerPool):
+            out = b * 2 ** len(a.steps)
+            check_bound(a.name, out, params, depth, product=False)
+        else:
+            raise TypeError(f"unknown action {type(a).__name__}")
+        bound[a.dst] = out
