@@ -26,7 +26,8 @@ from pruning.summary import he_cost
 from pruning.train import TrainConfig, evaluate, train
 
 from .harness.model import measure_model, prepare_model
-from .results import atomic_write, provenance, save_checkpoint, upsert_csv
+from .provenance import provenance
+from .results import atomic_write, save_checkpoint, upsert_csv
 
 
 @dataclass

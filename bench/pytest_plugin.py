@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from .results import git_revision, provenance, versions
+from .provenance import git_revision, provenance, versions
+from .results import atomic_write, clean_stale
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -78,6 +79,24 @@ def pytest_configure(config):
         rev = git_revision(ROOT)
         label = rev[:8] + ("-dirty" if rev.endswith("+dirty") else "")
         opt.benchmark_save = f"{label}-{suite_label(config)}-{stamp}-{os.getpid()}"
+
+
+def pytest_sessionstart(session):
+    """Runs are written through a temporary file and a rename: a killed run leaves no broken JSON."""
+    storage = getattr(getattr(session.config, "_benchmarksession", None), "storage", None)
+    if storage is None or not hasattr(storage, "get"):
+        return
+    from pytest_benchmark.utils import safe_dumps
+
+    def save(output_json, name):
+        path = storage.get(f"{storage._next_num}_{name}.json")
+        if path.exists():
+            raise FileExistsError(f"{path} exists: a benchmark run is never overwritten")
+        atomic_write(path, safe_dumps(output_json, ensure_ascii=True, indent=4).encode())
+        storage.logger.info(f"Saved benchmark data in: {path}")
+
+    storage.save = save
+    clean_stale(storage.path, *[p for p in Path(storage.path).iterdir() if p.is_dir()])
 
 
 def pytest_ignore_collect(collection_path, config):

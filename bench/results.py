@@ -1,22 +1,27 @@
-"""Writing results: atomic files, checkpoints, the pruning rows, and the provenance
-(library versions, machine and git revision) every result records.
+"""Writing results so that nothing half-written or lost is ever left behind.
 
-Every file is written to a temporary name and moved into place, so a failed run never
-leaves a half-written file behind.
+- `atomic_write`: a temporary file beside the target (named for this process), then a rename.
+- `outputs_together()`: inside it, every `atomic_write` and CSV update of a command is
+  held back and put in place together at the end; on an error, Ctrl-C or any other
+  exception none of them appears. A process killed outright leaves only temporaries,
+  which `clean_stale` removes on the next run.
+- `upsert_csv`: the pruning rows, read-modify-written under an exclusive lock, so
+  concurrent writers lose nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
-import platform
-import subprocess
-import sys
-import tempfile
-from importlib import metadata
+import re
+import secrets
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Callable, Iterator
 
 from torch import nn
 
@@ -25,62 +30,81 @@ from models.checkpoint import checkpoint_bytes
 from pruning.masks import fold_masks
 from pruning.summary import layer_summary
 
+from .provenance import provenance
 
-SOURCE_SUFFIXES = (".py", ".toml", ".cfg", ".sh", ".ini")
-
-
-def git_revision(path: str | Path | None = None) -> str:
-    """The commit of the checkout this package lives in, '+dirty' when it has changes
-    (modified tracked files, or untracked source files that git does not ignore)."""
-    cwd = Path(path) if path else Path(__file__).resolve().parent
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
-        if rev.returncode != 0:
-            return "unknown"
-        status = subprocess.run(["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True, timeout=10)
-        dirty = any(not line.startswith("??") or line.rstrip().endswith(SOURCE_SUFFIXES) or "/.ci/" in f"/{line[3:]}"
-                    for line in status.stdout.splitlines() if line.strip())
-        return rev.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+_TMP = re.compile(r"^\..+\.artemis-(\d+)-[0-9a-f]+\.tmp$")
+# Inside outputs_together(): the steps that put the held-back outputs in place.
+_PENDING: ContextVar[list[tuple[Path | None, Callable[[], None]]] | None] = ContextVar("pending", default=None)
 
 
-def versions() -> dict[str, str]:
-    out = {"python": sys.version.split()[0]}
-    for pkg in ("numpy", "torch", "tenseal", "pytest-benchmark", "scipy", "pandas"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "absent"
-    return out
+def _temporary(path: Path) -> Path:
+    return path.parent / f".{path.name}.artemis-{os.getpid()}-{secrets.token_hex(4)}.tmp"
 
 
-def provenance() -> dict:
-    """Everything a result file records about how it was made."""
-    return {
-        "git_revision": git_revision(),
-        "versions": versions(),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-            "cpus": os.cpu_count(),
-        },
-    }
+def _defer(tmp: Path | None, step: Callable[[], None]) -> None:
+    pending = _PENDING.get()
+    if pending is None:
+        step()
+    else:
+        pending.append((tmp, step))
 
 
 def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    """Write `data` to `path` (mode 0644) through a temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = _temporary(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    _defer(tmp, lambda: os.replace(tmp, path))
+
+
+@contextlib.contextmanager
+def outputs_together() -> Iterator[None]:
+    """Hold back every output written inside; put them all in place at the end, or none."""
+    pending: list[tuple[Path | None, Callable[[], None]]] = []
+    token = _PENDING.set(pending)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in pending:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        _PENDING.reset(token)
+    for _, step in pending:
+        step()
+
+
+def clean_stale(*folders: str | Path) -> list[Path]:
+    """Remove temporaries left by processes that no longer run (killed mid-write)."""
+    removed = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            m = _TMP.match(p.name)
+            if m and not _alive(int(m.group(1))):
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_json(path: str | Path, obj: dict) -> None:
@@ -92,10 +116,6 @@ def save_checkpoint(model: nn.Module, path: str | Path, meta: dict) -> None:
     atomic_write(path, checkpoint_bytes(fold_masks(model).state_dict(), meta))
 
 
-CSV_COLUMNS = ["model", "dataset", "input_size", "method", "step", "fraction", "accuracy", "accuracy_drop",
-               "rotations", "pmuls", "sparsity", "accepted", "seed", "git_revision"]
-
-
 def write_summary(path: str | Path, model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams,
                   extra: dict) -> dict:
     summary = {**extra, **layer_summary(model, input_shape, params), "provenance": provenance()}
@@ -103,20 +123,40 @@ def write_summary(path: str | Path, model: nn.Module, input_shape: tuple[int, in
     return summary
 
 
+CSV_COLUMNS = ["model", "dataset", "input_size", "method", "step", "fraction", "accuracy", "accuracy_drop",
+               "rotations", "pmuls", "sparsity", "accepted", "seed", "git_revision"]
+
+
 def upsert_csv(path: str | Path, rows: list[dict], key: tuple[str, ...] = ("model", "dataset", "input_size", "method")) -> None:
-    """Replace the rows of the same (model, dataset, input size, method) and keep the rest."""
+    """Replace the rows of the same (model, dataset, input size, method) and keep the rest.
+
+    The read-modify-write runs under an exclusive lock on `<path>.lock` (inside
+    outputs_together(): when the outputs are put in place).
+    """
     path = Path(path)
-    kept: list[dict] = []
-    if path.is_file():
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames != CSV_COLUMNS:
-                raise ValueError(f"{path}: columns {reader.fieldnames}, expected {CSV_COLUMNS}")
-            new_keys = {tuple(str(r[k]) for k in key) for r in rows}
-            kept = [r for r in reader if tuple(r[k] for k in key) not in new_keys]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for r in kept + rows:
-        writer.writerow({c: r.get(c, "") for c in CSV_COLUMNS})
-    atomic_write(path, buf.getvalue().encode())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; expected a CSV file")
+
+    def upsert() -> None:
+        with open(path.parent / f".{path.name}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            kept: list[dict] = []
+            if path.is_file():
+                with open(path, newline="") as f:
+                    reader = csv.DictReader(f)
+                    if reader.fieldnames != CSV_COLUMNS:
+                        raise ValueError(f"{path}: columns {reader.fieldnames}, expected {CSV_COLUMNS}")
+                    new_keys = {tuple(str(r[k]) for k in key) for r in rows}
+                    kept = [r for r in reader if tuple(r[k] for k in key) not in new_keys]
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            for r in kept + rows:
+                writer.writerow({c: r.get(c, "") for c in CSV_COLUMNS})
+            tmp = _temporary(path)
+            tmp.write_bytes(buf.getvalue().encode())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+
+    _defer(None, upsert)

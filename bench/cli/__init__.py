@@ -17,7 +17,9 @@ import logging
 import sys
 from typing import Sequence
 
+from ..results import clean_stale, outputs_together
 from . import demo, infer, layer, prune, report, train
+from .common import RESULTS, check_output_paths
 
 COMMANDS = (layer, infer, report, train, prune, demo)
 
@@ -37,7 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
-        result = args.func(args)
+        clean_stale(*check_output_paths(args), RESULTS)
+        with outputs_together():  # a command's files appear together, or none of them
+            result = args.func(args)
     except (ValueError, PermissionError) as e:
         print(f"artemis {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -63,3 +64,32 @@ def tolerance_verdict(result: dict, error_key: str, reference_key: str | None, t
     scale = max(1.0, float(result.get(reference_key) or 0.0)) if reference_key else 1.0
     ok = error <= tolerance * scale and (agreement_key is None or result.get(agreement_key) == 1.0)
     return {"tolerance": tolerance, "error_limit": tolerance * scale, "within_tolerance": bool(ok)}
+
+
+def _writable_parent(path: Path, option: str) -> None:
+    parent = next((p for p in [path, *path.parents] if p.exists()), None)
+    if parent is None or not parent.is_dir():
+        raise ValueError(f"{option} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"{option} {path}: {parent} is not writable")
+
+
+def check_output_paths(args: argparse.Namespace) -> list[Path]:
+    """Refuse, before any work, an --out that is a file or a --results that is a folder;
+    returns the folders the command writes into."""
+    folders = []
+    out = getattr(args, "out", None)
+    if out:
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} is a file; expected a folder")
+        _writable_parent(out, "--out")
+        folders.append(out)
+    results = getattr(args, "results", None)
+    if results:
+        results = Path(results)
+        if results.is_dir():
+            raise ValueError(f"--results {results} is a folder; expected a CSV file")
+        _writable_parent(results.parent, "--results")
+        folders.append(results.parent)
+    return folders

@@ -34,6 +34,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     from ..demo import DemoConfig, render, run_demo
+    from ..results import outputs_together
 
     cfg = DemoConfig(model=args.model, dataset=args.dataset, data_dir=args.data_dir, input_size=args.input_size,
                      subset=args.subset, epochs=args.epochs, images=args.images, mode=args.mode, seed=args.seed)
@@ -43,7 +44,8 @@ def run(args: argparse.Namespace) -> dict:
             b.set_postfix_str(name)
             b.update()
 
-        result = run_demo(cfg, out, stage)
+        with outputs_together():  # in place before the report reads them
+            result = run_demo(cfg, out, stage)
         report = None
         if not args.no_report:
             stage("report")

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> dict:
     from pruning.synthetic import prune_model_diagonals
 
     from ..harness.model import measure_model, prepare_model
-    from ..results import provenance
+    from ..provenance import provenance
     from .common import bar
 
     meta, state = {}, None

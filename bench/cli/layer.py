@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> dict:
     from pruning.synthetic import random_conv_weights
 
     from ..harness.layer import load_weights, measure_layer, prepare_layer
-    from ..results import provenance
+    from ..provenance import provenance
     from .common import bar
 
     k = args.kernel

@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> dict:
     from pruning.iterative import DEFAULT_FRACTIONS, iterative_prune
     from pruning.train import TrainConfig, evaluate
 
-    from ..results import git_revision, save_checkpoint, upsert_csv, write_summary
+    from ..provenance import git_revision
+    from ..results import save_checkpoint, upsert_csv, write_summary
 
     model, meta = load_checkpoint_model(args.checkpoint)
     absent = [k for k in ("dataset", "input_size", "subset", "seed", "poly_modulus_degree") if k not in meta]

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> dict:
     from pruning.groups import model_groups
     from pruning.train import TrainConfig, evaluate, train
 
-    from ..results import provenance, save_checkpoint, write_json
+    from ..provenance import provenance
+    from ..results import save_checkpoint, write_json
 
     torch.manual_seed(args.seed)
     data = load_dataset(args.dataset, args.input_size, args.data_dir, subset=args.subset, seed=args.seed)

@@ -28,39 +28,66 @@ from heconv.network import ConvOp, ServerConv, plan_network
 from heconv.params import CKKSParams, params_for_input
 from models.checkpoint import safe_torch_load
 
+from .memory import check_memory
+
 from .unit_costs import measure_unit_costs
 
 FLOOR_TARGET = 1.15  # recorded per case (meets_floor_target), not asserted
 INPUT_BOUND = 1.0  # the random input is uniform in [-INPUT_BOUND, INPUT_BOUND]
 
 
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from a .npy header, checked against the file's size before any data is read."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+            offset = f.tell()
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"weights file {path}: not a plain .npy array ({e})") from None
+    if dtype.hasobject:
+        raise ValueError(f"weights file {path}: holds Python objects; expected a real float array")
+    need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    have = path.stat().st_size - offset
+    if need != have:
+        raise ValueError(f"weights file {path}: its header claims {list(shape)} {dtype} ({need:,} bytes), "
+                         f"the file holds {have:,} bytes")
+    return tuple(shape), dtype
+
+
 def load_weights(path: str | Path, shape: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """A weight array from .npy or .pt (a tensor saved with torch.save), checked for shape."""
+    """A real, finite weight array from .npy or .pt (a tensor saved with torch.save), checked
+    for shape (against the header, before the data is read) and type."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"weights file {path} does not exist")
     if path.suffix == ".npy":
-        try:
-            w = np.load(path, allow_pickle=False)
-        except ValueError as e:
-            raise ValueError(f"weights file {path}: not a plain .npy array ({e})") from None
+        found, dtype = _npy_header(path)
+        if shape is not None and found != tuple(shape):
+            raise ValueError(f"weights file {path}: shape {list(found)}, expected [C_out, C_in, k, k] = {list(shape)}")
+        if dtype.kind not in "fiu":
+            raise ValueError(f"weights file {path}: dtype {dtype}; expected real numbers (float or int)")
+        w = np.load(path, allow_pickle=False)
     elif path.suffix in (".pt", ".pth"):
         obj = safe_torch_load(path, "weights file")
         if not isinstance(obj, torch.Tensor):
             raise ValueError(f"weights file {path}: expected one tensor, got {type(obj).__name__}")
+        if obj.is_complex():
+            raise ValueError(f"weights file {path}: dtype {obj.dtype}; expected real numbers")
         w = obj.detach().double().numpy()
     else:
         raise ValueError(f"weights file {path}: expected a .npy or .pt file")
     if shape is not None and tuple(w.shape) != tuple(shape):
         raise ValueError(f"weights file {path}: shape {list(w.shape)}, expected [C_out, C_in, k, k] = {list(shape)}")
-    return np.asarray(w, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"weights file {path}: holds NaN or Inf values")
+    return w
 
 
 def torch_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: int) -> np.ndarray:
     """Reference: torch.nn.functional.conv2d in float64, 'same' padding."""
-    import torch
-    import torch.nn.functional as F
-
     b = None if bias is None else torch.from_numpy(bias)
     k = weight.shape[2]
     return F.conv2d(torch.from_numpy(x)[None], torch.from_numpy(weight), b, stride=stride, padding=k // 2)[0].numpy()
@@ -109,6 +136,8 @@ def prepare_layer(
     if check_bounds:
         bias_max = 0.0 if bias is None else float(np.abs(bias).max())
         check_bound(name, output_gain(weight) * INPUT_BOUND + bias_max, backend.params, plan.level)
+    check_memory(f"layer {name} ({plan.spec.c_in}->{plan.spec.c_out}, {height}x{width}, {len(plan.terms)} plaintexts)",
+                 len(plan.terms) * backend.plaintext_bytes(plan.level))
     backend.reset_counter()
     backend.generate_galois_keys(plan.rotation_steps)
     compiled = compile_conv(plan, weight, bias, backend)

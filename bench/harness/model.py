@@ -21,9 +21,12 @@ from torch import nn
 from heconv.backends import make_backend
 from heconv.cost import UnitCosts, floor_seconds
 from heconv.frontend import lower_model
-from heconv.network import Client, Network, NetworkPlan, NetworkRun, Server, levels_needed, plan_network, run_network
+from heconv.network import (
+    Client, Network, NetworkPlan, NetworkRun, Server, ServerConv, levels_needed, plan_network, run_network,
+)
 from heconv.params import SECURE_DEGREES, CKKSParams, max_secure_depth, params_for_input
 
+from .memory import check_memory
 from .unit_costs import measure_unit_costs
 
 FLOOR_TARGET = 1.15
@@ -66,6 +69,9 @@ def prepare_model(model: nn.Module, input_shape: tuple[int, int, int], params: C
         params = model_params(input_shape, net, protocol, poly_modulus_degree, toy, scale_bits)
     plan = plan_network(net, params, protocol)
     backend = make_backend(mode, params, seed)
+    sizes = [len(a.plan.terms) * backend.plaintext_bytes(a.plan.level) for a in plan.actions if isinstance(a, ServerConv)]
+    check_memory(f"the {protocol} plan of {type(model).__name__} at {input_shape}"
+                 + (" (streamed: its largest layer)" if stream else ""), max(sizes, default=0) if stream else sum(sizes))
     client = Client(backend)
     t = time.perf_counter()
     key_bytes = client.setup_keys(plan)

@@ -12,7 +12,8 @@ import json
 import logging
 from pathlib import Path
 
-from ..results import atomic_write, provenance
+from ..provenance import provenance
+from ..results import atomic_write
 from .cases import Case, load_benchmarks, require_fit_inputs, tidy_table
 from .compare import (
     REFERENCE_METHOD, accuracy, as_paths, last_by, method_ratios, read_pruning, sweep_fraction, sweep_series,

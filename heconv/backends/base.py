@@ -214,6 +214,10 @@ class Backend(ABC):
     def ciphertext_bytes(self, ct: Any) -> int:
         """Serialized size of one ciphertext."""
 
+    def plaintext_bytes(self, level: int) -> int:
+        """Memory one encoded plaintext at `level` holds: N residues per remaining data prime."""
+        return self.params.poly_modulus_degree * (len(self.params.coeff_mod_bit_sizes) - 1 - level) * 8
+
     def reset_counter(self) -> OpCounts:
         """Zero the counter; return what it held."""
         old, self.counter = self.counter, OpCounts()

@@ -150,6 +150,9 @@ class PlainBackend(Backend):
         self._check_level(level)
         return float(2 ** self.params.coeff_mod_bit_sizes[-2 - level])
 
+    def plaintext_bytes(self, level: int) -> int:
+        return self.slots * 8 if self.tracks_values else 64  # float64 slot values, or none when counting
+
     def ciphertext_bytes(self, ct: PlainVector) -> int:
         # Two polynomials of N residues per remaining prime, 8 bytes each.
         primes = len(self.params.coeff_mod_bit_sizes) - 1 - ct.level

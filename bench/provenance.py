@@ -1,0 +1,51 @@
+"""What made a result: library versions, machine and git revision."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+SOURCE_SUFFIXES = (".py", ".toml", ".cfg", ".sh", ".ini")
+
+
+def git_revision(path: str | Path | None = None) -> str:
+    """The commit of the checkout this package lives in, '+dirty' when it has changes
+    (modified tracked files, or untracked source files that git does not ignore)."""
+    cwd = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return "unknown"
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        dirty = any(not line.startswith("??") or line.rstrip().endswith(SOURCE_SUFFIXES) or "/.ci/" in f"/{line[3:]}"
+                    for line in status.stdout.splitlines() if line.strip())
+        return rev.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("numpy", "torch", "tenseal", "pytest-benchmark", "scipy", "pandas"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+def provenance() -> dict:
+    """Everything a result file records about how it was made."""
+    return {
+        "git_revision": git_revision(),
+        "versions": versions(),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+            "cpus": os.cpu_count(),
+        },
+    }
