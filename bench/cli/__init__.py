@@ -24,8 +24,15 @@ from .common import RESULTS, check_output_paths
 COMMANDS = (layer, infer, report, train, prune, demo)
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad option is one line on stderr naming it and what was expected, and exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="artemis",
+    parser = _Parser(prog="artemis",
                                      description="Encrypted-inference benchmark suite (CKKS, HE-aware pruning).")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -36,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a bad option (2, already said in one line) or --help (0)
+        return int(e.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
         clean_stale(*check_output_paths(args), RESULTS)

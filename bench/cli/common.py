@@ -34,6 +34,10 @@ def finite(text: str) -> float:
     return _number(text, float, math.isfinite, "a finite number")
 
 
+def positive_float(text: str) -> float:
+    return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+
+
 def non_negative(text: str) -> float:
     return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
 

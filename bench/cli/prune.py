@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import RESULTS, bar, non_negative, positive, finite
+from .common import RESULTS, bar, non_negative, positive, positive_float
 
 
 def fractions(text: str) -> tuple[float, ...]:
@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--reference", help="the dense model's checkpoint: the drop is measured from its validation "
                                        "accuracy (default: from this checkpoint's own)")
     p.add_argument("--finetune-epochs", type=positive, default=1)
-    p.add_argument("--finetune-lr", type=finite, default=0.01)
+    p.add_argument("--finetune-lr", type=positive_float, default=0.01)
     p.add_argument("--data-dir")
     p.add_argument("--results", default=str(RESULTS / "pruning_summary.csv"), help="CSV the steps are written into")
     p.add_argument("--seed", type=int, default=None, help="default: the training seed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import bar, finite, non_negative, positive
+from .common import bar, non_negative, positive, positive_float
 
 
 def add_parser(sub) -> None:
@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("--data-dir", help="folder with the data set's standard files")
     p.add_argument("--input-size", type=positive, default=16)
     p.add_argument("--epochs", type=positive, default=5)
-    p.add_argument("--lr", type=finite, default=0.05)
+    p.add_argument("--lr", type=positive_float, default=0.05)
     p.add_argument("--batch-size", type=positive, default=128)
     p.add_argument("--lambda-p", type=non_negative, default=0.0, help="positional group-Lasso weight")
     p.add_argument("--lambda-d", type=non_negative, default=0.0, help="diagonal group-Lasso weight")
