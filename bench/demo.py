@@ -96,13 +96,15 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
             "bytes_server_to_client": r["bytes_server_to_client"], "galois_key_bytes": r["galois_key_bytes"],
             "top1_agreement": r["top1_agreement"], "max_abs_error": r["max_abs_error"],
         })
-    result = {"config": {k: v for k, v in cfg.__dict__.items()}, "dataset": data.name, "data_note": data.note,
+    result = {"config": {k: v for k, v in cfg.__dict__.items()}, "dataset": data.name,
+              "data_note": data.note, "data_source": data.source,
               "dense_val_accuracy": dense_acc, "rows": rows, "pruning_steps": steps, "provenance": provenance()}
     out = Path(out_dir)
     rev = result["provenance"]["git_revision"]
     meta = {"model": cfg.model, "dataset": data.name, "input_size": cfg.input_size, "in_channels": data.in_channels,
             "num_classes": data.num_classes, "subset": cfg.subset, "seed": cfg.seed, "lambda_d": cfg.lambda_d,
-            "epochs": cfg.epochs, "poly_modulus_degree": params.poly_modulus_degree, "data_note": data.note,
+            "epochs": cfg.epochs, "poly_modulus_degree": params.poly_modulus_degree,
+            "data_note": data.note, "data_source": data.source,
             "max_drop": cfg.max_drop, "git_revision": rev}
     for r in rows:  # the benchmarks pick these up (bench --pruned, default results/demo/checkpoints)
         save_checkpoint(pruned[r["method"]], out / "checkpoints" / f"pruned-{r['method']}.pt",
@@ -121,6 +123,8 @@ def render(result: dict) -> str:
     c = result["config"]
     lines = [f"# Demo: {c['model']} on {result['dataset']} {c['input_size']}x{c['input_size']} "
              f"({c['subset']} images, {c['epochs']} epochs, {c['mode']}, N = 8192)", ""]
+    if result.get("data_source"):
+        lines += [f"Data: {result['data_source']}", ""]
     if result["data_note"]:
         lines += [f"Note: {result['data_note']}", ""]
     lines += ["| method | val acc | test acc | rotations (predicted / counted) | pmuls | server s / image | floor s | "

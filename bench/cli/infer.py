@@ -71,9 +71,9 @@ def _images(args, meta: dict, s: dict) -> tuple[np.ndarray, np.ndarray | None, s
                             seed=int(meta.get("seed", 0)))
         if data.name == meta["dataset"] and data.in_channels == shape[0] and len(data.test.y) >= args.images:
             return (data.test.x[: args.images].astype(np.float64), data.test.y[: args.images],
-                    f"{data.name} test images 0-{args.images - 1}")
+                    f"{data.name} test images 0-{args.images - 1} ({data.source})")
         log.warning("the checkpoint's data set %s is not available as trained (%s); using random images",
-                    meta["dataset"], data.note or data.name)
+                    meta["dataset"], data.note or data.source)
     x = np.random.default_rng(args.seed).uniform(-1.0, 1.0, (args.images,) + shape)
     return x, None, "random uniform [-1, 1] (no labels)"
 

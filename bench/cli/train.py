@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> dict:
     meta = {"model": args.model, "dataset": data.name, "input_size": args.input_size, "in_channels": data.in_channels,
             "num_classes": data.num_classes, "subset": args.subset or 0, "seed": args.seed,
             "lambda_p": args.lambda_p, "lambda_d": args.lambda_d, "epochs": args.epochs,
-            "poly_modulus_degree": params.poly_modulus_degree, "data_note": data.note,
+            "poly_modulus_degree": params.poly_modulus_degree,
+            "data_note": data.note, "data_source": data.source,
             "val_accuracy": history[-1]["val_accuracy"], "test_accuracy": evaluate(model, tx, ty)}
     out = Path(args.out)
     save_checkpoint(model, out / "model.pt", meta)

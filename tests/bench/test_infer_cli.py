@@ -72,7 +72,7 @@ def test_infer_checkpoint_meta_gives_model_and_real_images(capsys, tmp_path, cap
     assert code == 0
     r = json.loads(out)
     assert (r["model"], r["in_channels"], r["input_size"]) == ("small-cnn", 1, 8)
-    assert r["inputs"] == "digits test images 0-2"
+    assert r["inputs"].startswith("digits test images 0-2 (")
     assert r["reference_accuracy"] is not None and r["accuracy"] == r["reference_accuracy"]
     assert r["top1_agreement"] == 1.0 and r["checkpoint_meta"]["dataset"] == "digits"
     # an option overrides the meta, with a warning

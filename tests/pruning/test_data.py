@@ -36,6 +36,7 @@ def test_fashion_mnist_fixture(fashion_dir):
     assert train.x.shape == (60, 1, 28, 28) and test.y.tolist()[:3] == [0, 1, 2]
     d = load_dataset("fashion-mnist", 16, fashion_dir, val_fraction=0.25, seed=3)
     assert d.name == "fashion-mnist" and d.note == ""
+    assert d.source == str(fashion_dir.resolve())  # where the files came from is recorded
     assert d.train.x.shape == (45, 1, 16, 16) and d.val.x.shape == (15, 1, 16, 16) and d.test.x.shape == (20, 1, 16, 16)
     assert abs(float(d.train.x.mean())) < 1e-4 and abs(float(d.train.x.std()) - 1) < 1e-3  # normalised on train
     again = load_dataset("fashion-mnist", 16, fashion_dir, val_fraction=0.25, seed=3)
@@ -46,9 +47,11 @@ def test_fallback_to_digits(tmp_path, monkeypatch):
     import pruning.data as data
 
     monkeypatch.setattr(data, "FASHION_DIRS", ())
-    d = load_dataset("fashion-mnist", 8, tmp_path / "empty")
+    # only without --data-dir: an explicit folder is used or refused (tests/pruning/test_data_errors.py)
+    d = load_dataset("fashion-mnist", 8)
     assert d.name == "digits" and "using scikit-learn's digits" in d.note
     assert d.num_classes == 10 and d.in_channels == 1
+    assert d.source == "scikit-learn digits (bundled)"
 
 
 def test_idx_errors(tmp_path):
@@ -86,6 +89,7 @@ def test_cifar10_and_100_fixtures(tmp_path):
     assert train.x.shape == (20, 3, 32, 32) and test.x.shape == (3, 3, 32, 32)
     d = load_dataset("cifar10", 16, tmp_path, val_fraction=0.2)
     assert d.in_channels == 3 and d.train.x.shape[1:] == (3, 16, 16)
+    assert d.source == str(c10.resolve())
     c100 = tmp_path / "cifar-100-python"
     c100.mkdir()
     _cifar_batch(c100 / "train", 6, b"fine_labels", 100)
