@@ -93,13 +93,6 @@ def torch_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, strid
     return F.conv2d(torch.from_numpy(x)[None], torch.from_numpy(weight), b, stride=stride, padding=k // 2)[0].numpy()
 
 
-def torch_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: int) -> np.ndarray:
-    """Reference: torch.nn.functional.conv2d in float64, 'same' padding."""
-    b = None if bias is None else torch.from_numpy(bias)
-    k = weight.shape[2]
-    return F.conv2d(torch.from_numpy(x)[None], torch.from_numpy(weight), b, stride=stride, padding=k // 2)[0].numpy()
-
-
 @dataclass
 class PreparedLayer:
     """A layer ready to run: plan, encoded plaintexts, keys, encrypted input."""

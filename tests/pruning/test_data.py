@@ -44,7 +44,7 @@ def test_fashion_mnist_fixture(fashion_dir):
 
 
 def test_fallback_to_digits(tmp_path, monkeypatch):
-    import pruning.data as data
+    import pruning.readers as data
 
     monkeypatch.setattr(data, "FASHION_DIRS", ())
     # only without --data-dir: an explicit folder is used or refused (tests/pruning/test_data_errors.py)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import pruning.data as data
+import pruning.readers as readers
 from pruning.data import load_cifar, load_dataset, load_fashion_mnist, load_tiny_imagenet, read_idx
 
 
@@ -117,7 +118,7 @@ def test_cifar_missing_files_named_before_reading(tmp_path, monkeypatch):
     def no_reading(*a, **k):
         raise AssertionError("read a batch before checking that all are there")
 
-    monkeypatch.setattr(data, "_read_cifar_batch", no_reading)
+    monkeypatch.setattr(readers, "_read_cifar_batch", no_reading)
     with pytest.raises(ValueError) as e:
         load_dataset("cifar10", 8, tmp_path)
     assert _one_line(e) == (f"{folder}: CIFAR-10 file(s) missing: data_batch_2, data_batch_3, data_batch_5, test_batch "
@@ -193,7 +194,7 @@ def test_idx_images_and_labels_disagree(tmp_path):
 
 # --- --data-dir: used, or refused; never a silent fall-back ----------------------
 def test_missing_data_dir_refused_not_replaced(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "FASHION_DIRS", (_fashion(tmp_path / "system"),))  # a system copy that must not be used
+    monkeypatch.setattr(readers, "FASHION_DIRS", (_fashion(tmp_path / "system"),))  # a system copy that must not be used
     missing = tmp_path / "nope"
     for name in ("fashion-mnist", "cifar10", "cifar100", "tiny-imagenet"):
         with pytest.raises(ValueError) as e:
@@ -207,7 +208,7 @@ def test_missing_data_dir_refused_not_replaced(tmp_path, monkeypatch):
 
 
 def test_data_dir_lacking_a_file_is_named(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "FASHION_DIRS", (_fashion(tmp_path / "system"),))
+    monkeypatch.setattr(readers, "FASHION_DIRS", (_fashion(tmp_path / "system"),))
     mine = _fashion(tmp_path / "mine")
     (mine / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(ValueError) as e:
@@ -223,7 +224,7 @@ def test_data_dir_lacking_a_file_is_named(tmp_path, monkeypatch):
 
 def test_sources_recorded(tmp_path, monkeypatch):
     system = _fashion(tmp_path / "system")
-    monkeypatch.setattr(data, "FASHION_DIRS", (system,))
+    monkeypatch.setattr(readers, "FASHION_DIRS", (system,))
     assert load_dataset("fashion-mnist", 8).source == str(system.resolve())
     nested = _fashion(tmp_path / "mine" / "fashion-mnist")
     d = load_dataset("fashion-mnist", 8, tmp_path / "mine")
