@@ -28,12 +28,17 @@ PLANNERS = {"hybrid": plan_hybrid, "non-interactive": plan_non_interactive}
 PROTOCOLS = tuple(PLANNERS)
 
 
-def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid") -> NetworkPlan:
-    """The protocol's plan of `net` (one of PROTOCOLS). Touches no ciphertext."""
+def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
+                 schedule: str = "output-rotation") -> NetworkPlan:
+    """The protocol's plan of `net` (one of PROTOCOLS). Touches no ciphertext.
+
+    `schedule` is every conv's rotation schedule (heconv.schedule): "output-rotation",
+    "input-rotation", "bsgs:B" or "auto" (a baby step per layer, from its weights).
+    """
     planner = PLANNERS.get(protocol)
     if planner is None:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    return planner(net, params)
+    return planner(net, params, schedule)
 
 
 __all__ = [
