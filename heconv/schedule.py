@@ -21,6 +21,7 @@ builds the plan, compiles and runs it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,8 +42,9 @@ def baby_step_choices(c_n: int) -> list[int]:
     return [1 << e for e in range(int(c_n).bit_length()) if c_n % (1 << e) == 0]
 
 
-def check_schedule(schedule: str, name: str = "conv") -> str:
+def check_schedule(schedule: str, name: str | None = "conv") -> str:
     """Check a schedule's spelling (not yet against a layer's c_n); returns it unchanged.
+    Errors name layer `name` (none when None).
 
     >>> check_schedule("bsgs:4")
     'bsgs:4'
@@ -51,18 +53,42 @@ def check_schedule(schedule: str, name: str = "conv") -> str:
     ...
     ValueError: layer conv: schedule 'bsgs:3': the baby step B must be a power of two, got 3
     """
+    where = f"layer {name}: " if name else ""
     if schedule in ("output-rotation", "input-rotation", "auto"):
         return schedule
     if isinstance(schedule, str) and schedule.startswith("bsgs:"):
         text = schedule[len("bsgs:"):]
         if not text.isdigit():
-            raise ValueError(f"layer {name}: schedule {schedule!r}: expected 'bsgs:B' with an integer B, e.g. 'bsgs:4'")
+            raise ValueError(f"{where}schedule {schedule!r}: expected 'bsgs:B' with an integer B, e.g. 'bsgs:4'")
         b = int(text)
         if b < 1 or b & (b - 1):
-            raise ValueError(f"layer {name}: schedule {schedule!r}: the baby step B must be a power of two, got {b}")
+            raise ValueError(f"{where}schedule {schedule!r}: the baby step B must be a power of two, got {b}")
         return schedule
-    raise ValueError(f"layer {name}: unknown rotation schedule {schedule!r}; known: "
+    raise ValueError(f"{where}unknown rotation schedule {schedule!r}; known: "
                      f"'output-rotation', 'input-rotation', 'bsgs:B' (B a power of two dividing c_n), 'auto'")
+
+
+def layer_schedule(schedule: str | Mapping[str, str], name: str) -> str:
+    """One layer's schedule from a network-wide one or a per-layer mapping (missing: output-rotation).
+
+    >>> layer_schedule("auto", "conv1"), layer_schedule({"conv1": "bsgs:2"}, "conv1"), layer_schedule({}, "fc")
+    ('auto', 'bsgs:2', 'output-rotation')
+    """
+    if isinstance(schedule, Mapping):
+        return check_schedule(schedule.get(name, "output-rotation"), name)
+    return check_schedule(schedule, name)
+
+
+def check_network_schedule(schedule: str | Mapping[str, str], layers: list[str]) -> None:
+    """Check a network-wide schedule, or a per-layer one whose names must all be convs of `layers`."""
+    if isinstance(schedule, Mapping):
+        unknown = sorted(set(schedule) - set(layers))
+        if unknown:
+            raise ValueError(f"schedule names layers that are not convs of the network: {unknown[:5]}")
+        for name, spec in schedule.items():
+            check_schedule(spec, name)
+    else:
+        check_schedule(schedule, None)
 
 
 def resolve_schedule(schedule: str, c_n: int, name: str = "conv") -> int | None:

@@ -108,6 +108,22 @@ def model_groups(model: nn.Module, input_shape: tuple[int, int, int], params: CK
     return out
 
 
+def model_schedules(model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams,
+                    schedule: str = "auto") -> dict[str, str]:
+    """The schedule each conv of `model` runs with (e.g. "auto" on the dense model), by path:
+    what `model_groups` and `he_cost` take to fix the schedule before training."""
+    from heconv.frontend import lower_model
+    from heconv.network import ServerConv, plan_network
+
+    was_training = model.training
+    model.eval()
+    try:
+        plan = plan_network(lower_model(model, input_shape), params, schedule=schedule)
+    finally:
+        model.train(was_training)
+    return {a.name: a.plan.schedule_name for a in plan.actions if isinstance(a, ServerConv)}
+
+
 def _baby_step(spec: str | int, c_n: int, path: str) -> int:
     """The baby step a fixed schedule names for one conv; 'auto' is refused."""
     if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):

@@ -47,9 +47,9 @@ def schedule(text: str) -> str:
     from heconv.schedule import check_schedule
 
     try:
-        return check_schedule(text, "(all)")
+        return check_schedule(text, None)
     except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e).removeprefix("layer (all): ")) from None
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_schedule_option(p) -> None:

@@ -4,19 +4,22 @@ modulus chain, square activations, rotate-and-sum pooling. Touches no ciphertext
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..backends.base import OpCounts
 from ..conv import plan_conv
 from ..geometry import packing_geometry
 from ..linear import plan_linear
 from ..params import CKKSParams, max_secure_depth
-from ..schedule import check_schedule
+from ..schedule import check_network_schedule, layer_schedule
 from .actions import (
     Action, Encrypt, LayerReport, NetworkPlan, Refresh, ServerConv, ServerLinear, ServerPool, ServerSquare, galois_steps,
 )
 from .ir import ActOp, AddOp, ConvOp, LinearOp, Network, PoolOp, levels_needed
 
 
-def plan_non_interactive(net: Network, params: CKKSParams, schedule: str = "output-rotation") -> NetworkPlan:
+def plan_non_interactive(net: Network, params: CKKSParams,
+                         schedule: str | Mapping[str, str] = "output-rotation") -> NetworkPlan:
     """Everything under encryption, no refresh: square activations within one modulus chain.
 
     `schedule` applies to every conv, as in the hybrid planner (one c_n for all layers).
@@ -24,7 +27,7 @@ def plan_non_interactive(net: Network, params: CKKSParams, schedule: str = "outp
     One c_n for the whole network keeps every layer's output in the layout the next
     layer reads; global pooling is a rotate-and-sum, the linear layer reads its result.
     """
-    check_schedule(schedule)
+    check_network_schedule(schedule, [op.name for op in net.ops if isinstance(op, ConvOp)])
     need = levels_needed(net)
     if need > params.depth:
         raise ValueError(
@@ -55,7 +58,7 @@ def plan_non_interactive(net: Network, params: CKKSParams, schedule: str = "outp
             if op.stride != 1:
                 raise ValueError(f"layer {op.name}: the non-interactive mode needs stride-1 convolutions, got {op.stride}")
             plan = plan_conv(op.weight, h, w, params, has_bias=op.bias is not None, name=op.name, level=lv, c_n=c_n,
-                             schedule=schedule)
+                             schedule=layer_schedule(schedule, op.name))
             if plan.packing.n_in != 1 or plan.packing.n_out != 1:
                 raise ValueError(f"layer {op.name}: the non-interactive mode keeps each feature map in one "
                                  f"ciphertext ({c_n} channels); got {op.weight.shape[1]}->{op.weight.shape[0]}")
