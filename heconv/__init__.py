@@ -2,7 +2,7 @@
 
 Plan, then run:
 
-    plan = plan_conv(weight, H, W, params)          # pure: kept groups, steps, counts
+    plan = plan_conv(weight, H, W, params)          # pure: kept groups, schedule, steps, counts
     backend.generate_galois_keys(plan.rotation_steps)
     layer = compile_conv(plan, weight, bias, backend)  # encodes plaintexts once
     outputs = run_conv(layer, inputs, backend)      # counts every operation
@@ -26,13 +26,15 @@ from .conv import (
     predicted_counts,
     run_conv,
 )
-from .cost import UnitCosts, floor_seconds
+from .cost import DEFAULT_UNIT_COSTS, UnitCosts, floor_seconds
 from .geometry import Packing, pack, packing_geometry, unpack
 from .params import CKKSParams, ckks_params, params_for_input
+from .schedule import SCHEDULE_FORMS, ScheduleCandidate, rank_schedules, schedule_name
 
 __all__ = [
     "Backend", "OpCounts", "make_backend", "CompiledConv", "ConvPlan", "ConvSpec", "Term", "compile_conv",
     "decrypt_output", "dense_rotations", "encrypt_input", "plan_conv", "predicted_counts", "run_conv",
-    "UnitCosts", "floor_seconds", "Packing", "pack", "packing_geometry", "unpack", "CKKSParams", "ckks_params",
+    "DEFAULT_UNIT_COSTS", "UnitCosts", "floor_seconds", "SCHEDULE_FORMS", "ScheduleCandidate", "rank_schedules",
+    "schedule_name", "Packing", "pack", "packing_geometry", "unpack", "CKKSParams", "ckks_params",
     "params_for_input",
 ]

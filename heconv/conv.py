@@ -1,19 +1,20 @@
-"""HE convolution by the output-rotation (OR) method, as plan -> compile -> run.
+"""HE convolution with a baby-step/giant-step rotation schedule, as plan -> compile -> run.
 
-    Q[bo, d] = sum over bi, kept pos:  Rot(X[bi], sigma(pos)) * M[bo, bi, d, pos]
-    Y[bo]    = sum over kept d:        Rot(Q[bo, d], d * P)
+With baby step B (heconv.schedule; B = 1 is the output-rotation method) and d = g*B + j:
+
+    Q[bo, g] = sum over kept j, bi, pos:  Rot(X[bi], j*P + sigma(pos)) * Rot(M[bo, bi, d, pos], j*P)
+    Y[bo]    = sum over kept g:           Rot(Q[bo, g], g*B*P)
 
 `plan_conv` decides everything from the weights alone (which plaintexts are nonzero,
-which rotations run, the predicted counts) and touches no backend. `compile_conv`
-encodes the plaintexts once, at the level where they are used. `run_conv` executes
-the plan on ciphertexts and never changes it.
+the schedule, which rotations run, the predicted counts) and touches no backend.
+`compile_conv` encodes the plaintexts once (pre-rotated by j*P), at the level where they
+are used. `run_conv` executes the plan on ciphertexts and never changes it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,93 +29,21 @@ from .geometry import (
     unpack,
     valid_pixel_masks,
 )
+from .conv_plan import ConvPlan, ConvSpec, Term
+from .cost import UnitCosts
 from .params import CKKSParams
+from .schedule import (
+    SCHEDULE_FORMS,
+    ScheduleCandidate,
+    best_schedule,
+    check_schedule,
+    dense_rotations,
+    rank_schedules,
+    resolve_schedule,
+    schedule_rotations,
+)
 
-SCHEDULES = ("output-rotation",)
-
-
-@dataclass(frozen=True)
-class ConvSpec:
-    """Shape of one convolution: C_in -> C_out, k x k, 'same' padding, on H x W."""
-
-    name: str
-    c_in: int
-    c_out: int
-    kernel: int
-    height: int
-    width: int
-    stride: int = 1
-
-
-@dataclass(frozen=True)
-class Term:
-    """One nonzero plaintext M[bo, bi, d, pos].
-
-    `pos` indexes kernel_offsets(k); `shift` is the (normalised) input rotation it
-    multiplies, so the run loop needs no geometry.
-    """
-
-    bo: int
-    bi: int
-    d: int
-    pos: int
-    shift: int
-
-
-@dataclass(frozen=True)
-class ConvPlan:
-    """Everything `run_conv` will do, decided before any ciphertext exists.
-
-    positions[bi]: kept filter positions of input ciphertext bi (indices into
-    kernel_offsets); input_shifts[bi]: the distinct nonzero slot shifts they need (one
-    rotation each); diagonals[bo]: kept diagonals of output ciphertext bo; terms: the
-    nonzero plaintexts in run order; rotation_steps: the Galois keys the plan needs.
-    """
-
-    spec: ConvSpec
-    packing: Packing
-    params: CKKSParams
-    schedule: str
-    level: int
-    has_bias: bool
-    positions: list[list[int]]
-    input_shifts: list[list[int]]
-    diagonals: list[list[int]]
-    terms: list[Term]
-    rotation_steps: list[int]
-    predicted: OpCounts = field(default_factory=OpCounts)
-
-    @property
-    def empty_outputs(self) -> list[int]:
-        """Output ciphertexts with no kept term: the server encrypts the bias alone."""
-        return [bo for bo, ds in enumerate(self.diagonals) if not ds]
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["terms"] = [[t.bo, t.bi, t.d, t.pos, t.shift] for t in self.terms]
-        return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ConvPlan":
-        params = dict(d["params"])
-        params["coeff_mod_bit_sizes"] = tuple(params["coeff_mod_bit_sizes"])
-        return cls(
-            spec=ConvSpec(**d["spec"]),
-            packing=Packing(**d["packing"]),
-            params=CKKSParams(**params),
-            schedule=d["schedule"],
-            level=d["level"],
-            has_bias=d["has_bias"],
-            positions=d["positions"],
-            input_shifts=d["input_shifts"],
-            diagonals=d["diagonals"],
-            terms=[Term(*t) for t in d["terms"]],
-            rotation_steps=d["rotation_steps"],
-            predicted=OpCounts(**d["predicted"]),
-        )
+SCHEDULES = SCHEDULE_FORMS
 
 
 @dataclass
@@ -177,20 +106,27 @@ def plan_conv(
     level: int = 0,
     schedule: str = "output-rotation",
     c_n: int | None = None,
+    unit_costs: UnitCosts | None = None,
 ) -> ConvPlan:
     """Plan one convolution from its weights; all-zero groups cost nothing.
+
+    `schedule`: "output-rotation" (B = 1), "input-rotation" (B = c_n), "bsgs:B", or
+    "auto": the B with the lowest predicted time from the kept terms, with `unit_costs`
+    (default heconv.cost.DEFAULT_UNIT_COSTS; nothing is measured here).
 
     >>> from heconv.params import ckks_params
     >>> p = plan_conv(np.ones((64, 64, 3, 3)), 16, 16, ckks_params(depth=1))
     >>> p.packing.c_n, p.predicted.rotations, p.predicted.pmuls   # 4*8 + 4*15, 64*64*9/16
     (16, 92, 2304)
+    >>> p = plan_conv(np.ones((128, 128, 3, 3)), 8, 8, ckks_params(depth=1), schedule="auto")
+    >>> p.schedule_name, p.predicted.rotations, [c.rotations for c in p.candidates][:3]   # 2*17 + 2*31
+    ('bsgs:2', 96, [142, 96, 100])
     """
     w, _ = _check_weight(name, weight, None)
     c_o, c_i, k, _ = w.shape
     if stride not in (1, 2):
         raise ValueError(f"layer {name}: stride must be 1 or 2, got {stride}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"layer {name}: unknown rotation schedule {schedule!r}; known: {SCHEDULES}")
+    check_schedule(schedule, name)
     if not 0 <= level < params.depth:
         raise ValueError(
             f"layer {name}: input at level {level} needs a rescale, but the chain has "
@@ -206,15 +142,21 @@ def plan_conv(
     in_image = valid_pixel_masks(k, height, width, packing.channel_slots).any(axis=1)
     nonzero = np.any(diagonal_weights(w, packing) != 0, axis=3) & in_image  # [bo, bi, d, pos]
 
-    # Run order: grouped by (bo, d), so each Q[bo, d] is accumulated in one sweep.
+    baby = resolve_schedule(schedule, packing.c_n, name)
+    candidates: list[ScheduleCandidate] = []
+    if baby is None:
+        candidates = rank_schedules(nonzero, shifts, packing, has_bias, unit_costs)
+        baby = best_schedule(candidates).baby_step
+    rot = schedule_rotations(nonzero, shifts, packing, baby)
+    p, slots = packing.channel_slots, packing.slots
+
+    # Run order: grouped by (bo, d), hence by (bo, g = d // B): each Q[bo, g] in one sweep.
     terms = [
-        Term(int(bo), int(bi), int(d), int(pos), shifts[pos])
+        Term(int(bo), int(bi), int(d), int(pos), (int(d) % baby * p + shifts[pos]) % slots)
         for bo, d, bi, pos in zip(*np.nonzero(nonzero.transpose(0, 2, 1, 3)))
     ]
     positions = [sorted({int(p) for p in np.nonzero(nonzero[:, bi].any(axis=(0, 1)))[0]}) for bi in range(packing.n_in)]
     diagonals = [[int(d) for d in np.nonzero(nonzero[bo].any(axis=(0, 2)))[0]] for bo in range(packing.n_out)]
-    input_shifts = [sorted({shifts[p] for p in positions[bi]} - {0}) for bi in range(packing.n_in)]
-    output_steps = {d * packing.channel_slots for ds in diagonals for d in ds if d}
     plan = ConvPlan(
         spec=ConvSpec(name, c_i, c_o, k, height, width, stride),
         packing=packing,
@@ -223,28 +165,33 @@ def plan_conv(
         level=level,
         has_bias=has_bias,
         positions=positions,
-        input_shifts=input_shifts,
+        input_shifts=rot.input_shifts,
         diagonals=diagonals,
         terms=terms,
-        rotation_steps=sorted(set().union(*input_shifts, output_steps)),
+        rotation_steps=rot.steps,
+        baby_step=baby,
+        giants=rot.giants,
+        candidates=candidates,
     )
     return dataclasses.replace(plan, predicted=predicted_counts(plan))
 
 
 def predicted_counts(plan: ConvPlan) -> OpCounts:
-    """The cost model of the OR schedule, as a function of the plan.
+    """The cost model of the plan's schedule (baby step B), as a function of the plan.
 
-        R = sum_bi |distinct nonzero shifts of kept positions of bi|
-          + sum_bo |kept diagonals of bo, d != 0|
+        R = sum_bi |distinct nonzero baby-step shifts j*P + sigma(pos) of bi|
+          + sum_bo |kept giant steps g of bo, g != 0|
 
-    Multiplications are the nonzero plaintexts; products and diagonal sums are
-    accumulated by additions; one rescale per nonempty output ciphertext.
+    (B = 1: kept non-centre positions plus kept diagonals d != 0.) Multiplications are
+    the nonzero plaintexts; products and giant-step sums are accumulated by additions;
+    one rescale per nonempty output ciphertext.
     """
-    terms_per = {}
+    b = plan.baby_step
+    terms_per: dict[tuple[int, int], int] = {}
     for t in plan.terms:
-        terms_per[(t.bo, t.d)] = terms_per.get((t.bo, t.d), 0) + 1
-    rot = sum(len(s) for s in plan.input_shifts) + sum(sum(1 for d in ds if d) for ds in plan.diagonals)
-    adds = sum(n - 1 for n in terms_per.values()) + sum(len(ds) - 1 for ds in plan.diagonals if ds)
+        terms_per[(t.bo, t.d // b)] = terms_per.get((t.bo, t.d // b), 0) + 1
+    rot = sum(len(s) for s in plan.input_shifts) + sum(sum(1 for g in gs if g) for gs in plan.giants)
+    adds = sum(n - 1 for n in terms_per.values()) + sum(len(gs) - 1 for gs in plan.giants if gs)
     full = plan.packing.n_out - len(plan.empty_outputs)
     return OpCounts(
         rotations=rot,
@@ -257,25 +204,22 @@ def predicted_counts(plan: ConvPlan) -> OpCounts:
     )
 
 
-def dense_rotations(packing: Packing, kernel: int) -> int:
-    """DESIGN.md's dense count n_in*(k*k - 1) + n_out*(c_n - 1).
+def _term_vectors(wd: np.ndarray, masks: np.ndarray, terms: list[Term], packing: Packing, baby_step: int = 1,
+                  chunk: int = 256):
+    """Slot vectors of the plaintexts Rot(M[bo, bi, d, pos], j*P), j = d mod B, `chunk` at a time.
 
-    It equals the plan's count when every filter position has its own shift, i.e.
-    when W >= k and H > k // 2; on smaller images positions alias or fall outside.
-
-    >>> dense_rotations(packing_geometry(64, 64, 16, 16, 4096), 3)
-    92
+    The pre-rotation is a left rotation of the slot vector (np.roll by -j*P): free at compile time.
     """
-    return packing.n_in * (kernel * kernel - 1) + packing.n_out * (packing.c_n - 1)
-
-
-def _term_vectors(wd: np.ndarray, masks: np.ndarray, terms: list[Term], packing: Packing, chunk: int = 256):
-    """Slot vectors of the plaintexts M[bo, bi, d, pos], built `chunk` at a time."""
+    slots = np.arange(packing.slots)
     for start in range(0, len(terms), chunk):
         part = terms[start : start + chunk]
         bo, bi, d, pos = (np.array([getattr(t, f) for t in part]) for f in ("bo", "bi", "d", "pos"))
         blocks = wd[bo, bi, d, :, pos][:, :, None] * masks[pos][:, None, :]  # [n, c_n, P]
-        yield from np.tile(blocks.reshape(len(part), -1), (1, packing.replicas))
+        vectors = np.tile(blocks.reshape(len(part), -1), (1, packing.replicas))
+        if baby_step > 1:
+            shift = (d % baby_step) * packing.channel_slots
+            vectors = vectors[np.arange(len(part))[:, None], (slots[None, :] + shift[:, None]) % packing.slots]
+        yield from vectors
 
 
 def _bias_vector(bias: np.ndarray | None, bo: int, packing: Packing) -> np.ndarray:
@@ -314,7 +258,7 @@ def compile_conv(
     wd = diagonal_weights(w, plan.packing) if backend.tracks_values else None
     masks = valid_pixel_masks(s.kernel, s.height, s.width, plan.packing.channel_slots)
     w_scale = backend.rescale_divisor(plan.level)
-    vectors = _term_vectors(wd, masks, plan.terms, plan.packing) if backend.tracks_values else [None] * len(plan.terms)
+    vectors = _term_vectors(wd, masks, plan.terms, plan.packing, plan.baby_step) if backend.tracks_values else [None] * len(plan.terms)
     weights = [backend.encode(v, plan.level, w_scale) for v in vectors]
     empty = set(plan.empty_outputs)
     outputs = [
@@ -342,8 +286,9 @@ def run_conv(layer: CompiledConv, inputs: list[Any], backend: Backend) -> list[A
     if missing:
         raise ValueError(f"layer {name}: the backend lacks Galois keys for steps {sorted(missing)[:8]}")
 
-    p = plan.packing.channel_slots
-    # Positional rotations: once per input ciphertext and distinct shift, shared by all outputs.
+    giant = plan.packing.channel_slots * plan.baby_step
+    b = plan.baby_step
+    # Baby steps: once per input ciphertext and distinct shift, shared by all outputs.
     rotated: list[dict[int, Any]] = []
     for bi, x in enumerate(inputs):
         r = {0: x}
@@ -355,15 +300,15 @@ def run_conv(layer: CompiledConv, inputs: list[Any], backend: Backend) -> list[A
     i = 0
     terms, weights = plan.terms, layer.weights
     while i < len(terms):
-        bo, d = terms[i].bo, terms[i].d
+        bo, g = terms[i].bo, terms[i].d // b
         q = backend.multiply_plain(rotated[terms[i].bi][terms[i].shift], weights[i])
         i += 1
-        while i < len(terms) and terms[i].bo == bo and terms[i].d == d:
+        while i < len(terms) and terms[i].bo == bo and terms[i].d // b == g:
             t = terms[i]
             backend.add_inplace(q, backend.multiply_plain(rotated[t.bi][t.shift], weights[i]))
             i += 1
-        if d:
-            q = backend.rotate(q, d * p)
+        if g:  # giant step
+            q = backend.rotate(q, g * giant)
         if outputs[bo] is None:
             outputs[bo] = q
         else:

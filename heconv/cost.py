@@ -45,3 +45,12 @@ def floor_seconds(counts: OpCounts, unit: UnitCosts) -> float:
         + counts.encryptions * unit.encrypt
         + counts.cmuls * unit.cmul
     )
+
+
+# Fixed unit costs for planning (DESIGN.md section 7, N = 8192 [60, 40, 60], one thread, CPU
+# time inside a conv): rotation 1.25 ms, pmul 0.12 ms, add 0.04 ms, rescale 0.27 ms, encode
+# 0.60 ms. Encryption (not in the table) is a rough 2 ms: it is the same for every schedule of
+# a layer, so it never changes a choice. `plan_conv(schedule="auto")` ranks schedules with
+# these unless given measured ones; nothing is measured while planning.
+DEFAULT_UNIT_COSTS = UnitCosts(rotation=1.25e-3, pmul=0.12e-3, add=0.04e-3, plain_add=0.04e-3, rescale=0.27e-3,
+                               encrypt=2e-3, encode=0.60e-3, cmul=0.0)

@@ -206,6 +206,67 @@ def group_ids(shape: tuple[int, int, int, int], c_n: int) -> GroupIds:
     return GroupIds(diag, posid, diag * (n_in * k * k) + posid, n_out * c_n, n_in * k * k, c_n, k)
 
 
+@dataclass(frozen=True)
+class ScheduleGroupIds:
+    """The pruning groups of every weight W[o, i, ky, kx] under baby step B (DESIGN.md 3b),
+    as id arrays of the weight's shape. With d = (i - o) mod c_n = g*B + j:
+
+    - giant  = bo * (c_n / B) + g          in [0, n_out * c_n / B): one giant-step rotation
+      of output ciphertext bo (none when g = 0);
+    - baby   = (bi * B + j) * k * k + pos  in [0, n_in * B * k * k): one baby-step rotation
+      of input ciphertext bi (none when (j, pos) = (0, centre)).
+
+    B = 1 gives exactly `group_ids`' diagonal and positional groups.
+    """
+
+    giant: np.ndarray
+    baby: np.ndarray
+    n_giant: int
+    n_baby: int
+    c_n: int
+    kernel: int
+    baby_step: int
+
+    def giant_saves(self, ids: np.ndarray) -> np.ndarray:
+        """True where zeroing giant group `ids` saves a rotation (g != 0)."""
+        return np.asarray(ids) % (self.c_n // self.baby_step) != 0
+
+    def baby_saves(self, ids: np.ndarray) -> np.ndarray:
+        """True where zeroing baby group `ids` saves a rotation ((j, pos) != (0, centre)).
+
+        On narrow images two groups of one input may share a shift, hence a rotation.
+        """
+        kk = self.kernel * self.kernel
+        ids = np.asarray(ids)
+        return ((ids // kk) % self.baby_step != 0) | (ids % kk != kk // 2)
+
+
+def schedule_group_ids(shape: tuple[int, int, int, int], c_n: int, baby_step: int = 1) -> ScheduleGroupIds:
+    """Giant-step (bo, g) and baby-step (bi, j, pos) group ids of a [C_out, C_in, k, k] weight.
+
+    >>> g = schedule_group_ids((4, 4, 1, 1), c_n=4, baby_step=2)
+    >>> g.giant[:, :, 0, 0].tolist()      # d = (i - o) mod 4; g = d // 2
+    [[0, 0, 1, 1], [1, 0, 0, 1], [1, 1, 0, 0], [0, 1, 1, 0]]
+    >>> g.baby[:, :, 0, 0].tolist()       # j = d mod 2
+    [[0, 1, 0, 1], [1, 0, 1, 0], [0, 1, 0, 1], [1, 0, 1, 0]]
+    >>> (g.n_giant, g.n_baby), g.giant_saves([0, 1]).tolist(), g.baby_saves([0, 1]).tolist()
+    ((2, 2), [False, True], [False, True])
+    """
+    c_out, c_in, k, k2 = shape
+    if k != k2:
+        raise ValueError(f"schedule_group_ids: kernel must be square, got {k}x{k2}")
+    if baby_step < 1 or c_n % baby_step or baby_step & (baby_step - 1):
+        raise ValueError(f"schedule_group_ids: the baby step B = {baby_step} must be a power of two dividing "
+                         f"c_n = {c_n}")
+    bo, d = diagonal_index(c_out, c_in, c_n)
+    bi, pos = positional_index(c_out, c_in, k, c_n)
+    b = baby_step
+    giant = np.broadcast_to((bo * (c_n // b) + d // b)[:, :, None, None], tuple(shape))
+    baby = (bi * b + (d % b)[:, :, None, None]) * k * k + pos
+    n_in, n_out = -(-c_in // c_n), -(-c_out // c_n)
+    return ScheduleGroupIds(giant, baby, n_out * (c_n // b), n_in * b * k * k, c_n, k, b)
+
+
 def pack(x: np.ndarray, packing: Packing) -> list[np.ndarray]:
     """Lay a feature map [C, H, W] out in ceil(C / c_n) slot vectors of length S.
 

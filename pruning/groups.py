@@ -8,6 +8,12 @@ layer's input resolution: they come from the engine's own plan of the model
 - diagonal group (bo, d): all weights sharing one output rotation by d*P slots;
 - positional group (bi, pos): all weights sharing one input rotation by sigma(pos);
 - plaintext (bo, bi, d, pos): the c_n weights of one plaintext M (Hunter's unit).
+
+Under a baby-step/giant-step schedule with baby step B (DESIGN.md section 3b) the
+rotation groups follow the schedule (`heconv.geometry.schedule_group_ids`): the
+"diagonal" slot holds the giant-step groups (bo, g), the "positional" slot the
+baby-step groups (bi, j, pos); B = 1 gives the groups above. The schedule is fixed
+before training ("auto" depends on the very weights being pruned, so it is refused).
 """
 
 from __future__ import annotations
@@ -19,13 +25,18 @@ import torch
 from torch import nn
 
 from heconv.frontend import conv_packings
-from heconv.geometry import group_ids
+from heconv.geometry import group_ids, schedule_group_ids
 from heconv.params import CKKSParams
+from heconv.schedule import resolve_schedule
 
 
 @dataclass
 class LayerGroups:
-    """Group ids of every weight of one conv, as flat index tensors over weight.flatten()."""
+    """Group ids of every weight of one conv, as flat index tensors over weight.flatten().
+
+    diag_ids / pos_ids: the giant-step / baby-step groups of baby step `baby_step`
+    (B = 1: the diagonal / positional groups).
+    """
 
     path: str
     c_n: int
@@ -36,20 +47,25 @@ class LayerGroups:
     n_diag: int
     n_pos: int
     n_plain: int
-    diag_saves: torch.Tensor  # [n_diag] 1 where zeroing the group saves a rotation (d != 0)
-    pos_saves: torch.Tensor  # [n_pos] 1 where it does (pos != centre)
+    diag_saves: torch.Tensor  # [n_diag] 1 where zeroing the group saves a rotation (d != 0; under B: g != 0)
+    pos_saves: torch.Tensor  # [n_pos] 1 where it does (pos != centre; under B: (j, pos) != (0, centre))
+    baby_step: int = 1
 
 
-def groups_for_weight(shape: tuple[int, int, int, int], c_n: int, path: str = "conv") -> LayerGroups:
-    """Group ids of a [C_out, C_in, k, k] weight packed with c_n channels per ciphertext.
+def groups_for_weight(shape: tuple[int, int, int, int], c_n: int, path: str = "conv",
+                      baby_step: int = 1) -> LayerGroups:
+    """Group ids of a [C_out, C_in, k, k] weight packed with c_n channels per ciphertext,
+    under baby step B (giant-step groups in diag_*, baby-step groups in pos_*).
 
     >>> g = groups_for_weight((4, 4, 3, 3), c_n=4)
     >>> g.n_diag, g.n_pos, g.n_plain
     (4, 9, 36)
+    >>> g = groups_for_weight((4, 4, 3, 3), c_n=4, baby_step=2)   # (bo, g): 2; (bi, j, pos): 18
+    >>> g.n_diag, g.n_pos, g.diag_saves.tolist()
+    (2, 18, [0.0, 1.0])
     """
-    k = shape[2]
-    g = group_ids(shape, c_n)
-    diag, posid, plain = g.diagonal, g.positional, g.plaintext
+    sg = schedule_group_ids(shape, c_n, baby_step)
+    diag, posid, plain = sg.giant, sg.baby, group_ids(shape, c_n).plaintext
     # Renumber densely so that every id names a group that has weights.
     out = []
     for ids in (diag, posid, plain):
@@ -59,21 +75,63 @@ def groups_for_weight(shape: tuple[int, int, int, int], c_n: int, path: str = "c
     return LayerGroups(
         path=path, c_n=c_n, shape=tuple(shape),
         diag_ids=di, pos_ids=pi, plain_ids=li, n_diag=len(du), n_pos=len(pu), n_plain=len(lu),
-        diag_saves=torch.from_numpy((du % c_n != 0).astype(np.float32)),
-        pos_saves=torch.from_numpy((pu % (k * k) != (k * k) // 2).astype(np.float32)),
+        diag_saves=torch.from_numpy(sg.giant_saves(du).astype(np.float32)),
+        pos_saves=torch.from_numpy(sg.baby_saves(pu).astype(np.float32)),
+        baby_step=baby_step,
     )
 
 
-def model_groups(model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams) -> dict[str, LayerGroups]:
-    """The pruning groups of every conv of `model`, from the engine's plan of it."""
+def model_groups(model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams,
+                 schedule: str | dict[str, str | int] | None = None) -> dict[str, LayerGroups]:
+    """The pruning groups of every conv of `model`, from the engine's plan of it.
+
+    `schedule`: one schedule for every conv ("output-rotation", "input-rotation",
+    "bsgs:B"), or one per conv path (a schedule or a baby step B; convs left out use
+    B = 1), e.g. the `schedule` column of `artemis infer --schedule auto` on the dense model.
+    """
     was_training = model.training
     model.eval()
     try:
         packings = conv_packings(model, input_shape, params)
     finally:
         model.train(was_training)
+    per_layer = schedule if isinstance(schedule, dict) else {}
+    unknown = sorted(set(per_layer) - set(packings))
+    if unknown:
+        raise ValueError(f"schedule names layers that are not convs of the model: {unknown[:5]}; "
+                         f"convs: {list(packings)[:5]}...")
     modules = dict(model.named_modules())
-    return {path: groups_for_weight(tuple(modules[path].weight.shape), p.c_n, path) for path, p in packings.items()}
+    out = {}
+    for path, p in packings.items():
+        spec = per_layer.get(path, "output-rotation") if isinstance(schedule, dict) else (schedule or "output-rotation")
+        out[path] = groups_for_weight(tuple(modules[path].weight.shape), p.c_n, path, _baby_step(spec, p.c_n, path))
+    return out
+
+
+def model_schedules(model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams,
+                    schedule: str = "auto") -> dict[str, str]:
+    """The schedule each conv of `model` runs with (e.g. "auto" on the dense model), by path:
+    what `model_groups` and `he_cost` take to fix the schedule before training."""
+    from heconv.frontend import lower_model
+    from heconv.network import ServerConv, plan_network
+
+    was_training = model.training
+    model.eval()
+    try:
+        plan = plan_network(lower_model(model, input_shape), params, schedule=schedule)
+    finally:
+        model.train(was_training)
+    return {a.name: a.plan.schedule_name for a in plan.actions if isinstance(a, ServerConv)}
+
+
+def _baby_step(spec: str | int, c_n: int, path: str) -> int:
+    """The baby step a fixed schedule names for one conv; 'auto' is refused."""
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+        spec = f"bsgs:{int(spec)}"
+    if spec == "auto":
+        raise ValueError(f"layer {path}: pruning groups need a fixed schedule, not 'auto' (which depends on the "
+                         f"weights being pruned); pass the dense model's per-layer choice instead")
+    return resolve_schedule(spec, c_n, path)
 
 
 def group_norms(weight: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:

@@ -42,6 +42,24 @@ def non_negative(text: str) -> float:
     return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
 
 
+def schedule(text: str) -> str:
+    """A rotation schedule: output-rotation, input-rotation, bsgs:B (B a power of two) or auto."""
+    from heconv.schedule import check_schedule
+
+    try:
+        return check_schedule(text, None)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_schedule_option(p) -> None:
+    """--schedule, shared by layer and infer (default auto)."""
+    p.add_argument("--schedule", type=schedule, default="auto", metavar="{output-rotation,input-rotation,bsgs:B,auto}",
+                   help="rotation schedule of every conv: output-rotation (baby step B = 1), input-rotation "
+                        "(B = c_n), bsgs:B (B a power of two dividing c_n), auto (default: per layer, the B with "
+                        "the lowest predicted time from its weights)")
+
+
 def bar(total: int, desc: str):
     """A progress bar on stderr (hidden when stderr is not a terminal)."""
     from tqdm import tqdm

@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from .common import add_precision_options, fraction, positive, tolerance_verdict
+from .common import add_precision_options, add_schedule_option, fraction, positive, tolerance_verdict
 
 log = logging.getLogger("artemis")
 
@@ -37,6 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--protocol", choices=("hybrid", "non-interactive"), default="hybrid",
                    help="hybrid: server runs linear layers, client refreshes at each ReLU (simulated); "
                         "non-interactive: everything encrypted, square activations (small-cnn-square)")
+    add_schedule_option(p)
     p.add_argument("--prune-diagonals", type=fraction, default=0.0,
                    help="zero this random fraction of every conv's diagonal groups (synthetic sparsity)")
     p.add_argument("--stream", action="store_true",
@@ -114,12 +115,13 @@ def run(args: argparse.Namespace) -> dict:
     images, labels, source = _images(args, meta, s)
     log.info("lowering %s, generating keys and encoding plaintexts", s["model"])
     prep = prepare_model(model, shape, None, args.mode, args.stream, args.seed, args.protocol,
-                         args.poly_modulus_degree, args.toy_params, args.scale_bits)
+                         args.poly_modulus_degree, args.toy_params, args.scale_bits, args.schedule)
     with bar(len(prep.plan.layers) * args.images, f"{s['model']} ({args.mode})") as b:
         record = measure_model(prep, model, images, labels=labels, check_bounds=not args.no_bound_check,
                                progress=lambda name: (b.set_postfix_str(name), b.update()))
     result = record.to_dict()
     result.update(model=s["model"], input_size=s["input_size"], in_channels=s["in_channels"], mode=args.mode,
+                  schedule=args.schedule,
                   prune_diagonals=args.prune_diagonals, seed=args.seed, checkpoint=args.checkpoint,
                   checkpoint_meta=meta or None, inputs=source, insecure=prep.plan.params.allow_insecure,
                   refresh="simulated in-process (decrypt, ReLU, re-encrypt)" if args.protocol == "hybrid" else "none",
@@ -132,10 +134,12 @@ def render(r: dict) -> str:
     def fmt(v, spec):
         return "-" if v is None else format(v, spec)
 
-    lines = [f"{'layer':<28} {'kind':<6} {'rot pred':>8} {'rot':>6} {'ksw':>6} {'pmuls':>7} {'server s':>9} {'floor s':>8}"]
+    lines = [f"{'layer':<28} {'kind':<6} {'schedule':<15} {'rot pred':>8} {'rot':>6} {'ksw':>6} {'pmuls':>7} "
+             f"{'server s':>9} {'floor s':>8}"]
     for layer in r["layers"]:
-        lines.append(f"{layer['layer']:<28} {layer['kind']:<6} {layer['predicted_rotations']:>8} {layer['rotations']:>6} "
-                     f"{layer['key_switches']:>6} {layer['pmuls']:>7} {layer['server_s']:>9.3f} {fmt(layer['floor_s'], '>8.3f')}")
+        lines.append(f"{layer['layer']:<28} {layer['kind']:<6} {layer.get('schedule') or '-':<15} "
+                     f"{layer['predicted_rotations']:>8} {layer['rotations']:>6} {layer['key_switches']:>6} "
+                     f"{layer['pmuls']:>7} {layer['server_s']:>9.3f} {fmt(layer['floor_s'], '>8.3f')}")
     accuracy = ("no labels (random images)" if r["reference_accuracy"] is None else
                 f"encrypted {fmt(r['accuracy'], '.2%')}, PyTorch {r['reference_accuracy']:.2%} on {r['images']} image(s)")
     lines += [
@@ -144,6 +148,7 @@ def render(r: dict) -> str:
         f"{r['mode']}, {r['protocol']} (N={r['poly_modulus_degree']}, moduli {r['coeff_mod_bit_sizes']})"
         + (" INSECURE toy parameters" if r.get("insecure") else ""),
         f"inputs           {r['inputs']}",
+        f"schedule         {r['schedule']} (per conv in the table above)",
         f"rotations        {r['rotations']} counted, {r['predicted_rotations']} predicted, {r['key_switches']} key switches",
         f"multiplications  {r['pmuls']} plaintext, {r['cmuls']} ciphertext, {r['adds']} additions, {r['rescales']} rescales",
         f"server time      {r['server_s']:.3f} s per image (floor {fmt(r['floor_s'], '.3f')} s: counts x unit costs, "

@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from .common import add_precision_options, fraction, positive, tolerance_verdict
+from .common import add_precision_options, add_schedule_option, fraction, positive, tolerance_verdict
 
 
 def add_parser(sub) -> None:
@@ -24,6 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--toy-params", action="store_true", help="allow parameters below 128-bit security (testing only)")
     p.add_argument("--mode", choices=("encrypted", "plain"), default="encrypted",
                    help="encrypted: SEAL CKKS; plain: the cleartext backend (same counts, no encryption)")
+    add_schedule_option(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_precision_options(p, 1e-3)
@@ -57,16 +58,25 @@ def run(args: argparse.Namespace) -> dict:
     with bar(2, "layer") as b:
         b.set_postfix_str("keys and encoding")
         prep = prepare_layer(weight, bias, args.hw, args.hw, args.stride, make_backend(args.mode, params, args.seed),
-                             seed=args.seed, check_bounds=not args.no_bound_check)
+                             seed=args.seed, check_bounds=not args.no_bound_check, schedule=args.schedule)
         b.update()
         b.set_postfix_str("run")
         result = measure_layer(prep).to_dict()
         b.update()
-    result.update(mode=args.mode, prune_diagonals=args.prune_diagonals, prune_positions=args.prune_positions,
+    result.update(schedule_requested=args.schedule, mode=args.mode, prune_diagonals=args.prune_diagonals, prune_positions=args.prune_positions,
                   weights=args.weights, insecure=params.allow_insecure, scale_bits=params.scale_bits,
                   provenance=provenance())
     result.update(tolerance_verdict(result, "max_abs_error", "max_abs_reference", args.tolerance))
     return result
+
+
+def _schedule_row(result: dict) -> str:
+    """The schedule that ran, and for auto the rotations of every baby step considered."""
+    row = f"{result['schedule']} (baby step B = {result['baby_step']})"
+    cands = result.get("schedule_candidates") or []
+    if cands:
+        row += "; auto chose from " + ", ".join(f"B={c['baby_step']}: {c['rotations']} rot" for c in cands)
+    return row
 
 
 def render(result: dict) -> str:
@@ -76,8 +86,9 @@ def render(result: dict) -> str:
         ("mode", f"{result['mode']} (N={result['poly_modulus_degree']}, moduli {result['coeff_mod_bit_sizes']})"
                  + (" INSECURE toy parameters" if result.get("insecure") else "")),
         ("packing", f"c_n={result['c_n']}, P={result['channel_slots']}, n_in={result['n_in']}, n_out={result['n_out']}"),
+        ("schedule", _schedule_row(result)),
         ("rotations", f"{result['rotations']} counted, {result['predicted_rotations']} predicted, "
-                      f"{result['dense_formula_rotations']} dense formula"),
+                      f"{result['dense_formula_rotations']} dense formula (B = {result['baby_step']})"),
         ("key switches", str(result["key_switches"])),
         ("galois keys", f"{result['galois_keys']} ({result['galois_key_bytes'] / 1e6:.2f} MB)"),
         ("plaintext mults", f"{result['pmuls']}"),

@@ -119,13 +119,16 @@ def prepare_layer(
     seed: int = 0,
     name: str = "conv",
     check_bounds: bool = True,
+    schedule: str = "output-rotation",
 ) -> PreparedLayer:
     """Plan, generate exactly the plan's Galois keys, encode, encrypt a random input in [-1, 1].
 
     With `check_bounds`, a layer whose outputs could exceed what the parameters hold is
-    refused before any key or ciphertext exists (heconv.bounds).
+    refused before any key or ciphertext exists (heconv.bounds). `schedule`: the rotation
+    schedule (heconv.schedule; "auto" picks the baby step from the weights).
     """
-    plan = plan_conv(weight, height, width, backend.params, stride=stride, has_bias=bias is not None, name=name)
+    plan = plan_conv(weight, height, width, backend.params, stride=stride, has_bias=bias is not None, name=name,
+                     schedule=schedule)
     if check_bounds:
         bias_max = 0.0 if bias is None else float(np.abs(bias).max())
         check_bound(name, output_gain(weight) * INPUT_BOUND + bias_max, backend.params, plan.level)
@@ -176,6 +179,9 @@ class LayerRecord:
     channel_slots: int
     n_in: int
     n_out: int
+    schedule: str
+    baby_step: int
+    schedule_candidates: list[dict]
     predicted: dict
     counts: dict
     counts_match_plan: bool
@@ -227,9 +233,11 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
         kernel=plan.spec.kernel, stride=plan.spec.stride, backend=b.name,
         poly_modulus_degree=plan.params.poly_modulus_degree, coeff_mod_bit_sizes=list(plan.params.coeff_mod_bit_sizes),
         c_n=plan.packing.c_n, channel_slots=plan.packing.channel_slots, n_in=plan.packing.n_in,
-        n_out=plan.packing.n_out, predicted=plan.predicted.to_dict(), counts=run.counts.to_dict(),
+        n_out=plan.packing.n_out, schedule=plan.schedule_name, baby_step=plan.baby_step,
+        schedule_candidates=[asdict(c) for c in plan.candidates],
+        predicted=plan.predicted.to_dict(), counts=run.counts.to_dict(),
         counts_match_plan=all(r.counts == plan.predicted for r in runs),
-        dense_formula_rotations=dense_rotations(plan.packing, plan.spec.kernel),
+        dense_formula_rotations=dense_rotations(plan.packing, plan.spec.kernel, plan.baby_step),
         kept_diagonals=sum(len(d) for d in plan.diagonals), diagonal_groups=plan.packing.n_out * plan.packing.c_n,
         kept_positions=sum(len(p) for p in plan.positions), positional_groups=plan.packing.n_in * plan.spec.kernel ** 2,
         weight_sparsity=float((w == 0).mean()), galois_keys=len(b.galois_steps), galois_key_bytes=prep.galois_key_bytes,

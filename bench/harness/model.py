@@ -62,12 +62,14 @@ def model_params(input_shape: tuple[int, int, int], net: Network, protocol: str 
 
 def prepare_model(model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams | None = None,
                   mode: str = "encrypted", stream: bool = False, seed: int = 0, protocol: str = "hybrid",
-                  poly_modulus_degree: int | None = None, toy: bool = False, scale_bits: int = 40) -> PreparedModel:
-    """Lower the model, plan it, make the client's keys and the server's plaintexts."""
+                  poly_modulus_degree: int | None = None, toy: bool = False, scale_bits: int = 40,
+                  schedule: str = "output-rotation") -> PreparedModel:
+    """Lower the model, plan it (every conv with `schedule`; "auto": a baby step per layer),
+    make the client's keys and the server's plaintexts."""
     net = lower_model(model, input_shape)
     if params is None:
         params = model_params(input_shape, net, protocol, poly_modulus_degree, toy, scale_bits)
-    plan = plan_network(net, params, protocol)
+    plan = plan_network(net, params, protocol, schedule)
     backend = make_backend(mode, params, seed)
     sizes = [len(a.plan.terms) * backend.plaintext_bytes(a.plan.level) for a in plan.actions if isinstance(a, ServerConv)]
     check_memory(f"the {protocol} plan of {type(model).__name__} at {input_shape}"
@@ -144,6 +146,7 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
     logits = np.stack([r.logits for r in runs])
     last = runs[-1]
     level_of = {r.name: r.level for r in prep.plan.layers}
+    report_of = {r.name: r for r in prep.plan.layers}
     depth = prep.plan.params.depth
     tracked = prep.client.backend.tracks_values
     units: dict[int, UnitCosts] = {}
@@ -156,6 +159,7 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
         u = units.get(min(level_of[lr.name], depth - 1))
         layers.append({
             "layer": lr.name, "kind": lr.kind, "level": level_of[lr.name],
+            "schedule": report_of[lr.name].schedule, "baby_step": report_of[lr.name].baby_step,
             "predicted_rotations": lr.predicted.rotations, "rotations": lr.counts.rotations,
             "key_switches": lr.counts.key_switches, "pmuls": lr.counts.pmuls, "adds": lr.counts.adds,
             "server_s": float(np.mean([r.layers[i].seconds for r in runs])),

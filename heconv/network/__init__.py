@@ -13,6 +13,8 @@ activations).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..params import CKKSParams
 from .actions import (
     Action, ClientOp, Encrypt, LayerReport, NetworkPlan, Refresh, ServerAdd, ServerConv, ServerLinear, ServerPool,
@@ -28,12 +30,18 @@ PLANNERS = {"hybrid": plan_hybrid, "non-interactive": plan_non_interactive}
 PROTOCOLS = tuple(PLANNERS)
 
 
-def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid") -> NetworkPlan:
-    """The protocol's plan of `net` (one of PROTOCOLS). Touches no ciphertext."""
+def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
+                 schedule: str | Mapping[str, str] = "output-rotation") -> NetworkPlan:
+    """The protocol's plan of `net` (one of PROTOCOLS). Touches no ciphertext.
+
+    `schedule` is every conv's rotation schedule (heconv.schedule): "output-rotation",
+    "input-rotation", "bsgs:B" or "auto" (a baby step per layer, from its weights); or a
+    mapping from conv name to schedule (convs left out: output-rotation).
+    """
     planner = PLANNERS.get(protocol)
     if planner is None:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    return planner(net, params)
+    return planner(net, params, schedule)
 
 
 __all__ = [

@@ -110,6 +110,8 @@ class LayerReport:
     predicted: OpCounts
     galois_steps: int
     level: int = 0  # where its rotations and multiplications happen
+    schedule: str | None = None  # convs: the rotation schedule that runs ("output-rotation", "bsgs:4", ...)
+    baby_step: int | None = None  # convs: its baby step B
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,9 @@ class NetworkPlan:
     def summary(self) -> list[dict]:
         """Per server layer: predicted rotations, multiplications, Galois keys."""
         return [
-            {"layer": r.name, "kind": r.kind, "rotations": r.predicted.rotations, "pmuls": r.predicted.pmuls,
-             "adds": r.predicted.adds, "galois_keys": r.galois_steps}
+            {"layer": r.name, "kind": r.kind, "schedule": r.schedule, "baby_step": r.baby_step,
+             "rotations": r.predicted.rotations, "pmuls": r.predicted.pmuls, "adds": r.predicted.adds,
+             "galois_keys": r.galois_steps}
             for r in self.layers
         ]
 

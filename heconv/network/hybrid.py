@@ -4,6 +4,7 @@ layer, the client refreshes at each ReLU. Touches no ciphertext.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,7 @@ from ..conv import plan_conv
 from ..geometry import Packing, pack
 from ..linear import LinearPlan, plan_linear
 from ..params import CKKSParams
+from ..schedule import check_network_schedule, layer_schedule
 from .actions import (
     Action, ClientOp, Encrypt, LayerReport, NetworkPlan, Refresh, ServerAdd, ServerConv, ServerLinear, galois_steps,
 )
@@ -35,8 +37,9 @@ class ServerTensor:
 class _HybridPlanner:
     """Walks the IR once; each op kind has its own method (see HANDLERS)."""
 
-    def __init__(self, net: Network, params: CKKSParams):
+    def __init__(self, net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation"):
         self.params = params
+        self.schedule = schedule
         self.shapes: dict[str, tuple] = {net.input_name: tuple(net.input_shape)}  # client-side values
         self.enc: dict[str, ServerTensor] = {}  # server-side tensors
         self.actions: list[Action] = []
@@ -74,12 +77,13 @@ class _HybridPlanner:
         sub = op.stride if k == 1 else 1
         hh, ww = -(-h // sub), -(-w // sub)
         plan = plan_conv(op.weight, hh, ww, self.params, stride=op.stride // sub, has_bias=op.bias is not None,
-                         name=op.name)
+                         name=op.name, schedule=layer_schedule(self.schedule, op.name))
         src = self.upload(op.src, 0, sub, plan.packing)
         self.actions.append(ServerConv(op.name, src, op.out, plan))
         stride = op.stride // sub
         self.enc[op.out] = ServerTensor(plan.spec.c_out, -(-hh // stride), -(-ww // stride), 1, stride, plan.packing)
-        self.layers.append(LayerReport(op.name, "conv", plan.predicted, len(plan.rotation_steps)))
+        self.layers.append(LayerReport(op.name, "conv", plan.predicted, len(plan.rotation_steps),
+                                       schedule=plan.schedule_name, baby_step=plan.baby_step))
 
     def add(self, op: AddOp) -> None:
         self.known(op.a, op)
@@ -174,9 +178,16 @@ HANDLERS = {ConvOp: _HybridPlanner.conv, AddOp: _HybridPlanner.add, ActOp: _Hybr
             PadShortcutOp: _HybridPlanner.pad, PoolOp: _HybridPlanner.pool, LinearOp: _HybridPlanner.linear}
 
 
-def plan_hybrid(net: Network, params: CKKSParams) -> NetworkPlan:
-    """Lower the IR onto the hybrid protocol's actions. Touches no ciphertext."""
-    planner = _HybridPlanner(net, params)
+def plan_hybrid(net: Network, params: CKKSParams,
+                schedule: str | Mapping[str, str] = "output-rotation") -> NetworkPlan:
+    """Lower the IR onto the hybrid protocol's actions. Touches no ciphertext.
+
+    `schedule` applies to every conv (heconv.schedule): "auto" picks a baby step per layer
+    from its own weights; "bsgs:B" must divide every conv's c_n. A mapping gives one per
+    conv name (those left out: output-rotation).
+    """
+    check_network_schedule(schedule, [op.name for op in net.ops if isinstance(op, ConvOp)])
+    planner = _HybridPlanner(net, params, schedule)
     for op in net.ops:
         handler = HANDLERS.get(type(op))
         if handler is None:

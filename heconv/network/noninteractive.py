@@ -4,23 +4,30 @@ modulus chain, square activations, rotate-and-sum pooling. Touches no ciphertext
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..backends.base import OpCounts
 from ..conv import plan_conv
 from ..geometry import packing_geometry
 from ..linear import plan_linear
 from ..params import CKKSParams, max_secure_depth
+from ..schedule import check_network_schedule, layer_schedule
 from .actions import (
     Action, Encrypt, LayerReport, NetworkPlan, Refresh, ServerConv, ServerLinear, ServerPool, ServerSquare, galois_steps,
 )
 from .ir import ActOp, AddOp, ConvOp, LinearOp, Network, PoolOp, levels_needed
 
 
-def plan_non_interactive(net: Network, params: CKKSParams) -> NetworkPlan:
+def plan_non_interactive(net: Network, params: CKKSParams,
+                         schedule: str | Mapping[str, str] = "output-rotation") -> NetworkPlan:
     """Everything under encryption, no refresh: square activations within one modulus chain.
+
+    `schedule` applies to every conv, as in the hybrid planner (one c_n for all layers).
 
     One c_n for the whole network keeps every layer's output in the layout the next
     layer reads; global pooling is a rotate-and-sum, the linear layer reads its result.
     """
+    check_network_schedule(schedule, [op.name for op in net.ops if isinstance(op, ConvOp)])
     need = levels_needed(net)
     if need > params.depth:
         raise ValueError(
@@ -50,12 +57,14 @@ def plan_non_interactive(net: Network, params: CKKSParams) -> NetworkPlan:
         if isinstance(op, ConvOp):
             if op.stride != 1:
                 raise ValueError(f"layer {op.name}: the non-interactive mode needs stride-1 convolutions, got {op.stride}")
-            plan = plan_conv(op.weight, h, w, params, has_bias=op.bias is not None, name=op.name, level=lv, c_n=c_n)
+            plan = plan_conv(op.weight, h, w, params, has_bias=op.bias is not None, name=op.name, level=lv, c_n=c_n,
+                             schedule=layer_schedule(schedule, op.name))
             if plan.packing.n_in != 1 or plan.packing.n_out != 1:
                 raise ValueError(f"layer {op.name}: the non-interactive mode keeps each feature map in one "
                                  f"ciphertext ({c_n} channels); got {op.weight.shape[1]}->{op.weight.shape[0]}")
             actions.append(ServerConv(op.name, src, op.out, plan))
-            layers.append(LayerReport(op.name, "conv", plan.predicted, len(plan.rotation_steps), lv))
+            layers.append(LayerReport(op.name, "conv", plan.predicted, len(plan.rotation_steps), lv,
+                                      plan.schedule_name, plan.baby_step))
         elif isinstance(op, ActOp):
             if op.kind != "square":
                 raise ValueError(f"layer {op.name}: {op.kind!r} cannot run without a refresh; the non-interactive "

@@ -26,9 +26,36 @@ def test_infer_json_encrypted_small_cnn(capsys):
 
 
 def test_infer_count_mode_table(capsys):
-    code, out, _ = _run(capsys, "--model", "resnet18", "--input-size", "32", "--mode", "count")
+    code, out, _ = _run(capsys, "--model", "resnet18", "--input-size", "32", "--mode", "count",
+                        "--schedule", "output-rotation")
     assert code == 0
     assert "layers.3.1.conv2" in out and "rotations        5697 counted, 5697 predicted" in out
+
+
+def test_infer_auto_schedule_resnet18_at_16(capsys):
+    """DESIGN.md 3b: ResNet18 at 16x16 costs 5,041 rotations with OR; auto's per-layer B cuts that below 1,900."""
+    runs = {}
+    for schedule in ("output-rotation", "auto"):
+        code, out, _ = _run(capsys, "--model", "resnet18", "--input-size", "16", "--mode", "count", "--json",
+                            "--schedule", schedule)
+        assert code == 0
+        runs[schedule] = json.loads(out)
+    orr, auto = runs["output-rotation"], runs["auto"]
+    assert orr["rotations"] == orr["predicted_rotations"] == 5041
+    assert auto["rotations"] == auto["predicted_rotations"] <= 1900 and auto["counts_match_plan"]
+    assert auto["schedule"] == "auto" and auto["pmuls"] == orr["pmuls"] and auto["galois_keys"] < orr["galois_keys"]
+    b = {layer["layer"]: layer["schedule"] for layer in auto["layers"] if layer["kind"] == "conv"}
+    assert b["layers.0.0.conv1"] == "output-rotation"  # 16x16 layers stay at B = 1
+    assert b["layers.3.1.conv2"].startswith("bsgs:")  # 2x2 layers: c_n = 512, B in between
+    assert {layer["schedule"] for layer in orr["layers"] if layer["kind"] == "conv"} == {"output-rotation"}
+
+
+def test_infer_table_shows_schedule(capsys):
+    code, out, _ = _run(capsys, "--model", "resnet20", "--input-size", "16", "--mode", "count", "--schedule", "bsgs:2")
+    assert code == 0 and "schedule         bsgs:2" in out
+    assert "layers.2.2.conv2             conv   bsgs:2" in out
+    code, _, err = _run(capsys, "--model", "resnet20", "--input-size", "16", "--mode", "count", "--schedule", "bsgs:64")
+    assert code == 2 and "layer conv1: schedule 'bsgs:64': the baby step B must divide c_n = 16" in err
 
 
 def test_infer_pruned_diagonals_cut_rotations(capsys):

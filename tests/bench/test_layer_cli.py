@@ -16,7 +16,8 @@ def _run(capsys, *argv):
 
 
 def test_layer_json_encrypted(capsys):
-    code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "32", "--hw", "8", "--kernel", "3", "--json", "--bias")
+    code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "32", "--hw", "8", "--kernel", "3", "--json", "--bias",
+                        "--schedule", "output-rotation")
     assert code == 0
     r = json.loads(out)
     assert set(KEYS) <= set(r)
@@ -55,10 +56,43 @@ def test_layer_weights_file(capsys, tmp_path, suffix):
         import torch
 
         torch.save(torch.from_numpy(w), path)
-    code, out, _ = _run(capsys, "--c-in", "4", "--c-out", "8", "--hw", "8", "--weights", str(path), "--json", "--mode", "plain")
+    code, out, _ = _run(capsys, "--c-in", "4", "--c-out", "8", "--hw", "8", "--weights", str(path), "--json", "--mode", "plain",
+                        "--schedule", "output-rotation")
     r = json.loads(out)
     assert code == 0
     assert r["rotations"] == (9 - 1 - 3) + (8 - 1)
+
+
+def test_layer_schedules_json_and_table(capsys):
+    """Default auto: 16->32 on 8x8 (c_n = 32) runs B = 2: 1*(9*2 - 1) + 1*(16 - 1) = 32 < OR's 8 + 31."""
+    code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "32", "--hw", "8", "--json", "--mode", "plain")
+    r = json.loads(out)
+    assert code == 0 and r["schedule_requested"] == "auto"
+    assert (r["schedule"], r["baby_step"]) == ("bsgs:2", 2)
+    assert r["rotations"] == r["predicted_rotations"] == r["dense_formula_rotations"] == 32 and r["counts_match_plan"]
+    assert [c["baby_step"] for c in r["schedule_candidates"]] == [1, 2, 4, 8, 16, 32]
+    assert [c["rotations"] for c in r["schedule_candidates"]][:2] == [39, 32]
+    assert r["max_abs_error"] < 1e-9
+    code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "32", "--hw", "8", "--json", "--mode", "plain",
+                        "--schedule", "input-rotation")
+    r = json.loads(out)
+    assert (r["schedule"], r["rotations"], r["schedule_candidates"]) == ("input-rotation", 9 * 32 - 1, [])
+    code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "32", "--hw", "8", "--mode", "plain", "--schedule", "bsgs:4")
+    assert code == 0 and "bsgs:4 (baby step B = 4)" in out and "auto chose" not in out
+    code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "32", "--hw", "8", "--mode", "plain")
+    assert "auto chose from B=1: 39 rot, B=2: 32 rot" in out
+
+
+@pytest.mark.parametrize("bad, message", [("bsgs:3", "must be a power of two, got 3"), ("bsgs:x", "an integer B"),
+                                          ("outputrotation", "unknown rotation schedule")])
+def test_layer_bad_schedule(capsys, bad, message):
+    code, _, err = _run(capsys, "--c-in", "4", "--c-out", "4", "--hw", "8", "--schedule", bad)
+    assert code == 2 and "argument --schedule" in err and message in err
+
+
+def test_layer_schedule_not_dividing_c_n(capsys):
+    code, _, err = _run(capsys, "--c-in", "4", "--c-out", "4", "--hw", "8", "--mode", "plain", "--schedule", "bsgs:8")
+    assert code == 2 and "layer conv: schedule 'bsgs:8': the baby step B must divide c_n = 4" in err
 
 
 def test_layer_errors(capsys, tmp_path):

@@ -3,17 +3,17 @@
 import numpy as np
 
 from heconv.conv import compile_conv, decrypt_output, encrypt_input, plan_conv, run_conv
-from heconv.geometry import diagonal_index, group_ids, positional_index
+from heconv.geometry import diagonal_index, group_ids, positional_index, schedule_group_ids
 
 
 def kaiming(rng, c_out, c_in, k):
     return rng.normal(0.0, np.sqrt(2.0 / (c_in * k * k)), (c_out, c_in, k, k))
 
 
-def run_layer(backend, weight, bias, x, stride=1):
+def run_layer(backend, weight, bias, x, stride=1, schedule="output-rotation"):
     """Plan, key, compile and run one layer; return (plan, output, run counts)."""
     h, w = x.shape[1:]
-    plan = plan_conv(weight, h, w, backend.params, stride=stride, has_bias=bias is not None)
+    plan = plan_conv(weight, h, w, backend.params, stride=stride, has_bias=bias is not None, schedule=schedule)
     backend.generate_galois_keys(plan.rotation_steps)
     layer = compile_conv(plan, weight, bias, backend)
     inputs = encrypt_input(x, plan.packing, backend)
@@ -48,3 +48,21 @@ def expected_rotations(w, c_n, hw):
     diag_nz = nz.any(axis=(2, 3))
     diagonals = np.unique((bo * c_n + d)[diag_nz & (d != 0)])
     return len(positions) + len(diagonals)
+
+
+def zero_schedule_groups(w, c_n, baby_step, rng, frac_giant=0.0, frac_baby=0.0):
+    """Zero random giant-step (bo, g) and baby-step (bi, j, pos) groups of baby step B."""
+    w = w.copy()
+    g = schedule_group_ids(w.shape, c_n, baby_step)
+    for ids, frac in ((g.giant, frac_giant), (g.baby, frac_baby)):
+        u = np.unique(ids)
+        w[np.isin(ids, rng.choice(u, int(frac * len(u)), replace=False))] = 0.0
+    return w
+
+
+def expected_schedule_rotations(w, c_n, baby_step):
+    """Independent count under baby step B: kept baby groups but (j, pos) = (0, centre), plus
+    kept giant groups but g = 0. Valid when every (j, pos) has its own shift (W >= k, P > 2*|sigma|)."""
+    g = schedule_group_ids(w.shape, c_n, baby_step)
+    nz = w != 0
+    return int(g.baby_saves(np.unique(g.baby[nz])).sum() + g.giant_saves(np.unique(g.giant[nz])).sum())

@@ -5,7 +5,7 @@ import torch
 import models
 from heconv.params import params_for_input
 from heconv.frontend import conv_packings
-from pruning.groups import group_lasso, group_norms, groups_for_weight, model_groups
+from pruning.groups import group_lasso, group_norms, groups_for_weight, model_groups, model_schedules
 from pruning.summary import he_cost
 
 SHAPE = (3, 16, 16)
@@ -48,6 +48,54 @@ def test_zeroing_one_group_saves_one_rotation(resnet20, kind):
     finally:
         with torch.no_grad():
             m.weight.copy_(w)
+
+
+def _zero_one_saving_group(model, groups, path, kind, nth=3):
+    g = groups[path]
+    ids, saves = (g.diag_ids, g.diag_saves) if kind == "giant" else (g.pos_ids, g.pos_saves)
+    target = int(torch.nonzero(saves)[nth])
+    m = dict(model.named_modules())[path]
+    with torch.no_grad():
+        saved = m.weight.clone()
+        m.weight.view(-1)[ids == target] = 0.0
+    return m, saved
+
+
+@pytest.mark.parametrize("schedule", ["bsgs:2", "bsgs:4", "input-rotation", "auto-per-layer"])
+@pytest.mark.parametrize("kind", ["giant", "baby"])
+def test_schedule_groups_save_one_rotation(resnet20, schedule, kind):
+    """Groups made for a schedule save exactly one rotation of the engine run with that schedule."""
+    params = params_for_input(*SHAPE[1:])
+    if schedule == "auto-per-layer":
+        schedule = model_schedules(resnet20, SHAPE, params)
+        assert set(schedule.values()) == {"output-rotation", "bsgs:2"}
+    groups = model_groups(resnet20, SHAPE, params, schedule)
+    path = "layers.1.1.conv1"  # 32 -> 32 at 8x8: c_n = 32
+    g = groups[path]
+    b = {"bsgs:2": 2, "bsgs:4": 4, "input-rotation": 32}.get(schedule if isinstance(schedule, str) else "bsgs:2")
+    assert g.baby_step == b and (g.n_diag, g.n_pos) == (32 // b, b * 9)
+    if kind == "giant" and b == 32:
+        assert g.diag_saves.sum() == 0  # input rotation: no giant step to save
+        return
+    base = he_cost(resnet20, SHAPE, params, schedule)["rotations"]
+    m, saved = _zero_one_saving_group(resnet20, groups, path, kind, nth=0 if kind == "giant" else 3)
+    try:
+        assert base - he_cost(resnet20, SHAPE, params, schedule)["rotations"] == 1
+    finally:
+        with torch.no_grad():
+            m.weight.copy_(saved)
+
+
+def test_schedule_groups_errors(resnet20):
+    params = params_for_input(*SHAPE[1:])
+    with pytest.raises(ValueError, match="layer conv1: pruning groups need a fixed schedule, not 'auto'"):
+        model_groups(resnet20, SHAPE, params, "auto")
+    with pytest.raises(ValueError, match=r"schedule names layers that are not convs of the model: \['nope'\]"):
+        model_groups(resnet20, SHAPE, params, {"nope": "bsgs:2"})
+    with pytest.raises(ValueError, match="layer conv1: schedule 'bsgs:32': the baby step B must divide c_n = 16"):
+        model_groups(resnet20, SHAPE, params, "bsgs:32")
+    groups = model_groups(resnet20, SHAPE, params, {"conv1": 4})
+    assert groups["conv1"].baby_step == 4 and groups["layers.0.0.conv1"].baby_step == 1
 
 
 def test_penalty_matches_slow_reference():
