@@ -15,8 +15,10 @@ LayerRecord (counts, the plan's prediction, the floor = counts x unit costs meas
 this process, wall and CPU time) in extra_info. Exact counts are asserted; the 1.15 x
 floor target is recorded (`meets_floor_target`), not asserted.
 
+Synthetic cases run under the output-rotation schedule, and the 0/50/90% diagonal grid
+also under "auto" (the baby step chosen per layer) where it picks another schedule.
 Both test functions take the same parameters (network, layer, n, method, sweep,
-fraction), so `--benchmark-group-by=param:layer` and the like work across the suite.
+fraction, schedule), so `--benchmark-group-by=param:layer` and the like work across the suite.
 """
 
 from functools import lru_cache
@@ -27,6 +29,7 @@ import pytest
 from bench.conftest import no_checkpoint_param, pruned_checkpoints
 from bench.harness.layer import layer_record, model_layers, prepare_layer, representative_layers, run_layer
 from heconv.backends import make_backend
+from heconv.conv import plan_conv
 from heconv.params import ckks_params, params_for_input
 from models.checkpoint import load_checkpoint_model
 from pruning.synthetic import random_conv_weights
@@ -60,6 +63,13 @@ QUICK = {("resnet18", "layer1.conv3x3", 8192, "diagonals", 0.0), ("resnet18", "l
 SHAPE_OF = {(s[0], s[1]): s for s in SHAPES}
 
 
+def _auto_differs(shape, n: int) -> bool:
+    """Whether "auto" picks another schedule than output-rotation for this dense shape."""
+    _, name, c_in, c_out, hw, k, stride = shape
+    w = random_conv_weights(c_out, c_in, k, _params(n).slots, hw, hw, seed=0)
+    return plan_conv(w, hw, hw, _params(n), stride=stride, schedule="auto").baby_step != 1
+
+
 def _synthetic_cases():
     for shape in SHAPES:
         key = shape[:2]
@@ -69,10 +79,16 @@ def _synthetic_cases():
         for n in (8192, 16384):
             if n == 16384 and key not in N16384_SHAPES:
                 continue
-            for kind, frac in (sweeps if n == 8192 else [("diagonals", f) for f in GRID]):
-                marks = [pytest.mark.quick] if (*key, n, kind, frac) in QUICK else []
-                yield pytest.param(shape[0], shape[1], n, "synthetic", kind, frac, marks=marks,
-                                   id=f"{shape[0]}-{shape[1]}-N{n}-{kind[:4]}{int(round(frac * 100))}")
+            # every case under output-rotation; the 0/50/90% diagonal grid also under auto where it differs
+            schedules = ["output-rotation"] + (["auto"] if n == 8192 and _auto_differs(shape, n) else [])
+            for schedule in schedules:
+                cases = sweeps if n == 8192 and schedule == "output-rotation" else [("diagonals", f) for f in GRID]
+                for kind, frac in cases:
+                    quick = (*key, n, kind, frac) in QUICK and schedule == "output-rotation"
+                    tag = "" if schedule == "output-rotation" else "-auto"
+                    yield pytest.param(shape[0], shape[1], n, "synthetic", kind, frac, schedule,
+                                       marks=[pytest.mark.quick] if quick else [],
+                                       id=f"{shape[0]}-{shape[1]}-N{n}-{kind[:4]}{int(round(frac * 100))}{tag}")
 
 
 def _params(n: int):
@@ -80,23 +96,25 @@ def _params(n: int):
     return ckks_params(depth=1 if n == 8192 else 5, poly_modulus_degree=n)
 
 
-def _bench_conv(benchmark, params, unit, name, w, bias, hw, stride, info: dict, seed: int = 0) -> None:
+def _bench_conv(benchmark, params, unit, name, w, bias, hw, stride, info: dict, seed: int = 0,
+                schedule: str = "output-rotation") -> None:
     benchmark.group = f"layers-N{params.poly_modulus_degree}"
-    prep = prepare_layer(w, bias, hw, hw, stride, make_backend("encrypted", params, seed), seed=seed, name=name)
+    prep = prepare_layer(w, bias, hw, hw, stride, make_backend("encrypted", params, seed), seed=seed, name=name,
+                         schedule=schedule)
     runs = []
     benchmark.pedantic(lambda: runs.append(run_layer(prep)), rounds=3, iterations=1, warmup_rounds=0)
     record = layer_record(prep, runs[-1], unit, runs, latency_s=benchmark.stats.stats.mean)
     assert record.counts_match_plan
     assert record.counts["key_switches"] == record.counts["rotations"]
     assert record.max_abs_error < 1e-3 * max(1.0, record.max_abs_reference)
-    benchmark.extra_info.update(suite="layer", **record.to_dict(), **info)
+    benchmark.extra_info.update(suite="layer", **record.to_dict(), **info, requested_schedule=schedule)
 
 
-NETWORK_LAYER_N_METHOD_SWEEP_FRACTION = "network, layer, n, method, sweep, fraction"
+NETWORK_LAYER_N_METHOD_SWEEP_FRACTION = "network, layer, n, method, sweep, fraction, schedule"
 
 
 @pytest.mark.parametrize(NETWORK_LAYER_N_METHOD_SWEEP_FRACTION, list(_synthetic_cases()))
-def test_synthetic_layer(benchmark, unit_costs_for, network, layer, n, method, sweep, fraction):
+def test_synthetic_layer(benchmark, unit_costs_for, network, layer, n, method, sweep, fraction, schedule):
     _, name, c_in, c_out, hw, k, stride = SHAPE_OF[(network, layer)]
     seed, params = 0, _params(n)
     frac = {"prune_diagonals": fraction if sweep == "diagonals" else 0.0,
@@ -104,7 +122,7 @@ def test_synthetic_layer(benchmark, unit_costs_for, network, layer, n, method, s
     w = random_conv_weights(c_out, c_in, k, params.slots, hw, hw, seed=seed, **frac)
     bias = np.random.default_rng(seed + 2).normal(0, 0.1, c_out)
     _bench_conv(benchmark, params, unit_costs_for(params), name, w, bias, hw, stride,
-                {"network": network, "weights": "synthetic", "method": method, "sweep": sweep, **frac}, seed)
+                {"network": network, "weights": "synthetic", "method": method, "sweep": sweep, **frac}, seed, schedule)
 
 
 @lru_cache(maxsize=2)
@@ -124,13 +142,14 @@ def pytest_generate_tests(metafunc):
         layers, _, params = _checkpoint_layers(str(path))
         for name in layers:
             quick = model == "resnet20" and name == "layers.0.0.conv1" and method != "hunter"
-            cases.append(pytest.param(model, name, params.poly_modulus_degree, method, None, None, str(path),
-                                      marks=[pytest.mark.quick] if quick else [], id=f"{model}-{method}-{name}"))
+            cases.append(pytest.param(model, name, params.poly_modulus_degree, method, None, None, "output-rotation",
+                                      str(path), marks=[pytest.mark.quick] if quick else [],
+                                      id=f"{model}-{method}-{name}"))
     metafunc.parametrize(NETWORK_LAYER_N_METHOD_SWEEP_FRACTION + ", checkpoint",
-                         cases or [no_checkpoint_param(metafunc.config, 7)])
+                         cases or [no_checkpoint_param(metafunc.config, 8)])
 
 
-def test_checkpoint_layer(benchmark, unit_costs_for, network, layer, n, method, sweep, fraction, checkpoint):
+def test_checkpoint_layer(benchmark, unit_costs_for, network, layer, n, method, sweep, fraction, schedule, checkpoint):
     layers, meta, params = _checkpoint_layers(checkpoint)
     lay = layers[layer]
     _bench_conv(benchmark, params, unit_costs_for(params), lay.name, lay.weight, lay.bias, lay.height,
@@ -138,4 +157,5 @@ def test_checkpoint_layer(benchmark, unit_costs_for, network, layer, n, method, 
                              "sweep": None, "prune_diagonals": None, "prune_positions": None,
                              "checkpoint": {k: meta.get(k) for k in ("dataset", "input_size", "fraction",
                                                                      "val_accuracy", "test_accuracy",
-                                                                     "git_revision", "seed")}})
+                                                                     "git_revision", "seed")}},
+                schedule=schedule)

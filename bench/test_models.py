@@ -3,7 +3,8 @@
 Two kinds of case: random-weight models with a synthetic fraction of diagonals zeroed
 (0/50/90%), and real pruned models (dense, hunter, artemis-diagonal checkpoints from
 `--pruned DIR`, default results/demo/checkpoints) run on a test image of their own data
-set. Both take the same parameters (model, method, prune_diagonals).
+set. Both take the same parameters (model, method, prune_diagonals, schedule), and every
+case runs under the output-rotation schedule and under "auto" (a baby step per layer).
 
 Set-up (lowering, Galois keys, encoding every plaintext) is outside the timed part;
 the timed part is `bench.harness.model.run_images` on one image (server evaluation
@@ -26,17 +27,21 @@ from pruning.synthetic import prune_model_diagonals
 CASES = [("resnet20", 0.0), ("resnet20", 0.5), ("resnet20", 0.9), ("resnet18", 0.0), ("resnet18", 0.5), ("resnet18", 0.9)]
 QUICK = {("resnet20", 0.0), ("resnet20", 0.9)}
 ROUNDS = {"resnet20": 3, "resnet18": 1}
-MODEL_METHOD_FRACTION = "model, method, prune_diagonals"
+MODEL_METHOD_FRACTION = "model, method, prune_diagonals, schedule"
+SCHEDULES = ("output-rotation", "auto")
 
 
 def _cases():
-    for name, frac in CASES:
-        marks = [pytest.mark.quick] if (name, frac) in QUICK else []
-        yield pytest.param(name, "synthetic", frac, id=f"{name}-diag{int(frac * 100)}", marks=marks)
+    for schedule in SCHEDULES:
+        for name, frac in CASES:
+            quick = (name, frac) in QUICK and schedule == "output-rotation"
+            tag = "" if schedule == "output-rotation" else "-auto"
+            yield pytest.param(name, "synthetic", frac, schedule, id=f"{name}-diag{int(frac * 100)}{tag}",
+                               marks=[pytest.mark.quick] if quick else [])
 
 
 @pytest.mark.parametrize(MODEL_METHOD_FRACTION, list(_cases()))
-def test_model_end_to_end(benchmark, unit_costs_8192, model, method, prune_diagonals):
+def test_model_end_to_end(benchmark, unit_costs_8192, model, method, prune_diagonals, schedule):
     seed, shape = 0, (3, 16, 16)
     torch.manual_seed(seed)
     net = models.build_model(model, 3, 10).eval()
@@ -46,20 +51,22 @@ def test_model_end_to_end(benchmark, unit_costs_8192, model, method, prune_diago
     x = np.random.default_rng(seed).uniform(-1, 1, shape)
     _bench_model(benchmark, unit_costs_8192, net, shape, params, x, None, ROUNDS[model],
                  {"model": model, "method": method, "weights": "synthetic", "prune_diagonals": prune_diagonals,
-                  "input_source": "uniform random in [-1, 1]"}, seed)
+                  "input_source": "uniform random in [-1, 1]"}, seed, schedule)
 
 
 def pytest_generate_tests(metafunc):
     if metafunc.function.__name__ != "test_checkpoint_model":
         return
-    cases = [pytest.param(model, method, None, str(path),
-                          marks=[pytest.mark.quick] if (model == "resnet20" and method != "hunter") else [],
-                          id=f"{model}-{method}")
+    cases = [pytest.param(model, method, None, schedule, str(path),
+                          marks=[pytest.mark.quick] if (model == "resnet20" and method != "hunter"
+                                                         and schedule == "output-rotation") else [],
+                          id=f"{model}-{method}" + ("" if schedule == "output-rotation" else "-auto"))
+             for schedule in SCHEDULES
              for (model, method), path in pruned_checkpoints(metafunc.config, CHECKPOINT_METHODS).items()]
-    metafunc.parametrize(MODEL_METHOD_FRACTION + ", checkpoint", cases or [no_checkpoint_param(metafunc.config, 4)])
+    metafunc.parametrize(MODEL_METHOD_FRACTION + ", checkpoint", cases or [no_checkpoint_param(metafunc.config, 5)])
 
 
-def test_checkpoint_model(benchmark, unit_costs_8192, model, method, prune_diagonals, checkpoint):
+def test_checkpoint_model(benchmark, unit_costs_8192, model, method, prune_diagonals, schedule, checkpoint):
     from pruning.data import load_dataset
 
     net, meta = load_checkpoint_model(checkpoint)
@@ -76,12 +83,13 @@ def test_checkpoint_model(benchmark, unit_costs_8192, model, method, prune_diago
                   "input_source": source,
                   "checkpoint": {k: meta.get(k) for k in ("dataset", "input_size", "subset", "fraction", "val_accuracy",
                                                           "test_accuracy", "max_drop", "git_revision", "seed")}},
-                 seed)
+                 seed, schedule)
 
 
-def _bench_model(benchmark, unit, net, shape, params, x, label, rounds, info: dict, seed: int) -> None:
+def _bench_model(benchmark, unit, net, shape, params, x, label, rounds, info: dict, seed: int,
+                 schedule: str = "output-rotation") -> None:
     benchmark.group = "models"
-    prep = prepare_model(net, shape, params, mode="encrypted", seed=seed)
+    prep = prepare_model(net, shape, params, mode="encrypted", seed=seed, schedule=schedule)
     runs = []
     benchmark.pedantic(lambda: runs.extend(run_images(prep, x[None])), rounds=rounds, iterations=1, warmup_rounds=0)
     images = np.stack([x] * len(runs))
@@ -90,6 +98,7 @@ def _bench_model(benchmark, unit, net, shape, params, x, label, rounds, info: di
     assert record.counts_match_plan
     assert record.key_switches == record.rotations == record.predicted_rotations
     assert record.max_abs_error < 1e-2 and record.top1_agreement == 1.0
-    benchmark.extra_info.update(suite="model", **info, input_size=shape[1], in_channels=shape[0], seed=seed,
+    benchmark.extra_info.update(suite="model", **info, requested_schedule=schedule, input_size=shape[1], in_channels=shape[0],
+                                seed=seed,
                                 **record.to_dict(), predicted_label=record.predictions[-1],
                                 peak_rss_bytes_so_far=record.peak_rss_bytes)

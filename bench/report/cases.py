@@ -27,7 +27,7 @@ PRIMITIVE_OF = {"key_switches": "rotation", "pmuls": "pmul", "adds": "add", "pla
                 "rescales": "rescale"}
 SWEEPS = ("diagonals", "positions")
 SUITE_LABELS = ("full", "quick", "filtered")
-CSV_COLUMNS = ("name", "suite", "network", "layer", "method", "weights", "sweep", "prune_diagonals",
+CSV_COLUMNS = ("name", "suite", "network", "layer", "method", "schedule", "weights", "sweep", "prune_diagonals",
                "prune_positions", "poly_modulus_degree", "latency_s", "cpu_s", *OPS, "rotation_share",
                "predicted_rotation_only_s", "predicted_full_s")
 MAKE_A_RUN = "pytest --benchmark-only"
@@ -64,6 +64,11 @@ class Case:
     @property
     def method(self) -> str:
         return self.info.get("method") or "synthetic"
+
+    @property
+    def schedule(self) -> str:
+        """The rotation schedule the case asked for (runs before schedules: output-rotation)."""
+        return self.info.get("requested_schedule") or "output-rotation"
 
     @property
     def weights(self) -> str:
@@ -285,12 +290,14 @@ def tidy_table(cases: list[Case]) -> pd.DataFrame:
     import pandas as pd
 
     rows = [{"name": c.name, "suite": c.suite, "network": c.network, "layer": c.layer, "method": c.method,
+             "schedule": c.schedule,
              "weights": c.weights, "sweep": c.sweep, "prune_diagonals": c.prune_diagonals,
              "prune_positions": c.prune_positions, "poly_modulus_degree": c.n, "latency_s": c.latency,
              "cpu_s": c.cpu, **{op: c.counts[op] for op in OPS}, "rotation_share": c.rotation_share,
              "predicted_rotation_only_s": c.predicted_rotation_only_s, "predicted_full_s": c.predicted_full_s}
             for c in cases]
     df = pd.DataFrame(rows, columns=list(CSV_COLUMNS))
-    key = ["suite", "poly_modulus_degree", "network", "layer", "method", "weights", "sweep", "prune_diagonals",
+    key = ["suite", "poly_modulus_degree", "network", "layer", "method", "schedule", "weights", "sweep",
+           "prune_diagonals",
            "prune_positions", "name", "latency_s"]
     return df.sort_values(key, na_position="first", kind="mergesort").reset_index(drop=True)

@@ -31,9 +31,9 @@ def accuracy(c: Case) -> dict:
     return {k: ckpt[k] for k in ("dataset", "val_accuracy", "test_accuracy") if k in ckpt}
 
 
-def checkpoint_models(cases: list[Case]) -> dict[tuple, Case]:
-    """Checkpoint model cases by (model, method), the last one winning."""
-    return last_by([c for c in cases if c.suite == "model" and c.weights == "checkpoint"],
+def checkpoint_models(cases: list[Case], schedule: str = "output-rotation") -> dict[tuple, Case]:
+    """Checkpoint model cases under `schedule` by (model, method), the last one winning."""
+    return last_by([c for c in cases if c.suite == "model" and c.weights == "checkpoint" and c.schedule == schedule],
                    lambda c: (c.network, c.method))
 
 
@@ -82,9 +82,41 @@ def sweep_series(cases: list[Case]) -> dict[tuple[int, str, str, str], list[Case
     """Layer sweep cases by (N, network, layer, sweep kind), each sorted by pruned fraction."""
     series: dict[tuple[int, str, str, str], list[Case]] = {}
     for c in cases:
-        if c.suite == "layer" and c.sweep in SWEEPS:
+        if c.suite == "layer" and c.sweep in SWEEPS and c.schedule == "output-rotation":
             series.setdefault((c.n, str(c.network), str(c.layer), c.sweep), []).append(c)
     return {k: sorted(v, key=sweep_fraction) for k, v in sorted(series.items())}
+
+
+def schedule_gains(cases: list[Case]) -> list[dict]:
+    """Cases run under both output-rotation and auto (the same everything else): the
+    rotations and latency of each, and output-rotation's over auto's.
+
+    >>> def mk(s, r, t):
+    ...     return Case("c", "model", 8192, t, {"key_switches": r},
+    ...                 {"model": "resnet18", "method": "synthetic", "requested_schedule": s})
+    >>> g = schedule_gains([mk("output-rotation", 5041, 30.0), mk("auto", 1779, 20.0)])
+    >>> round(g[0]["rotation_ratio"], 2), g[0]["latency_ratio"]
+    (2.83, 1.5)
+    """
+    def key(c: Case) -> tuple:
+        return (c.suite, c.n, str(c.network), str(c.layer), c.method, c.weights, c.sweep,
+                c.prune_diagonals, c.prune_positions)
+
+    by = {s: last_by([c for c in cases if c.schedule == s], key) for s in ("output-rotation", "auto")}
+    out = []
+    for k, auto in by["auto"].items():
+        orr = by["output-rotation"].get(k)
+        if orr is None:
+            continue
+        out.append({"suite": auto.suite, "n": auto.n, "network": auto.network, "layer": auto.layer,
+                    "method": auto.method, "prune_diagonals": auto.prune_diagonals,
+                    "baby_step": auto.info.get("baby_step"),
+                    "rotations_or": orr.rotations, "rotations_auto": auto.rotations,
+                    "latency_or": orr.latency, "latency_auto": auto.latency,
+                    "rotation_ratio": orr.rotations / auto.rotations if auto.rotations else None,
+                    "latency_ratio": orr.latency / auto.latency if auto.latency else None})
+    return sorted(out, key=lambda g: (g["suite"] != "model", str(g["network"]), str(g["layer"]), str(g["method"]),
+                                      g["prune_diagonals"] or 0.0))
 
 
 def as_paths(pruning_csv: str | Path | list[str | Path] | tuple | None) -> list[Path]:

@@ -16,7 +16,8 @@ from ..provenance import provenance
 from ..results import atomic_write
 from .cases import Case, load_benchmarks, require_fit_inputs, tidy_table
 from .compare import (
-    REFERENCE_METHOD, accuracy, as_paths, last_by, method_ratios, read_pruning, sweep_fraction, sweep_series,
+    REFERENCE_METHOD, accuracy, as_paths, last_by, method_ratios, read_pruning, schedule_gains, sweep_fraction,
+    sweep_series,
 )
 from .fits import DOMINANT_SHARE, NFit, fit_n
 from .plots import fits_figure, pareto_figure, sweeps_figure
@@ -86,16 +87,18 @@ def fits_section(f: NFit) -> list[str]:
 def methods_section(cases: list[Case], ratios: dict) -> list[str]:
     """The checkpoint model and layer cases, and the model ratios to artemis-diagonal."""
     ckpt_models = sorted(last_by([c for c in cases if c.suite == "model" and c.weights == "checkpoint"],
-                                 lambda c: (c.network, c.method)).items(), key=lambda kv: tuple(map(str, kv[0])))
+                                 lambda c: (c.network, c.method, c.schedule)).items(),
+                         key=lambda kv: tuple(map(str, kv[0])))
     ckpt_layers = sorted(last_by([c for c in cases if c.suite == "layer" and c.weights == "checkpoint"],
                                  lambda c: (c.network, c.layer, c.method, c.n)).items(),
                          key=lambda kv: tuple(map(str, kv[0])))
     md = []
     if ckpt_models:
         md += ["## Pruned checkpoints, whole models", "",
-               "| model | method | N | rotations | server latency s | accuracy |", "|---|---|---|---|---|---|"]
-        md += [f"| {m} | {meth} | {c.n} | {c.rotations} | {c.latency:.4f} | {accuracy_text(accuracy(c))} |"
-               for (m, meth), c in ckpt_models]
+               "| model | method | schedule | N | rotations | server latency s | accuracy |",
+               "|---|---|---|---|---|---|---|"]
+        md += [f"| {m} | {meth} | {sched} | {c.n} | {c.rotations} | {c.latency:.4f} | {accuracy_text(accuracy(c))} |"
+               for (m, meth, sched), c in ckpt_models]
         md.append("")
         if ratios:
             md += [f"Ratios to {REFERENCE_METHOD} (higher: {REFERENCE_METHOD} saves more):", "",
@@ -110,6 +113,19 @@ def methods_section(cases: list[Case], ratios: dict) -> list[str]:
                for (net, layer, meth, n), c in ckpt_layers]
         md.append("")
     return md
+
+
+def schedules_section(gains: list[dict]) -> list[str]:
+    """Output-rotation against auto (a baby step per layer) on the same cases."""
+    md = ["## Rotation schedules: output-rotation vs auto", "",
+          "Each row is one case run under both schedules; the ratios are output-rotation's over auto's.", "",
+          "| suite | network | layer | method | diagonals pruned | B (auto) | rotations OR / auto | ratio "
+          "| latency s OR / auto | ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
+    md += [f"| {g['suite']} | {g['network']} | {g['layer'] or '-'} | {g['method']} | {fmt(g['prune_diagonals'], '.2f')} "
+           f"| {g['baby_step'] if g['baby_step'] is not None else 'per layer'} | {g['rotations_or']} / "
+           f"{g['rotations_auto']} | {fmt(g['rotation_ratio'], '.2f')}x | {g['latency_or']:.3f} / "
+           f"{g['latency_auto']:.3f} | {fmt(g['latency_ratio'], '.2f')}x |" for g in gains]
+    return md + [""]
 
 
 def sweeps_section(series: dict) -> list[str]:
@@ -158,17 +174,21 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
                    "rotation_share": {c.name: c.rotation_share for f in fits for c in sorted(f.cases,
                                                                                           key=lambda c: c.name)},
                    "provenance": provenance(), "sources": origins, "method_ratios": method_ratios(cases),
-                   "pruning_ratios": pruning_ratios, "wall_over_cpu": wall_cpu_summary(cases)}
+                   "pruning_ratios": pruning_ratios, "wall_over_cpu": wall_cpu_summary(cases),
+                   "schedule_gains": schedule_gains(cases)}
     headline = model["per_n"][str(HEADLINE_N if HEADLINE_N in by_n else min(by_n))]
     model.update({k: headline[k] for k in HEADLINE_KEYS})
 
     out = Path(out_dir)
     md = ["# Cost-model validation", "", *runs_section(paths, origins),
-          *verdict_section(fits, model["method_ratios"], pruning_ratios, model["wall_over_cpu"])]
+          *verdict_section(fits, model["method_ratios"], pruning_ratios, model["wall_over_cpu"],
+                           model["schedule_gains"])]
     for f in fits:
         md += fits_section(f)
         fits_figure(f, out / f"latency_fits_N{f.n}.png")
     md += methods_section(cases, model["method_ratios"])
+    if model["schedule_gains"]:
+        md += schedules_section(model["schedule_gains"])
     series = sweep_series(cases)
     if series:
         md += sweeps_section(series)

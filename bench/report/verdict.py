@@ -134,7 +134,22 @@ def wall_cpu_verdict(s: dict | None) -> str:
     return text + f"; none ran over {BUSY_WALL_OVER_CPU}x, so the machine was not visibly busy."
 
 
-def verdict_section(fits: list[NFit], ratios: dict, pruning_ratios: dict, wall_cpu: dict | None) -> list[str]:
+def schedule_verdict(gains: list[dict]) -> list[str]:
+    """Per whole model run under both schedules: how many times fewer rotations and how much
+    less server time the per-layer baby step (auto) gives than output-rotation."""
+    out = []
+    for g in gains:
+        if g["suite"] != "model" or g["rotation_ratio"] is None or g["latency_ratio"] is None:
+            continue
+        out.append(f"{g['network']} ({g['method']}, {fmt(g['prune_diagonals'], '.0%')} of diagonals pruned): "
+                   f"{g['rotations_or']} -> {g['rotations_auto']} rotations ({g['rotation_ratio']:.2f}x fewer), "
+                   f"server time {g['latency_or']:.2f} s -> {g['latency_auto']:.2f} s "
+                   f"({g['latency_ratio']:.2f}x {'faster' if g['latency_ratio'] >= 1 else 'slower'}).")
+    return out
+
+
+def verdict_section(fits: list[NFit], ratios: dict, pruning_ratios: dict, wall_cpu: dict | None,
+                    gains: list[dict] | None = None) -> list[str]:
     """The report's opening section: the verdicts above, as Markdown lines."""
     md = ["## Verdict", "",
           (f"A count model *predicts* latency here when its R^2 is at least {GOOD_R2} and its worst relative "
@@ -147,5 +162,9 @@ def verdict_section(fits: list[NFit], ratios: dict, pruning_ratios: dict, wall_c
     if methods:
         md += ["", f"**Does {REFERENCE_METHOD} save over the baselines?**", ""]
         md += [f"- {m}" for m in methods]
+    schedules = schedule_verdict(gains or [])
+    if schedules:
+        md += ["", "**Does a baby-step/giant-step schedule per layer (auto) beat output-rotation?**", ""]
+        md += [f"- {m}" for m in schedules]
     md += ["", "**Was the machine busy?**", "", f"- {wall_cpu_verdict(wall_cpu)}", ""]
     return md
