@@ -223,6 +223,7 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
     y = decrypt_output(run.outputs, plan, b)
     b.reset_counter()
     ref = torch_conv(prep.x, prep.weight, prep.bias, plan.spec.stride)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # before the unit costs' operand pools
     if unit is None:
         unit = measure_unit_costs(b, level=plan.level)
     latency = run.wall_s if latency_s is None else latency_s
@@ -246,7 +247,7 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
         latency_over_floor=latency / floor if floor > 0 else None,
         meets_floor_target=latency <= FLOOR_TARGET * floor, unit_costs_s=unit.to_dict(),
         max_abs_error=float(np.abs(y - ref).max()), max_abs_reference=float(np.abs(ref).max()),
-        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, seed=prep.seed,
+        peak_rss_bytes=peak, seed=prep.seed,
     )
 
 
