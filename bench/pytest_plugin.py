@@ -38,11 +38,12 @@ def pytest_addoption(parser):
 
 
 def _explicit_paths(config) -> list[Path]:
+    """The test paths named on the command line (not option values, not testpaths)."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return []
     out = []
-    for arg in config.invocation_params.args:
-        if arg.startswith("-"):
-            continue
-        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+    for arg in config.args:
+        path = (config.invocation_params.dir / str(arg).split("::")[0]).resolve()
         if path.exists():
             out.append(path)
     return out

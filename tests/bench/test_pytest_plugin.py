@@ -33,9 +33,15 @@ def test_benchmark_only_collects_the_suite_and_nothing_else():
 def test_suite_labels():
     from bench.pytest_plugin import suite_label
 
+    import pytest
+
     class Config:
-        def __init__(self, args, markexpr="not slow", keyword=""):
+        def __init__(self, args, markexpr="not slow", keyword="", paths=None):
             self.invocation_params = type("P", (), {"args": tuple(args), "dir": ROOT})()
+            if paths is None:  # what pytest's parser leaves as file_or_dir
+                paths = [a for a in args if not a.startswith("-") and a not in (markexpr, keyword)]
+            self.args_source = pytest.Config.ArgsSource.ARGS if paths else pytest.Config.ArgsSource.TESTPATHS
+            self.args = paths
             self._opts = {"markexpr": markexpr, "keyword": keyword}
 
         def getoption(self, name, default=None):
@@ -47,3 +53,5 @@ def test_suite_labels():
     assert suite_label(Config(["--benchmark-only", "-k", "resnet20"], keyword="resnet20")) == "filtered"
     assert suite_label(Config(["bench/test_layers.py", "--benchmark-only"])) == "filtered"
     assert suite_label(Config(["--benchmark-only", "-m", "not quick"], markexpr="not quick")) == "filtered"
+    # an option's value is no test path
+    assert suite_label(Config(["--benchmark-only", "--pruned", "results/demo"], paths=[])) == "full"
