@@ -117,8 +117,8 @@ def save_checkpoint(model: nn.Module, path: str | Path, meta: dict) -> None:
 
 
 def write_summary(path: str | Path, model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams,
-                  extra: dict) -> dict:
-    summary = {**extra, **layer_summary(model, input_shape, params), "provenance": provenance()}
+                  schedule: str | dict[str, str], extra: dict) -> dict:
+    summary = {**extra, **layer_summary(model, input_shape, params, schedule), "provenance": provenance()}
     write_json(path, summary)
     return summary
 

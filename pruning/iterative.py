@@ -51,10 +51,14 @@ DEFAULT_FRACTIONS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
 def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGroups], method: str,
                     params: CKKSParams, max_drop: float = 1.0, fractions: tuple[float, ...] = DEFAULT_FRACTIONS,
                     finetune: TrainConfig | None = None, progress: Progress | None = None,
-                    reference: float | None = None) -> PruneResult:
+                    reference: float | None = None,
+                    schedule: str | dict[str, str] = "output-rotation") -> PruneResult:
     """Raise the pruned fraction step by step, fine-tune with masks held (no Lasso), and keep
     the largest step whose validation accuracy stays within `max_drop` points of `reference`
     (the dense model's accuracy; by default the starting model's).
+
+    `schedule` (one for every conv, or one per conv path) is the engine schedule the
+    rotations are counted under; the groups must follow the same one.
 
     The model is left at the chosen step, its masks beside the weights.
     """
@@ -68,7 +72,7 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
     vx, vy = data.tensors("val")
     start = evaluate(model, vx, vy)
     base = start if reference is None else reference
-    cost = he_cost(model, shape, params)
+    cost = he_cost(model, shape, params, schedule)
     result = PruneResult(method, base, [PruneStep(0, 0.0, start, base - start, cost["rotations"], cost["pmuls"],
                                                   sparsity(model, groups), base - start <= max_drop)])
     best = snapshot(model)
@@ -77,7 +81,7 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
         apply_masks(model, method_masks(model, groups, method, frac))
         train(model, data, finetune, None)
         acc = evaluate(model, vx, vy)
-        cost = he_cost(model, shape, params)
+        cost = he_cost(model, shape, params, schedule)
         ok = base - acc <= max_drop
         result.steps.append(PruneStep(i, frac, acc, base - acc, cost["rotations"], cost["pmuls"],
                                       sparsity(model, groups), ok))

@@ -115,3 +115,18 @@ def check_output_paths(args: argparse.Namespace) -> list[Path]:
         _writable_parent(results.parent, "--results")
         folders.append(results.parent)
     return folders
+
+
+def add_group_schedule_option(p, default: str | None) -> None:
+    """--schedule of train and prune: the schedule whose rotation groups are trained and pruned."""
+    p.add_argument("--schedule", type=schedule, default=default, metavar="{output-rotation,input-rotation,bsgs:B,auto}",
+                   help="rotation schedule whose groups are pruned: output-rotation, input-rotation, bsgs:B, or "
+                        "auto (a baby step per conv chosen on the dense model, then fixed)"
+                        + (f" (default {default})" if default else ""))
+
+
+def fixed_schedules(model, shape: tuple[int, int, int], params, schedule: str) -> dict[str, str]:
+    """One schedule per conv path, fixed before training or pruning ("auto": chosen on `model`)."""
+    from pruning.groups import model_schedules
+
+    return model_schedules(model, shape, params, schedule)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import RESULTS, bar, non_negative, positive, positive_float
+from .common import RESULTS, add_group_schedule_option, bar, fixed_schedules, non_negative, positive, positive_float
 
 
 def fractions(text: str) -> tuple[float, ...]:
@@ -33,6 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--data-dir")
     p.add_argument("--results", default=str(RESULTS / "pruning_summary.csv"), help="CSV the steps are written into")
     p.add_argument("--seed", type=int, default=None, help="default: the training seed")
+    add_group_schedule_option(p, None)
     p.add_argument("--out", required=True, help="output folder (pruned-<method>.pt, summary-<method>.json)")
     p.set_defaults(func=run, render=None)
 
@@ -61,7 +62,10 @@ def run(args: argparse.Namespace) -> dict:
                         seed=meta["seed"])
     shape = (meta["in_channels"], meta["input_size"], meta["input_size"])
     params = params_for_input(meta["input_size"], meta["input_size"], meta["poly_modulus_degree"])
-    groups = model_groups(model, shape, params)
+    # The checkpoint's own schedules (fixed at training) unless --schedule asks for others.
+    schedules = (meta["schedules"] if args.schedule is None and meta.get("schedules")
+                 else fixed_schedules(model, shape, params, args.schedule or "output-rotation"))
+    groups = model_groups(model, shape, params, schedules)
     schedule = args.fractions or DEFAULT_FRACTIONS
     reference = None
     if args.reference:
@@ -80,15 +84,15 @@ def run(args: argparse.Namespace) -> dict:
 
         result = iterative_prune(model, data, groups, args.method, params, args.max_drop, schedule,
                                  TrainConfig(epochs=args.finetune_epochs, lr=args.finetune_lr, seed=seed), progress,
-                                 reference)
+                                 reference, schedules)
     tx, ty = data.tensors("test")
     chosen = result.chosen
     out = Path(args.out)
     pmeta = {**meta, "method": args.method, "max_drop": args.max_drop, "fraction": chosen.fraction,
              "val_accuracy": chosen.accuracy, "test_accuracy": evaluate(model, tx, ty), "prune_seed": seed,
-             "reference_val_accuracy": result.dense_accuracy}
+             "reference_val_accuracy": result.dense_accuracy, "schedules": schedules}
     save_checkpoint(model, out / f"pruned-{args.method}.pt", pmeta)
-    summary = write_summary(out / f"summary-{args.method}.json", model, shape, params,
+    summary = write_summary(out / f"summary-{args.method}.json", model, shape, params, schedules,
                             {**pmeta, "steps": [s.to_dict() for s in result.steps],
                              "dense_val_accuracy": result.dense_accuracy})
     rev = git_revision()

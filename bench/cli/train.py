@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import bar, non_negative, positive, positive_float
+from .common import add_group_schedule_option, bar, fixed_schedules, non_negative, positive, positive_float
 
 
 def add_parser(sub) -> None:
@@ -24,6 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--subset", type=positive, help="use only K training images (and K/5 test images)")
     p.add_argument("--poly-modulus-degree", type=int, default=None, help="N whose packing defines the groups")
     p.add_argument("--seed", type=int, default=0)
+    add_group_schedule_option(p, "output-rotation")
     p.add_argument("--out", required=True, help="output folder (model.pt, train.json)")
     p.set_defaults(func=run, render=None)
 
@@ -45,7 +46,8 @@ def run(args: argparse.Namespace) -> dict:
     model = build_model(args.model, data.in_channels, data.num_classes)
     shape = (data.in_channels, args.input_size, args.input_size)
     params = params_for_input(args.input_size, args.input_size, args.poly_modulus_degree)
-    groups = model_groups(model, shape, params)
+    schedules = fixed_schedules(model, shape, params, args.schedule)  # the groups the Lasso acts on follow it
+    groups = model_groups(model, shape, params, schedules)
     cfg = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, lambda_p=args.lambda_p,
                       lambda_d=args.lambda_d, seed=args.seed)
     with bar(0, f"train {args.model}") as b:
@@ -62,7 +64,8 @@ def run(args: argparse.Namespace) -> dict:
             "lambda_p": args.lambda_p, "lambda_d": args.lambda_d, "epochs": args.epochs,
             "poly_modulus_degree": params.poly_modulus_degree,
             "data_note": data.note, "data_source": data.source,
-            "val_accuracy": history[-1]["val_accuracy"], "test_accuracy": evaluate(model, tx, ty)}
+            "val_accuracy": history[-1]["val_accuracy"], "test_accuracy": evaluate(model, tx, ty),
+            "schedule": args.schedule, "schedules": schedules}
     out = Path(args.out)
     save_checkpoint(model, out / "model.pt", meta)
     result = {**meta, "history": history, "checkpoint": str(out / "model.pt"), "provenance": provenance()}

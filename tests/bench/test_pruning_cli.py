@@ -35,3 +35,24 @@ def test_prune_errors(tmp_path, capsys):
     assert main(["prune", "--method", "hunter", "--checkpoint", str(tmp_path / "odd.pt"), "--out", str(tmp_path)]) == 2
     assert "as written by 'artemis train'" in capsys.readouterr().err
     assert not list(tmp_path.glob("pruned-*")) and not list(tmp_path.glob(".*"))  # nothing half-written
+
+
+def test_train_and_prune_follow_the_auto_schedule(tmp_path, capsys):
+    """With --schedule auto the baby step of each conv is fixed on the dense model at training and
+    kept by prune; the rotations pruning saves are those of that schedule."""
+    out, results = tmp_path / "run", tmp_path / "summary.csv"
+    assert main(["train", "--model", "resnet20", "--dataset", "digits", "--input-size", "8", "--epochs", "1",
+                 "--subset", "200", "--schedule", "auto", "--out", str(out)]) == 0
+    capsys.readouterr()
+    meta = torch.load(out / "model.pt", weights_only=True)["meta"]
+    assert meta["schedule"] == "auto" and any(s != "output-rotation" for s in meta["schedules"].values())
+    assert main(["prune", "--method", "artemis-diagonal", "--checkpoint", str(out / "model.pt"), "--fractions", "0.5",
+                 "--max-drop", "100", "--out", str(out), "--results", str(results)]) == 0
+    summary = json.loads((out / "summary-artemis-diagonal.json").read_text())
+    assert summary["schedules"] == meta["schedules"]
+    assert {layer["layer"]: layer["schedule"] for layer in summary["layers"]} == meta["schedules"]
+    rows = list(csv.DictReader(open(results)))
+    assert int(rows[0]["rotations"]) > int(rows[1]["rotations"])
+    assert main(["prune", "--method", "dense", "--checkpoint", str(out / "model.pt"), "--schedule", "bsgs:3",
+                 "--out", str(out), "--results", str(results)]) == 2
+    assert "bsgs:3" in capsys.readouterr().err
