@@ -62,8 +62,8 @@ class ParallelRun:
     """One parallel run of a layer, per worker.
 
     counts[w]: worker w's share (worker 0's without the merge); merge: worker 0's work after
-    the shares; compute_s[w]: its share's evaluation alone; cpu_s: CPU time of all workers;
-    transfer_bytes: ciphertext bytes written; transfer_s: serialization on the critical
+    the shares; compute_s[w]: its share's evaluation alone; cpu_s: CPU time of all workers
+    (children_cpu_s: of the forked ones); transfer_bytes: ciphertext bytes written; transfer_s: serialization on the critical
     path (worker 0's saves of the inputs + the slowest child's loads and saves + worker 0's
     loads of the results).
     """
@@ -77,6 +77,7 @@ class ParallelRun:
     transfer_bytes: int
     transfer_s: float
     wall_s: float = 0.0
+    children_cpu_s: float = 0.0
 
     @property
     def total(self) -> OpCounts:
@@ -299,7 +300,7 @@ class ConvPool:
         b.counter = outer + merge + sum(counts[1:], OpCounts())
         self.last = ParallelRun(name, split.workers, counts, merge, compute,
                                 time.process_time() - cpu + child_cpu, written,
-                                save_in_s + max(child_io) + load_out_s, time.perf_counter() - wall)
+                                save_in_s + max(child_io) + load_out_s, time.perf_counter() - wall, child_cpu)
         return outputs
 
     def _collect(self, children: list[_Child], name: str) -> dict[int, tuple]:

@@ -223,5 +223,6 @@ def measure_model(prep: PreparedModel, model: nn.Module, images: np.ndarray, uni
     """Run every image (timed) and gather the record."""
     c = time.process_time()
     runs = run_images(prep, images, progress, check_bounds)
-    cpu = (time.process_time() - c) / max(1, len(runs))
+    children = sum(lr.parallel.children_cpu_s for r in runs for lr in r.layers if lr.parallel is not None)
+    cpu = (time.process_time() - c + children) / max(1, len(runs))  # the worker processes' CPU included
     return model_record(prep, model, images, runs, unit, labels, cpu)
