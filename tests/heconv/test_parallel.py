@@ -156,3 +156,26 @@ def test_a_forgotten_pool_is_reaped_when_collected(params):
     del pool
     gc.collect()
     assert all(_gone(pid) for pid in pids) and not os.path.exists(folder)
+
+
+class _BrokenInChildren(PlainBackend):
+    """Multiplies only in the process that made it: a worker fails while touching its plaintexts."""
+
+    def __init__(self, params):
+        super().__init__(params)
+        self.home = os.getpid()
+
+    def multiply_plain(self, ct, plain):
+        if os.getpid() != self.home:
+            raise RuntimeError("no multiplying in a worker")
+        return super().multiply_plain(ct, plain)
+
+
+def test_a_worker_failing_at_start_up_fails_the_pool(params):
+    backend = _BrokenInChildren(params)
+    w, x = _exact_data(np.random.default_rng(0), 16, 16, 8)
+    plan, layer, _ = _layer(backend, w, None, x, "output-rotation")
+    with pytest.raises(WorkerError, match=r"(?s)start-up: worker 1 \(pid (\d+)\):.*RuntimeError: no multiplying") as e:
+        ConvPool(backend, {"conv": (layer, plan_parallel(plan, 2))})
+    pid = int(__import__("re").search(r"pid (\d+)", str(e.value)).group(1))
+    assert _gone(pid) and backend.counter == OpCounts(encodes=plan.predicted.pmuls + 1, encryptions=1)
