@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -270,11 +271,8 @@ def compile_conv(
     return CompiledConv(plan, weights, outputs)
 
 
-def run_conv(layer: CompiledConv, inputs: list[Any], backend: Backend) -> list[Any]:
-    """Evaluate the layer on n_in input ciphertexts; returns n_out output ciphertexts.
-
-    Stride 2 is computed at input resolution: the client subsamples at refresh.
-    """
+def check_inputs(layer: CompiledConv, inputs: list[Any], backend: Backend) -> None:
+    """The n_in input ciphertexts at the plan's level, and a Galois key for every step the plan uses."""
     plan = layer.plan
     name, n_in = plan.spec.name, plan.packing.n_in
     if len(inputs) != n_in:
@@ -286,40 +284,69 @@ def run_conv(layer: CompiledConv, inputs: list[Any], backend: Backend) -> list[A
     if missing:
         raise ValueError(f"layer {name}: the backend lacks Galois keys for steps {sorted(missing)[:8]}")
 
-    giant = plan.packing.channel_slots * plan.baby_step
-    b = plan.baby_step
-    # Baby steps: once per input ciphertext and distinct shift, shared by all outputs.
-    rotated: list[dict[int, Any]] = []
-    for bi, x in enumerate(inputs):
-        r = {0: x}
-        for step in plan.input_shifts[bi]:
-            r[step] = backend.rotate(x, step)
-        rotated.append(r)
 
-    outputs: list[Any] = [None] * plan.packing.n_out
-    i = 0
+def rotate_inputs(inputs: Mapping[int, Any], shifts: Sequence[Sequence[int]], backend: Backend) -> dict[int, dict[int, Any]]:
+    """Baby steps: {bi: {shift: Rot(X[bi], shift)}} for the listed shifts of each given input (shift 0: X itself)."""
+    rotated: dict[int, dict[int, Any]] = {}
+    for bi, x in inputs.items():
+        r = {0: x}
+        for step in shifts[bi]:
+            r[step] = backend.rotate(x, step)
+        rotated[bi] = r
+    return rotated
+
+
+def accumulate_terms(layer: CompiledConv, rotated: Mapping[int, Mapping[int, Any]], start: int, end: int,
+                     backend: Backend) -> dict[int, Any]:
+    """Sum the terms[start:end] (whole (bo, g) groups, in run order): Q[bo, g] by multiply-adds, giant-step
+    rotated, added into a partial Y[bo]. Returns {bo: partial Y[bo]}, not rescaled."""
+    plan = layer.plan
+    giant, b = plan.packing.channel_slots * plan.baby_step, plan.baby_step
+    partial: dict[int, Any] = {}
+    i = start
     terms, weights = plan.terms, layer.weights
-    while i < len(terms):
+    while i < end:
         bo, g = terms[i].bo, terms[i].d // b
         q = backend.multiply_plain(rotated[terms[i].bi][terms[i].shift], weights[i])
         i += 1
-        while i < len(terms) and terms[i].bo == bo and terms[i].d // b == g:
+        while i < end and terms[i].bo == bo and terms[i].d // b == g:
             t = terms[i]
             backend.add_inplace(q, backend.multiply_plain(rotated[t.bi][t.shift], weights[i]))
             i += 1
         if g:  # giant step
             q = backend.rotate(q, g * giant)
-        if outputs[bo] is None:
-            outputs[bo] = q
+        if bo not in partial:
+            partial[bo] = q
         else:
-            backend.add_inplace(outputs[bo], q)
-    for bo, y in enumerate(outputs):
-        if y is None:
+            backend.add_inplace(partial[bo], q)
+    return partial
+
+
+def finish_output(layer: CompiledConv, bo: int, y: Any, backend: Backend) -> None:
+    """Complete output ciphertext bo in place: one rescale, then the bias (if any)."""
+    backend.rescale_inplace(y)
+    if layer.outputs[bo] is not None:
+        backend.add_plain_inplace(y, layer.outputs[bo])
+
+
+def run_conv(layer: CompiledConv, inputs: list[Any], backend: Backend) -> list[Any]:
+    """Evaluate the layer on n_in input ciphertexts; returns n_out output ciphertexts.
+
+    Stride 2 is computed at input resolution: the client subsamples at refresh.
+    (heconv.parallel runs the same arithmetic split across worker processes.)
+    """
+    check_inputs(layer, inputs, backend)
+    plan = layer.plan
+    # Baby steps: once per input ciphertext and distinct shift, shared by all outputs.
+    rotated = rotate_inputs(dict(enumerate(inputs)), plan.input_shifts, backend)
+    partial = accumulate_terms(layer, rotated, 0, len(plan.terms), backend)
+    outputs: list[Any] = [None] * plan.packing.n_out
+    for bo in range(plan.packing.n_out):
+        if bo not in partial:
             outputs[bo] = backend.encrypt_plain(layer.outputs[bo])
             continue
-        backend.rescale_inplace(y)
-        if layer.outputs[bo] is not None:
-            backend.add_plain_inplace(y, layer.outputs[bo])
+        outputs[bo] = partial[bo]
+        finish_output(layer, bo, outputs[bo], backend)
     return outputs
 
 

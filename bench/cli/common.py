@@ -60,6 +60,20 @@ def add_schedule_option(p) -> None:
                         "the lowest predicted time from its weights)")
 
 
+def add_workers_option(p) -> None:
+    """--workers, shared by layer and infer (default: the cores available)."""
+    p.add_argument("--workers", type=positive, default=None,
+                   help="processes each conv runs on, forked after compile (default: the cores available; a conv "
+                        "uses at most its (bo, g) giant-step groups); 1 runs in-process")
+
+
+def resolve_workers(args: argparse.Namespace) -> int:
+    """--workers, or the cores this process may use."""
+    from heconv.parallel_plan import available_cores
+
+    return args.workers if args.workers is not None else available_cores()
+
+
 def bar(total: int, desc: str):
     """A progress bar on stderr (hidden when stderr is not a terminal)."""
     from tqdm import tqdm

@@ -13,7 +13,9 @@ import logging
 
 import numpy as np
 
-from .common import add_precision_options, add_schedule_option, fraction, positive, tolerance_verdict
+from .common import (
+    add_precision_options, add_schedule_option, add_workers_option, fraction, positive, resolve_workers, tolerance_verdict,
+)
 
 log = logging.getLogger("artemis")
 
@@ -38,6 +40,7 @@ def add_parser(sub) -> None:
                    help="hybrid: server runs linear layers, client refreshes at each ReLU (simulated); "
                         "non-interactive: everything encrypted, square activations (small-cnn-square)")
     add_schedule_option(p)
+    add_workers_option(p)
     p.add_argument("--prune-diagonals", type=fraction, default=0.0,
                    help="zero this random fraction of every conv's diagonal groups (synthetic sparsity)")
     p.add_argument("--stream", action="store_true",
@@ -114,11 +117,17 @@ def run(args: argparse.Namespace) -> dict:
         prune_model_diagonals(model, shape, params, args.prune_diagonals, args.seed)
     images, labels, source = _images(args, meta, s)
     log.info("lowering %s, generating keys and encoding plaintexts", s["model"])
+    workers = resolve_workers(args)
+    if args.stream and args.workers is None:
+        workers = 1  # streaming encodes after the fork: it runs in-process unless workers are asked for
     prep = prepare_model(model, shape, None, args.mode, args.stream, args.seed, args.protocol,
-                         args.poly_modulus_degree, args.toy_params, args.scale_bits, args.schedule)
-    with bar(len(prep.plan.layers) * args.images, f"{s['model']} ({args.mode})") as b:
-        record = measure_model(prep, model, images, labels=labels, check_bounds=not args.no_bound_check,
-                               progress=lambda name: (b.set_postfix_str(name), b.update()))
+                         args.poly_modulus_degree, args.toy_params, args.scale_bits, args.schedule, workers)
+    try:
+        with bar(len(prep.plan.layers) * args.images, f"{s['model']} ({args.mode})") as b:
+            record = measure_model(prep, model, images, labels=labels, check_bounds=not args.no_bound_check,
+                                   progress=lambda name: (b.set_postfix_str(name), b.update()))
+    finally:
+        prep.close()
     result = record.to_dict()
     result.update(model=s["model"], input_size=s["input_size"], in_channels=s["in_channels"], mode=args.mode,
                   schedule=args.schedule,
@@ -134,12 +143,13 @@ def render(r: dict) -> str:
     def fmt(v, spec):
         return "-" if v is None else format(v, spec)
 
-    lines = [f"{'layer':<28} {'kind':<6} {'schedule':<15} {'rot pred':>8} {'rot':>6} {'ksw':>6} {'pmuls':>7} "
-             f"{'server s':>9} {'floor s':>8}"]
+    lines = [f"{'layer':<28} {'kind':<6} {'schedule':<15} {'wk':>2} {'rot pred':>8} {'rot':>6} {'ksw':>6} "
+             f"{'pmuls':>7} {'server s':>9} {'floor s':>8}"]
     for layer in r["layers"]:
         lines.append(f"{layer['layer']:<28} {layer['kind']:<6} {layer.get('schedule') or '-':<15} "
-                     f"{layer['predicted_rotations']:>8} {layer['rotations']:>6} {layer['key_switches']:>6} "
-                     f"{layer['pmuls']:>7} {layer['server_s']:>9.3f} {fmt(layer['floor_s'], '>8.3f')}")
+                     f"{layer.get('workers', 1):>2} {layer['predicted_rotations']:>8} {layer['rotations']:>6} "
+                     f"{layer['key_switches']:>6} {layer['pmuls']:>7} {layer['server_s']:>9.3f} "
+                     f"{fmt(layer['floor_s'], '>8.3f')}")
     accuracy = ("no labels (random images)" if r["reference_accuracy"] is None else
                 f"encrypted {fmt(r['accuracy'], '.2%')}, PyTorch {r['reference_accuracy']:.2%} on {r['images']} image(s)")
     lines += [
@@ -152,7 +162,13 @@ def render(r: dict) -> str:
         f"rotations        {r['rotations']} counted, {r['predicted_rotations']} predicted, {r['key_switches']} key switches",
         f"multiplications  {r['pmuls']} plaintext, {r['cmuls']} ciphertext, {r['adds']} additions, {r['rescales']} rescales",
         f"server time      {r['server_s']:.3f} s per image (floor {fmt(r['floor_s'], '.3f')} s: counts x unit costs, "
-        f"no engine overhead)",
+        f"no engine overhead" + (")" if r.get("workers", 1) == 1 else
+                                 f"; per conv the larger worker's, plus transfer; {fmt(r['serial_floor_s'], '.3f')} s "
+                                 f"on one core)"),
+        f"workers          {r.get('workers', 1)} per conv" + (" (in-process)" if r.get("workers", 1) == 1 else
+                                                               f", forked after compile; transfer "
+                                                               f"{r['transfer_bytes'] / 1e6:.1f} MB, "
+                                                               f"{r['transfer_s']:.3f} s per image"),
         f"client time      {r['client_s']:.3f} s per image (refresh: {r['refresh']})",
         f"traffic          {r['bytes_client_to_server'] / 1e6:.2f} MB client->server, "
         f"{r['bytes_server_to_client'] / 1e6:.2f} MB server->client per image",

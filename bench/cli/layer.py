@@ -6,7 +6,9 @@ import argparse
 
 import numpy as np
 
-from .common import add_precision_options, add_schedule_option, fraction, positive, tolerance_verdict
+from .common import (
+    add_precision_options, add_schedule_option, add_workers_option, fraction, positive, resolve_workers, tolerance_verdict,
+)
 
 
 def add_parser(sub) -> None:
@@ -25,6 +27,7 @@ def add_parser(sub) -> None:
     p.add_argument("--mode", choices=("encrypted", "plain"), default="encrypted",
                    help="encrypted: SEAL CKKS; plain: the cleartext backend (same counts, no encryption)")
     add_schedule_option(p)
+    add_workers_option(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_precision_options(p, 1e-3)
@@ -58,12 +61,16 @@ def run(args: argparse.Namespace) -> dict:
     with bar(2, "layer") as b:
         b.set_postfix_str("keys and encoding")
         prep = prepare_layer(weight, bias, args.hw, args.hw, args.stride, make_backend(args.mode, params, args.seed),
-                             seed=args.seed, check_bounds=not args.no_bound_check, schedule=args.schedule)
+                             seed=args.seed, check_bounds=not args.no_bound_check, schedule=args.schedule,
+                             workers=resolve_workers(args))
         b.update()
         b.set_postfix_str("run")
-        result = measure_layer(prep).to_dict()
+        try:
+            result = measure_layer(prep).to_dict()
+        finally:
+            prep.close()
         b.update()
-    result.update(schedule_requested=args.schedule, mode=args.mode, prune_diagonals=args.prune_diagonals, prune_positions=args.prune_positions,
+    result.update(workers_requested=resolve_workers(args), schedule_requested=args.schedule, mode=args.mode, prune_diagonals=args.prune_diagonals, prune_positions=args.prune_positions,
                   weights=args.weights, insecure=params.allow_insecure, scale_bits=params.scale_bits,
                   provenance=provenance())
     result.update(tolerance_verdict(result, "max_abs_error", "max_abs_reference", args.tolerance))
@@ -77,6 +84,26 @@ def _schedule_row(result: dict) -> str:
     if cands:
         row += "; auto chose from " + ", ".join(f"B={c['baby_step']}: {c['rotations']} rot" for c in cands)
     return row
+
+
+def _workers_row(result: dict) -> str:
+    if result["workers"] == 1:
+        return "1 (in-process)" + (f"; {result['workers_requested']} asked, the layer has one giant-step group"
+                                   if result.get("workers_requested", 1) > 1 else "")
+    return (f"{result['workers']} processes, split by giant-step groups (bo, g); "
+            f"{result['extra_rotations']} baby-step rotations recomputed by more than one worker")
+
+
+def _parallel_rows(result: dict) -> list[tuple[str, str]]:
+    if result["workers"] == 1:
+        return []
+    floors = ", ".join(f"{f:.4f}" for f in result["worker_floor_s"])
+    return [
+        ("transfer", f"{result['transfer_bytes'] / 1e6:.2f} MB of ciphertexts, {result['transfer_s'] * 1e3:.1f} ms "
+                     f"on the critical path (SEAL serialization)"),
+        ("parallel floor", f"{result['parallel_floor_s']:.4f} s (x{result['latency_over_parallel_floor'] or 0:.3f}): "
+                           f"the larger worker's floor (workers: {floors} s) + transfer"),
+    ]
 
 
 def render(result: dict) -> str:
@@ -94,9 +121,12 @@ def render(result: dict) -> str:
         ("plaintext mults", f"{result['pmuls']}"),
         ("additions", f"{result['adds']} ct-ct, {result['plain_adds']} ct-pt"),
         ("rescales", str(result["rescales"])),
-        ("latency", f"{result['latency_s']:.4f} s wall, {result['cpu_s']:.4f} s CPU"),
+        ("workers", _workers_row(result)),
+        ("latency", f"{result['latency_s']:.4f} s wall, {result['cpu_s']:.4f} s CPU"
+                    + (" (all workers)" if result["workers"] > 1 else "")),
         ("floor", f"{result['floor_s']:.4f} s (x{result['latency_over_floor'] or 0:.3f}): counts x unit costs, "
-                  f"the time with no engine overhead"),
+                  f"the time with no engine overhead" + (" on one core" if result["workers"] > 1 else "")),
+        *_parallel_rows(result),
         ("max abs error", f"{result['max_abs_error']:.3e} vs torch conv2d (limit {result['error_limit']:.1e}: "
                           f"{'ok' if result['within_tolerance'] else 'EXCEEDED'})"),
         ("peak RSS", f"{result['peak_rss_bytes'] / 2**20:.0f} MiB"),

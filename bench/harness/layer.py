@@ -25,6 +25,8 @@ from heconv.conv import run_conv
 from heconv.cost import UnitCosts, floor_seconds
 from heconv.frontend import lower_model
 from heconv.network import ConvOp, ServerConv, plan_network
+from heconv.parallel import ConvPool, ParallelRun
+from heconv.parallel_plan import ParallelPlan, plan_parallel
 from heconv.params import CKKSParams, params_for_input
 from models.checkpoint import safe_torch_load
 
@@ -95,7 +97,8 @@ def torch_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, strid
 
 @dataclass
 class PreparedLayer:
-    """A layer ready to run: plan, encoded plaintexts, keys, encrypted input."""
+    """A layer ready to run: plan, encoded plaintexts, keys, encrypted input; with workers > 1,
+    its split and the worker pool (forked after compile; `close()` stops it)."""
 
     plan: ConvPlan
     compiled: CompiledConv
@@ -107,6 +110,17 @@ class PreparedLayer:
     galois_key_bytes: int
     setup_counts: OpCounts
     seed: int = 0
+    parallel: ParallelPlan | None = None
+    pool: ConvPool | None = None
+
+    @property
+    def predicted(self) -> OpCounts:
+        """What a run must count: the parallel split's counts when there is one."""
+        return self.parallel.predicted if self.parallel else self.plan.predicted
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
 
 
 def prepare_layer(
@@ -120,12 +134,15 @@ def prepare_layer(
     name: str = "conv",
     check_bounds: bool = True,
     schedule: str = "output-rotation",
+    workers: int = 1,
 ) -> PreparedLayer:
     """Plan, generate exactly the plan's Galois keys, encode, encrypt a random input in [-1, 1].
 
     With `check_bounds`, a layer whose outputs could exceed what the parameters hold is
     refused before any key or ciphertext exists (heconv.bounds). `schedule`: the rotation
-    schedule (heconv.schedule; "auto" picks the baby step from the weights).
+    schedule (heconv.schedule; "auto" picks the baby step from the weights). `workers` > 1:
+    split over that many processes (at most the layer's (bo, g) groups), forked here once
+    the plaintexts are encoded.
     """
     plan = plan_conv(weight, height, width, backend.params, stride=stride, has_bias=bias is not None, name=name,
                      schedule=schedule)
@@ -139,8 +156,11 @@ def prepare_layer(
     compiled = compile_conv(plan, weight, bias, backend)
     x = np.random.default_rng(seed + 1).uniform(-INPUT_BOUND, INPUT_BOUND, (plan.spec.c_in, height, width))
     inputs = encrypt_input(x, plan.packing, backend)
+    split = plan_parallel(plan, workers) if workers != 1 else None
+    setup = backend.reset_counter()
+    pool = ConvPool(backend, {name: (compiled, split)}) if split and split.workers > 1 else None
     return PreparedLayer(plan, compiled, backend, x, inputs, np.asarray(weight, dtype=np.float64),
-                         bias, backend.galois_key_bytes(), backend.reset_counter(), seed)
+                         bias, backend.galois_key_bytes(), setup, seed, split, pool)
 
 
 @dataclass
@@ -148,14 +168,19 @@ class LayerRun:
     outputs: list[Any]
     counts: OpCounts
     wall_s: float
-    cpu_s: float
+    cpu_s: float  # every worker's CPU time
+    parallel: ParallelRun | None = None
 
 
 def run_layer(prep: PreparedLayer) -> LayerRun:
-    """The timed part: the compiled layer on the encrypted input, counted."""
+    """The timed part: the compiled layer on the encrypted input, counted (on the workers when split)."""
     b = prep.backend
     b.reset_counter()
     t, c = time.perf_counter(), time.process_time()
+    if prep.pool is not None:
+        outputs = prep.pool.run(prep.plan.spec.name, prep.inputs)
+        wall = time.perf_counter() - t
+        return LayerRun(outputs, b.reset_counter(), wall, prep.pool.last.cpu_s, prep.pool.last)
     outputs = run_conv(prep.compiled, prep.inputs, b)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     return LayerRun(outputs, b.reset_counter(), wall, cpu)
@@ -204,6 +229,15 @@ class LayerRecord:
     max_abs_reference: float
     peak_rss_bytes: int
     seed: int
+    workers: int = 1
+    serial_predicted: dict | None = None  # the single-process plan's counts (predicted: the split's)
+    extra_rotations: int = 0  # baby steps computed by more than one worker
+    worker_counts: list[dict] | None = None
+    worker_floor_s: list[float] | None = None
+    transfer_bytes: int = 0
+    transfer_s: float = 0.0
+    parallel_floor_s: float | None = None  # the larger worker's floor + transfer_s
+    latency_over_parallel_floor: float | None = None
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -229,6 +263,8 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
     latency = run.wall_s if latency_s is None else latency_s
     floor = floor_seconds(run.counts, unit)
     w = prep.weight
+    par, split = run.parallel, prep.parallel
+    workers = _parallel_fields(par, split, runs, unit, latency)
     return LayerRecord(
         layer=plan.spec.name, c_in=plan.spec.c_in, c_out=plan.spec.c_out, hw=plan.spec.height,
         kernel=plan.spec.kernel, stride=plan.spec.stride, backend=b.name,
@@ -236,8 +272,8 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
         c_n=plan.packing.c_n, channel_slots=plan.packing.channel_slots, n_in=plan.packing.n_in,
         n_out=plan.packing.n_out, schedule=plan.schedule_name, baby_step=plan.baby_step,
         schedule_candidates=[asdict(c) for c in plan.candidates],
-        predicted=plan.predicted.to_dict(), counts=run.counts.to_dict(),
-        counts_match_plan=all(r.counts == plan.predicted for r in runs),
+        predicted=prep.predicted.to_dict(), counts=run.counts.to_dict(),
+        counts_match_plan=all(r.counts == prep.predicted for r in runs) and workers.pop("workers_match"),
         dense_formula_rotations=dense_rotations(plan.packing, plan.spec.kernel, plan.baby_step),
         kept_diagonals=sum(len(d) for d in plan.diagonals), diagonal_groups=plan.packing.n_out * plan.packing.c_n,
         kept_positions=sum(len(p) for p in plan.positions), positional_groups=plan.packing.n_in * plan.spec.kernel ** 2,
@@ -248,7 +284,25 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
         meets_floor_target=latency <= FLOOR_TARGET * floor, unit_costs_s=unit.to_dict(),
         max_abs_error=float(np.abs(y - ref).max()), max_abs_reference=float(np.abs(ref).max()),
         peak_rss_bytes=peak, seed=prep.seed,
+        serial_predicted=plan.predicted.to_dict(), **workers,
     )
+
+
+def _parallel_fields(par: ParallelRun | None, split: ParallelPlan | None, runs: list[LayerRun], unit: UnitCosts,
+                     latency: float) -> dict:
+    """The record's per-worker figures (workers_match: every run's per-worker counts equal the split's)."""
+    if par is None or split is None:
+        return {"workers_match": True}
+    transfer = float(np.mean([r.parallel.transfer_s for r in runs if r.parallel is not None]))
+    floor = max(par.floors(unit)) + transfer
+    return {
+        "workers_match": all(r.parallel is not None and r.parallel.worker_counts() == split.worker_counts()
+                             for r in runs),
+        "workers": par.workers, "extra_rotations": split.extra_rotations,
+        "worker_counts": [c.to_dict() for c in par.worker_counts()], "worker_floor_s": par.floors(unit),
+        "transfer_bytes": par.transfer_bytes, "transfer_s": transfer,
+        "parallel_floor_s": floor, "latency_over_parallel_floor": latency / floor if floor > 0 else None,
+    }
 
 
 def measure_layer(prep: PreparedLayer, unit: UnitCosts | None = None) -> LayerRecord:

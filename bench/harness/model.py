@@ -43,6 +43,10 @@ class PreparedModel:
     keygen_seconds: float
     compile_seconds: float
 
+    def close(self) -> None:
+        """Stop the server's worker processes, if any."""
+        self.server.close()
+
 
 def model_params(input_shape: tuple[int, int, int], net: Network, protocol: str = "hybrid",
                  poly_modulus_degree: int | None = None, toy: bool = False, scale_bits: int = 40) -> CKKSParams:
@@ -63,13 +67,14 @@ def model_params(input_shape: tuple[int, int, int], net: Network, protocol: str 
 def prepare_model(model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams | None = None,
                   mode: str = "encrypted", stream: bool = False, seed: int = 0, protocol: str = "hybrid",
                   poly_modulus_degree: int | None = None, toy: bool = False, scale_bits: int = 40,
-                  schedule: str = "output-rotation") -> PreparedModel:
+                  schedule: str = "output-rotation", workers: int = 1) -> PreparedModel:
     """Lower the model, plan it (every conv with `schedule`; "auto": a baby step per layer),
-    make the client's keys and the server's plaintexts."""
+    make the client's keys and the server's plaintexts. `workers` > 1: each conv split over
+    up to that many processes, forked once the plaintexts are encoded (`close()` stops them)."""
     net = lower_model(model, input_shape)
     if params is None:
         params = model_params(input_shape, net, protocol, poly_modulus_degree, toy, scale_bits)
-    plan = plan_network(net, params, protocol, schedule)
+    plan = plan_network(net, params, protocol, schedule, workers)
     backend = make_backend(mode, params, seed)
     sizes = [len(a.plan.terms) * backend.plaintext_bytes(a.plan.level) for a in plan.actions if isinstance(a, ServerConv)]
     check_memory(f"the {protocol} plan of {type(model).__name__} at {input_shape}"
@@ -132,6 +137,10 @@ class ModelRecord:
     coeff_mod_bit_sizes: list[int]
     stream: bool
     protocol: str
+    workers: int = 1
+    transfer_s: float = 0.0  # serialization between workers, on the critical path, per image
+    transfer_bytes: int = 0
+    serial_floor_s: float | None = None  # the floor on one core (floor_s: the parallel one when workers > 1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -157,13 +166,19 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
     layers = []
     for i, lr in enumerate(last.layers):
         u = units.get(min(level_of[lr.name], depth - 1))
+        par = [r.layers[i].parallel for r in runs if r.layers[i].parallel is not None]
+        transfer = float(np.mean([p.transfer_s for p in par])) if par else 0.0
+        serial = floor_seconds(lr.counts, u) if u else None
         layers.append({
             "layer": lr.name, "kind": lr.kind, "level": level_of[lr.name],
             "schedule": report_of[lr.name].schedule, "baby_step": report_of[lr.name].baby_step,
             "predicted_rotations": lr.predicted.rotations, "rotations": lr.counts.rotations,
             "key_switches": lr.counts.key_switches, "pmuls": lr.counts.pmuls, "adds": lr.counts.adds,
             "server_s": float(np.mean([r.layers[i].seconds for r in runs])),
-            "floor_s": floor_seconds(lr.counts, u) if u else None,
+            "workers": par[-1].workers if par else 1, "transfer_s": transfer,
+            "transfer_bytes": par[-1].transfer_bytes if par else 0, "serial_floor_s": serial,
+            # the parallel floor: the larger worker's op floor plus the measured transfer
+            "floor_s": (max(par[-1].floors(u)) + transfer if par else serial) if u else None,
             "counts_match_plan": all(r.layers[i].counts == lr.predicted for r in runs),
         })
     counts = last.counts
@@ -195,7 +210,10 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
         peak_rss_bytes=peak, under_memory_target=peak < MEMORY_TARGET,
         poly_modulus_degree=prep.plan.params.poly_modulus_degree,
         coeff_mod_bit_sizes=list(prep.plan.params.coeff_mod_bit_sizes), stream=prep.server.stream,
-        protocol=prep.plan.protocol,
+        protocol=prep.plan.protocol, workers=prep.plan.workers,
+        transfer_s=sum(layer["transfer_s"] for layer in layers),
+        transfer_bytes=sum(layer["transfer_bytes"] for layer in layers),
+        serial_floor_s=sum(layer["serial_floor_s"] for layer in layers) if units else None,
     )
 
 
@@ -205,5 +223,6 @@ def measure_model(prep: PreparedModel, model: nn.Module, images: np.ndarray, uni
     """Run every image (timed) and gather the record."""
     c = time.process_time()
     runs = run_images(prep, images, progress, check_bounds)
-    cpu = (time.process_time() - c) / max(1, len(runs))
+    children = sum(lr.parallel.children_cpu_s for r in runs for lr in r.layers if lr.parallel is not None)
+    cpu = (time.process_time() - c + children) / max(1, len(runs))  # the worker processes' CPU included
     return model_record(prep, model, images, runs, unit, labels, cpu)

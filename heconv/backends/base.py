@@ -214,6 +214,16 @@ class Backend(ABC):
     def ciphertext_bytes(self, ct: Any) -> int:
         """Serialized size of one ciphertext."""
 
+    # transfer between processes ----------------------------------------------
+    @abstractmethod
+    def save_ciphertext(self, ct: Any, path: str) -> int:
+        """Serialize one ciphertext to the file `path` (level and scale included); returns its size in bytes.
+        Not an HE operation: the counter is not touched."""
+
+    @abstractmethod
+    def load_ciphertext(self, path: str) -> Any:
+        """The ciphertext `save_ciphertext` wrote to `path`, bit for bit. Not counted either."""
+
     def plaintext_bytes(self, level: int) -> int:
         """Memory one encoded plaintext at `level` holds: N residues per remaining data prime."""
         return self.params.poly_modulus_degree * (len(self.params.coeff_mod_bit_sizes) - 1 - level) * 8

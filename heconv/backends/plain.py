@@ -7,6 +7,8 @@ and the packing logic tested without encryption.
 
 from __future__ import annotations
 
+import os
+import pickle
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,6 +154,17 @@ class PlainBackend(Backend):
 
     def plaintext_bytes(self, level: int) -> int:
         return self.slots * 8 if self.tracks_values else 64  # float64 slot values, or none when counting
+
+    def save_ciphertext(self, ct: PlainVector, path: str) -> int:
+        with open(path, "wb") as f:
+            pickle.dump((ct.values, ct.level, ct.scale, ct.is_cipher), f, protocol=pickle.HIGHEST_PROTOCOL)
+        return os.path.getsize(path)
+
+    def load_ciphertext(self, path: str) -> PlainVector:
+        # Only files this backend wrote itself (worker processes of one run) are read back.
+        with open(path, "rb") as f:
+            values, level, scale, is_cipher = pickle.load(f)
+        return PlainVector(values, level, scale, is_cipher)
 
     def ciphertext_bytes(self, ct: PlainVector) -> int:
         # Two polynomials of N residues per remaining prime, 8 bytes each.

@@ -190,3 +190,15 @@ class SealBackend(Backend):
 
     def ciphertext_bytes(self, ct: seal.Ciphertext) -> int:
         return _serialized_size(ct)
+
+    def save_ciphertext(self, ct: seal.Ciphertext, path: str) -> int:
+        ct.save(str(path))  # SEAL's own format, with its default compression
+        return os.path.getsize(path)
+
+    def load_ciphertext(self, path: str) -> seal.Ciphertext:
+        ct = seal.Ciphertext()
+        try:
+            ct.load(self.context, str(path))
+        except (RuntimeError, ValueError) as e:
+            raise ValueError(f"ciphertext file {path}: not a ciphertext of this context ({e})") from None
+        return ct

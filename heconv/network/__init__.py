@@ -13,8 +13,10 @@ activations).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
+from ..parallel_plan import check_workers, plan_parallel
 from ..params import CKKSParams
 from .actions import (
     Action, ClientOp, Encrypt, LayerReport, NetworkPlan, Refresh, ServerAdd, ServerConv, ServerLinear, ServerPool,
@@ -31,22 +33,40 @@ PROTOCOLS = tuple(PLANNERS)
 
 
 def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
-                 schedule: str | Mapping[str, str] = "output-rotation") -> NetworkPlan:
+                 schedule: str | Mapping[str, str] = "output-rotation", workers: int = 1) -> NetworkPlan:
     """The protocol's plan of `net` (one of PROTOCOLS). Touches no ciphertext.
 
     `schedule` is every conv's rotation schedule (heconv.schedule): "output-rotation",
     "input-rotation", "bsgs:B" or "auto" (a baby step per layer, from its weights); or a
-    mapping from conv name to schedule (convs left out: output-rotation).
+    mapping from conv name to schedule (convs left out: output-rotation). `workers`: the
+    processes each conv may run on (heconv.parallel_plan; each uses at most its (bo, g)
+    groups); the layers' predicted counts are then the parallel runs'.
     """
     planner = PLANNERS.get(protocol)
     if planner is None:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    return planner(net, params, schedule)
+    check_workers(workers)
+    plan = planner(net, params, schedule)
+    return plan if workers == 1 else parallelize(plan, workers)
+
+
+def parallelize(plan: NetworkPlan, workers: int) -> NetworkPlan:
+    """The plan with every conv split over up to `workers` processes, predictions updated."""
+    actions, split = [], {}
+    for a in plan.actions:
+        if isinstance(a, ServerConv):
+            split[a.name] = plan_parallel(a.plan, workers)
+            a = dataclasses.replace(a, parallel=split[a.name])
+        actions.append(a)
+    layers = [dataclasses.replace(r, predicted=split[r.name].predicted, workers=split[r.name].workers)
+              if r.name in split else r for r in plan.layers]
+    most = max((s.workers for s in split.values()), default=1)
+    return dataclasses.replace(plan, actions=actions, layers=layers, workers=most)
 
 
 __all__ = [
     "Action", "ClientOp", "Encrypt", "LayerReport", "NetworkPlan", "Refresh", "ServerAdd", "ServerConv",
     "ServerLinear", "ServerPool", "ServerSquare", "ActOp", "AddOp", "ConvOp", "LinearOp", "Network", "Op",
     "PadShortcutOp", "PoolOp", "levels_needed", "Client", "Server", "LayerRun", "NetworkRun", "run_network",
-    "PLANNERS", "PROTOCOLS", "plan_network", "plan_hybrid", "plan_non_interactive",
+    "PLANNERS", "PROTOCOLS", "plan_network", "parallelize", "plan_hybrid", "plan_non_interactive",
 ]

@@ -11,6 +11,7 @@ from ..backends.base import OpCounts
 from ..conv import ConvPlan
 from ..geometry import Packing
 from ..linear import LinearPlan
+from ..parallel_plan import ParallelPlan
 from ..params import CKKSParams
 
 
@@ -28,10 +29,13 @@ class Encrypt:
 
 @dataclass(frozen=True)
 class ServerConv:
+    """A conv on the server; `parallel`: its split over worker processes (None: in-process)."""
+
     name: str
     src: str
     dst: str
     plan: ConvPlan
+    parallel: ParallelPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ class LayerReport:
     level: int = 0  # where its rotations and multiplications happen
     schedule: str | None = None  # convs: the rotation schedule that runs ("output-rotation", "bsgs:4", ...)
     baby_step: int | None = None  # convs: its baby step B
+    workers: int = 1  # convs: the processes it runs on
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,7 @@ class NetworkPlan:
     galois_steps: list[int]
     layers: list[LayerReport] = field(default_factory=list)
     protocol: str = "hybrid"
+    workers: int = 1  # the most processes any conv runs on (heconv.parallel)
 
     @property
     def predicted(self) -> OpCounts:
@@ -131,8 +137,8 @@ class NetworkPlan:
         """Per server layer: predicted rotations, multiplications, Galois keys."""
         return [
             {"layer": r.name, "kind": r.kind, "schedule": r.schedule, "baby_step": r.baby_step,
-             "rotations": r.predicted.rotations, "pmuls": r.predicted.pmuls, "adds": r.predicted.adds,
-             "galois_keys": r.galois_steps}
+             "workers": r.workers, "rotations": r.predicted.rotations, "pmuls": r.predicted.pmuls,
+             "adds": r.predicted.adds, "galois_keys": r.galois_steps}
             for r in self.layers
         ]
 

@@ -18,6 +18,7 @@ from ..bounds import output_gain
 from ..conv import CompiledConv, compile_conv, run_conv
 from ..geometry import pack, unpack
 from ..linear import CompiledLinear, compile_linear, pack_linear_input, read_linear_output, run_linear
+from ..parallel import ConvPool, ParallelRun
 from .actions import ClientOp, Encrypt, NetworkPlan, Refresh, ServerAdd, ServerConv, ServerLinear, ServerPool, ServerSquare
 from .ir import ConvOp, LinearOp, Network
 
@@ -75,12 +76,22 @@ class Server:
 
     `stream=True` encodes each layer's plaintexts just before it runs and frees them
     after, bounding memory by the largest layer instead of the whole network.
+
+    A plan made with workers > 1 (plan_network(..., workers=N)) forks its worker
+    processes here, once every layer is compiled (heconv.parallel.ConvPool); `close()`
+    stops them (so does garbage collection, or the end of the program).
     """
 
     def __init__(self, backend: Backend, net: Network, plan: NetworkPlan, stream: bool = False):
+        if stream and plan.workers > 1:
+            raise ValueError(f"stream=True encodes each layer after the worker processes are forked, so they would "
+                             f"lack its plaintexts; run the {plan.workers}-worker plan without streaming, or plan "
+                             f"with workers=1")
         self.backend = backend
         self.stream = stream
         self.plan = plan
+        self.conv_pool: ConvPool | None = None
+        self.last_parallel: ParallelRun | None = None
         self._weights = {op.name: (op.weight, op.bias) for op in net.ops if isinstance(op, (ConvOp, LinearOp))}
         self._compiled: dict[str, CompiledConv | CompiledLinear] = {}
         self._input_scale = self._scales(plan)
@@ -89,6 +100,15 @@ class Server:
             for a in plan.actions:
                 if isinstance(a, (ServerConv, ServerLinear)):
                     self._compiled[a.name] = self._compile(a)
+        split = {a.name: (self._compiled[a.name], a.parallel) for a in plan.actions
+                 if isinstance(a, ServerConv) and a.parallel is not None and a.parallel.workers > 1}
+        if split:
+            self.conv_pool = ConvPool(backend, split)  # forked after compile: the children hold every plaintext
+
+    def close(self) -> None:
+        """Stop the worker processes, if any. Idempotent."""
+        if self.conv_pool is not None:
+            self.conv_pool.close()
 
     def gains(self) -> dict[str, tuple[float, float]]:
         """Per conv and linear layer: (max row L1 norm of its weights, max|bias|), for the bound check."""
@@ -135,7 +155,17 @@ class Server:
         return self._compiled[a.name]
 
     def conv(self, a: ServerConv, inputs: list[Any]) -> list[Any]:
+        """Run a conv, on the worker pool when its plan splits it (the run's record in `last_parallel`)."""
+        if self.conv_pool is not None and a.name in self.conv_pool.layers:
+            outputs = self.conv_pool.run(a.name, inputs)
+            self.last_parallel = self.conv_pool.last
+            return outputs
         return run_conv(self.layer(a), inputs, self.backend)
+
+    def pop_parallel(self) -> ParallelRun | None:
+        """The record of the last parallel conv run, once."""
+        run, self.last_parallel = self.last_parallel, None
+        return run
 
     def add(self, a: ServerAdd, x: list[Any], y: list[Any]) -> list[Any]:
         out = []

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..backends.base import OpCounts
+from ..parallel import ParallelRun
 from .actions import (
     ClientOp, Encrypt, NetworkPlan, Refresh, ServerAdd, ServerConv, ServerLinear, ServerPool, ServerSquare,
 )
@@ -23,6 +24,7 @@ class LayerRun:
     predicted: OpCounts
     counts: OpCounts
     seconds: float
+    parallel: ParallelRun | None = None  # per worker, with the transfer cost, when the conv ran on several
 
 
 @dataclass
@@ -89,7 +91,8 @@ def run_network(plan: NetworkPlan, client: Client, server: Server, x: np.ndarray
             seconds = time.perf_counter() - t
             if isinstance(a, _ENCODED):
                 server.release(a)
-            runs.append(LayerRun(a.name, kind, predicted[a.name], server.backend.reset_counter(), seconds))
+            runs.append(LayerRun(a.name, kind, predicted[a.name], server.backend.reset_counter(), seconds,
+                                 server.pop_parallel()))
             if progress:
                 progress(a.name)
             continue

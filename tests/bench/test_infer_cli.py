@@ -27,7 +27,7 @@ def test_infer_json_encrypted_small_cnn(capsys):
 
 def test_infer_count_mode_table(capsys):
     code, out, _ = _run(capsys, "--model", "resnet18", "--input-size", "32", "--mode", "count",
-                        "--schedule", "output-rotation")
+                        "--schedule", "output-rotation", "--workers", "1")
     assert code == 0
     assert "layers.3.1.conv2" in out and "rotations        5697 counted, 5697 predicted" in out
 
@@ -37,7 +37,7 @@ def test_infer_auto_schedule_resnet18_at_16(capsys):
     runs = {}
     for schedule in ("output-rotation", "auto"):
         code, out, _ = _run(capsys, "--model", "resnet18", "--input-size", "16", "--mode", "count", "--json",
-                            "--schedule", schedule)
+                            "--schedule", schedule, "--workers", "1")
         assert code == 0
         runs[schedule] = json.loads(out)
     orr, auto = runs["output-rotation"], runs["auto"]
@@ -48,6 +48,25 @@ def test_infer_auto_schedule_resnet18_at_16(capsys):
     assert b["layers.0.0.conv1"] == "output-rotation"  # 16x16 layers stay at B = 1
     assert b["layers.3.1.conv2"].startswith("bsgs:")  # 2x2 layers: c_n = 512, B in between
     assert {layer["schedule"] for layer in orr["layers"] if layer["kind"] == "conv"} == {"output-rotation"}
+
+
+def test_infer_two_workers_count_the_split(capsys):
+    """Every conv on two processes: counts equal the parallel plan's (baby steps recomputed per worker)."""
+    code, out, _ = _run(capsys, "--model", "resnet20", "--input-size", "8", "--mode", "plain", "--json", "--workers", "2")
+    r = json.loads(out)
+    code1, out1, _ = _run(capsys, "--model", "resnet20", "--input-size", "8", "--mode", "plain", "--json",
+                          "--workers", "1")
+    one = json.loads(out1)
+    assert code == code1 == 0 and r["workers"] == 2 and one["workers"] == 1
+    assert r["counts_match_plan"] and r["rotations"] == r["predicted_rotations"] > one["rotations"]
+    assert r["pmuls"] == one["pmuls"] and r["predictions"] == one["predictions"] and r["within_tolerance"]
+    assert r["transfer_bytes"] > 0 and {layer["workers"] for layer in r["layers"] if layer["kind"] == "conv"} == {2}
+    code, out, _ = _run(capsys, "--model", "resnet20", "--input-size", "8", "--mode", "count", "--workers", "2")
+    assert code == 0 and "workers          2 per conv, forked after compile; transfer" in out
+    code, _, err = _run(capsys, "--model", "resnet20", "--mode", "count", "--stream", "--workers", "2")
+    assert code == 2 and "stream=True encodes each layer after the worker processes are forked" in err
+    code, _, err = _run(capsys, "--model", "resnet20", "--mode", "count", "--workers", "0")
+    assert code == 2 and "argument --workers: expected a positive integer, got '0'" in err
 
 
 def test_infer_table_shows_schedule(capsys):

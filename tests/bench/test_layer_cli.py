@@ -17,7 +17,7 @@ def _run(capsys, *argv):
 
 def test_layer_json_encrypted(capsys):
     code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "32", "--hw", "8", "--kernel", "3", "--json", "--bias",
-                        "--schedule", "output-rotation")
+                        "--schedule", "output-rotation", "--workers", "1")
     assert code == 0
     r = json.loads(out)
     assert set(KEYS) <= set(r)
@@ -31,7 +31,7 @@ def test_layer_json_encrypted(capsys):
 
 def test_layer_pruned_plain_mode(capsys):
     code, out, _ = _run(capsys, "--c-in", "64", "--c-out", "64", "--hw", "16", "--prune-diagonals", "0.5",
-                        "--mode", "plain", "--json", "--seed", "3")
+                        "--mode", "plain", "--json", "--seed", "3", "--workers", "1")
     r = json.loads(out)
     assert code == 0 and r["backend"] == "PlainBackend"
     # 4 input blocks x 8 positions + half of the 4 x 15 nonzero diagonals (random 32 of 64 groups)
@@ -57,7 +57,7 @@ def test_layer_weights_file(capsys, tmp_path, suffix):
 
         torch.save(torch.from_numpy(w), path)
     code, out, _ = _run(capsys, "--c-in", "4", "--c-out", "8", "--hw", "8", "--weights", str(path), "--json", "--mode", "plain",
-                        "--schedule", "output-rotation")
+                        "--schedule", "output-rotation", "--workers", "1")
     r = json.loads(out)
     assert code == 0
     assert r["rotations"] == (9 - 1 - 3) + (8 - 1)
@@ -65,7 +65,8 @@ def test_layer_weights_file(capsys, tmp_path, suffix):
 
 def test_layer_schedules_json_and_table(capsys):
     """Default auto: 16->32 on 8x8 (c_n = 32) runs B = 2: 1*(9*2 - 1) + 1*(16 - 1) = 32 < OR's 8 + 31."""
-    code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "32", "--hw", "8", "--json", "--mode", "plain")
+    code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "32", "--hw", "8", "--json", "--mode", "plain",
+                        "--workers", "1")
     r = json.loads(out)
     assert code == 0 and r["schedule_requested"] == "auto"
     assert (r["schedule"], r["baby_step"]) == ("bsgs:2", 2)
@@ -74,13 +75,41 @@ def test_layer_schedules_json_and_table(capsys):
     assert [c["rotations"] for c in r["schedule_candidates"]][:2] == [39, 32]
     assert r["max_abs_error"] < 1e-9
     code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "32", "--hw", "8", "--json", "--mode", "plain",
-                        "--schedule", "input-rotation")
+                        "--schedule", "input-rotation", "--workers", "1")
     r = json.loads(out)
     assert (r["schedule"], r["rotations"], r["schedule_candidates"]) == ("input-rotation", 9 * 32 - 1, [])
     code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "32", "--hw", "8", "--mode", "plain", "--schedule", "bsgs:4")
     assert code == 0 and "bsgs:4 (baby step B = 4)" in out and "auto chose" not in out
     code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "32", "--hw", "8", "--mode", "plain")
     assert "auto chose from B=1: 39 rot, B=2: 32 rot" in out
+
+
+def test_layer_two_workers(capsys):
+    """64->64 on 16x16 on two processes: one output block pair each, the 32 baby steps computed by both."""
+    code, out, _ = _run(capsys, "--c-in", "64", "--c-out", "64", "--hw", "16", "--json", "--bias", "--workers", "2",
+                        "--schedule", "output-rotation")
+    r = json.loads(out)
+    assert code == 0 and r["workers"] == 2 and r["counts_match_plan"] and r["max_abs_error"] < 1e-3
+    assert r["rotations"] == r["predicted_rotations"] == 92 + 32 == r["serial_predicted"]["rotations"] + 32
+    assert r["extra_rotations"] == 32 and r["pmuls"] == 2304 and r["rescales"] == 4
+    assert [c["pmuls"] for c in r["worker_counts"]] == [1152, 1152] and [c["rotations"] for c in r["worker_counts"]] == [62, 62]
+    assert r["transfer_bytes"] > 0 and r["transfer_s"] > 0 and len(r["worker_floor_s"]) == 2
+    assert r["parallel_floor_s"] == pytest.approx(max(r["worker_floor_s"]) + r["transfer_s"])
+    code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "16", "--hw", "8", "--mode", "plain", "--workers", "2")
+    assert code == 0 and "workers          2 processes" in out and "parallel floor" in out and "transfer" in out
+
+
+def test_layer_workers_default_to_the_cores(capsys):
+    from heconv.parallel_plan import available_cores
+
+    code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "16", "--hw", "8", "--mode", "plain", "--json",
+                        "--schedule", "output-rotation")
+    r = json.loads(out)
+    assert code == 0 and r["workers_requested"] == available_cores() and r["counts_match_plan"]
+    assert r["workers"] == min(available_cores(), 16)  # 16 giant-step groups (B = 1)
+    code, out, _ = _run(capsys, "--c-in", "4", "--c-out", "4", "--hw", "8", "--kernel", "1", "--mode", "plain",
+                        "--schedule", "input-rotation", "--workers", "3")
+    assert code == 0 and "1 (in-process); 3 asked, the layer has one giant-step group" in out
 
 
 @pytest.mark.parametrize("bad, message", [("bsgs:3", "must be a power of two, got 3"), ("bsgs:x", "an integer B"),
