@@ -5,9 +5,12 @@ plan's run order), multiplied and added, then rotated by g*B*P. Each worker take
 contiguous run of groups, so most output ciphertexts stay within one worker:
 
 - a worker computes the baby-step rotations *its* terms read (for dense weights, every
-  one of the layer's): recomputed per worker, not shipped, because one rotation (about
-  1.25 ms at N = 8192) costs less than SEAL's serialization of its result (about 1.4 ms
-  to save, 0.5 ms to load); `ParallelPlan.extra_rotations` counts what this adds;
+  one of the layer's): recomputed per worker, not shipped. Shipping would need a barrier
+  between the workers in the middle of every layer, for little: at N = 8192 a rotation
+  takes 1.0-1.15 ms and SEAL's serialization of its result 0.33-0.70 ms to save plus
+  0.20-0.24 ms to load, so with two workers each would trade one rotation for half a
+  rotation, half a save and half a load, about 0.25 ms less per baby step (4% of dense
+  ResNet18 at 16x16). `ParallelPlan.extra_rotations` counts what recomputing adds;
 - an output ciphertext whose groups all fall in one worker is finished there (rescale,
   bias) and shipped back rescaled; one split between workers comes back as partial sums
   that worker 0 adds, rescales and biases (`merged`); worker 0 also encrypts the bias of
