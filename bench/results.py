@@ -123,6 +123,15 @@ def write_summary(path: str | Path, model: nn.Module, input_shape: tuple[int, in
     return summary
 
 
+def csv_bytes(rows: list[dict], columns: tuple[str, ...] | list[str]) -> bytes:
+    """Rows as CSV text (header first), ready for atomic_write."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue().encode()
+
+
 CSV_COLUMNS = ["model", "dataset", "input_size", "method", "step", "fraction", "accuracy", "accuracy_drop",
                "rotations", "pmuls", "sparsity", "accepted", "seed", "git_revision"]
 

@@ -141,7 +141,8 @@ def group_norms(weight: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor
     >>> group_norms(w, torch.tensor([0, 0, 1]), 2).tolist()
     [5.0, 1.0]
     """
-    sq = torch.zeros(n, dtype=weight.dtype, device=weight.device).index_add_(0, ids, weight.reshape(-1) ** 2)
+    sq = torch.zeros(n, dtype=weight.dtype, device=weight.device).index_add_(
+        0, ids.to(weight.device), weight.reshape(-1) ** 2)
     # The epsilon keeps the gradient finite at an all-zero group.
     return torch.sqrt(sq + 1e-16)
 
@@ -159,8 +160,8 @@ def group_lasso(model: nn.Module, groups: dict[str, LayerGroups], lambda_p: floa
         w = modules[path].weight
         if lambda_d:
             n = group_norms(w, g.diag_ids, g.n_diag)
-            total = total + lambda_d * (n * g.diag_saves if rotation_weighted else n).sum()
+            total = total + lambda_d * (n * g.diag_saves.to(n.device) if rotation_weighted else n).sum()
         if lambda_p:
             n = group_norms(w, g.pos_ids, g.n_pos)
-            total = total + lambda_p * (n * g.pos_saves if rotation_weighted else n).sum()
+            total = total + lambda_p * (n * g.pos_saves.to(n.device) if rotation_weighted else n).sum()
     return total

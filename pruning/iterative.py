@@ -1,5 +1,6 @@
-"""Iterative pruning: raise the pruned fraction step by step, fine-tune with masks held,
-keep the largest step within the accuracy budget."""
+"""Iterative pruning: raise a global threshold on the units' scores step by step (the paper's
+procedure; or, as an option, the pruned fraction of every conv), fine-tune with masks held,
+keep the last step within the accuracy budget."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ from heconv.params import CKKSParams
 from .data import Dataset
 from .groups import LayerGroups
 from .masks import apply_masks, restore, snapshot, sparsity
-from .methods import method_masks
+from .methods import current_weights, get_method, method_masks, method_threshold_masks
 from .summary import he_cost
 from .train import Progress, TrainConfig, evaluate, train
 
 
 @dataclass
 class PruneStep:
+    """One step: `accuracy` is on the validation split (it decides `accepted`), `test_accuracy`
+    on the test split (reported, never used to choose). `fraction` is the fraction of units
+    the step's threshold was set at (per conv in fraction mode)."""
+
     step: int
     fraction: float
     accuracy: float
@@ -27,6 +32,8 @@ class PruneStep:
     pmuls: int
     sparsity: float
     accepted: bool
+    test_accuracy: float | None = None
+    threshold: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,17 +52,22 @@ class PruneResult:
         return accepted[-1] if accepted else self.steps[0]
 
 
-DEFAULT_FRACTIONS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
+DEFAULT_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.96, 0.98)
+MODES = ("threshold", "fraction")
 
 
 def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGroups], method: str,
                     params: CKKSParams, max_drop: float = 1.0, fractions: tuple[float, ...] = DEFAULT_FRACTIONS,
                     finetune: TrainConfig | None = None, progress: Progress | None = None,
                     reference: float | None = None,
-                    schedule: str | dict[str, str] = "output-rotation") -> PruneResult:
-    """Raise the pruned fraction step by step, fine-tune with masks held (no Lasso), and keep
-    the largest step whose validation accuracy stays within `max_drop` points of `reference`
-    (the dense model's accuracy; by default the starting model's).
+                    schedule: str | dict[str, str] = "output-rotation", mode: str = "threshold") -> PruneResult:
+    """Raise the pruning step by step, fine-tune with masks held (no Lasso), and keep the last
+    step whose validation accuracy stays within `max_drop` points of `reference` (the dense
+    model's accuracy; by default the starting model's).
+
+    mode "threshold": one global threshold on the method's unit scores, raised through the
+    values below which `fractions` of all units lie in the starting model; mode "fraction":
+    each conv loses `fractions` of its units. A step that zeroes nothing new is not fine-tuned.
 
     `schedule` (one for every conv, or one per conv path) is the engine schedule the
     rotations are counted under; the groups must follow the same one.
@@ -66,25 +78,37 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
         raise ValueError(f"max_drop must be non-negative, got {max_drop}")
     if list(fractions) != sorted(fractions) or not all(0 < f <= 1 for f in fractions):
         raise ValueError(f"fractions must increase within (0, 1], got {fractions}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     finetune = finetune or TrainConfig(epochs=1, lr=0.01)
     finetune = TrainConfig(**{**asdict(finetune), "lambda_p": 0.0, "lambda_d": 0.0})
     shape = (data.in_channels, data.input_size, data.input_size)
     vx, vy = data.tensors("val")
+    tx, ty = data.tensors("test")
     start = evaluate(model, vx, vy)
     base = start if reference is None else reference
     cost = he_cost(model, shape, params, schedule)
+    zeros = sparsity(model, groups)
     result = PruneResult(method, base, [PruneStep(0, 0.0, start, base - start, cost["rotations"], cost["pmuls"],
-                                                  sparsity(model, groups), base - start <= max_drop)])
+                                                  zeros, base - start <= max_drop, evaluate(model, tx, ty))])
     best = snapshot(model)
-    todo = [] if method == "dense" or not result.steps[0].accepted else list(fractions)
-    for i, frac in enumerate(todo, start=1):
-        apply_masks(model, method_masks(model, groups, method, frac))
-        train(model, data, finetune, None)
+    # A Lasso-trained model may start below the budget: its first step (the groups the Lasso
+    # already zeroed, then fine-tuning without the Lasso) is where it is judged, so step 0 never stops the loop.
+    todo = [] if method == "dense" else list(fractions)
+    cuts = get_method(method).thresholds(current_weights(model, groups), groups, tuple(todo)) \
+        if mode == "threshold" else [None] * len(todo)
+    for i, (frac, cut) in enumerate(zip(todo, cuts), start=1):
+        masks = (method_threshold_masks(model, groups, method, cut) if cut is not None
+                 else method_masks(model, groups, method, frac))
+        apply_masks(model, masks)
+        if sparsity(model, groups) > zeros:
+            train(model, data, finetune, None)
+        zeros = sparsity(model, groups)
         acc = evaluate(model, vx, vy)
         cost = he_cost(model, shape, params, schedule)
         ok = base - acc <= max_drop
-        result.steps.append(PruneStep(i, frac, acc, base - acc, cost["rotations"], cost["pmuls"],
-                                      sparsity(model, groups), ok))
+        result.steps.append(PruneStep(i, frac, acc, base - acc, cost["rotations"], cost["pmuls"], zeros, ok,
+                                      evaluate(model, tx, ty), cut))
         if progress:
             progress(i, len(todo), {"fraction": frac, "accuracy": acc, "rotations": cost["rotations"]})
         if not ok:

@@ -1,29 +1,60 @@
 """Pruning methods, one class each (in the manner of torch.nn.utils.prune's
 BasePruningMethod), as masks kept beside the weights and folded in at export.
 
-Each method zeroes a `fraction` of its units in every conv, smallest L2 norm first:
+A method names its prunable units and scores them; the units with the smallest scores go
+first, either below one global threshold (the paper's procedure: `threshold_masks`) or as
+a fraction of each conv's units (`masks`):
 
-    artemis-diagonal    diagonal groups (bo, d)          -> output rotations
-    artemis-positional  positional groups (bi, pos)      -> input rotations
-    artemis-both        both, each at `fraction`
-    hunter              whole plaintexts M[bo, bi, d, pos] (our reading of Hunter)
-    unstructured        single weights, global magnitude over all convs
-    dense               nothing
+    method              units (score)                                  trained with
+    dense               none                                           no Lasso
+    unstructured        single weights (|w|)                           no Lasso
+    hunter              plaintexts, diagonal and positional groups     no Lasso
+                        (squared norm per second the engine saves)
+    hunter-plaintext    whole plaintexts M[bo, bi, d, pos] (RMS)       no Lasso
+    diagonal-no-lasso   diagonal groups (RMS)                          no Lasso (the ablation)
+    artemis-diagonal    diagonal groups (bo, d) (RMS)                  lambda_d
+    artemis-positional  positional groups (bi, pos) (RMS)              lambda_p
+    artemis-both        both kinds (RMS)                               lambda_p and lambda_d
 
-`method_masks(model, groups, name, fraction)` is the thin functional wrapper.
+RMS is a group's L2 norm over the square root of its size, so that groups of different
+sizes (layers of different widths) meet one global threshold on equal terms.
+Under a BSGS schedule the diagonal/positional slots hold its giant/baby-step groups.
+
+`method_masks` and `method_threshold_masks` are the thin functional wrappers.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
+
+from heconv.cost import DEFAULT_UNIT_COSTS
 
 from .groups import LayerGroups, group_norms
 from .masks import effective_weight
 
 Masks = dict[str, torch.Tensor]
+KINDS = {"diagonal": ("diag_ids", "n_diag", "diag_saves"), "positional": ("pos_ids", "n_pos", "pos_saves"),
+         "plaintext": ("plain_ids", "n_plain", None)}
+
+
+@dataclass(frozen=True)
+class Units:
+    """One kind of unit of one conv: the unit of every weight (over weight.flatten()) and each unit's score."""
+
+    path: str
+    kind: str
+    ids: torch.Tensor
+    n: int
+    scores: torch.Tensor
+
+    def mask(self, weight: torch.Tensor, pruned: torch.Tensor) -> torch.Tensor:
+        """0/1 mask of the weight's shape zeroing the units flagged in `pruned` ([n] bool)."""
+        return (~pruned).to(weight.dtype)[self.ids].reshape(weight.shape)
 
 
 def smallest_groups_mask(weight: torch.Tensor, ids: torch.Tensor, n: int, fraction: float) -> torch.Tensor:
@@ -33,31 +64,81 @@ def smallest_groups_mask(weight: torch.Tensor, ids: torch.Tensor, n: int, fracti
     >>> smallest_groups_mask(w, torch.tensor([0, 0, 1, 1]), 2, 0.5).tolist()
     [[1.0, 1.0], [0.0, 0.0]]
     """
+    _check_fraction(fraction)
+    unit = Units("", "", ids, n, group_norms(weight.detach(), ids, n))
+    return unit.mask(weight, _smallest(unit.scores, fraction))
+
+
+def rms_scores(weight: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:
+    """Each group's L2 norm over the square root of its size.
+
+    >>> rms_scores(torch.tensor([3.0, 4.0, 2.0]), torch.tensor([0, 0, 1]), 2).tolist()
+    [3.535533905029297, 2.0]
+    """
+    sizes = torch.bincount(ids, minlength=n).clamp(min=1).to(weight.dtype)
+    return group_norms(weight.detach(), ids, n) / torch.sqrt(sizes)
+
+
+def _check_fraction(fraction: float) -> None:
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
-    k = int(round(fraction * n))
-    keep = torch.ones(n, dtype=weight.dtype)
+
+
+def _smallest(scores: torch.Tensor, fraction: float) -> torch.Tensor:
+    k = int(round(fraction * len(scores)))
+    pruned = torch.zeros(len(scores), dtype=torch.bool)
     if k:
-        norms = group_norms(weight.detach(), ids, n)
-        keep[torch.argsort(norms, stable=True)[:k]] = 0.0
-    return keep[ids].reshape(weight.shape)
+        pruned[torch.argsort(scores, stable=True)[:k]] = True
+    return pruned
 
 
 class PruningMethod(ABC):
-    """A way of choosing which weights of every conv to zero at a given fraction."""
+    """A way of choosing which weights of every conv to zero."""
 
     name: str
+    # Which group-Lasso weights the model it prunes is trained with ("p", "d"); () is plain training.
+    lasso: tuple[str, ...] = ()
 
-    @abstractmethod
+    def units(self, weights: dict[str, torch.Tensor], groups: dict[str, LayerGroups]) -> list[Units]:
+        """The scored units of every conv (none: nothing to prune)."""
+        return []
+
     def masks(self, weights: dict[str, torch.Tensor], groups: dict[str, LayerGroups], fraction: float) -> Masks:
-        """A 0/1 mask per conv path, from the current (effective) weights."""
+        """Per conv, the `fraction` of its units (all kinds pooled) with the smallest scores."""
+        _check_fraction(fraction)
+        out = {path: torch.ones_like(w) for path, w in weights.items()}
+        by_path: dict[str, list[Units]] = {}
+        for u in self.units(weights, groups):
+            by_path.setdefault(u.path, []).append(u)
+        for path, units in by_path.items():
+            pooled = torch.cat([u.scores for u in units])
+            cut = _smallest(pooled, fraction)
+            start = 0
+            for u in units:
+                out[path] = out[path] * u.mask(weights[path], cut[start : start + u.n])
+                start += u.n
+        return out
+
+    def threshold_masks(self, weights: dict[str, torch.Tensor], groups: dict[str, LayerGroups],
+                        threshold: float) -> Masks:
+        """Every unit, in any conv, whose score is at most `threshold`."""
+        out = {path: torch.ones_like(w) for path, w in weights.items()}
+        for u in self.units(weights, groups):
+            out[u.path] = out[u.path] * u.mask(weights[u.path], u.scores <= threshold)
+        return out
+
+    def thresholds(self, weights: dict[str, torch.Tensor], groups: dict[str, LayerGroups],
+                   fractions: tuple[float, ...]) -> tuple[float, ...]:
+        """The increasing thresholds below which these fractions of all units (pooled over convs) lie now."""
+        units = self.units(weights, groups)
+        if not units:
+            return ()
+        pooled = np.concatenate([u.scores.detach().double().numpy() for u in units])
+        return tuple(float(t) for t in np.quantile(pooled, fractions, method="lower"))
 
 
 class Dense(PruningMethod):
     name = "dense"
-
-    def masks(self, weights, groups, fraction):
-        return {path: torch.ones_like(w) for path, w in weights.items()}
 
 
 class Unstructured(PruningMethod):
@@ -65,7 +146,12 @@ class Unstructured(PruningMethod):
 
     name = "unstructured"
 
+    def units(self, weights, groups):
+        return [Units(path, "weight", torch.arange(w.numel()), w.numel(), w.detach().abs().reshape(-1))
+                for path, w in weights.items()]
+
     def masks(self, weights, groups, fraction):
+        _check_fraction(fraction)
         flat = torch.cat([w.abs().reshape(-1) for w in weights.values()])
         k = int(round(fraction * flat.numel()))
         threshold = torch.kthvalue(flat, k).values if k else torch.tensor(-1.0)
@@ -73,33 +159,69 @@ class Unstructured(PruningMethod):
 
 
 class GroupPruning(PruningMethod):
-    """Per conv, the `fraction` of each named group kind with the smallest norms."""
+    """Named group kinds of every conv, scored by their RMS."""
 
-    # group kind -> (ids attribute, count attribute) of LayerGroups
-    KINDS = {"diagonal": ("diag_ids", "n_diag"), "positional": ("pos_ids", "n_pos"),
-             "plaintext": ("plain_ids", "n_plain")}
-
-    def __init__(self, name: str, kinds: tuple[str, ...]):
-        unknown = [k for k in kinds if k not in self.KINDS]
+    def __init__(self, name: str, kinds: tuple[str, ...], lasso: tuple[str, ...] = ()):
+        unknown = [k for k in kinds if k not in KINDS]
         if unknown:
-            raise ValueError(f"unknown group kinds {unknown}; known: {list(self.KINDS)}")
-        self.name, self.kinds = name, kinds
+            raise ValueError(f"unknown group kinds {unknown}; known: {list(KINDS)}")
+        self.name, self.kinds, self.lasso = name, kinds, lasso
 
-    def masks(self, weights, groups, fraction):
-        out = {}
+    def units(self, weights, groups):
+        out = []
         for path, g in groups.items():
-            w = weights[path]
-            m = torch.ones_like(w)
             for kind in self.kinds:
-                ids, n = (getattr(g, a) for a in self.KINDS[kind])
-                m = m * smallest_groups_mask(w, ids, n, fraction)
-            out[path] = m
+                ids, n = getattr(g, KINDS[kind][0]), getattr(g, KINDS[kind][1])
+                out.append(Units(path, kind, ids, n, rms_scores(weights[path], ids, n)))
         return out
 
 
-_ALL = [Dense(), Unstructured(), GroupPruning("hunter", ("plaintext",)),
-        GroupPruning("artemis-diagonal", ("diagonal",)), GroupPruning("artemis-positional", ("positional",)),
-        GroupPruning("artemis-both", ("diagonal", "positional"))]
+class Hunter(PruningMethod):
+    """Our strongest reading of Hunter: every structure whose removal saves the engine a rotation
+    or a multiplication (plaintexts; diagonal and positional groups, which share one rotation),
+    from a plainly trained model, the least weight energy per second saved first.
+
+    The seconds saved by a unit: its plaintext multiplications and additions, plus one
+    rotation where the group shares one (engine unit costs, heconv.cost.DEFAULT_UNIT_COSTS).
+    """
+
+    name = "hunter"
+
+    def __init__(self, unit_costs=DEFAULT_UNIT_COSTS):
+        self.cost = unit_costs
+
+    def units(self, weights, groups):
+        per_plain = self.cost.pmul + self.cost.add
+        out = []
+        for path, g in groups.items():
+            w = weights[path].detach()
+            energy = lambda ids, n: group_norms(w, ids, n) ** 2  # noqa: E731
+            out.append(Units(path, "plaintext", g.plain_ids, g.n_plain,
+                             energy(g.plain_ids, g.n_plain) / per_plain))
+            for kind in ("diagonal", "positional"):
+                ids_attr, n_attr, saves_attr = KINDS[kind]
+                ids, n = getattr(g, ids_attr), getattr(g, n_attr)
+                plains = _plaintexts_per_group(ids, g.plain_ids, n)
+                seconds = plains * per_plain + getattr(g, saves_attr).double() * self.cost.rotation
+                out.append(Units(path, kind, ids, n, (energy(ids, n).double() / seconds).to(w.dtype)))
+        return out
+
+
+def _plaintexts_per_group(ids: torch.Tensor, plain_ids: torch.Tensor, n: int) -> torch.Tensor:
+    """How many distinct plaintexts hold weights of each group.
+
+    >>> _plaintexts_per_group(torch.tensor([0, 0, 0, 1]), torch.tensor([0, 0, 1, 2]), 2).tolist()
+    [2.0, 1.0]
+    """
+    pairs = torch.unique(torch.stack([ids, plain_ids]), dim=1)
+    return torch.bincount(pairs[0], minlength=n).double()
+
+
+_ALL = [Dense(), Unstructured(), Hunter(), GroupPruning("hunter-plaintext", ("plaintext",)),
+        GroupPruning("diagonal-no-lasso", ("diagonal",)),
+        GroupPruning("artemis-diagonal", ("diagonal",), ("d",)),
+        GroupPruning("artemis-positional", ("positional",), ("p",)),
+        GroupPruning("artemis-both", ("diagonal", "positional"), ("p", "d"))]
 REGISTRY: dict[str, PruningMethod] = {m.name: m for m in _ALL}
 METHODS = tuple(REGISTRY)
 
@@ -110,9 +232,18 @@ def get_method(name: str) -> PruningMethod:
     return REGISTRY[name]
 
 
-def method_masks(model: nn.Module, groups: dict[str, LayerGroups], method: str, fraction: float) -> Masks:
-    """The mask of every conv for `method` at `fraction` (computed from the current weights)."""
-    pm = get_method(method)
+def current_weights(model: nn.Module, groups: dict[str, LayerGroups]) -> dict[str, torch.Tensor]:
+    """The effective (masked) weight of every conv in `groups`, detached."""
     modules = dict(model.named_modules())
-    weights = {path: effective_weight(modules[path]).detach() for path in groups}
-    return pm.masks(weights, groups, fraction)
+    return {path: effective_weight(modules[path]).detach() for path in groups}
+
+
+def method_masks(model: nn.Module, groups: dict[str, LayerGroups], method: str, fraction: float) -> Masks:
+    """The mask of every conv for `method` at `fraction` per conv (computed from the current weights)."""
+    return get_method(method).masks(current_weights(model, groups), groups, fraction)
+
+
+def method_threshold_masks(model: nn.Module, groups: dict[str, LayerGroups], method: str,
+                           threshold: float) -> Masks:
+    """The mask of every conv for `method` at one global `threshold` on its unit scores."""
+    return get_method(method).threshold_masks(current_weights(model, groups), groups, threshold)

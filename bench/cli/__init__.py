@@ -5,6 +5,8 @@
     artemis infer --checkpoint runs/artemis/pruned-artemis-diagonal.pt --images 100
     artemis train --model resnet18 --dataset fashion-mnist --input-size 16 --lambda-d 1e-4 --out DIR
     artemis prune --method artemis-diagonal --checkpoint DIR/model.pt --max-drop 1.0 --out DIR
+    artemis sweep --models resnet20 --methods dense,hunter,artemis-diagonal --seeds 0,1,2 --lambdas-d 0.02,0.05
+    artemis results export
     artemis report [run.json ...] [--pruning-csv CSV ...] [--readme README.md]
     artemis demo
 """
@@ -18,10 +20,10 @@ import sys
 from typing import Sequence
 
 from ..results import clean_stale, outputs_together
-from . import demo, infer, layer, prune, report, train
+from . import demo, infer, layer, prune, report, results, sweep, train
 from .common import RESULTS, check_output_paths
 
-COMMANDS = (layer, infer, report, train, prune, demo)
+COMMANDS = (layer, infer, report, train, prune, sweep, results, demo)
 
 
 class _Parser(argparse.ArgumentParser):

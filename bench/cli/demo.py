@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=positive, default=6)
     p.add_argument("--images", type=positive, default=2)
     p.add_argument("--mode", choices=("encrypted", "plain"), default="encrypted")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=_seeds, default=(0,),
+                   help="comma-separated training seeds (default 0); the first seed's models run encrypted")
     p.add_argument("--out", default=str(RESULTS / "demo"))
     p.add_argument("--bench-json", action="append", metavar="JSON",
                    help="benchmark JSON the demo's report fits the cost model to (repeatable; default: the newest "
@@ -32,12 +33,22 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run, render=lambda result: result["_text"])
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds repeat: {text!r}")
+    return seeds
+
+
 def run(args: argparse.Namespace) -> dict:
     from ..demo import DemoConfig, render, run_demo
     from ..results import outputs_together
 
     cfg = DemoConfig(model=args.model, dataset=args.dataset, data_dir=args.data_dir, input_size=args.input_size,
-                     subset=args.subset, epochs=args.epochs, images=args.images, mode=args.mode, seed=args.seed)
+                     subset=args.subset, epochs=args.epochs, images=args.images, mode=args.mode, seeds=args.seeds)
     out = Path(args.out)
     with bar(8, "demo") as b:
         def stage(name):
@@ -63,5 +74,7 @@ def _demo_report(bench_json: list[str] | None, out: Path) -> str | None:
     except ValueError as e:
         log.warning("no report beside the demo: %s", e)
         return None
-    write_report(files, out, [out / "pruning_summary.csv"])
+    from pruning.store import ExperimentStore
+
+    write_report(files, out, [out / "pruning_summary.csv"], ExperimentStore(out / "experiments.sqlite").export_rows())
     return str(out / "report.md")

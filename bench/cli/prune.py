@@ -19,19 +19,28 @@ def fractions(text: str) -> tuple[float, ...]:
 
 
 def add_parser(sub) -> None:
+    from pruning.iterative import MODES
     from pruning.methods import METHODS
 
     p = sub.add_parser("prune", help="iteratively prune a trained checkpoint, fine-tuning with masks held")
     p.add_argument("--method", choices=METHODS, required=True)
     p.add_argument("--checkpoint", required=True, help="model.pt written by 'artemis train'")
     p.add_argument("--max-drop", type=non_negative, default=1.0, help="allowed validation accuracy drop, in points")
-    p.add_argument("--fractions", type=fractions, default=None, help="pruning schedule, e.g. 0.3,0.5,0.7,0.9")
+    p.add_argument("--fractions", type=fractions, default=None,
+                   help="pruning schedule, e.g. 0.3,0.5,0.7,0.9: per conv (--mode fraction), or the fractions of all "
+                        "units below each threshold (--mode threshold)")
     p.add_argument("--reference", help="the dense model's checkpoint: the drop is measured from its validation "
                                        "accuracy (default: from this checkpoint's own)")
     p.add_argument("--finetune-epochs", type=positive, default=1)
     p.add_argument("--finetune-lr", type=positive_float, default=0.01)
     p.add_argument("--data-dir")
-    p.add_argument("--results", default=str(RESULTS / "pruning_summary.csv"), help="CSV the steps are written into")
+    p.add_argument("--mode", choices=MODES, default="threshold",
+                   help="threshold: raise one global threshold on the units' scores (default); fraction: prune "
+                        "--fractions of every conv's units")
+    p.add_argument("--db", help="experiments database the run is recorded in (default: experiments.sqlite "
+                                "beside --results)")
+    p.add_argument("--results", default=str(RESULTS / "pruning_summary.csv"),
+                   help="CSV rewritten as the database's pruning_summary view")
     p.add_argument("--seed", type=int, default=None, help="default: the training seed")
     add_group_schedule_option(p, None)
     p.add_argument("--out", required=True, help="output folder (pruned-<method>.pt, summary-<method>.json)")
@@ -48,8 +57,11 @@ def run(args: argparse.Namespace) -> dict:
     from pruning.iterative import DEFAULT_FRACTIONS, iterative_prune
     from pruning.train import TrainConfig, evaluate
 
-    from ..provenance import git_revision
-    from ..results import save_checkpoint, upsert_csv, write_summary
+    from pruning.cells import PruneCell, TrainCell
+    from pruning.store import ExperimentStore
+
+    from ..provenance import provenance
+    from ..results import atomic_write, csv_bytes, save_checkpoint, write_summary
 
     model, meta = load_checkpoint_model(args.checkpoint)
     absent = [k for k in ("dataset", "input_size", "subset", "seed", "poly_modulus_degree") if k not in meta]
@@ -84,7 +96,7 @@ def run(args: argparse.Namespace) -> dict:
 
         result = iterative_prune(model, data, groups, args.method, params, args.max_drop, schedule,
                                  TrainConfig(epochs=args.finetune_epochs, lr=args.finetune_lr, seed=seed), progress,
-                                 reference, schedules)
+                                 reference, schedules, args.mode)
     tx, ty = data.tensors("test")
     chosen = result.chosen
     out = Path(args.out)
@@ -95,8 +107,19 @@ def run(args: argparse.Namespace) -> dict:
     summary = write_summary(out / f"summary-{args.method}.json", model, shape, params, schedules,
                             {**pmeta, "steps": [s.to_dict() for s in result.steps],
                              "dense_val_accuracy": result.dense_accuracy})
-    rev = git_revision()
-    rows = [{"model": meta["model"], "dataset": meta["dataset"], "input_size": meta["input_size"], "method": args.method,
-             **s.to_dict(), "seed": seed, "git_revision": rev} for s in result.steps]
-    upsert_csv(args.results, rows)
+    trained = TrainCell(meta["model"], meta["dataset"], meta["input_size"], meta["subset"] or None,
+                        meta["poly_modulus_degree"], str(meta.get("schedule") or "output-rotation"),
+                        meta.get("lasso", "proximal"), meta.get("lambda_p", 0.0), meta.get("lambda_d", 0.0),
+                        meta["seed"], meta.get("epochs", 0))
+    cell = PruneCell(trained, trained, args.method, args.max_drop, args.mode, tuple(schedule), args.finetune_epochs,
+                     args.finetune_lr)
+    store = ExperimentStore(args.db or Path(args.results).with_name("experiments.sqlite"))
+    store.start_run(cell.run_id, "prune", {**cell.fields(), "provenance": provenance()}, parent=trained.run_id)
+    steps = [{**s.to_dict(), "val_accuracy": s.accuracy, "chosen": s.step == chosen.step} for s in result.steps]
+    store.finish_run(cell.run_id, {"val_accuracy": chosen.accuracy, "test_accuracy": pmeta["test_accuracy"],
+                                   "reference_val_accuracy": result.dense_accuracy, "data_source": data.source,
+                                   "n_train": len(data.train.y), "n_val": len(data.val.y), "n_test": len(ty),
+                                   "checkpoint": str(out / f"pruned-{args.method}.pt")}, steps)
+    rows = store.export_rows("pruning_summary")
+    atomic_write(Path(args.results), csv_bytes(rows, list(rows[0])))
     return {k: v for k, v in summary.items() if k != "layers"} | {"layers": len(summary["layers"])}

@@ -16,6 +16,8 @@ def add_parser(sub) -> None:
     p.add_argument("--pruning-csv", action="append", metavar="CSV",
                    help="pruning summary for the Pareto plot; repeat for several "
                         "(default: results/pruning_summary.csv)")
+    p.add_argument("--db", default=str(RESULTS / "experiments.sqlite"),
+                   help="experiments database whose verdicts (with intervals) the report states, when it exists")
     p.add_argument("--readme", metavar="PATH",
                    help="also rewrite this README's block between <!-- results:begin --> and <!-- results:end -->")
     p.set_defaults(func=run, render=None)
@@ -28,7 +30,12 @@ def run(args: argparse.Namespace) -> dict:
     if readme is not None:
         read_readme_block(readme)  # a README without the markers fails before any result file is rewritten
     files = args.files or default_benchmark_files(RESULTS / "benchmarks")
-    model = write_report(files, args.out, args.pruning_csv or [RESULTS / "pruning_summary.csv"])
+    experiments = None
+    if args.db and Path(args.db).is_file():
+        from pruning.store import ExperimentStore
+
+        experiments = ExperimentStore(args.db).export_rows()
+    model = write_report(files, args.out, args.pruning_csv or [RESULTS / "pruning_summary.csv"], experiments)
     if readme is not None:
         update_readme(readme, render_readme_block(model))
     return {k: model[k] for k in ("r2_rotation_only", "r2_full", "max_rel_err_rotation_only", "max_rel_err_full",

@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=positive, default=128)
     p.add_argument("--lambda-p", type=non_negative, default=0.0, help="positional group-Lasso weight")
     p.add_argument("--lambda-d", type=non_negative, default=0.0, help="diagonal group-Lasso weight")
+    p.add_argument("--lasso", choices=("proximal", "subgradient"), default="proximal",
+                   help="proximal: group soft-thresholding after each step, groups reach exact zero (default); "
+                        "subgradient: the penalty added to the loss")
     p.add_argument("--subset", type=positive, help="use only K training images (and K/5 test images)")
     p.add_argument("--poly-modulus-degree", type=int, default=None, help="N whose packing defines the groups")
     p.add_argument("--seed", type=int, default=0)
@@ -49,19 +52,19 @@ def run(args: argparse.Namespace) -> dict:
     schedules = fixed_schedules(model, shape, params, args.schedule)  # the groups the Lasso acts on follow it
     groups = model_groups(model, shape, params, schedules)
     cfg = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, lambda_p=args.lambda_p,
-                      lambda_d=args.lambda_d, seed=args.seed)
+                      lambda_d=args.lambda_d, seed=args.seed, lasso=args.lasso)
     with bar(0, f"train {args.model}") as b:
         def progress(done, total, info):
             b.total = total
             b.n = done
-            b.set_postfix(epoch=info["epoch"], loss=f"{info['loss']:.3f}", lasso=f"{info['penalty']:.3f}")
+            b.set_postfix(epoch=info["epoch"], loss=f"{info['loss']:.3f}")
             b.refresh()
 
         history = train(model, data, cfg, groups, progress)
     tx, ty = data.tensors("test")
     meta = {"model": args.model, "dataset": data.name, "input_size": args.input_size, "in_channels": data.in_channels,
             "num_classes": data.num_classes, "subset": args.subset or 0, "seed": args.seed,
-            "lambda_p": args.lambda_p, "lambda_d": args.lambda_d, "epochs": args.epochs,
+            "lambda_p": args.lambda_p, "lambda_d": args.lambda_d, "epochs": args.epochs, "lasso": args.lasso,
             "poly_modulus_degree": params.poly_modulus_degree,
             "data_note": data.note, "data_source": data.source,
             "val_accuracy": history[-1]["val_accuracy"], "test_accuracy": evaluate(model, tx, ty),

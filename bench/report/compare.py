@@ -144,7 +144,7 @@ def read_pruning(csv_paths: list[Path]) -> tuple[list[dict], dict[str, float]]:
             rows += list(reader)
     chosen = {}
     for r in rows:
-        if r["accepted"] == "True":
+        if r["accepted"] in ("True", "1"):
             key = (r["model"], r["dataset"], r["input_size"], r["method"])
             if key not in chosen or float(r["fraction"]) > float(chosen[key]["fraction"]):
                 chosen[key] = r

@@ -20,7 +20,8 @@ from .compare import (
     sweep_series,
 )
 from .fits import DOMINANT_SHARE, NFit, fit_n
-from .plots import fits_figure, pareto_figure, sweeps_figure
+from .experiments import experiments_section, experiments_summary
+from .plots import experiments_figure, fits_figure, pareto_figure, sweeps_figure
 from .text import accuracy_text, finite, fmt
 from .verdict import verdict_section, wall_cpu_summary
 
@@ -151,12 +152,14 @@ def provenance_section(prov: dict, origins: list[dict]) -> list[str]:
 
 
 def write_report(paths: list[str | Path], out_dir: str | Path,
-                 pruning_csv: str | Path | list[str | Path] | None = None) -> dict:
+                 pruning_csv: str | Path | list[str | Path] | None = None,
+                 experiments: list[dict] | None = None) -> dict:
     """Fit, plot and write report.md, report.csv, cost_model.json into out_dir. Returns cost_model.json's content.
 
     The runs must hold layer or model cases with counts and primitive cases (ValueError
     otherwise, before anything is written). pruning_csv: one pruning_summary.csv or a list
-    of them (missing ones are left out with a warning).
+    of them (missing ones are left out with a warning). experiments: the rows of
+    experiments.csv (`pruning.store.ExperimentStore.export_rows`), for the verdicts with intervals.
     """
     import matplotlib
 
@@ -193,6 +196,10 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
     if series:
         md += sweeps_section(series)
         sweeps_figure(series, out / "sweeps.png")
+    if experiments:
+        model["experiments"] = experiments_summary(experiments)
+        md += experiments_section(experiments)
+        experiments_figure(experiments, out / "experiments_pareto.png")
     if rows:
         md += pruning_section(pruning_ratios)
         pareto_figure(rows, out / "pareto.png")

@@ -183,3 +183,45 @@ def pareto_figure(rows: list[dict], path: Path) -> None:
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     atomic_write(path, _png(fig))
+
+
+def experiments_figure(rows: list[dict], path: Path, max_drop: float = 1.0) -> None:
+    """Per model, each method's front at its chosen lambdas: per pruning step, mean rotations against mean
+    test accuracy over seeds with its 95% interval; the dashed line is the dense mean less `max_drop`."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .experiments import groups_by_model, mean_interval, model_results
+
+    panels = groups_by_model(rows)
+    ncols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7.5 * ncols, 4.8 * nrows), squeeze=False)
+    colours = method_colours({r["method"] for r in rows})
+    for ax, (key, sel) in zip(axes.flat, panels.items()):
+        chosen = model_results(sel, max_drop)
+        for method, res in sorted(chosen.items()):
+            steps: dict[int, list[tuple[int, float]]] = {}
+            for r in sel:
+                if r["method"] == method and (float(r["lambda_p"]), float(r["lambda_d"])) == res.lambdas:
+                    steps.setdefault(int(r["step"]), []).append((int(r["rotations"]), float(r["test_accuracy"])))
+            xs, ys, lo, hi = [], [], [], []
+            for _, pts in sorted(steps.items()):
+                m, a, b = mean_interval([p[1] for p in pts])
+                xs.append(float(np.mean([p[0] for p in pts])))
+                ys.append(m)
+                lo.append(m - a)
+                hi.append(b - m)
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", ms=3, capsize=2, color=colours[method],
+                        label=f"{method} ({len(res.seeds)} seeds)")
+        dense = [float(r["test_accuracy"]) for r in sel if r["method"] == "dense" and int(r["step"]) == 0]
+        if dense:
+            ax.axhline(float(np.mean(dense)) - max_drop, ls="--", color="grey", lw=0.8)
+        model, dataset, size, n = key
+        ax.set(xlabel="rotations (engine plan)", ylabel="test accuracy (%)",
+               title=f"{model}, {dataset}, {size}x{size}, N = {n}")
+        ax.grid(True, alpha=0.2)
+        ax.legend(loc="lower right", fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    atomic_write(path, _png(fig))

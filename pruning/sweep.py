@@ -1,0 +1,185 @@
+"""Sweeps on Ray: a grid of models x methods x lambdas x seeds x input sizes, one Ray task per
+cell (train, or prune), results in the experiments database as each cell finishes.
+
+- A model is trained once per (model, size, seed, lambdas) and shared, through Ray's object
+  store, by every method that prunes it; the plainly trained model of the same seed is the
+  reference every drop is measured from.
+- Resumable: a cell that is done in the database is skipped; a trained model whose
+  checkpoint is on disk (sha256 as recorded) is read back instead of retrained.
+- A failed cell is recorded with its error and the others go on (the cells that needed it
+  are recorded as failed too).
+- Ray schedules everything (local by default, a cluster with `address`): each task asks for
+  `cpus` CPUs (and a GPU where the cluster has one) and sets torch's threads to match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from .cells import PruneCell, TrainCell, run_prune_cell, run_train_cell
+from .methods import get_method
+from .store import ExperimentStore
+
+log = logging.getLogger(__name__)
+
+# progress(done, total, info): one call per finished cell (the command line draws the bar).
+Progress = Callable[[int, int, dict], None]
+
+
+@dataclass(frozen=True)
+class SweepGrid:
+    """The grid. Methods trained with a Lasso take every lambda of their kind; the others
+    (dense, unstructured, hunter, diagonal-no-lasso ...) prune the plainly trained model.
+
+    >>> g = SweepGrid(models=("small",), methods=("dense", "artemis-diagonal"), lambdas_d=(0.1, 0.2), seeds=(0, 1))
+    >>> [c.run_id.split("/")[1] for c in g.prune_cells()].count("artemis-diagonal"), len(g.train_cells())
+    (4, 6)
+    """
+
+    models: tuple[str, ...]
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...] = (0,)
+    lambdas_d: tuple[float, ...] = (0.05,)
+    lambdas_p: tuple[float, ...] = (0.05,)
+    input_sizes: tuple[int, ...] = (16,)
+    base: TrainCell = TrainCell("resnet20")
+    prune: PruneCell | None = None  # its max_drop, mode, fractions, fine-tuning (train/method/reference ignored)
+
+    def __post_init__(self) -> None:
+        for m in self.methods:
+            get_method(m)  # a one-line error naming the known methods
+        for name in ("models", "methods", "seeds", "input_sizes"):
+            if not getattr(self, name):
+                raise ValueError(f"sweep grid: {name} is empty")
+
+    def _lambdas(self, lasso: tuple[str, ...]) -> list[tuple[float, float]]:
+        """(lambda_p, lambda_d) pairs a method trained with `lasso` takes."""
+        if not lasso:
+            return [(0.0, 0.0)]
+        ps = self.lambdas_p if "p" in lasso else (0.0,)
+        ds = self.lambdas_d if "d" in lasso else (0.0,)
+        return [(p, d) for p in ps for d in ds]
+
+    def prune_cells(self) -> list[PruneCell]:
+        template = self.prune or PruneCell(self.base, self.base, "dense")
+        cells = []
+        for model in self.models:
+            for size in self.input_sizes:
+                for seed in self.seeds:
+                    plain = replace(self.base, model=model, input_size=size, seed=seed, lambda_p=0.0, lambda_d=0.0)
+                    for method in self.methods:
+                        for lp, ld in self._lambdas(get_method(method).lasso):
+                            trained = replace(plain, lambda_p=lp, lambda_d=ld)
+                            cells.append(replace(template, train=trained, reference=plain, method=method))
+        return cells
+
+    def train_cells(self) -> list[TrainCell]:
+        """Every model the grid trains (the plain ones too: they are the references)."""
+        seen: dict[str, TrainCell] = {}
+        for c in self.prune_cells():
+            for t in (c.reference, c.train):
+                seen.setdefault(t.run_id, t)
+        return list(seen.values())
+
+
+def _save_checkpoint(blob: bytes, path: Path) -> str:
+    """Write bytes atomically (temporary file, then rename); returns their sha256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(blob)
+    os.replace(tmp, path)
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _checkpoint_path(folder: Path, run_id: str) -> Path:
+    return folder / (run_id.replace("/", "_") + ".pt")
+
+
+def _reusable(store: ExperimentStore, cell: TrainCell) -> dict | None:
+    """A finished training run whose checkpoint is on disk with the recorded sha256, as run_train_cell returns it."""
+    run = store.run(cell.run_id)
+    if not run or run["status"] != "done" or not run["checkpoint"] or not Path(run["checkpoint"]).is_file():
+        return None
+    blob = Path(run["checkpoint"]).read_bytes()
+    if hashlib.sha256(blob).hexdigest() != run["checkpoint_sha256"]:
+        log.warning("%s: checkpoint %s does not match its recorded sha256; retraining", cell.run_id, run["checkpoint"])
+        return None
+    return {"val_accuracy": run["val_accuracy"], "test_accuracy": run["test_accuracy"],
+            "schedules": (run["config"] or {}).get("schedules"), "state": blob}
+
+
+def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, address: str | None = None,
+              cpus_per_task: int = 1, num_cpus: int | None = None, provenance: dict | None = None,
+              progress: Progress | None = None) -> dict:
+    """Run every cell of the grid not yet done in `store`; returns counts of done, failed and skipped cells."""
+    import ray
+
+    folder = Path(checkpoints)
+    prune_cells = grid.prune_cells()
+    todo = [c for c in prune_cells if store.status(c.run_id) != "done"]
+    needed: dict[str, TrainCell] = {}
+    for c in todo:
+        needed.setdefault(c.reference.run_id, c.reference)
+        needed.setdefault(c.train.run_id, c.train)
+    train_todo = {rid: t for rid, t in needed.items()}
+    total = len(prune_cells)
+    skipped = total - len(todo)
+    if not todo:
+        return {"cells": total, "done": 0, "failed": 0, "skipped": skipped, "trained": 0}
+    if not ray.is_initialized():
+        ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    train_task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=0)(run_train_cell)
+    prune_task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=0)(run_prune_cell)
+    prov = provenance or {}
+    refs: dict[str, object] = {}
+    pending: dict[object, tuple[str, object]] = {}
+    trained = 0
+    for rid, t in train_todo.items():
+        reuse = _reusable(store, t)
+        if reuse is not None:
+            refs[rid] = ray.put(reuse)
+            continue
+        store.start_run(rid, "train", {**t.fields(), "provenance": prov})
+        refs[rid] = train_task.remote(t, cpus_per_task)
+        pending[refs[rid]] = ("train", t)
+    for c in todo:
+        store.start_run(c.run_id, "prune", {**c.fields(), "provenance": prov}, parent=c.train.run_id)
+        ref = prune_task.remote(c, refs[c.train.run_id], refs[c.reference.run_id], cpus_per_task)
+        pending[ref] = ("prune", c)
+    done = failed = 0
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        kind, cell = pending.pop(ready[0])
+        try:
+            result = ray.get(ready[0])
+        except Exception as e:  # a failed cell is recorded and the others go on
+            store.fail_run(cell.run_id, f"{type(e).__name__}: {e}")
+            log.warning("%s failed: %s", cell.run_id, str(e).splitlines()[-1] if str(e) else type(e).__name__)
+            if kind == "prune":
+                failed += 1
+                if progress:
+                    progress(skipped + done + failed, total, {"cell": cell.run_id, "status": "failed"})
+            continue
+        path = _checkpoint_path(folder, cell.run_id)
+        sha = _save_checkpoint(result.pop("state"), path)
+        fields = {**result, "checkpoint": str(path), "checkpoint_sha256": sha,
+                  "config": {**(cell.fields()["config"]), "schedules": result.get("schedules")}}
+        store.finish_run(cell.run_id, fields, result.get("steps"))
+        if kind == "train":
+            trained += 1
+        else:
+            done += 1
+            if progress:
+                progress(skipped + done + failed, total, {"cell": cell.run_id, "status": "done"})
+    return {"cells": total, "done": done, "failed": failed, "skipped": skipped, "trained": trained,
+            "finished": time.time()}

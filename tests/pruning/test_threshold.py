@@ -1,0 +1,82 @@
+"""Pruning by a global threshold on unit scores, and the baselines' units."""
+
+import pytest
+import torch
+
+import models
+from heconv.params import params_for_input
+from pruning.groups import groups_for_weight, model_groups
+from pruning.masks import apply_masks
+from pruning.methods import METHODS, current_weights, get_method, method_threshold_masks, rms_scores
+from pruning.summary import he_cost
+
+
+def _model_and_groups():
+    torch.manual_seed(0)
+    model = models.SmallCNN(1, 3)
+    shape = (1, 8, 8)
+    return model, model_groups(model, shape, params_for_input(8, 8)), shape
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "dense"])
+def test_threshold_zeroes_exactly_the_units_at_or_below_it(method):
+    model, groups, _ = _model_and_groups()
+    pm = get_method(method)
+    weights = current_weights(model, groups)
+    cuts = pm.thresholds(weights, groups, (0.2, 0.5, 0.8))
+    assert list(cuts) == sorted(cuts) and len(cuts) == 3
+    masks = pm.threshold_masks(weights, groups, cuts[1])
+    for u in pm.units(weights, groups):
+        flat = masks[u.path].reshape(-1)
+        for unit in torch.nonzero(u.scores <= cuts[1]).flatten()[:5]:
+            assert torch.all(flat[u.ids == unit] == 0)
+    pruned = sum(int((m == 0).sum()) for m in masks.values())
+    more = sum(int((m == 0).sum()) for m in pm.threshold_masks(weights, groups, cuts[2]).values())
+    assert 0 < pruned <= more
+
+
+def test_threshold_is_global_across_layers():
+    # Shrink one conv's weights: a global threshold prunes it first, a per-conv fraction does not.
+    model, groups, _ = _model_and_groups()
+    small = list(groups)[0]
+    with torch.no_grad():
+        dict(model.named_modules())[small].weight.mul_(0.01)
+    pm = get_method("artemis-diagonal")
+    w = current_weights(model, groups)
+    cut = pm.thresholds(w, groups, (0.3,))[0]
+    masks = pm.threshold_masks(w, groups, cut)
+    assert float((masks[small] == 0).float().mean()) > 0.8
+    assert all(float((m == 0).float().mean()) < 0.5 for p, m in masks.items() if p != small)
+    per_conv = pm.masks(w, groups, 0.3)
+    assert float((per_conv[small] == 0).float().mean()) < 0.5
+
+
+def test_rms_normalises_by_group_size():
+    w = torch.ones(6)
+    assert rms_scores(w, torch.tensor([0, 0, 0, 0, 1, 1]), 2).tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_hunter_prunes_rotation_groups_and_plaintexts():
+    """The strong hunter reading saves rotations; the plaintext-only reading almost never does."""
+    model, groups, shape = _model_and_groups()
+    params = params_for_input(8, 8)
+    dense = he_cost(model, shape, params)
+    pm = get_method("hunter")
+    kinds = {u.kind for u in pm.units(current_weights(model, groups), groups)}
+    assert kinds == {"plaintext", "diagonal", "positional"}
+    costs = {}
+    for method in ("hunter", "hunter-plaintext"):
+        m, g, _ = _model_and_groups()
+        cut = get_method(method).thresholds(current_weights(m, g), g, (0.5,))[0]
+        apply_masks(m, method_threshold_masks(m, g, method, cut))
+        costs[method] = he_cost(m, shape, params)
+    assert costs["hunter"]["rotations"] < dense["rotations"]
+    assert costs["hunter"]["rotations"] < costs["hunter-plaintext"]["rotations"]
+    assert costs["hunter"]["pmuls"] < dense["pmuls"]
+
+
+def test_lasso_of_each_method():
+    assert get_method("artemis-diagonal").lasso == ("d",) and get_method("diagonal-no-lasso").lasso == ()
+    assert get_method("artemis-both").lasso == ("p", "d") and get_method("hunter").lasso == ()
+    g = groups_for_weight((4, 4, 3, 3), c_n=4)
+    assert get_method("diagonal-no-lasso").units({"conv": torch.ones(4, 4, 3, 3)}, {"conv": g})[0].n == g.n_diag
