@@ -125,11 +125,6 @@ def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, 
     folder = Path(checkpoints)
     prune_cells = grid.prune_cells()
     todo = [c for c in prune_cells if store.status(c.run_id) != "done"]
-    needed: dict[str, TrainCell] = {}
-    for c in todo:
-        needed.setdefault(c.reference.run_id, c.reference)
-        needed.setdefault(c.train.run_id, c.train)
-    train_todo = {rid: t for rid, t in needed.items()}
     total = len(prune_cells)
     skipped = total - len(todo)
     if not todo:
@@ -144,17 +139,23 @@ def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, 
     refs: dict[str, object] = {}
     pending: dict[object, tuple[str, object]] = {}
     trained = 0
-    for rid, t in train_todo.items():
-        reuse = _reusable(store, t)
-        if reuse is not None:
-            refs[rid] = ray.put(reuse)
-            continue
-        store.start_run(rid, "train", {**t.fields(), "provenance": prov})
-        refs[rid] = train_task.remote(t, cpus_per_task)
-        pending[refs[rid]] = ("train", t)
+
+    def trained_ref(t: TrainCell):
+        if t.run_id not in refs:
+            reuse = _reusable(store, t)
+            if reuse is not None:
+                refs[t.run_id] = ray.put(reuse)
+            else:
+                store.start_run(t.run_id, "train", {**t.fields(), "provenance": prov})
+                refs[t.run_id] = train_task.remote(t, cpus_per_task)
+                pending[refs[t.run_id]] = ("train", t)
+        return refs[t.run_id]
+
+    # In grid order (seed by seed), each model just before the first cell that prunes it, so that
+    # Ray runs a seed's pruning cells while the next seed trains and results come in early.
     for c in todo:
         store.start_run(c.run_id, "prune", {**c.fields(), "provenance": prov}, parent=c.train.run_id)
-        ref = prune_task.remote(c, refs[c.train.run_id], refs[c.reference.run_id], cpus_per_task)
+        ref = prune_task.remote(c, trained_ref(c.train), trained_ref(c.reference), cpus_per_task)
         pending[ref] = ("prune", c)
     done = failed = 0
     while pending:
