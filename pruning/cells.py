@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-DEFAULT_SUBSETS = {"resnet20": 20000, "resnet18": 10000}
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ STEP_COLUMNS = ("run_id", "step", "threshold", "fraction", "val_accuracy", "test
 EXPORT_COLUMNS = ("run_id", "model", "dataset", "input_size", "subset", "poly_modulus_degree", "schedule", "method",
                   "lambda_p", "lambda_d", "seed", "step", "threshold", "fraction", "val_accuracy", "test_accuracy",
                   "accuracy_drop", "n_val", "n_test", "rotations", "pmuls", "sparsity", "accepted", "chosen",
-                  "git_revision")
+                  "encrypted_server_s", "git_revision")
 JSON_COLUMNS = ("config", "history", "provenance", "encrypted")
 
 _SCHEMA = f"""
@@ -48,14 +48,23 @@ CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL REFERENCES runs(run_id), step INTEGER NOT NULL, threshold REAL, fraction REAL,
     val_accuracy REAL, test_accuracy REAL, accuracy_drop REAL, rotations INTEGER, pmuls INTEGER, sparsity REAL,
     accepted INTEGER, chosen INTEGER, PRIMARY KEY (run_id, step));
-CREATE VIEW IF NOT EXISTS experiments AS
+"""
+# The views are dropped and made again on every open, so that a database written by an
+# older version gets today's columns; one IMMEDIATE transaction keeps racing openers apart.
+_VIEWS = f"""
+BEGIN IMMEDIATE;
+DROP VIEW IF EXISTS pruning_summary;
+DROP VIEW IF EXISTS experiments;
+CREATE VIEW experiments AS
     SELECT {", ".join("s.step" if c == "step" else "s." + c if c in STEP_COLUMNS and c != "run_id"
                       else "json_extract(r.provenance, '$.git_revision') AS git_revision" if c == "git_revision"
-                      else "r." + c for c in EXPORT_COLUMNS)}
+                      else "CASE WHEN s.chosen THEN json_extract(r.encrypted, '$.server_s') END AS encrypted_server_s"
+                      if c == "encrypted_server_s" else "r." + c for c in EXPORT_COLUMNS)}
     FROM runs r JOIN steps s ON s.run_id = r.run_id WHERE r.kind = 'prune' AND r.status = 'done';
-CREATE VIEW IF NOT EXISTS pruning_summary AS
+CREATE VIEW pruning_summary AS
     SELECT model, dataset, input_size, method, step, fraction, val_accuracy AS accuracy, accuracy_drop, rotations,
            pmuls, sparsity, accepted, seed, git_revision FROM experiments;
+COMMIT;
 """
 
 
@@ -78,6 +87,7 @@ class ExperimentStore:
         self.timeout = timeout
         with closing(self._connect()) as con:
             con.executescript(_SCHEMA)  # its own transaction; IF NOT EXISTS makes racing creators harmless
+            con.executescript(_VIEWS)
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)

@@ -19,6 +19,17 @@ def add_parser(sub) -> None:
     e.add_argument("--db", default=str(DEFAULT_DB))
     e.add_argument("--out", default=str(RESULTS), help="folder the CSV files go into")
     e.set_defaults(func=export, render=lambda r: f"{r['rows']} rows from {r['runs']} runs -> {r['csv']}")
+    c = actions.add_parser("encrypt", help="run the chosen model of finished pruning runs encrypted on test images "
+                                           "and record the measurement in the database (the latency beside the "
+                                           "rotation ratio)")
+    c.add_argument("--db", default=str(DEFAULT_DB))
+    c.add_argument("--model", help="only runs of this model")
+    c.add_argument("--seed", type=int, default=0, help="only runs of this seed (default 0)")
+    c.add_argument("--images", type=int, default=1)
+    c.add_argument("--data-dir", help="the data set's folder, as the sweep was given")
+    c.add_argument("--mode", choices=("encrypted", "plain"), default="encrypted")
+    c.add_argument("--redo", action="store_true", help="measure runs already measured again")
+    c.set_defaults(func=encrypt, render=_render_encrypt)
     s = actions.add_parser("status", help="how many runs are done, running (or killed) and failed")
     s.add_argument("--db", default=str(DEFAULT_DB))
     s.set_defaults(func=status, render=_render_status)
@@ -65,3 +76,54 @@ def _render_status(r: dict) -> str:
     lines = [f"{kind}: " + ", ".join(f"{n} {s}" for s, n in sorted(c.items())) for kind, c in r["counts"].items()]
     lines += [f"failed: {f['run']}: {' '.join(f['error'])}" for f in r["failed"]]
     return "\n".join(lines) or f"{r['db']}: no runs"
+
+
+def encrypt(args: argparse.Namespace) -> dict:
+    """Each selected run's pruned checkpoint, lowered and run on the engine; recorded in runs.encrypted."""
+    import numpy as np
+
+    from heconv.params import params_for_input
+    from models import build_model
+    from pruning.cells import load_state_bytes
+    from pruning.data import load_dataset
+
+    from ..harness.model import measure_model, prepare_model
+    from .common import bar
+
+    if args.images < 1:
+        raise ValueError(f"--images must be at least 1, got {args.images}")
+    store = _open(args.db)
+    where = {"kind": "prune", "status": "done", "seed": args.seed} | ({"model": args.model} if args.model else {})
+    runs = [r for r in store.runs(**where) if args.redo or not r["encrypted"]]
+    measured = []
+    with bar(len(runs), "encrypted runs") as b:
+        for run in runs:
+            path = Path(run["checkpoint"] or "")
+            if not path.is_file():
+                raise ValueError(f"run {run['run_id']}: checkpoint {path} is not on this machine")
+            data = load_dataset(run["dataset"], run["input_size"], args.data_dir,
+                                subset=run["subset"], seed=run["seed"])
+            shape = (data.in_channels, run["input_size"], run["input_size"])
+            model = build_model(run["model"], data.in_channels, data.num_classes)
+            model.load_state_dict(load_state_bytes(path.read_bytes()))
+            model.eval()
+            params = params_for_input(run["input_size"], run["input_size"], run["poly_modulus_degree"])
+            schedules = (run["config"] or {}).get("schedules") or run["schedule"]
+            prep = prepare_model(model, shape, params, mode=args.mode, seed=run["seed"], schedule=schedules)
+            try:
+                rec = measure_model(prep, model, data.test.x[: args.images].astype(np.float64),
+                                    labels=data.test.y[: args.images]).to_dict()
+            finally:
+                prep.close()
+            keep = {k: rec[k] for k in ("predicted_rotations", "rotations", "pmuls", "server_s", "floor_s",
+                                        "bytes_client_to_server", "bytes_server_to_client", "top1_agreement",
+                                        "max_abs_error") if k in rec}
+            store.set_fields(run["run_id"], {"encrypted": {**keep, "images": args.images, "mode": args.mode}})
+            measured.append({"run": run["run_id"], **keep})
+            b.update()
+    return {"db": args.db, "measured": measured}
+
+
+def _render_encrypt(r: dict) -> str:
+    return "\n".join(f"{m['run']}: {m['rotations']} rotations, server {m['server_s']:.2f} s/image, "
+                     f"top-1 agreement {m['top1_agreement']}" for m in r["measured"]) or "nothing to measure"

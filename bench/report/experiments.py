@@ -75,7 +75,7 @@ def bootstrap_interval(values: list[float], reps: int = 10000, seed: int = 0) ->
 
 
 def mean_interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95% t-interval half-width... as (mean, low, high); one value gives a zero-width interval."""
+    """(mean, low, high) of the 95% t-interval over the values; one value gives a zero-width interval."""
     v = np.asarray(values, dtype=float)
     if len(v) < 2:
         return float(v.mean()), float(v.mean()), float(v.mean())
@@ -96,6 +96,7 @@ class MethodResult:
     val_rotations: dict[int, float | None]
     chosen_test: list[float] = field(default_factory=list)  # test accuracy of the step chosen on validation
     chosen_rotations: list[int] = field(default_factory=list)
+    server_s: dict[int, float] = field(default_factory=dict)  # encrypted server time of the chosen step, where measured
 
 
 def _runs(rows: list[dict]) -> dict[str, list[dict]]:
@@ -129,6 +130,8 @@ def model_results(rows: list[dict], max_drop: float = 1.0) -> dict[str, MethodRe
             chosen = [s for s in steps if int(s["chosen"])] or steps[:1]
             res.chosen_test.append(float(chosen[0]["test_accuracy"]))
             res.chosen_rotations.append(int(chosen[0]["rotations"]))
+            if chosen[0].get("encrypted_server_s") not in (None, ""):
+                res.server_s[seed] = float(chosen[0]["encrypted_server_s"])
         if res.seeds:
             candidates.setdefault(method, []).append(res)
     return {m: min(rs, key=_validation_key) for m, rs in candidates.items()}
@@ -138,6 +141,19 @@ def _validation_key(r: MethodResult) -> tuple[int, float]:
     """Lambdas are chosen on validation: most seeds within budget, then fewest rotations."""
     vals = [v for v in r.val_rotations.values() if v is not None]
     return (-len(vals), float(np.mean(vals)) if vals else math.inf)
+
+
+def latency_ratio(results: dict[str, MethodResult], num: str, den: str) -> tuple[float, float, int] | None:
+    """(rotation ratio, server-time ratio, seed) of the chosen steps, on the first seed both ran encrypted."""
+    a, b = results.get(num), results.get(den)
+    if a is None or b is None:
+        return None
+    seeds = sorted(set(a.server_s) & set(b.server_s))
+    if not seeds:
+        return None
+    s = seeds[0]
+    ra = a.chosen_rotations[a.seeds.index(s)] / max(1, b.chosen_rotations[b.seeds.index(s)])
+    return ra, a.server_s[s] / b.server_s[s], s
 
 
 def ratio(results: dict[str, MethodResult], num: str, den: str) -> dict | None:
@@ -191,7 +207,8 @@ def experiments_summary(rows: list[dict], max_drop: float = 1.0) -> dict:
         out["/".join(key)] = {
             "methods": {m: {"lambda_p": r.lambdas[0], "lambda_d": r.lambdas[1], "seeds": r.seeds,
                             "rotations_at_budget": r.rotations, "chosen_test_accuracy": mean_interval(r.chosen_test),
-                            "chosen_rotations": r.chosen_rotations} for m, r in results.items()},
+                            "chosen_rotations": r.chosen_rotations, "encrypted_server_s": r.server_s}
+                        for m, r in results.items()},
             "ratios": {f"{n} / {d}": ratio(results, n, d) for n, d, _ in RATIOS}}
     return out
 
@@ -217,9 +234,12 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0) -> list[str]:
             md.append(f"| {m} | {r.lambdas[0]:g} / {r.lambdas[1]:g} | {len(r.seeds)} | "
                       f"{(f'{np.mean(rot):.0f}' if rot else '-')} ({per}) | {acc:.2f} ({lo:.2f}-{hi:.2f}) | "
                       f"{np.mean(r.chosen_rotations):.0f} |")
-        md += ["", "| ratio of rotations at the budget | value | what it says |", "|---|---|---|"]
+        md += ["", "| ratio | rotations at the budget | chosen steps, encrypted: rotations / server time | "
+                   "what it says |", "|---|---|---|---|"]
         for num, den, what in RATIOS:
-            md.append(f"| {num} / {den} | {_fmt_ratio(ratio(results, num, den))} | {what} |")
+            lat = latency_ratio(results, num, den)
+            enc = f"{lat[0]:.2f}x / {lat[1]:.2f}x (seed {lat[2]})" if lat else "not measured"
+            md.append(f"| {num} / {den} | {_fmt_ratio(ratio(results, num, den))} | {enc} | {what} |")
         md += ["", *verdict_lines(results), ""]
     return md
 
