@@ -357,7 +357,7 @@ def coefficient_chunking(c_in: int, c_out: int, height: int, width: int, kernel:
         raise ValueError(f"coefficient chunking: kernel {kernel} (frame {k}) must be odd, N = {n} a power of 2 >= k*k")
     if align is not None:
         shapes = [(align.tile_h, align.tile_w)]
-    elif (height + k - 1) * (width + k - 1) <= n:
+    elif (height + k - 1) * (width + k - 1) + (k - 1) * (width + k) <= n:  # one channel and its halo fit
         shapes = [(height, width)]
     else:  # the smallest tile of each tile count
         shapes = [(th, tw) for th in sorted({-(-height // q) for q in range(1, height + 1)})
