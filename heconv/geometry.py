@@ -337,27 +337,27 @@ class CoeffChunking:
 def coefficient_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int, n: int, frame_kernel: int | None
                          = None, align: CoeffChunking | None = None, mask: bool = True, unit_costs=None) -> CoeffChunking:
     """The chunking (C_w channels per input chunk, output channels per ciphertext, spatial tiles
-    when the frame does not fit in N) with the lowest predicted server time of a dense conv: per
-    (output group, tile) one plaintext multiplication per chunk, their sum, one rescale and, with
-    `mask`, one mask (encode, encryption, addition); then fewest ciphertexts, then largest tiles.
+    when the frame does not fit in N) with the lowest predicted time of a dense conv: per (output
+    group, tile) one plaintext multiplication per chunk, their sum, one rescale and, with `mask`, one
+    mask (encode, encryption, addition); per input ciphertext the client's encryption (which also
+    bounds the upload); then fewest ciphertexts, then largest tiles.
     `align`: take the tiles, group and spacing of that conv's chunking (outputs that are added).
 
-    >>> c = coefficient_chunking(64, 64, 16, 16, 3, 8192)     # 18*18 = 324 per channel, 22 outputs per ct
+    >>> c = coefficient_chunking(64, 64, 16, 16, 3, 8192)     # 18*18 = 324 per channel
     >>> c.c_w, c.chunks, c.group, c.groups, c.tiles
-    (1, 64, 22, 3, 1)
+    (4, 16, 6, 11, 1)
     >>> c = coefficient_chunking(3, 8, 16, 16, 3, 256)         # 18*18 > 256: tiles of 8x16, 10*18 each
     >>> (c.tile_h, c.tile_w), c.tiles, c.c_w, c.group
     ((8, 16), 2, 1, 1)
     """
     from .cost import DEFAULT_UNIT_COSTS
-
     u = unit_costs or DEFAULT_UNIT_COSTS
     k = max(kernel, frame_kernel or kernel, align.kernel if align else 1)
     if kernel % 2 == 0 or k % 2 == 0 or k * k > n or n & (n - 1):
         raise ValueError(f"coefficient chunking: kernel {kernel} (frame {k}) must be odd, N = {n} a power of 2 >= k*k")
     if align is not None:
         shapes = [(align.tile_h, align.tile_w)]
-    elif (height + k - 1) * (width + k - 1) + (k - 1) * (width + k) <= n:  # one channel and its halo fit
+    elif (height + k - 1) * (width + k - 1) + (k - 1) * (width + k) <= n:  # one channel fits
         shapes = [(height, width)]
     else:  # the smallest tile of each tile count
         shapes = [(th, tw) for th in sorted({-(-height // q) for q in range(1, height + 1)})
@@ -374,7 +374,7 @@ def coefficient_chunking(c_in: int, c_out: int, height: int, width: int, kernel:
             chunks, tiles = -(-c_in // c_w), -(-height // th) * -(-width // tw)
             outs = -(-c_out // group) * tiles
             seconds = (outs * chunks * u.pmul + outs * (chunks - 1 + mask) * u.add + outs * u.rescale
-                       + mask * outs * (u.encrypt + u.encode))
+                       + mask * outs * (u.encrypt + u.encode) + chunks * tiles * u.encrypt)
             key = (seconds, outs + chunks * tiles, -th * tw)
             if best is None or key < best[0]:
                 best = (key, CoeffChunking(n, c_in, c_out, height, width, k, th, tw, c_w, chunks, group, spacing))
