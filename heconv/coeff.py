@@ -57,7 +57,7 @@ def plan_coeff_conv(
     >>> from heconv.params import ckks_params
     >>> p = plan_coeff_conv(np.ones((64, 64, 3, 3)), 16, 16, ckks_params(depth=1))
     >>> p.chunking.c_w, p.chunking.group, p.predicted.rotations, p.predicted.pmuls, p.n_out
-    (4, 6, 0, 176, 11)
+    (1, 22, 0, 192, 3)
     """
     w, _ = _check_weight(name, weight, None)
     c_o, c_i, k, _ = w.shape

@@ -45,8 +45,8 @@ def dense_coefficient_counts(chunking: CoeffChunking, has_bias: bool = False, ma
 
     >>> from heconv.geometry import coefficient_chunking
     >>> c = dense_coefficient_counts(coefficient_chunking(64, 64, 16, 16, 3, 8192))
-    >>> c.pmuls, c.adds, c.rescales                    # G = 11 groups of 6 channels, 16 chunks of 4
-    (176, 176, 11)
+    >>> c.pmuls, c.adds, c.rescales                    # G = 3 groups of 22 channels, 64 chunks of 1
+    (192, 192, 3)
     """
     ch = chunking
     outs = ch.groups * ch.tiles

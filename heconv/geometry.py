@@ -337,15 +337,15 @@ class CoeffChunking:
 def coefficient_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int, n: int, frame_kernel: int | None
                          = None, align: CoeffChunking | None = None, mask: bool = True, unit_costs=None) -> CoeffChunking:
     """The chunking (C_w channels per input chunk, output channels per ciphertext, spatial tiles
-    when the frame does not fit in N) with the lowest predicted time of a dense conv: per (output
-    group, tile) one plaintext multiplication per chunk, their sum, one rescale and, with `mask`, one
-    mask (encode, encryption, addition); per input ciphertext the client's encryption (which also
-    bounds the upload); then fewest ciphertexts, then largest tiles.
+    when the frame does not fit in N) with the lowest predicted server time of a dense conv: per
+    (output group, tile) one plaintext multiplication per chunk, their sum, one rescale and, with
+    `mask`, one mask (encode, encryption, addition); then fewest ciphertexts in and out, then the
+    largest tiles. (The client's encryptions and the traffic are not in it: see the README.)
     `align`: take the tiles, group and spacing of that conv's chunking (outputs that are added).
 
     >>> c = coefficient_chunking(64, 64, 16, 16, 3, 8192)     # 18*18 = 324 per channel
     >>> c.c_w, c.chunks, c.group, c.groups, c.tiles
-    (4, 16, 6, 11, 1)
+    (1, 64, 22, 3, 1)
     >>> c = coefficient_chunking(3, 8, 16, 16, 3, 256)         # 18*18 > 256: tiles of 8x16, 10*18 each
     >>> (c.tile_h, c.tile_w), c.tiles, c.c_w, c.group
     ((8, 16), 2, 1, 1)
@@ -374,7 +374,7 @@ def coefficient_chunking(c_in: int, c_out: int, height: int, width: int, kernel:
             chunks, tiles = -(-c_in // c_w), -(-height // th) * -(-width // tw)
             outs = -(-c_out // group) * tiles
             seconds = (outs * chunks * u.pmul + outs * (chunks - 1 + mask) * u.add + outs * u.rescale
-                       + mask * outs * (u.encrypt + u.encode) + chunks * tiles * u.encrypt)
+                       + mask * outs * (u.encrypt + u.encode))
             key = (seconds, outs + chunks * tiles, -th * tw)
             if best is None or key < best[0]:
                 best = (key, CoeffChunking(n, c_in, c_out, height, width, k, th, tw, c_w, chunks, group, spacing))
