@@ -33,6 +33,8 @@ class Client:
         self.backend = backend
         self.bytes_sent = 0
         self.bytes_received = 0
+        self.ciphertexts_sent = 0
+        self.ciphertexts_received = 0
         self.seconds = 0.0
 
     def setup_keys(self, plan: NetworkPlan) -> int:
@@ -47,6 +49,7 @@ class Client:
             vectors = pack_coeff_output(x, a.coeff) if a.coeff_output else pack_coeff_input(x, a.coeff)
             cts = [b.encrypt_plain(b.encode_coefficients(v, a.level)) for v in vectors]
             self.bytes_sent += sum(b.ciphertext_bytes(c) for c in cts)
+            self.ciphertexts_sent += len(cts)
             return cts
         if a.linear is not None:
             vectors = [pack_linear_input(value, a.linear)]
@@ -54,11 +57,13 @@ class Client:
             vectors = pack(value[:, :: a.subsample, :: a.subsample], a.packing)
         cts = [b.encrypt_plain(b.encode(v, a.level)) for v in vectors]
         self.bytes_sent += sum(b.ciphertext_bytes(c) for c in cts)
+        self.ciphertexts_sent += len(cts)
         return cts
 
     def refresh(self, a: Refresh, cts: list[Any]) -> np.ndarray:
         b = self.backend
         self.bytes_received += sum(b.ciphertext_bytes(c) for c in cts)
+        self.ciphertexts_received += len(cts)
         if a.linear is not None:
             y = read_linear_output(b.decrypt(cts[0]), a.linear)
         elif a.coeff is not None:
