@@ -17,7 +17,11 @@ floor target is recorded (`meets_floor_target`), not asserted.
 
 Synthetic cases run under the output-rotation schedule, and the 0/50/90% diagonal grid
 also under "auto" (the baby step chosen per layer) where it picks another schedule.
-Both test functions take the same parameters (network, layer, n, method, sweep,
+Every shape also runs under the coefficient algorithm (heconv.coeff, schedule "coefficient"),
+dense and with half of its kernel-block groups (output group, input chunk) zeroed, at N = 8192,
+masked as `artemis layer` runs it; extra_info adds bytes and ciphertexts each way for both algorithms.
+
+All test functions take the same parameters (network, layer, n, method, sweep,
 fraction, schedule), so `--benchmark-group-by=param:layer` and the like work across the suite.
 """
 
@@ -27,9 +31,11 @@ import numpy as np
 import pytest
 
 from bench.conftest import no_checkpoint_param, pruned_checkpoints
+from bench.harness.coeff_layer import coeff_layer_record, prepare_coeff_layer, run_coeff_layer
 from bench.harness.layer import layer_record, model_layers, prepare_layer, representative_layers, run_layer
 from heconv.backends import make_backend
 from heconv.conv import plan_conv
+from heconv.geometry import coefficient_block_ids, coefficient_chunking
 from heconv.params import ckks_params, params_for_input
 from models.checkpoint import load_checkpoint_model
 from pruning.synthetic import random_conv_weights
@@ -123,6 +129,45 @@ def test_synthetic_layer(benchmark, unit_costs_for, network, layer, n, method, s
     bias = np.random.default_rng(seed + 2).normal(0, 0.1, c_out)
     _bench_conv(benchmark, params, unit_costs_for(params), name, w, bias, hw, stride,
                 {"network": network, "weights": "synthetic", "method": method, "sweep": sweep, **frac}, seed, schedule)
+
+
+COEFF_FRACTIONS = [0.0, 0.5]
+COEFF_QUICK = {("resnet18", "layer1.conv3x3", 0.0)}
+
+
+def _coefficient_cases():
+    for net, name, *_ in SHAPES:
+        for frac in COEFF_FRACTIONS:
+            yield pytest.param(net, name, 8192, "synthetic", None, frac, "coefficient",
+                               marks=[pytest.mark.quick] if (net, name, frac) in COEFF_QUICK else [],
+                               id=f"{net}-{name}-N8192-blocks{int(frac * 100)}-coefficient")
+
+
+def coefficient_weights(c_out, c_in, k, hw, n, frac, seed=0):
+    """Kaiming weights with a random fraction of the coefficient algorithm's kernel-block groups zeroed."""
+    w = random_conv_weights(c_out, c_in, k, n // 2, hw, hw, seed=seed)
+    ids, groups = coefficient_block_ids(w.shape, coefficient_chunking(c_in, c_out, hw, hw, k, n))
+    dead = np.random.default_rng(seed + 5).choice(groups, int(round(frac * groups)), replace=False)
+    w[np.isin(ids, dead)] = 0.0
+    return w
+
+
+@pytest.mark.parametrize(NETWORK_LAYER_N_METHOD_SWEEP_FRACTION, list(_coefficient_cases()))
+def test_coefficient_layer(benchmark, unit_costs_for, network, layer, n, method, sweep, fraction, schedule):
+    _, name, c_in, c_out, hw, k, stride = SHAPE_OF[(network, layer)]
+    seed, params = 0, _params(n)
+    w = coefficient_weights(c_out, c_in, k, hw, n, fraction, seed)
+    bias = np.random.default_rng(seed + 2).normal(0, 0.1, c_out)
+    benchmark.group = f"layers-N{n}"
+    prep = prepare_coeff_layer(w, bias, hw, hw, stride, make_backend("encrypted", params, seed), seed=seed, name=name)
+    runs = []
+    benchmark.pedantic(lambda: runs.append(run_coeff_layer(prep)), rounds=3, iterations=1, warmup_rounds=0)
+    record = coeff_layer_record(prep, runs[-1], unit_costs_for(params), runs, latency_s=benchmark.stats.stats.mean)
+    assert record.counts_match_plan and record.counts["rotations"] == 0
+    assert record.max_abs_error < 1e-3 * max(1.0, record.max_abs_reference)
+    benchmark.extra_info.update(suite="layer", **record.to_dict(), network=network, weights="synthetic",
+                                method=method, sweep=None, prune_diagonals=0.0, prune_positions=0.0,
+                                prune_blocks=fraction, requested_schedule=schedule)
 
 
 @lru_cache(maxsize=2)

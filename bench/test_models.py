@@ -4,7 +4,9 @@ Two kinds of case: random-weight models with a synthetic fraction of diagonals z
 (0/50/90%), and real pruned models (dense, hunter, artemis-diagonal checkpoints from
 `--pruned DIR`, default results/demo/checkpoints) run on a test image of their own data
 set. Both take the same parameters (model, method, prune_diagonals, schedule), and every
-case runs under the output-rotation schedule and under "auto" (a baby step per layer).
+case runs under the output-rotation schedule and under "auto" (a baby step per layer); the
+dense synthetic models and every checkpoint also under the coefficient algorithm (schedule
+"coefficient", heconv.coeff, masked, in-process).
 
 Set-up (lowering, Galois keys, encoding every plaintext) is outside the timed part;
 the timed part is `bench.harness.model.run_images` on one image (server evaluation
@@ -29,6 +31,7 @@ QUICK = {("resnet20", 0.0), ("resnet20", 0.9)}
 ROUNDS = {"resnet20": 3, "resnet18": 1}
 MODEL_METHOD_FRACTION = "model, method, prune_diagonals, schedule"
 SCHEDULES = ("output-rotation", "auto")
+COEFF_QUICK = {("resnet20", 0.0)}
 
 
 def _cases():
@@ -38,6 +41,10 @@ def _cases():
             tag = "" if schedule == "output-rotation" else "-auto"
             yield pytest.param(name, "synthetic", frac, schedule, id=f"{name}-diag{int(frac * 100)}{tag}",
                                marks=[pytest.mark.quick] if quick else [])
+    for name, frac in CASES:
+        if frac == 0.0:
+            yield pytest.param(name, "synthetic", frac, "coefficient", id=f"{name}-diag0-coefficient",
+                               marks=[pytest.mark.quick] if (name, frac) in COEFF_QUICK else [])
 
 
 @pytest.mark.parametrize(MODEL_METHOD_FRACTION, list(_cases()))
@@ -60,8 +67,8 @@ def pytest_generate_tests(metafunc):
     cases = [pytest.param(model, method, None, schedule, str(path),
                           marks=[pytest.mark.quick] if (model == "resnet20" and method != "hunter"
                                                          and schedule == "output-rotation") else [],
-                          id=f"{model}-{method}" + ("" if schedule == "output-rotation" else "-auto"))
-             for schedule in SCHEDULES
+                          id=f"{model}-{method}" + ("" if schedule == "output-rotation" else f"-{schedule}"))
+             for schedule in (*SCHEDULES, "coefficient")
              for (model, method), path in pruned_checkpoints(metafunc.config, CHECKPOINT_METHODS).items()]
     metafunc.parametrize(MODEL_METHOD_FRACTION + ", checkpoint", cases or [no_checkpoint_param(metafunc.config, 5)])
 
@@ -89,7 +96,10 @@ def test_checkpoint_model(benchmark, unit_costs_8192, model, method, prune_diago
 def _bench_model(benchmark, unit, net, shape, params, x, label, rounds, info: dict, seed: int,
                  schedule: str = "output-rotation") -> None:
     benchmark.group = "models"
-    prep = prepare_model(net, shape, params, mode="encrypted", seed=seed, schedule=schedule)
+    coefficient = schedule == "coefficient"
+    prep = prepare_model(net, shape, params, mode="encrypted", seed=seed,
+                         schedule="output-rotation" if coefficient else schedule,
+                         algorithm="coefficient" if coefficient else "slot")
     runs = []
     benchmark.pedantic(lambda: runs.extend(run_images(prep, x[None])), rounds=rounds, iterations=1, warmup_rounds=0)
     images = np.stack([x] * len(runs))

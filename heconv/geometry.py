@@ -301,3 +301,100 @@ def unpack(vectors: list[np.ndarray], packing: Packing, channels: int) -> np.nda
         )
     rows = [np.asarray(v)[: c_n * p].reshape(c_n, p) for v in vectors]
     return np.concatenate(rows)[:channels, : h * w].reshape(channels, h, w)
+
+
+@dataclass(frozen=True)
+class CoeffChunking:
+    """Coefficient layout of a conv (DESIGN.md 3c): an input ciphertext holds c_w channels of one tile,
+    each in a (tile_h + k - 1) x (tile_w + k - 1) frame (k - 1 halo, zero outside the image); an output
+    ciphertext holds `group` channels of one tile, member u's pixel (i, j) at offset + u*spacing +
+    i*frame_w + j (spacing = c_w*A + (k-1)*(frame_w+1), A the frame's area, keeps the members apart).
+    `kernel`: the frame's (a smaller kernel is centred); equal `output_layout`s make outputs that add."""
+
+    n: int
+    c_in: int
+    c_out: int
+    height: int
+    width: int
+    kernel: int
+    tile_h: int
+    tile_w: int
+    c_w: int
+    chunks: int
+    group: int
+    spacing: int
+
+    frame_h = property(lambda s: s.tile_h + s.kernel - 1)
+    frame_w = property(lambda s: s.tile_w + s.kernel - 1)
+    tiles = property(lambda s: -(-s.height // s.tile_h) * -(-s.width // s.tile_w))
+    groups = property(lambda s: -(-s.c_out // s.group))
+    offset = property(lambda s: s.spacing - s.frame_h * s.frame_w)
+    output_layout = property(lambda s: (s.n, s.height, s.width, s.kernel, s.tile_h, s.tile_w, s.group, s.spacing))
+
+    to_dict = asdict
+
+
+def coefficient_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int, n: int, frame_kernel: int | None
+                         = None, align: CoeffChunking | None = None, mask: bool = True, unit_costs=None) -> CoeffChunking:
+    """The chunking (C_w channels per input chunk, output channels per ciphertext, spatial tiles
+    when the frame does not fit in N) with the lowest predicted server time of a dense conv: per
+    (output group, tile) one plaintext multiplication per chunk, their sum, one rescale and, with
+    `mask`, one mask (encode, encryption, addition); then fewest ciphertexts in and out, then the
+    largest tiles. (The client's encryptions and the traffic are not in it: see the README.)
+    `align`: take the tiles, group and spacing of that conv's chunking (outputs that are added).
+
+    >>> c = coefficient_chunking(64, 64, 16, 16, 3, 8192)     # 18*18 = 324 per channel
+    >>> c.c_w, c.chunks, c.group, c.groups, c.tiles
+    (1, 64, 22, 3, 1)
+    >>> c = coefficient_chunking(3, 8, 16, 16, 3, 256)         # 18*18 > 256: tiles of 8x16, 10*18 each
+    >>> (c.tile_h, c.tile_w), c.tiles, c.c_w, c.group
+    ((8, 16), 2, 1, 1)
+    """
+    from .cost import DEFAULT_UNIT_COSTS
+    u = unit_costs or DEFAULT_UNIT_COSTS
+    k = max(kernel, frame_kernel or kernel, align.kernel if align else 1)
+    if kernel % 2 == 0 or k % 2 == 0 or k * k > n or n & (n - 1):
+        raise ValueError(f"coefficient chunking: kernel {kernel} (frame {k}) must be odd, N = {n} a power of 2 >= k*k")
+    if align is not None:
+        shapes = [(align.tile_h, align.tile_w)]
+    elif (height + k - 1) * (width + k - 1) + (k - 1) * (width + k) <= n:  # one channel fits
+        shapes = [(height, width)]
+    else:  # the smallest tile of each tile count
+        shapes = [(th, tw) for th in sorted({-(-height // q) for q in range(1, height + 1)})
+                  for tw in sorted({-(-width // q) for q in range(1, width + 1)})]
+    best = None
+    for th, tw in shapes:
+        area, halo = (th + k - 1) * (tw + k - 1), (k - 1) * (tw + k)
+        widths = range(1, min(c_in, (n - halo) // area) + 1)
+        if align is not None:
+            widths = [min(c_in, (align.spacing - halo) // area)] if align.spacing - halo >= area else []
+        for c_w in widths:
+            spacing = align.spacing if align else c_w * area + halo
+            group = align.group if align else min(c_out, n // spacing)
+            chunks, tiles = -(-c_in // c_w), -(-height // th) * -(-width // tw)
+            outs = -(-c_out // group) * tiles
+            seconds = (outs * chunks * u.pmul + outs * (chunks - 1 + mask) * u.add + outs * u.rescale
+                       + mask * outs * (u.encrypt + u.encode))
+            key = (seconds, outs + chunks * tiles, -th * tw)
+            if best is None or key < best[0]:
+                best = (key, CoeffChunking(n, c_in, c_out, height, width, k, th, tw, c_w, chunks, group, spacing))
+    if best is None:
+        raise ValueError(f"coefficient chunking: no {k}x{k} frame fits in N = {n}" + (" when aligned" if align else ""))
+    return best[1]
+
+
+def coefficient_block_ids(shape: tuple[int, int, int, int], chunking: CoeffChunking) -> tuple[np.ndarray, int]:
+    """Kernel-block group id (o // group) * chunks + i // C_w of every weight W[o, i, ky, kx] (the
+    output ciphertext's channels and one input chunk: one plaintext), and the number of groups. An
+    all-zero block saves one plaintext multiplication per tile.
+
+    >>> ids, n = coefficient_block_ids((2, 3, 1, 1), CoeffChunking(8, 3, 2, 1, 1, 1, 1, 1, 2, 2, 1, 2))  # C_w = 2
+    >>> ids[:, :, 0, 0].tolist(), n                                        # chunks {0, 1} and {2}
+    ([[0, 0, 1], [2, 2, 3]], 4)
+    """
+    c_out, c_in, k, _ = shape
+    if (c_out, c_in) != (chunking.c_out, chunking.c_in):
+        raise ValueError(f"coefficient_block_ids: weight {list(shape)} does not match the chunking's "
+                         f"{chunking.c_in}->{chunking.c_out}")
+    ids = (np.arange(c_out) // chunking.group)[:, None] * chunking.chunks + np.arange(c_in)[None, :] // chunking.c_w
+    return np.broadcast_to(ids[:, :, None, None], tuple(shape)), chunking.groups * chunking.chunks

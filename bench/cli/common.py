@@ -60,6 +60,16 @@ def add_schedule_option(p) -> None:
                         "the lowest predicted time from its weights)")
 
 
+def add_algorithm_option(p) -> None:
+    """--algorithm and --compare-slot, shared by layer and infer (default slot)."""
+    p.add_argument("--algorithm", choices=("slot", "coefficient"), default="slot",
+                   help="convolution algorithm: slot (default; rotations, with --schedule) or coefficient "
+                        "(Cheetah-style coefficient encoding: no rotation, outputs masked; in-process)")
+    p.add_argument("--compare-slot", action="store_true",
+                   help="with --algorithm coefficient: also run the slot engine's output-rotation schedule, "
+                        "in-process, on the same weights and inputs in this process, and report the ratios")
+
+
 def add_workers_option(p) -> None:
     """--workers, shared by layer and infer (default: the cores available)."""
     p.add_argument("--workers", type=positive, default=None,

@@ -14,7 +14,8 @@ import logging
 import numpy as np
 
 from .common import (
-    add_precision_options, add_schedule_option, add_workers_option, fraction, positive, resolve_workers, tolerance_verdict,
+    add_algorithm_option, add_precision_options, add_schedule_option, add_workers_option, fraction, positive,
+    resolve_workers, tolerance_verdict,
 )
 
 log = logging.getLogger("artemis")
@@ -41,6 +42,7 @@ def add_parser(sub) -> None:
                         "non-interactive: everything encrypted, square activations (small-cnn-square)")
     add_schedule_option(p)
     add_workers_option(p)
+    add_algorithm_option(p)
     p.add_argument("--prune-diagonals", type=fraction, default=0.0,
                    help="zero this random fraction of every conv's diagonal groups (synthetic sparsity)")
     p.add_argument("--stream", action="store_true",
@@ -118,19 +120,35 @@ def run(args: argparse.Namespace) -> dict:
     images, labels, source = _images(args, meta, s)
     log.info("lowering %s, generating keys and encoding plaintexts", s["model"])
     workers = resolve_workers(args)
-    if args.stream and args.workers is None:
-        workers = 1  # streaming encodes after the fork: it runs in-process unless workers are asked for
-    prep = prepare_model(model, shape, None, args.mode, args.stream, args.seed, args.protocol,
-                         args.poly_modulus_degree, args.toy_params, args.scale_bits, args.schedule, workers)
-    try:
-        with bar(len(prep.plan.layers) * args.images, f"{s['model']} ({args.mode})") as b:
-            record = measure_model(prep, model, images, labels=labels, check_bounds=not args.no_bound_check,
-                                   progress=lambda name: (b.set_postfix_str(name), b.update()))
-    finally:
-        prep.close()
+    if (args.stream and args.workers is None) or args.algorithm == "coefficient":
+        workers = 1  # streaming encodes after the fork; the coefficient algorithm runs in-process
+    if args.compare_slot and args.algorithm != "coefficient":
+        raise ValueError("--compare-slot applies to --algorithm coefficient")
+
+    def measure(algorithm: str, schedule: str, workers: int):
+        prep = prepare_model(model, shape, None, args.mode, args.stream, args.seed, args.protocol,
+                             args.poly_modulus_degree, args.toy_params, args.scale_bits, schedule, workers, algorithm)
+        try:
+            with bar(len(prep.plan.layers) * args.images, f"{s['model']} ({args.mode}, {algorithm})") as b:
+                return prep, measure_model(prep, model, images, labels=labels, check_bounds=not args.no_bound_check,
+                                           progress=lambda name: (b.set_postfix_str(name), b.update()))
+        finally:
+            prep.close()
+
+    prep, record = measure(args.algorithm, args.schedule, workers)
     result = record.to_dict()
+    if args.compare_slot:
+        del prep.server  # the coefficient plaintexts go before the slot engine encodes its own
+        _, slot = measure("slot", "output-rotation", 1)
+        result.update(slot_or_server_s=slot.server_s, slot_or_server_cpu_s=slot.server_cpu_s,
+                      slot_or_rotations=slot.rotations, slot_or_pmuls=slot.pmuls,
+                      slot_or_bytes_client_to_server=slot.bytes_client_to_server,
+                      slot_or_bytes_server_to_client=slot.bytes_server_to_client,
+                      slot_or_top1_agreement=slot.top1_agreement, slot_or_max_abs_error=slot.max_abs_error,
+                      slot_or_over_server_s=slot.server_s / record.server_s,
+                      slot_or_over_unmasked_server_s=slot.server_s / (record.server_s - record.mask_s))
     result.update(model=s["model"], input_size=s["input_size"], in_channels=s["in_channels"], mode=args.mode,
-                  schedule=args.schedule,
+                  schedule=args.schedule if args.algorithm == "slot" else "coefficient",
                   prune_diagonals=args.prune_diagonals, seed=args.seed, checkpoint=args.checkpoint,
                   checkpoint_meta=meta or None, inputs=source, insecure=prep.plan.params.allow_insecure,
                   refresh="simulated in-process (decrypt, ReLU, re-encrypt)" if args.protocol == "hybrid" else "none",
@@ -161,6 +179,12 @@ def render(r: dict) -> str:
         f"schedule         {r['schedule']} (per conv in the table above)",
         f"rotations        {r['rotations']} counted, {r['predicted_rotations']} predicted, {r['key_switches']} key switches",
         f"multiplications  {r['pmuls']} plaintext, {r['cmuls']} ciphertext, {r['adds']} additions, {r['rescales']} rescales",
+        f"algorithm        {r.get('algorithm', 'slot')}" + (
+            f" (masks {r['mask_s']:.3f} s per image, inside the server time)" if r.get("algorithm") == "coefficient"
+            else "") + (f"; slot output-rotation in this process: {r['slot_or_server_s']:.3f} s per image, "
+                        f"x{r['slot_or_over_server_s']:.2f} the coefficient server time, "
+                        f"{r['slot_or_bytes_client_to_server'] / 1e6:.1f} MB up, "
+                        f"{r['slot_or_bytes_server_to_client'] / 1e6:.1f} MB down" if "slot_or_server_s" in r else ""),
         f"server time      {r['server_s']:.3f} s per image (floor {fmt(r['floor_s'], '.3f')} s: counts x unit costs, "
         f"no engine overhead" + (")" if r.get("workers", 1) == 1 else
                                  f"; per conv the larger worker's, plus transfer; {fmt(r['serial_floor_s'], '.3f')} s "

@@ -7,7 +7,8 @@ import argparse
 import numpy as np
 
 from .common import (
-    add_precision_options, add_schedule_option, add_workers_option, fraction, positive, resolve_workers, tolerance_verdict,
+    add_algorithm_option, add_precision_options, add_schedule_option, add_workers_option, fraction, positive,
+    resolve_workers, tolerance_verdict,
 )
 
 
@@ -28,6 +29,10 @@ def add_parser(sub) -> None:
                    help="encrypted: SEAL CKKS; plain: the cleartext backend (same counts, no encryption)")
     add_schedule_option(p)
     add_workers_option(p)
+    add_algorithm_option(p)
+    p.add_argument("--no-mask", action="store_true",
+                   help="coefficient algorithm: leave the outputs unmasked (the client then sees partial sums "
+                        "of the weights: no weight privacy)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_precision_options(p, 1e-3)
@@ -35,13 +40,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from heconv.backends import make_backend
     from heconv.params import params_for_input
     from pruning.synthetic import random_conv_weights
 
-    from ..harness.layer import load_weights, measure_layer, prepare_layer
+    from ..harness.layer import load_weights
     from ..provenance import provenance
-    from .common import bar
 
     k = args.kernel
     if k % 2 == 0:
@@ -58,11 +61,33 @@ def run(args: argparse.Namespace) -> dict:
                                      args.prune_diagonals, args.prune_positions, args.seed)
     bias = np.random.default_rng(args.seed + 2).normal(0, 0.1, args.c_out) if args.bias else None
 
+    if args.algorithm == "coefficient":
+        result = _run_coefficient(args, weight, bias, params)
+    else:
+        if args.compare_slot or args.no_mask:
+            raise ValueError("--compare-slot and --no-mask apply to --algorithm coefficient")
+        result = _run_slot(args, weight, bias, params)
+    result.update(mode=args.mode, prune_diagonals=args.prune_diagonals, prune_positions=args.prune_positions,
+                  weights=args.weights, insecure=params.allow_insecure, scale_bits=params.scale_bits,
+                  provenance=provenance())
+    result.update(tolerance_verdict(result, "max_abs_error", "max_abs_reference", args.tolerance))
+    return result
+
+
+def _run_slot(args: argparse.Namespace, weight, bias, params, schedule: str | None = None,
+              workers: int | None = None) -> dict:
+    from heconv.backends import make_backend
+
+    from ..harness.layer import measure_layer, prepare_layer
+    from .common import bar
+
+    schedule = schedule or args.schedule
+    workers = workers or resolve_workers(args)
     with bar(2, "layer") as b:
         b.set_postfix_str("keys and encoding")
         prep = prepare_layer(weight, bias, args.hw, args.hw, args.stride, make_backend(args.mode, params, args.seed),
-                             seed=args.seed, check_bounds=not args.no_bound_check, schedule=args.schedule,
-                             workers=resolve_workers(args))
+                             seed=args.seed, check_bounds=not args.no_bound_check, schedule=schedule,
+                             workers=workers)
         b.update()
         b.set_postfix_str("run")
         try:
@@ -70,10 +95,37 @@ def run(args: argparse.Namespace) -> dict:
         finally:
             prep.close()
         b.update()
-    result.update(workers_requested=resolve_workers(args), schedule_requested=args.schedule, mode=args.mode, prune_diagonals=args.prune_diagonals, prune_positions=args.prune_positions,
-                  weights=args.weights, insecure=params.allow_insecure, scale_bits=params.scale_bits,
-                  provenance=provenance())
-    result.update(tolerance_verdict(result, "max_abs_error", "max_abs_reference", args.tolerance))
+    result.update(workers_requested=workers, schedule_requested=schedule, algorithm="slot")
+    return result
+
+
+def _run_coefficient(args: argparse.Namespace, weight, bias, params) -> dict:
+    """The coefficient algorithm; with --compare-slot, then the slot engine's output-rotation run
+    (one process) of the same weights and input in this process."""
+    from heconv.backends import make_backend
+
+    from ..harness.coeff_layer import measure_coeff_layer, prepare_coeff_layer
+    from .common import bar
+
+    with bar(2, "layer (coefficient)") as b:
+        b.set_postfix_str("encoding")
+        prep = prepare_coeff_layer(weight, bias, args.hw, args.hw, args.stride, make_backend(args.mode, params, args.seed),
+                                   seed=args.seed, check_bounds=not args.no_bound_check, mask=not args.no_mask)
+        b.update()
+        b.set_postfix_str("run")
+        record = measure_coeff_layer(prep)
+        result = record.to_dict()
+        b.update()
+    result.update(workers_requested=1, schedule_requested=None)
+    if args.compare_slot:
+        slot = _run_slot(args, weight, bias, params, "output-rotation", 1)
+        result.update(slot_or_latency_s=slot["latency_s"], slot_or_cpu_s=slot["cpu_s"],
+                      slot_or_rotations=slot["rotations"], slot_or_pmuls=slot["pmuls"],
+                      slot_or_bytes_client_to_server=slot.get("bytes_client_to_server"),
+                      slot_or_bytes_server_to_client=slot.get("bytes_server_to_client"),
+                      latency_over_slot_or=result["latency_s"] / slot["latency_s"],
+                      cpu_over_slot_or=result["cpu_s"] / slot["cpu_s"],
+                      unmasked_latency_over_slot_or=(result["latency_s"] - result["mask_s"]) / slot["latency_s"])
     return result
 
 
@@ -106,7 +158,45 @@ def _parallel_rows(result: dict) -> list[tuple[str, str]]:
     ]
 
 
+def _render_coefficient(result: dict) -> list[tuple[str, str]]:
+    ch = result["chunking"]
+    rows = [
+        ("algorithm", "coefficient encoding (no rotation)"),
+        ("chunking", f"C_w={result['c_w']} channels per chunk, {result['chunks']} chunks, {result['group']} output "
+                     f"channels per ciphertext, {result['tiles']} tile(s) of {ch['tile_h']}x{ch['tile_w']}"),
+        ("ciphertexts", f"{result['n_in']} in ({result['bytes_client_to_server'] / 1e6:.2f} MB), {result['n_out']} out "
+                        f"({result['bytes_server_to_client'] / 1e6:.2f} MB)"),
+        ("rotations", f"{result['rotations']} counted, {result['predicted_rotations']} predicted"),
+        ("plaintext mults", f"{result['pmuls']} counted, {result['predicted_pmuls']} predicted "
+                            f"({result['kept_blocks']} of {result['block_groups']} kernel blocks kept)"),
+        ("additions", f"{result['adds']} ct-ct, {result['plain_adds']} ct-pt"),
+        ("rescales", str(result["rescales"])),
+        ("counts", "equal the plan's" if result["counts_match_plan"] else "DIFFER from the plan's"),
+        ("weight privacy", (f"masked: {result['encryptions']} fresh encryptions of random polynomials, "
+                            f"{result['mask_s'] * 1e3:.1f} ms; hides each unread coefficient to "
+                            f"{result['hiding_bits_per_coefficient']:.1f} bits (mask range 2^{result['mask_range_bits']})")
+         if result["mask"] else "NONE (--no-mask): the client sees partial sums of the weights"),
+        ("latency", f"{result['latency_s']:.4f} s wall, {result['cpu_s']:.4f} s CPU"),
+    ]
+    if "slot_or_latency_s" in result:
+        rows.append(("vs slot OR", f"{result['slot_or_latency_s']:.4f} s wall ({result['slot_or_rotations']} rotations), "
+                                   f"coefficient/slot x{result['latency_over_slot_or']:.3f} wall, "
+                                   f"x{result['cpu_over_slot_or']:.3f} CPU (same process, one worker)"))
+    return rows
+
+
 def render(result: dict) -> str:
+    if result.get("algorithm") == "coefficient":
+        rows = [("layer", f"{result['c_in']}->{result['c_out']}, {result['kernel']}x{result['kernel']}, "
+                          f"stride {result['stride']}, {result['hw']}x{result['hw']}"),
+                ("mode", f"{result['mode']} (N={result['poly_modulus_degree']}, moduli {result['coeff_mod_bit_sizes']})"
+                         + (" INSECURE toy parameters" if result.get("insecure") else "")),
+                *_render_coefficient(result),
+                ("floor", f"{result['floor_s']:.4f} s (x{result['latency_over_floor'] or 0:.3f})"),
+                ("max abs error", f"{result['max_abs_error']:.3e} vs torch conv2d (limit {result['error_limit']:.1e}: "
+                                  f"{'ok' if result['within_tolerance'] else 'EXCEEDED'})")]
+        width = max(len(r[0]) for r in rows)
+        return "\n".join(f"{a:<{width}}  {b}" for a, b in rows)
     rows = [
         ("layer", f"{result['c_in']}->{result['c_out']}, {result['kernel']}x{result['kernel']}, "
                   f"stride {result['stride']}, {result['hw']}x{result['hw']}"),

@@ -238,13 +238,17 @@ class LayerRecord:
     transfer_s: float = 0.0
     parallel_floor_s: float | None = None  # the larger worker's floor + transfer_s
     latency_over_parallel_floor: float | None = None
+    bytes_client_to_server: int = 0  # the input ciphertexts, serialized
+    bytes_server_to_client: int = 0  # the output ciphertexts
+    algorithm: str = "slot"
 
     def to_dict(self) -> dict:
         out = asdict(self)
         c, p = self.counts, self.predicted
         out.update(rotations=c["rotations"], key_switches=c["key_switches"], pmuls=c["pmuls"], adds=c["adds"],
                    plain_adds=c["plain_adds"], rescales=c["rescales"], encryptions=c["encryptions"],
-                   predicted_rotations=p["rotations"], predicted_pmuls=p["pmuls"])
+                   predicted_rotations=p["rotations"], predicted_pmuls=p["pmuls"], ciphertexts_in=self.n_in,
+                   ciphertexts_out=self.n_out)
         return out
 
 
@@ -285,6 +289,8 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
         max_abs_error=float(np.abs(y - ref).max()), max_abs_reference=float(np.abs(ref).max()),
         peak_rss_bytes=peak, seed=prep.seed,
         serial_predicted=plan.predicted.to_dict(), **workers,
+        bytes_client_to_server=sum(b.ciphertext_bytes(c) for c in prep.inputs),
+        bytes_server_to_client=sum(b.ciphertext_bytes(c) for c in run.outputs),
     )
 
 

@@ -67,16 +67,19 @@ def model_params(input_shape: tuple[int, int, int], net: Network, protocol: str 
 def prepare_model(model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams | None = None,
                   mode: str = "encrypted", stream: bool = False, seed: int = 0, protocol: str = "hybrid",
                   poly_modulus_degree: int | None = None, toy: bool = False, scale_bits: int = 40,
-                  schedule: str = "output-rotation", workers: int = 1) -> PreparedModel:
-    """Lower the model, plan it (every conv with `schedule`; "auto": a baby step per layer),
-    make the client's keys and the server's plaintexts. `workers` > 1: each conv split over
-    up to that many processes, forked once the plaintexts are encoded (`close()` stops them)."""
+                  schedule: str = "output-rotation", workers: int = 1, algorithm: str = "slot") -> PreparedModel:
+    """Lower the model, plan it (every conv with `schedule`; "auto": a baby step per layer; or by
+    the coefficient `algorithm`, in-process), make the client's keys and the server's plaintexts.
+    `workers` > 1: each slot conv split over up to that many processes, forked once the plaintexts
+    are encoded (`close()` stops them)."""
     net = lower_model(model, input_shape)
     if params is None:
         params = model_params(input_shape, net, protocol, poly_modulus_degree, toy, scale_bits)
-    plan = plan_network(net, params, protocol, schedule, workers)
+    plan = plan_network(net, params, protocol, schedule, workers, algorithm)
     backend = make_backend(mode, params, seed)
-    sizes = [len(a.plan.terms) * backend.plaintext_bytes(a.plan.level) for a in plan.actions if isinstance(a, ServerConv)]
+    sizes = [getattr(a.plan, "plaintexts", None) or len(getattr(a.plan, "terms", ()))
+             for a in plan.actions if isinstance(a, ServerConv)]
+    sizes = [n * backend.plaintext_bytes(0) for n in sizes]
     check_memory(f"the {protocol} plan of {type(model).__name__} at {input_shape}"
                  + (" (streamed: its largest layer)" if stream else ""), max(sizes, default=0) if stream else sum(sizes))
     client = Client(backend)
@@ -141,6 +144,10 @@ class ModelRecord:
     transfer_s: float = 0.0  # serialization between workers, on the critical path, per image
     transfer_bytes: int = 0
     serial_floor_s: float | None = None  # the floor on one core (floor_s: the parallel one when workers > 1)
+    algorithm: str = "slot"
+    mask_s: float = 0.0  # coefficient algorithm: server time spent masking, per image (inside server_s)
+    ciphertexts_in: int = 0  # per image, client -> server
+    ciphertexts_out: int = 0  # per image, server -> client
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -214,7 +221,11 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
         transfer_s=sum(layer["transfer_s"] for layer in layers),
         transfer_bytes=sum(layer["transfer_bytes"] for layer in layers),
         serial_floor_s=sum(layer["serial_floor_s"] for layer in layers) if units else None,
+        algorithm=prep.plan.algorithm, mask_s=sum(prep.server.mask_seconds.values()) / max(1, len(runs)),
+        ciphertexts_in=int(np.mean([r.ciphertexts_client_to_server for r in runs])),
+        ciphertexts_out=int(np.mean([r.ciphertexts_server_to_client for r in runs])),
     )
+
 
 
 def measure_model(prep: PreparedModel, model: nn.Module, images: np.ndarray, unit: UnitCosts | None = None,

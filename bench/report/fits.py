@@ -167,3 +167,50 @@ def fit_n(n: int, cs: list[Case], prim: dict[tuple[int, int, str], float]) -> NF
         c.predicted_rotation_only_s = rot.coef["a"] * c.counts["key_switches"] + rot.coef["b"]
         c.predicted_full_s = sum(c.counts[op] * full.coef.get(op, 0.0) for op in OPS)
     return NFit(n, cs, fitted, empty, rot, full, measured, scaled, units, source)
+
+
+COEFF_OPS = ("pmuls", "adds", "plain_adds", "rescales", "encryptions", "encodes")  # masks: encryptions, encodes
+
+
+@dataclass
+class CoefficientFit:
+    """The count models on the coefficient algorithm's cases (DESIGN.md 3c): rotation-only cannot
+    predict them (every case counts 0 rotations, so it fits a constant); the full model uses the
+    operations the algorithm does, the masks' encryptions and encodes included."""
+
+    cases: list[Case]
+    rot: Fit
+    full: Fit
+
+    def summary(self) -> dict:
+        return {"cases": len(self.cases), "rotations": sorted({c.rotations for c in self.cases}),
+                "r2_rotation_only": self.rot.r2, "max_rel_err_rotation_only": self.rot.max_rel_err,
+                "r2_full": self.full.r2, "max_rel_err_full": self.full.max_rel_err,
+                "fitted_unit_costs_s": self.full.coef}
+
+
+def coefficient_counts(c: Case) -> dict[str, int]:
+    """A coefficient case's counts, masks included (Case.counts holds the slot engine's OPS only)."""
+    counts = c.info.get("counts") or {}
+    return {op: int(counts.get(op, 0)) for op in COEFF_OPS}
+
+
+def fit_coefficient(cases: list[Case]) -> CoefficientFit | None:
+    """Both count models on the coefficient cases (None without any).
+
+    >>> cs = [Case(str(p), "layer", 8192, 1e-4 * p + 0.002 * p // 8, {"key_switches": 0},
+    ...            {"counts": {"pmuls": p, "encryptions": p // 8}}) for p in (64, 192, 576)]
+    >>> f = fit_coefficient(cs)
+    >>> round(f.rot.coef["a"], 6), f.rot.r2 <= 0.0, round(f.full.r2, 6)
+    (0.0, True, 1.0)
+    """
+    from scipy.optimize import nnls
+
+    if not cases:
+        return None
+    rot = fit_rotation_only(cases)
+    used = [op for op in COEFF_OPS if any(coefficient_counts(c)[op] for c in cases)]
+    x = np.array([[coefficient_counts(c)[op] for op in used] for c in cases], dtype=float)
+    y = np.array([c.latency for c in cases])
+    sol, _ = nnls(x / y[:, None], np.ones_like(y))
+    return CoefficientFit(cases, rot, _fit_summary({op: float(s) for op, s in zip(used, sol)}, y, x @ sol))

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..provenance import provenance
 from ..results import atomic_write
 from .cases import Case, load_benchmarks, require_fit_inputs, tidy_table
+from .engines import engines_section, slot_cases
 from .compare import (
     REFERENCE_METHOD, accuracy, as_paths, last_by, method_ratios, read_pruning, schedule_gains, sweep_fraction,
     sweep_series,
@@ -167,6 +168,8 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
 
     cases, prim, origins = load_benchmarks(paths)
     require_fit_inputs(paths, cases, prim)
+    all_cases, engines = cases, engines_section(cases)
+    cases = slot_cases(cases) or cases  # the rotation cost models and method ratios: the slot engine's cases
     rows, pruning_ratios = read_pruning(as_paths(pruning_csv))
     by_n: dict[int, list[Case]] = {}
     for c in cases:
@@ -178,7 +181,7 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
                                                                                           key=lambda c: c.name)},
                    "provenance": provenance(), "sources": origins, "method_ratios": method_ratios(cases),
                    "pruning_ratios": pruning_ratios, "wall_over_cpu": wall_cpu_summary(cases),
-                   "schedule_gains": schedule_gains(cases)}
+                   "schedule_gains": schedule_gains(cases), "engines": engines.summary}
     headline = model["per_n"][str(HEADLINE_N if HEADLINE_N in by_n else min(by_n))]
     model.update({k: headline[k] for k in HEADLINE_KEYS})
 
@@ -190,6 +193,7 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
         md += fits_section(f)
         fits_figure(f, out / f"latency_fits_N{f.n}.png")
     md += methods_section(cases, model["method_ratios"])
+    md += engines.md
     if model["schedule_gains"]:
         md += schedules_section(model["schedule_gains"])
     series = sweep_series(cases)
@@ -206,7 +210,7 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
     md += provenance_section(model["provenance"], origins)
     model = finite(model)
 
-    atomic_write(out / "report.csv", tidy_table(cases).to_csv(index=False, lineterminator="\n").encode())
+    atomic_write(out / "report.csv", tidy_table(all_cases).to_csv(index=False, lineterminator="\n").encode())
     atomic_write(out / "cost_model.json", json.dumps(model, indent=2, allow_nan=False).encode())
     atomic_write(out / "report.md", "\n".join(md).encode())
     log.info("report written to %s (%d cases, N = %s)", out / "report.md", len(cases), sorted(by_n))

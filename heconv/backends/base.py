@@ -172,6 +172,16 @@ class Backend(ABC):
     def decrypt(self, ct: Any) -> np.ndarray:
         """The S slot values of a ciphertext (needs the secret key)."""
 
+    @abstractmethod
+    def encode_coefficients(self, coeffs: np.ndarray, level: int = 0, scale: float | None = None) -> Any:
+        """A plaintext whose polynomial has these N coefficients (times `scale`), at `level`
+        (heconv.backends.embedding: the encoding of their canonical embedding). Counted as an encode."""
+
+    @abstractmethod
+    def decode_coefficients(self, ct: Any) -> np.ndarray:
+        """Decrypt a ciphertext and read the N coefficients of its polynomial (needs the secret key).
+        Counted as a decryption."""
+
     # evaluation --------------------------------------------------------------
     @abstractmethod
     def rotate(self, ct: Any, step: int) -> Any:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Backend, OpCounts, normalize_step
+from .embedding import negacyclic_product
 from ..params import CKKSParams, estimated_galois_key_bytes
 
 
@@ -23,12 +24,14 @@ def _copy(v: np.ndarray | None) -> np.ndarray | None:
 
 @dataclass
 class PlainVector:
-    """A cleartext stand-in for a CKKS plaintext or ciphertext."""
+    """A cleartext stand-in for a CKKS plaintext or ciphertext: S slot values, or (`coeffs`)
+    the N coefficients of its polynomial, multiplied negacyclically."""
 
     values: np.ndarray | None
     level: int
     scale: float
     is_cipher: bool
+    coeffs: bool = False
 
 
 class PlainBackend(Backend):
@@ -91,32 +94,64 @@ class PlainBackend(Backend):
 
     def encrypt_plain(self, plain: PlainVector) -> PlainVector:
         self.counter.encryptions += 1
-        return PlainVector(_copy(plain.values), plain.level, plain.scale, True)
+        return PlainVector(_copy(plain.values), plain.level, plain.scale, True, plain.coeffs)
 
     def decrypt(self, ct: PlainVector) -> np.ndarray:
         if not self._secret:
             raise PermissionError("this backend holds no secret key: it cannot decrypt")
+        if ct.coeffs:
+            raise ValueError("decrypt: a coefficient-encoded ciphertext is read with decode_coefficients")
         self.counter.decryptions += 1
         return ct.values.copy() if ct.values is not None else np.zeros(self.slots)
 
+    def encode_coefficients(self, coeffs: np.ndarray, level: int = 0, scale: float | None = None) -> PlainVector:
+        self._check_level(level)
+        n = self.params.poly_modulus_degree
+        v = None
+        if self.tracks_values:
+            v = np.array(coeffs, dtype=np.float64)
+            if v.shape != (n,):
+                raise ValueError(f"expected {n} coefficients, got shape {v.shape}")
+        self.counter.encodes += 1
+        return PlainVector(v, level, scale or self.params.scale, False, True)
+
+    def decode_coefficients(self, ct: PlainVector) -> np.ndarray:
+        if not self._secret:
+            raise PermissionError("this backend holds no secret key: it cannot decrypt")
+        if not ct.coeffs:
+            raise ValueError("decode_coefficients: a slot-encoded ciphertext is read with decrypt")
+        self.counter.decryptions += 1
+        return ct.values.copy() if ct.values is not None else np.zeros(self.params.poly_modulus_degree)
+
     def rotate(self, ct: PlainVector, step: int) -> PlainVector:
+        if ct.coeffs:
+            raise ValueError("rotate: a coefficient-encoded ciphertext has no slots to rotate")
         s = sum(self._count_rotation(step))
         return PlainVector(None if ct.values is None else np.roll(ct.values, -s), ct.level, ct.scale, True)
 
     def multiply_plain(self, ct: PlainVector, plain: PlainVector) -> PlainVector:
         if ct.level != plain.level:
             raise ValueError(f"multiply_plain: ciphertext at level {ct.level}, plaintext at {plain.level}")
+        if ct.coeffs != plain.coeffs:
+            raise ValueError("multiply_plain: one operand is coefficient-encoded, the other slot-encoded")
         self.counter.pmuls += 1
-        values = None if ct.values is None else ct.values * plain.values
-        return PlainVector(values, ct.level, ct.scale * plain.scale, True)
+        if ct.values is None:
+            values = None
+        else:
+            values = negacyclic_product(ct.values, plain.values) if ct.coeffs else ct.values * plain.values
+        return PlainVector(values, ct.level, ct.scale * plain.scale, True, ct.coeffs)
 
     def square_inplace(self, ct: PlainVector) -> None:
+        if ct.coeffs:
+            raise ValueError("square_inplace: not defined here for a coefficient-encoded ciphertext")
         self.counter.cmuls += 1
         if ct.values is not None:
             ct.values *= ct.values
         ct.scale *= ct.scale
 
     def _same(self, a: PlainVector, b: PlainVector, op: str) -> None:
+        if a.coeffs != b.coeffs:
+            raise ValueError(f"{op}: one operand is coefficient-encoded, the other slot-encoded")
         if a.level != b.level or abs(a.scale - b.scale) > 1e-9 * max(a.scale, b.scale):
             raise ValueError(
                 f"{op}: operands at (level {a.level}, scale 2^{np.log2(a.scale):.2f}) and "
@@ -157,14 +192,14 @@ class PlainBackend(Backend):
 
     def save_ciphertext(self, ct: PlainVector, path: str) -> int:
         with open(path, "wb") as f:
-            pickle.dump((ct.values, ct.level, ct.scale, ct.is_cipher), f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((ct.values, ct.level, ct.scale, ct.is_cipher, ct.coeffs), f, protocol=pickle.HIGHEST_PROTOCOL)
         return os.path.getsize(path)
 
     def load_ciphertext(self, path: str) -> PlainVector:
         # Only files this backend wrote itself (worker processes of one run) are read back.
         with open(path, "rb") as f:
-            values, level, scale, is_cipher = pickle.load(f)
-        return PlainVector(values, level, scale, is_cipher)
+            values, level, scale, is_cipher, coeffs = pickle.load(f)
+        return PlainVector(values, level, scale, is_cipher, coeffs)
 
     def ciphertext_bytes(self, ct: PlainVector) -> int:
         # Two polynomials of N residues per remaining prime, 8 bytes each.

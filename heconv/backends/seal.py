@@ -15,6 +15,7 @@ import numpy as np
 import tenseal.sealapi as seal
 
 from .base import Backend, OpCounts, galois_element, normalize_step
+from .embedding import coefficients_to_slots, slots_to_coefficients
 from ..params import CKKSParams, check_security
 
 
@@ -143,6 +144,25 @@ class SealBackend(Backend):
         self._decryptor.decrypt(ct, pt)
         self.counter.decryptions += 1
         return np.array(self._encoder.decode_double(pt))
+
+    def encode_coefficients(self, coeffs: np.ndarray, level: int = 0, scale: float | None = None) -> seal.Plaintext:
+        if not 0 <= level <= self.params.depth:
+            raise ValueError(f"level {level} is outside the modulus chain (0..{self.params.depth})")
+        c = np.asarray(coeffs, dtype=np.float64)
+        if c.shape != (self.params.poly_modulus_degree,):
+            raise ValueError(f"expected {self.params.poly_modulus_degree} coefficients, got shape {c.shape}")
+        pt = seal.Plaintext()
+        self._encoder.encode(coefficients_to_slots(c).tolist(), self._parms_ids[level], scale or self.params.scale, pt)
+        self.counter.encodes += 1
+        return pt
+
+    def decode_coefficients(self, ct: seal.Ciphertext) -> np.ndarray:
+        if self._decryptor is None:
+            raise PermissionError("this backend holds no secret key: it cannot decrypt")
+        pt = seal.Plaintext()
+        self._decryptor.decrypt(ct, pt)
+        self.counter.decryptions += 1
+        return slots_to_coefficients(np.array(self._encoder.decode_complex(pt)))
 
     # evaluation --------------------------------------------------------------
     def rotate(self, ct: seal.Ciphertext, step: int) -> seal.Ciphertext:

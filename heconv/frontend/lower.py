@@ -15,7 +15,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from ..geometry import Packing
+from ..geometry import CoeffChunking, Packing
 from ..network.ir import ActOp, AddOp, ConvOp, LinearOp, Network, PadShortcutOp, PoolOp
 from .batchnorm import fold_batchnorm
 from .modules import PadShortcut, Square
@@ -134,3 +134,13 @@ def conv_packings(model: nn.Module, input_shape: tuple[int, int, int], params) -
 
     plan = plan_network(lower_model(model, input_shape), params)
     return {a.name: a.plan.packing for a in plan.actions if isinstance(a, ServerConv)}
+
+
+def conv_chunkings(model: nn.Module, input_shape: tuple[int, int, int], params) -> dict[str, CoeffChunking]:
+    """The coefficient algorithm's chunking of each conv of `model`, keyed by module path: the
+    geometry of its kernel-block groups (heconv.geometry.coefficient_block_ids), with the frame
+    and alignment the engine gives convs whose outputs a residual add sums."""
+    from ..network import ServerConv, plan_network
+
+    plan = plan_network(lower_model(model, input_shape), params, algorithm="coefficient")
+    return {a.name: a.plan.chunking for a in plan.actions if isinstance(a, ServerConv)}

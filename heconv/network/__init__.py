@@ -33,19 +33,25 @@ PROTOCOLS = tuple(PLANNERS)
 
 
 def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
-                 schedule: str | Mapping[str, str] = "output-rotation", workers: int = 1) -> NetworkPlan:
+                 schedule: str | Mapping[str, str] = "output-rotation", workers: int = 1,
+                 algorithm: str = "slot") -> NetworkPlan:
     """The protocol's plan of `net` (one of PROTOCOLS). Touches no ciphertext.
 
     `schedule` is every conv's rotation schedule (heconv.schedule): "output-rotation",
     "input-rotation", "bsgs:B" or "auto" (a baby step per layer, from its weights); or a
     mapping from conv name to schedule (convs left out: output-rotation). `workers`: the
     processes each conv may run on (heconv.parallel_plan; each uses at most its (bo, g)
-    groups); the layers' predicted counts are then the parallel runs'.
+    groups); the layers' predicted counts are then the parallel runs'. `algorithm`: every conv's,
+    "slot" or "coefficient" (heconv.coeff; hybrid protocol only, always in-process).
     """
     planner = PLANNERS.get(protocol)
     if planner is None:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     check_workers(workers)
+    if algorithm != "slot":
+        if protocol != "hybrid":
+            raise ValueError(f"the {algorithm} algorithm runs in the hybrid protocol only, not {protocol!r}")
+        return plan_hybrid(net, params, schedule, algorithm)
     plan = planner(net, params, schedule)
     return plan if workers == 1 else parallelize(plan, workers)
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from ..backends.base import OpCounts
+from ..coeff_plan import CoeffPlan
 from ..conv import ConvPlan
-from ..geometry import Packing
+from ..geometry import CoeffChunking, Packing
 from ..linear import LinearPlan
 from ..parallel_plan import ParallelPlan
 from ..params import CKKSParams
@@ -17,7 +18,8 @@ from ..params import CKKSParams
 
 @dataclass(frozen=True)
 class Encrypt:
-    """Client: pack a cleartext value (subsampled first) and send it at `level`."""
+    """Client: pack a cleartext value (subsampled first) and send it at `level`. `coeff`: in a
+    coefficient conv's input layout, or with `coeff_output` in its output layout (a residual operand)."""
 
     src: str
     dst: str
@@ -25,16 +27,19 @@ class Encrypt:
     subsample: int = 1
     packing: Packing | None = None
     linear: LinearPlan | None = None
+    coeff: CoeffChunking | None = None
+    coeff_output: bool = False
 
 
 @dataclass(frozen=True)
 class ServerConv:
-    """A conv on the server; `parallel`: its split over worker processes (None: in-process)."""
+    """A conv on the server (slot or coefficient plan); `parallel`: its split over worker processes
+    (None: in-process; coefficient plans always run in-process)."""
 
     name: str
     src: str
     dst: str
-    plan: ConvPlan
+    plan: ConvPlan | CoeffPlan
     parallel: ParallelPlan | None = None
 
 
@@ -90,6 +95,7 @@ class Refresh:
     pool: bool = False
     packing: Packing | None = None
     linear: LinearPlan | None = None
+    coeff: CoeffChunking | None = None  # a coefficient conv's output layout
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,7 @@ class LayerReport:
     predicted: OpCounts
     galois_steps: int
     level: int = 0  # where its rotations and multiplications happen
-    schedule: str | None = None  # convs: the rotation schedule that runs ("output-rotation", "bsgs:4", ...)
+    schedule: str | None = None  # convs: the rotation schedule that runs ("output-rotation", "bsgs:4", "coefficient")
     baby_step: int | None = None  # convs: its baby step B
     workers: int = 1  # convs: the processes it runs on
 
@@ -128,6 +134,7 @@ class NetworkPlan:
     layers: list[LayerReport] = field(default_factory=list)
     protocol: str = "hybrid"
     workers: int = 1  # the most processes any conv runs on (heconv.parallel)
+    algorithm: str = "slot"  # every conv's: "slot" (heconv.conv) or "coefficient" (heconv.coeff)
 
     @property
     def predicted(self) -> OpCounts:

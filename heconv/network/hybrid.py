@@ -1,5 +1,10 @@
 """Planner for the hybrid protocol (DESIGN.md section 6): the server runs every linear
 layer, the client refreshes at each ReLU. Touches no ciphertext.
+
+Every conv runs by one algorithm: "slot" (heconv.conv, with its rotation schedule) or
+"coefficient" (heconv.coeff). Under "coefficient", two convs whose outputs a residual add sums
+share one frame kernel and output layout (the second planned is aligned with the first), and a
+cleartext operand of such an add is uploaded in that output layout.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backends.base import OpCounts
+from ..coeff import plan_coeff_conv
+from ..coeff_plan import ALGORITHMS
 from ..conv import plan_conv
-from ..geometry import Packing, pack
+from ..geometry import CoeffChunking, Packing, pack
 from ..linear import LinearPlan, plan_linear
 from ..params import CKKSParams
 from ..schedule import check_network_schedule, layer_schedule
@@ -32,14 +39,32 @@ class ServerTensor:
     pending: int = 1
     packing: Packing | None = None
     linear: LinearPlan | None = None
+    coeff: CoeffChunking | None = None
+
+
+def _add_partners(net: Network) -> dict[str, tuple[str, int]]:
+    """Coefficient algorithm: conv name -> (the conv whose output a residual add sums with its own,
+    the larger kernel of the two, which frames both)."""
+    convs = {op.out: op for op in net.ops if isinstance(op, ConvOp)}
+    partners = {}
+    for op in net.ops:
+        if isinstance(op, AddOp) and op.a in convs and op.b in convs:
+            a, b = convs[op.a], convs[op.b]
+            k = max(a.weight.shape[2], b.weight.shape[2])
+            partners[a.name], partners[b.name] = (b.name, k), (a.name, k)
+    return partners
 
 
 class _HybridPlanner:
     """Walks the IR once; each op kind has its own method (see HANDLERS)."""
 
-    def __init__(self, net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation"):
+    def __init__(self, net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
+                 algorithm: str = "slot"):
         self.params = params
         self.schedule = schedule
+        self.algorithm = algorithm
+        self.partners = _add_partners(net) if algorithm == "coefficient" else {}
+        self.chunkings: dict[str, CoeffChunking] = {}
         self.shapes: dict[str, tuple] = {net.input_name: tuple(net.input_shape)}  # client-side values
         self.enc: dict[str, ServerTensor] = {}  # server-side tensors
         self.actions: list[Action] = []
@@ -47,14 +72,15 @@ class _HybridPlanner:
         self.uploads: dict[tuple, str] = {}
 
     def upload(self, src: str, level: int, subsample: int = 1, packing: Packing | None = None,
-               linear: LinearPlan | None = None) -> str:
-        key = (src, level, subsample, packing, id(linear) if linear else None)
+               linear: LinearPlan | None = None, coeff: CoeffChunking | None = None, coeff_output: bool = False) -> str:
+        key = (src, level, subsample, packing, id(linear) if linear else None, coeff, coeff_output)
         if key not in self.uploads:
             dst = f"{src}@{len(self.uploads)}"
-            self.actions.append(Encrypt(src, dst, level, subsample, packing, linear))
+            self.actions.append(Encrypt(src, dst, level, subsample, packing, linear, coeff, coeff_output))
             shape = self.shapes[src]
             c, h, w = shape if len(shape) == 3 else (shape[0], 1, 1)
-            self.enc[dst] = ServerTensor(c, -(-h // subsample), -(-w // subsample), level, 1, packing, linear)
+            self.enc[dst] = ServerTensor(c, -(-h // subsample), -(-w // subsample), level, 1, packing, linear,
+                                         coeff if coeff_output else None)
             self.uploads[key] = dst
         return self.uploads[key]
 
@@ -76,6 +102,9 @@ class _HybridPlanner:
         # A strided 1x1 conv is a subsample then a 1x1 conv: the client subsamples.
         sub = op.stride if k == 1 else 1
         hh, ww = -(-h // sub), -(-w // sub)
+        if self.algorithm == "coefficient":
+            self.coefficient_conv(op, hh, ww, sub)
+            return
         plan = plan_conv(op.weight, hh, ww, self.params, stride=op.stride // sub, has_bias=op.bias is not None,
                          name=op.name, schedule=layer_schedule(self.schedule, op.name))
         src = self.upload(op.src, 0, sub, plan.packing)
@@ -85,6 +114,18 @@ class _HybridPlanner:
         self.layers.append(LayerReport(op.name, "conv", plan.predicted, len(plan.rotation_steps),
                                        schedule=plan.schedule_name, baby_step=plan.baby_step))
 
+    def coefficient_conv(self, op: ConvOp, hh: int, ww: int, sub: int) -> None:
+        partner, frame = self.partners.get(op.name, (None, None))
+        plan = plan_coeff_conv(op.weight, hh, ww, self.params, stride=op.stride // sub, has_bias=op.bias is not None,
+                               name=op.name, frame_kernel=frame, align=self.chunkings.get(partner))
+        self.chunkings[op.name] = plan.chunking
+        src = self.upload(op.src, 0, sub, coeff=plan.chunking)
+        self.actions.append(ServerConv(op.name, src, op.out, plan))
+        stride = op.stride // sub
+        self.enc[op.out] = ServerTensor(plan.spec.c_out, -(-hh // stride), -(-ww // stride), 1, stride,
+                                        coeff=plan.chunking)
+        self.layers.append(LayerReport(op.name, "conv", plan.predicted, 0, schedule="coefficient"))
+
     def add(self, op: AddOp) -> None:
         self.known(op.a, op)
         self.known(op.b, op)
@@ -92,29 +133,33 @@ class _HybridPlanner:
         if op.a not in enc and op.b not in enc:
             raise ValueError(f"layer {op.name}: at least one operand of a residual add must be encrypted")
         ref = enc[op.a] if op.a in enc else enc[op.b]
-        if ref.pending != 1 or ref.packing is None:
+        if ref.pending != 1 or (ref.packing is None and ref.coeff is None):
             raise ValueError(f"layer {op.name}: cannot add a strided or non-feature-map value before a refresh")
+
+        def layout(e: ServerTensor):
+            return e.coeff.output_layout if e.coeff is not None else e.packing.layout if e.packing else None
+
         keys = []
         for name in (op.a, op.b):
             if name in enc:
                 e = enc[name]
-                if e.packing is None or (e.packing.layout, e.level, e.pending, e.channels) != (
-                    ref.packing.layout, ref.level, 1, ref.channels
-                ):
+                if (layout(e), e.level, e.pending, e.channels) != (layout(ref), ref.level, 1, ref.channels):
                     raise ValueError(
                         f"layer {op.name}: residual operands differ in layout: "
-                        f"{e.channels} ch c_n={e.packing.c_n if e.packing else None} level {e.level} vs "
-                        f"{ref.channels} ch c_n={ref.packing.c_n} level {ref.level}"
+                        f"{e.channels} ch layout {layout(e)} level {e.level} vs "
+                        f"{ref.channels} ch layout {layout(ref)} level {ref.level}"
                     )
                 keys.append(name)
             else:
                 if tuple(shapes[name]) != (ref.channels, ref.height, ref.width):
                     raise ValueError(f"layer {op.name}: operand {name!r} is {shapes[name]}, the other "
                                      f"{(ref.channels, ref.height, ref.width)}")
-                keys.append(self.upload(name, ref.level, 1, ref.packing))
-        n = len(pack(np.zeros((ref.channels, ref.height, ref.width)), ref.packing))
+                keys.append(self.upload(name, ref.level, 1, ref.packing, coeff=ref.coeff, coeff_output=True)
+                            if ref.coeff is not None else self.upload(name, ref.level, 1, ref.packing))
+        n = (ref.coeff.groups * ref.coeff.tiles if ref.coeff is not None
+             else len(pack(np.zeros((ref.channels, ref.height, ref.width)), ref.packing)))
         self.actions.append(ServerAdd(op.name, keys[0], keys[1], op.out, n))
-        enc[op.out] = ServerTensor(ref.channels, ref.height, ref.width, ref.level, 1, ref.packing)
+        enc[op.out] = ServerTensor(ref.channels, ref.height, ref.width, ref.level, 1, ref.packing, coeff=ref.coeff)
         self.layers.append(LayerReport(op.name, "add", OpCounts(adds=n), 0, ref.level))
 
     def act(self, op: ActOp) -> None:
@@ -125,7 +170,7 @@ class _HybridPlanner:
         if op.src in self.enc:
             e = self.enc[op.src]
             self.actions.append(Refresh(op.name, op.src, op.out, e.channels, e.pending, "relu", False, e.packing,
-                                        e.linear))
+                                        e.linear, e.coeff))
             self.shapes[op.out] = (e.channels, e.height, e.width) if e.linear is None else (e.channels,)
         else:
             self.actions.append(ClientOp(op.name, op.src, op.out, "relu"))
@@ -143,7 +188,8 @@ class _HybridPlanner:
         self.known(op.src, op)
         if op.src in self.enc:
             e = self.enc[op.src]
-            self.actions.append(Refresh(op.name, op.src, op.out, e.channels, e.pending, "none", True, e.packing))
+            self.actions.append(Refresh(op.name, op.src, op.out, e.channels, e.pending, "none", True, e.packing,
+                                        coeff=e.coeff))
             self.shapes[op.out] = (e.channels,)
         else:
             self.actions.append(ClientOp(op.name, op.src, op.out, "pool"))
@@ -166,28 +212,32 @@ class _HybridPlanner:
         if output in self.enc:
             e = self.enc[output]
             self.actions.append(Refresh("output", output, "logits", e.channels, e.pending, "none", False, e.packing,
-                                        e.linear))
+                                        e.linear, e.coeff))
         elif output in self.shapes:
             raise ValueError("the network output is never computed by the server")
         else:
             raise ValueError(f"network output {output!r} is not produced by any layer")
-        return NetworkPlan(self.params, self.actions, "logits", galois_steps(self.actions), self.layers)
+        return NetworkPlan(self.params, self.actions, "logits", galois_steps(self.actions), self.layers,
+                           algorithm=self.algorithm)
 
 
 HANDLERS = {ConvOp: _HybridPlanner.conv, AddOp: _HybridPlanner.add, ActOp: _HybridPlanner.act,
             PadShortcutOp: _HybridPlanner.pad, PoolOp: _HybridPlanner.pool, LinearOp: _HybridPlanner.linear}
 
 
-def plan_hybrid(net: Network, params: CKKSParams,
-                schedule: str | Mapping[str, str] = "output-rotation") -> NetworkPlan:
+def plan_hybrid(net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
+                algorithm: str = "slot") -> NetworkPlan:
     """Lower the IR onto the hybrid protocol's actions. Touches no ciphertext.
 
-    `schedule` applies to every conv (heconv.schedule): "auto" picks a baby step per layer
+    `schedule` applies to every slot conv (heconv.schedule): "auto" picks a baby step per layer
     from its own weights; "bsgs:B" must divide every conv's c_n. A mapping gives one per
-    conv name (those left out: output-rotation).
+    conv name (those left out: output-rotation). `algorithm`: "slot" or "coefficient" (no
+    schedule: it never rotates).
     """
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"conv algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     check_network_schedule(schedule, [op.name for op in net.ops if isinstance(op, ConvOp)])
-    planner = _HybridPlanner(net, params, schedule)
+    planner = _HybridPlanner(net, params, schedule, algorithm)
     for op in net.ops:
         handler = HANDLERS.get(type(op))
         if handler is None:

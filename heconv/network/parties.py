@@ -15,6 +15,9 @@ import numpy as np
 
 from ..backends.base import Backend
 from ..bounds import output_gain
+from ..coeff import CompiledCoeffConv, compile_coeff_conv, evaluate_coeff_conv, mask_outputs, read_coeff_output
+from ..coeff_pack import pack_coeff_input, pack_coeff_output
+from ..coeff_plan import CoeffPlan
 from ..conv import CompiledConv, compile_conv, run_conv
 from ..geometry import pack, unpack
 from ..linear import CompiledLinear, compile_linear, pack_linear_input, read_linear_output, run_linear
@@ -30,6 +33,8 @@ class Client:
         self.backend = backend
         self.bytes_sent = 0
         self.bytes_received = 0
+        self.ciphertexts_sent = 0
+        self.ciphertexts_received = 0
         self.seconds = 0.0
 
     def setup_keys(self, plan: NetworkPlan) -> int:
@@ -39,19 +44,30 @@ class Client:
 
     def encrypt(self, a: Encrypt, value: np.ndarray) -> list[Any]:
         b = self.backend
+        if a.coeff is not None:
+            x = value[:, :: a.subsample, :: a.subsample]
+            vectors = pack_coeff_output(x, a.coeff) if a.coeff_output else pack_coeff_input(x, a.coeff)
+            cts = [b.encrypt_plain(b.encode_coefficients(v, a.level)) for v in vectors]
+            self.bytes_sent += sum(b.ciphertext_bytes(c) for c in cts)
+            self.ciphertexts_sent += len(cts)
+            return cts
         if a.linear is not None:
             vectors = [pack_linear_input(value, a.linear)]
         else:
             vectors = pack(value[:, :: a.subsample, :: a.subsample], a.packing)
         cts = [b.encrypt_plain(b.encode(v, a.level)) for v in vectors]
         self.bytes_sent += sum(b.ciphertext_bytes(c) for c in cts)
+        self.ciphertexts_sent += len(cts)
         return cts
 
     def refresh(self, a: Refresh, cts: list[Any]) -> np.ndarray:
         b = self.backend
         self.bytes_received += sum(b.ciphertext_bytes(c) for c in cts)
+        self.ciphertexts_received += len(cts)
         if a.linear is not None:
             y = read_linear_output(b.decrypt(cts[0]), a.linear)
+        elif a.coeff is not None:
+            y = read_coeff_output(cts, a.coeff, a.channels, a.subsample, b)
         else:
             y = unpack([b.decrypt(c) for c in cts], a.packing, a.channels)[:, :: a.subsample, :: a.subsample]
         if a.activation == "relu":
@@ -93,9 +109,10 @@ class Server:
         self.conv_pool: ConvPool | None = None
         self.last_parallel: ParallelRun | None = None
         self._weights = {op.name: (op.weight, op.bias) for op in net.ops if isinstance(op, (ConvOp, LinearOp))}
-        self._compiled: dict[str, CompiledConv | CompiledLinear] = {}
+        self._compiled: dict[str, CompiledConv | CompiledCoeffConv | CompiledLinear] = {}
         self._input_scale = self._scales(plan)
         self.encode_seconds = 0.0
+        self.mask_seconds: dict[str, float] = {}  # coefficient convs: time spent masking, summed over runs
         if not stream:
             for a in plan.actions:
                 if isinstance(a, (ServerConv, ServerLinear)):
@@ -131,13 +148,17 @@ class Server:
                 scale[a.dst] = scale[a.src] ** 2 / self.backend.rescale_divisor(a.level)
         return inputs
 
-    def _compile(self, a: ServerConv | ServerLinear) -> CompiledConv | CompiledLinear:
+    def _compile(self, a: ServerConv | ServerLinear) -> CompiledConv | CompiledCoeffConv | CompiledLinear:
         w, b = self._weights[a.name]
         t = time.perf_counter()
         saved = self.backend.counter.copy()
         s = self._input_scale[a.name]
-        layer = (compile_conv(a.plan, w, b, self.backend, s) if isinstance(a, ServerConv)
-                 else compile_linear(a.plan, w * a.weight_scale, b, self.backend, s))
+        if isinstance(a, ServerLinear):
+            layer = compile_linear(a.plan, w * a.weight_scale, b, self.backend, s)
+        elif isinstance(a.plan, CoeffPlan):
+            layer = compile_coeff_conv(a.plan, w, b, self.backend, s)
+        else:
+            layer = compile_conv(a.plan, w, b, self.backend, s)
         self.backend.counter = saved  # encoding is set-up, not evaluation
         self.encode_seconds += time.perf_counter() - t
         return layer
@@ -151,11 +172,20 @@ class Server:
         if self.stream:
             self._compiled.pop(a.name, None)
 
-    def layer(self, a: ServerConv | ServerLinear) -> CompiledConv | CompiledLinear:
+    def layer(self, a: ServerConv | ServerLinear) -> CompiledConv | CompiledCoeffConv | CompiledLinear:
         return self._compiled[a.name]
 
     def conv(self, a: ServerConv, inputs: list[Any]) -> list[Any]:
-        """Run a conv, on the worker pool when its plan splits it (the run's record in `last_parallel`)."""
+        """Run a conv, on the worker pool when its plan splits it (the run's record in `last_parallel`);
+        a coefficient conv in-process, its masking timed apart (`mask_seconds`)."""
+        if isinstance(a.plan, CoeffPlan):
+            layer = self.layer(a)
+            outputs = evaluate_coeff_conv(layer, inputs, self.backend)
+            if a.plan.mask:
+                t = time.perf_counter()
+                mask_outputs(layer, outputs, self.backend)
+                self.mask_seconds[a.name] = self.mask_seconds.get(a.name, 0.0) + time.perf_counter() - t
+            return outputs
         if self.conv_pool is not None and a.name in self.conv_pool.layers:
             outputs = self.conv_pool.run(a.name, inputs)
             self.last_parallel = self.conv_pool.last

@@ -35,6 +35,8 @@ class NetworkRun:
     client_seconds: float
     bytes_client_to_server: int
     bytes_server_to_client: int
+    ciphertexts_client_to_server: int = 0
+    ciphertexts_server_to_client: int = 0
 
     @property
     def counts(self) -> OpCounts:
@@ -75,6 +77,7 @@ def run_network(plan: NetworkPlan, client: Client, server: Server, x: np.ndarray
     runs: list[LayerRun] = []
     predicted = {r.name: r.predicted for r in plan.layers}
     sent0, recv0, client_s = client.bytes_sent, client.bytes_received, 0.0
+    cts0 = (client.ciphertexts_sent, client.ciphertexts_received)
     check(0)
     for i, a in enumerate(plan.actions):
         t = time.perf_counter()
@@ -103,4 +106,5 @@ def run_network(plan: NetworkPlan, client: Client, server: Server, x: np.ndarray
         if isinstance(a, Refresh):
             check(i + 1)  # the guard is the harness's, not protocol work: outside the client's time
     return NetworkRun(clear["logits"], runs, sum(r.seconds for r in runs), client_s,
-                      client.bytes_sent - sent0, client.bytes_received - recv0)
+                      client.bytes_sent - sent0, client.bytes_received - recv0,
+                      client.ciphertexts_sent - cts0[0], client.ciphertexts_received - cts0[1])

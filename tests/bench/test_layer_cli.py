@@ -144,3 +144,19 @@ def test_layer_toy_params(capsys):
     code, out, _ = _run(capsys, "--c-in", "4", "--c-out", "4", "--hw", "4", "--poly-modulus-degree", "4096",
                         "--toy-params", "--json")
     assert code == 0 and json.loads(out)["poly_modulus_degree"] == 4096
+
+
+def test_layer_coefficient_plain_with_slot_comparison(capsys):
+    code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "32", "--hw", "8", "--algorithm", "coefficient",
+                        "--compare-slot", "--mode", "plain", "--json", "--bias")
+    r = json.loads(out)
+    assert code == 0 and r["algorithm"] == "coefficient" and r["counts_match_plan"]
+    assert r["rotations"] == r["predicted_rotations"] == 0 and r["max_abs_error"] < 1e-9
+    assert r["encryptions"] == r["n_out"] and r["mask"] and r["hiding_bits_per_coefficient"] > 0
+    assert r["slot_or_rotations"] == 8 + 31 and r["latency_over_slot_or"] > 0
+    assert r["bytes_client_to_server"] > 0 and r["slot_or_bytes_server_to_client"] > 0
+
+
+def test_layer_coefficient_options_need_the_algorithm(capsys):
+    code, _, err = _run(capsys, "--c-in", "4", "--c-out", "4", "--hw", "4", "--mode", "plain", "--no-mask")
+    assert code == 2 and "--compare-slot and --no-mask apply to --algorithm coefficient" in err

@@ -1,0 +1,122 @@
+"""The convolution algorithms side by side, per model: the slot engine under output-rotation
+(slot-OR) and under "auto" (slot-auto), and the coefficient algorithm (DESIGN.md 3c).
+
+One table per model from the model suite's cases (server time, rotations, multiplications,
+bytes each way, the time with the traffic at 1 Gbit/s and 100 Mbit/s, accuracy where a
+checkpoint recorded it), dense and pruned where checkpoints were run, and one sentence per
+model: at equal accuracy (the same weights, so the same model), which algorithm is faster, by
+how much, and what it costs in traffic. Then the count models on the coefficient cases
+(bench.report.fits.fit_coefficient): what rotation count predicts there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .cases import Case
+from .compare import accuracy, last_by
+from .fits import fit_coefficient
+from .text import accuracy_text, fmt
+
+ENGINES = {"output-rotation": "slot-OR", "auto": "slot-auto", "coefficient": "coefficient"}
+BANDWIDTHS = {"1 Gbit/s": 1e9, "100 Mbit/s": 1e8}
+
+
+def is_coefficient(c: Case) -> bool:
+    """Whether a case ran the coefficient algorithm."""
+    return c.info.get("algorithm") == "coefficient" or c.schedule == "coefficient"
+
+
+def slot_cases(cases: list[Case]) -> list[Case]:
+    """The slot engine's cases: the ones the rotation cost models are fitted on."""
+    return [c for c in cases if not is_coefficient(c)]
+
+
+def with_traffic(c: Case, bandwidth: float) -> float:
+    """Server time plus the bytes each way at `bandwidth` bits per second (the client's time left out).
+
+    >>> with_traffic(Case("c", "model", 8192, 1.0, {}, {"bytes_client_to_server": 10**8,
+    ...                                                  "bytes_server_to_client": 2.5 * 10**7}), 1e9)
+    2.0
+    """
+    up, down = c.info.get("bytes_client_to_server") or 0, c.info.get("bytes_server_to_client") or 0
+    return c.latency + 8.0 * (up + down) / bandwidth
+
+
+@dataclass
+class EnginesSection:
+    md: list[str]
+    summary: dict
+
+
+def _variant(c: Case) -> str:
+    """'dense' or the pruning of a model case (its checkpoint's method, or the synthetic fraction)."""
+    if c.weights == "checkpoint":
+        return c.method
+    return "dense" if not c.prune_diagonals else f"synthetic {c.prune_diagonals:.0%} diagonals"
+
+
+def _sentence(model: str, rows: dict[tuple[str, str], Case]) -> str | None:
+    """At equal accuracy (same weights), the fastest engine against the next, and its traffic."""
+    for variant in sorted({v for v, _ in rows}, key=lambda v: (v != "dense", v)):
+        got = {e: rows[(variant, e)] for e in ENGINES.values() if (variant, e) in rows}
+        if "coefficient" not in got or len(got) < 2:
+            continue
+        fast = min(got, key=lambda e: got[e].latency)
+        slow = min((e for e in got if e != fast), key=lambda e: got[e].latency)
+        a, b = got[fast], got[slow]
+        mb = lambda c: ((c.info.get("bytes_client_to_server") or 0) + (c.info.get("bytes_server_to_client") or 0)) / 1e6  # noqa: E731
+        nets = ", ".join(f"{name}: {fast} {with_traffic(a, bw):.2f} s vs {slow} {with_traffic(b, bw):.2f} s"
+                         for name, bw in BANDWIDTHS.items())
+        return (f"**{model}** ({variant}, the same weights so the same accuracy): {fast} is faster than {slow}, "
+                f"{a.latency:.2f} s against {b.latency:.2f} s of server time ({b.latency / a.latency:.1f}x), and "
+                f"moves {mb(a):.1f} MB against {mb(b):.1f} MB per image ({mb(a) / max(mb(b), 1e-9):.1f}x); with the "
+                f"traffic, {nets}.")
+    return None
+
+
+def engines_section(cases: list[Case]) -> EnginesSection:
+    """The per-model tables and sentences, and the coefficient cases' cost-model fit."""
+    models = last_by([c for c in cases if c.suite == "model" and c.schedule in ENGINES],
+                     lambda c: (c.network, _variant(c), ENGINES[c.schedule]))
+    md = ["## Convolution algorithms: slot (output-rotation, auto) against coefficient encoding", ""]
+    summary: dict = {"models": {}, "sentences": {}}
+    for model in sorted({m for m, _, _ in models}):
+        rows = {(v, e): c for (m, v, e), c in models.items() if m == model}
+        md += [f"### {model}", "", "| weights | algorithm | server s | rotations | pmuls | MB up | MB down | "
+               + " | ".join(f"s at {name}" for name in BANDWIDTHS) + " | masks s | accuracy |",
+               "|---|---|---|---|---|---|---|" + "---|" * len(BANDWIDTHS) + "---|---|"]
+        for (variant, engine), c in sorted(rows.items()):
+            up, down = (c.info.get("bytes_client_to_server") or 0) / 1e6, (c.info.get("bytes_server_to_client") or 0) / 1e6
+            md.append(f"| {variant} | {engine} | {c.latency:.3f} | {c.rotations} | {c.counts['pmuls']} | {up:.1f} | "
+                      f"{down:.1f} | " + " | ".join(f"{with_traffic(c, bw):.2f}" for bw in BANDWIDTHS.values())
+                      + f" | {fmt(c.info.get('mask_s'), '.3f') if engine == 'coefficient' else '-'} | "
+                      f"{accuracy_text(accuracy(c)) or 'same weights'} |")
+            summary["models"].setdefault(model, {})[f"{variant}/{engine}"] = {
+                "server_s": c.latency, "rotations": c.rotations, "pmuls": c.counts["pmuls"],
+                "bytes_client_to_server": c.info.get("bytes_client_to_server"),
+                "bytes_server_to_client": c.info.get("bytes_server_to_client"),
+                **{f"s_at_{k.replace(' ', '_').replace('/', 'p')}": with_traffic(c, bw) for k, bw in BANDWIDTHS.items()}}
+        sentence = _sentence(model, rows)
+        md += [""] + ([sentence, ""] if sentence else [])
+        summary["sentences"][model] = sentence
+    if not models:
+        md += ["No model case ran the coefficient algorithm or both slot schedules.", ""]
+    md += coefficient_fit_section([c for c in cases if is_coefficient(c)], summary)
+    return EnginesSection(md, summary)
+
+
+def coefficient_fit_section(cases: list[Case], summary: dict) -> list[str]:
+    """What the count models say on the coefficient cases."""
+    fit = fit_coefficient(cases)
+    if fit is None:
+        return []
+    summary["coefficient_fit"] = fit.summary()
+    return ["### Cost model on the coefficient cases", "",
+            f"{len(cases)} cases, every one with {', '.join(map(str, fit.summary()['rotations']))} rotations: the "
+            f"rotation-only model (latency = a x rotations + b) can only fit a constant, R^2 = "
+            f"{fmt(fit.rot.r2, '.3f')}, worst relative error {fit.rot.max_rel_err:.0%}, so rotation count predicts "
+            f"nothing there. The full count model on the operations the algorithm does (plaintext multiplications, "
+            f"additions, rescales, the masks' encryptions and encodes; NNLS) gives R^2 = {fmt(fit.full.r2, '.4f')}, "
+            f"worst relative error {fit.full.max_rel_err:.1%}; fitted unit costs: "
+            + ", ".join(f"{k} {v * 1e3:.4f} ms" for k, v in fit.full.coef.items()) + ".", ""]

@@ -1,0 +1,231 @@
+"""HE convolution by coefficient encoding (Cheetah-style, DESIGN.md section 3c), as plan ->
+compile -> run, with no rotation at all.
+
+A chunk of C_w input channels (each in a frame with its k - 1 halo) is one polynomial x;
+output channel o's flipped kernel block is one polynomial w_o; the coefficients of x * w_o
+at O + i*frame_w + j are the 'same' convolution; the kernels of `group` output channels share
+one plaintext, each shifted to its own window. Per (output group, tile): one plaintext
+multiplication per kept input chunk, their sum, one rescale. The other coefficients of an
+output are partial sums of the weights, so by default (`mask=True`) each output gets a fresh
+public-key encryption of a random polynomial that is zero where the client reads and uniform
+in [-R, R] elsewhere (`mask_range_bits`); `mask_hiding_bits` states what that hides.
+
+`plan_coeff_conv` decides everything from the weights (which blocks are nonzero, the
+chunking) and touches no backend; `compile_coeff_conv` encodes the kernel polynomials
+once; `run_coeff_conv` executes the plan and never changes it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .backends.base import Backend
+from .bounds import level_bits
+from .coeff_pack import kernel_polynomial, needed_coefficients, pack_coeff_input, pack_coeff_output, unpack_coeff_output
+from .coeff_plan import CoeffPlan, coefficient_counts
+from .conv import _check_weight
+from .conv_plan import ConvSpec
+from .cost import UnitCosts
+from .geometry import CoeffChunking, coefficient_chunking
+from .params import CKKSParams
+
+
+def plan_coeff_conv(
+    weight: np.ndarray,
+    height: int,
+    width: int,
+    params: CKKSParams,
+    stride: int = 1,
+    has_bias: bool = False,
+    name: str = "conv",
+    level: int = 0,
+    mask: bool = True,
+    frame_kernel: int | None = None,
+    align: CoeffChunking | None = None,
+    unit_costs: UnitCosts | None = None,
+) -> CoeffPlan:
+    """Plan one convolution by coefficient encoding; all-zero kernel blocks (o, chunk) cost nothing.
+
+    The chunking is the dense shape's (heconv.geometry.coefficient_chunking), so the pruning
+    groups are fixed before training; `frame_kernel` and `align` (the other conv's chunking)
+    make two convs' outputs addable (a 1x1 shortcut framed as a 3x3).
+
+    >>> from heconv.params import ckks_params
+    >>> p = plan_coeff_conv(np.ones((64, 64, 3, 3)), 16, 16, ckks_params(depth=1))
+    >>> p.chunking.c_w, p.chunking.group, p.predicted.rotations, p.predicted.pmuls, p.n_out
+    (1, 22, 0, 192, 3)
+    """
+    w, _ = _check_weight(name, weight, None)
+    c_o, c_i, k, _ = w.shape
+    if stride not in (1, 2):
+        raise ValueError(f"layer {name}: stride must be 1 or 2, got {stride}")
+    if not 0 <= level < params.depth:
+        raise ValueError(f"layer {name}: input at level {level} needs a rescale, but the chain has "
+                         f"{params.depth} level(s) (0..{params.depth - 1} can multiply)")
+    try:
+        ch = coefficient_chunking(c_i, c_o, height, width, k, params.poly_modulus_degree, frame_kernel, align, mask,
+                                  unit_costs)
+    except ValueError as e:
+        raise ValueError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
+    nonzero = np.zeros((ch.groups * ch.group, ch.chunks * ch.c_w), dtype=bool)
+    nonzero[:c_o, :c_i] = np.any(w.reshape(c_o, c_i, k * k) != 0, axis=2)
+    kept = nonzero.reshape(ch.groups, ch.group, ch.chunks, ch.c_w).any(axis=(1, 3))
+    blocks = [[int(b) for b in np.nonzero(kept[g])[0]] for g in range(ch.groups)]
+    return CoeffPlan(spec=ConvSpec(name, c_i, c_o, k, height, width, stride), chunking=ch, params=params, level=level,
+                     has_bias=has_bias, mask=mask, blocks=blocks,
+                     predicted=coefficient_counts(blocks, ch.tiles, has_bias, mask))
+
+
+@dataclass
+class CompiledCoeffConv:
+    """A plan with its plaintexts encoded on one backend: weights[g][b] for the kept blocks, the bias
+    (or, for an empty output, what it encrypts) per output group, and the coefficients each tile's
+    client reads (the mask leaves those at zero)."""
+
+    plan: CoeffPlan
+    weights: list[dict[int, Any]]
+    outputs: list[Any]
+    needed: list[np.ndarray]
+
+
+def compile_coeff_conv(plan: CoeffPlan, weight: np.ndarray, bias: np.ndarray | None, backend: Backend,
+                       input_scale: float | None = None) -> CompiledCoeffConv:
+    """Encode the kernel polynomials at the input level, scaled by the prime the rescale divides by
+    (the output comes back at the input scale), and the bias at the output level. Touches no ciphertext."""
+    name, s = plan.spec.name, plan.spec
+    w, b = _check_weight(name, weight, bias)
+    if w.shape != (s.c_out, s.c_in, s.kernel, s.kernel):
+        raise ValueError(f"layer {name}: weight has shape {list(w.shape)}, the plan was made for "
+                         f"{[s.c_out, s.c_in, s.kernel, s.kernel]}")
+    if (b is not None) != plan.has_bias:
+        raise ValueError(f"layer {name}: the plan was made {'with' if plan.has_bias else 'without'} a bias")
+    if backend.params != plan.params:
+        raise ValueError(f"layer {name}: backend parameters {backend.params} differ from the plan's {plan.params}")
+    ch, values = plan.chunking, backend.tracks_values
+    w_scale = backend.rescale_divisor(plan.level)
+    zero = np.zeros(ch.n)
+    weights = [{blk: backend.encode_coefficients(kernel_polynomial(w, g, blk, ch) if values else zero, plan.level,
+                                                 w_scale) for blk in blocks} for g, blocks in enumerate(plan.blocks)]
+    empty = set(plan.empty_outputs)
+    bias_map = np.zeros((s.c_out, ch.height, ch.width)) + (0.0 if b is None else b[:, None, None])
+    packed = pack_coeff_output(bias_map, ch) if values and (plan.has_bias or empty) else None
+    outputs = []
+    for g in range(ch.groups):
+        if not plan.has_bias and g not in empty:
+            outputs.append(None)
+            continue
+        vec = packed[g * ch.tiles] if packed is not None else zero  # every tile reads the same coefficients
+        outputs.append(backend.encode_coefficients(vec, plan.level + 1, input_scale or plan.params.scale))
+    return CompiledCoeffConv(plan, weights, outputs, needed_coefficients(ch, s.stride))
+
+
+def check_coeff_inputs(layer: CompiledCoeffConv, inputs: list[Any], backend: Backend) -> None:
+    """chunks * tiles input ciphertexts at the plan's level."""
+    plan = layer.plan
+    if len(inputs) != plan.n_in:
+        raise ValueError(f"layer {plan.spec.name}: expected {plan.n_in} input ciphertexts ({plan.chunking.chunks} "
+                         f"chunks x {plan.chunking.tiles} tiles), got {len(inputs)}")
+    for i, ct in enumerate(inputs):
+        if backend.level(ct) != plan.level:
+            raise ValueError(f"layer {plan.spec.name}: input ciphertext {i} is at level {backend.level(ct)}, "
+                             f"the plan expects {plan.level}")
+
+
+def evaluate_coeff_conv(layer: CompiledCoeffConv, inputs: list[Any], backend: Backend) -> list[Any]:
+    """Products, sums, rescales and bias of every output ciphertext (g * tiles + t); no mask."""
+    check_coeff_inputs(layer, inputs, backend)
+    plan = layer.plan
+    chunks, tiles = plan.chunking.chunks, plan.chunking.tiles
+    outputs: list[Any] = []
+    for g, blocks in enumerate(plan.blocks):
+        for t in range(tiles):
+            if not blocks:
+                outputs.append(backend.encrypt_plain(layer.outputs[g]))
+                continue
+            y = backend.multiply_plain(inputs[t * chunks + blocks[0]], layer.weights[g][blocks[0]])
+            for blk in blocks[1:]:
+                backend.add_inplace(y, backend.multiply_plain(inputs[t * chunks + blk], layer.weights[g][blk]))
+            backend.rescale_inplace(y)
+            if layer.outputs[g] is not None:
+                backend.add_plain_inplace(y, layer.outputs[g])
+            outputs.append(y)
+    return outputs
+
+
+def mask_range_bits(params: CKKSParams, level: int) -> int:
+    """log2 R of the mask's range [-R, R] at `level`: 3 bits under the level's modulus, so a masked
+    partial sum stays clear of wrap-around (and of SEAL's encoding limit).
+
+    >>> from heconv.params import ckks_params
+    >>> mask_range_bits(ckks_params(depth=1), 1)           # [60, 40, 60] after the rescale: q0 has 60 bits
+    57
+    """
+    return level_bits(params, level) - 3
+
+
+def mask_hiding_bits(params: CKKSParams, level: int, bound: float) -> float:
+    """Statistical hiding per masked coefficient, in bits: log2(R / (bound * scale)), where `bound`
+    limits |partial sum| (max|x| times the largest L1 norm of an output channel's weights). Two
+    partial sums v, v' under the same uniform mask on [-R, R] are within statistical distance
+    |v - v'| / (2R) <= 2^-bits; m masked coefficients lose up to log2(m) bits more (union bound).
+
+    >>> from heconv.params import ckks_params
+    >>> mask_hiding_bits(ckks_params(depth=1), 1, 1.0)     # 57 - 40 - 0
+    17.0
+    """
+    return float(mask_range_bits(params, level) - params.scale_bits - math.log2(max(bound, 2.0 ** -params.scale_bits)))
+
+
+def mask_outputs(layer: CompiledCoeffConv, outputs: list[Any], backend: Backend,
+                 rng: np.random.Generator | None = None) -> None:
+    """Add to every nonempty output a fresh public-key encryption of a random polynomial, zero on the
+    coefficients the client reads and uniform in [-R, R] elsewhere (in place). Server side: no secret key."""
+    plan = layer.plan
+    rng = rng or np.random.default_rng()  # fresh OS entropy on every run
+    tiles, n = plan.chunking.tiles, plan.chunking.n
+    r = float(2 ** mask_range_bits(plan.params, plan.level + 1))
+    for g, blocks in enumerate(plan.blocks):
+        if not blocks:
+            continue  # the encrypted bias alone: nothing of the weights to hide
+        for t in range(tiles):
+            y = outputs[g * tiles + t]
+            scale = backend.scale(y)
+            values = np.where(layer.needed[t], 0.0, rng.uniform(-r, r, n)) / scale if backend.tracks_values else None
+            noise = backend.encrypt_plain(backend.encode_coefficients(values if values is not None else np.zeros(n),
+                                                                      plan.level + 1, scale))
+            backend.add_inplace(y, noise)
+
+
+def run_coeff_conv(layer: CompiledCoeffConv, inputs: list[Any], backend: Backend,
+                   rng: np.random.Generator | None = None) -> list[Any]:
+    """Evaluate the layer on chunks * tiles input ciphertexts; returns groups * tiles outputs, masked
+    when the plan says so. Stride 2 is computed at input resolution: the client subsamples."""
+    outputs = evaluate_coeff_conv(layer, inputs, backend)
+    if layer.plan.mask:
+        mask_outputs(layer, outputs, backend, rng)
+    return outputs
+
+
+def encrypt_coeff_input(x: np.ndarray, chunking: CoeffChunking, backend: Backend, level: int = 0) -> list[Any]:
+    """Client side: pack a [C, H, W] feature map into coefficients and encrypt each chunk of each tile."""
+    return [backend.encrypt_plain(backend.encode_coefficients(v, level)) for v in pack_coeff_input(x, chunking)]
+
+
+def encrypt_coeff_output_layout(y: np.ndarray, chunking: CoeffChunking, backend: Backend, level: int) -> list[Any]:
+    """Client side: a map [C_out, H, W] encrypted in a conv's output layout (a residual operand)."""
+    return [backend.encrypt_plain(backend.encode_coefficients(v, level)) for v in pack_coeff_output(y, chunking)]
+
+
+def read_coeff_output(cts: list[Any], chunking: CoeffChunking, channels: int, stride: int, backend: Backend) -> np.ndarray:
+    """Client side: decrypt, read the output coefficients [channels, H, W], subsample by the stride."""
+    y = unpack_coeff_output([backend.decode_coefficients(c) for c in cts], chunking, channels)
+    return y[:, ::stride, ::stride]
+
+
+def decrypt_coeff_output(cts: list[Any], plan: CoeffPlan, backend: Backend) -> np.ndarray:
+    """Client side: the layer's output [C_out, H/s, W/s]."""
+    return read_coeff_output(cts, plan.chunking, plan.spec.c_out, plan.spec.stride, backend)

@@ -1,0 +1,114 @@
+"""What a coefficient-encoding convolution plan is (DESIGN.md section 3c): its chunking, its
+kept kernel blocks, its mask, its counts.
+
+Frozen data only (built by `heconv.coeff.plan_coeff_conv`, executed by
+`heconv.coeff.run_coeff_conv`), with a JSON round trip:
+`CoeffPlan.from_dict(json.loads(plan.to_json())) == plan`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from .backends.base import OpCounts
+from .conv_plan import ConvSpec
+from .geometry import CoeffChunking
+from .params import CKKSParams
+
+ALGORITHMS = ("slot", "coefficient")
+
+
+def coefficient_counts(blocks: list[list[int]], tiles: int, has_bias: bool, mask: bool) -> OpCounts:
+    """The cost model of the coefficient algorithm from its kept blocks (blocks[g]: the input chunks
+    whose kernel block of output group g is nonzero).
+
+    Per (output group g, tile): one plaintext multiplication per kept chunk, their sum, one
+    rescale, the bias, and with `mask` a fresh mask (encode, encryption, addition); an output
+    with no kept block is the encrypted bias alone. No rotation.
+
+    >>> c = coefficient_counts([list(range(64))] * 3, 1, False, True)   # dense 64->64 3x3 on 16x16, N = 8192
+    >>> c.rotations, c.pmuls, c.adds, c.rescales, c.encryptions
+    (0, 192, 192, 3, 3)
+    """
+    kept = sum(len(b) for b in blocks)
+    full = sum(1 for b in blocks if b)
+    masks = tiles * full if mask else 0
+    return OpCounts(pmuls=tiles * kept, adds=tiles * (kept - full) + masks, plain_adds=tiles * full if has_bias else 0,
+                    rescales=tiles * full, encryptions=tiles * (len(blocks) - full) + masks, encodes=masks)
+
+
+def dense_coefficient_counts(chunking: CoeffChunking, has_bias: bool = False, mask: bool = True) -> OpCounts:
+    """The closed formula of a dense layer, with G = ceil(C_out / group) output groups:
+    pmuls = G*tiles*chunks, adds = G*tiles*(chunks - 1 + mask), rescales = G*tiles,
+    encryptions = encodes = mask*G*tiles.
+
+    >>> from heconv.geometry import coefficient_chunking
+    >>> c = dense_coefficient_counts(coefficient_chunking(64, 64, 16, 16, 3, 8192))
+    >>> c.pmuls, c.adds, c.rescales                    # G = 3 groups of 22 channels, 64 chunks of 1
+    (192, 192, 3)
+    """
+    ch = chunking
+    outs = ch.groups * ch.tiles
+    return OpCounts(pmuls=outs * ch.chunks, adds=outs * (ch.chunks - 1 + mask), plain_adds=outs if has_bias else 0,
+                    rescales=outs, encryptions=outs * mask, encodes=outs * mask)
+
+
+@dataclass(frozen=True)
+class CoeffPlan:
+    """Everything `run_coeff_conv` will do, decided before any ciphertext exists.
+
+    chunking: C_w, chunks, output groups, tiles and the frame (heconv.geometry.coefficient_chunking);
+    blocks[g]: the input chunks whose kernel block K[channels of group g, chunk] is nonzero (one
+    plaintext, one multiplication per tile each); mask: whether every output ciphertext gets a
+    fresh public-key encryption of a random polynomial over the coefficients the client does not
+    read (the weights' partial sums). Input ciphertexts t * chunks + b, outputs g * tiles + t.
+    """
+
+    spec: ConvSpec
+    chunking: CoeffChunking
+    params: CKKSParams
+    level: int
+    has_bias: bool
+    mask: bool
+    blocks: list[list[int]]
+    predicted: OpCounts = field(default_factory=OpCounts)
+
+    algorithm = "coefficient"
+
+    @property
+    def rotation_steps(self) -> list[int]:
+        """No Galois key: the coefficient algorithm never rotates."""
+        return []
+
+    @property
+    def n_in(self) -> int:
+        return self.chunking.chunks * self.chunking.tiles
+
+    @property
+    def n_out(self) -> int:
+        return self.chunking.groups * self.chunking.tiles
+
+    @property
+    def plaintexts(self) -> int:
+        """Weight plaintexts the compile encodes (one per kept block, shared by the tiles)."""
+        return sum(len(b) for b in self.blocks)
+
+    @property
+    def empty_outputs(self) -> list[int]:
+        """Output groups with no kept block: the server encrypts the bias alone."""
+        return [g for g, b in enumerate(self.blocks) if not b]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CoeffPlan":
+        params = dict(d["params"])
+        params["coeff_mod_bit_sizes"] = tuple(params["coeff_mod_bit_sizes"])
+        return cls(spec=ConvSpec(**d["spec"]), chunking=CoeffChunking(**d["chunking"]), params=CKKSParams(**params),
+                   level=d["level"], has_bias=d["has_bias"], mask=d["mask"], blocks=d["blocks"],
+                   predicted=OpCounts(**d["predicted"]))
