@@ -141,8 +141,10 @@ def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int
     torch.manual_seed(cell.train.seed)
     model = build_model(cell.train.model, data.in_channels, data.num_classes)
     model.load_state_dict(load_state_bytes(trained["state"]))
+    from pruning.methods import get_method
+
     schedules = trained["schedules"]
-    groups = model_groups(model, shape, params, schedules)
+    groups = model_groups(model, shape, params, schedules, get_method(cell.method).algorithm == "coefficient")
     result = iterative_prune(model, data, groups, cell.method, params, cell.max_drop,
                              cell.fractions or DEFAULT_FRACTIONS,
                              TrainConfig(epochs=cell.finetune_epochs, lr=cell.finetune_lr, seed=cell.train.seed),

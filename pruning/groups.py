@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from heconv.frontend import conv_packings
-from heconv.geometry import group_ids, schedule_group_ids
+from heconv.frontend.lower import conv_chunkings
+from heconv.geometry import coefficient_block_ids, group_ids, schedule_group_ids
 from heconv.params import CKKSParams
 from heconv.schedule import resolve_schedule
 
@@ -50,6 +51,9 @@ class LayerGroups:
     diag_saves: torch.Tensor  # [n_diag] 1 where zeroing the group saves a rotation (d != 0; under B: g != 0)
     pos_saves: torch.Tensor  # [n_pos] 1 where it does (pos != centre; under B: (j, pos) != (0, centre))
     baby_step: int = 1
+    # the coefficient algorithm's kernel blocks (output group, input chunk), when asked for
+    block_ids: torch.Tensor | None = None
+    n_block: int = 0
 
 
 def groups_for_weight(shape: tuple[int, int, int, int], c_n: int, path: str = "conv",
@@ -82,8 +86,12 @@ def groups_for_weight(shape: tuple[int, int, int, int], c_n: int, path: str = "c
 
 
 def model_groups(model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams,
-                 schedule: str | dict[str, str | int] | None = None) -> dict[str, LayerGroups]:
+                 schedule: str | dict[str, str | int] | None = None,
+                 coefficient: bool = False) -> dict[str, LayerGroups]:
     """The pruning groups of every conv of `model`, from the engine's plan of it.
+
+    `coefficient`: also the kernel blocks of the coefficient algorithm's plan (block_ids,
+    heconv.geometry.coefficient_block_ids), which the `coefficient-block` method prunes.
 
     `schedule`: one schedule for every conv ("output-rotation", "input-rotation",
     "bsgs:B"), or one per conv path (a schedule or a baby step B; convs left out use
@@ -93,6 +101,7 @@ def model_groups(model: nn.Module, input_shape: tuple[int, int, int], params: CK
     model.eval()
     try:
         packings = conv_packings(model, input_shape, params)
+        chunkings = conv_chunkings(model, input_shape, params) if coefficient else {}
     finally:
         model.train(was_training)
     per_layer = schedule if isinstance(schedule, dict) else {}
@@ -105,6 +114,10 @@ def model_groups(model: nn.Module, input_shape: tuple[int, int, int], params: CK
     for path, p in packings.items():
         spec = per_layer.get(path, "output-rotation") if isinstance(schedule, dict) else (schedule or "output-rotation")
         out[path] = groups_for_weight(tuple(modules[path].weight.shape), p.c_n, path, _baby_step(spec, p.c_n, path))
+        if path in chunkings:
+            ids, n = coefficient_block_ids(tuple(modules[path].weight.shape), chunkings[path])
+            out[path].block_ids = torch.from_numpy(np.ascontiguousarray(ids).reshape(-1).astype(np.int64))
+            out[path].n_block = n
     return out
 
 

@@ -87,7 +87,7 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
     tx, ty = data.tensors("test")
     start = evaluate(model, vx, vy)
     base = start if reference is None else reference
-    cost = he_cost(model, shape, params, schedule)
+    cost = he_cost(model, shape, params, schedule, get_method(method).algorithm)
     zeros = sparsity(model, groups)
     result = PruneResult(method, base, [PruneStep(0, 0.0, start, base - start, cost["rotations"], cost["pmuls"],
                                                   zeros, base - start <= max_drop, evaluate(model, tx, ty))])
@@ -105,7 +105,7 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
             train(model, data, finetune, None)
         zeros = sparsity(model, groups)
         acc = evaluate(model, vx, vy)
-        cost = he_cost(model, shape, params, schedule)
+        cost = he_cost(model, shape, params, schedule, get_method(method).algorithm)
         ok = base - acc <= max_drop
         result.steps.append(PruneStep(i, frac, acc, base - acc, cost["rotations"], cost["pmuls"], zeros, ok,
                                       evaluate(model, tx, ty), cut))

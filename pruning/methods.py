@@ -15,6 +15,8 @@ a fraction of each conv's units (`masks`):
     artemis-diagonal    diagonal groups (bo, d) (RMS)                  lambda_d
     artemis-positional  positional groups (bi, pos) (RMS)              lambda_p
     artemis-both        both kinds (RMS)                               lambda_p and lambda_d
+    coefficient-block   the coefficient algorithm's kernel blocks       no Lasso
+                        (output group, input chunk) (RMS)
 
 RMS is a group's L2 norm over the square root of its size, so that groups of different
 sizes (layers of different widths) meet one global threshold on equal terms.
@@ -98,6 +100,8 @@ class PruningMethod(ABC):
     name: str
     # Which group-Lasso weights the model it prunes is trained with ("p", "d"); () is plain training.
     lasso: tuple[str, ...] = ()
+    # The engine algorithm whose cost the method cuts (and its steps are counted under).
+    algorithm: str = "slot"
 
     def units(self, weights: dict[str, torch.Tensor], groups: dict[str, LayerGroups]) -> list[Units]:
         """The scored units of every conv (none: nothing to prune)."""
@@ -207,6 +211,22 @@ class Hunter(PruningMethod):
         return out
 
 
+class CoefficientBlock(PruningMethod):
+    """Kernel blocks of the coefficient algorithm (one plaintext multiplication per tile each), by RMS."""
+
+    name = "coefficient-block"
+    algorithm = "coefficient"
+
+    def units(self, weights, groups):
+        out = []
+        for path, g in groups.items():
+            if g.block_ids is None:
+                raise ValueError(f"layer {path}: coefficient-block needs the coefficient algorithm's kernel blocks; "
+                                 "build the groups with model_groups(..., coefficient=True)")
+            out.append(Units(path, "block", g.block_ids, g.n_block, rms_scores(weights[path], g.block_ids, g.n_block)))
+        return out
+
+
 def _plaintexts_per_group(ids: torch.Tensor, plain_ids: torch.Tensor, n: int) -> torch.Tensor:
     """How many distinct plaintexts hold weights of each group.
 
@@ -221,7 +241,7 @@ _ALL = [Dense(), Unstructured(), Hunter(), GroupPruning("hunter-plaintext", ("pl
         GroupPruning("diagonal-no-lasso", ("diagonal",)),
         GroupPruning("artemis-diagonal", ("diagonal",), ("d",)),
         GroupPruning("artemis-positional", ("positional",), ("p",)),
-        GroupPruning("artemis-both", ("diagonal", "positional"), ("p", "d"))]
+        GroupPruning("artemis-both", ("diagonal", "positional"), ("p", "d")), CoefficientBlock()]
 REGISTRY: dict[str, PruningMethod] = {m.name: m for m in _ALL}
 METHODS = tuple(REGISTRY)
 

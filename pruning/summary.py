@@ -12,11 +12,11 @@ from .masks import fold_masks
 
 
 def he_cost(model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams,
-            schedule: str | dict[str, str] = "output-rotation") -> dict[str, int]:
+            schedule: str | dict[str, str] = "output-rotation", algorithm: str = "slot") -> dict[str, int]:
     """Predicted rotations and plaintext multiplications of the (mask-folded) model on the engine,
-    every conv with `schedule` (or one per conv name, heconv.network.plan_network)."""
+    every conv with `schedule` (or one per conv name, heconv.network.plan_network) and `algorithm`."""
     folded = fold_masks(model).eval()
-    plan = plan_network(lower_model(folded, input_shape), params, schedule=schedule)
+    plan = plan_network(lower_model(folded, input_shape), params, schedule=schedule, algorithm=algorithm)
     return {"rotations": plan.predicted.rotations, "pmuls": plan.predicted.pmuls}
 
 

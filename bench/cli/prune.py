@@ -77,7 +77,9 @@ def run(args: argparse.Namespace) -> dict:
     # The checkpoint's own schedules (fixed at training) unless --schedule asks for others.
     schedules = (meta["schedules"] if args.schedule is None and meta.get("schedules")
                  else fixed_schedules(model, shape, params, args.schedule or "output-rotation"))
-    groups = model_groups(model, shape, params, schedules)
+    from pruning.methods import get_method
+
+    groups = model_groups(model, shape, params, schedules, get_method(args.method).algorithm == "coefficient")
     schedule = args.fractions or DEFAULT_FRACTIONS
     reference = None
     if args.reference:

@@ -15,7 +15,7 @@ def _model_and_groups():
     torch.manual_seed(0)
     model = models.SmallCNN(1, 3)
     shape = (1, 8, 8)
-    return model, model_groups(model, shape, params_for_input(8, 8)), shape
+    return model, model_groups(model, shape, params_for_input(8, 8), coefficient=True), shape
 
 
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "dense"])
@@ -80,3 +80,22 @@ def test_lasso_of_each_method():
     assert get_method("artemis-both").lasso == ("p", "d") and get_method("hunter").lasso == ()
     g = groups_for_weight((4, 4, 3, 3), c_n=4)
     assert get_method("diagonal-no-lasso").units({"conv": torch.ones(4, 4, 3, 3)}, {"conv": g})[0].n == g.n_diag
+
+
+def test_a_zero_kernel_block_saves_the_coefficient_engine_one_multiplication_per_tile():
+    model, groups, shape = _model_and_groups()
+    params = params_for_input(8, 8)
+    dense = he_cost(model, shape, params, algorithm="coefficient")
+    path = list(groups)[1]
+    g = groups[path]
+    mask = torch.ones(g.shape)
+    mask.view(-1)[g.block_ids == 0] = 0.0
+    apply_masks(model, {path: mask})
+    pruned = he_cost(model, shape, params, algorithm="coefficient")
+    from heconv.frontend.lower import conv_chunkings
+
+    tiles = conv_chunkings(model.eval(), shape, params)[path].tiles
+    assert dense["pmuls"] - pruned["pmuls"] == tiles
+    with pytest.raises(ValueError, match="coefficient=True"):
+        get_method("coefficient-block").units(current_weights(model, groups),
+                                              model_groups(model, shape, params))
