@@ -171,6 +171,8 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
     all_cases, engines = cases, engines_section(cases)
     cases = slot_cases(cases) or cases  # the rotation cost models and method ratios: the slot engine's cases
     rows, pruning_ratios = read_pruning(as_paths(pruning_csv))
+    if experiments:
+        pruning_ratios = {}  # the database's verdicts (per seed, with intervals) replace the one-row ratios
     by_n: dict[int, list[Case]] = {}
     for c in cases:
         by_n.setdefault(c.n, []).append(c)

@@ -48,6 +48,16 @@ def render_readme_block(cost_model: dict) -> str:
         lines += [("Rotation ratios of the pruning methods (each method's most pruned step that kept the "
                    "accuracy budget, engine plan, `pruning_summary.csv`):"), ""]
         lines += [f"- {k}: {v:.2f}x" for k, v in sorted(pruning.items())] + [""]
+    experiments = cost_model.get("experiments") or {}
+    if experiments:
+        lines += [("Pruning verdicts from `results/experiments.sqlite`: rotations needed at a test-accuracy drop of at "
+                   "most 1 point, ratio per seed, geometric mean and 95% bootstrap interval over seeds:"), ""]
+        for key, e in sorted(experiments.items()):
+            for name, r in sorted((e.get("ratios") or {}).items()):
+                if r and r.get("value") is not None:
+                    lo, hi = r["interval"]
+                    lines.append(f"- {key}: {name} = {r['value']:.2f}x [{lo:.2f}, {hi:.2f}] ({r['seeds']} seeds)")
+        lines.append("")
     methods = cost_model.get("method_ratios") or {}
     if methods:
         lines += ["Pruned checkpoints run encrypted (model suite):", "",
