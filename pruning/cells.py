@@ -67,7 +67,11 @@ class PruneCell:
 
     @property
     def run_id(self) -> str:
-        return (f"prune/{self.method}/{self.mode}/d{self.max_drop:g}/f{self.finetune_epochs}/"
+        """Readable, with a short digest of the pruning schedule (another schedule is another cell)."""
+        from pruning.iterative import DEFAULT_FRACTIONS
+
+        steps = hashlib.sha256(repr(tuple(self.fractions or DEFAULT_FRACTIONS)).encode()).hexdigest()[:6]
+        return (f"prune/{self.method}/{self.mode}/d{self.max_drop:g}/f{self.finetune_epochs}/q{steps}/"
                 + self.train.run_id.removeprefix("train/"))
 
     def fields(self) -> dict:
@@ -75,7 +79,14 @@ class PruneCell:
         return {"model": t.model, "dataset": t.dataset, "input_size": t.input_size, "subset": t.subset,
                 "poly_modulus_degree": t.poly_modulus_degree, "schedule": t.schedule, "method": self.method,
                 "lasso": t.lasso, "lambda_p": t.lambda_p, "lambda_d": t.lambda_d, "seed": t.seed,
-                "config": {**asdict(self), "train": t.run_id, "reference": self.reference.run_id}}
+                "config": {**asdict(self), "train": t.run_id, "reference": self.reference.run_id,
+                           "fractions": list(self.fractions or _default_fractions())}}
+
+
+def _default_fractions() -> tuple[float, ...]:
+    from pruning.iterative import DEFAULT_FRACTIONS
+
+    return DEFAULT_FRACTIONS
 
 
 def _setup(cell: TrainCell, threads: int):
