@@ -1,5 +1,5 @@
 """The cost-model report behind `artemis report`: benchmark runs read into cases (cases.py), the
-count models fitted per N (fits.py), the pruning methods compared (compare.py), the figures
+count models fitted per N (fits.py), the pruning methods compared (compare.py), ours beside a peer engine (peers.py), the figures
 (plots.py), the opening verdicts (verdict.py), report.md and `write_report` (markdown.py), and
 the README's results block (readme.py).
 
