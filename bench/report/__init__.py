@@ -1,7 +1,7 @@
 """The cost-model report behind `artemis report`: benchmark runs read into cases (cases.py), the
-count models fitted per N (fits.py), the pruning methods compared (compare.py), the figures
-(plots.py), the opening verdicts (verdict.py), report.md and `write_report` (markdown.py), and
-the README's results block (readme.py).
+count models fitted per N (fits.py), the pruning methods compared (compare.py), ours beside a
+peer engine (peers.py), the figures (plots.py), the opening verdicts (verdict.py), report.md
+and `write_report` (markdown.py), and the README's results block (readme.py).
 
 Outputs of `write_report`: report.md, report.csv (one tidy row a case), cost_model.json,
 latency_fits_N<N>.png, sweeps.png and pareto.png.

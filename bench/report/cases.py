@@ -248,7 +248,7 @@ def load_benchmarks(paths: list[str | Path]) -> tuple[list[Case], dict[tuple[int
     for path in paths:
         path = Path(path)
         data = _read_run(path)
-        tally = {"layer_cases": 0, "model_cases": 0, "primitive_cases": 0}
+        tally = {"layer_cases": 0, "model_cases": 0, "primitive_cases": 0, "peer_cases": 0}
         for b in data["benchmarks"]:
             try:
                 e, stats = b["extra_info"], b["stats"]
@@ -257,13 +257,16 @@ def load_benchmarks(paths: list[str | Path]) -> tuple[list[Case], dict[tuple[int
             if "primitive" in e:
                 units[(int(e["poly_modulus_degree"]), int(e["level"]), e["primitive"])] = float(stats["median"])
                 tally["primitive_cases"] += 1
+            elif e.get("suite") == "peer":  # beside a peer engine (bench.report.peers), not fitted
+                tally["peer_cases"] += 1
             elif "counts" in e:
                 cases.append(_case(path, b, e, stats))
                 tally[f"{cases[-1].suite}_cases"] += 1
         origins.append({"file": path.name, **(data.get("artemis") or {}), "suite": run_suite(path, data),
                         "datetime": data.get("datetime"), **tally})
     if not cases and not units:
-        raise ValueError(f"no benchmark with counts or primitives in {[str(p) for p in paths]}")
+        peers = " (peer cases only: name a full run beside them)" if any(o["peer_cases"] for o in origins) else ""
+        raise ValueError(f"no benchmark with counts or primitives in {[str(p) for p in paths]}{peers}")
     return cases, units, origins
 
 

@@ -2,8 +2,9 @@
 and the figures into one folder.
 
 report.md opens with the run(s) read and their suite label, then the verdicts (verdict.py),
-then one section per N with the fits and the cases, the pruned checkpoints, the sparsity
-sweeps, the pruning summaries and the provenance.
+then one section per N with the fits and the cases, the pruned checkpoints, the schedules,
+ours beside Orion (peers.py, when the runs hold peer cases), the sparsity sweeps, the
+pruning summaries and the provenance.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .compare import (
 )
 from .fits import DOMINANT_SHARE, NFit, fit_n
 from .experiments import experiments_section, experiments_summary
+from .peers import peer_rows, peers_section
 from .plots import experiments_figure, fits_figure, pareto_figure, sweeps_figure
 from .text import accuracy_text, finite, fmt
 from .verdict import verdict_section, wall_cpu_summary
@@ -198,6 +200,10 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
     md += engines.md
     if model["schedule_gains"]:
         md += schedules_section(model["schedule_gains"])
+    peers = peer_rows(paths)
+    if peers:
+        model["peers"] = peers
+        md += peers_section(peers)
     series = sweep_series(cases)
     if series:
         md += sweeps_section(series)

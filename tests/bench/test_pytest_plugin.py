@@ -26,7 +26,7 @@ def test_benchmark_only_collects_the_suite_and_nothing_else():
     assert all(i.startswith("bench/test_") for i in quick)
     full = _collect("--benchmark-only")
     assert {i.split("::")[0] for i in full} == {"bench/test_primitives.py", "bench/test_layers.py",
-                                                "bench/test_models.py"}
+                                                "bench/test_models.py", "bench/test_peers.py"}
     assert len(full) > len(quick)
 
 

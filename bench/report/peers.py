@@ -1,0 +1,115 @@
+"""Our engine beside its peers (bench/test_peers.py, extra_info suite "peer"): per layer shape,
+our latency on one and two workers, Orion's, and the ratios ours/Orion.
+
+Latencies are each case's median over its timed rounds (pytest-benchmark's stats), so
+one slow round on a busy machine moves them less than the mean.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .cases import _read_run
+from .compare import last_by
+
+OURS, ORION = "artemis", "orion"
+SHAPE_KEYS = ("poly_modulus_degree", "network", "layer", "c_in", "c_out", "hw", "kernel", "stride")
+
+
+def _variant(e: dict) -> str | None:
+    """Which column a peer case fills: ours_auto_w1, ours_auto_w2, ours_or_w1, orion (None: another)."""
+    if e.get("peer") == ORION:
+        return "orion"
+    if e.get("peer") != OURS:
+        return None
+    sched = {"auto": "auto", "output-rotation": "or"}.get(e.get("requested_schedule") or "")
+    workers = e.get("requested_workers", e.get("workers", 1))
+    return f"ours_{sched}_w{workers}" if sched and workers in (1, 2) else None
+
+
+def peer_entries(paths: list[str | Path]) -> list[dict]:
+    """The peer cases of the runs, in file order: {variant, key, latency_s, info}."""
+    out = []
+    for path in paths:
+        for b in _read_run(Path(path))["benchmarks"]:
+            e = b.get("extra_info") or {}
+            variant = _variant(e) if e.get("suite") == "peer" else None
+            if variant is None or "median" not in (b.get("stats") or {}):
+                continue
+            missing = [k for k in SHAPE_KEYS if k not in e]
+            if missing:
+                raise ValueError(f"{path}: {b.get('name', '?')}: peer case without extra_info {missing}")
+            out.append({"variant": variant, "key": tuple(e[k] for k in SHAPE_KEYS),
+                        "latency_s": float(b["stats"]["median"]), "info": e})
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def peer_rows(paths: list[str | Path]) -> list[dict]:
+    """One row per layer shape: each variant's median latency and max error, and ours/Orion.
+
+    Where a variant ran more than once the last case wins (the newest run when named last).
+    """
+    chosen = last_by(peer_entries(paths), lambda p: (p["key"], p["variant"]))
+    rows = []
+    for key in sorted({k for k, _ in chosen}, key=lambda k: tuple(map(str, k))):
+        row = dict(zip(SHAPE_KEYS, key))
+        for variant in ("ours_auto_w1", "ours_auto_w2", "ours_or_w1", "orion"):
+            p = chosen.get((key, variant))
+            row[f"{variant}_s"] = p["latency_s"] if p else None
+            row[f"{variant}_max_abs_error"] = p["info"].get("max_abs_error") if p else None
+        w2 = chosen.get((key, "ours_auto_w2"))
+        row["ours_auto_w2_workers"] = w2["info"].get("workers") if w2 else None
+        orion = chosen.get((key, "orion"))
+        row["orion_version"] = orion["info"].get("orion_version") if orion else None
+        row["orion_key_switches_estimate"] = orion["info"].get("key_switches_estimate") if orion else None
+        row["ours_auto_w1_rotations"] = (chosen[(key, "ours_auto_w1")]["info"].get("rotations")
+                                         if (key, "ours_auto_w1") in chosen else None)
+        for variant in ("ours_auto_w1", "ours_auto_w2", "ours_or_w1"):
+            row[f"{variant}_over_orion"] = _ratio(row[f"{variant}_s"], row["orion_s"])
+        rows.append(row)
+    return rows
+
+
+def _cell(v, spec: str) -> str:
+    """`v` formatted, or '-' where the case did not run."""
+    return "-" if v is None else format(v, spec)
+
+
+def peers_section(rows: list[dict]) -> list[str]:
+    """report.md's section: ours beside Orion per shape (empty when the runs hold no peer case)."""
+    if not rows:
+        return []
+    md = ["## Beside Orion (bench/test_peers.py)", "",
+          "The same weights, bias and input on both sides, N = 8192, primes [60, 40 | 60], scale 2^40; latency "
+          "is each case's median timed round in seconds. Ours: `run_layer` under the auto schedule, on one worker "
+          "(w1) and on two (w2; in brackets, the workers the layer's split used). Orion: the compiled conv's "
+          "forward on its ciphertext. Rotations: ours counted; Orion's key switches estimated from each block's "
+          "Galois keys (Lattigo counts nothing).", "",
+          "| network | layer | C_in->C_out, HxW, stride | ours w1 | ours w2 | Orion | ours w1 / Orion "
+          "| ours w2 / Orion | rotations ours / Orion | max error ours / Orion |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        w2 = _cell(r["ours_auto_w2_s"], ".4f") + (f" ({r['ours_auto_w2_workers']})"
+                                                  if r["ours_auto_w2_workers"] else "")
+        md.append(
+            f"| {r['network']} | {r['layer']} | {r['c_in']}->{r['c_out']}, {r['hw']}x{r['hw']}, {r['stride']} "
+            f"| {_cell(r['ours_auto_w1_s'], '.4f')} | {w2} | {_cell(r['orion_s'], '.4f')} "
+            f"| {_cell(r['ours_auto_w1_over_orion'], '.2f')} | {_cell(r['ours_auto_w2_over_orion'], '.2f')} "
+            f"| {_cell(r['ours_auto_w1_rotations'], 'd')} / {_cell(r['orion_key_switches_estimate'], 'd')} "
+            f"| {_cell(r['ours_auto_w1_max_abs_error'], '.1e')} / {_cell(r['orion_max_abs_error'], '.1e')} |")
+    md.append("")
+    versions = sorted({r["orion_version"] for r in rows if r["orion_version"]})
+    if not versions:
+        md += ["No Orion case ran (orion-fhe not installed: `pip install -e .[peers]`), so no ratio.", ""]
+    else:
+        md += [f"Orion {', '.join(versions)}.", ""]
+    rot = [r for r in rows if r["ours_or_w1_s"] is not None]
+    if rot:
+        md += ["Ours under output-rotation on one worker, where auto picks another schedule: "
+               + ", ".join(f"{r['layer']} {r['ours_or_w1_s']:.4f} s ({_cell(r['ours_or_w1_over_orion'], '.2f')} "
+                           "of Orion's)" for r in rot) + ".", ""]
+    return md

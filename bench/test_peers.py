@@ -1,0 +1,111 @@
+"""Our engine beside Orion on the same conv layers, in one run (group peers-N8192).
+
+Cases, for every 3x3 conv shape of ResNet18 at 16x16 input and ResNet-20's 16->16 (the
+shapes of bench/test_layers.py), dense Kaiming weights, the same bias and the same input
+(uniform in [-1, 1]) on both sides, N = 8192 with primes [60, 40 | 60] and scale 2^40:
+
+- ours (`peer` artemis): schedule auto on one worker and on two (`heconv.parallel`, the
+  workers forked after compile), and output-rotation on one worker where auto picks another
+  schedule;
+- Orion (`peer` orion, `bench.peers.orion_conv`): skipped, with the command that installs
+  it, when orion-fhe is not installed (`pip install -e .[peers]`).
+
+Timed, one warm-up round then ROUNDS rounds each: ours `bench.harness.layer.run_layer` (as
+the layer suite), Orion the compiled conv's forward on its ciphertext. Set-up (keys,
+plaintexts, encryption; Orion's fit and compile) is never timed. Each output is decrypted
+once, outside the timing, and checked against torch (max_abs_error in extra_info).
+extra_info["suite"] is "peer", so the cost-model fits leave these cases out; the report's
+peers section (bench.report.peers) puts ours beside Orion per shape with the ratios.
+"""
+
+import numpy as np
+import pytest
+
+from bench.harness.layer import layer_record, prepare_layer, run_layer
+from bench.peers.orion_conv import INSTALL_HINT, orion_record, orion_version, prepare_orion_conv, run_orion_conv
+from heconv.backends import make_backend
+from heconv.conv import plan_conv
+from heconv.params import ckks_params
+from pruning.synthetic import random_conv_weights
+
+N = 8192
+GROUP = f"peers-N{N}"
+ROUNDS = 5
+SEED = 0
+# network, layer, c_in, c_out, hw, k, stride: as in bench/test_layers.py's SHAPES
+SHAPES = [
+    ("resnet18", "layer1.conv3x3", 64, 64, 16, 3, 1),
+    ("resnet18", "layer2.0.conv1", 64, 128, 16, 3, 2),
+    ("resnet18", "layer2.conv3x3", 128, 128, 8, 3, 1),
+    ("resnet18", "layer3.conv3x3", 256, 256, 4, 3, 1),
+    ("resnet18", "layer4.conv3x3", 512, 512, 2, 3, 1),
+    ("resnet20", "layer1.conv3x3", 16, 16, 16, 3, 1),
+]
+SHAPE_OF = {(s[0], s[1]): s for s in SHAPES}
+NO_ORION = f"orion-fhe is not installed: {INSTALL_HINT} to run Orion beside our engine"
+
+
+def _params():
+    return ckks_params(depth=1, poly_modulus_degree=N)
+
+
+def _layer(shape):
+    """The weights and bias both engines run (the layer suite's, for the same seed)."""
+    _, _, c_in, c_out, hw, k, _ = shape
+    w = random_conv_weights(c_out, c_in, k, _params().slots, hw, hw, seed=SEED)
+    return w, np.random.default_rng(SEED + 2).normal(0, 0.1, c_out)
+
+
+def _auto_differs(shape) -> bool:
+    _, _, _, _, hw, _, stride = shape
+    return plan_conv(_layer(shape)[0], hw, hw, _params(), stride=stride, schedule="auto").baby_step != 1
+
+
+def _cases():
+    orion_missing = orion_version() is None
+    for shape in SHAPES:
+        net, layer, c_in, c_out = shape[:4]
+        base = f"{net}-{layer}-{c_in}to{c_out}"
+        ours = [("auto", 1), ("auto", 2)] + ([("output-rotation", 1)] if _auto_differs(shape) else [])
+        for schedule, workers in ours:
+            tag = "or" if schedule == "output-rotation" else schedule
+            yield pytest.param(net, layer, N, "artemis", schedule, workers, id=f"{base}-ours-{tag}-w{workers}")
+        yield pytest.param(net, layer, N, "orion", None, 1, id=f"{base}-orion",
+                           marks=[pytest.mark.skip(reason=NO_ORION)] if orion_missing else [])
+
+
+@pytest.mark.parametrize("network, layer, n, peer, schedule, workers", list(_cases()))
+def test_peer_layer(benchmark, unit_costs_for, network, layer, n, peer, schedule, workers):
+    shape = SHAPE_OF[(network, layer)]
+    _, _, c_in, c_out, hw, k, stride = shape
+    params, (w, bias) = _params(), _layer(shape)
+    benchmark.group = GROUP
+    info = {"suite": "peer", "network": network, "layer": layer, "weights": "synthetic", "method": "dense",
+            "requested_schedule": schedule, "requested_workers": workers, "rounds": ROUNDS, "warmup_rounds": 1}
+    if peer == "orion":
+        prep = prepare_orion_conv(w, bias, hw, hw, stride, params, seed=SEED)
+        try:
+            runs = []
+            benchmark.pedantic(lambda: runs.append(run_orion_conv(prep)), rounds=ROUNDS, iterations=1,
+                               warmup_rounds=1)
+            record = orion_record(prep, runs[-1], runs[-ROUNDS:], latency_s=benchmark.stats.stats.mean)
+        finally:
+            prep.close()
+        assert record["max_abs_error"] < 1e-3 * max(1.0, record["max_abs_reference"])
+        benchmark.extra_info.update(record | info)
+        return
+    prep = prepare_layer(w, bias, hw, hw, stride, make_backend("encrypted", params, SEED), seed=SEED, name=layer,
+                         schedule=schedule, workers=workers)
+    try:
+        runs = []
+        benchmark.pedantic(lambda: runs.append(run_layer(prep)), rounds=ROUNDS, iterations=1, warmup_rounds=1)
+        runs = runs[-ROUNDS:]
+        record = layer_record(prep, runs[-1], unit_costs_for(params), runs, latency_s=benchmark.stats.stats.mean)
+    finally:
+        prep.close()
+    assert record.counts_match_plan
+    assert record.max_abs_error < 1e-3 * max(1.0, record.max_abs_reference)
+    benchmark.extra_info.update(record.to_dict() | info | {
+        "peer": "artemis", "engine": "artemis (SEAL through tenseal.sealapi)",
+        "timed": "bench.harness.layer.run_layer: the compiled conv on the encrypted input"
+                 + (", split over the worker processes" if record.workers > 1 else "")})

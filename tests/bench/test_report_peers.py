@@ -1,0 +1,86 @@
+"""bench.report.peers on synthetic runs: ours beside Orion per shape, the ratios, and report.md's section."""
+
+import json
+
+import pytest
+
+from bench.report import load_benchmarks, write_report
+from bench.report.peers import peer_rows, peers_section
+
+from .test_report import _layer, _write
+
+
+def _peer(name, median, peer, shape=(64, 64), schedule="auto", workers=1, **info):
+    c_in, c_out = shape
+    e = {"suite": "peer", "peer": peer, "network": "resnet18", "layer": f"l{c_in}", "poly_modulus_degree": 8192,
+         "c_in": c_in, "c_out": c_out, "hw": 16, "kernel": 3, "stride": 1, "max_abs_error": 1e-6, **info}
+    if peer == "artemis":
+        e.update(requested_schedule=schedule, requested_workers=workers, workers=workers, rotations=92,
+                 counts={"rotations": 92, "key_switches": 92, "pmuls": 2304})  # counts: must not reach the fits
+    else:
+        e.update(requested_schedule=None, requested_workers=1, orion_version="1.0.2", key_switches_estimate=384)
+    return {"name": name, "stats": {"mean": median * 1.5, "median": median}, "extra_info": e}
+
+
+PEERS = [
+    _peer("64-w1", 0.40, "artemis"),
+    _peer("64-w2", 0.24, "artemis", workers=2),
+    _peer("64-orion", 0.80, "orion"),
+    _peer("16-w1", 0.05, "artemis", shape=(16, 16)),
+    _peer("16-w2", 0.04, "artemis", shape=(16, 16), workers=2),
+    _peer("16-or", 0.06, "artemis", shape=(16, 16), schedule="output-rotation"),
+    _peer("16-orion", 0.05, "orion", shape=(16, 16)),
+    _peer("32-w1", 0.10, "artemis", shape=(32, 32)),  # no Orion beside it
+]
+
+
+def test_rows_and_ratios_use_the_median(tmp_path):
+    rows = {r["c_in"]: r for r in peer_rows([_write(tmp_path, PEERS, primitives=False)])}
+    assert list(rows) == [16, 32, 64]
+    r = rows[64]
+    assert (r["ours_auto_w1_s"], r["ours_auto_w2_s"], r["orion_s"]) == (0.40, 0.24, 0.80)
+    assert r["ours_auto_w1_over_orion"] == pytest.approx(0.5) and r["ours_auto_w2_over_orion"] == pytest.approx(0.3)
+    assert r["ours_auto_w2_workers"] == 2 and r["orion_key_switches_estimate"] == 384
+    assert r["ours_or_w1_s"] is None and r["ours_or_w1_over_orion"] is None
+    assert rows[16]["ours_or_w1_over_orion"] == pytest.approx(1.2)
+    assert rows[32]["orion_s"] is None and rows[32]["ours_auto_w1_over_orion"] is None
+
+
+def test_last_case_wins_across_runs(tmp_path):
+    first = _write(tmp_path, PEERS, name="a.json", primitives=False)
+    second = _write(tmp_path, [_peer("64-orion", 1.6, "orion")], name="b.json", primitives=False)
+    r = next(r for r in peer_rows([first, second]) if r["c_in"] == 64)
+    assert r["orion_s"] == 1.6 and r["ours_auto_w1_over_orion"] == pytest.approx(0.25)
+
+
+def test_section(tmp_path):
+    md = "\n".join(peers_section(peer_rows([_write(tmp_path, PEERS, primitives=False)])))
+    assert "| resnet18 | l64 | 64->64, 16x16, 1 | 0.4000 | 0.2400 (2) | 0.8000 | 0.50 | 0.30 | 92 / 384 |" in md
+    assert "| resnet18 | l32 | 32->32, 16x16, 1 | 0.1000 | - | - | - | - |" in md
+    assert "Orion 1.0.2" in md and "l16 0.0600 s (1.20 of Orion's)" in md
+    assert peers_section([]) == []
+    only_ours = peers_section(peer_rows([_write(tmp_path, PEERS[:2], name="o.json", primitives=False)]))
+    assert any("pip install -e .[peers]" in line for line in only_ours)
+
+
+def test_peer_cases_stay_out_of_the_fits_and_land_in_the_report(tmp_path):
+    run = _write(tmp_path, [_layer("l1", 92, 0.9, layer="layer1.conv3x3"), _layer("l2", 40, 0.5, layer="x"),
+                            *PEERS])
+    cases, _, origins = load_benchmarks([run])
+    assert [c.name for c in cases] == ["l1", "l2"] and origins[0]["peer_cases"] == len(PEERS)
+    model = write_report([run], tmp_path / "out")
+    assert "## Beside Orion" in (tmp_path / "out" / "report.md").read_text()
+    saved = json.loads((tmp_path / "out" / "cost_model.json").read_text())
+    assert len(saved["peers"]) == 3 and model["peers"][0]["c_in"] == 16
+
+
+def test_peer_only_run_says_what_is_missing(tmp_path):
+    with pytest.raises(ValueError, match="peer cases only: name a full run beside them"):
+        load_benchmarks([_write(tmp_path, PEERS, primitives=False)])
+
+
+def test_peer_case_without_its_shape_is_refused(tmp_path):
+    bad = _peer("x", 0.1, "orion")
+    del bad["extra_info"]["c_out"]
+    with pytest.raises(ValueError, match=r"x: peer case without extra_info \['c_out'\]"):
+        peer_rows([_write(tmp_path, [bad], primitives=False)])
