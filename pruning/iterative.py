@@ -103,7 +103,9 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
         masks = (method_threshold_masks(model, groups, method, cut) if cut is not None
                  else method_masks(model, groups, method, frac))
         apply_masks(model, masks)
-        if sparsity(model, groups) > zeros:
+        # Fine-tune when the step zeroed something, or when the model stands outside the budget
+        # (a Lasso-trained model is judged after its zeroed groups are masked and it is fine-tuned).
+        if sparsity(model, groups) > zeros or not result.steps[-1].accepted:
             train(model, data, finetune, None)
         zeros = sparsity(model, groups)
         acc = evaluate(model, vx, vy)

@@ -118,3 +118,24 @@ def test_upsert_csv(tmp_path):
     path.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="columns"):
         upsert_csv(path, [row])
+
+
+def test_a_model_outside_the_budget_is_fine_tuned_before_it_is_judged(monkeypatch):
+    """A Lasso-trained model may start below the budget: step 1 fine-tunes it even when the
+    threshold zeroes nothing new, and only a rejected step after that stops the loop."""
+    import pruning.iterative as it
+
+    data = _tiny_data(n=96)
+    model = _small_cnn()
+    shape = (1, 8, 8)
+    params = params_for_input(*shape[1:])
+    groups = model_groups(model, shape, params)
+    g = groups["conv1"]
+    with torch.no_grad():  # one group the "Lasso" already zeroed: the first threshold zeroes nothing new
+        model.conv1.weight.view(-1)[g.diag_ids == 1] = 0.0
+    calls = []
+    monkeypatch.setattr(it, "train", lambda *a, **k: calls.append(1))
+    result = it.iterative_prune(model, data, groups, "artemis-diagonal", params, max_drop=1.0,
+                                fractions=(0.01, 0.5), reference=200.0)  # unreachable: every step is rejected
+    assert result.steps[1].sparsity == result.steps[0].sparsity  # nothing new was zeroed ...
+    assert not result.steps[0].accepted and len(result.steps) == 2 and len(calls) == 1  # ... yet it was fine-tuned
