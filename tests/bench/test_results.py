@@ -63,7 +63,7 @@ def test_concurrent_csv_writers_lose_no_row(tmp_path):
 def test_ctrl_c_prints_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "-v", "train", "--model", "small-cnn", "--dataset",
-                             "digits", "--input-size", "8", "--epochs", "200", "--out", str(out)],
+                             "digits", "--input-size", "8", "--epochs", "3000", "--out", str(out)],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     for line in proc.stderr:  # wait until training is under way
