@@ -78,7 +78,18 @@ def rms_scores(weight: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:
     [3.535533905029297, 2.0]
     """
     sizes = torch.bincount(ids, minlength=n).clamp(min=1).to(weight.dtype)
-    return group_norms(weight.detach(), ids, n) / torch.sqrt(sizes)
+    return torch.sqrt(group_sq_norms(weight, ids, n)) / torch.sqrt(sizes)
+
+
+def group_sq_norms(weight: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:
+    """Sum of squares of every group, exactly 0 for an all-zero group (no epsilon: a score of a
+    group the Lasso zeroed must lie at or below every threshold).
+
+    >>> group_sq_norms(torch.tensor([3.0, 4.0, 0.0]), torch.tensor([0, 0, 1]), 2).tolist()
+    [25.0, 0.0]
+    """
+    w = weight.detach().reshape(-1)
+    return torch.zeros(n, dtype=w.dtype).index_add_(0, ids.to(w.device), w * w)
 
 
 def _check_fraction(fraction: float) -> None:
@@ -199,7 +210,7 @@ class Hunter(PruningMethod):
         out = []
         for path, g in groups.items():
             w = weights[path].detach()
-            energy = lambda ids, n: group_norms(w, ids, n) ** 2  # noqa: E731
+            energy = lambda ids, n: group_sq_norms(w, ids, n)  # noqa: E731
             out.append(Units(path, "plaintext", g.plain_ids, g.n_plain,
                              energy(g.plain_ids, g.n_plain) / per_plain))
             for kind in ("diagonal", "positional"):

@@ -99,3 +99,19 @@ def test_a_zero_kernel_block_saves_the_coefficient_engine_one_multiplication_per
     with pytest.raises(ValueError, match="coefficient=True"):
         get_method("coefficient-block").units(current_weights(model, groups),
                                               model_groups(model, shape, params))
+
+
+@pytest.mark.parametrize("method", ["artemis-diagonal", "hunter"])
+def test_every_all_zero_group_lies_under_the_lowest_threshold(method):
+    # Groups the Lasso zeroed, in convs of different widths: all must be masked by the first step.
+    model, groups, _ = _model_and_groups()
+    modules = dict(model.named_modules())
+    with torch.no_grad():
+        for path, g in groups.items():
+            modules[path].weight.view(-1)[g.diag_ids == 1] = 0.0
+    pm = get_method(method)
+    w = current_weights(model, groups)
+    cut = pm.thresholds(w, groups, (0.01,))[0]
+    masks = pm.threshold_masks(w, groups, cut)
+    for path, g in groups.items():
+        assert torch.all(masks[path].view(-1)[g.diag_ids == 1] == 0), path
