@@ -64,6 +64,7 @@ class PruneCell:
     fractions: tuple[float, ...] = ()
     finetune_epochs: int = 1
     finetune_lr: float = 0.01
+    patience: int = 2  # rejected steps in a row that stop the pruning
 
     @property
     def run_id(self) -> str:
@@ -72,7 +73,7 @@ class PruneCell:
 
         steps = hashlib.sha256(repr(tuple(self.fractions or DEFAULT_FRACTIONS)).encode()).hexdigest()[:6]
         return (f"prune/{self.method}/{self.mode}/d{self.max_drop:g}/f{self.finetune_epochs}/q{steps}/"
-                + self.train.run_id.removeprefix("train/"))
+                f"p{self.patience}/" + self.train.run_id.removeprefix("train/"))
 
     def fields(self) -> dict:
         t = self.train
@@ -159,7 +160,8 @@ def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int
     result = iterative_prune(model, data, groups, cell.method, params, cell.max_drop,
                              cell.fractions or DEFAULT_FRACTIONS,
                              TrainConfig(epochs=cell.finetune_epochs, lr=cell.finetune_lr, seed=cell.train.seed),
-                             reference=reference["val_accuracy"], schedule=schedules, mode=cell.mode)
+                             reference=reference["val_accuracy"], schedule=schedules, mode=cell.mode,
+                             patience=cell.patience)
     chosen = result.chosen
     steps = [{**s.to_dict(), "val_accuracy": s.accuracy, "chosen": s.step == chosen.step} for s in result.steps]
     blob = state_bytes(fold_masks(model))

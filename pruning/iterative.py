@@ -62,7 +62,8 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
                     params: CKKSParams, max_drop: float = 1.0, fractions: tuple[float, ...] = DEFAULT_FRACTIONS,
                     finetune: TrainConfig | None = None, progress: Progress | None = None,
                     reference: float | None = None,
-                    schedule: str | dict[str, str] = "output-rotation", mode: str = "threshold") -> PruneResult:
+                    schedule: str | dict[str, str] = "output-rotation", mode: str = "threshold",
+                    patience: int = 2) -> PruneResult:
     """Raise the pruning step by step, fine-tune with masks held (no Lasso), and keep the last
     step whose validation accuracy stays within `max_drop` points of `reference` (the dense
     model's accuracy; by default the starting model's).
@@ -70,6 +71,7 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
     mode "threshold": one global threshold on the method's unit scores, raised through the
     values below which `fractions` of all units lie in the starting model; mode "fraction":
     each conv loses `fractions` of its units. A step that zeroes nothing new is not fine-tuned.
+    The loop stops after `patience` rejected steps in a row; the chosen step is the last accepted.
 
     `schedule` (one for every conv, or one per conv path) is the engine schedule the
     rotations are counted under; the groups must follow the same one.
@@ -80,6 +82,8 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
         raise ValueError(f"max_drop must be non-negative, got {max_drop}")
     if list(fractions) != sorted(fractions) or not all(0 < f <= 1 for f in fractions):
         raise ValueError(f"fractions must increase within (0, 1], got {fractions}")
+    if patience < 1:
+        raise ValueError(f"patience must be at least 1, got {patience}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     finetune = finetune or TrainConfig(epochs=1, lr=0.01)
@@ -99,6 +103,10 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
     todo = [] if method == "dense" else list(fractions)
     cuts = get_method(method).thresholds(current_weights(model, groups), groups, tuple(todo)) \
         if mode == "threshold" else [None] * len(todo)
+    if mode == "threshold":  # a threshold equal to the one before it prunes nothing new: one step each
+        kept = [k for k in range(len(cuts)) if k == 0 or cuts[k] > cuts[k - 1]]
+        todo, cuts = [todo[k] for k in kept], [cuts[k] for k in kept]
+    rejected = 0
     for i, (frac, cut) in enumerate(zip(todo, cuts), start=1):
         masks = (method_threshold_masks(model, groups, method, cut) if cut is not None
                  else method_masks(model, groups, method, frac))
@@ -115,8 +123,12 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
                                       evaluate(model, tx, ty), cut))
         if progress:
             progress(i, len(todo), {"fraction": frac, "accuracy": acc, "rotations": cost["rotations"]})
-        if not ok:
+        # One rejected step may be noise (the validation split's standard error is about half a point
+        # at 2,000 images): the loop stops after `patience` rejected steps in a row.
+        rejected = 0 if ok else rejected + 1
+        if rejected >= patience:
             break
-        best = snapshot(model)
+        if ok:
+            best = snapshot(model)
     restore(model, best)
     return result

@@ -31,6 +31,7 @@ def add_parser(sub) -> None:
                         "units below each threshold (--mode threshold)")
     p.add_argument("--reference", help="the dense model's checkpoint: the drop is measured from its validation "
                                        "accuracy (default: from this checkpoint's own)")
+    p.add_argument("--patience", type=positive, default=2, help="rejected steps in a row that stop the pruning")
     p.add_argument("--finetune-epochs", type=positive, default=1)
     p.add_argument("--finetune-lr", type=positive_float, default=0.01)
     p.add_argument("--data-dir")
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> dict:
 
         result = iterative_prune(model, data, groups, args.method, params, args.max_drop, schedule,
                                  TrainConfig(epochs=args.finetune_epochs, lr=args.finetune_lr, seed=seed), progress,
-                                 reference, schedules, args.mode)
+                                 reference, schedules, args.mode, args.patience)
     tx, ty = data.tensors("test")
     chosen = result.chosen
     out = Path(args.out)
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> dict:
                         meta.get("lasso", "proximal"), meta.get("lambda_p", 0.0), meta.get("lambda_d", 0.0),
                         meta["seed"], meta.get("epochs", 0))
     cell = PruneCell(trained, trained, args.method, args.max_drop, args.mode, tuple(schedule), args.finetune_epochs,
-                     args.finetune_lr)
+                     args.finetune_lr, args.patience)
     store = ExperimentStore(args.db or Path(args.results).with_name("experiments.sqlite"))
     store.start_run(cell.run_id, "prune", {**cell.fields(), "provenance": provenance()}, parent=trained.run_id)
     steps = [{**s.to_dict(), "val_accuracy": s.accuracy, "chosen": s.step == chosen.step} for s in result.steps]

@@ -56,6 +56,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-drop", type=non_negative, default=1.0, help="allowed validation accuracy drop, in points")
     p.add_argument("--mode", choices=MODES, default="threshold",
                    help="threshold: one global threshold on the units' scores (default); fraction: per conv")
+    p.add_argument("--patience", type=positive, default=2, help="rejected pruning steps in a row that stop a cell")
     p.add_argument("--finetune-epochs", type=positive, default=1)
     p.add_argument("--finetune-lr", type=positive_float, default=0.01)
     p.add_argument("--db", default=str(DEFAULT_DB), help="experiments database (SQLite)")
@@ -75,7 +76,7 @@ def grid_from_args(args: argparse.Namespace):
                      poly_modulus_degree=args.poly_modulus_degree, schedule=args.schedule, epochs=args.epochs,
                      lr=args.lr, batch_size=args.batch_size, data_dir=args.data_dir)
     prune = PruneCell(base, base, "dense", max_drop=args.max_drop, mode=args.mode,
-                      finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr)
+                      finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr, patience=args.patience)
     return SweepGrid(models=args.models, methods=args.methods, seeds=args.seeds, lambdas_d=args.lambdas_d,
                      lambdas_p=args.lambdas_p, input_sizes=args.input_sizes, base=base, prune=prune)
 

@@ -136,6 +136,23 @@ def test_a_model_outside_the_budget_is_fine_tuned_before_it_is_judged(monkeypatc
     calls = []
     monkeypatch.setattr(it, "train", lambda *a, **k: calls.append(1))
     result = it.iterative_prune(model, data, groups, "artemis-diagonal", params, max_drop=1.0,
-                                fractions=(0.01, 0.5), reference=200.0)  # unreachable: every step is rejected
+                                fractions=(0.01, 0.5), reference=200.0, patience=1)  # every step is rejected
     assert result.steps[1].sparsity == result.steps[0].sparsity  # nothing new was zeroed ...
     assert not result.steps[0].accepted and len(result.steps) == 2 and len(calls) == 1  # ... yet it was fine-tuned
+
+
+def test_patience_stops_after_that_many_rejected_steps_in_a_row(monkeypatch):
+    import pruning.iterative as it
+
+    data = _tiny_data(n=96)
+    model = _small_cnn()
+    shape = (1, 8, 8)
+    params = params_for_input(*shape[1:])
+    groups = model_groups(model, shape, params)
+    monkeypatch.setattr(it, "train", lambda *a, **k: None)
+    result = it.iterative_prune(model, data, groups, "artemis-diagonal", params, max_drop=1.0,
+                                fractions=(0.1, 0.2, 0.3, 0.4, 0.5), reference=200.0, patience=3)
+    assert len(result.steps) == 4 and not any(s.accepted for s in result.steps)
+    assert result.chosen.step == 0
+    with pytest.raises(ValueError, match="patience"):
+        it.iterative_prune(model, data, groups, "artemis-diagonal", params, patience=0)
