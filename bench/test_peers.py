@@ -23,6 +23,7 @@ import pytest
 
 from bench.harness.layer import layer_record, prepare_layer, run_layer
 from bench.peers.orion_conv import INSTALL_HINT, orion_record, orion_version, prepare_orion_conv, run_orion_conv
+from bench.test_layers import SHAPES as LAYER_SHAPES
 from heconv.backends import make_backend
 from heconv.conv import plan_conv
 from heconv.params import ckks_params
@@ -32,15 +33,8 @@ N = 8192
 GROUP = f"peers-N{N}"
 ROUNDS = 5
 SEED = 0
-# network, layer, c_in, c_out, hw, k, stride: as in bench/test_layers.py's SHAPES
-SHAPES = [
-    ("resnet18", "layer1.conv3x3", 64, 64, 16, 3, 1),
-    ("resnet18", "layer2.0.conv1", 64, 128, 16, 3, 2),
-    ("resnet18", "layer2.conv3x3", 128, 128, 8, 3, 1),
-    ("resnet18", "layer3.conv3x3", 256, 256, 4, 3, 1),
-    ("resnet18", "layer4.conv3x3", 512, 512, 2, 3, 1),
-    ("resnet20", "layer1.conv3x3", 16, 16, 16, 3, 1),
-]
+# network, layer, c_in, c_out, hw, k, stride: the layer suite's 3x3 convs of ResNet18 and ResNet-20's 16->16
+SHAPES = [s for s in LAYER_SHAPES if s[5] == 3 and (s[0] == "resnet18" or s[1] == "layer1.conv3x3")]
 SHAPE_OF = {(s[0], s[1]): s for s in SHAPES}
 NO_ORION = f"orion-fhe is not installed: {INSTALL_HINT} to run Orion beside our engine"
 
