@@ -19,7 +19,9 @@ def _shapes(path: Path) -> list[tuple]:
 
 
 def test_peer_shapes_are_the_layer_suites():
-    peers, layers = _shapes(ROOT / "bench" / "test_peers.py"), _shapes(ROOT / "bench" / "test_layers.py")
+    from bench.test_peers import SHAPES as peers
+
+    layers = _shapes(ROOT / "bench" / "test_layers.py")
     assert set(peers) <= set(layers)
     assert {s for s in layers if s[0] == "resnet18" and s[5] == 3 and (s[4] == 16 or s[6] == 1)} <= set(peers)
     assert ("resnet20", "layer1.conv3x3", 16, 16, 16, 3, 1) in peers

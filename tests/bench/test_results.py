@@ -64,14 +64,19 @@ def test_ctrl_c_prints_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "-v", "train", "--model", "small-cnn", "--dataset",
                              "digits", "--input-size", "8", "--epochs", "3000", "--out", str(out)],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # whatever the runner set
     deadline = time.time() + 240
     for line in proc.stderr:  # wait until training is under way
         if "epoch 1:" in line or time.time() > deadline:
             break
     proc.send_signal(signal.SIGINT)
-    rest = proc.stderr.read()
-    assert proc.wait(timeout=120) == 130
+    try:
+        rest = proc.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired:  # a first signal lost (seen twice in CI on a loaded machine): once more
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130
     assert rest.strip().splitlines()[-1] == "artemis train: interrupted" and "Traceback" not in rest
     assert not out.exists() or os.listdir(out) == []
 
