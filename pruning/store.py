@@ -49,8 +49,10 @@ CREATE TABLE IF NOT EXISTS steps (
     val_accuracy REAL, test_accuracy REAL, accuracy_drop REAL, rotations INTEGER, pmuls INTEGER, sparsity REAL,
     accepted INTEGER, chosen INTEGER, PRIMARY KEY (run_id, step));
 """
-# The views are dropped and made again on every open, so that a database written by an
-# older version gets today's columns; one IMMEDIATE transaction keeps racing openers apart.
+# The views are made again when the database's user_version is older than VIEWS_VERSION, so
+# that a database written by an older version gets today's columns (and reading one writes
+# nothing); one IMMEDIATE transaction keeps racing openers apart.
+VIEWS_VERSION = 2
 _VIEWS = f"""
 BEGIN IMMEDIATE;
 DROP VIEW IF EXISTS pruning_summary;
@@ -64,6 +66,7 @@ CREATE VIEW experiments AS
 CREATE VIEW pruning_summary AS
     SELECT model, dataset, input_size, method, step, fraction, val_accuracy AS accuracy, accuracy_drop, rotations,
            pmuls, sparsity, accepted, seed, git_revision FROM experiments;
+PRAGMA user_version = {VIEWS_VERSION};
 COMMIT;
 """
 
@@ -87,7 +90,8 @@ class ExperimentStore:
         self.timeout = timeout
         with closing(self._connect()) as con:
             con.executescript(_SCHEMA)  # its own transaction; IF NOT EXISTS makes racing creators harmless
-            con.executescript(_VIEWS)
+            if con.execute("PRAGMA user_version").fetchone()[0] < VIEWS_VERSION:
+                con.executescript(_VIEWS)
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)

@@ -251,9 +251,10 @@ def verdict_lines(results: dict[str, MethodResult]) -> list[str]:
     groups = ratio(results, "dense", "diagonal-no-lasso")
     pos, both = ratio(results, "artemis-positional", REFERENCE), ratio(results, "artemis-both", REFERENCE)
     out = [f"- Claim 1.2-6x fewer rotations than Hunter at the same accuracy: measured {_fmt_ratio(hunter)}; "
-           f"the claim {_holds(hunter, 1.2, 6.0)} (the whole interval within 1.2-6x).",
+           f"the claim {_holds(hunter, 1.2, 6.0)} (it holds when the whole interval lies within 1.2-6x).",
            f"- The Lasso training against the same groups without it: {_fmt_ratio(lasso)}; "
-           f"that it helps {_holds(lasso, 1.0 + 1e-9)}. The choice of groups alone (dense over "
+           f"that it helps {_holds(lasso, 1.0 + 1e-9)} (it holds when the whole interval lies above 1x). The choice "
+           f"of groups alone (dense over "
            f"diagonal-no-lasso): {_fmt_ratio(groups)}."]
     if pos or both:
         out.append(f"- Diagonal-only pruning Pareto-optimal against positional ({_fmt_ratio(pos)}: "

@@ -65,3 +65,15 @@ def test_unfinished_and_failed_runs_are_not_exported(tmp_path):
         db.finish_run("prune/none", {})
     with pytest.raises(ValueError, match="folder"):
         ExperimentStore(tmp_path)
+
+
+def test_reading_an_up_to_date_database_writes_nothing(tmp_path):
+    import hashlib
+
+    path = tmp_path / "e.sqlite"
+    db = ExperimentStore(path)
+    db.start_run("prune/a", "prune", {"method": "dense"})
+    db.finish_run("prune/a", {}, [{"step": 0, "chosen": True}])
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert len(ExperimentStore(path).export_rows()) == 1
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
