@@ -20,7 +20,8 @@ import torch
 
 from heconv.params import params_for_input
 from models import build_model
-from pruning.cells import PruneCell, TrainCell, load_state_bytes
+from models.checkpoint import checkpoint_from_bytes
+from pruning.cells import PruneCell, TrainCell
 from pruning.data import load_dataset
 from pruning.store import ExperimentStore
 from pruning.sweep import SweepGrid, run_sweep
@@ -87,7 +88,7 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
         run = store.run(c.run_id)
         say(f"encrypted inference: {c.method}")
         m = build_model(cfg.model, data.in_channels, data.num_classes)
-        m.load_state_dict(load_state_bytes(Path(run["checkpoint"]).read_bytes()))
+        m.load_state_dict(checkpoint_from_bytes(Path(run["checkpoint"]).read_bytes(), run["checkpoint"])[0])
         m.eval()
         prep = prepare_model(m, shape, params, mode=cfg.mode, seed=seed)
         r = measure_model(prep, m, images, labels=data.test.y[: cfg.images]).to_dict()

@@ -41,6 +41,24 @@ def checkpoint_bytes(state_dict: dict, meta: dict) -> bytes:
     return buf.getvalue()
 
 
+def checkpoint_from_bytes(blob: bytes, what: str = "checkpoint") -> tuple[dict, dict]:
+    """(state_dict, meta) of checkpoint bytes, read with weights_only=True; a plain state dict
+    (what sweeps before 2026-12-02 wrote) gives empty meta.
+
+    >>> checkpoint_from_bytes(checkpoint_bytes({"w": torch.zeros(1)}, {"model": "m"}))[1]
+    {'model': 'm'}
+    """
+    try:
+        obj = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for bad bytes
+        raise ValueError(f"{what}: cannot be read with weights_only=True ({e})") from None
+    if isinstance(obj, dict) and "state_dict" in obj and "meta" in obj:
+        return obj["state_dict"], obj["meta"]
+    if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj, {}
+    raise ValueError(f"{what}: expected a checkpoint or a state dict, got {type(obj).__name__}")
+
+
 def load_state(model: nn.Module, state: dict, path: str | Path, name: str | None = None) -> None:
     """model.load_state_dict(state), with a ValueError naming the file, the model (`name`,
     as built from the checkpoint's meta) and the mismatched keys."""

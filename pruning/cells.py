@@ -9,7 +9,6 @@ cell is keyed by its training cell and the method's own settings.
 from __future__ import annotations
 
 import hashlib
-import io
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -104,14 +103,11 @@ def _device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
-def state_bytes(model: torch.nn.Module) -> bytes:
-    buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
-    return buf.getvalue()
+def _checkpoint(model: torch.nn.Module, meta: dict) -> bytes:
+    """The one checkpoint format (models.checkpoint), so a sweep's models load like any other."""
+    from models.checkpoint import checkpoint_bytes
 
-
-def load_state_bytes(blob: bytes) -> dict:
-    return torch.load(io.BytesIO(blob), weights_only=True)
+    return checkpoint_bytes({k: v.detach().cpu() for k, v in model.state_dict().items()}, meta)
 
 
 def run_train_cell(cell: TrainCell, threads: int = 1) -> dict:
@@ -131,7 +127,9 @@ def run_train_cell(cell: TrainCell, threads: int = 1) -> dict:
                                              lambda_p=cell.lambda_p, lambda_d=cell.lambda_d, seed=cell.seed,
                                              lasso=cell.lasso), groups)
     model.cpu()
-    blob = state_bytes(model)
+    blob = _checkpoint(model, {"model": cell.model, "in_channels": data.in_channels,
+                               "num_classes": data.num_classes, "run_id": cell.run_id, **cell.fields()["config"],
+                               "schedules": schedules})
     return {"val_accuracy": evaluate(model, *data.tensors("val")), "test_accuracy": evaluate(model, *data.tensors("test")),
             "history": history, "schedules": schedules, "data_source": data.source, "data_note": data.note,
             "n_train": len(data.train.y), "n_val": len(data.val.y), "n_test": len(data.test.y),
@@ -143,6 +141,7 @@ def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int
     """Prune the trained model (`trained`: run_train_cell's result) with the cell's method;
     returns the steps, the chosen step's accuracies and the pruned weights (bytes)."""
     from models import build_model
+    from models.checkpoint import checkpoint_from_bytes
     from pruning.groups import model_groups
     from pruning.iterative import DEFAULT_FRACTIONS, iterative_prune
     from pruning.masks import fold_masks
@@ -152,7 +151,7 @@ def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int
     data, shape, params = _setup(cell.train, threads)
     torch.manual_seed(cell.train.seed)
     model = build_model(cell.train.model, data.in_channels, data.num_classes)
-    model.load_state_dict(load_state_bytes(trained["state"]))
+    model.load_state_dict(checkpoint_from_bytes(trained["state"], cell.train.run_id)[0])
     from pruning.methods import get_method
 
     schedules = trained["schedules"]
@@ -164,7 +163,12 @@ def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int
                              patience=cell.patience)
     chosen = result.chosen
     steps = [{**s.to_dict(), "val_accuracy": s.accuracy, "chosen": s.step == chosen.step} for s in result.steps]
-    blob = state_bytes(fold_masks(model))
+    blob = _checkpoint(fold_masks(model), {"model": cell.train.model, "in_channels": data.in_channels,
+                                           "num_classes": data.num_classes, "method": cell.method,
+                                           "run_id": cell.run_id, "input_size": cell.train.input_size,
+                                           "dataset": cell.train.dataset, "seed": cell.train.seed,
+                                           "schedules": schedules, "val_accuracy": chosen.accuracy,
+                                           "test_accuracy": chosen.test_accuracy})
     return {"steps": steps, "val_accuracy": chosen.accuracy, "test_accuracy": chosen.test_accuracy,
             "reference_val_accuracy": result.dense_accuracy, "schedules": schedules, "data_source": data.source,
             "n_train": len(data.train.y), "n_val": len(data.val.y), "n_test": len(data.test.y),

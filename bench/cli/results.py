@@ -84,7 +84,7 @@ def encrypt(args: argparse.Namespace) -> dict:
 
     from heconv.params import params_for_input
     from models import build_model
-    from pruning.cells import load_state_bytes
+    from models.checkpoint import checkpoint_from_bytes
     from pruning.data import load_dataset
 
     from ..harness.model import measure_model, prepare_model
@@ -105,7 +105,7 @@ def encrypt(args: argparse.Namespace) -> dict:
                                 subset=run["subset"], seed=run["seed"])
             shape = (data.in_channels, run["input_size"], run["input_size"])
             model = build_model(run["model"], data.in_channels, data.num_classes)
-            model.load_state_dict(load_state_bytes(path.read_bytes()))
+            model.load_state_dict(checkpoint_from_bytes(path.read_bytes(), str(path))[0])
             model.eval()
             params = params_for_input(run["input_size"], run["input_size"], run["poly_modulus_degree"])
             schedules = (run["config"] or {}).get("schedules") or run["schedule"]
