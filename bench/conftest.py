@@ -26,7 +26,7 @@ def pruned_checkpoints(config, methods: tuple[str, ...] | None = None) -> dict[t
 def no_checkpoint_param(config, argnames: int):
     dirs = getattr(config, "_artemis_pruned_dirs", [str(DEFAULT_PRUNED)])
     reason = (f"no pruned checkpoints (pruned-<method>.pt) under {dirs}: run 'artemis demo' "
-              "or 'artemis prune', or pass --pruned DIR")
+              "or 'artemis prune' (or 'artemis results checkpoints' for a sweep's), or pass --pruned DIR")
     return pytest.param(*([None] * argnames), marks=pytest.mark.skip(reason=reason), id="no-checkpoints")
 
 

@@ -28,7 +28,7 @@ from pruning.sweep import SweepGrid, run_sweep
 
 from .harness.model import measure_model, prepare_model
 from .provenance import provenance
-from .results import atomic_write, csv_bytes, save_checkpoint
+from .results import atomic_write, csv_bytes, export_pruned, pruned_meta
 
 METHODS = ("dense", "hunter", "artemis-diagonal")
 
@@ -102,15 +102,8 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
             "top1_agreement": r["top1_agreement"], "max_abs_error": r["max_abs_error"],
         })
         steps[c.method] = store.steps(c.run_id)
-        chosen = next((s for s in steps[c.method] if s["chosen"]), steps[c.method][0])
-        meta = {"model": cfg.model, "dataset": data.name, "input_size": cfg.input_size, "in_channels": data.in_channels,
-                "num_classes": data.num_classes, "subset": cfg.subset, "seed": seed, "lambda_d": c.train.lambda_d,
-                "epochs": cfg.epochs, "poly_modulus_degree": params.poly_modulus_degree, "data_note": data.note,
-                "data_source": data.source, "max_drop": cfg.max_drop, "git_revision": prov["git_revision"],
-                "method": c.method, "fraction": chosen["fraction"], "val_accuracy": run["val_accuracy"],
-                "test_accuracy": run["test_accuracy"], "run_id": c.run_id}
         # the benchmarks pick these up (bench --pruned, default results/demo/checkpoints)
-        save_checkpoint(m, out / "checkpoints" / f"pruned-{c.method}.pt", meta)
+        export_pruned(run, pruned_meta(run, steps[c.method], store.run(run["parent"]), data), out / "checkpoints")
     summary = store.export_rows("pruning_summary")
     atomic_write(out / "pruning_summary.csv", csv_bytes(summary, list(summary[0])))
     result = {"config": {k: v for k, v in cfg.__dict__.items()}, "dataset": data.name,

@@ -107,6 +107,39 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def pruned_meta(run: dict, steps: list[dict], train_run: dict | None, data) -> dict:
+    """The meta of a pruning run's checkpoint as the benchmarks read it (model, method, data, accuracies).
+
+    `run` and `steps` come from pruning.store (one prune run and its steps), `train_run` is the
+    run it pruned (for the epochs), `data` the loaded data set (for channels, classes, note).
+    """
+    chosen = next((s for s in steps if s["chosen"]), steps[0] if steps else {})
+    config = run["config"] or {}
+    return {"model": run["model"], "dataset": data.name, "input_size": run["input_size"],
+            "in_channels": data.in_channels, "num_classes": data.num_classes, "subset": run["subset"],
+            "seed": run["seed"], "lambda_p": run["lambda_p"], "lambda_d": run["lambda_d"],
+            "epochs": ((train_run or {}).get("config") or {}).get("epochs"),
+            "poly_modulus_degree": run["poly_modulus_degree"], "data_note": data.note,
+            "data_source": run["data_source"], "max_drop": config.get("max_drop"),
+            "git_revision": (run["provenance"] or {}).get("git_revision"), "method": run["method"],
+            "fraction": chosen.get("fraction"), "threshold": chosen.get("threshold"),
+            "val_accuracy": run["val_accuracy"], "test_accuracy": run["test_accuracy"], "run_id": run["run_id"],
+            "schedules": config.get("schedules")}
+
+
+def export_pruned(run: dict, meta: dict, out_dir: str | Path) -> Path:
+    """The run's pruned weights as out_dir/pruned-<method>.pt with `meta` (what `--pruned DIR` finds)."""
+    from models.checkpoint import checkpoint_from_bytes
+
+    src = Path(run["checkpoint"] or "")
+    if not src.is_file():
+        raise ValueError(f"run {run['run_id']}: its checkpoint {src} is not on this machine")
+    state, _ = checkpoint_from_bytes(src.read_bytes(), str(src))
+    path = Path(out_dir) / f"pruned-{run['method']}.pt"
+    atomic_write(path, checkpoint_bytes(state, meta))
+    return path
+
+
 def write_json(path: str | Path, obj: dict) -> None:
     atomic_write(path, json.dumps(obj, indent=2).encode())
 

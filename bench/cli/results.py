@@ -1,4 +1,5 @@
-"""`artemis results export`: the experiments database as CSV (one row per run and step)."""
+"""`artemis results`: the experiments database exported as CSV, its runs' status, their encrypted
+measurement, and their chosen pruned models as checkpoints for the benchmarks."""
 
 from __future__ import annotations
 
@@ -30,6 +31,16 @@ def add_parser(sub) -> None:
     c.add_argument("--mode", choices=("encrypted", "plain"), default="encrypted")
     c.add_argument("--redo", action="store_true", help="measure runs already measured again")
     c.set_defaults(func=encrypt, render=_render_encrypt)
+    k = actions.add_parser("checkpoints", help="write each method's chosen pruned model of one seed as "
+                                               "OUT/pruned-<method>.pt with its meta, for the benchmarks' --pruned OUT "
+                                               "(lambdas chosen on validation, as the report chooses them)")
+    k.add_argument("--db", default=str(DEFAULT_DB))
+    k.add_argument("--model", required=True)
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--methods", help="comma-separated methods (default: every method of the model)")
+    k.add_argument("--data-dir", help="the data set's folder, as the sweep was given")
+    k.add_argument("--out", required=True, help="folder the checkpoints go into")
+    k.set_defaults(func=checkpoints, render=lambda r: "\n".join(f"{m}: {p}" for m, p in r["written"].items()))
     s = actions.add_parser("status", help="how many runs are done, running (or killed) and failed")
     s.add_argument("--db", default=str(DEFAULT_DB))
     s.set_defaults(func=status, render=_render_status)
@@ -59,6 +70,40 @@ def export(args: argparse.Namespace) -> dict:
                                                          ["model", "dataset", "input_size", "method", "step"]))
     return {"csv": str(out / "experiments.csv"), "summary_csv": str(out / "pruning_summary.csv"), "rows": len(rows),
             "runs": len({r["run_id"] for r in rows})}
+
+
+def checkpoints(args: argparse.Namespace) -> dict:
+    """The chosen run of each method (lambdas chosen on validation) for one model and seed, exported."""
+    from pruning.data import load_dataset
+
+    from ..report.experiments import groups_by_model, model_results
+    from ..results import export_pruned, outputs_together, pruned_meta
+
+    store = _open(args.db)
+    groups = {k: v for k, v in groups_by_model(store.export_rows()).items() if k[0] == args.model}
+    if len(groups) != 1:
+        raise ValueError(f"--model {args.model}: expected the runs of one data set and size in {args.db}, found "
+                         f"{sorted(groups) or 'none'}")
+    results = model_results(next(iter(groups.values())))
+    wanted = args.methods.split(",") if args.methods else sorted(results)
+    unknown = [m for m in wanted if m not in results]
+    if unknown:
+        raise ValueError(f"--methods: no finished {args.model} runs of {unknown}; there are {sorted(results)}")
+    written, data = {}, None
+    with outputs_together():
+        for method in wanted:
+            lp, ld = results[method].lambdas
+            runs = [r for r in store.runs(kind="prune", status="done", model=args.model, method=method, seed=args.seed)
+                    if (float(r["lambda_p"]), float(r["lambda_d"])) == (lp, ld)]
+            if not runs:
+                raise ValueError(f"{args.model} {method}: no finished run of seed {args.seed} at the chosen lambdas "
+                                 f"lambda_p = {lp:g}, lambda_d = {ld:g}")
+            run = runs[0]
+            data = data or load_dataset(run["dataset"], run["input_size"], args.data_dir, subset=run["subset"],
+                                        seed=run["seed"])
+            meta = pruned_meta(run, store.steps(run["run_id"]), store.run(run["parent"]), data)
+            written[method] = str(export_pruned(run, meta, args.out))
+    return {"db": args.db, "written": written}
 
 
 def status(args: argparse.Namespace) -> dict:

@@ -49,3 +49,23 @@ def test_demo_smallest_settings(tmp_path, capsys):
     assert f"report: {tmp_path / 'report.md'}" in out
     report = (tmp_path / "report.md").read_text()
     assert "resnet20" in report and (tmp_path / "pareto.png").is_file()
+
+    # 'artemis results checkpoints' exports the same chosen models from the database
+    import torch
+
+    from models.checkpoint import read_checkpoint
+
+    db = str(tmp_path / "experiments.sqlite")
+    assert main(["results", "checkpoints", "--db", db, "--model", "resnet20", "--out", str(tmp_path / "ck")]) == 0
+    exported = find_checkpoints([tmp_path / "ck"])
+    assert set(exported) == set(found)
+    for key, path in exported.items():
+        (state, meta), (demo_state, demo_meta) = read_checkpoint(path), read_checkpoint(found[key])
+        assert all(torch.equal(state[k], demo_state[k]) for k in demo_state)
+        assert {k: meta[k] for k in demo_meta if k != "git_revision"} == {k: demo_meta[k] for k in demo_meta
+                                                                          if k != "git_revision"}
+    capsys.readouterr()
+    assert main(["results", "checkpoints", "--db", db, "--model", "resnet20", "--methods", "unstructured",
+                 "--out", str(tmp_path / "ck2")]) == 2
+    assert "no finished resnet20 runs of ['unstructured']" in capsys.readouterr().err
+    assert not (tmp_path / "ck2").exists()
