@@ -109,7 +109,8 @@ def schedule_gains(cases: list[Case]) -> list[dict]:
         if orr is None:
             continue
         out.append({"suite": auto.suite, "n": auto.n, "network": auto.network, "layer": auto.layer,
-                    "method": auto.method, "prune_diagonals": auto.prune_diagonals,
+                    "method": auto.method, "weights": auto.weights, "prune_diagonals": auto.prune_diagonals,
+                    "test_accuracy": (auto.info.get("checkpoint") or {}).get("test_accuracy"),
                     "baby_step": auto.info.get("baby_step"),
                     "rotations_or": orr.rotations, "rotations_auto": auto.rotations,
                     "latency_or": orr.latency, "latency_auto": auto.latency,

@@ -50,15 +50,16 @@ class EnginesSection:
 
 
 def _variant(c: Case) -> str:
-    """'dense' or the pruning of a model case (its checkpoint's method, or the synthetic fraction)."""
+    """A model case's weights: its checkpoint's method, or synthetic weights and their pruned fraction
+    (so a trained dense checkpoint and dense synthetic weights stay two rows)."""
     if c.weights == "checkpoint":
         return c.method
-    return "dense" if not c.prune_diagonals else f"synthetic {c.prune_diagonals:.0%} diagonals"
+    return "synthetic dense" if not c.prune_diagonals else f"synthetic {c.prune_diagonals:.0%} diagonals"
 
 
 def _sentence(model: str, rows: dict[tuple[str, str], Case]) -> str | None:
     """At equal accuracy (same weights), the fastest engine against the next, and its traffic."""
-    for variant in sorted({v for v, _ in rows}, key=lambda v: (v != "dense", v)):
+    for variant in sorted({v for v, _ in rows}, key=lambda v: (v not in ("dense", "synthetic dense"), v)):
         got = {e: rows[(variant, e)] for e in ENGINES.values() if (variant, e) in rows}
         if "coefficient" not in got or len(got) < 2:
             continue

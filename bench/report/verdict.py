@@ -141,7 +141,11 @@ def schedule_verdict(gains: list[dict]) -> list[str]:
     for g in gains:
         if g["suite"] != "model" or g["rotation_ratio"] is None or g["latency_ratio"] is None:
             continue
-        out.append(f"{g['network']} ({g['method']}, {fmt(g['prune_diagonals'], '.0%')} of diagonals pruned): "
+        if g.get("weights") == "checkpoint":  # a real pruned model: its weights decide, and its accuracy holds
+            what = f"{g['method']} checkpoint, test accuracy {fmt(g.get('test_accuracy'), '.2f')}%, the same under both"
+        else:
+            what = f"{g['method']}, {fmt(g['prune_diagonals'], '.0%')} of diagonals pruned"
+        out.append(f"{g['network']} ({what}): "
                    f"{g['rotations_or']} -> {g['rotations_auto']} rotations ({g['rotation_ratio']:.2f}x fewer), "
                    f"server time {g['latency_or']:.2f} s -> {g['latency_auto']:.2f} s "
                    f"({g['latency_ratio']:.2f}x {'faster' if g['latency_ratio'] >= 1 else 'slower'}).")

@@ -25,7 +25,7 @@ def test_tables_sentence_and_fit():
                   "counts": {"pmuls": 576, "encryptions": 20, "encodes": 20}})]
     section = engines_section(cases)
     text = "\n".join(section.md)
-    assert "### resnet18" in text and "| dense | slot-OR | 10.000 | 5000 |" in text
+    assert "### resnet18" in text and "| synthetic dense | slot-OR | 10.000 | 5000 |" in text
     sentence = section.summary["sentences"]["resnet18"]
     assert "coefficient is faster than slot-auto" in sentence and "(6.0x)" in sentence
     assert "130.0 MB against 20.0 MB" in sentence and "100 Mbit/s" in sentence
