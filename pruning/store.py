@@ -178,6 +178,7 @@ class ExperimentStore:
         path = Path(path)
         if path.resolve() == self.path.resolve():
             raise ValueError(f"snapshot of {self.path} onto itself")
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.unlink(missing_ok=True)
         with closing(self._connect()) as con:
