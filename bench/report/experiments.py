@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 REFERENCE = "artemis-diagonal"
+MIN_SEEDS = 3  # the experiments issue's minimum for a verdict
 # (numerator, denominator, what the ratio says) of rotations at the accuracy budget
 RATIOS = (("hunter", REFERENCE, "the paper's claim (1.2-6x) against our strongest Hunter"),
           ("hunter-plaintext", REFERENCE, "against the plaintext-only reading of Hunter"),
@@ -181,9 +182,12 @@ def _fmt_ratio(r: dict | None) -> str:
 
 
 def _holds(r: dict | None, low: float, high: float = math.inf) -> str:
-    """'holds' when the whole interval lies in [low, high], 'does not hold' when it lies outside, else 'undecided'."""
+    """'holds' when the whole interval lies in [low, high], 'does not hold' when it lies outside, else 'undecided';
+    not judged on fewer than MIN_SEEDS seeds (a bootstrap over one or two seeds is no interval)."""
     if r is None or r["value"] is None:
         return "cannot be judged"
+    if r["seeds"] < MIN_SEEDS:
+        return f"is not judged on {r['seeds']} seed(s) (a verdict needs at least {MIN_SEEDS})"
     lo, hi = r["interval"]
     if low <= lo and hi <= high:
         return "holds"

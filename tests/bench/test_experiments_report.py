@@ -52,3 +52,10 @@ def test_interpolation_and_out_of_budget():
     summary = experiments_summary(_rows())
     key = "resnet20/fashion-mnist/16/8192"
     assert math.isclose(summary[key]["ratios"]["hunter / artemis-diagonal"]["value"], 2.0)
+
+
+def test_fewer_than_three_seeds_give_a_ratio_but_no_verdict():
+    rows = [r for r in _rows() if r["seed"] in (0, 1)]
+    text = "\n".join(experiments_section(rows))
+    assert "2.00x" in text  # hunter 600 over artemis 300 on each seed
+    assert "the claim is not judged on 2 seed(s) (a verdict needs at least 3)" in text
