@@ -21,10 +21,10 @@ import torch
 from heconv.params import params_for_input
 from models import build_model
 from models.checkpoint import checkpoint_from_bytes
-from pruning.cells import PruneCell, TrainCell
+from bench.experiments.cells import PruneCell, TrainCell
 from pruning.data import load_dataset
-from pruning.store import ExperimentStore
-from pruning.sweep import SweepGrid, run_sweep
+from bench.experiments.store import ExperimentStore
+from bench.experiments.sweep import SweepGrid, run_sweep
 
 from .harness.model import measure_model, prepare_model
 from .provenance import provenance

@@ -110,7 +110,7 @@ def _alive(pid: int) -> bool:
 def pruned_meta(run: dict, steps: list[dict], train_run: dict | None, data) -> dict:
     """The meta of a pruning run's checkpoint as the benchmarks read it (model, method, data, accuracies).
 
-    `run` and `steps` come from pruning.store (one prune run and its steps), `train_run` is the
+    `run` and `steps` come from bench.experiments.store (one prune run and its steps), `train_run` is the
     run it pruned (for the epochs), `data` the loaded data set (for channels, classes, note).
     """
     chosen = next((s for s in steps if s["chosen"]), steps[0] if steps else {})

@@ -62,3 +62,24 @@ def test_walk_packages_sees_the_subpackages():
 
     names = {m.name for m in pkgutil.walk_packages(heconv.__path__, "heconv.")}
     assert {"heconv.backends.seal", "heconv.network.runner", "heconv.frontend.lower"} <= names
+
+
+def test_pruning_writes_nothing():
+    """pruning/ returns data: it imports no sqlite3 or ray and opens nothing for writing."""
+    bad = []
+    for path in (ROOT / "pruning").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Import):
+                bad += [f"{where} imports {a.name}" for a in node.names if a.name.split(".")[0] in ("sqlite3", "ray")]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("sqlite3", "ray"):
+                bad.append(f"{where} imports {node.module}")
+            elif isinstance(node, ast.Call):
+                name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+                modes = [a.value for a in node.args[1:2] if isinstance(a, ast.Constant)]
+                modes += [k.value.value for k in node.keywords if k.arg == "mode" and isinstance(k.value, ast.Constant)]
+                if name == "open" and any(isinstance(m, str) and set(m) & set("wax+") for m in modes):
+                    bad.append(f"{where} opens a file for writing")
+                if name in ("write_text", "write_bytes", "save", "mkdir", "replace", "unlink", "rename"):
+                    bad.append(f"{where} calls {name}")
+    assert not bad, bad

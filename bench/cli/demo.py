@@ -74,7 +74,7 @@ def _demo_report(bench_json: list[str] | None, out: Path) -> str | None:
     except ValueError as e:
         log.warning("no report beside the demo: %s", e)
         return None
-    from pruning.store import ExperimentStore
+    from bench.experiments.store import ExperimentStore
 
     write_report(files, out, [out / "pruning_summary.csv"], ExperimentStore(out / "experiments.sqlite").export_rows())
     return str(out / "report.md")

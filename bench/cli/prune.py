@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> dict:
     from pruning.iterative import DEFAULT_FRACTIONS, iterative_prune
     from pruning.train import TrainConfig, evaluate
 
-    from pruning.cells import PruneCell, TrainCell
-    from pruning.store import ExperimentStore
+    from bench.experiments.cells import PruneCell, TrainCell
+    from bench.experiments.store import ExperimentStore
 
     from ..provenance import provenance
     from ..results import atomic_write, csv_bytes, save_checkpoint, write_summary

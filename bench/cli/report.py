@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> dict:
     files = args.files or default_benchmark_files(RESULTS / "benchmarks")
     experiments = None
     if args.db and Path(args.db).is_file():
-        from pruning.store import ExperimentStore
+        from bench.experiments.store import ExperimentStore
 
         experiments = ExperimentStore(args.db).export_rows()
     model = write_report(files, args.out, args.pruning_csv or [RESULTS / "pruning_summary.csv"], experiments)

@@ -47,7 +47,7 @@ def add_parser(sub) -> None:
 
 
 def _open(db: str):
-    from pruning.store import ExperimentStore
+    from bench.experiments.store import ExperimentStore
 
     if not Path(db).is_file():
         raise ValueError(f"--db {db}: no experiments database there (run 'artemis sweep' first)")
@@ -55,7 +55,7 @@ def _open(db: str):
 
 
 def export(args: argparse.Namespace) -> dict:
-    from pruning.store import EXPORT_COLUMNS
+    from bench.experiments.store import EXPORT_COLUMNS
 
     from ..results import atomic_write, csv_bytes
 

@@ -69,8 +69,8 @@ def add_parser(sub) -> None:
 
 
 def grid_from_args(args: argparse.Namespace):
-    from pruning.cells import PruneCell, TrainCell
-    from pruning.sweep import SweepGrid
+    from bench.experiments.cells import PruneCell, TrainCell
+    from bench.experiments.sweep import SweepGrid
 
     base = TrainCell(args.models[0], dataset=args.dataset, subset=None if args.full else args.subset,
                      poly_modulus_degree=args.poly_modulus_degree, schedule=args.schedule, epochs=args.epochs,
@@ -82,8 +82,8 @@ def grid_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> dict:
-    from pruning.store import ExperimentStore
-    from pruning.sweep import run_sweep
+    from bench.experiments.store import ExperimentStore
+    from bench.experiments.sweep import run_sweep
 
     from ..provenance import provenance
 

@@ -162,7 +162,7 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
     The runs must hold layer or model cases with counts and primitive cases (ValueError
     otherwise, before anything is written). pruning_csv: one pruning_summary.csv or a list
     of them (missing ones are left out with a warning). experiments: the rows of
-    experiments.csv (`pruning.store.ExperimentStore.export_rows`), for the verdicts with intervals.
+    experiments.csv (`bench.experiments.store.ExperimentStore.export_rows`), for the verdicts with intervals.
     """
     import matplotlib
 

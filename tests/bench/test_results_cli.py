@@ -3,7 +3,7 @@
 import csv
 
 from bench.cli import main
-from pruning.store import EXPORT_COLUMNS, ExperimentStore
+from bench.experiments.store import EXPORT_COLUMNS, ExperimentStore
 
 
 def test_export_into_a_new_folder(tmp_path):

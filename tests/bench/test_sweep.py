@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("ray")
 
-from pruning.store import ExperimentStore  # noqa: E402
+from bench.experiments.store import ExperimentStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from .cells import PruneCell, TrainCell, run_prune_cell, run_train_cell
-from .methods import get_method
+from pruning.methods import get_method
 from .store import ExperimentStore
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ import multiprocessing as mp
 
 import pytest
 
-from pruning.store import EXPORT_COLUMNS, ExperimentStore
+from bench.experiments.store import EXPORT_COLUMNS, ExperimentStore
 
 
 def _writer(path: str, worker: int, runs: int) -> None:
