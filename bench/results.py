@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import contextlib
 import csv
 import fcntl
@@ -133,7 +135,7 @@ def export_pruned(run: dict, meta: dict, out_dir: str | Path) -> Path:
 
     src = Path(run["checkpoint"] or "")
     if not src.is_file():
-        raise ValueError(f"run {run['run_id']}: its checkpoint {src} is not on this machine")
+        raise InputError(f"run {run['run_id']}: its checkpoint {src} is not on this machine")
     state, _ = checkpoint_from_bytes(src.read_bytes(), str(src))
     path = Path(out_dir) / f"pruned-{run['method']}.pt"
     atomic_write(path, checkpoint_bytes(state, meta))
@@ -178,7 +180,7 @@ def upsert_csv(path: str | Path, rows: list[dict], key: tuple[str, ...] = ("mode
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_dir():
-        raise ValueError(f"{path} is a folder; expected a CSV file")
+        raise InputError(f"{path} is a folder; expected a CSV file")
 
     def upsert() -> None:
         with open(path.parent / f".{path.name}.lock", "a") as lock:
@@ -188,7 +190,7 @@ def upsert_csv(path: str | Path, rows: list[dict], key: tuple[str, ...] = ("mode
                 with open(path, newline="") as f:
                     reader = csv.DictReader(f)
                     if reader.fieldnames != CSV_COLUMNS:
-                        raise ValueError(f"{path}: columns {reader.fieldnames}, expected {CSV_COLUMNS}")
+                        raise InputError(f"{path}: columns {reader.fieldnames}, expected {CSV_COLUMNS}")
                     new_keys = {tuple(str(r[k]) for k in key) for r in rows}
                     kept = [r for r in reader if tuple(r[k] for k in key) not in new_keys]
             buf = io.StringIO()

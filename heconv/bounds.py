@@ -10,6 +10,8 @@ them) are bounded by max_o sum |W[o]| * max|x| + max|b|.
 
 from __future__ import annotations
 
+from .errors import InputError
+
 import numpy as np
 
 from .params import CKKSParams
@@ -53,7 +55,7 @@ def check_bound(layer: str, bound: float, params: CKKSParams, level: int, produc
     """Raise ValueError naming the layer, the bound and what to change when `bound` does not fit."""
     room = headroom(params, level, product)
     if not np.isfinite(bound) or bound >= room:
-        raise ValueError(
+        raise InputError(
             f"layer {layer}: values may reach {bound:.3g}, beyond the {room:.3g} that scale 2^{params.scale_bits} "
             f"leaves in the {level_bits(params, level)}-bit modulus at level {level}; decryption would give garbage. "
             "Use smaller weights or inputs, a larger modulus (larger first prime), or fewer --scale-bits "

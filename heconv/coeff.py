@@ -17,6 +17,8 @@ once; `run_coeff_conv` executes the plan and never changes it.
 
 from __future__ import annotations
 
+from .errors import InputError
+
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -62,15 +64,15 @@ def plan_coeff_conv(
     w, _ = _check_weight(name, weight, None)
     c_o, c_i, k, _ = w.shape
     if stride not in (1, 2):
-        raise ValueError(f"layer {name}: stride must be 1 or 2, got {stride}")
+        raise InputError(f"layer {name}: stride must be 1 or 2, got {stride}")
     if not 0 <= level < params.depth:
-        raise ValueError(f"layer {name}: input at level {level} needs a rescale, but the chain has "
+        raise InputError(f"layer {name}: input at level {level} needs a rescale, but the chain has "
                          f"{params.depth} level(s) (0..{params.depth - 1} can multiply)")
     try:
         ch = coefficient_chunking(c_i, c_o, height, width, k, params.poly_modulus_degree, frame_kernel, align, mask,
                                   unit_costs)
     except ValueError as e:
-        raise ValueError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
+        raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
     nonzero = np.zeros((ch.groups * ch.group, ch.chunks * ch.c_w), dtype=bool)
     nonzero[:c_o, :c_i] = np.any(w.reshape(c_o, c_i, k * k) != 0, axis=2)
     kept = nonzero.reshape(ch.groups, ch.group, ch.chunks, ch.c_w).any(axis=(1, 3))

@@ -16,6 +16,8 @@ g*m + u at coefficient O + u*D + i*frame_w + j. Pure numpy: nothing here touches
 
 from __future__ import annotations
 
+from .errors import InputError
+
 import numpy as np
 
 from .geometry import CoeffChunking
@@ -30,7 +32,7 @@ def _padded(x: np.ndarray, ch: CoeffChunking, channels: int) -> np.ndarray:
     p = (ch.kernel - 1) // 2
     c, h, w = x.shape
     if (h, w) != (ch.height, ch.width):
-        raise ValueError(f"coefficient packing: feature map is {h}x{w}, the chunking expects {ch.height}x{ch.width}")
+        raise InputError(f"coefficient packing: feature map is {h}x{w}, the chunking expects {ch.height}x{ch.width}")
     ty, tx = _tile_grid(ch)
     out = np.zeros((channels, ty * ch.tile_h + ch.kernel - 1, tx * ch.tile_w + ch.kernel - 1))
     out[:c, p : p + h, p : p + w] = x
@@ -58,7 +60,7 @@ def pack_coeff_input(x: np.ndarray, ch: CoeffChunking) -> list[np.ndarray]:
     """
     x = np.asarray(x, dtype=np.float64)
     if x.shape[0] != ch.c_in:
-        raise ValueError(f"coefficient packing: {x.shape[0]} input channels, the chunking expects {ch.c_in}")
+        raise InputError(f"coefficient packing: {x.shape[0]} input channels, the chunking expects {ch.c_in}")
     padded = _padded(x, ch, ch.chunks * ch.c_w)
     fh, fw, area = ch.frame_h, ch.frame_w, ch.frame_h * ch.frame_w
     out = []

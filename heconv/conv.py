@@ -13,6 +13,8 @@ are used. `run_conv` executes the plan on ciphertexts and never changes it.
 
 from __future__ import annotations
 
+from .errors import InputError
+
 import dataclasses
 from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
@@ -59,20 +61,20 @@ class CompiledConv:
 def _check_weight(name: str, weight: np.ndarray, bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     w = np.asarray(weight, dtype=np.float64)
     if w.ndim != 4 or w.shape[2] != w.shape[3]:
-        raise ValueError(f"layer {name}: weight must have shape [C_out, C_in, k, k], got {list(w.shape)}")
+        raise InputError(f"layer {name}: weight must have shape [C_out, C_in, k, k], got {list(w.shape)}")
     k = w.shape[2]
     if k % 2 == 0:
-        raise ValueError(f"layer {name}: kernel size must be odd for 'same' padding, got {k}x{k}")
+        raise InputError(f"layer {name}: kernel size must be odd for 'same' padding, got {k}x{k}")
     if not np.all(np.isfinite(w)):
         bad = int(np.size(w) - np.isfinite(w).sum())
-        raise ValueError(f"layer {name}: weight {list(w.shape)} holds {bad} NaN or Inf values")
+        raise InputError(f"layer {name}: weight {list(w.shape)} holds {bad} NaN or Inf values")
     b = None
     if bias is not None:
         b = np.asarray(bias, dtype=np.float64)
         if b.shape != (w.shape[0],):
-            raise ValueError(f"layer {name}: bias must have shape [{w.shape[0]}], got {list(b.shape)}")
+            raise InputError(f"layer {name}: bias must have shape [{w.shape[0]}], got {list(b.shape)}")
         if not np.all(np.isfinite(b)):
-            raise ValueError(f"layer {name}: bias holds NaN or Inf values")
+            raise InputError(f"layer {name}: bias holds NaN or Inf values")
     return w, b
 
 
@@ -126,17 +128,17 @@ def plan_conv(
     w, _ = _check_weight(name, weight, None)
     c_o, c_i, k, _ = w.shape
     if stride not in (1, 2):
-        raise ValueError(f"layer {name}: stride must be 1 or 2, got {stride}")
+        raise InputError(f"layer {name}: stride must be 1 or 2, got {stride}")
     check_schedule(schedule, name)
     if not 0 <= level < params.depth:
-        raise ValueError(
+        raise InputError(
             f"layer {name}: input at level {level} needs a rescale, but the chain has "
             f"{params.depth} level(s) (0..{params.depth - 1} can multiply)"
         )
     try:
         packing = packing_geometry(c_i, c_o, height, width, params.slots, c_n)
     except ValueError as e:
-        raise ValueError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
+        raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
 
     offsets = kernel_offsets(k)
     shifts = [normalize_step(position_shift(dy, dx, width), packing.slots) for dy, dx in offsets]

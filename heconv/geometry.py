@@ -7,6 +7,8 @@ them together.
 
 from __future__ import annotations
 
+from .errors import InputError
+
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -70,12 +72,12 @@ def packing_geometry(c_in: int, c_out: int, height: int, width: int, slots: int,
     """
     for name, v in (("c_in", c_in), ("c_out", c_out), ("height", height), ("width", width)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"packing: {name} must be a positive integer, got {v!r}")
+            raise InputError(f"packing: {name} must be a positive integer, got {v!r}")
     if slots < 1 or slots & (slots - 1):
-        raise ValueError(f"packing: slots must be a power of two, got {slots}")
+        raise InputError(f"packing: slots must be a power of two, got {slots}")
     p = next_pow2(height * width)
     if p > slots:
-        raise ValueError(
+        raise InputError(
             f"packing: an {height}x{width} channel needs P = {p} slots, but a ciphertext "
             f"has only S = {slots}; use a larger poly modulus degree (N >= {2 * p}) "
             f"or a smaller input"
@@ -83,7 +85,7 @@ def packing_geometry(c_in: int, c_out: int, height: int, width: int, slots: int,
     if c_n is None:
         c_n = min(slots // p, next_pow2(max(c_in, c_out)))
     elif c_n < 1 or c_n & (c_n - 1) or c_n * p > slots:
-        raise ValueError(f"packing: c_n = {c_n} must be a power of two with c_n * P <= S ({p} * c_n <= {slots})")
+        raise InputError(f"packing: c_n = {c_n} must be a power of two with c_n * P <= S ({p} * c_n <= {slots})")
     return Packing(
         slots=slots,
         height=height,
@@ -197,7 +199,7 @@ def group_ids(shape: tuple[int, int, int, int], c_n: int) -> GroupIds:
     """
     c_out, c_in, k, k2 = shape
     if k != k2:
-        raise ValueError(f"group_ids: kernel must be square, got {k}x{k2}")
+        raise InputError(f"group_ids: kernel must be square, got {k}x{k2}")
     bo, d = diagonal_index(c_out, c_in, c_n)
     bi, pos = positional_index(c_out, c_in, k, c_n)
     diag = np.broadcast_to((bo * c_n + d)[:, :, None, None], tuple(shape))
@@ -254,9 +256,9 @@ def schedule_group_ids(shape: tuple[int, int, int, int], c_n: int, baby_step: in
     """
     c_out, c_in, k, k2 = shape
     if k != k2:
-        raise ValueError(f"schedule_group_ids: kernel must be square, got {k}x{k2}")
+        raise InputError(f"schedule_group_ids: kernel must be square, got {k}x{k2}")
     if baby_step < 1 or c_n % baby_step or baby_step & (baby_step - 1):
-        raise ValueError(f"schedule_group_ids: the baby step B = {baby_step} must be a power of two dividing "
+        raise InputError(f"schedule_group_ids: the baby step B = {baby_step} must be a power of two dividing "
                          f"c_n = {c_n}")
     bo, d = diagonal_index(c_out, c_in, c_n)
     bi, pos = positional_index(c_out, c_in, k, c_n)
@@ -276,7 +278,7 @@ def pack(x: np.ndarray, packing: Packing) -> list[np.ndarray]:
     """
     c, h, w = x.shape
     if (h, w) != (packing.height, packing.width):
-        raise ValueError(
+        raise InputError(
             f"pack: feature map is {h}x{w}, the packing expects "
             f"{packing.height}x{packing.width}"
         )
@@ -354,7 +356,7 @@ def coefficient_chunking(c_in: int, c_out: int, height: int, width: int, kernel:
     u = unit_costs or DEFAULT_UNIT_COSTS
     k = max(kernel, frame_kernel or kernel, align.kernel if align else 1)
     if kernel % 2 == 0 or k % 2 == 0 or k * k > n or n & (n - 1):
-        raise ValueError(f"coefficient chunking: kernel {kernel} (frame {k}) must be odd, N = {n} a power of 2 >= k*k")
+        raise InputError(f"coefficient chunking: kernel {kernel} (frame {k}) must be odd, N = {n} a power of 2 >= k*k")
     if align is not None:
         shapes = [(align.tile_h, align.tile_w)]
     elif (height + k - 1) * (width + k - 1) + (k - 1) * (width + k) <= n:  # one channel fits
@@ -379,7 +381,7 @@ def coefficient_chunking(c_in: int, c_out: int, height: int, width: int, kernel:
             if best is None or key < best[0]:
                 best = (key, CoeffChunking(n, c_in, c_out, height, width, k, th, tw, c_w, chunks, group, spacing))
     if best is None:
-        raise ValueError(f"coefficient chunking: no {k}x{k} frame fits in N = {n}" + (" when aligned" if align else ""))
+        raise InputError(f"coefficient chunking: no {k}x{k} frame fits in N = {n}" + (" when aligned" if align else ""))
     return best[1]
 
 
@@ -394,7 +396,7 @@ def coefficient_block_ids(shape: tuple[int, int, int, int], chunking: CoeffChunk
     """
     c_out, c_in, k, _ = shape
     if (c_out, c_in) != (chunking.c_out, chunking.c_in):
-        raise ValueError(f"coefficient_block_ids: weight {list(shape)} does not match the chunking's "
+        raise InputError(f"coefficient_block_ids: weight {list(shape)} does not match the chunking's "
                          f"{chunking.c_in}->{chunking.c_out}")
     ids = (np.arange(c_out) // chunking.group)[:, None] * chunking.chunks + np.arange(c_in)[None, :] // chunking.c_w
     return np.broadcast_to(ids[:, :, None, None], tuple(shape)), chunking.groups * chunking.chunks

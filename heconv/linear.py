@@ -15,6 +15,8 @@ DESIGN.md's (n_i*n_o/S - 1) + log2(S/n_o) when n_i*n_o >= S.
 
 from __future__ import annotations
 
+from .errors import InputError
+
 import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -92,23 +94,23 @@ def plan_linear(weight: np.ndarray, params: CKKSParams, has_bias: bool = False, 
     """
     w = np.asarray(weight, dtype=np.float64)
     if w.ndim != 2:
-        raise ValueError(f"layer {name}: linear weight must have shape [n_out, n_in], got {list(w.shape)}")
+        raise InputError(f"layer {name}: linear weight must have shape [n_out, n_in], got {list(w.shape)}")
     if not np.all(np.isfinite(w)):
-        raise ValueError(f"layer {name}: linear weight {list(w.shape)} holds NaN or Inf values")
+        raise InputError(f"layer {name}: linear weight {list(w.shape)} holds NaN or Inf values")
     if not 0 <= level < params.depth:
-        raise ValueError(f"layer {name}: input at level {level} cannot be rescaled (depth {params.depth})")
+        raise InputError(f"layer {name}: input at level {level} cannot be rescaled (depth {params.depth})")
     n_out, n_in = w.shape
     n_o = next_pow2(n_out)
     if lane_stride is None:
         n_i = next_pow2(max(n_in, n_o))
         if n_i > params.slots:
-            raise ValueError(f"layer {name}: {n_in} inputs pad to {n_i}, more than the {params.slots} slots")
+            raise InputError(f"layer {name}: {n_in} inputs pad to {n_i}, more than the {params.slots} slots")
         lanes = params.slots // n_i
         a = min(lanes, n_o)
     else:
         lanes, n_i, a = lane_stride, params.slots // lane_stride, 1
         if n_in > n_i or n_o > n_i:
-            raise ValueError(f"layer {name}: {n_in} inputs / {n_o} padded outputs do not fit the "
+            raise InputError(f"layer {name}: {n_in} inputs / {n_o} padded outputs do not fit the "
                              f"{n_i} elements of stride {lane_stride}")
     shape = LinearPlan(name, n_in, n_out, n_i, n_o, params.slots, lanes, a, n_o // a, [], [], [], has_bias, level,
                        params)

@@ -24,6 +24,8 @@ time (counts x unit costs), so the layer's floor is that worker's floor plus tra
 
 from __future__ import annotations
 
+from .errors import InputError
+
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -43,7 +45,7 @@ def available_cores() -> int:
 def check_workers(workers: object, where: str = "") -> int:
     """A worker count: a positive integer (bool refused)."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"{where}workers must be a positive integer, got {workers!r}")
+        raise InputError(f"{where}workers must be a positive integer, got {workers!r}")
     return workers
 
 

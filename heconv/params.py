@@ -8,6 +8,8 @@ tests/heconv check the copy against SEAL itself.
 
 from __future__ import annotations
 
+from .errors import InputError
+
 from dataclasses import asdict, dataclass, field
 
 from .geometry import next_pow2
@@ -62,20 +64,20 @@ def check_security(n: int, coeff_mod_bit_sizes: tuple[int, ...] | list[int], all
     >>> check_security(8192, (60, 40, 40, 40, 60), False)
     Traceback (most recent call last):
     ...
-    ValueError: CKKS parameters N=8192 with a 240-bit coefficient modulus are below 128-bit security (at most 218 bits for N=8192); use a larger N or fewer levels, or pass allow_insecure=True (--toy-params) for toy parameters
+    heconv.errors.InputError: CKKS parameters N=8192 with a 240-bit coefficient modulus are below 128-bit security (at most 218 bits for N=8192); use a larger N or fewer levels, or pass allow_insecure=True (--toy-params) for toy parameters
     """
     if n < 2 or n & (n - 1):
-        raise ValueError(f"poly modulus degree must be a power of two, got {n}")
+        raise InputError(f"poly modulus degree must be a power of two, got {n}")
     bits = sum(coeff_mod_bit_sizes)
     if allow_insecure:
         return
     if n not in SECURE_DEGREES:
-        raise ValueError(
+        raise InputError(
             f"poly modulus degree N={n} is not one of the supported secure degrees "
             f"{SECURE_DEGREES}; pass allow_insecure=True (--toy-params) for toy parameters"
         )
     if bits > MAX_BITS_128[n]:
-        raise ValueError(
+        raise InputError(
             f"CKKS parameters N={n} with a {bits}-bit coefficient modulus are below 128-bit "
             f"security (at most {MAX_BITS_128[n]} bits for N={n}); use a larger N or fewer "
             f"levels, or pass allow_insecure=True (--toy-params) for toy parameters"
@@ -89,7 +91,7 @@ def max_secure_depth(poly_modulus_degree: int, scale_bits: int = 40, outer_bits:
     (2, 7, 19)
     """
     if poly_modulus_degree not in MAX_BITS_128:
-        raise ValueError(f"no 128-bit bound for N={poly_modulus_degree}")
+        raise InputError(f"no 128-bit bound for N={poly_modulus_degree}")
     return max(0, (MAX_BITS_128[poly_modulus_degree] - 2 * outer_bits) // scale_bits)
 
 
@@ -112,9 +114,9 @@ def ckks_params(
     16384
     """
     if depth < 1:
-        raise ValueError(f"CKKS depth must be at least 1, got {depth}")
+        raise InputError(f"CKKS depth must be at least 1, got {depth}")
     if not 20 <= scale_bits <= 60 or scale_bits >= outer_bits + 1:
-        raise ValueError(f"scale_bits must be in [20, 60] and at most {outer_bits}, got {scale_bits}")
+        raise InputError(f"scale_bits must be in [20, 60] and at most {outer_bits}, got {scale_bits}")
     bits = (outer_bits,) + (scale_bits,) * depth + (outer_bits,)
     if poly_modulus_degree is None:
         for n in SECURE_DEGREES:
@@ -122,13 +124,13 @@ def ckks_params(
                 poly_modulus_degree = n
                 break
         else:
-            raise ValueError(
+            raise InputError(
                 f"no secure CKKS ring dimension in {SECURE_DEGREES} gives {min_slots} slots "
                 f"and a {sum(bits)}-bit modulus for depth {depth}"
             )
     check_security(poly_modulus_degree, bits, allow_insecure)
     if poly_modulus_degree // 2 < min_slots:
-        raise ValueError(
+        raise InputError(
             f"N={poly_modulus_degree} gives {poly_modulus_degree // 2} slots, "
             f"the layer needs at least {min_slots}"
         )

@@ -21,6 +21,8 @@ builds the plan, compiles and runs it.
 
 from __future__ import annotations
 
+from .errors import InputError
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -51,7 +53,7 @@ def check_schedule(schedule: str, name: str | None = "conv") -> str:
     >>> check_schedule("bsgs:3")
     Traceback (most recent call last):
     ...
-    ValueError: layer conv: schedule 'bsgs:3': the baby step B must be a power of two, got 3
+    heconv.errors.InputError: layer conv: schedule 'bsgs:3': the baby step B must be a power of two, got 3
     """
     where = f"layer {name}: " if name else ""
     if schedule in ("output-rotation", "input-rotation", "auto"):
@@ -59,12 +61,12 @@ def check_schedule(schedule: str, name: str | None = "conv") -> str:
     if isinstance(schedule, str) and schedule.startswith("bsgs:"):
         text = schedule[len("bsgs:"):]
         if not text.isdigit():
-            raise ValueError(f"{where}schedule {schedule!r}: expected 'bsgs:B' with an integer B, e.g. 'bsgs:4'")
+            raise InputError(f"{where}schedule {schedule!r}: expected 'bsgs:B' with an integer B, e.g. 'bsgs:4'")
         b = int(text)
         if b < 1 or b & (b - 1):
-            raise ValueError(f"{where}schedule {schedule!r}: the baby step B must be a power of two, got {b}")
+            raise InputError(f"{where}schedule {schedule!r}: the baby step B must be a power of two, got {b}")
         return schedule
-    raise ValueError(f"{where}unknown rotation schedule {schedule!r}; known: "
+    raise InputError(f"{where}unknown rotation schedule {schedule!r}; known: "
                      f"'output-rotation', 'input-rotation', 'bsgs:B' (B a power of two dividing c_n), 'auto'")
 
 
@@ -84,7 +86,7 @@ def check_network_schedule(schedule: str | Mapping[str, str], layers: list[str])
     if isinstance(schedule, Mapping):
         unknown = sorted(set(schedule) - set(layers))
         if unknown:
-            raise ValueError(f"schedule names layers that are not convs of the network: {unknown[:5]}")
+            raise InputError(f"schedule names layers that are not convs of the network: {unknown[:5]}")
         for name, spec in schedule.items():
             check_schedule(spec, name)
     else:
@@ -99,7 +101,7 @@ def resolve_schedule(schedule: str, c_n: int, name: str = "conv") -> int | None:
     >>> resolve_schedule("bsgs:32", 16, "layer1.0.conv1")
     Traceback (most recent call last):
     ...
-    ValueError: layer layer1.0.conv1: schedule 'bsgs:32': the baby step B must divide c_n = 16 (one of [1, 2, 4, 8, 16]); 'auto' picks one per layer
+    heconv.errors.InputError: layer layer1.0.conv1: schedule 'bsgs:32': the baby step B must divide c_n = 16 (one of [1, 2, 4, 8, 16]); 'auto' picks one per layer
     """
     check_schedule(schedule, name)
     if schedule == "auto":
@@ -110,7 +112,7 @@ def resolve_schedule(schedule: str, c_n: int, name: str = "conv") -> int | None:
         return c_n
     b = int(schedule[len("bsgs:"):])
     if c_n % b:
-        raise ValueError(f"layer {name}: schedule {schedule!r}: the baby step B must divide c_n = {c_n} "
+        raise InputError(f"layer {name}: schedule {schedule!r}: the baby step B must divide c_n = {c_n} "
                          f"(one of {baby_step_choices(c_n)}); 'auto' picks one per layer")
     return b
 

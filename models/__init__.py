@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 from torch import nn
 
 from heconv.frontend.modules import PadShortcut, Square
@@ -25,7 +27,7 @@ def build_model(name: str, in_channels: int = 3, num_classes: int = 10) -> nn.Mo
         return SmallCNN(in_channels, num_classes, "relu")
     if name == "small-cnn-square":
         return SmallCNN(in_channels, num_classes, "square")
-    raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    raise InputError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
 
 
 __all__ = ["MODELS", "build_model", "BasicBlock", "Bottleneck", "PadShortcut", "ResNet", "SmallCNN", "Square",

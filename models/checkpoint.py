@@ -12,6 +12,8 @@ True
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import io
 from pathlib import Path
 
@@ -27,11 +29,11 @@ def safe_torch_load(path: str | Path, what: str = "checkpoint"):
     """torch.load(path, weights_only=True), with a ValueError that names the file."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{what} {path} does not exist")
+        raise InputError(f"{what} {path} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for a bad file
-        raise ValueError(f"{what} {path}: cannot be read with weights_only=True ({e})") from None
+        raise InputError(f"{what} {path}: cannot be read with weights_only=True ({e})") from None
 
 
 def checkpoint_bytes(state_dict: dict, meta: dict) -> bytes:
@@ -51,12 +53,12 @@ def checkpoint_from_bytes(blob: bytes, what: str = "checkpoint") -> tuple[dict, 
     try:
         obj = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for bad bytes
-        raise ValueError(f"{what}: cannot be read with weights_only=True ({e})") from None
+        raise InputError(f"{what}: cannot be read with weights_only=True ({e})") from None
     if isinstance(obj, dict) and "state_dict" in obj and "meta" in obj:
         return obj["state_dict"], obj["meta"]
     if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return obj, {}
-    raise ValueError(f"{what}: expected a checkpoint or a state dict, got {type(obj).__name__}")
+    raise InputError(f"{what}: expected a checkpoint or a state dict, got {type(obj).__name__}")
 
 
 def load_state(model: nn.Module, state: dict, path: str | Path, name: str | None = None) -> None:
@@ -73,7 +75,7 @@ def load_state(model: nn.Module, state: dict, path: str | Path, name: str | None
             f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}" if unexpected else "",
         ) if part) or first
         what = name or f"the model ({type(model).__name__})"
-        raise ValueError(f"checkpoint {path} does not fit {what}: {detail}") from None
+        raise InputError(f"checkpoint {path} does not fit {what}: {detail}") from None
 
 
 def load_weights_into(model: nn.Module, path: str | Path) -> None:
@@ -82,7 +84,7 @@ def load_weights_into(model: nn.Module, path: str | Path) -> None:
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
-        raise ValueError(f"checkpoint {path}: expected a state dict, got {type(obj).__name__}")
+        raise InputError(f"checkpoint {path}: expected a state dict, got {type(obj).__name__}")
     load_state(model, obj, path)
 
 
@@ -90,7 +92,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
     """(state_dict, meta) of a checkpoint written with `checkpoint_bytes`."""
     obj = safe_torch_load(path)
     if not isinstance(obj, dict) or "state_dict" not in obj or "meta" not in obj:
-        raise ValueError(f"checkpoint {path}: expected {{'state_dict', 'meta'}} as written by 'artemis train'")
+        raise InputError(f"checkpoint {path}: expected {{'state_dict', 'meta'}} as written by 'artemis train'")
     return obj["state_dict"], obj["meta"]
 
 
@@ -99,7 +101,7 @@ def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:
     state, meta = read_checkpoint(path)
     absent = [k for k in REQUIRED_META if k not in meta]
     if absent:
-        raise ValueError(f"checkpoint {path}: meta lacks {absent} (written by 'artemis train' or 'artemis prune'?)")
+        raise InputError(f"checkpoint {path}: meta lacks {absent} (written by 'artemis train' or 'artemis prune'?)")
     model = build_model(meta["model"], meta["in_channels"], meta["num_classes"])
     load_state(model, state, path, meta["model"])
     return model.eval(), meta
@@ -120,6 +122,6 @@ def find_checkpoints(dirs: list[str | Path]) -> dict[tuple[str, str], Path]:
         for path in sorted(d.rglob("pruned-*.pt")):
             _, meta = read_checkpoint(path)
             if "method" not in meta or "model" not in meta:
-                raise ValueError(f"checkpoint {path}: meta has no 'model'/'method' (written by 'artemis prune'?)")
+                raise InputError(f"checkpoint {path}: meta has no 'model'/'method' (written by 'artemis prune'?)")
             found[(meta["model"], meta["method"])] = path
     return found

@@ -7,6 +7,8 @@ subsample and zero-pad channels, which the HE protocol does at the client's refr
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import torch
 from torch import nn
 
@@ -69,9 +71,9 @@ class ResNet(nn.Module):
                  num_classes: int = 10, shortcut: str = "conv"):
         super().__init__()
         if in_channels not in (1, 3):
-            raise ValueError(f"ResNet: in_channels must be 1 or 3, got {in_channels}")
+            raise InputError(f"ResNet: in_channels must be 1 or 3, got {in_channels}")
         if num_classes < 1:
-            raise ValueError(f"ResNet: num_classes must be positive, got {num_classes}")
+            raise InputError(f"ResNet: num_classes must be positive, got {num_classes}")
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU()

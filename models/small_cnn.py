@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import torch
 from torch import nn
 
@@ -14,7 +16,7 @@ class SmallCNN(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 10, activation: str = "relu", width: int = 8):
         super().__init__()
         if activation not in ("relu", "square"):
-            raise ValueError(f"SmallCNN: activation must be 'relu' or 'square', got {activation!r}")
+            raise InputError(f"SmallCNN: activation must be 'relu' or 'square', got {activation!r}")
         act = nn.ReLU if activation == "relu" else Square
         self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1)
         self.act1 = act()

@@ -22,10 +22,12 @@ resizes, normalises with the training split's statistics, and splits off a valid
 >>> load_dataset("digits", 0)
 Traceback (most recent call last):
     ...
-ValueError: input_size must be a whole number of pixels >= 1, got 0
+heconv.errors.InputError: input_size must be a whole number of pixels >= 1, got 0
 """
 
 from __future__ import annotations
+
+from heconv.errors import InputError
 
 import logging
 from dataclasses import dataclass
@@ -94,9 +96,9 @@ def resize(x: np.ndarray, size: int) -> np.ndarray:
 def _check_split(name: str, split: str, s: Split, source: str) -> None:
     """What every loader promises, checked once more before the data are used."""
     if s.x.ndim != 4 or s.y.ndim != 1 or len(s.x) != len(s.y):
-        raise ValueError(f"{source}: {name} {split} images {s.x.shape} and labels {s.y.shape} do not match")
+        raise InputError(f"{source}: {name} {split} images {s.x.shape} and labels {s.y.shape} do not match")
     if len(s.y) == 0:
-        raise ValueError(f"{source}: the {name} {split} split holds no images")
+        raise InputError(f"{source}: the {name} {split} split holds no images")
     check_labels(s.y, CLASSES[name], TITLES[name], f"{source} ({split} split)")
 
 
@@ -109,15 +111,15 @@ def load_dataset(name: str, input_size: int, data_dir: str | Path | None = None,
     missing Fashion-MNIST fall back to the digits, with a note and a warning.
     """
     if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+        raise InputError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
     if isinstance(input_size, bool) or not isinstance(input_size, (int, np.integer)) or input_size < 1:
-        raise ValueError(f"input_size must be a whole number of pixels >= 1, got {input_size!r}")
+        raise InputError(f"input_size must be a whole number of pixels >= 1, got {input_size!r}")
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        raise InputError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if subset is not None and (isinstance(subset, bool) or not isinstance(subset, (int, np.integer))):
-        raise ValueError(f"subset must be a whole number of images, got {subset!r}")
+        raise InputError(f"subset must be a whole number of images, got {subset!r}")
     if subset is not None and subset < 10:
-        raise ValueError(f"subset must be at least 10 images, got {subset}")
+        raise InputError(f"subset must be at least 10 images, got {subset}")
     if data_dir is not None:
         data_folder(data_dir)
     note = ""
@@ -136,14 +138,14 @@ def load_dataset(name: str, input_size: int, data_dir: str | Path | None = None,
             log.warning(note)
         (train, test), source = load_digits(), DIGITS_SOURCE
     elif data_dir is None:
-        raise ValueError(f"data set {name} is read from --data-dir; none given")
+        raise InputError(f"data set {name} is read from --data-dir; none given")
     elif name in ("cifar10", "cifar100"):
         classes = 10 if name == "cifar10" else 100
         folder = cifar_folder(data_dir, classes)
         sub, train_files, test_file, _ = CIFAR_LAYOUT[classes]
         missing = missing_files(folder, train_files + (test_file,))
         if missing:  # all named at once, before reading any
-            raise ValueError(f"{folder}: CIFAR-{classes} file(s) missing: {', '.join(missing)} (expected the python "
+            raise InputError(f"{folder}: CIFAR-{classes} file(s) missing: {', '.join(missing)} (expected the python "
                              f"version's batches in --data-dir or its {sub}/ folder)")
         (train, test), source = load_cifar(data_dir, classes), str(folder.resolve())
     else:
@@ -157,7 +159,7 @@ def load_dataset(name: str, input_size: int, data_dir: str | Path | None = None,
         order = order[:subset]
     n_val = max(1, int(round(val_fraction * len(order))))
     if n_val >= len(order):
-        raise ValueError(f"{source}: {len(order)} training images are too few to split off val_fraction {val_fraction}")
+        raise InputError(f"{source}: {len(order)} training images are too few to split off val_fraction {val_fraction}")
     val_idx, train_idx = order[:n_val], order[n_val:]
     x_train = resize(train.x[train_idx], input_size)
     mean = x_train.mean(axis=(0, 2, 3))

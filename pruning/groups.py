@@ -18,6 +18,8 @@ before training ("auto" depends on the very weights being pruned, so it is refus
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,7 +109,7 @@ def model_groups(model: nn.Module, input_shape: tuple[int, int, int], params: CK
     per_layer = schedule if isinstance(schedule, dict) else {}
     unknown = sorted(set(per_layer) - set(packings))
     if unknown:
-        raise ValueError(f"schedule names layers that are not convs of the model: {unknown[:5]}; "
+        raise InputError(f"schedule names layers that are not convs of the model: {unknown[:5]}; "
                          f"convs: {list(packings)[:5]}...")
     modules = dict(model.named_modules())
     out = {}

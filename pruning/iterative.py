@@ -4,6 +4,8 @@ keep the last step within the accuracy budget."""
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 from dataclasses import asdict, dataclass, field
 
 from torch import nn
@@ -79,13 +81,13 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
     The model is left at the chosen step, its masks beside the weights.
     """
     if max_drop < 0:
-        raise ValueError(f"max_drop must be non-negative, got {max_drop}")
+        raise InputError(f"max_drop must be non-negative, got {max_drop}")
     if list(fractions) != sorted(fractions) or not all(0 < f <= 1 for f in fractions):
-        raise ValueError(f"fractions must increase within (0, 1], got {fractions}")
+        raise InputError(f"fractions must increase within (0, 1], got {fractions}")
     if patience < 1:
-        raise ValueError(f"patience must be at least 1, got {patience}")
+        raise InputError(f"patience must be at least 1, got {patience}")
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise InputError(f"mode must be one of {MODES}, got {mode!r}")
     finetune = finetune or TrainConfig(epochs=1, lr=0.01)
     finetune = TrainConfig(**{**asdict(finetune), "lambda_p": 0.0, "lambda_d": 0.0})
     shape = (data.in_channels, data.input_size, data.input_size)

@@ -27,6 +27,8 @@ Under a BSGS schedule the diagonal/positional slots hold its giant/baby-step gro
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 from abc import ABC
 from dataclasses import dataclass
 
@@ -94,7 +96,7 @@ def group_sq_norms(weight: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Ten
 
 def _check_fraction(fraction: float) -> None:
     if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+        raise InputError(f"fraction must be in [0, 1], got {fraction}")
 
 
 def _smallest(scores: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -259,7 +261,7 @@ METHODS = tuple(REGISTRY)
 
 def get_method(name: str) -> PruningMethod:
     if name not in REGISTRY:
-        raise ValueError(f"unknown pruning method {name!r}; known: {', '.join(METHODS)}")
+        raise InputError(f"unknown pruning method {name!r}; known: {', '.join(METHODS)}")
     return REGISTRY[name]
 
 

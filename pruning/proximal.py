@@ -19,6 +19,8 @@ relative one zeroes the groups whose RMS falls below lr * lambda of their layer'
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import torch
 from torch import nn
 
@@ -50,7 +52,7 @@ def proximal_step(model: nn.Module, groups: dict[str, LayerGroups], lr: float, l
     the next step's momentum lifts the group straight back off zero.
     """
     if lr < 0 or lambda_p < 0 or lambda_d < 0:
-        raise ValueError(f"proximal_step: lr and lambdas must be non-negative, got lr={lr}, "
+        raise InputError(f"proximal_step: lr and lambdas must be non-negative, got lr={lr}, "
                          f"lambda_p={lambda_p}, lambda_d={lambda_d}")
     modules = dict(model.named_modules())
     for path, g in groups.items():

@@ -8,6 +8,8 @@ Each loader returns (train, test) Splits of uint8-range float arrays [N, C, H, W
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import gzip
 import io
 import logging
@@ -49,10 +51,10 @@ class Split:
 def data_folder(data_dir: str | Path) -> Path:
     """An explicit --data-dir, which must be an existing folder."""
     if str(data_dir) == "":
-        raise ValueError("--data-dir is empty; give the folder holding the data set's files")
+        raise InputError("--data-dir is empty; give the folder holding the data set's files")
     root = Path(data_dir)
     if not root.is_dir():
-        raise ValueError(f"--data-dir {root}: {'not a folder' if root.exists() else 'no such folder'}")
+        raise InputError(f"--data-dir {root}: {'not a folder' if root.exists() else 'no such folder'}")
     return root
 
 
@@ -66,12 +68,12 @@ def check_labels(y: np.ndarray, classes: int, title: str, where: str | Path) -> 
     >>> check_labels(np.array([0, 9, 255]), 10, "Fashion-MNIST", "labels.gz")
     Traceback (most recent call last):
         ...
-    ValueError: labels.gz: label 255 at position 2 is outside 0..9 (Fashion-MNIST has 10 classes; 1 of 3 labels out of range)
+    heconv.errors.InputError: labels.gz: label 255 at position 2 is outside 0..9 (Fashion-MNIST has 10 classes; 1 of 3 labels out of range)
     """
     bad = np.flatnonzero((y < 0) | (y >= classes))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"{where}: label {y[i]} at position {i} is outside 0..{classes - 1} ({title} has {classes} "
+        raise InputError(f"{where}: label {y[i]} at position {i} is outside 0..{classes - 1} ({title} has {classes} "
                          f"classes; {bad.size} of {y.size} labels out of range)")
 
 
@@ -80,24 +82,24 @@ def read_idx(path: str | Path) -> np.ndarray:
     """An IDX file (optionally .gz): magic 0x0000 08 <ndim>, big-endian sizes, uint8 data."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: file not found (expected an IDX file such as train-images-idx3-ubyte.gz)")
+        raise InputError(f"{path}: file not found (expected an IDX file such as train-images-idx3-ubyte.gz)")
     gz = path.suffix == ".gz"
     try:
         with (gzip.open if gz else open)(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError; a cut stream an EOFError
         why = f"corrupted or truncated: {e}" if gz else str(e)
-        raise ValueError(f"{path}: cannot be read as {'gzip' if gz else 'IDX'} ({why})") from None
+        raise InputError(f"{path}: cannot be read as {'gzip' if gz else 'IDX'} ({why})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path}: not an IDX file of unsigned bytes (magic {raw[:4].hex()}, expected 000008xx)")
+        raise InputError(f"{path}: not an IDX file of unsigned bytes (magic {raw[:4].hex()}, expected 000008xx)")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header ({ndim} sizes announced, file holds {len(raw)} bytes)")
+        raise InputError(f"{path}: truncated IDX header ({ndim} sizes announced, file holds {len(raw)} bytes)")
     shape = struct.unpack(">" + "I" * ndim, raw[4:header])
     expected, held = math.prod(shape), len(raw) - header  # Python ints: no overflow on absurd sizes
     if held != expected:
-        raise ValueError(f"{path}: header says {shape} ({expected} bytes), file holds {held}")
+        raise InputError(f"{path}: header says {shape} ({expected} bytes), file holds {held}")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -114,7 +116,7 @@ def find_fashion_mnist(data_dir: str | Path | None = None) -> Path | None:
     best = min((root, root / "fashion-mnist"), key=lambda d: len(missing_files(d, names)))  # a tie keeps root
     missing = missing_files(best, names)
     if missing:
-        raise ValueError(f"{best}: Fashion-MNIST file(s) missing: {', '.join(missing)} (--data-dir must hold the "
+        raise InputError(f"{best}: Fashion-MNIST file(s) missing: {', '.join(missing)} (--data-dir must hold the "
                          f"four IDX .gz files, or a fashion-mnist/ folder with them)")
     return best
 
@@ -126,7 +128,7 @@ def load_fashion_mnist(folder: str | Path) -> tuple[Split, Split]:
         images_file, labels_file = (folder / f for f in FASHION_FILES[split])
         images, labels = read_idx(images_file), read_idx(labels_file)
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(f"{folder}: {split} images {images.shape} and labels {labels.shape} do not match")
+            raise InputError(f"{folder}: {split} images {images.shape} and labels {labels.shape} do not match")
         check_labels(labels, CLASSES["fashion-mnist"], "Fashion-MNIST", labels_file)
         out.append(Split(images[:, None].astype(np.float32), labels.astype(np.int64)))
     return out[0], out[1]
@@ -161,26 +163,26 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 def _read_cifar_batch(path: Path, label_key: bytes, classes: int = 100) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
-        raise ValueError(f"{path}: file not found (expected a CIFAR python batch)")
+        raise InputError(f"{path}: file not found (expected a CIFAR python batch)")
     try:
         with open(path, "rb") as f:
             d = _NumpyOnlyUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
     except Exception as e:  # noqa: BLE001 - a malformed pickle can raise almost anything
-        raise ValueError(f"{path}: not a CIFAR python batch ({type(e).__name__}: {e})") from None
+        raise InputError(f"{path}: not a CIFAR python batch ({type(e).__name__}: {e})") from None
     if not isinstance(d, dict) or b"data" not in d or label_key not in d:
-        raise ValueError(f"{path}: expected a dict with b'data' and {label_key!r}")
+        raise InputError(f"{path}: expected a dict with b'data' and {label_key!r}")
     try:
         x, y = np.asarray(d[b"data"]), np.asarray(d[label_key])
     except (ValueError, TypeError) as e:
-        raise ValueError(f"{path}: b'data' or {label_key!r} is not an array ({e})") from None
+        raise InputError(f"{path}: b'data' or {label_key!r} is not an array ({e})") from None
     if x.dtype != np.uint8:
-        raise ValueError(f"{path}: b'data' has dtype {x.dtype}; expected uint8 pixels (0..255)")
+        raise InputError(f"{path}: b'data' has dtype {x.dtype}; expected uint8 pixels (0..255)")
     if y.size == 0:
         y = y.astype(np.int64)
     if y.dtype.kind not in "iu":
-        raise ValueError(f"{path}: {label_key!r} has dtype {y.dtype}; expected whole-number class labels")
+        raise InputError(f"{path}: {label_key!r} has dtype {y.dtype}; expected whole-number class labels")
     if x.ndim != 2 or x.shape[1] != 3072 or y.ndim != 1 or len(x) != len(y):
-        raise ValueError(f"{path}: data {x.shape} and labels {y.shape}; expected [N, 3072] (3x32x32 images) and [N]")
+        raise InputError(f"{path}: data {x.shape} and labels {y.shape}; expected [N, 3072] (3x32x32 images) and [N]")
     check_labels(y, classes, f"CIFAR-{classes}", path)
     return x.reshape(-1, 3, 32, 32).astype(np.float32), y.astype(np.int64)
 
@@ -194,7 +196,7 @@ def cifar_folder(data_dir: str | Path, classes: int) -> Path:
 
 def load_cifar(data_dir: str | Path, classes: int) -> tuple[Split, Split]:
     if classes not in CIFAR_LAYOUT:
-        raise ValueError(f"CIFAR has 10 or 100 classes, not {classes}")
+        raise InputError(f"CIFAR has 10 or 100 classes, not {classes}")
     folder = cifar_folder(data_dir, classes)
     _, train_files, test_file, key = CIFAR_LAYOUT[classes]
     train = [_read_cifar_batch(folder / f, key, classes) for f in train_files]
@@ -224,28 +226,28 @@ def load_tiny_imagenet(data_dir: str | Path) -> tuple[Split, Split]:
         try:
             real = path.resolve()
         except (OSError, RuntimeError) as e:  # a symlink loop
-            raise ValueError(f"{entry or path}: cannot be resolved ({e})") from None
+            raise InputError(f"{entry or path}: cannot be resolved ({e})") from None
         if not real.is_relative_to(boundary):
-            raise ValueError(f"{entry or path}: resolves to {real}, outside the data folder {boundary}")
+            raise InputError(f"{entry or path}: resolves to {real}, outside the data folder {boundary}")
         return real
 
     def needed_file(path: Path, entry: str | None = None, hint: str = "") -> Path:
         inside(path, entry)
         if not path.is_file():
-            raise ValueError(f"{entry or path}: file not found{hint}")
+            raise InputError(f"{entry or path}: file not found{hint}")
         return path
 
     inside(root)
     wnids_file = needed_file(root / "wnids.txt", hint=" (expected the tiny-imagenet-200 folder layout)")
     wnids = wnids_file.read_text().split()
     if not wnids:
-        raise ValueError(f"{wnids_file}: lists no class ids")
+        raise InputError(f"{wnids_file}: lists no class ids")
     if len(wnids) > CLASSES["tiny-imagenet"]:
-        raise ValueError(f"{wnids_file}: lists {len(wnids)} class ids; Tiny ImageNet has {CLASSES['tiny-imagenet']}")
+        raise InputError(f"{wnids_file}: lists {len(wnids)} class ids; Tiny ImageNet has {CLASSES['tiny-imagenet']}")
     index: dict[str, int] = {}
     for w in wnids:
         if w in index:
-            raise ValueError(f"{wnids_file}: class id {w!r} listed twice")
+            raise InputError(f"{wnids_file}: class id {w!r} listed twice")
         index[w] = len(index)
 
     # 1. list every file, checking the layout (cheap); 2. decode them (the long part)
@@ -254,11 +256,11 @@ def load_tiny_imagenet(data_dir: str | Path) -> tuple[Split, Split]:
         folder = root / "train" / w / "images"
         inside(folder)
         if not folder.is_dir():
-            raise ValueError(f"{folder}: missing (every id in wnids.txt needs train/<id>/images)")
+            raise InputError(f"{folder}: missing (every id in wnids.txt needs train/<id>/images)")
         for f in sorted(folder.iterdir()):
             files.append((needed_file(f), index[w]))
     if not files:
-        raise ValueError(f"{root / 'train'}: no training images under <id>/images")
+        raise InputError(f"{root / 'train'}: no training images under <id>/images")
     ann = needed_file(root / "val" / "val_annotations.txt")
     val_files: list[tuple[Path, int]] = []
     for line in ann.read_text().splitlines():
@@ -266,11 +268,11 @@ def load_tiny_imagenet(data_dir: str | Path) -> tuple[Split, Split]:
             continue
         parts = line.split("\t")
         if len(parts) < 2 or not parts[0] or parts[1] not in index:
-            raise ValueError(f"{ann}: malformed line {line!r} (expected '<file>\\t<wnid>...')")
+            raise InputError(f"{ann}: malformed line {line!r} (expected '<file>\\t<wnid>...')")
         entry = f"{ann}: entry {parts[0]!r}"
         val_files.append((needed_file(root / "val" / "images" / parts[0], entry), index[parts[1]]))
     if not val_files:
-        raise ValueError(f"{ann}: lists no images")
+        raise InputError(f"{ann}: lists no images")
 
     shape: tuple[int, ...] | None = None
 
@@ -280,10 +282,10 @@ def load_tiny_imagenet(data_dir: str | Path) -> tuple[Split, Split]:
             with Image.open(path) as im:
                 a = np.asarray(im.convert("RGB"), dtype=np.float32).transpose(2, 0, 1)
         except (OSError, ValueError, Image.DecompressionBombError) as e:
-            raise ValueError(f"{path}: not a readable image ({e})") from None
+            raise InputError(f"{path}: not a readable image ({e})") from None
         shape = shape or a.shape
         if a.shape != shape:
-            raise ValueError(f"{path}: image is {a.shape[1]}x{a.shape[2]}, expected {shape[1]}x{shape[2]} like the rest")
+            raise InputError(f"{path}: image is {a.shape[1]}x{a.shape[2]}, expected {shape[1]}x{shape[2]} like the rest")
         return a
 
     train = Split(np.stack([read(f) for f, _ in files]), np.array([c for _, c in files], dtype=np.int64))

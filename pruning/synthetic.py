@@ -6,6 +6,8 @@ same packing geometry the engine runs, so "50% of the diagonals" means what it c
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import numpy as np
 import torch
 from torch import nn
@@ -17,7 +19,7 @@ from heconv.params import CKKSParams
 
 def _check_fraction(name: str, frac: float) -> None:
     if not 0.0 <= frac <= 1.0:
-        raise ValueError(f"{name} must be a fraction in [0, 1], got {frac}")
+        raise InputError(f"{name} must be a fraction in [0, 1], got {frac}")
 
 
 def _zero_random(w: np.ndarray, ids: np.ndarray, n_groups: int, fraction: float, rng: np.random.Generator) -> None:

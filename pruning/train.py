@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import logging
 from dataclasses import dataclass
 from typing import Callable
@@ -39,7 +41,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.lasso not in LASSO_MODES:
-            raise ValueError(f"TrainConfig.lasso must be one of {LASSO_MODES}, got {self.lasso!r}")
+            raise InputError(f"TrainConfig.lasso must be one of {LASSO_MODES}, got {self.lasso!r}")
 
 
 LASSO_MODES = ("proximal", "subgradient")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import argparse
 import math
 import os
@@ -10,6 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 RESULTS = ROOT / "results"
+SCHEDULE_CHOICES = "{output-rotation,input-rotation,bsgs:B,auto}"  # the --schedule metavar
 
 
 def _number(text: str, cast, ok, expected: str):
@@ -54,7 +57,7 @@ def schedule(text: str) -> str:
 
 def add_schedule_option(p) -> None:
     """--schedule, shared by layer and infer (default auto)."""
-    p.add_argument("--schedule", type=schedule, default="auto", metavar="{output-rotation,input-rotation,bsgs:B,auto}",
+    p.add_argument("--schedule", type=schedule, default="auto", metavar=SCHEDULE_CHOICES,
                    help="rotation schedule of every conv: output-rotation (baby step B = 1), input-rotation "
                         "(B = c_n), bsgs:B (B a power of two dividing c_n), auto (default: per layer, the B with "
                         "the lowest predicted time from its weights)")
@@ -115,9 +118,9 @@ def tolerance_verdict(result: dict, error_key: str, reference_key: str | None, t
 def _writable_parent(path: Path, option: str) -> None:
     parent = next((p for p in [path, *path.parents] if p.exists()), None)
     if parent is None or not parent.is_dir():
-        raise ValueError(f"{option} {path}: {parent} is not a folder")
+        raise InputError(f"{option} {path}: {parent} is not a folder")
     if not os.access(parent, os.W_OK):
-        raise ValueError(f"{option} {path}: {parent} is not writable")
+        raise InputError(f"{option} {path}: {parent} is not writable")
 
 
 def check_output_paths(args: argparse.Namespace) -> list[Path]:
@@ -128,14 +131,14 @@ def check_output_paths(args: argparse.Namespace) -> list[Path]:
     if out:
         out = Path(out)
         if out.exists() and not out.is_dir():
-            raise ValueError(f"--out {out} is a file; expected a folder")
+            raise InputError(f"--out {out} is a file; expected a folder")
         _writable_parent(out, "--out")
         folders.append(out)
     results = getattr(args, "results", None)
     if results:
         results = Path(results)
         if results.is_dir():
-            raise ValueError(f"--results {results} is a folder; expected a CSV file")
+            raise InputError(f"--results {results} is a folder; expected a CSV file")
         _writable_parent(results.parent, "--results")
         folders.append(results.parent)
     return folders
@@ -143,7 +146,7 @@ def check_output_paths(args: argparse.Namespace) -> list[Path]:
 
 def add_group_schedule_option(p, default: str | None) -> None:
     """--schedule of train and prune: the schedule whose rotation groups are trained and pruned."""
-    p.add_argument("--schedule", type=schedule, default=default, metavar="{output-rotation,input-rotation,bsgs:B,auto}",
+    p.add_argument("--schedule", type=schedule, default=default, metavar=SCHEDULE_CHOICES,
                    help="rotation schedule whose groups are pruned: output-rotation, input-rotation, bsgs:B, or "
                         "auto (a baby step per conv chosen on the dense model, then fixed)"
                         + (f" (default {default})" if default else ""))

@@ -8,6 +8,8 @@ one (or with a plain state dict), the images are random and labelled so.
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import argparse
 import logging
 
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> dict:
         elif isinstance(obj, dict):
             state = obj
         else:
-            raise ValueError(f"checkpoint {args.checkpoint}: expected a state dict, got {type(obj).__name__}")
+            raise InputError(f"checkpoint {args.checkpoint}: expected a state dict, got {type(obj).__name__}")
     s = _settings(args, meta)
     torch.manual_seed(args.seed)
     model = build_model(s["model"], s["in_channels"], s["num_classes"])
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> dict:
     shape = (s["in_channels"], s["input_size"], s["input_size"])
     if args.prune_diagonals:
         if args.protocol != "hybrid":
-            raise ValueError("--prune-diagonals uses the hybrid protocol's per-layer packing")
+            raise InputError("--prune-diagonals uses the hybrid protocol's per-layer packing")
         params = params_for_input(shape[1], shape[2], args.poly_modulus_degree, allow_insecure=args.toy_params,
                                   scale_bits=args.scale_bits)
         prune_model_diagonals(model, shape, params, args.prune_diagonals, args.seed)
@@ -123,7 +125,7 @@ def run(args: argparse.Namespace) -> dict:
     if (args.stream and args.workers is None) or args.algorithm == "coefficient":
         workers = 1  # streaming encodes after the fork; the coefficient algorithm runs in-process
     if args.compare_slot and args.algorithm != "coefficient":
-        raise ValueError("--compare-slot applies to --algorithm coefficient")
+        raise InputError("--compare-slot applies to --algorithm coefficient")
 
     def measure(algorithm: str, schedule: str, workers: int):
         prep = prepare_model(model, shape, None, args.mode, args.stream, args.seed, args.protocol,

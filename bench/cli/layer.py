@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import argparse
 
 import numpy as np
@@ -48,13 +50,13 @@ def run(args: argparse.Namespace) -> dict:
 
     k = args.kernel
     if k % 2 == 0:
-        raise ValueError(f"layer conv ({args.c_in}->{args.c_out}, {args.hw}x{args.hw}): kernel size must be odd, got {k}")
+        raise InputError(f"layer conv ({args.c_in}->{args.c_out}, {args.hw}x{args.hw}): kernel size must be odd, got {k}")
     params = params_for_input(args.hw, args.hw, args.poly_modulus_degree, allow_insecure=args.toy_params,
                               scale_bits=args.scale_bits)
     shape = (args.c_out, args.c_in, k, k)
     if args.weights:
         if args.prune_diagonals or args.prune_positions:
-            raise ValueError("--prune-diagonals/--prune-positions apply to random weights, not to --weights")
+            raise InputError("--prune-diagonals/--prune-positions apply to random weights, not to --weights")
         weight = load_weights(args.weights, shape)
     else:
         weight = random_conv_weights(args.c_out, args.c_in, k, params.slots, args.hw, args.hw,
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> dict:
         result = _run_coefficient(args, weight, bias, params)
     else:
         if args.compare_slot or args.no_mask:
-            raise ValueError("--compare-slot and --no-mask apply to --algorithm coefficient")
+            raise InputError("--compare-slot and --no-mask apply to --algorithm coefficient")
         result = _run_slot(args, weight, bias, params)
     result.update(mode=args.mode, prune_diagonals=args.prune_diagonals, prune_positions=args.prune_positions,
                   weights=args.weights, insecure=params.allow_insecure, scale_bits=params.scale_bits,

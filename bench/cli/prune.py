@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import argparse
 from pathlib import Path
 
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> dict:
     model, meta = load_checkpoint_model(args.checkpoint)
     absent = [k for k in ("dataset", "input_size", "subset", "seed", "poly_modulus_degree") if k not in meta]
     if absent or not meta.get("input_size"):
-        raise ValueError(f"checkpoint {args.checkpoint}: meta lacks {absent or ['input_size > 0']} "
+        raise InputError(f"checkpoint {args.checkpoint}: meta lacks {absent or ['input_size > 0']} "
                          "(prune a model.pt written by 'artemis train')")
     seed = meta["seed"] if args.seed is None else args.seed
     torch.manual_seed(seed)
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> dict:
         ref_model, ref_meta = load_checkpoint_model(args.reference)
         keys = ("model", "dataset", "input_size", "subset", "seed")
         if any(ref_meta.get(k) != meta[k] for k in keys):
-            raise ValueError(f"reference {args.reference} was trained on {[ref_meta.get(k) for k in keys]}, "
+            raise InputError(f"reference {args.reference} was trained on {[ref_meta.get(k) for k in keys]}, "
                              f"the checkpoint on {[meta[k] for k in keys]}: their validation sets differ")
         reference = evaluate(ref_model, *data.tensors("val"))
     with bar(len(schedule), f"prune {args.method}") as b:

@@ -3,6 +3,8 @@ measurement, and their chosen pruned models as checkpoints for the benchmarks.""
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import argparse
 from pathlib import Path
 
@@ -12,7 +14,8 @@ DEFAULT_DB = RESULTS / "experiments.sqlite"
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("results", help="the experiments database: export it as CSV, list its runs")
+    p = sub.add_parser("results", help="the experiments database: its runs' status, CSV export, encrypted "
+                                       "measurement and chosen checkpoints")
     actions = p.add_subparsers(dest="action", required=True)
     e = actions.add_parser("export", help="write experiments.csv (one row per run and step), pruning_summary.csv "
                                           "(the old summary's columns, a view of the same rows) and, for a --db "
@@ -50,7 +53,7 @@ def _open(db: str):
     from bench.experiments.store import ExperimentStore
 
     if not Path(db).is_file():
-        raise ValueError(f"--db {db}: no experiments database there (run 'artemis sweep' first)")
+        raise InputError(f"--db {db}: no experiments database there (run 'artemis sweep' first)")
     return ExperimentStore(db)
 
 
@@ -82,13 +85,13 @@ def checkpoints(args: argparse.Namespace) -> dict:
     store = _open(args.db)
     groups = {k: v for k, v in groups_by_model(store.export_rows()).items() if k[0] == args.model}
     if len(groups) != 1:
-        raise ValueError(f"--model {args.model}: expected the runs of one data set and size in {args.db}, found "
+        raise InputError(f"--model {args.model}: expected the runs of one data set and size in {args.db}, found "
                          f"{sorted(groups) or 'none'}")
     results = model_results(next(iter(groups.values())))
     wanted = args.methods.split(",") if args.methods else sorted(results)
     unknown = [m for m in wanted if m not in results]
     if unknown:
-        raise ValueError(f"--methods: no finished {args.model} runs of {unknown}; there are {sorted(results)}")
+        raise InputError(f"--methods: no finished {args.model} runs of {unknown}; there are {sorted(results)}")
     written, data = {}, None
     with outputs_together():
         for method in wanted:
@@ -96,7 +99,7 @@ def checkpoints(args: argparse.Namespace) -> dict:
             runs = [r for r in store.runs(kind="prune", status="done", model=args.model, method=method, seed=args.seed)
                     if (float(r["lambda_p"]), float(r["lambda_d"])) == (lp, ld)]
             if not runs:
-                raise ValueError(f"{args.model} {method}: no finished run of seed {args.seed} at the chosen lambdas "
+                raise InputError(f"{args.model} {method}: no finished run of seed {args.seed} at the chosen lambdas "
                                  f"lambda_p = {lp:g}, lambda_d = {ld:g}")
             run = runs[0]
             data = data or load_dataset(run["dataset"], run["input_size"], args.data_dir, subset=run["subset"],
@@ -120,7 +123,7 @@ def status(args: argparse.Namespace) -> dict:
 def _render_status(r: dict) -> str:
     lines = [f"{kind}: " + ", ".join(f"{n} {s}" for s, n in sorted(c.items())) for kind, c in r["counts"].items()]
     lines += [f"failed: {f['run']}: {' '.join(f['error'])}" for f in r["failed"]]
-    return "\n".join(lines) or f"{r['db']}: no runs"
+    return "\n".join([f"database: {r['db']}", *lines] if lines else [f"database: {r['db']}: no runs"])
 
 
 def encrypt(args: argparse.Namespace) -> dict:
@@ -136,7 +139,7 @@ def encrypt(args: argparse.Namespace) -> dict:
     from .common import bar
 
     if args.images < 1:
-        raise ValueError(f"--images must be at least 1, got {args.images}")
+        raise InputError(f"--images must be at least 1, got {args.images}")
     store = _open(args.db)
     where = {"kind": "prune", "status": "done", "seed": args.seed} | ({"model": args.model} if args.model else {})
     runs = [r for r in store.runs(**where) if args.redo or not r["encrypted"]]
@@ -145,7 +148,7 @@ def encrypt(args: argparse.Namespace) -> dict:
         for run in runs:
             path = Path(run["checkpoint"] or "")
             if not path.is_file():
-                raise ValueError(f"run {run['run_id']}: checkpoint {path} is not on this machine")
+                raise InputError(f"run {run['run_id']}: checkpoint {path} is not on this machine")
             data = load_dataset(run["dataset"], run["input_size"], args.data_dir,
                                 subset=run["subset"], seed=run["seed"])
             shape = (data.in_channels, run["input_size"], run["input_size"])

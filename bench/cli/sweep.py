@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import RESULTS, bar, non_negative, positive, positive_float
+from .common import RESULTS, SCHEDULE_CHOICES, bar, non_negative, positive, positive_float, schedule
 
 DEFAULT_DB = RESULTS / "experiments.sqlite"
 DEFAULT_CHECKPOINTS = RESULTS / "checkpoints"  # git-ignored: the database records path and sha256
@@ -52,7 +52,8 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=positive_float, default=0.05)
     p.add_argument("--batch-size", type=positive, default=128)
     p.add_argument("--poly-modulus-degree", type=int, default=8192)
-    p.add_argument("--schedule", default="output-rotation", help="fixed rotation schedule whose groups are pruned")
+    p.add_argument("--schedule", type=schedule, default="output-rotation", metavar=SCHEDULE_CHOICES,
+                   help="fixed rotation schedule whose groups are pruned")
     p.add_argument("--max-drop", type=non_negative, default=1.0, help="allowed validation accuracy drop, in points")
     p.add_argument("--mode", choices=MODES, default="threshold",
                    help="threshold: one global threshold on the units' scores (default); fraction: per conv")

@@ -16,6 +16,8 @@ the lock (busy timeout) instead of losing rows.
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import json
 import sqlite3
 import time
@@ -85,7 +87,7 @@ class ExperimentStore:
     def __init__(self, path: str | Path, timeout: float = 120.0):
         self.path = Path(path)
         if self.path.is_dir():
-            raise ValueError(f"experiments database {self.path} is a folder; expected a .sqlite file")
+            raise InputError(f"experiments database {self.path} is a folder; expected a .sqlite file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.timeout = timeout
         with closing(self._connect()) as con:

@@ -14,6 +14,8 @@ cell (train, or prune), results in the experiments database as each cell finishe
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import hashlib
 import logging
 import os
@@ -57,7 +59,7 @@ class SweepGrid:
             get_method(m)  # a one-line error naming the known methods
         for name in ("models", "methods", "seeds", "input_sizes"):
             if not getattr(self, name):
-                raise ValueError(f"sweep grid: {name} is empty")
+                raise InputError(f"sweep grid: {name} is empty")
 
     def _lambdas(self, lasso: tuple[str, ...]) -> list[tuple[float, float]]:
         """(lambda_p, lambda_d) pairs a method trained with `lasso` takes."""

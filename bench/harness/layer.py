@@ -8,6 +8,8 @@ through these three, so the README's figures and the command's come from one pat
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import resource
 import time
 from dataclasses import asdict, dataclass
@@ -47,13 +49,13 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
             shape, _, dtype = read(f)
             offset = f.tell()
     except (ValueError, OSError, EOFError) as e:
-        raise ValueError(f"weights file {path}: not a plain .npy array ({e})") from None
+        raise InputError(f"weights file {path}: not a plain .npy array ({e})") from None
     if dtype.hasobject:
-        raise ValueError(f"weights file {path}: holds Python objects; expected a real float array")
+        raise InputError(f"weights file {path}: holds Python objects; expected a real float array")
     need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     have = path.stat().st_size - offset
     if need != have:
-        raise ValueError(f"weights file {path}: its header claims {list(shape)} {dtype} ({need:,} bytes), "
+        raise InputError(f"weights file {path}: its header claims {list(shape)} {dtype} ({need:,} bytes), "
                          f"the file holds {have:,} bytes")
     return tuple(shape), dtype
 
@@ -63,28 +65,28 @@ def load_weights(path: str | Path, shape: tuple[int, int, int, int] | None = Non
     for shape (against the header, before the data is read) and type."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"weights file {path} does not exist")
+        raise InputError(f"weights file {path} does not exist")
     if path.suffix == ".npy":
         found, dtype = _npy_header(path)
         if shape is not None and found != tuple(shape):
-            raise ValueError(f"weights file {path}: shape {list(found)}, expected [C_out, C_in, k, k] = {list(shape)}")
+            raise InputError(f"weights file {path}: shape {list(found)}, expected [C_out, C_in, k, k] = {list(shape)}")
         if dtype.kind not in "fiu":
-            raise ValueError(f"weights file {path}: dtype {dtype}; expected real numbers (float or int)")
+            raise InputError(f"weights file {path}: dtype {dtype}; expected real numbers (float or int)")
         w = np.load(path, allow_pickle=False)
     elif path.suffix in (".pt", ".pth"):
         obj = safe_torch_load(path, "weights file")
         if not isinstance(obj, torch.Tensor):
-            raise ValueError(f"weights file {path}: expected one tensor, got {type(obj).__name__}")
+            raise InputError(f"weights file {path}: expected one tensor, got {type(obj).__name__}")
         if obj.is_complex():
-            raise ValueError(f"weights file {path}: dtype {obj.dtype}; expected real numbers")
+            raise InputError(f"weights file {path}: dtype {obj.dtype}; expected real numbers")
         w = obj.detach().double().numpy()
     else:
-        raise ValueError(f"weights file {path}: expected a .npy or .pt file")
+        raise InputError(f"weights file {path}: expected a .npy or .pt file")
     if shape is not None and tuple(w.shape) != tuple(shape):
-        raise ValueError(f"weights file {path}: shape {list(w.shape)}, expected [C_out, C_in, k, k] = {list(shape)}")
+        raise InputError(f"weights file {path}: shape {list(w.shape)}, expected [C_out, C_in, k, k] = {list(shape)}")
     w = np.asarray(w, dtype=np.float64)
     if not np.all(np.isfinite(w)):
-        raise ValueError(f"weights file {path}: holds NaN or Inf values")
+        raise InputError(f"weights file {path}: holds NaN or Inf values")
     return w
 
 

@@ -3,6 +3,8 @@ the machine has, checked before any plaintext is encoded."""
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import os
 from pathlib import Path
 
@@ -22,5 +24,5 @@ def check_memory(what: str, need: int, have: int | None = None) -> None:
     """Refuse work whose estimated memory exceeds what the machine has, naming both figures."""
     have = available_memory() if have is None else have
     if need > have:
-        raise ValueError(f"{what} needs about {need / 2**30:.1f} GiB of encoded plaintexts, "
+        raise InputError(f"{what} needs about {need / 2**30:.1f} GiB of encoded plaintexts, "
                          f"this machine has {have / 2**30:.1f} GiB available")

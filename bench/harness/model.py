@@ -8,6 +8,8 @@ compares with PyTorch (and the labels, when given) and gathers a `ModelRecord`.
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import copy
 import resource
 import time
@@ -56,7 +58,7 @@ def model_params(input_shape: tuple[int, int, int], net: Network, protocol: str 
     if poly_modulus_degree is not None and not toy and poly_modulus_degree in SECURE_DEGREES:
         most = max_secure_depth(poly_modulus_degree)
         if depth > most:
-            raise ValueError(
+            raise InputError(
                 f"the network needs {depth} multiplicative levels, but N={poly_modulus_degree} holds at most "
                 f"{most} at 128-bit security; use N=16384 (7 levels) or 32768 (19 levels)"
             )

@@ -36,6 +36,8 @@ counter and Galois keys are never touched; keys for extra steps are generated on
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import copy
 import os
 import statistics
@@ -338,7 +340,7 @@ def measure_unit_costs_both(backend: Backend, level: int = 0, reps: int = 30, se
     max(3, reps // 10)). The backend's counter and Galois keys are left as they were.
     """
     if passes < 1:
-        raise ValueError(f"passes must be at least 1, got {passes}")
+        raise InputError(f"passes must be at least 1, got {passes}")
     t0 = time.perf_counter()
     pool = OperandPool(backend, level, seed, sizes)
     overhead = clock_overhead()
@@ -363,6 +365,6 @@ def measure_unit_costs(backend: Backend, level: int = 0, reps: int = 30, seed: i
     The backend's counter and Galois keys are left as they were.
     """
     if clock not in CLOCKS:
-        raise ValueError(f"clock must be one of {CLOCKS}, got {clock!r}")
+        raise InputError(f"clock must be one of {CLOCKS}, got {clock!r}")
     m = measure_unit_costs_both(backend, level, reps, seed)
     return m.wall if clock == "wall" else m.cpu

@@ -19,6 +19,8 @@ a process-wide singleton: one prepared layer at a time, `close()` it before the 
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import contextlib
 import gc
 import io
@@ -69,7 +71,7 @@ def orion_config(params: CKKSParams) -> dict:
     """
     bits = list(params.coeff_mod_bit_sizes)
     if len(bits) < 3:
-        raise ValueError(f"Orion needs at least one level: coeff_mod_bit_sizes {bits} has no prime between the "
+        raise InputError(f"Orion needs at least one level: coeff_mod_bit_sizes {bits} has no prime between the "
                          "first and the special one")
     return {"ckks_params": {"LogN": params.poly_modulus_degree.bit_length() - 1, "LogQ": bits[:-1],
                             "LogP": bits[-1:], "LogScale": params.scale_bits, "H": HAMMING_WEIGHT,
@@ -153,15 +155,15 @@ def prepare_orion_conv(weight: np.ndarray, bias: np.ndarray | None, height: int,
     """
     w = np.asarray(weight, dtype=np.float64)
     if w.ndim != 4 or w.shape[2] != w.shape[3] or w.shape[2] % 2 == 0:
-        raise ValueError(f"weight: expected [C_out, C_in, k, k] with k odd, got shape {list(w.shape)}")
+        raise InputError(f"weight: expected [C_out, C_in, k, k] with k odd, got shape {list(w.shape)}")
     c_out, c_in, k, _ = w.shape
     if bias is not None and np.shape(bias) != (c_out,):
-        raise ValueError(f"bias: expected shape [{c_out}] (C_out), got {list(np.shape(bias))}")
+        raise InputError(f"bias: expected shape [{c_out}] (C_out), got {list(np.shape(bias))}")
     if x is None:
         x = np.random.default_rng(seed + 1).uniform(-INPUT_BOUND, INPUT_BOUND, (c_in, height, width))
     x = np.asarray(x, dtype=np.float64)
     if x.shape != (c_in, height, width):
-        raise ValueError(f"x: expected shape [{c_in}, {height}, {width}] (C_in, H, W), got {list(x.shape)}")
+        raise InputError(f"x: expected shape [{c_in}, {height}, {width}] (C_in, H, W), got {list(x.shape)}")
     if orion_version() is None:
         raise ImportError(f"orion-fhe is not installed: {INSTALL_HINT}")
     if _active:

@@ -9,6 +9,8 @@ flat files results/benchmarks/bench-<UTC time>-<revision>-<suite>.json, labelled
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import json
 import logging
 import re
@@ -132,17 +134,17 @@ def _case(path: Path, b: dict, e: dict, stats: dict) -> Case:
     name = b.get("name", "?")
     suite = e.get("suite") or ("model" if "model" in e else "layer")
     if suite not in ("layer", "model"):
-        raise ValueError(f"{path}: {name}: extra_info suite must be 'layer' or 'model', got {suite!r}")
+        raise InputError(f"{path}: {name}: extra_info suite must be 'layer' or 'model', got {suite!r}")
     if e.get("sweep") not in (None, *SWEEPS):
-        raise ValueError(f"{path}: {name}: extra_info sweep must be one of {SWEEPS} or null, got {e['sweep']!r}")
+        raise InputError(f"{path}: {name}: extra_info sweep must be one of {SWEEPS} or null, got {e['sweep']!r}")
     if not isinstance(e["counts"], dict):
-        raise ValueError(  # noqa: TRY004 - a malformed file is bad input like any other, reported the same way
+        raise InputError(  # noqa: TRY004 - a malformed file is bad input like any other, reported the same way
             f"{path}: {name}: extra_info counts must be an object, got {type(e['counts']).__name__}")
     if "poly_modulus_degree" not in e:
-        raise ValueError(f"{path}: {name}: extra_info has counts but no poly_modulus_degree")
+        raise InputError(f"{path}: {name}: extra_info has counts but no poly_modulus_degree")
     if suite == "model":
         if "server_s" not in e:
-            raise ValueError(f"{path}: {name}: model case without extra_info server_s (the latency fitted)")
+            raise InputError(f"{path}: {name}: model case without extra_info server_s (the latency fitted)")
         latency = float(e["server_s"])  # the client's refresh is simulated, so only the server's time is fitted
     else:
         latency = float(stats["mean"])
@@ -154,11 +156,11 @@ def _read_run(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"{path}: file not found") from None
+        raise InputError(f"{path}: file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+        raise InputError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-        raise ValueError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
+        raise InputError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
     return data
 
 
@@ -231,7 +233,7 @@ def default_benchmark_files(folder: str | Path) -> list[Path]:
         else:
             log.debug("%s: suite %s, not a default run", path, suite or "not recorded")
     if not full:
-        raise ValueError(f"no full benchmark run under {folder} (quick and filtered runs are read only when "
+        raise InputError(f"no full benchmark run under {folder} (quick and filtered runs are read only when "
                          f"named): make one with '{MAKE_A_RUN}', or name the run(s) to read")
     return [max(full)[2]]
 
@@ -243,7 +245,7 @@ def load_benchmarks(paths: list[str | Path]) -> tuple[list[Case], dict[tuple[int
     (None when the file does not say), its datetime and how many cases of each kind it holds.
     """
     if not paths:
-        raise ValueError(f"no benchmark JSON given (run: {MAKE_A_RUN})")
+        raise InputError(f"no benchmark JSON given (run: {MAKE_A_RUN})")
     cases, units, origins = [], {}, []
     for path in paths:
         path = Path(path)
@@ -253,7 +255,7 @@ def load_benchmarks(paths: list[str | Path]) -> tuple[list[Case], dict[tuple[int
             try:
                 e, stats = b["extra_info"], b["stats"]
             except (KeyError, TypeError):
-                raise ValueError(f"{path}: benchmark entry without extra_info/stats: {str(b)[:80]}") from None
+                raise InputError(f"{path}: benchmark entry without extra_info/stats: {str(b)[:80]}") from None
             if "primitive" in e:
                 units[(int(e["poly_modulus_degree"]), int(e["level"]), e["primitive"])] = float(stats["median"])
                 tally["primitive_cases"] += 1
@@ -266,7 +268,7 @@ def load_benchmarks(paths: list[str | Path]) -> tuple[list[Case], dict[tuple[int
                         "datetime": data.get("datetime"), **tally})
     if not cases and not units:
         peers = " (peer cases only: name a full run beside them)" if any(o["peer_cases"] for o in origins) else ""
-        raise ValueError(f"no benchmark with counts or primitives in {[str(p) for p in paths]}{peers}")
+        raise InputError(f"no benchmark with counts or primitives in {[str(p) for p in paths]}{peers}")
     return cases, units, origins
 
 
@@ -274,10 +276,10 @@ def require_fit_inputs(paths: list[str | Path], cases: list[Case], units: dict) 
     """Refuse runs that lack what the report needs: layer or model cases with counts, and primitive cases."""
     names = ", ".join(str(p) for p in paths)
     if not cases:
-        raise ValueError(f"{names}: no layer or model cases with counts (extra_info 'counts'): the fits need the "
+        raise InputError(f"{names}: no layer or model cases with counts (extra_info 'counts'): the fits need the "
                          f"layer or model suite; make a full run with '{MAKE_A_RUN}'")
     if not units:
-        raise ValueError(f"{names}: no primitive cases (extra_info 'primitive'): the full model with measured unit "
+        raise InputError(f"{names}: no primitive cases (extra_info 'primitive'): the full model with measured unit "
                          f"costs needs the primitives suite (bench/test_primitives.py); make a full run with "
                          f"'{MAKE_A_RUN}'")
 

@@ -4,6 +4,8 @@ suite's sparsity sweeps, and the rows and ratios of `pruning_summary.csv` files.
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 import csv
 import logging
 from pathlib import Path
@@ -141,7 +143,7 @@ def read_pruning(csv_paths: list[Path]) -> tuple[list[dict], dict[str, float]]:
             reader = csv.DictReader(f)
             missing = [k for k in PRUNING_COLUMNS if k not in (reader.fieldnames or [])]
             if missing:
-                raise ValueError(f"{path}: not a pruning summary, missing columns {missing}")
+                raise InputError(f"{path}: not a pruning summary, missing columns {missing}")
             rows += list(reader)
     chosen = {}
     for r in rows:

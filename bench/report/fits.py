@@ -10,6 +10,8 @@ as is and scaled by one fitted overhead factor.
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,7 +160,7 @@ def fit_n(n: int, cs: list[Case], prim: dict[tuple[int, int, str], float]) -> NF
     empty = [c for c in cs if not any(c.counts[op] for op in OPS)]
     fitted = [c for c in cs if c not in empty]
     if not fitted:
-        raise ValueError(f"N = {n}: no case with counted operations to fit ({len(cs)} cases all empty)")
+        raise InputError(f"N = {n}: no case with counted operations to fit ({len(cs)} cases all empty)")
     rot, full = fit_rotation_only(fitted), fit_full(fitted)
     measured, scaled = predict_with_units(fitted, units)
     source = "primitives suite" if {"rotation", "pmul", "add"} <= set(units) else "each case's own process"

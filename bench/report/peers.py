@@ -7,6 +7,8 @@ one slow round on a busy machine moves them less than the mean.
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 from pathlib import Path
 
 from .cases import _read_run
@@ -38,7 +40,7 @@ def peer_entries(paths: list[str | Path]) -> list[dict]:
                 continue
             missing = [k for k in SHAPE_KEYS if k not in e]
             if missing:
-                raise ValueError(f"{path}: {b.get('name', '?')}: peer case without extra_info {missing}")
+                raise InputError(f"{path}: {b.get('name', '?')}: peer case without extra_info {missing}")
             out.append({"variant": variant, "key": tuple(e[k] for k in SHAPE_KEYS),
                         "latency_s": float(b["stats"]["median"]), "info": e})
     return out

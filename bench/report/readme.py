@@ -6,6 +6,8 @@ is what results/cost_model.json renders to, so its numbers are never typed by ha
 
 from __future__ import annotations
 
+from heconv.errors import InputError
+
 from pathlib import Path
 
 from ..results import atomic_write
@@ -81,12 +83,12 @@ def _split_readme(path: str | Path) -> tuple[str, str, str]:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise ValueError(f"{path}: file not found") from None
+        raise InputError(f"{path}: file not found") from None
     lines = text.splitlines(keepends=True)
     begin = [i for i, line in enumerate(lines) if line.strip() == README_BEGIN]
     end = [i for i, line in enumerate(lines) if line.strip() == README_END]
     if len(begin) != 1 or len(end) != 1 or end[0] < begin[0]:
-        raise ValueError(f"{path}: needs one line '{README_BEGIN}' and, after it, one line '{README_END}' "
+        raise InputError(f"{path}: needs one line '{README_BEGIN}' and, after it, one line '{README_END}' "
                          f"(found {len(begin)} and {len(end)})")
     b, e = begin[0], end[0]
     return "".join(lines[:b + 1]), "".join(lines[b + 1:e]), "".join(lines[e:])

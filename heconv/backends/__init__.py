@@ -12,6 +12,8 @@ False
 
 from __future__ import annotations
 
+from ..errors import InputError
+
 from ..params import CKKSParams
 from .base import Backend, OpCounts
 
@@ -28,7 +30,7 @@ def make_backend(mode: str, params: CKKSParams, seed: int | None = None) -> Back
         from .plain import PlainBackend
 
         return PlainBackend(params, track_values=mode == "plain")
-    raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
 
 
 __all__ = ["Backend", "OpCounts", "MODES", "make_backend"]

@@ -8,6 +8,8 @@ decomposed.
 
 from __future__ import annotations
 
+from ..errors import InputError
+
 import os
 import tempfile
 
@@ -52,7 +54,7 @@ class SealBackend(Backend):
         level = seal.SEC_LEVEL_TYPE.NONE if params.allow_insecure else seal.SEC_LEVEL_TYPE.TC128
         self.context = seal.SEALContext(parms, True, level)
         if not self.context.parameters_set():
-            raise ValueError(
+            raise InputError(
                 f"SEAL rejected CKKS parameters N={params.poly_modulus_degree}, "
                 f"moduli {list(params.coeff_mod_bit_sizes)}: {self.context.parameters_error_message()}"
             )

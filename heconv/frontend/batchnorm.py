@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import InputError
+
 import numpy as np
 
 
@@ -25,9 +27,9 @@ def fold_batchnorm(
     c_o = w.shape[0]
     for n, v in (("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var)):
         if np.shape(v) != (c_o,):
-            raise ValueError(f"fold_batchnorm: {n} must have shape [{c_o}], got {list(np.shape(v))}")
+            raise InputError(f"fold_batchnorm: {n} must have shape [{c_o}], got {list(np.shape(v))}")
     if np.any(np.asarray(var) + eps <= 0):
-        raise ValueError("fold_batchnorm: var + eps must be positive")
+        raise InputError("fold_batchnorm: var + eps must be positive")
     factor = np.asarray(gamma, dtype=np.float64) / np.sqrt(np.asarray(var, dtype=np.float64) + eps)
     b = np.zeros(c_o) if bias is None else np.asarray(bias, dtype=np.float64)
     return w * factor[:, None, None, None], (b - mean) * factor + beta

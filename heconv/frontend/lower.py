@@ -7,6 +7,8 @@ engine can run, or the lowering fails naming its path and type.
 
 from __future__ import annotations
 
+from ..errors import InputError
+
 import operator
 
 import numpy as np
@@ -42,20 +44,20 @@ def _np(t: torch.Tensor | None) -> np.ndarray | None:
 def _check_conv(path: str, m: nn.Conv2d) -> None:
     k = m.kernel_size
     if k[0] != k[1] or k[0] % 2 == 0:
-        raise ValueError(f"cannot lower {path} (Conv2d): kernel {k} must be square and odd")
+        raise InputError(f"cannot lower {path} (Conv2d): kernel {k} must be square and odd")
     if m.padding != (k[0] // 2, k[1] // 2) or m.padding_mode != "zeros":
-        raise ValueError(f"cannot lower {path} (Conv2d): padding {m.padding} ({m.padding_mode}); "
+        raise InputError(f"cannot lower {path} (Conv2d): padding {m.padding} ({m.padding_mode}); "
                          f"expected 'same' zero padding {k[0] // 2}")
     if m.dilation != (1, 1) or m.groups != 1:
-        raise ValueError(f"cannot lower {path} (Conv2d): dilation {m.dilation} / groups {m.groups} unsupported")
+        raise InputError(f"cannot lower {path} (Conv2d): dilation {m.dilation} / groups {m.groups} unsupported")
     if m.stride[0] != m.stride[1] or m.stride[0] not in (1, 2):
-        raise ValueError(f"cannot lower {path} (Conv2d): stride {m.stride} must be 1 or 2 in both axes")
+        raise InputError(f"cannot lower {path} (Conv2d): stride {m.stride} must be 1 or 2 in both axes")
 
 
 def lower_model(model: nn.Module, input_shape: tuple[int, int, int]) -> Network:
     """The network IR of `model` for inputs of shape [C, H, W]."""
     if model.training:
-        raise ValueError("lower_model: the model must be in eval mode (call model.eval()): BatchNorm folds its running statistics")
+        raise InputError("lower_model: the model must be in eval mode (call model.eval()): BatchNorm folds its running statistics")
     graph = _Tracer().trace(model)
     modules = dict(model.named_modules())
     users: dict[str, int] = {}
@@ -84,7 +86,7 @@ def lower_model(model: nn.Module, input_shape: tuple[int, int, int]) -> Network:
             elif isinstance(m, nn.BatchNorm2d):
                 conv = convs.get(node.args[0].name)
                 if conv is None or users.get(node.args[0].name, 0) != 1:
-                    raise ValueError(f"cannot lower {path} (BatchNorm2d): it must directly follow a conv whose only user it is")
+                    raise InputError(f"cannot lower {path} (BatchNorm2d): it must directly follow a conv whose only user it is")
                 conv.weight, conv.bias = fold_batchnorm(conv.weight, conv.bias, _np(m.weight), _np(m.bias),
                                                         _np(m.running_mean), _np(m.running_var), m.eps)
                 alias[node.name] = conv.out
@@ -97,14 +99,14 @@ def lower_model(model: nn.Module, input_shape: tuple[int, int, int]) -> Network:
             elif isinstance(m, nn.AdaptiveAvgPool2d):
                 size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size, m.output_size)
                 if tuple(size) != (1, 1):
-                    raise ValueError(f"cannot lower {path} (AdaptiveAvgPool2d): only global pooling (output 1) is supported")
+                    raise InputError(f"cannot lower {path} (AdaptiveAvgPool2d): only global pooling (output 1) is supported")
                 ops.append(PoolOp(path, src, node.name))
             elif isinstance(m, nn.Linear):
                 ops.append(LinearOp(path, src, node.name, _np(m.weight), _np(m.bias)))
             elif isinstance(m, (nn.Identity, nn.Dropout, nn.Flatten)):
                 alias[node.name] = src
             else:
-                raise ValueError(f"cannot lower module {path!r} of type {type(m).__name__}; supported: {SUPPORTED}")
+                raise InputError(f"cannot lower module {path!r} of type {type(m).__name__}; supported: {SUPPORTED}")
         elif node.op == "call_function":
             if node.target in _ADD:
                 ops.append(AddOp(f"add:{node.name}", name_of(node.args[0]), name_of(node.args[1]), node.name))
@@ -113,14 +115,14 @@ def lower_model(model: nn.Module, input_shape: tuple[int, int, int]) -> Network:
             elif node.target in _FLATTEN:
                 alias[node.name] = name_of(node.args[0])
             else:
-                raise ValueError(f"cannot lower function {getattr(node.target, '__name__', node.target)} "
+                raise InputError(f"cannot lower function {getattr(node.target, '__name__', node.target)} "
                                  f"at {node.name}; supported: {SUPPORTED}")
         elif node.op == "call_method" and node.target in ("flatten", "view", "reshape"):
             alias[node.name] = name_of(node.args[0])
         elif node.op == "call_method" and node.target == "add":
             ops.append(AddOp(f"add:{node.name}", name_of(node.args[0]), name_of(node.args[1]), node.name))
         else:
-            raise ValueError(f"cannot lower {node.op} {node.target!r} at {node.name}; supported: {SUPPORTED}")
+            raise InputError(f"cannot lower {node.op} {node.target!r} at {node.name}; supported: {SUPPORTED}")
     return Network(tuple(input_shape), ops, output)
 
 

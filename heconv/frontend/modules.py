@@ -5,6 +5,8 @@ Models import them from here so that the frontend knows every leaf it can trace.
 
 from __future__ import annotations
 
+from ..errors import InputError
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,7 +29,7 @@ class PadShortcut(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int):
         super().__init__()
         if c_out < c_in:
-            raise ValueError(f"PadShortcut: c_out ({c_out}) must be >= c_in ({c_in})")
+            raise InputError(f"PadShortcut: c_out ({c_out}) must be >= c_in ({c_in})")
         self.c_in, self.c_out, self.stride = c_in, c_out, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

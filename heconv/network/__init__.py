@@ -13,6 +13,8 @@ activations).
 
 from __future__ import annotations
 
+from ..errors import InputError
+
 import dataclasses
 from collections.abc import Mapping
 
@@ -46,11 +48,11 @@ def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
     """
     planner = PLANNERS.get(protocol)
     if planner is None:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        raise InputError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     check_workers(workers)
     if algorithm != "slot":
         if protocol != "hybrid":
-            raise ValueError(f"the {algorithm} algorithm runs in the hybrid protocol only, not {protocol!r}")
+            raise InputError(f"the {algorithm} algorithm runs in the hybrid protocol only, not {protocol!r}")
         return plan_hybrid(net, params, schedule, algorithm)
     plan = planner(net, params, schedule)
     return plan if workers == 1 else parallelize(plan, workers)

@@ -9,6 +9,8 @@ cleartext operand of such an add is uploaded in that output layout.
 
 from __future__ import annotations
 
+from ..errors import InputError
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -91,14 +93,14 @@ class _HybridPlanner:
     def conv(self, op: ConvOp) -> None:
         self.known(op.src, op)
         if op.src not in self.shapes:
-            raise ValueError(
+            raise InputError(
                 f"layer {op.name}: a convolution must read a refreshed value (after an activation) "
                 f"in the hybrid protocol; {op.src!r} is still encrypted at level {self.enc[op.src].level}"
             )
         c, h, w = self.shapes[op.src]
         k = op.weight.shape[2]
         if op.weight.shape[1] != c:
-            raise ValueError(f"layer {op.name}: weight expects {op.weight.shape[1]} input channels, gets {c}")
+            raise InputError(f"layer {op.name}: weight expects {op.weight.shape[1]} input channels, gets {c}")
         # A strided 1x1 conv is a subsample then a 1x1 conv: the client subsamples.
         sub = op.stride if k == 1 else 1
         hh, ww = -(-h // sub), -(-w // sub)
@@ -131,10 +133,10 @@ class _HybridPlanner:
         self.known(op.b, op)
         enc, shapes = self.enc, self.shapes
         if op.a not in enc and op.b not in enc:
-            raise ValueError(f"layer {op.name}: at least one operand of a residual add must be encrypted")
+            raise InputError(f"layer {op.name}: at least one operand of a residual add must be encrypted")
         ref = enc[op.a] if op.a in enc else enc[op.b]
         if ref.pending != 1 or (ref.packing is None and ref.coeff is None):
-            raise ValueError(f"layer {op.name}: cannot add a strided or non-feature-map value before a refresh")
+            raise InputError(f"layer {op.name}: cannot add a strided or non-feature-map value before a refresh")
 
         def layout(e: ServerTensor):
             return e.coeff.output_layout if e.coeff is not None else e.packing.layout if e.packing else None
@@ -144,7 +146,7 @@ class _HybridPlanner:
             if name in enc:
                 e = enc[name]
                 if (layout(e), e.level, e.pending, e.channels) != (layout(ref), ref.level, 1, ref.channels):
-                    raise ValueError(
+                    raise InputError(
                         f"layer {op.name}: residual operands differ in layout: "
                         f"{e.channels} ch layout {layout(e)} level {e.level} vs "
                         f"{ref.channels} ch layout {layout(ref)} level {ref.level}"
@@ -152,7 +154,7 @@ class _HybridPlanner:
                 keys.append(name)
             else:
                 if tuple(shapes[name]) != (ref.channels, ref.height, ref.width):
-                    raise ValueError(f"layer {op.name}: operand {name!r} is {shapes[name]}, the other "
+                    raise InputError(f"layer {op.name}: operand {name!r} is {shapes[name]}, the other "
                                      f"{(ref.channels, ref.height, ref.width)}")
                 keys.append(self.upload(name, ref.level, 1, ref.packing, coeff=ref.coeff, coeff_output=True)
                             if ref.coeff is not None else self.upload(name, ref.level, 1, ref.packing))
@@ -165,7 +167,7 @@ class _HybridPlanner:
     def act(self, op: ActOp) -> None:
         self.known(op.src, op)
         if op.kind != "relu":
-            raise ValueError(f"layer {op.name}: activation {op.kind!r} needs the non-interactive mode; "
+            raise InputError(f"layer {op.name}: activation {op.kind!r} needs the non-interactive mode; "
                              f"the hybrid protocol refreshes with ReLU")
         if op.src in self.enc:
             e = self.enc[op.src]
@@ -179,7 +181,7 @@ class _HybridPlanner:
     def pad(self, op: PadShortcutOp) -> None:
         self.known(op.src, op)
         if op.src not in self.shapes:
-            raise ValueError(f"layer {op.name}: the option-A shortcut is done by the client on a refreshed value")
+            raise InputError(f"layer {op.name}: the option-A shortcut is done by the client on a refreshed value")
         c, h, w = self.shapes[op.src]
         self.actions.append(ClientOp(op.name, op.src, op.out, "pad", op.stride, op.c_out))
         self.shapes[op.out] = (op.c_out, -(-h // op.stride), -(-w // op.stride))
@@ -199,9 +201,9 @@ class _HybridPlanner:
         self.known(op.src, op)
         shapes = self.shapes
         if op.src not in shapes or len(shapes[op.src]) != 1:
-            raise ValueError(f"layer {op.name}: a linear layer reads a pooled, refreshed vector")
+            raise InputError(f"layer {op.name}: a linear layer reads a pooled, refreshed vector")
         if op.weight.shape[1] != shapes[op.src][0]:
-            raise ValueError(f"layer {op.name}: weight expects {op.weight.shape[1]} inputs, gets {shapes[op.src][0]}")
+            raise InputError(f"layer {op.name}: weight expects {op.weight.shape[1]} inputs, gets {shapes[op.src][0]}")
         plan = plan_linear(op.weight, self.params, has_bias=op.bias is not None, name=op.name)
         src = self.upload(op.src, 0, 1, None, plan)
         self.actions.append(ServerLinear(op.name, src, op.out, plan))
@@ -235,7 +237,7 @@ def plan_hybrid(net: Network, params: CKKSParams, schedule: str | Mapping[str, s
     schedule: it never rotates).
     """
     if algorithm not in ALGORITHMS:
-        raise ValueError(f"conv algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+        raise InputError(f"conv algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     check_network_schedule(schedule, [op.name for op in net.ops if isinstance(op, ConvOp)])
     planner = _HybridPlanner(net, params, schedule, algorithm)
     for op in net.ops:

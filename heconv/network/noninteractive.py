@@ -4,6 +4,8 @@ modulus chain, square activations, rotate-and-sum pooling. Touches no ciphertext
 
 from __future__ import annotations
 
+from ..errors import InputError
+
 from collections.abc import Mapping
 
 from ..backends.base import OpCounts
@@ -30,7 +32,7 @@ def plan_non_interactive(net: Network, params: CKKSParams,
     check_network_schedule(schedule, [op.name for op in net.ops if isinstance(op, ConvOp)])
     need = levels_needed(net)
     if need > params.depth:
-        raise ValueError(
+        raise InputError(
             f"the network needs {need} multiplicative levels (one per conv, square activation and linear "
             f"layer), but N={params.poly_modulus_degree} with moduli {list(params.coeff_mod_bit_sizes)} has "
             f"{params.depth}; "
@@ -56,18 +58,18 @@ def plan_non_interactive(net: Network, params: CKKSParams,
         lv = level[src]
         if isinstance(op, ConvOp):
             if op.stride != 1:
-                raise ValueError(f"layer {op.name}: the non-interactive mode needs stride-1 convolutions, got {op.stride}")
+                raise InputError(f"layer {op.name}: the non-interactive mode needs stride-1 convolutions, got {op.stride}")
             plan = plan_conv(op.weight, h, w, params, has_bias=op.bias is not None, name=op.name, level=lv, c_n=c_n,
                              schedule=layer_schedule(schedule, op.name))
             if plan.packing.n_in != 1 or plan.packing.n_out != 1:
-                raise ValueError(f"layer {op.name}: the non-interactive mode keeps each feature map in one "
+                raise InputError(f"layer {op.name}: the non-interactive mode keeps each feature map in one "
                                  f"ciphertext ({c_n} channels); got {op.weight.shape[1]}->{op.weight.shape[0]}")
             actions.append(ServerConv(op.name, src, op.out, plan))
             layers.append(LayerReport(op.name, "conv", plan.predicted, len(plan.rotation_steps), lv,
                                       plan.schedule_name, plan.baby_step))
         elif isinstance(op, ActOp):
             if op.kind != "square":
-                raise ValueError(f"layer {op.name}: {op.kind!r} cannot run without a refresh; the non-interactive "
+                raise InputError(f"layer {op.name}: {op.kind!r} cannot run without a refresh; the non-interactive "
                                  f"mode takes square activations (use the hybrid protocol for ReLU)")
             actions.append(ServerSquare(op.name, src, op.out, lv, 1))
             layers.append(LayerReport(op.name, "square", OpCounts(cmuls=1, rescales=1), 0, lv))
@@ -82,18 +84,18 @@ def plan_non_interactive(net: Network, params: CKKSParams,
             continue
         elif isinstance(op, LinearOp):
             if src not in pooled:
-                raise ValueError(f"layer {op.name}: in the non-interactive mode a linear layer reads a pooled value")
+                raise InputError(f"layer {op.name}: in the non-interactive mode a linear layer reads a pooled value")
             plan = plan_linear(op.weight / (h * w), params, has_bias=op.bias is not None, name=op.name,
                                level=lv, lane_stride=p)
             actions.append(ServerLinear(op.name, src, op.out, plan, 1.0 / (h * w)))
             layers.append(LayerReport(op.name, "linear", plan.predicted, len(plan.rotation_steps), lv))
         else:
-            raise ValueError(f"layer {op.name}: {type(op).__name__} is not supported in the non-interactive mode")
+            raise InputError(f"layer {op.name}: {type(op).__name__} is not supported in the non-interactive mode")
         alias[op.out] = op.out
         level[op.out] = lv + 1
     out = alias.get(net.output)
     last = actions[-1]
     if not isinstance(last, ServerLinear) or out != last.dst:
-        raise ValueError("the non-interactive mode needs the network to end in its linear layer")
+        raise InputError("the non-interactive mode needs the network to end in its linear layer")
     actions.append(Refresh("output", out, "logits", last.plan.n_out, 1, "none", False, None, last.plan))
     return NetworkPlan(params, actions, "logits", galois_steps(actions), layers, "non-interactive")

@@ -8,6 +8,8 @@ protocol this step would be a two-party computation; here only its traffic is re
 
 from __future__ import annotations
 
+from ..errors import InputError
+
 import time
 from typing import Any
 
@@ -100,7 +102,7 @@ class Server:
 
     def __init__(self, backend: Backend, net: Network, plan: NetworkPlan, stream: bool = False):
         if stream and plan.workers > 1:
-            raise ValueError(f"stream=True encodes each layer after the worker processes are forked, so they would "
+            raise InputError(f"stream=True encodes each layer after the worker processes are forked, so they would "
                              f"lack its plaintexts; run the {plan.workers}-worker plan without streaming, or plan "
                              f"with workers=1")
         self.backend = backend
