@@ -1,4 +1,4 @@
-"""HE convolution by coefficient encoding (Cheetah-style, DESIGN.md section 3c), as plan ->
+"""HE convolution by coefficient encoding (Cheetah-style, docs/design.md, "The coefficient algorithm"), as plan ->
 compile -> run, with no rotation at all.
 
 A chunk of C_w input channels (each in a frame with its k - 1 halo) is one polynomial x;

@@ -1,4 +1,4 @@
-"""Where every channel, pixel and weight lives in the coefficients (DESIGN.md section 3c).
+"""Where every channel, pixel and weight lives in the coefficients (docs/design.md, "The coefficient algorithm").
 
 Given a `heconv.geometry.CoeffChunking` (frame F = (tile_h + k - 1) x (tile_w + k - 1),
 A = F's area, output offset O, spacing D, m = group), input ciphertext t * chunks + b holds

@@ -1,4 +1,4 @@
-"""What a coefficient-encoding convolution plan is (DESIGN.md section 3c): its chunking, its
+"""What a coefficient-encoding convolution plan is (docs/design.md, "The coefficient algorithm"): its chunking, its
 kept kernel blocks, its mask, its counts.
 
 Frozen data only (built by `heconv.coeff.plan_coeff_conv`, executed by

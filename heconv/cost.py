@@ -49,7 +49,7 @@ def floor_seconds(counts: OpCounts, unit: UnitCosts) -> float:
     )
 
 
-# Fixed unit costs for planning (DESIGN.md section 7, N = 8192 [60, 40, 60], one thread, CPU
+# Fixed unit costs for planning (docs/design.md, "The cost model"; N = 8192 [60, 40, 60], one thread, CPU
 # time inside a conv): rotation 1.25 ms, pmul 0.12 ms, add 0.04 ms, rescale 0.27 ms, encode
 # 0.60 ms. Encryption (not in the table) is a rough 2 ms: it is the same for every schedule of
 # a layer, so it never changes a choice. `plan_conv(schedule="auto")` ranks schedules with

@@ -1,6 +1,6 @@
 """Packing geometry: where every channel and pixel lives in the CKKS slots.
 
-This is the one place that decides the layout (DESIGN.md section 2). The engine,
+This is the one place that decides the layout (docs/design.md, "Packing"). The engine,
 the cost model and the pruning groups all read it, so a change here moves all of
 them together.
 """
@@ -170,7 +170,7 @@ def positional_index(c_out: int, c_in: int, kernel: int, c_n: int) -> tuple[np.n
 
 @dataclass(frozen=True)
 class GroupIds:
-    """The pruning groups of every weight W[o, i, ky, kx] (DESIGN.md section 4), as id arrays
+    """The pruning groups of every weight W[o, i, ky, kx] (docs/pruning.md, "Pruning groups"), as id arrays
     of the weight's shape: a group saves the engine one rotation (diagonal, positional) or
     one plaintext multiplication (plaintext) when all its weights are zero.
 
@@ -210,7 +210,7 @@ def group_ids(shape: tuple[int, int, int, int], c_n: int) -> GroupIds:
 
 @dataclass(frozen=True)
 class ScheduleGroupIds:
-    """The pruning groups of every weight W[o, i, ky, kx] under baby step B (DESIGN.md 3b),
+    """The pruning groups of every weight W[o, i, ky, kx] under baby step B (docs/design.md, "Rotation schedules"),
     as id arrays of the weight's shape. With d = (i - o) mod c_n = g*B + j:
 
     - giant  = bo * (c_n / B) + g          in [0, n_out * c_n / B): one giant-step rotation
@@ -307,7 +307,7 @@ def unpack(vectors: list[np.ndarray], packing: Packing, channels: int) -> np.nda
 
 @dataclass(frozen=True)
 class CoeffChunking:
-    """Coefficient layout of a conv (DESIGN.md 3c): an input ciphertext holds c_w channels of one tile,
+    """Coefficient layout of a conv (docs/design.md): an input ciphertext holds c_w channels of one tile,
     each in a (tile_h + k - 1) x (tile_w + k - 1) frame (k - 1 halo, zero outside the image); an output
     ciphertext holds `group` channels of one tile, member u's pixel (i, j) at offset + u*spacing +
     i*frame_w + j (spacing = c_w*A + (k-1)*(frame_w+1), A the frame's area, keeps the members apart).

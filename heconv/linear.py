@@ -10,7 +10,7 @@ lanes are active, each handling T = n_o / A of the n_o hybrid diagonals:
     reduce  lanes (steps 1, 2, .., A/2) then rows (steps n_o*L, .., n_i*L/2)
 
 Output r lands in slot r*L. Rotations: (T - 1) + log2(A) + log2(n_i / n_o), which is
-DESIGN.md's (n_i*n_o/S - 1) + log2(S/n_o) when n_i*n_o >= S.
+docs/design.md's (n_i*n_o/S - 1) + log2(S/n_o) when n_i*n_o >= S.
 """
 
 from __future__ import annotations

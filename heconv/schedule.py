@@ -1,4 +1,4 @@
-"""Rotation schedules of one convolution: a baby step B per layer (DESIGN.md section 3b).
+"""Rotation schedules of one convolution: a baby step B per layer (docs/design.md, "Rotation schedules").
 
 Split each diagonal d = g*B + j, with B a power of two dividing c_n and 0 <= j < B:
 
@@ -221,7 +221,7 @@ def best_schedule(candidates: list[ScheduleCandidate]) -> ScheduleCandidate:
 
 
 def dense_rotations(packing: Packing, kernel: int, baby_step: int = 1) -> int:
-    """DESIGN.md's dense count n_in*(k*k*B - 1) + n_out*(c_n/B - 1) (B = 1: the OR method).
+    """The dense count n_in*(k*k*B - 1) + n_out*(c_n/B - 1) (B = 1: the OR method).
 
     It equals the plan's count when every (j, pos) has its own shift, i.e. when W >= k,
     H > k // 2 and the shifts sigma(pos) stay within one channel's P slots; on smaller

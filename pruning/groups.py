@@ -1,4 +1,4 @@
-"""HE-aware pruning groups (DESIGN.md section 4) and their group-Lasso penalties.
+"""HE-aware pruning groups (docs/pruning.md, "Pruning groups") and their group-Lasso penalties.
 
 The groups of a conv depend on its c_n, which depends on the HE parameters and on the
 layer's input resolution: they come from the engine's own plan of the model
@@ -9,7 +9,7 @@ layer's input resolution: they come from the engine's own plan of the model
 - positional group (bi, pos): all weights sharing one input rotation by sigma(pos);
 - plaintext (bo, bi, d, pos): the c_n weights of one plaintext M (Hunter's unit).
 
-Under a baby-step/giant-step schedule with baby step B (DESIGN.md section 3b) the
+Under a baby-step/giant-step schedule with baby step B (docs/design.md, "Rotation schedules") the
 rotation groups follow the schedule (`heconv.geometry.schedule_group_ids`): the
 "diagonal" slot holds the giant-step groups (bo, g), the "positional" slot the
 baby-step groups (bi, j, pos); B = 1 gives the groups above. The schedule is fixed

@@ -1,6 +1,6 @@
 """The proximal step of the group Lasso: group soft-thresholding, which makes groups exactly zero.
 
-Plain SGD on lambda * ||W_g||_2 only oscillates around zero (DESIGN.md section 4). After
+Plain SGD on lambda * ||W_g||_2 only oscillates around zero (docs/pruning.md, "Training with the group Lasso"). After
 each optimizer step the proximal operator of the penalty is applied instead:
 
     W_g <- W_g * max(0, 1 - lr * lambda * s_g / ||W_g||_2)

@@ -1,6 +1,6 @@
 """Synthetic sparsity: random weights with a chosen fraction of the engine's groups zeroed.
 
-The groups are the engine's (`heconv.geometry.group_ids`, DESIGN.md section 4), from the
+The groups are the engine's (`heconv.geometry.group_ids`, docs/pruning.md, "Pruning groups"), from the
 same packing geometry the engine runs, so "50% of the diagonals" means what it costs.
 """
 

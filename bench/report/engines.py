@@ -1,5 +1,5 @@
 """The convolution algorithms side by side, per model: the slot engine under output-rotation
-(slot-OR) and under "auto" (slot-auto), and the coefficient algorithm (DESIGN.md 3c).
+(slot-OR) and under "auto" (slot-auto), and the coefficient algorithm (docs/design.md, "The coefficient algorithm").
 
 One table per model from the model suite's cases (server time, rotations, multiplications,
 bytes each way, the time with the traffic at 1 Gbit/s and 100 Mbit/s, accuracy where a

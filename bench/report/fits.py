@@ -176,7 +176,7 @@ COEFF_OPS = ("pmuls", "adds", "plain_adds", "rescales", "encryptions", "encodes"
 
 @dataclass
 class CoefficientFit:
-    """The count models on the coefficient algorithm's cases (DESIGN.md 3c): rotation-only cannot
+    """The count models on the coefficient algorithm's cases (docs/design.md): rotation-only cannot
     predict them (every case counts 0 rotations, so it fits a constant); the full model uses the
     operations the algorithm does, the masks' encryptions and encodes included."""
 

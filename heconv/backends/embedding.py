@@ -5,7 +5,7 @@ m(zeta^(3^i mod 2N)) / scale, zeta = exp(i*pi/N), for i < N/2 (the other N/2 eva
 their conjugates). A coefficient vector is therefore encoded by encoding its N/2 complex
 evaluations (`coefficients_to_slots`), and read back by inverting them
 (`slots_to_coefficients`). Slot-wise products are negacyclic convolutions of coefficients
-(`negacyclic_product`), which is what the coefficient convolution (DESIGN.md 3c) rests on.
+(`negacyclic_product`), which is what the coefficient convolution (docs/design.md) rests on.
 """
 
 from __future__ import annotations

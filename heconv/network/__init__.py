@@ -1,4 +1,4 @@
-"""Whole networks (DESIGN.md section 6): IR -> plan -> run.
+"""Whole networks (docs/design.md, "Whole networks and the protocol"): IR -> plan -> run.
 
     net = heconv.frontend.lower_model(model, (C, H, W))   # torch-free IR
     plan = plan_network(net, params, "hybrid")            # actions; touches no ciphertext

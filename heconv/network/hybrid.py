@@ -1,4 +1,4 @@
-"""Planner for the hybrid protocol (DESIGN.md section 6): the server runs every linear
+"""Planner for the hybrid protocol (docs/design.md, "Whole networks and the protocol"): the server runs every linear
 layer, the client refreshes at each ReLU. Touches no ciphertext.
 
 Every conv runs by one algorithm: "slot" (heconv.conv, with its rotation schedule) or

@@ -33,7 +33,7 @@ def test_infer_count_mode_table(capsys):
 
 
 def test_infer_auto_schedule_resnet18_at_16(capsys):
-    """DESIGN.md 3b: ResNet18 at 16x16 costs 5,041 rotations with OR; auto's per-layer B cuts that below 1,900."""
+    """docs/design.md: ResNet18 at 16x16 costs 5,041 rotations with OR; auto's per-layer B cuts that below 1,900."""
     runs = {}
     for schedule in ("output-rotation", "auto"):
         code, out, _ = _run(capsys, "--model", "resnet18", "--input-size", "16", "--mode", "count", "--json",

@@ -1,4 +1,4 @@
-"""The coefficient algorithm (DESIGN.md 3c): counts (counted == predicted == closed formula, both
+"""The coefficient algorithm (docs/design.md): counts (counted == predicted == closed formula, both
 backends), differential tests against torch conv2d, masks, alignment and errors."""
 
 import json
@@ -111,7 +111,7 @@ def test_matches_torch_encrypted(c_in, c_out, hw, k, stride, n):
 
 @pytest.mark.slow
 def test_resnet18_layer_encrypted_against_torch_and_plain_counts():
-    """DESIGN.md's example shape, 64->64 3x3 on 16x16 at N = 8192, encrypted: same counts as plain."""
+    """The README's example shape, 64->64 3x3 on 16x16 at N = 8192, encrypted: same counts as plain."""
     from heconv.backends.seal import SealBackend
 
     rng = np.random.default_rng(0)

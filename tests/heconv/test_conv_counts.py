@@ -1,4 +1,4 @@
-"""Exact operation counts: counted == predicted == DESIGN.md formula, in both backends."""
+"""Exact operation counts: counted == predicted == the formula of docs/design.md, in both backends."""
 
 import numpy as np
 import pytest
@@ -28,7 +28,7 @@ def test_dense_counts_equal_formula(backend, rng, c_in, c_out, hw, k):
 
 
 def test_design_example_64_to_64():
-    """DESIGN.md: dense 3x3 64->64 on 16x16 at N = 8192: R = 92, pmul = 2304."""
+    """docs/design.md, "The convolution": dense 3x3 64->64 on 16x16 at N = 8192: R = 92, pmul = 2304."""
     from heconv.params import ckks_params
 
     plan = plan_conv(np.ones((64, 64, 3, 3)), 16, 16, ckks_params(depth=1))

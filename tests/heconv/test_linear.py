@@ -28,7 +28,7 @@ def test_linear_matches_numpy_and_counts(backend, rng, n_out, n_in):
     np.testing.assert_allclose(y, w @ v + b, atol=1e-4 * np.sqrt(n_in))
     assert counts == plan.predicted and counts.key_switches == counts.rotations
     s, n_o, n_i = backend.slots, plan.n_o, plan.n_i
-    if n_i * n_o >= s:  # DESIGN.md section 5
+    if n_i * n_o >= s:  # docs/design.md, "Other layers"
         assert counts.rotations == (n_i * n_o // s - 1) + int(np.log2(s // n_o))
 
 

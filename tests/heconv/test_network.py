@@ -74,7 +74,7 @@ def test_counts_equal_cost_model_per_layer(name, size, pruned):
 
 
 def test_dense_resnet18_rotation_total_at_16():
-    """DESIGN.md section 9 quotes about 5,000 rotations for dense ResNet18 at 16x16."""
+    """Dense ResNet18 at 16x16 under output-rotation: about 5,000 rotations."""
     params = ckks_params(depth=1)
     plan = plan_network(lower_model(_model("resnet18"), (3, 16, 16)), params)
     assert 4500 < plan.predicted.rotations < 5500

@@ -1,4 +1,4 @@
-"""Whole networks with a rotation schedule per layer (DESIGN.md section 3b)."""
+"""Whole networks with a rotation schedule per layer (docs/design.md, "Rotation schedules")."""
 
 import numpy as np
 import pytest

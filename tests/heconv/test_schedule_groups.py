@@ -1,4 +1,4 @@
-"""Pruning groups that follow the schedule (DESIGN.md section 3b): zeroing one giant-step
+"""Pruning groups that follow the schedule (docs/design.md, "Rotation schedules"): zeroing one giant-step
 group (bo, g) or baby-step group (bi, j, pos) saves exactly the rotation it names."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Rotation schedules (DESIGN.md section 3b): exact counts for every baby step B in both
+"""Rotation schedules (docs/design.md, "Rotation schedules"): exact counts for every baby step B in both
 backends, differential tests against torch conv2d, "auto", the plan's JSON round trip."""
 
 import json

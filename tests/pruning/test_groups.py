@@ -106,7 +106,7 @@ def test_penalty_matches_slow_reference():
     conv.weight.data = w.clone()
     model = torch.nn.Sequential(conv)
     fast = group_lasso(model, {"0": g}, lambda_p=0.3, lambda_d=0.7)
-    # Slow: loop over every weight, group it by hand from DESIGN.md's definitions.
+    # Slow: loop over every weight, group it by hand from docs/pruning.md's definitions.
     diag, pos = {}, {}
     for o in range(6):
         for i in range(5):
