@@ -217,11 +217,6 @@ def encrypt_coeff_input(x: np.ndarray, chunking: CoeffChunking, backend: Backend
     return [backend.encrypt_plain(backend.encode_coefficients(v, level)) for v in pack_coeff_input(x, chunking)]
 
 
-def encrypt_coeff_output_layout(y: np.ndarray, chunking: CoeffChunking, backend: Backend, level: int) -> list[Any]:
-    """Client side: a map [C_out, H, W] encrypted in a conv's output layout (a residual operand)."""
-    return [backend.encrypt_plain(backend.encode_coefficients(v, level)) for v in pack_coeff_output(y, chunking)]
-
-
 def read_coeff_output(cts: list[Any], chunking: CoeffChunking, channels: int, stride: int, backend: Backend) -> np.ndarray:
     """Client side: decrypt, read the output coefficients [channels, H, W], subsample by the stride."""
     y = unpack_coeff_output([backend.decode_coefficients(c) for c in cts], chunking, channels)

@@ -212,15 +212,14 @@ class Hunter(PruningMethod):
         out = []
         for path, g in groups.items():
             w = weights[path].detach()
-            energy = lambda ids, n: group_sq_norms(w, ids, n)  # noqa: E731
             out.append(Units(path, "plaintext", g.plain_ids, g.n_plain,
-                             energy(g.plain_ids, g.n_plain) / per_plain))
+                             group_sq_norms(w, g.plain_ids, g.n_plain) / per_plain))
             for kind in ("diagonal", "positional"):
                 ids_attr, n_attr, saves_attr = KINDS[kind]
                 ids, n = getattr(g, ids_attr), getattr(g, n_attr)
                 plains = _plaintexts_per_group(ids, g.plain_ids, n)
                 seconds = plains * per_plain + getattr(g, saves_attr).double() * self.cost.rotation
-                out.append(Units(path, kind, ids, n, (energy(ids, n).double() / seconds).to(w.dtype)))
+                out.append(Units(path, kind, ids, n, (group_sq_norms(w, ids, n).double() / seconds).to(w.dtype)))
         return out
 
 

@@ -274,7 +274,10 @@ class Timing:
 
 def clock_overhead(n: int = 200) -> float:
     """Median process-CPU seconds the timing code of `time_stream` adds to one call (of a no-op)."""
-    noop = lambda: None  # noqa: E731
+
+    def noop():
+        return None
+
     cpus = []
     for _ in range(n):
         c = time.process_time()

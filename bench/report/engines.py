@@ -66,7 +66,10 @@ def _sentence(model: str, rows: dict[tuple[str, str], Case]) -> str | None:
         fast = min(got, key=lambda e: got[e].latency)
         slow = min((e for e in got if e != fast), key=lambda e: got[e].latency)
         a, b = got[fast], got[slow]
-        mb = lambda c: ((c.info.get("bytes_client_to_server") or 0) + (c.info.get("bytes_server_to_client") or 0)) / 1e6  # noqa: E731
+
+        def mb(c):
+            return ((c.info.get("bytes_client_to_server") or 0) + (c.info.get("bytes_server_to_client") or 0)) / 1e6
+
         nets = ", ".join(f"{name}: {fast} {with_traffic(a, bw):.2f} s vs {slow} {with_traffic(b, bw):.2f} s"
                          for name, bw in BANDWIDTHS.items())
         return (f"**{model}** ({variant}, the same weights so the same accuracy): {fast} is faster than {slow}, "

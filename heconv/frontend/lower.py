@@ -66,7 +66,10 @@ def lower_model(model: nn.Module, input_shape: tuple[int, int, int]) -> Network:
             users[arg.name] = users.get(arg.name, 0) + 1
 
     alias: dict[str, str] = {}
-    name_of = lambda n: alias.get(n.name, n.name)  # noqa: E731
+
+    def name_of(n):
+        return alias.get(n.name, n.name)
+
     ops = []
     convs: dict[str, ConvOp] = {}
     output = None

@@ -18,7 +18,9 @@ def test_resnet18_at_64():
 
 
 def test_parameter_counts_match_the_literature():
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    def count(m):
+        return sum(p.numel() for p in m.parameters())
+
     assert 265_000 < count(models.resnet20()) < 275_000  # He et al.: 0.27M (option-A shortcuts)
     assert 11_100_000 < count(models.resnet18()) < 11_200_000
     assert 23_400_000 < count(models.resnet50()) < 23_600_000

@@ -241,7 +241,10 @@ def _tiny(tmp_path, wnids=("n01", "n02"), annotations=None, size=8):
     (root / "val" / "images").mkdir(parents=True)
     (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
     rng = np.random.default_rng(2)
-    image = lambda: Image.fromarray(rng.integers(0, 256, (size, size, 3)).astype(np.uint8))  # noqa: E731
+
+    def image():
+        return Image.fromarray(rng.integers(0, 256, (size, size, 3)).astype(np.uint8))
+
     for w in wnids:
         d = root / "train" / w / "images"
         d.mkdir(parents=True)

@@ -19,7 +19,10 @@ def _tiny_data(n=96, size=8, classes=3, seed=0):
     y = rng.integers(0, classes, n)
     x = rng.normal(0, 0.3, (n, 1, size, size)).astype(np.float32)
     x[np.arange(n), 0, y, y] += 3.0
-    split = lambda a, b: Split(x[a:b], y[a:b].astype(np.int64))  # noqa: E731
+
+    def split(a, b):
+        return Split(x[a:b], y[a:b].astype(np.int64))
+
     return Dataset("tiny", split(0, 64), split(64, 80), split(80, 96), classes, 1, size, [0.0], [1.0])
 
 
