@@ -104,3 +104,5 @@ def cell_kwargs(args: argparse.Namespace, kind: str) -> dict:
     """The fields of `kind` the command's options set."""
     table, _ = _TABLES[kind]
     return {k: getattr(args, k) for k in table if hasattr(args, k)}
+
+DEFAULT_MODEL = "resnet20"  # every experiment command's default model (the cheapest of the paper's kind)
