@@ -33,7 +33,7 @@ STEP_COLUMNS = ("run_id", "step", "threshold", "fraction", "val_accuracy", "test
 EXPORT_COLUMNS = ("run_id", "model", "dataset", "input_size", "subset", "poly_modulus_degree", "schedule", "method",
                   "lambda_p", "lambda_d", "seed", "step", "threshold", "fraction", "val_accuracy", "test_accuracy",
                   "accuracy_drop", "n_val", "n_test", "rotations", "pmuls", "sparsity", "accepted", "chosen",
-                  "finetune_epochs", "cut_off", "encrypted_server_s", "git_revision")
+                  "finetune_epochs", "cut_off", "encrypted_server_s", "encrypted_auto_server_s", "git_revision")
 JSON_COLUMNS = ("config", "history", "provenance", "encrypted")
 
 _SCHEMA = f"""
@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS steps (
 # The views are made again when the database's user_version is older than VIEWS_VERSION, so
 # that a database written by an older version gets today's columns (and reading one writes
 # nothing); one IMMEDIATE transaction keeps racing openers apart.
-VIEWS_VERSION = 3
+VIEWS_VERSION = 4
 _VIEWS = f"""
 BEGIN IMMEDIATE;
 DROP VIEW IF EXISTS pruning_summary;
@@ -63,6 +63,8 @@ CREATE VIEW experiments AS
                       else "CASE WHEN s.chosen THEN json_extract(r.encrypted, '$.server_s') END AS encrypted_server_s"
                       if c == "encrypted_server_s"
                       else "json_extract(r.config, '$.cut_off') AS cut_off" if c == "cut_off"
+                      else "CASE WHEN s.chosen THEN json_extract(r.encrypted, '$.auto.server_s') END "
+                           "AS encrypted_auto_server_s" if c == "encrypted_auto_server_s"
                       else "r." + c for c in EXPORT_COLUMNS)}
     FROM runs r JOIN steps s ON s.run_id = r.run_id WHERE r.kind = 'prune' AND r.status = 'done';
 CREATE VIEW pruning_summary AS

@@ -76,6 +76,7 @@ class MethodResult:
     epochs: dict[int, float] = field(default_factory=dict)  # fine-tuning epochs up to the chosen step
     cut_off: dict[int, bool] = field(default_factory=dict)
     server_s: dict[int, float] = field(default_factory=dict)  # encrypted server time of the chosen step, where measured
+    auto_s: dict[int, float] = field(default_factory=dict)  # the same under the auto schedule
     family: str = ""
 
     @property
@@ -112,7 +113,8 @@ def run_point(steps: list[dict]) -> dict:
     ok = _flag(c.get("accepted", 1))
     return {"rotations": int(c["rotations"]) if ok else None, "test": _num(c.get("test_accuracy")),
             "val": _num(c.get("val_accuracy")), "epochs": _num(c.get("finetune_epochs")) or 0.0,
-            "cut_off": any(_flag(s.get("cut_off")) for s in steps), "server_s": _num(c.get("encrypted_server_s"))}
+            "cut_off": any(_flag(s.get("cut_off")) for s in steps), "server_s": _num(c.get("encrypted_server_s")),
+            "auto_s": _num(c.get("encrypted_auto_server_s"))}
 
 
 def _validation_key(r: MethodResult) -> tuple[int, float]:
@@ -139,6 +141,8 @@ def candidates(rows: list[dict]) -> dict[tuple[str, tuple[float, float]], Method
         res.epochs[seed], res.cut_off[seed] = p["epochs"], p["cut_off"]
         if p["server_s"] is not None:
             res.server_s[seed] = p["server_s"]
+        if p["auto_s"] is not None:
+            res.auto_s[seed] = p["auto_s"]
     return out
 
 
@@ -251,7 +255,8 @@ def experiments_summary(rows: list[dict], max_drop: float = 1.0) -> dict:
         out["/".join(key)] = {
             "methods": {m: {"method": r.method, "lambda_p": r.lambdas[0], "lambda_d": r.lambdas[1], "seeds": r.seeds,
                             "rotations": r.rotations, "test_accuracy": r.test, "finetune_epochs": r.epochs,
-                            "cut_off": [s for s, c in r.cut_off.items() if c], "encrypted_server_s": r.server_s}
+                            "cut_off": [s for s, c in r.cut_off.items() if c], "encrypted_server_s": r.server_s,
+                            "encrypted_auto_server_s": r.auto_s}
                         for m, r in results.items()},
             "ratios": {f"{n} / {d}": ratio(results, n, d) for n, d, _ in RATIOS}}
     return out
@@ -309,14 +314,20 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0) -> list[str]:
 
 
 def _latency(results: dict[str, MethodResult], num: str, den: str) -> str:
+    """Rotation and server-time ratios of the chosen steps run encrypted (geometric means over the seeds
+    both ran), under the fixed schedule and, where measured, under auto."""
     a, b = results.get(num), results.get(den)
-    seeds = sorted(set(a.server_s) & set(b.server_s)) if a and b else []
-    seeds = [s for s in seeds if a.rotations.get(s) and b.rotations.get(s)]
-    if not seeds:
+    if not a or not b:
         return "not measured"
-    rot = float(np.exp(np.mean([math.log(a.rotations[s] / b.rotations[s]) for s in seeds])))
-    lat = float(np.exp(np.mean([math.log(a.server_s[s] / b.server_s[s]) for s in seeds])))
-    return f"{rot:.2f}x / {lat:.2f}x ({_seeds_text(len(seeds))})"
+    parts = []
+    for label, ta, tb in (("", a.server_s, b.server_s), ("auto: ", a.auto_s, b.auto_s)):
+        seeds = [s for s in sorted(set(ta) & set(tb)) if a.rotations.get(s) and b.rotations.get(s)]
+        if seeds:
+            rot = float(np.exp(np.mean([math.log(a.rotations[s] / b.rotations[s]) for s in seeds])))
+            lat = float(np.exp(np.mean([math.log(ta[s] / tb[s]) for s in seeds])))
+            parts.append(f"{rot:.2f}x / {lat:.2f}x ({_seeds_text(len(seeds))})" if not label
+                         else f"auto: server time {lat:.2f}x ({_seeds_text(len(seeds))})")
+    return "; ".join(parts) or "not measured"
 
 
 def verdict_lines(results: dict[str, MethodResult]) -> list[str]:
