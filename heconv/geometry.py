@@ -1,8 +1,7 @@
 """Packing geometry: where every channel and pixel lives in the CKKS slots.
 
-This is the one place that decides the layout (docs/design.md, "Packing"). The engine,
-the cost model and the pruning groups all read it, so a change here moves all of
-them together.
+The one place that decides the layout (docs/design.md, "Packing"): the engine, the cost model
+and the pruning groups all read it, so a change here moves them all together.
 """
 
 from __future__ import annotations
@@ -278,10 +277,7 @@ def pack(x: np.ndarray, packing: Packing) -> list[np.ndarray]:
     """
     c, h, w = x.shape
     if (h, w) != (packing.height, packing.width):
-        raise InputError(
-            f"pack: feature map is {h}x{w}, the packing expects "
-            f"{packing.height}x{packing.width}"
-        )
+        raise InputError(f"pack: feature map is {h}x{w}, the packing expects {packing.height}x{packing.width}")
     n_blocks = -(-c // packing.c_n)
     buf = np.zeros((n_blocks * packing.c_n, packing.channel_slots))
     buf[:c, : h * w] = x.reshape(c, h * w)

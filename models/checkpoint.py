@@ -78,6 +78,16 @@ def load_state(model: nn.Module, state: dict, path: str | Path, name: str | None
         raise InputError(f"checkpoint {path} does not fit {what}: {detail}") from None
 
 
+def load_weights_into(model: nn.Module, path: str | Path) -> None:
+    """Load a plain state dict (or {'state_dict': ...}) into `model`."""
+    obj = safe_torch_load(path)
+    if isinstance(obj, dict) and "state_dict" in obj:
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise InputError(f"checkpoint {path}: expected a state dict, got {type(obj).__name__}")
+    load_state(model, obj, path)
+
+
 def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
     """(state_dict, meta) of a checkpoint written with `checkpoint_bytes`."""
     obj = safe_torch_load(path)

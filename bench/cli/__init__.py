@@ -42,6 +42,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         d = action.default
         if not action.option_strings or action.nargs == 0 or d is None or d is argparse.SUPPRESS:
             return None
+        if isinstance(d, bool):  # an option that takes yes/no (a flag has nargs 0 and shows none)
+            return "yes" if d else "no"
         if isinstance(d, (tuple, list)):
             return ",".join(map(str, d))
         return str(d).replace(f"{ROOT}/", "")  # a path in the repository reads the same on every machine
