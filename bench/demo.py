@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
+from bench.experiments.cells import PruneCell, TrainCell
+from bench.experiments.store import ExperimentStore
+from bench.experiments.sweep import SweepGrid, run_sweep
 from heconv.params import params_for_input
 from models import build_model
 from models.checkpoint import checkpoint_from_bytes
-from bench.experiments.cells import PruneCell, TrainCell
 from pruning.data import load_dataset
-from bench.experiments.store import ExperimentStore
-from bench.experiments.sweep import SweepGrid, run_sweep
 
 from .harness.model import measure_model, prepare_model
 from .provenance import provenance

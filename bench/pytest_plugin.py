@@ -28,7 +28,8 @@ BENCH = ROOT / "bench"
 STORAGE = ROOT / "results" / "benchmarks"
 DEFAULT_MARKEXPR = "not slow"  # pyproject's addopts
 HE_PARAMETERS = {"hybrid": {"poly_modulus_degree": 8192, "coeff_mod_bit_sizes": [60, 40, 60]},
-                 "five-level chain": {"poly_modulus_degree": 16384, "coeff_mod_bit_sizes": [60, 40, 40, 40, 40, 40, 60]}}
+                 "five-level chain": {"poly_modulus_degree": 16384,
+                                      "coeff_mod_bit_sizes": [60, 40, 40, 40, 40, 40, 60]}}
 
 
 def pytest_addoption(parser):

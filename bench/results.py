@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import contextlib
 import csv
 import fcntl
@@ -27,6 +25,7 @@ from typing import Callable, Iterator
 
 from torch import nn
 
+from heconv.errors import InputError
 from heconv.params import CKKSParams
 from models.checkpoint import checkpoint_bytes
 from pruning.masks import fold_masks
@@ -172,7 +171,8 @@ CSV_COLUMNS = ["model", "dataset", "input_size", "method", "step", "fraction", "
                "rotations", "pmuls", "sparsity", "accepted", "seed", "git_revision"]
 
 
-def upsert_csv(path: str | Path, rows: list[dict], key: tuple[str, ...] = ("model", "dataset", "input_size", "method")) -> None:
+def upsert_csv(path: str | Path, rows: list[dict],
+               key: tuple[str, ...] = ("model", "dataset", "input_size", "method")) -> None:
     """Replace the rows of the same (model, dataset, input size, method) and keep the rest.
 
     The read-modify-write runs under an exclusive lock on `<path>.lock` (inside

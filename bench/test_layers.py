@@ -63,7 +63,8 @@ SWEEP_SHAPES = {("resnet18", "layer1.conv3x3"), ("resnet18", "layer3.conv3x3"),
 N16384_SHAPES = {("resnet18", "layer1.conv3x3"), ("resnet18", "layer2.conv3x3"),
                  ("resnet20", "layer1.conv3x3"), ("resnet20", "layer3.conv3x3")}
 QUICK = {("resnet18", "layer1.conv3x3", 8192, "diagonals", 0.0), ("resnet18", "layer1.conv3x3", 8192, "diagonals", 0.9),
-         ("resnet20", "layer3.conv3x3", 8192, "positions", 0.5), ("resnet20", "layer1.conv3x3", 16384, "diagonals", 0.0)}
+         ("resnet20", "layer3.conv3x3", 8192, "positions", 0.5),
+         ("resnet20", "layer1.conv3x3", 16384, "diagonals", 0.0)}
 
 
 SHAPE_OF = {(s[0], s[1]): s for s in SHAPES}

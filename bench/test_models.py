@@ -26,7 +26,8 @@ from heconv.params import params_for_input
 from models.checkpoint import load_checkpoint_model
 from pruning.synthetic import prune_model_diagonals
 
-CASES = [("resnet20", 0.0), ("resnet20", 0.5), ("resnet20", 0.9), ("resnet18", 0.0), ("resnet18", 0.5), ("resnet18", 0.9)]
+CASES = [("resnet20", 0.0), ("resnet20", 0.5), ("resnet20", 0.9),
+         ("resnet18", 0.0), ("resnet18", 0.5), ("resnet18", 0.9)]
 QUICK = {("resnet20", 0.0), ("resnet20", 0.9)}
 ROUNDS = {"resnet20": 3, "resnet18": 1}
 MODEL_METHOD_FRACTION = "model, method, prune_diagonals, schedule"
@@ -108,7 +109,7 @@ def _bench_model(benchmark, unit, net, shape, params, x, label, rounds, info: di
     assert record.counts_match_plan
     assert record.key_switches == record.rotations == record.predicted_rotations
     assert record.max_abs_error < 1e-2 and record.top1_agreement == 1.0
-    benchmark.extra_info.update(suite="model", **info, requested_schedule=schedule, input_size=shape[1], in_channels=shape[0],
-                                seed=seed,
+    benchmark.extra_info.update(suite="model", **info, requested_schedule=schedule, input_size=shape[1],
+                                in_channels=shape[0], seed=seed,
                                 **record.to_dict(), predicted_label=record.predictions[-1],
                                 peak_rss_bytes_so_far=record.peak_rss_bytes)

@@ -10,10 +10,9 @@ them) are bounded by max_o sum |W[o]| * max|x| + max|b|.
 
 from __future__ import annotations
 
-from .errors import InputError
-
 import numpy as np
 
+from .errors import InputError
 from .params import CKKSParams
 
 

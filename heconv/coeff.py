@@ -17,8 +17,6 @@ once; `run_coeff_conv` executes the plan and never changes it.
 
 from __future__ import annotations
 
-from .errors import InputError
-
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +30,7 @@ from .coeff_plan import CoeffPlan, coefficient_counts
 from .conv import _check_weight
 from .conv_plan import ConvSpec
 from .cost import UnitCosts
+from .errors import InputError
 from .geometry import CoeffChunking, coefficient_chunking
 from .params import CKKSParams
 
@@ -217,7 +216,8 @@ def encrypt_coeff_input(x: np.ndarray, chunking: CoeffChunking, backend: Backend
     return [backend.encrypt_plain(backend.encode_coefficients(v, level)) for v in pack_coeff_input(x, chunking)]
 
 
-def read_coeff_output(cts: list[Any], chunking: CoeffChunking, channels: int, stride: int, backend: Backend) -> np.ndarray:
+def read_coeff_output(cts: list[Any], chunking: CoeffChunking, channels: int, stride: int,
+                      backend: Backend) -> np.ndarray:
     """Client side: decrypt, read the output coefficients [channels, H, W], subsample by the stride."""
     y = unpack_coeff_output([backend.decode_coefficients(c) for c in cts], chunking, channels)
     return y[:, ::stride, ::stride]

@@ -16,10 +16,9 @@ g*m + u at coefficient O + u*D + i*frame_w + j. Pure numpy: nothing here touches
 
 from __future__ import annotations
 
-from .errors import InputError
-
 import numpy as np
 
+from .errors import InputError
 from .geometry import CoeffChunking
 
 

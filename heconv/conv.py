@@ -13,16 +13,17 @@ are used. `run_conv` executes the plan on ciphertexts and never changes it.
 
 from __future__ import annotations
 
-from .errors import InputError
-
 import dataclasses
-from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .backends.base import Backend, OpCounts, normalize_step
+from .conv_plan import ConvPlan, ConvSpec, Term
+from .cost import UnitCosts
+from .errors import InputError
 from .geometry import (
     Packing,
     kernel_offsets,
@@ -32,15 +33,12 @@ from .geometry import (
     unpack,
     valid_pixel_masks,
 )
-from .conv_plan import ConvPlan, ConvSpec, Term
-from .cost import UnitCosts
 from .params import CKKSParams
 from .schedule import (
     SCHEDULE_FORMS,
     ScheduleCandidate,
     best_schedule,
     check_schedule,
-    dense_rotations,
     rank_schedules,
     resolve_schedule,
     schedule_rotations,
@@ -261,7 +259,8 @@ def compile_conv(
     wd = diagonal_weights(w, plan.packing) if backend.tracks_values else None
     masks = valid_pixel_masks(s.kernel, s.height, s.width, plan.packing.channel_slots)
     w_scale = backend.rescale_divisor(plan.level)
-    vectors = _term_vectors(wd, masks, plan.terms, plan.packing, plan.baby_step) if backend.tracks_values else [None] * len(plan.terms)
+    vectors = (_term_vectors(wd, masks, plan.terms, plan.packing, plan.baby_step) if backend.tracks_values
+               else [None] * len(plan.terms))
     weights = [backend.encode(v, plan.level, w_scale) for v in vectors]
     empty = set(plan.empty_outputs)
     outputs = [
@@ -278,16 +277,19 @@ def check_inputs(layer: CompiledConv, inputs: list[Any], backend: Backend) -> No
     plan = layer.plan
     name, n_in = plan.spec.name, plan.packing.n_in
     if len(inputs) != n_in:
-        raise ValueError(f"layer {name}: expected {n_in} input ciphertexts (c_n = {plan.packing.c_n}), got {len(inputs)}")
+        raise ValueError(f"layer {name}: expected {n_in} input ciphertexts (c_n = {plan.packing.c_n}), "
+                         f"got {len(inputs)}")
     for i, ct in enumerate(inputs):
         if backend.level(ct) != plan.level:
-            raise ValueError(f"layer {name}: input ciphertext {i} is at level {backend.level(ct)}, the plan expects {plan.level}")
+            raise ValueError(f"layer {name}: input ciphertext {i} is at level {backend.level(ct)}, "
+                             f"the plan expects {plan.level}")
     missing = set(plan.rotation_steps) - backend.galois_steps
     if missing:
         raise ValueError(f"layer {name}: the backend lacks Galois keys for steps {sorted(missing)[:8]}")
 
 
-def rotate_inputs(inputs: Mapping[int, Any], shifts: Sequence[Sequence[int]], backend: Backend) -> dict[int, dict[int, Any]]:
+def rotate_inputs(inputs: Mapping[int, Any], shifts: Sequence[Sequence[int]],
+                  backend: Backend) -> dict[int, dict[int, Any]]:
     """Baby steps: {bi: {shift: Rot(X[bi], shift)}} for the listed shifts of each given input (shift 0: X itself)."""
     rotated: dict[int, dict[int, Any]] = {}
     for bi, x in inputs.items():

@@ -6,11 +6,11 @@ and the pruning groups all read it, so a change here moves them all together.
 
 from __future__ import annotations
 
-from .errors import InputError
-
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from .errors import InputError
 
 
 def next_pow2(n: int) -> int:
@@ -332,8 +332,9 @@ class CoeffChunking:
     to_dict = asdict
 
 
-def coefficient_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int, n: int, frame_kernel: int | None
-                         = None, align: CoeffChunking | None = None, mask: bool = True, unit_costs=None) -> CoeffChunking:
+def coefficient_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int, n: int,
+                         frame_kernel: int | None = None, align: CoeffChunking | None = None, mask: bool = True,
+                         unit_costs=None) -> CoeffChunking:
     """The chunking (C_w channels per input chunk, output channels per ciphertext, spatial tiles
     when the frame does not fit in N) with the lowest predicted server time of a dense conv: per
     (output group, tile) one plaintext multiplication per chunk, their sum, one rescale and, with

@@ -15,8 +15,6 @@ docs/design.md's (n_i*n_o/S - 1) + log2(S/n_o) when n_i*n_o >= S.
 
 from __future__ import annotations
 
-from .errors import InputError
-
 import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .backends.base import Backend, OpCounts
+from .errors import InputError
 from .geometry import next_pow2
 from .params import CKKSParams
 

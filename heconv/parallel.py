@@ -65,9 +65,9 @@ class ParallelRun:
 
     counts[w]: worker w's share (worker 0's without the merge); merge: worker 0's work after
     the shares; compute_s[w]: its share's evaluation alone; cpu_s: CPU time of all workers
-    (children_cpu_s: of the forked ones); transfer_bytes: ciphertext bytes written; transfer_s: serialization on the critical
-    path (worker 0's saves of the inputs + the slowest child's loads and saves + worker 0's
-    loads of the results).
+    (children_cpu_s: of the forked ones); transfer_bytes: ciphertext bytes written; transfer_s:
+    serialization on the critical path (worker 0's saves of the inputs + the slowest child's loads
+    and saves + worker 0's loads of the results).
     """
 
     layer: str
@@ -126,7 +126,8 @@ def _touch(backend: Backend, layers: Mapping[str, tuple[CompiledConv, ParallelPl
             backend.multiply_plain(x, layer.weights[i])
         giant = layer.plan.packing.channel_slots * layer.plan.baby_step
         steps = {s for shifts in share.input_shifts for s in shifts}
-        steps |= {g * giant % backend.slots for t in layer.plan.terms[share.start:share.end] if (g := t.d // layer.plan.baby_step)}
+        steps |= {g * giant % backend.slots for t in layer.plan.terms[share.start:share.end]
+                  if (g := t.d // layer.plan.baby_step)}
         for step in sorted(steps):
             backend.rotate(x, step)
     backend.reset_counter()

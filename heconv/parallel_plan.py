@@ -24,14 +24,13 @@ time (counts x unit costs), so the layer's floor is that worker's floor plus tra
 
 from __future__ import annotations
 
-from .errors import InputError
-
 import os
 from dataclasses import asdict, dataclass, field
 
 from .backends.base import OpCounts
 from .conv_plan import ConvPlan
 from .cost import DEFAULT_UNIT_COSTS, UnitCosts
+from .errors import InputError
 
 
 def available_cores() -> int:

@@ -21,8 +21,6 @@ builds the plan, compiles and runs it.
 
 from __future__ import annotations
 
-from .errors import InputError
-
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -30,6 +28,7 @@ import numpy as np
 
 from .backends.base import OpCounts
 from .cost import DEFAULT_UNIT_COSTS, UnitCosts, floor_seconds
+from .errors import InputError
 from .geometry import Packing
 
 SCHEDULE_FORMS = ("output-rotation", "input-rotation", "bsgs:B", "auto")
@@ -98,10 +97,10 @@ def resolve_schedule(schedule: str, c_n: int, name: str = "conv") -> int | None:
 
     >>> resolve_schedule("output-rotation", 16), resolve_schedule("input-rotation", 16), resolve_schedule("bsgs:4", 16)
     (1, 16, 4)
-    >>> resolve_schedule("bsgs:32", 16, "layer1.0.conv1")
+    >>> resolve_schedule("bsgs:32", 16, "layer1.0.conv1")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    heconv.errors.InputError: layer layer1.0.conv1: schedule 'bsgs:32': the baby step B must divide c_n = 16 (one of [1, 2, 4, 8, 16]); 'auto' picks one per layer
+    heconv.errors.InputError: layer layer1.0.conv1: schedule 'bsgs:32': the baby step B must divide c_n = 16 ...
     """
     check_schedule(schedule, name)
     if schedule == "auto":

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 from torch import nn
 
+from heconv.errors import InputError
 from heconv.frontend.modules import PadShortcut, Square
 
 from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet20, resnet50

@@ -12,13 +12,13 @@ True
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import io
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from heconv.errors import InputError
 
 from . import build_model
 

@@ -7,11 +7,10 @@ subsample and zero-pad channels, which the HE protocol does at the client's refr
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import torch
 from torch import nn
 
+from heconv.errors import InputError
 from heconv.frontend.modules import PadShortcut
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import torch
 from torch import nn
 
+from heconv.errors import InputError
 from heconv.frontend.modules import Square
 
 

@@ -27,8 +27,6 @@ heconv.errors.InputError: input_size must be a whole number of pixels >= 1, got 
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,25 +38,25 @@ import torch.nn.functional as F
 from heconv.errors import InputError
 
 from .readers import (  # noqa: F401  (the readers are part of this module's interface)
-    FASHION_DIRS,
-    FASHION_FILES,
+    CIFAR_LAYOUT,
     CLASSES,
     DATASETS,
-    TITLES,
     DIGITS_SOURCE,
-    CIFAR_LAYOUT,
+    FASHION_DIRS,
+    FASHION_FILES,
+    TITLES,
     Split,
-    data_folder,
     check_labels,
-    read_idx,
-    find_fashion_mnist,
-    load_fashion_mnist,
-    load_digits,
     cifar_folder,
+    data_folder,
+    find_fashion_mnist,
     load_cifar,
-    tiny_imagenet_folder,
+    load_digits,
+    load_fashion_mnist,
     load_tiny_imagenet,
     missing_files,
+    read_idx,
+    tiny_imagenet_folder,
 )
 
 log = logging.getLogger(__name__)

@@ -18,14 +18,13 @@ before training ("auto" depends on the very weights being pruned, so it is refus
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from heconv.errors import InputError
 from heconv.frontend import conv_packings
 from heconv.frontend.lower import conv_chunkings
 from heconv.geometry import coefficient_block_ids, group_ids, schedule_group_ids

@@ -10,12 +10,11 @@ later one."""
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 from dataclasses import asdict, dataclass, field
 
 from torch import nn
 
+from heconv.errors import InputError
 from heconv.params import CKKSParams
 
 from .data import Dataset

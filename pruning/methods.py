@@ -30,7 +30,6 @@ Under a BSGS schedule the diagonal/positional slots hold its giant/baby-step gro
 
 from __future__ import annotations
 
-
 import math
 from abc import ABC
 from dataclasses import dataclass

@@ -19,10 +19,10 @@ relative one zeroes the groups whose RMS falls below lr * lambda of their layer'
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import torch
 from torch import nn
+
+from heconv.errors import InputError
 
 from .groups import LayerGroups, group_norms
 

@@ -6,12 +6,11 @@ same packing geometry the engine runs, so "50% of the diagonals" means what it c
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import numpy as np
 import torch
 from torch import nn
 
+from heconv.errors import InputError
 from heconv.frontend import conv_packings
 from heconv.geometry import group_ids, packing_geometry
 from heconv.params import CKKSParams

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from heconv.params import ckks_params
 from heconv.backends.plain import PlainBackend
+from heconv.params import ckks_params
 
 
 @pytest.fixture(scope="session")

@@ -116,8 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(args.render(result))
     if result.get("within_tolerance") is False:
-        print(f"artemis {args.command}: error: the result is outside the tolerance: error {result['max_abs_error']:.3e} "
-              f"against PyTorch, limit {result['error_limit']:.3e}"
+        print(f"artemis {args.command}: error: the result is outside the tolerance: "
+              f"error {result['max_abs_error']:.3e} against PyTorch, limit {result['error_limit']:.3e}"
               + (f", top-1 agreement {result['top1_agreement']:.2f}" if "top1_agreement" in result else ""),
               file=sys.stderr)
         return 1

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import argparse
 import math
 import os
 import sys
 from pathlib import Path
+
+from heconv.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 RESULTS = ROOT / "results"

@@ -8,16 +8,22 @@ one (or with a plain state dict), the images are random and labelled so.
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import argparse
 import logging
 
 import numpy as np
 
+from heconv.errors import InputError
+
 from .common import (
-    add_algorithm_option, add_precision_options, add_schedule_option, add_workers_option, fraction, positive,
-    resolve_workers, tolerance_verdict,
+    add_algorithm_option,
+    add_precision_options,
+    add_schedule_option,
+    add_workers_option,
+    fraction,
+    positive,
+    resolve_workers,
+    tolerance_verdict,
 )
 
 log = logging.getLogger("artemis")
@@ -171,16 +177,20 @@ def render(r: dict) -> str:
                      f"{layer['key_switches']:>6} {layer['pmuls']:>7} {layer['server_s']:>9.3f} "
                      f"{fmt(layer['floor_s'], '>8.3f')}")
     accuracy = ("no labels (random images)" if r["reference_accuracy"] is None else
-                f"encrypted {fmt(r['accuracy'], '.2%')}, PyTorch {r['reference_accuracy']:.2%} on {r['images']} image(s)")
+                f"encrypted {fmt(r['accuracy'], '.2%')}, PyTorch {r['reference_accuracy']:.2%} "
+                f"on {r['images']} image(s)")
     lines += [
         "",
-        f"model            {r['model']} {r['in_channels']}x{r['input_size']}x{r['input_size']}, {r['images']} image(s), "
+        f"model            {r['model']} {r['in_channels']}x{r['input_size']}x{r['input_size']}, "
+        f"{r['images']} image(s), "
         f"{r['mode']}, {r['protocol']} (N={r['poly_modulus_degree']}, moduli {r['coeff_mod_bit_sizes']})"
         + (" INSECURE toy parameters" if r.get("insecure") else ""),
         f"inputs           {r['inputs']}",
         f"schedule         {r['schedule']} (per conv in the table above)",
-        f"rotations        {r['rotations']} counted, {r['predicted_rotations']} predicted, {r['key_switches']} key switches",
-        f"multiplications  {r['pmuls']} plaintext, {r['cmuls']} ciphertext, {r['adds']} additions, {r['rescales']} rescales",
+        f"rotations        {r['rotations']} counted, {r['predicted_rotations']} predicted, "
+        f"{r['key_switches']} key switches",
+        f"multiplications  {r['pmuls']} plaintext, {r['cmuls']} ciphertext, {r['adds']} additions, "
+        f"{r['rescales']} rescales",
         f"algorithm        {r.get('algorithm', 'slot')}" + (
             f" (masks {r['mask_s']:.3f} s per image, inside the server time)" if r.get("algorithm") == "coefficient"
             else "") + (f"; slot output-rotation in this process: {r['slot_or_server_s']:.3f} s per image, "
@@ -199,7 +209,8 @@ def render(r: dict) -> str:
         f"traffic          {r['bytes_client_to_server'] / 1e6:.2f} MB client->server, "
         f"{r['bytes_server_to_client'] / 1e6:.2f} MB server->client per image",
         f"galois keys      {r['galois_keys']} ({r['galois_key_bytes'] / 1e6:.1f} MB, sent once)",
-        f"agreement        top-1 {fmt(r['top1_agreement'], '.2f')}, max abs logit error {fmt(r['max_abs_error'], '.2e')}"
+        f"agreement        top-1 {fmt(r['top1_agreement'], '.2f')}, "
+        f"max abs logit error {fmt(r['max_abs_error'], '.2e')}"
         + ("" if r["within_tolerance"] is None else
            f" (limit {r['error_limit']:.1e} and top-1 1.00: {'ok' if r['within_tolerance'] else 'EXCEEDED'})"),
         f"accuracy         {accuracy}",

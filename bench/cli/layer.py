@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import argparse
 
 import numpy as np
 
+from heconv.errors import InputError
+
 from .common import (
-    add_algorithm_option, add_precision_options, add_schedule_option, add_workers_option, fraction, positive,
-    resolve_workers, tolerance_verdict,
+    add_algorithm_option,
+    add_precision_options,
+    add_schedule_option,
+    add_workers_option,
+    fraction,
+    positive,
+    resolve_workers,
+    tolerance_verdict,
 )
 
 
@@ -23,8 +29,10 @@ def add_parser(sub) -> None:
     p.add_argument("--stride", type=int, choices=(1, 2), default=1)
     p.add_argument("--weights", help=".npy or .pt array [C_out, C_in, k, k]; its zeros decide what is skipped")
     p.add_argument("--bias", action="store_true", help="add a random bias")
-    p.add_argument("--prune-diagonals", type=fraction, default=0.0, help="fraction of diagonal groups zeroed (random weights)")
-    p.add_argument("--prune-positions", type=fraction, default=0.0, help="fraction of positional groups zeroed (random weights)")
+    p.add_argument("--prune-diagonals", type=fraction, default=0.0,
+                   help="fraction of diagonal groups zeroed (random weights)")
+    p.add_argument("--prune-positions", type=fraction, default=0.0,
+                   help="fraction of positional groups zeroed (random weights)")
     p.add_argument("--poly-modulus-degree", type=int, default=None, help="N (default: the smallest secure N that fits)")
     p.add_argument("--toy-params", action="store_true", help="allow parameters below 128-bit security (testing only)")
     p.add_argument("--mode", choices=("encrypted", "plain"), default="encrypted",
@@ -50,7 +58,8 @@ def run(args: argparse.Namespace) -> dict:
 
     k = args.kernel
     if k % 2 == 0:
-        raise InputError(f"layer conv ({args.c_in}->{args.c_out}, {args.hw}x{args.hw}): kernel size must be odd, got {k}")
+        raise InputError(f"layer conv ({args.c_in}->{args.c_out}, {args.hw}x{args.hw}): kernel size must be odd, "
+                         f"got {k}")
     params = params_for_input(args.hw, args.hw, args.poly_modulus_degree, allow_insecure=args.toy_params,
                               scale_bits=args.scale_bits)
     shape = (args.c_out, args.c_in, k, k)
@@ -111,8 +120,9 @@ def _run_coefficient(args: argparse.Namespace, weight, bias, params) -> dict:
 
     with bar(2, "layer (coefficient)") as b:
         b.set_postfix_str("encoding")
-        prep = prepare_coeff_layer(weight, bias, args.hw, args.hw, args.stride, make_backend(args.mode, params, args.seed),
-                                   seed=args.seed, check_bounds=not args.no_bound_check, mask=not args.no_mask)
+        backend = make_backend(args.mode, params, args.seed)
+        prep = prepare_coeff_layer(weight, bias, args.hw, args.hw, args.stride, backend, seed=args.seed,
+                                   check_bounds=not args.no_bound_check, mask=not args.no_mask)
         b.update()
         b.set_postfix_str("run")
         record = measure_coeff_layer(prep)
@@ -176,12 +186,14 @@ def _render_coefficient(result: dict) -> list[tuple[str, str]]:
         ("counts", "equal the plan's" if result["counts_match_plan"] else "DIFFER from the plan's"),
         ("weight privacy", (f"masked: {result['encryptions']} fresh encryptions of random polynomials, "
                             f"{result['mask_s'] * 1e3:.1f} ms; hides each unread coefficient to "
-                            f"{result['hiding_bits_per_coefficient']:.1f} bits (mask range 2^{result['mask_range_bits']})")
+                            f"{result['hiding_bits_per_coefficient']:.1f} bits "
+                            f"(mask range 2^{result['mask_range_bits']})")
          if result["mask"] else "NONE (--no-mask): the client sees partial sums of the weights"),
         ("latency", f"{result['latency_s']:.4f} s wall, {result['cpu_s']:.4f} s CPU"),
     ]
     if "slot_or_latency_s" in result:
-        rows.append(("vs slot OR", f"{result['slot_or_latency_s']:.4f} s wall ({result['slot_or_rotations']} rotations), "
+        rows.append(("vs slot OR", f"{result['slot_or_latency_s']:.4f} s wall "
+                                   f"({result['slot_or_rotations']} rotations), "
                                    f"coefficient/slot x{result['latency_over_slot_or']:.3f} wall, "
                                    f"x{result['cpu_over_slot_or']:.3f} CPU (same process, one worker)"))
     return rows
@@ -204,7 +216,8 @@ def render(result: dict) -> str:
                   f"stride {result['stride']}, {result['hw']}x{result['hw']}"),
         ("mode", f"{result['mode']} (N={result['poly_modulus_degree']}, moduli {result['coeff_mod_bit_sizes']})"
                  + (" INSECURE toy parameters" if result.get("insecure") else "")),
-        ("packing", f"c_n={result['c_n']}, P={result['channel_slots']}, n_in={result['n_in']}, n_out={result['n_out']}"),
+        ("packing", f"c_n={result['c_n']}, P={result['channel_slots']}, n_in={result['n_in']}, "
+                    f"n_out={result['n_out']}"),
         ("schedule", _schedule_row(result)),
         ("rotations", f"{result['rotations']} counted, {result['predicted_rotations']} predicted, "
                       f"{result['dense_formula_rotations']} dense formula (B = {result['baby_step']})"),

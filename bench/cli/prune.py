@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import argparse
 from pathlib import Path
+
+from heconv.errors import InputError
 
 from .common import RESULTS, add_group_schedule_option, bar, fixed_schedules
 from .options import add_cell_options, cell_kwargs
@@ -51,15 +51,14 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> dict:
     import torch
 
+    from bench.experiments.cells import PruneCell, TrainCell
+    from bench.experiments.store import ExperimentStore
     from heconv.params import params_for_input
     from models.checkpoint import load_checkpoint_model
     from pruning.data import load_dataset
     from pruning.groups import model_groups
     from pruning.iterative import DEFAULT_FRACTIONS, iterative_prune
     from pruning.train import TrainConfig, evaluate
-
-    from bench.experiments.cells import PruneCell, TrainCell
-    from bench.experiments.store import ExperimentStore
 
     from ..provenance import provenance
     from ..results import atomic_write, csv_bytes, save_checkpoint, write_summary

@@ -3,10 +3,10 @@ measurement, and their chosen pruned models as checkpoints for the benchmarks.""
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import argparse
 from pathlib import Path
+
+from heconv.errors import InputError
 
 from .common import RESULTS
 

@@ -53,9 +53,9 @@ def run(args: argparse.Namespace) -> dict:
 
     from heconv.params import params_for_input
     from models import build_model
+    from models.checkpoint import load_weights_into
     from pruning.data import load_dataset
     from pruning.groups import model_groups
-    from models.checkpoint import load_weights_into
     from pruning.train import evaluate, train
 
     from ..provenance import provenance

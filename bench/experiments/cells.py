@@ -116,8 +116,9 @@ class PruneCell:
     def run_id(self) -> str:
         """Readable, with a short digest of the pruning schedule (another schedule is another cell)."""
         steps = hashlib.sha256(repr(tuple(self.fractions or _default_fractions())).encode()).hexdigest()[:6]
-        return (f"prune/{self.method}/{self.mode}/d{self.max_drop:g}/r{self.recovery_epochs:g}-f{self.finetune_epochs:g}"
-                f"-lr{self.finetune_lr:g}/q{steps}/p{self.patience}/" + self.train.run_id.removeprefix("train/"))
+        return (f"prune/{self.method}/{self.mode}/d{self.max_drop:g}/r{self.recovery_epochs:g}"
+                f"-f{self.finetune_epochs:g}-lr{self.finetune_lr:g}/q{steps}/p{self.patience}/"
+                + self.train.run_id.removeprefix("train/"))
 
     def fields(self) -> dict:
         t = self.train
@@ -181,7 +182,8 @@ def run_train_cell(cell: TrainCell, threads: int = 1, parent: dict | None = None
     blob = _checkpoint(model, {"model": cell.model, "in_channels": data.in_channels,
                                "num_classes": data.num_classes, "run_id": cell.run_id, **cell.fields()["config"],
                                "schedules": schedules})
-    return {"val_accuracy": evaluate(model, *data.tensors("val")), "test_accuracy": evaluate(model, *data.tensors("test")),
+    return {"val_accuracy": evaluate(model, *data.tensors("val")),
+            "test_accuracy": evaluate(model, *data.tensors("test")),
             "history": history, "schedules": schedules, "data_source": data.source, "data_note": data.note,
             "n_train": len(data.train.y), "n_val": len(data.val.y), "n_test": len(data.test.y),
             "in_channels": data.in_channels, "num_classes": data.num_classes, "state": blob,

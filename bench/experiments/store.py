@@ -16,14 +16,14 @@ the lock (busy timeout) instead of losing rows.
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import json
 import sqlite3
 import time
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from heconv.errors import InputError
 
 RUN_COLUMNS = ("run_id", "kind", "parent", "model", "dataset", "input_size", "subset", "poly_modulus_degree",
                "schedule", "method", "lasso", "lambda_p", "lambda_d", "seed", "config", "data_source", "n_train",
@@ -38,7 +38,7 @@ EXPORT_COLUMNS = ("run_id", "model", "dataset", "input_size", "subset", "poly_mo
                   "finetune_epochs", "cut_off", "encrypted_server_s", "encrypted_auto_server_s", "git_revision")
 JSON_COLUMNS = ("config", "history", "provenance", "encrypted")
 
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, kind TEXT NOT NULL, parent TEXT, model TEXT, dataset TEXT, input_size INTEGER,
     subset INTEGER, poly_modulus_degree INTEGER, schedule TEXT, method TEXT, lasso TEXT, lambda_p REAL,

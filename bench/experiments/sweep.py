@@ -14,8 +14,6 @@ cell (train, or prune), results in the experiments database as each cell finishe
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import hashlib
 import logging
 import os
@@ -25,8 +23,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from .cells import PruneCell, TrainCell, run_prune_cell, run_train_cell
+from heconv.errors import InputError
 from pruning.methods import get_method
+
+from .cells import PruneCell, TrainCell, run_prune_cell, run_train_cell
 from .store import ExperimentStore
 
 log = logging.getLogger(__name__)

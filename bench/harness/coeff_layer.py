@@ -18,11 +18,17 @@ import numpy as np
 from heconv.backends import Backend, OpCounts
 from heconv.bounds import check_bound, output_gain
 from heconv.coeff import (
-    CompiledCoeffConv, compile_coeff_conv, decrypt_coeff_output, encrypt_coeff_input, evaluate_coeff_conv,
-    mask_hiding_bits, mask_outputs, mask_range_bits,
+    CompiledCoeffConv,
+    compile_coeff_conv,
+    decrypt_coeff_output,
+    encrypt_coeff_input,
+    evaluate_coeff_conv,
+    mask_hiding_bits,
+    mask_outputs,
+    mask_range_bits,
+    plan_coeff_conv,
 )
 from heconv.coeff_plan import CoeffPlan, dense_coefficient_counts
-from heconv.coeff import plan_coeff_conv
 from heconv.cost import UnitCosts, floor_seconds
 
 from .layer import FLOOR_TARGET, INPUT_BOUND, torch_conv

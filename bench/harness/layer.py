@@ -8,8 +8,6 @@ through these three, so the README's figures and the command's come from one pat
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import resource
 import time
 from dataclasses import asdict, dataclass
@@ -21,19 +19,19 @@ import torch
 import torch.nn.functional as F
 
 from heconv.backends import Backend, OpCounts
-from heconv.conv import CompiledConv, ConvPlan, compile_conv, decrypt_output, dense_rotations, encrypt_input, plan_conv
 from heconv.bounds import check_bound, output_gain
-from heconv.conv import run_conv
+from heconv.conv import CompiledConv, ConvPlan, compile_conv, decrypt_output, encrypt_input, plan_conv, run_conv
 from heconv.cost import UnitCosts, floor_seconds
+from heconv.errors import InputError
 from heconv.frontend import lower_model
 from heconv.network import ConvOp, ServerConv, plan_network
 from heconv.parallel import ConvPool, ParallelRun
 from heconv.parallel_plan import ParallelPlan, plan_parallel
-from heconv.params import CKKSParams, params_for_input
+from heconv.params import CKKSParams
+from heconv.schedule import dense_rotations
 from models.checkpoint import safe_torch_load
 
 from .memory import check_memory
-
 from .unit_costs import measure_unit_costs
 
 FLOOR_TARGET = 1.15  # recorded per case (meets_floor_target), not asserted

@@ -3,10 +3,10 @@ the machine has, checked before any plaintext is encoded."""
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import os
 from pathlib import Path
+
+from heconv.errors import InputError
 
 
 def available_memory() -> int:

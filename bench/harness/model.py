@@ -8,8 +8,6 @@ compares with PyTorch (and the labels, when given) and gathers a `ModelRecord`.
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import copy
 import resource
 import time
@@ -22,9 +20,18 @@ from torch import nn
 
 from heconv.backends import make_backend
 from heconv.cost import UnitCosts, floor_seconds
+from heconv.errors import InputError
 from heconv.frontend import lower_model
 from heconv.network import (
-    Client, Network, NetworkPlan, NetworkRun, Server, ServerConv, levels_needed, plan_network, run_network,
+    Client,
+    Network,
+    NetworkPlan,
+    NetworkRun,
+    Server,
+    ServerConv,
+    levels_needed,
+    plan_network,
+    run_network,
 )
 from heconv.params import SECURE_DEGREES, CKKSParams, max_secure_depth, params_for_input
 
@@ -83,7 +90,8 @@ def prepare_model(model: nn.Module, input_shape: tuple[int, int, int], params: C
              for a in plan.actions if isinstance(a, ServerConv)]
     sizes = [n * backend.plaintext_bytes(0) for n in sizes]
     check_memory(f"the {protocol} plan of {type(model).__name__} at {input_shape}"
-                 + (" (streamed: its largest layer)" if stream else ""), max(sizes, default=0) if stream else sum(sizes))
+                 + (" (streamed: its largest layer)" if stream else ""),
+                 max(sizes, default=0) if stream else sum(sizes))
     client = Client(backend)
     t = time.perf_counter()
     key_bytes = client.setup_keys(plan)

@@ -36,8 +36,6 @@ counter and Galois keys are never touched; keys for extra steps are generated on
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import copy
 import os
 import statistics
@@ -50,6 +48,7 @@ import numpy as np
 
 from heconv.backends import Backend, OpCounts
 from heconv.cost import UnitCosts
+from heconv.errors import InputError
 
 PRIMITIVES = ("rotation", "pmul", "add", "plain_add", "rescale", "encrypt", "encode", "cmul")
 DEFAULT_CACHE_BYTES = 32 << 20

@@ -19,8 +19,6 @@ a process-wide singleton: one prepared layer at a time, `close()` it before the 
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import contextlib
 import gc
 import io
@@ -36,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from heconv.errors import InputError
 from heconv.params import CKKSParams
 
 from ..harness.layer import INPUT_BOUND, torch_conv

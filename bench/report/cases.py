@@ -9,8 +9,6 @@ flat files results/benchmarks/bench-<UTC time>-<revision>-<suite>.json, labelled
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import json
 import logging
 import re
@@ -18,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from heconv.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -4,11 +4,11 @@ suite's sparsity sweeps, and the rows and ratios of `pruning_summary.csv` files.
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 import csv
 import logging
 from pathlib import Path
+
+from heconv.errors import InputError
 
 from .cases import SWEEPS, Case
 

@@ -91,7 +91,8 @@ def engines_section(cases: list[Case]) -> EnginesSection:
                + " | ".join(f"s at {name}" for name in BANDWIDTHS) + " | masks s | accuracy |",
                "|---|---|---|---|---|---|---|" + "---|" * len(BANDWIDTHS) + "---|---|"]
         for (variant, engine), c in sorted(rows.items()):
-            up, down = (c.info.get("bytes_client_to_server") or 0) / 1e6, (c.info.get("bytes_server_to_client") or 0) / 1e6
+            up = (c.info.get("bytes_client_to_server") or 0) / 1e6
+            down = (c.info.get("bytes_server_to_client") or 0) / 1e6
             md.append(f"| {variant} | {engine} | {c.latency:.3f} | {c.rotations} | {c.counts['pmuls']} | {up:.1f} | "
                       f"{down:.1f} | " + " | ".join(f"{with_traffic(c, bw):.2f}" for bw in BANDWIDTHS.values())
                       + f" | {fmt(c.info.get('mask_s'), '.3f') if engine == 'coefficient' else '-'} | "
@@ -100,7 +101,8 @@ def engines_section(cases: list[Case]) -> EnginesSection:
                 "server_s": c.latency, "rotations": c.rotations, "pmuls": c.counts["pmuls"],
                 "bytes_client_to_server": c.info.get("bytes_client_to_server"),
                 "bytes_server_to_client": c.info.get("bytes_server_to_client"),
-                **{f"s_at_{k.replace(' ', '_').replace('/', 'p')}": with_traffic(c, bw) for k, bw in BANDWIDTHS.items()}}
+                **{f"s_at_{k.replace(' ', '_').replace('/', 'p')}": with_traffic(c, bw)
+                   for k, bw in BANDWIDTHS.items()}}
         sentence = _sentence(model, rows)
         md += [""] + ([sentence, ""] if sentence else [])
         summary["sentences"][model] = sentence

@@ -10,11 +10,11 @@ as is and scaled by one fitted overhead factor.
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 from dataclasses import dataclass
 
 import numpy as np
+
+from heconv.errors import InputError
 
 from .cases import OPS, PRIMITIVE_OF, Case
 

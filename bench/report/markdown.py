@@ -16,13 +16,20 @@ from pathlib import Path
 from ..provenance import provenance
 from ..results import atomic_write
 from .cases import Case, load_benchmarks, require_fit_inputs, tidy_table
-from .engines import engines_section, slot_cases
 from .compare import (
-    REFERENCE_METHOD, accuracy, as_paths, last_by, method_ratios, read_pruning, schedule_gains, sweep_fraction,
+    REFERENCE_METHOD,
+    accuracy,
+    as_paths,
+    last_by,
+    method_ratios,
+    read_pruning,
+    schedule_gains,
+    sweep_fraction,
     sweep_series,
 )
-from .fits import DOMINANT_SHARE, NFit, fit_n
+from .engines import engines_section, slot_cases
 from .experiments import experiments_section, experiments_summary
+from .fits import DOMINANT_SHARE, NFit, fit_n
 from .peers import peer_rows, peers_section
 from .plots import experiments_figure, fits_figure, pareto_figure, sweeps_figure
 from .text import accuracy_text, finite, fmt
@@ -125,7 +132,8 @@ def schedules_section(gains: list[dict]) -> list[str]:
           "Each row is one case run under both schedules; the ratios are output-rotation's over auto's.", "",
           "| suite | network | layer | method | diagonals pruned | B (auto) | rotations OR / auto | ratio "
           "| latency s OR / auto | ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
-    md += [f"| {g['suite']} | {g['network']} | {g['layer'] or '-'} | {g['method']} | {fmt(g['prune_diagonals'], '.2f')} "
+    md += [f"| {g['suite']} | {g['network']} | {g['layer'] or '-'} | {g['method']} "
+           f"| {fmt(g['prune_diagonals'], '.2f')} "
            f"| {g['baby_step'] if g['baby_step'] is not None else 'per layer'} | {g['rotations_or']} / "
            f"{g['rotations_auto']} | {fmt(g['rotation_ratio'], '.2f')}x | {g['latency_or']:.3f} / "
            f"{g['latency_auto']:.3f} | {fmt(g['latency_ratio'], '.2f')}x |" for g in gains]

@@ -7,9 +7,9 @@ one slow round on a busy machine moves them less than the mean.
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 from pathlib import Path
+
+from heconv.errors import InputError
 
 from .cases import _read_run
 from .compare import last_by

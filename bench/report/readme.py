@@ -6,9 +6,9 @@ is what results/cost_model.json renders to, so its numbers are never typed by ha
 
 from __future__ import annotations
 
-from heconv.errors import InputError
-
 from pathlib import Path
+
+from heconv.errors import InputError
 
 from ..results import atomic_write
 from .text import accuracy_text, fmt

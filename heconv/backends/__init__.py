@@ -13,7 +13,6 @@ False
 from __future__ import annotations
 
 from ..errors import InputError
-
 from ..params import CKKSParams
 from .base import Backend, OpCounts
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..params import CKKSParams, estimated_galois_key_bytes
 from .base import Backend, OpCounts, normalize_step
 from .embedding import negacyclic_product
-from ..params import CKKSParams, estimated_galois_key_bytes
 
 
 def _copy(v: np.ndarray | None) -> np.ndarray | None:

@@ -8,17 +8,16 @@ decomposed.
 
 from __future__ import annotations
 
-from ..errors import InputError
-
 import os
 import tempfile
 
 import numpy as np
 import tenseal.sealapi as seal
 
+from ..errors import InputError
+from ..params import CKKSParams, check_security
 from .base import Backend, OpCounts, galois_element, normalize_step
 from .embedding import coefficients_to_slots, slots_to_coefficients
-from ..params import CKKSParams, check_security
 
 
 def seal_max_bits_128(poly_modulus_degree: int) -> int:

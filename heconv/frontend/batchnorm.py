@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..errors import InputError
-
 import numpy as np
+
+from ..errors import InputError
 
 
 def fold_batchnorm(

@@ -7,8 +7,6 @@ engine can run, or the lowering fails naming its path and type.
 
 from __future__ import annotations
 
-from ..errors import InputError
-
 import operator
 
 import numpy as np
@@ -17,6 +15,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
 from ..geometry import CoeffChunking, Packing
 from ..network.ir import ActOp, AddOp, ConvOp, LinearOp, Network, PadShortcutOp, PoolOp
 from .batchnorm import fold_batchnorm
@@ -57,7 +56,8 @@ def _check_conv(path: str, m: nn.Conv2d) -> None:
 def lower_model(model: nn.Module, input_shape: tuple[int, int, int]) -> Network:
     """The network IR of `model` for inputs of shape [C, H, W]."""
     if model.training:
-        raise InputError("lower_model: the model must be in eval mode (call model.eval()): BatchNorm folds its running statistics")
+        raise InputError("lower_model: the model must be in eval mode (call model.eval()): "
+                         "BatchNorm folds its running statistics")
     graph = _Tracer().trace(model)
     modules = dict(model.named_modules())
     users: dict[str, int] = {}
@@ -89,7 +89,8 @@ def lower_model(model: nn.Module, input_shape: tuple[int, int, int]) -> Network:
             elif isinstance(m, nn.BatchNorm2d):
                 conv = convs.get(node.args[0].name)
                 if conv is None or users.get(node.args[0].name, 0) != 1:
-                    raise InputError(f"cannot lower {path} (BatchNorm2d): it must directly follow a conv whose only user it is")
+                    raise InputError(f"cannot lower {path} (BatchNorm2d): it must directly follow a conv "
+                                     "whose only user it is")
                 conv.weight, conv.bias = fold_batchnorm(conv.weight, conv.bias, _np(m.weight), _np(m.bias),
                                                         _np(m.running_mean), _np(m.running_var), m.eps)
                 alias[node.name] = conv.out
@@ -102,7 +103,8 @@ def lower_model(model: nn.Module, input_shape: tuple[int, int, int]) -> Network:
             elif isinstance(m, nn.AdaptiveAvgPool2d):
                 size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size, m.output_size)
                 if tuple(size) != (1, 1):
-                    raise InputError(f"cannot lower {path} (AdaptiveAvgPool2d): only global pooling (output 1) is supported")
+                    raise InputError(f"cannot lower {path} (AdaptiveAvgPool2d): only global pooling (output 1) "
+                                     "is supported")
                 ops.append(PoolOp(path, src, node.name))
             elif isinstance(m, nn.Linear):
                 ops.append(LinearOp(path, src, node.name, _np(m.weight), _np(m.bias)))

@@ -5,11 +5,11 @@ Models import them from here so that the frontend knows every leaf it can trace.
 
 from __future__ import annotations
 
-from ..errors import InputError
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..errors import InputError
 
 
 class Square(nn.Module):

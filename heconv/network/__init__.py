@@ -13,15 +13,23 @@ activations).
 
 from __future__ import annotations
 
-from ..errors import InputError
-
 import dataclasses
 from collections.abc import Mapping
 
+from ..errors import InputError
 from ..parallel_plan import check_workers, plan_parallel
 from ..params import CKKSParams
 from .actions import (
-    Action, ClientOp, Encrypt, LayerReport, NetworkPlan, Refresh, ServerAdd, ServerConv, ServerLinear, ServerPool,
+    Action,
+    ClientOp,
+    Encrypt,
+    LayerReport,
+    NetworkPlan,
+    Refresh,
+    ServerAdd,
+    ServerConv,
+    ServerLinear,
+    ServerPool,
     ServerSquare,
 )
 from .hybrid import plan_hybrid

@@ -11,7 +11,17 @@ modulus.
 from __future__ import annotations
 
 from ..bounds import check_bound
-from .actions import ClientOp, Encrypt, NetworkPlan, Refresh, ServerAdd, ServerConv, ServerLinear, ServerPool, ServerSquare
+from .actions import (
+    ClientOp,
+    Encrypt,
+    NetworkPlan,
+    Refresh,
+    ServerAdd,
+    ServerConv,
+    ServerLinear,
+    ServerPool,
+    ServerSquare,
+)
 
 
 def check_segment(plan: NetworkPlan, start: int, clear_bounds: dict[str, float],

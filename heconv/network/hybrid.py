@@ -9,8 +9,6 @@ cleartext operand of such an add is uploaded in that output layout.
 
 from __future__ import annotations
 
-from ..errors import InputError
-
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -20,12 +18,22 @@ from ..backends.base import OpCounts
 from ..coeff import plan_coeff_conv
 from ..coeff_plan import ALGORITHMS
 from ..conv import plan_conv
+from ..errors import InputError
 from ..geometry import CoeffChunking, Packing, pack
 from ..linear import LinearPlan, plan_linear
 from ..params import CKKSParams
 from ..schedule import check_network_schedule, layer_schedule
 from .actions import (
-    Action, ClientOp, Encrypt, LayerReport, NetworkPlan, Refresh, ServerAdd, ServerConv, ServerLinear, galois_steps,
+    Action,
+    ClientOp,
+    Encrypt,
+    LayerReport,
+    NetworkPlan,
+    Refresh,
+    ServerAdd,
+    ServerConv,
+    ServerLinear,
+    galois_steps,
 )
 from .ir import ActOp, AddOp, ConvOp, LinearOp, Network, Op, PadShortcutOp, PoolOp
 

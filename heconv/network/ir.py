@@ -78,4 +78,5 @@ class Network:
 
 def levels_needed(net: Network) -> int:
     """Multiplicative levels the non-interactive mode uses: one per conv, square and linear."""
-    return sum(1 for op in net.ops if isinstance(op, (ConvOp, LinearOp)) or (isinstance(op, ActOp) and op.kind == "square"))
+    return sum(1 for op in net.ops
+               if isinstance(op, (ConvOp, LinearOp)) or (isinstance(op, ActOp) and op.kind == "square"))

@@ -4,18 +4,26 @@ modulus chain, square activations, rotate-and-sum pooling. Touches no ciphertext
 
 from __future__ import annotations
 
-from ..errors import InputError
-
 from collections.abc import Mapping
 
 from ..backends.base import OpCounts
 from ..conv import plan_conv
+from ..errors import InputError
 from ..geometry import packing_geometry
 from ..linear import plan_linear
 from ..params import CKKSParams, max_secure_depth
 from ..schedule import check_network_schedule, layer_schedule
 from .actions import (
-    Action, Encrypt, LayerReport, NetworkPlan, Refresh, ServerConv, ServerLinear, ServerPool, ServerSquare, galois_steps,
+    Action,
+    Encrypt,
+    LayerReport,
+    NetworkPlan,
+    Refresh,
+    ServerConv,
+    ServerLinear,
+    ServerPool,
+    ServerSquare,
+    galois_steps,
 )
 from .ir import ActOp, AddOp, ConvOp, LinearOp, Network, PoolOp, levels_needed
 
@@ -58,7 +66,8 @@ def plan_non_interactive(net: Network, params: CKKSParams,
         lv = level[src]
         if isinstance(op, ConvOp):
             if op.stride != 1:
-                raise InputError(f"layer {op.name}: the non-interactive mode needs stride-1 convolutions, got {op.stride}")
+                raise InputError(f"layer {op.name}: the non-interactive mode needs stride-1 convolutions, "
+                                 f"got {op.stride}")
             plan = plan_conv(op.weight, h, w, params, has_bias=op.bias is not None, name=op.name, level=lv, c_n=c_n,
                              schedule=layer_schedule(schedule, op.name))
             if plan.packing.n_in != 1 or plan.packing.n_out != 1:

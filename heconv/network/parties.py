@@ -8,8 +8,6 @@ protocol this step would be a two-party computation; here only its traffic is re
 
 from __future__ import annotations
 
-from ..errors import InputError
-
 import time
 from typing import Any
 
@@ -21,10 +19,21 @@ from ..coeff import CompiledCoeffConv, compile_coeff_conv, evaluate_coeff_conv, 
 from ..coeff_pack import pack_coeff_input, pack_coeff_output
 from ..coeff_plan import CoeffPlan
 from ..conv import CompiledConv, compile_conv, run_conv
+from ..errors import InputError
 from ..geometry import pack, unpack
 from ..linear import CompiledLinear, compile_linear, pack_linear_input, read_linear_output, run_linear
 from ..parallel import ConvPool, ParallelRun
-from .actions import ClientOp, Encrypt, NetworkPlan, Refresh, ServerAdd, ServerConv, ServerLinear, ServerPool, ServerSquare
+from .actions import (
+    ClientOp,
+    Encrypt,
+    NetworkPlan,
+    Refresh,
+    ServerAdd,
+    ServerConv,
+    ServerLinear,
+    ServerPool,
+    ServerSquare,
+)
 from .ir import ConvOp, LinearOp, Network
 
 

@@ -11,7 +11,15 @@ import numpy as np
 from ..backends.base import OpCounts
 from ..parallel import ParallelRun
 from .actions import (
-    ClientOp, Encrypt, NetworkPlan, Refresh, ServerAdd, ServerConv, ServerLinear, ServerPool, ServerSquare,
+    ClientOp,
+    Encrypt,
+    NetworkPlan,
+    Refresh,
+    ServerAdd,
+    ServerConv,
+    ServerLinear,
+    ServerPool,
+    ServerSquare,
 )
 from .bounds import check_segment
 from .parties import Client, Server

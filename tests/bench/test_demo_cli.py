@@ -2,10 +2,10 @@ import csv
 import json
 
 from bench.cli import main
-from heconv.params import params_for_input
+from bench.results import CSV_COLUMNS
 from heconv.frontend import lower_model
 from heconv.network import plan_network
-from bench.results import CSV_COLUMNS
+from heconv.params import params_for_input
 from models.checkpoint import find_checkpoints, load_checkpoint_model
 
 

@@ -6,8 +6,15 @@ import random
 
 import pytest
 
-from bench.report.experiments import (claim_verdict, experiments_section, experiments_summary, log_t_interval,
-                                      model_results, ratio, run_point)
+from bench.report.experiments import (
+    claim_verdict,
+    experiments_section,
+    experiments_summary,
+    log_t_interval,
+    model_results,
+    ratio,
+    run_point,
+)
 
 
 def _run(method, seed, points, lambda_d=0.0, budget=89.0, cut_off=False):

@@ -13,11 +13,13 @@ def _run(capsys, *argv):
 
 
 def test_infer_json_encrypted_small_cnn(capsys):
-    code, out, _ = _run(capsys, "--model", "small-cnn", "--in-channels", "1", "--input-size", "8", "--images", "2", "--json")
+    code, out, _ = _run(capsys, "--model", "small-cnn", "--in-channels", "1", "--input-size", "8", "--images", "2",
+                        "--json")
     assert code == 0
     r = json.loads(out)
     for key in ("rotations", "predicted_rotations", "key_switches", "pmuls", "server_s", "client_s", "floor_s",
-                "bytes_client_to_server", "bytes_server_to_client", "galois_key_bytes", "top1_agreement", "max_abs_error"):
+                "bytes_client_to_server", "bytes_server_to_client", "galois_key_bytes", "top1_agreement",
+                "max_abs_error"):
         assert key in r
     assert r["images"] == 2 and r["top1_agreement"] == 1.0 and r["max_abs_error"] < 1e-2
     assert r["rotations"] == r["predicted_rotations"] == sum(layer["rotations"] for layer in r["layers"])
@@ -52,7 +54,8 @@ def test_infer_auto_schedule_resnet18_at_16(capsys):
 
 def test_infer_two_workers_count_the_split(capsys):
     """Every conv on two processes: counts equal the parallel plan's (baby steps recomputed per worker)."""
-    code, out, _ = _run(capsys, "--model", "resnet20", "--input-size", "8", "--mode", "plain", "--json", "--workers", "2")
+    code, out, _ = _run(capsys, "--model", "resnet20", "--input-size", "8", "--mode", "plain", "--json",
+                        "--workers", "2")
     r = json.loads(out)
     code1, out1, _ = _run(capsys, "--model", "resnet20", "--input-size", "8", "--mode", "plain", "--json",
                           "--workers", "1")

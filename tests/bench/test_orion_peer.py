@@ -35,7 +35,8 @@ def test_config_follows_our_parameters():
 
 def test_bad_inputs_are_refused_before_orion_is_needed():
     params = ckks_params(depth=1)
-    with pytest.raises(ValueError, match=r"weight: expected \[C_out, C_in, k, k\] with k odd, got shape \[4, 4, 2, 2\]"):
+    with pytest.raises(ValueError,
+                       match=r"weight: expected \[C_out, C_in, k, k\] with k odd, got shape \[4, 4, 2, 2\]"):
         oc.prepare_orion_conv(np.zeros((4, 4, 2, 2)), None, 8, 8, 1, params)
     with pytest.raises(ValueError, match=r"bias: expected shape \[4\] \(C_out\), got \[3\]"):
         oc.prepare_orion_conv(np.zeros((4, 4, 3, 3)), np.zeros(3), 8, 8, 1, params)

@@ -31,9 +31,9 @@ def test_benchmark_only_collects_the_suite_and_nothing_else():
 
 
 def test_suite_labels():
-    from bench.pytest_plugin import suite_label
-
     import pytest
+
+    from bench.pytest_plugin import suite_label
 
     class Config:
         def __init__(self, args, markexpr="not slow", keyword="", paths=None):

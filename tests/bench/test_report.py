@@ -1,6 +1,5 @@
 import csv
 import json
-import logging
 from pathlib import Path
 
 import numpy as np

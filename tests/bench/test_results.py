@@ -50,7 +50,8 @@ def test_concurrent_csv_writers_lose_no_row(tmp_path):
     code = ("import sys\nfrom bench.results import upsert_csv\n"
             "w = sys.argv[1]\n"
             "for i in range(60):\n"
-            f"    upsert_csv({str(path)!r}, [{{'model': w, 'dataset': 'd', 'input_size': i, 'method': 'm', 'step': 0}}])\n")
+            f"    upsert_csv({str(path)!r}, "
+            "[{'model': w, 'dataset': 'd', 'input_size': i, 'method': 'm', 'step': 0}])\n")
     procs = [subprocess.Popen([sys.executable, "-c", code, w], cwd=ROOT) for w in ("a", "b", "c")]
     assert all(p.wait(timeout=300) == 0 for p in procs)
     with open(path, newline="") as f:

@@ -10,8 +10,13 @@ import torch.nn.functional as F
 
 from heconv.backends.plain import PlainBackend
 from heconv.coeff import (
-    compile_coeff_conv, decrypt_coeff_output, encrypt_coeff_input, evaluate_coeff_conv, mask_hiding_bits,
-    plan_coeff_conv, run_coeff_conv,
+    compile_coeff_conv,
+    decrypt_coeff_output,
+    encrypt_coeff_input,
+    evaluate_coeff_conv,
+    mask_hiding_bits,
+    plan_coeff_conv,
+    run_coeff_conv,
 )
 from heconv.coeff_plan import CoeffPlan, dense_coefficient_counts
 from heconv.geometry import coefficient_block_ids, coefficient_chunking

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from heconv.conv import ConvPlan, dense_rotations, plan_conv
-from heconv.geometry import diagonal_index, packing_geometry, positional_index
 from heconv.backends.plain import PlainBackend
+from heconv.conv import ConvPlan, plan_conv
+from heconv.geometry import diagonal_index, packing_geometry, positional_index
+from heconv.schedule import dense_rotations
 
 from .helpers import expected_rotations, kaiming, run_layer, zero_groups
 
@@ -32,7 +33,8 @@ def test_design_example_64_to_64():
     from heconv.params import ckks_params
 
     plan = plan_conv(np.ones((64, 64, 3, 3)), 16, 16, ckks_params(depth=1))
-    assert (plan.packing.c_n, plan.predicted.rotations, plan.predicted.pmuls, plan.predicted.rescales) == (16, 92, 2304, 4)
+    p = plan.predicted
+    assert (plan.packing.c_n, p.rotations, p.pmuls, p.rescales) == (16, 92, 2304, 4)
     assert plan.predicted.adds == 2304 - 4 * 16 + 4 * 15
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from heconv.frontend import fold_batchnorm
 from bench.harness.layer import torch_conv
 from heconv.backends.plain import PlainBackend
+from heconv.frontend import fold_batchnorm
 
 from .helpers import kaiming, run_layer
 

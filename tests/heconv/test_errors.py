@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from heconv.conv import compile_conv, encrypt_input, plan_conv, run_conv
 from heconv.backends.plain import PlainBackend
+from heconv.conv import compile_conv, encrypt_input, plan_conv, run_conv
 
 
 def test_even_kernel(params):
@@ -17,7 +17,8 @@ def test_wrong_weight_shape(params):
         plan_conv(np.ones((4, 4, 3)), 8, 8, params, name="l1")
     plan = plan_conv(np.ones((4, 4, 3, 3)), 8, 8, params, name="l1")
     b = PlainBackend(params)
-    with pytest.raises(ValueError, match=r"layer l1: weight has shape \[4, 2, 3, 3\], the plan was made for \[4, 4, 3, 3\]"):
+    with pytest.raises(ValueError,
+                       match=r"layer l1: weight has shape \[4, 2, 3, 3\], the plan was made for \[4, 4, 3, 3\]"):
         compile_conv(plan, np.ones((4, 2, 3, 3)), None, b)
     assert b.counter.encodes == 0  # nothing encoded before the check failed
 

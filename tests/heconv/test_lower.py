@@ -44,5 +44,6 @@ def test_batchnorm_folded_and_structure():
     assert isinstance(net.ops[-1], LinearOp) and net.output == net.ops[-1].out
     # Folding uses the running statistics: W' = W * gamma / sqrt(var + eps).
     bn = m.bn1
-    expect = m.conv1.weight.detach().double().numpy() * (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().double().numpy()[:, None, None, None]
+    factor = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().double().numpy()
+    expect = m.conv1.weight.detach().double().numpy() * factor[:, None, None, None]
     np.testing.assert_allclose(convs[0].weight, expect)

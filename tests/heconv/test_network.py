@@ -5,9 +5,8 @@ import pytest
 import torch
 
 import models
-from heconv.conv import dense_rotations
 from bench.harness.model import measure_model, prepare_model
-from heconv.params import params_for_input
+from heconv.backends.plain import PlainBackend
 from heconv.frontend import lower_model
 from heconv.network import (
     Client,
@@ -18,8 +17,8 @@ from heconv.network import (
     plan_network,
     run_network,
 )
-from heconv.params import ckks_params
-from heconv.backends.plain import PlainBackend
+from heconv.params import ckks_params, params_for_input
+from heconv.schedule import dense_rotations
 
 from .helpers import expected_rotations, zero_groups
 
@@ -132,9 +131,10 @@ def test_stream_and_resident_give_same_counts():
     model = _model("small-cnn", in_channels=1)
     shape = (1, 8, 8)
     x = np.random.default_rng(0).uniform(-1, 1, (1,) + shape)
-    a = measure_model(prepare_model(model, shape, params_for_input(*shape[1:]), "plain", stream=False), model, x).to_dict()
-    b = measure_model(prepare_model(model, shape, params_for_input(*shape[1:]), "plain", stream=True), model, x).to_dict()
-    assert [l["rotations"] for l in a["layers"]] == [l["rotations"] for l in b["layers"]]
+    params = params_for_input(*shape[1:])
+    a = measure_model(prepare_model(model, shape, params, "plain", stream=False), model, x).to_dict()
+    b = measure_model(prepare_model(model, shape, params, "plain", stream=True), model, x).to_dict()
+    assert [layer["rotations"] for layer in a["layers"]] == [layer["rotations"] for layer in b["layers"]]
     assert a["predictions"] == b["predictions"]
 
 

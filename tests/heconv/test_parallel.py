@@ -137,7 +137,8 @@ class _FailingInChildren(PlainBackend):
 def test_a_worker_exception_is_reported_with_its_traceback(params):
     pool, inputs = _pool(params, 2, _FailingInChildren(params))
     with pool:
-        with pytest.raises(WorkerError, match=r"(?s)layer conv: worker 1 \(pid \d+\):.*ValueError: no loading in a worker"):
+        with pytest.raises(WorkerError,
+                           match=r"(?s)layer conv: worker 1 \(pid \d+\):.*ValueError: no loading in a worker"):
             pool.run("conv", inputs)
         assert not os.listdir(pool.folder)  # the run's files are gone
         with pytest.raises(ValueError, match=r"layer other: not held by this pool \(it holds \['conv'\]\)"):

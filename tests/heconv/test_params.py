@@ -44,8 +44,8 @@ def test_toy_flag_allows_insecure():
 
 
 def test_seal_backend_refuses_insecure_and_accepts_toy():
-    from heconv.params import CKKSParams
     from heconv.backends.seal import SealBackend
+    from heconv.params import CKKSParams
 
     with pytest.raises(ValueError, match="below 128-bit security"):
         SealBackend(CKKSParams(8192, (60, 40, 40, 40, 60)))

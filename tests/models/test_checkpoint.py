@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from bench.harness.layer import model_layers, representative_layers
+from bench.results import save_checkpoint
 from heconv.params import params_for_input
 from models import build_model
-from bench.results import save_checkpoint
 from models.checkpoint import find_checkpoints, load_checkpoint_model
 
 META = {"model": "resnet20", "in_channels": 1, "num_classes": 10, "input_size": 8}

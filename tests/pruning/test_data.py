@@ -107,7 +107,8 @@ def test_cifar_refuses_foreign_pickles(tmp_path):
     with pytest.raises(ValueError, match="refusing to load builtins.print"):
         load_cifar(tmp_path, 10)
     for i in range(1, 6):
-        (tmp_path / f"data_batch_{i}").write_bytes(pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}))
+        batch = {b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}
+        (tmp_path / f"data_batch_{i}").write_bytes(pickle.dumps(batch))
     with pytest.raises(ValueError, match=r"data_batch_1: data \(2, 100\)"):
         load_cifar(tmp_path, 10)
 
@@ -127,7 +128,8 @@ def test_tiny_imagenet_fixture(tmp_path):
             Image.fromarray(rng.integers(0, 256, (64, 64, 3)).astype(np.uint8)).save(d / f"{w}_{j}.JPEG")
     lines = []
     for j in range(2):
-        Image.fromarray(rng.integers(0, 256, (64, 64, 3)).astype(np.uint8)).save(root / "val" / "images" / f"val_{j}.JPEG")
+        image = Image.fromarray(rng.integers(0, 256, (64, 64, 3)).astype(np.uint8))
+        image.save(root / "val" / "images" / f"val_{j}.JPEG")
         lines.append(f"val_{j}.JPEG\t{wnids[j]}\t0\t0\t63\t63")
     (root / "val" / "val_annotations.txt").write_text("\n".join(lines))
     train, test = load_tiny_imagenet(tmp_path)

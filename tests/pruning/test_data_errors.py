@@ -76,7 +76,8 @@ def test_cifar100_labels_out_of_range(tmp_path):
 
 def test_cifar_float_labels_refused(tmp_path):
     _cifar10(tmp_path, labels=[0.0, 1.0, 1e9, 2.0])
-    with pytest.raises(ValueError, match=r"data_batch_1: b'labels' has dtype float64; expected whole-number class labels"):
+    with pytest.raises(ValueError,
+                       match=r"data_batch_1: b'labels' has dtype float64; expected whole-number class labels"):
         load_cifar(tmp_path, 10)
 
 
@@ -194,7 +195,8 @@ def test_idx_images_and_labels_disagree(tmp_path):
 
 # --- --data-dir: used, or refused; never a silent fall-back ----------------------
 def test_missing_data_dir_refused_not_replaced(tmp_path, monkeypatch):
-    monkeypatch.setattr(readers, "FASHION_DIRS", (_fashion(tmp_path / "system"),))  # a system copy that must not be used
+    # a system copy that must not be used
+    monkeypatch.setattr(readers, "FASHION_DIRS", (_fashion(tmp_path / "system"),))
     missing = tmp_path / "nope"
     for name in ("fashion-mnist", "cifar10", "cifar100", "tiny-imagenet"):
         with pytest.raises(ValueError) as e:
@@ -230,7 +232,8 @@ def test_sources_recorded(tmp_path, monkeypatch):
     d = load_dataset("fashion-mnist", 8, tmp_path / "mine")
     assert d.source == str(nested.resolve()) and d.note == "" and d.name == "fashion-mnist"
     digits = load_dataset("digits", 8, tmp_path / "mine", subset=20)
-    assert digits.source == "scikit-learn digits (bundled)" and "--data-dir" in digits.note and "not used" in digits.note
+    assert digits.source == "scikit-learn digits (bundled)"
+    assert "--data-dir" in digits.note and "not used" in digits.note
 
 
 # --- Tiny ImageNet ------------------------------------------------------------
@@ -367,8 +370,8 @@ def test_options_checked_before_reading(tmp_path, monkeypatch):
 
 
 def test_too_few_images_for_the_split():
-    with pytest.raises(ValueError, match=r"scikit-learn digits \(bundled\): 10 training images are too few to split off "
-                                         r"val_fraction 0\.97"):
+    with pytest.raises(ValueError, match=r"scikit-learn digits \(bundled\): 10 training images are too few to "
+                                         r"split off val_fraction 0\.97"):
         load_dataset("digits", 8, subset=10, val_fraction=0.97)
 
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 import models
-from heconv.params import params_for_input
 from heconv.frontend import conv_packings
+from heconv.params import params_for_input
 from pruning.groups import group_lasso, group_norms, groups_for_weight, model_groups, model_schedules
 from pruning.summary import he_cost
 
@@ -129,8 +129,10 @@ def test_rotation_weighting_skips_free_groups():
     conv.weight.data = w
     g = groups_for_weight((4, 4, 3, 3), c_n=4)
     model = torch.nn.Sequential(conv)
-    assert float(group_lasso(model, {"0": g}, 1.0, 1.0, rotation_weighted=False).detach()) == pytest.approx(2.0, abs=1e-6)
-    assert float(group_lasso(model, {"0": g}, 1.0, 1.0, rotation_weighted=True).detach()) == pytest.approx(0.0, abs=1e-6)
+    plain = group_lasso(model, {"0": g}, 1.0, 1.0, rotation_weighted=False)
+    weighted = group_lasso(model, {"0": g}, 1.0, 1.0, rotation_weighted=True)
+    assert float(plain.detach()) == pytest.approx(2.0, abs=1e-6)
+    assert float(weighted.detach()) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_gradient_drives_groups_to_zero():

@@ -3,14 +3,14 @@ import pytest
 import torch
 
 import models
-from heconv.params import params_for_input
-from pruning.data import Dataset, Split
 from bench.results import save_checkpoint, upsert_csv
+from heconv.params import params_for_input
 from models.checkpoint import read_checkpoint as load_training_checkpoint
+from pruning.data import Dataset, Split
 from pruning.groups import groups_for_weight, model_groups
+from pruning.iterative import iterative_prune
 from pruning.masks import apply_masks, effective_weight, fold_masks
 from pruning.methods import METHODS, method_masks, smallest_groups_mask
-from pruning.iterative import iterative_prune
 from pruning.train import TrainConfig, evaluate, train
 
 
