@@ -20,7 +20,6 @@ from .conv import (
     Term,
     compile_conv,
     decrypt_output,
-    dense_rotations,
     encrypt_input,
     plan_conv,
     predicted_counts,
@@ -29,7 +28,7 @@ from .conv import (
 from .cost import DEFAULT_UNIT_COSTS, UnitCosts, floor_seconds
 from .geometry import Packing, pack, packing_geometry, unpack
 from .params import CKKSParams, ckks_params, params_for_input
-from .schedule import SCHEDULE_FORMS, ScheduleCandidate, rank_schedules, schedule_name
+from .schedule import SCHEDULE_FORMS, ScheduleCandidate, dense_rotations, rank_schedules, schedule_name
 
 __all__ = [
     "Backend", "OpCounts", "make_backend", "CompiledConv", "ConvPlan", "ConvSpec", "Term", "compile_conv",
