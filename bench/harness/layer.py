@@ -338,6 +338,7 @@ def model_layers(model, input_shape: tuple[int, int, int], params: CKKSParams) -
     """Every conv of `model` in execution order, lowered (BN folded) with its input size.
 
     >>> import torch, models
+    >>> from heconv.params import params_for_input
     >>> torch.manual_seed(0) and None
     >>> ls = model_layers(models.build_model("resnet20", 1, 10).eval(), (1, 8, 8), params_for_input(8, 8))
     >>> [(l.name, l.shape_key) for l in ls[:2]]
