@@ -110,9 +110,9 @@ class CoeffLayout(Layout):
     def pack(self, x: np.ndarray) -> list[np.ndarray]:
         if self.role == "input":
             return pack_coeff_input(self._check(x), self.chunking)
-        if self.stride != 1:
-            raise InputError("CoeffLayout: a strided output layout cannot be packed (its map is subsampled)")
-        return pack_coeff_output(self._check(x), self.chunking)
+        frame = np.zeros((self.channels, self.chunking.height, self.chunking.width))
+        frame[:, :: self.stride, :: self.stride] = self._check(x)
+        return pack_coeff_output(frame, self.chunking)
 
     def unpack(self, vectors: list[np.ndarray]) -> np.ndarray:
         if self.role != "output":
