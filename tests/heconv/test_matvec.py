@@ -142,3 +142,6 @@ def test_plan_is_frozen(params):
     with pytest.raises(AttributeError):
         plan.baby_step = 2
     assert hash(plan.diagonals) is not None
+    import json
+    from heconv.algorithms.matvec import MatvecPlan
+    assert MatvecPlan.from_dict(json.loads(plan.to_json())) == plan

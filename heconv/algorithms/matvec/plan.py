@@ -15,7 +15,8 @@ With k = g*B + j (0 <= j < B):
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -67,6 +68,25 @@ class MatvecPlan:
     @property
     def plaintexts(self) -> int:
         return sum(len(ks) for row in self.diagonals for ks in row)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MatvecPlan":
+        """The inverse of `to_dict` (after a JSON round trip too)."""
+        params = dict(d["params"])
+        params["coeff_mod_bit_sizes"] = tuple(params["coeff_mod_bit_sizes"])
+        return cls(spec=ConvSpec(**d["spec"]), geometry=MatvecGeometry(**d["geometry"]), params=CKKSParams(**params),
+                   level=d["level"], has_bias=d["has_bias"],
+                   diagonals=tuple(tuple(tuple(ks) for ks in row) for row in d["diagonals"]),
+                   baby_step=d["baby_step"], input_shifts=tuple(map(tuple, d["input_shifts"])),
+                   giants=tuple(map(tuple, d["giants"])), rotation_steps=tuple(d["rotation_steps"]),
+                   candidates=tuple(BabyStepCandidate(**c) for c in d["candidates"]),
+                   predicted=OpCounts(**d["predicted"]))
 
 
 def _rotations(diagonals, n_in: int, n_out: int, b: int, slots: int):
