@@ -29,11 +29,13 @@ from .layout import Layout, decrypt_map, encrypt_map
 @dataclass(frozen=True)
 class GroupArray:
     """One kind of pruning group: the id of every weight W[o, i, ky, kx] (an array of the weight's shape),
-    the number of ids, and what zeroing a whole group saves ("rotation" or "pmul")."""
+    the number of ids, what zeroing a whole group saves ("rotation" or "pmul"), and `saving[id]`: False for
+    the groups whose zeroing saves nothing (a giant or baby step 0 is no rotation)."""
 
     ids: np.ndarray
     count: int
     saves: str
+    saving: np.ndarray
 
 
 class ConvAlgorithm(ABC):

@@ -41,4 +41,4 @@ class CoefficientAlgorithm(ConvAlgorithm):
 
     def group_ids(self, plan: CoeffPlan, shape: tuple[int, int, int, int]) -> Mapping[str, GroupArray]:
         ids, n = coefficient_block_ids(shape, plan.chunking)
-        return {"block": GroupArray(ids, n, "pmul")}
+        return {"block": GroupArray(ids, n, "pmul", np.ones(n, dtype=bool))}

@@ -41,5 +41,7 @@ class SlotAlgorithm(ConvAlgorithm):
     def group_ids(self, plan: ConvPlan, shape: tuple[int, int, int, int]) -> Mapping[str, GroupArray]:
         s = schedule_group_ids(shape, plan.packing.c_n, plan.baby_step)
         p = group_ids(shape, plan.packing.c_n)
-        return {"giant": GroupArray(s.giant, s.n_giant, "rotation"), "baby": GroupArray(s.baby, s.n_baby, "rotation"),
-                "plaintext": GroupArray(p.plaintext, p.n_diagonal * p.n_positional, "pmul")}
+        n_plain = p.n_diagonal * p.n_positional
+        return {"giant": GroupArray(s.giant, s.n_giant, "rotation", s.giant_saves(np.arange(s.n_giant))),
+                "baby": GroupArray(s.baby, s.n_baby, "rotation", s.baby_saves(np.arange(s.n_baby))),
+                "plaintext": GroupArray(p.plaintext, n_plain, "pmul", np.ones(n_plain, dtype=bool))}

@@ -62,7 +62,8 @@ def test_every_algorithm_through_the_interface(params, name, stride):
     assert alg.output_layout(r.plan).ciphertexts == len(alg.output_layout(r.plan).pack(np.zeros(ref.shape)))
     for kind, group in alg.group_ids(r.plan, w.shape).items():
         assert group.ids.shape == w.shape and 0 <= group.ids.min() and group.ids.max() < group.count, kind
-        assert group.saves in ("rotation", "pmul")
+        assert group.saves in ("rotation", "pmul") and group.saving.shape == (group.count,)
+        assert group.saving.any() and (group.saves == "rotation" or group.saving.all())
 
 
 def _module_imports() -> dict[str, set[str]]:

@@ -49,12 +49,14 @@ def matvec_group_ids(plan: MatvecPlan, shape: tuple[int, int, int, int]) -> dict
     n_giant = -(-t // b)
     full = (c_out, c_in, k, k)
     ids = {
-        "diagonal": ((bo * g.n_in + bi) * t + diag, g.n_out * g.n_in * t, "pmul"),
-        "giant": (bo * n_giant + diag // b, g.n_out * n_giant, "rotation"),
-        "baby": (bi * b + diag % b, g.n_in * b, "rotation"),
+        "diagonal": ((bo * g.n_in + bi) * t + diag, g.n_out * g.n_in * t, "pmul", None),
+        "giant": (bo * n_giant + diag // b, g.n_out * n_giant, "rotation", n_giant),
+        "baby": (bi * b + diag % b, g.n_in * b, "rotation", b),
     }
-    return {name: GroupArray(np.broadcast_to(v, (c_out, c_in, k * k)).reshape(full), n, saves)
-            for name, (v, n, saves) in ids.items()}
+    # A step 0 (giant g = 0, baby j = 0) is no rotation: zeroing its group saves nothing.
+    return {name: GroupArray(np.broadcast_to(v, (c_out, c_in, k * k)).reshape(full), n, saves,
+                             np.ones(n, dtype=bool) if per is None else np.arange(n) % per != 0)
+            for name, (v, n, saves, per) in ids.items()}
 
 
 class MatvecAlgorithm(ConvAlgorithm):
