@@ -19,12 +19,15 @@ def run_registered(args: argparse.Namespace, weight: np.ndarray, bias: np.ndarra
     from heconv.cost import DEFAULT_UNIT_COSTS, floor_seconds
 
     from ..harness.layer import INPUT_BOUND, torch_conv
+    from ..harness.memory import check_memory
 
     alg, backend = get_algorithm(args.algorithm), make_backend(args.mode, params, args.seed)
     plan = alg.plan(weight, args.hw, args.hw, params, stride=args.stride, has_bias=bias is not None)
     if not args.no_bound_check:
         bias_max = 0.0 if bias is None else float(np.abs(bias).max())
         check_bound("conv", output_gain(weight) * INPUT_BOUND + bias_max, params, 0)
+    check_memory(f"layer conv ({args.c_in}->{args.c_out}, {args.hw}x{args.hw}, {alg.plaintexts(plan)} plaintexts)",
+                 alg.plaintexts(plan) * backend.plaintext_bytes(0))
     backend.generate_galois_keys(alg.rotation_steps(plan))
     layer = alg.compile(plan, weight, bias, backend)
     x = np.random.default_rng(args.seed + 1).uniform(-INPUT_BOUND, INPUT_BOUND, (args.c_in, args.hw, args.hw))

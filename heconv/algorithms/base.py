@@ -67,6 +67,10 @@ class ConvAlgorithm(ABC):
         """What a run of the plan counts, exactly."""
         return plan.predicted
 
+    def plaintexts(self, plan: Any) -> int:
+        """Weight plaintexts `compile` encodes (what the layer holds in memory)."""
+        return plan.plaintexts
+
     def rotation_steps(self, plan: Any) -> list[int]:
         """The Galois keys the plan needs (none for an algorithm that never rotates)."""
         return list(plan.rotation_steps)

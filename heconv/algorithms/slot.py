@@ -32,6 +32,9 @@ class SlotAlgorithm(ConvAlgorithm):
     def run(self, compiled: CompiledConv, inputs: list[Any], backend: Backend) -> list[Any]:
         return run_conv(compiled, inputs, backend)
 
+    def plaintexts(self, plan: ConvPlan) -> int:
+        return len(plan.terms)
+
     def input_layout(self, plan: ConvPlan) -> SlotLayout:
         return SlotLayout(plan.packing, plan.spec.c_in)
 

@@ -58,6 +58,7 @@ def test_every_algorithm_through_the_interface(params, name, stride):
     assert r.output.shape == ref.shape == alg.output_layout(r.plan).shape
     assert np.abs(r.output - ref).max() < 1e-6
     assert r.counts == alg.predicted(r.plan)
+    assert 0 < alg.plaintexts(r.plan) <= r.counts.pmuls
     assert alg.input_layout(r.plan).shape == x.shape
     assert alg.output_layout(r.plan).ciphertexts == len(alg.output_layout(r.plan).pack(np.zeros(ref.shape)))
     for kind, group in alg.group_ids(r.plan, w.shape).items():
