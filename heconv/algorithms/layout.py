@@ -11,21 +11,22 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..backends.base import Backend
 from ..coeff_pack import pack_coeff_input, pack_coeff_output, unpack_coeff_output
 from ..errors import InputError
-from ..geometry import CoeffChunking, Packing, pack, unpack
+from ..geometry import CoeffChunking, Packing, pack, packing_geometry, unpack
 
 
+@dataclass(frozen=True)
 class Layout(ABC):
-    """A frozen description of where every value of a [channels, height, width] map sits."""
+    """A frozen description of where every value of a [channels, height, width] map sits; equal layouts
+    put every value in the same place."""
 
-    encoding: str = "slots"  # or "coefficients"
-    channels: int
+    encoding: ClassVar[str] = "slots"  # or "coefficients"
 
     @property
     @abstractmethod
@@ -54,31 +55,47 @@ class Layout(ABC):
 
 @dataclass(frozen=True)
 class SlotLayout(Layout):
-    """Gazelle's channel packing (heconv.geometry.pack); with `stride` s the map is the pixels (s*y, s*x) of
-    the packing's frame (the slot engine's strided output, subsampled by the client).
+    """Gazelle's channel packing (heconv.geometry.pack): c_n channels of P = nextpow2(H*W) slots per
+    ciphertext, replicated to S; with `stride` s the map is the pixels (s*y, s*x) of the H x W frame (the
+    slot engine's strided output, subsampled by the client). Only what places a value is a field, so the
+    output layout of one layer equals the input layout of the next when the slots agree.
 
     >>> from heconv.geometry import packing_geometry
-    >>> lay = SlotLayout(packing_geometry(2, 2, 2, 2, 16), 2, stride=2)
-    >>> lay.shape, lay.unpack(lay.pack(np.array([[[1.]], [[2.]]])))[:, 0, 0].tolist()
-    ((2, 1, 1), [1.0, 2.0])
+    >>> lay = SlotLayout.of(packing_geometry(2, 3, 2, 2, 16), 2, stride=2)
+    >>> lay, lay.shape, lay.unpack(lay.pack(np.array([[[1.]], [[2.]]])))[:, 0, 0].tolist()
+    (SlotLayout(slots=16, height=2, width=2, c_n=4, channels=2, stride=2), (2, 1, 1), [1.0, 2.0])
+    >>> lay == SlotLayout.of(packing_geometry(2, 4, 2, 2, 16), 2, stride=2)      # c_out does not place values
+    True
     """
 
-    packing: Packing
+    slots: int
+    height: int
+    width: int
+    c_n: int
     channels: int
     stride: int = 1
+
+    @classmethod
+    def of(cls, packing: Packing, channels: int, stride: int = 1) -> "SlotLayout":
+        """The layout of `channels` channels in a layer's packing."""
+        return cls(packing.slots, packing.height, packing.width, packing.c_n, channels, stride)
+
+    @property
+    def packing(self) -> Packing:
+        return packing_geometry(self.channels, self.channels, self.height, self.width, self.slots, self.c_n)
 
     @property
     def shape(self) -> tuple[int, int, int]:
         s = self.stride
-        return (self.channels, -(-self.packing.height // s), -(-self.packing.width // s))
+        return (self.channels, -(-self.height // s), -(-self.width // s))
 
     @property
     def ciphertexts(self) -> int:
-        return -(-self.channels // self.packing.c_n)
+        return -(-self.channels // self.c_n)
 
     def pack(self, x: np.ndarray) -> list[np.ndarray]:
         x, s = self._check(x), self.stride
-        frame = np.zeros((self.channels, self.packing.height, self.packing.width))
+        frame = np.zeros((self.channels, self.height, self.width))
         frame[:, ::s, ::s] = x
         return pack(frame, self.packing)
 
@@ -95,7 +112,7 @@ class CoeffLayout(Layout):
     channels: int
     role: str = "input"
     stride: int = 1
-    encoding = "coefficients"
+    encoding: ClassVar[str] = "coefficients"
 
     @property
     def shape(self) -> tuple[int, int, int]:

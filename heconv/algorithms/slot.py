@@ -36,10 +36,10 @@ class SlotAlgorithm(ConvAlgorithm):
         return len(plan.terms)
 
     def input_layout(self, plan: ConvPlan) -> SlotLayout:
-        return SlotLayout(plan.packing, plan.spec.c_in)
+        return SlotLayout.of(plan.packing, plan.spec.c_in)
 
     def output_layout(self, plan: ConvPlan) -> SlotLayout:
-        return SlotLayout(plan.packing, plan.spec.c_out, plan.spec.stride)
+        return SlotLayout.of(plan.packing, plan.spec.c_out, plan.spec.stride)
 
     def group_ids(self, plan: ConvPlan, shape: tuple[int, int, int, int]) -> Mapping[str, GroupArray]:
         s = schedule_group_ids(shape, plan.packing.c_n, plan.baby_step)

@@ -67,6 +67,18 @@ def test_every_algorithm_through_the_interface(params, name, stride):
         assert group.saving.any() and (group.saves == "rotation" or group.saving.all())
 
 
+def test_layouts_are_frozen_values(params):
+    """Equal layouts place values alike: matvec reads what the slot engine writes at stride 1."""
+    import dataclasses
+
+    w = np.ones((16, 16, 3, 3))
+    slot, matvec = get_algorithm("slot"), get_algorithm("matvec")
+    out = slot.output_layout(slot.plan(w, 8, 8, params))
+    assert out == matvec.input_layout(matvec.plan(w, 8, 8, params)) and hash(out) is not None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        out.channels = 3
+
+
 def _module_imports() -> dict[str, set[str]]:
     """heconv module -> the heconv modules it imports (lazy imports inside functions included)."""
     graph = {}

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from ...backends.base import Backend
-from ...geometry import packing_geometry
 from ...params import CKKSParams
 from ..base import ConvAlgorithm, GroupArray
 from ..layout import SlotLayout
@@ -76,7 +75,7 @@ class MatvecAlgorithm(ConvAlgorithm):
 
     def input_layout(self, plan: MatvecPlan) -> SlotLayout:
         g = plan.geometry
-        return SlotLayout(packing_geometry(g.c_in, g.c_out, g.height, g.width, g.slots, g.c_n), g.c_in)
+        return SlotLayout(g.slots, g.height, g.width, g.c_n, g.c_in)
 
     def output_layout(self, plan: MatvecPlan) -> MultiplexedLayout:
         return MultiplexedLayout(plan.geometry, plan.spec.c_out)
