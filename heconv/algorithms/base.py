@@ -41,6 +41,12 @@ class GroupArray:
 class ConvAlgorithm(ABC):
     """A way to compute a 'same'-padded k x k conv (stride 1 or 2) on CKKS ciphertexts."""
 
+    @property
+    def summary(self) -> str:
+        """One line on what the algorithm does: the first line of its class docstring."""
+        line = (type(self).__doc__ or "").strip().splitlines()[0].rstrip(".")
+        return line[:1].lower() + line[1:]
+
     @abstractmethod
     def plan(self, weight: np.ndarray, height: int, width: int, params: CKKSParams, *, stride: int = 1,
              has_bias: bool = False, name: str = "conv", level: int = 0, **options: Any) -> Any:

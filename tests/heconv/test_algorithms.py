@@ -40,7 +40,7 @@ def test_registry_lookups():
     assert algorithm_names() == tuple(ALGORITHMS)
     for name in algorithm_names():
         alg = get_algorithm(name)
-        assert isinstance(alg, ConvAlgorithm) and algorithm_name(alg) == name
+        assert isinstance(alg, ConvAlgorithm) and algorithm_name(alg) == name and alg.summary
     with pytest.raises(InputError, match="unknown conv algorithm 'nope'; known: "):
         get_algorithm("nope")
 

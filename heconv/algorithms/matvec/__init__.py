@@ -59,7 +59,9 @@ def matvec_group_ids(plan: MatvecPlan, shape: tuple[int, int, int, int]) -> dict
 
 
 class MatvecAlgorithm(ConvAlgorithm):
-    """Options: baby_step (None: chosen by predicted time), c_n, unit_costs."""
+    """The conv as block matrices between slot vectors: shared diagonals, strided outputs multiplexed.
+
+    Options: baby_step (None: chosen by predicted time), c_n, unit_costs."""
 
     def plan(self, weight: np.ndarray, height: int, width: int, params: CKKSParams, *, stride: int = 1,
              has_bias: bool = False, name: str = "conv", level: int = 0, **options: Any) -> MatvecPlan:
