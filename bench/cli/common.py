@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-RESULTS = ROOT / "results"
+RESULTS = ROOT / "results"  # committed: written only under --publish (or by the sweep's database)
+RUNS = ROOT / "runs"  # git-ignored: where report and demo write by default
 
 
 def _number(text: str, cast, ok, expected: str):
@@ -82,6 +83,30 @@ def resolve_workers(args: argparse.Namespace) -> int:
     from heconv.parallel_plan import available_cores
 
     return args.workers if args.workers is not None else available_cores()
+
+
+def output_folder(args: argparse.Namespace, default: Path, published: Path) -> Path:
+    """--out, or `published` (a committed folder) under --publish, else `default` (under runs/)."""
+    if getattr(args, "publish", False):
+        if args.out is not None and Path(args.out).resolve() != published.resolve():
+            raise ValueError(f"--publish writes {published}; --out {args.out} contradicts it (give one of them)")
+        return published
+    return Path(args.out) if args.out is not None else default
+
+
+def add_publish_options(p, default: Path, published: Path, what: str) -> None:
+    """--out (default under runs/, git-ignored) and --publish (the committed folder)."""
+    p.add_argument("--out", default=None, help=f"folder for {what} (default {_shown(default)}, git-ignored)")
+    p.add_argument("--publish", action="store_true",
+                   help=f"write the committed {_shown(published)} instead (what the repository shows; "
+                        "a maintainer's step, not a newcomer's)")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT)) + "/"
+    except ValueError:
+        return str(path)
 
 
 def bar(total: int, desc: str):

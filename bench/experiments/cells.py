@@ -110,8 +110,9 @@ def _checkpoint(model: torch.nn.Module, meta: dict) -> bytes:
     return checkpoint_bytes({k: v.detach().cpu() for k, v in model.state_dict().items()}, meta)
 
 
-def run_train_cell(cell: TrainCell, threads: int = 1) -> dict:
-    """Train one model; returns its accuracies, per-epoch history, schedules and weights (bytes)."""
+def run_train_cell(cell: TrainCell, threads: int = 1, progress=None) -> dict:
+    """Train one model; returns its accuracies, per-epoch history, schedules and weights (bytes).
+    `progress`: pruning.train's callable (bench.experiments.progress.CellReporter in a sweep)."""
     from models import build_model
     from pruning.groups import model_groups, model_schedules
     from pruning.train import TrainConfig, evaluate, train
@@ -125,7 +126,7 @@ def run_train_cell(cell: TrainCell, threads: int = 1) -> dict:
     model.to(_device())
     history = train(model, data, TrainConfig(epochs=cell.epochs, lr=cell.lr, batch_size=cell.batch_size,
                                              lambda_p=cell.lambda_p, lambda_d=cell.lambda_d, seed=cell.seed,
-                                             lasso=cell.lasso), groups)
+                                             lasso=cell.lasso), groups, progress)
     model.cpu()
     blob = _checkpoint(model, {"model": cell.model, "in_channels": data.in_channels,
                                "num_classes": data.num_classes, "run_id": cell.run_id, **cell.fields()["config"],
@@ -137,7 +138,7 @@ def run_train_cell(cell: TrainCell, threads: int = 1) -> dict:
             "checkpoint_sha256": hashlib.sha256(blob).hexdigest(), "wall_s": time.time() - start}
 
 
-def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int = 1) -> dict:
+def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int = 1, progress=None) -> dict:
     """Prune the trained model (`trained`: run_train_cell's result) with the cell's method;
     returns the steps, the chosen step's accuracies and the pruned weights (bytes)."""
     from models import build_model
@@ -159,7 +160,7 @@ def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int
     result = iterative_prune(model, data, groups, cell.method, params, cell.max_drop,
                              cell.fractions or DEFAULT_FRACTIONS,
                              TrainConfig(epochs=cell.finetune_epochs, lr=cell.finetune_lr, seed=cell.train.seed),
-                             reference=reference["val_accuracy"], schedule=schedules, mode=cell.mode,
+                             progress, reference=reference["val_accuracy"], schedule=schedules, mode=cell.mode,
                              patience=cell.patience)
     chosen = result.chosen
     steps = [{**s.to_dict(), "val_accuracy": s.accuracy, "chosen": s.step == chosen.step} for s in result.steps]

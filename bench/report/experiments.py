@@ -177,8 +177,15 @@ def _fmt_ratio(r: dict | None) -> str:
         return "not measured"
     if r["value"] is None:
         return f"undefined ({r['seeds']} seeds; a method never within the budget)"
+    if r["seeds"] == 1:
+        return f"{r['value']:.2f}x (1 seed, no interval)"
     lo, hi = r["interval"]
     return f"{r['value']:.2f}x [95% bootstrap {lo:.2f}-{hi:.2f}, {r['seeds']} seeds]"
+
+
+def _seeds(n: int) -> str:
+    """'1 seed', '3 seeds'."""
+    return f"{n} seed{'' if n == 1 else 's'}"
 
 
 def _holds(r: dict | None, low: float, high: float = math.inf) -> str:
@@ -222,21 +229,22 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0) -> list[str]:
     md = ["## Pruning verdicts (experiments database)", "",
           f"Rotations at a test-accuracy drop of at most {max_drop:g} point(s) from the dense model of the same seed, "
           "read off each run's front; lambdas chosen on validation; intervals are 95% (t over seeds for accuracy, "
-          "percentile bootstrap over seeds for ratios). Made from results/experiments.csv "
-          "(`artemis results export`).", "", "![pareto with intervals](experiments_pareto.png)", ""]
+          "percentile bootstrap over seeds for ratios). Made from the experiments database the report was given "
+          "(`--db`; `artemis results export` writes its rows as CSV).", "", "![pareto with intervals](experiments_pareto.png)", ""]
     for key, sel in groups_by_model(rows).items():
         model, dataset, size, n = key
         results = model_results(sel, max_drop)
         seeds = sorted({s for r in results.values() for s in r.seeds})
-        md += [f"### {model}, {dataset} {size}x{size}, N = {n} ({len(seeds)} seeds: {seeds})", "",
+        md += [f"### {model}, {dataset} {size}x{size}, N = {n} ({_seeds(len(seeds))}: {seeds})", "",
                "| method | lambda_p / lambda_d | seeds | rotations at budget (mean, per seed) | chosen step: test acc "
                "(95% CI) | chosen step: rotations |", "|---|---|---|---|---|---|"]
         for m, r in sorted(results.items()):
             rot = [v for v in r.rotations.values() if v is not None]
             per = ", ".join("-" if r.rotations[s] is None else f"{r.rotations[s]:.0f}" for s in r.seeds)
             acc, lo, hi = mean_interval(r.chosen_test)
+            ci = f" ({lo:.2f}-{hi:.2f})" if len(r.chosen_test) > 1 else " (1 seed, no interval)"
             md.append(f"| {m} | {r.lambdas[0]:g} / {r.lambdas[1]:g} | {len(r.seeds)} | "
-                      f"{(f'{np.mean(rot):.0f}' if rot else '-')} ({per}) | {acc:.2f} ({lo:.2f}-{hi:.2f}) | "
+                      f"{(f'{np.mean(rot):.0f}' if rot else '-')} ({per}) | {acc:.2f}{ci} | "
                       f"{np.mean(r.chosen_rotations):.0f} |")
         md += ["", "| ratio | rotations at the budget | chosen steps, encrypted: rotations / server time | "
                    "what it says |", "|---|---|---|---|"]
