@@ -113,7 +113,7 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None,
     result["chosen"] = chosen_steps(experiments)
     atomic_write(out / "demo.json", json.dumps(result, indent=2).encode())
     atomic_write(out / "demo.md", render_demo(result).encode())
-    write_demo_report(result, experiments, summary, out)
+    write_demo_report(result, experiments, out)
     return result
 
 

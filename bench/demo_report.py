@@ -153,7 +153,7 @@ def steps_lines(experiments: list[dict]) -> list[str]:
     return lines
 
 
-def write_demo_report(result: dict, experiments: list[dict], summary: list[dict], out: Path) -> None:
+def write_demo_report(result: dict, experiments: list[dict], out: Path) -> None:
     """report.md, pareto.png (validation accuracy against rotations, every step) and experiments_pareto.png
     (test accuracy, the budget line) into the demo's folder, from the demo's own rows alone."""
     import matplotlib
@@ -162,8 +162,9 @@ def write_demo_report(result: dict, experiments: list[dict], summary: list[dict]
     from .report.plots import experiments_figure, pareto_figure
 
     c = result["config"]
-    pareto_figure([{k: "" if v is None else str(v) for k, v in r.items()} for r in summary],  # as CSV rows
-                  out / "pareto.png")
+    # the experiments rows as pruning_summary.csv rows (validation accuracy), with the chosen flag
+    pareto_figure([{**{k: "" if v is None else str(v) for k, v in r.items()}, "accuracy": str(r["val_accuracy"])}
+                   for r in experiments], out / "pareto.png")
     experiments_figure(experiments, out / "experiments_pareto.png", c["max_drop"])
     md = ["# The demo's report", "",
           "Made from this folder alone: its experiments database (experiments.sqlite: the training and pruning "

@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS steps (
 # The views are made again when the database's user_version is older than VIEWS_VERSION, so
 # that a database written by an older version gets today's columns (and reading one writes
 # nothing); one IMMEDIATE transaction keeps racing openers apart.
-VIEWS_VERSION = 3
+VIEWS_VERSION = 2
 _VIEWS = f"""
 BEGIN IMMEDIATE;
 DROP VIEW IF EXISTS pruning_summary;
@@ -65,7 +65,7 @@ CREATE VIEW experiments AS
     FROM runs r JOIN steps s ON s.run_id = r.run_id WHERE r.kind = 'prune' AND r.status = 'done';
 CREATE VIEW pruning_summary AS
     SELECT model, dataset, input_size, method, step, fraction, val_accuracy AS accuracy, accuracy_drop, rotations,
-           pmuls, sparsity, accepted, seed, git_revision, chosen FROM experiments;
+           pmuls, sparsity, accepted, seed, git_revision FROM experiments;
 PRAGMA user_version = {VIEWS_VERSION};
 COMMIT;
 """
