@@ -96,7 +96,7 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None,
         rows.append(_measure(cfg, run, data, shape, params, images, seed))
         store.set_fields(c.run_id, {"encrypted": {**rows[-1], "images": cfg.images, "mode": cfg.mode,
                                                   "workers": WORKERS}})
-        # the benchmarks pick these up (bench --pruned, default results/demo/checkpoints)
+        # the benchmarks pick these up (their --pruned default: runs/demo/checkpoints, else results/demo/...)
         export_pruned(run, pruned_meta(run, store.steps(c.run_id), store.run(run["parent"]), data),
                       out / "checkpoints")
     say("report")
