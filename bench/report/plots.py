@@ -188,8 +188,9 @@ def pareto_figure(rows: list[dict], path: Path) -> None:
                     mec="black" if dense else colours[method])
             chosen = [(int(r["rotations"]), float(r["accuracy"])) for r in mine if _true(r.get("chosen"))]
             if chosen:
+                labelled = any(line.get_label() == "chosen step" for line in ax.lines)
                 ax.plot([p[0] for p in chosen], [p[1] for p in chosen], "*", ms=15, mfc="none", mec="black",
-                        zorder=5, label="chosen step" if method == sorted({r["method"] for r in sel})[0] else None)
+                        zorder=5, label=None if labelled else "chosen step")
         ax.set(xlabel="rotations (engine plan)", ylabel="validation accuracy (%)",
                title=f"{model}, {dataset}, {size}x{size}: accuracy vs rotations")
         ax.grid(True, alpha=0.2)
