@@ -44,13 +44,17 @@ class SweepView:
     def __enter__(self) -> "SweepView":
         if not self.verbose:
             quiet_ray()
-        if self.tty:
+        return self
+
+    def _bar(self, total: float):
+        """The terminal's bar, made at the first figure of work (a bar of nothing draws nothing)."""
+        if self.bar is None and self.tty and total > 0:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=0, desc=self.desc, file=self.stream, dynamic_ncols=True,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} units "
+            self.bar = tqdm(total=total, desc=self.desc, file=self.stream, dynamic_ncols=True,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} epochs and steps "
                                        "[{elapsed}<{remaining}] {postfix}")
-        return self
+        return self.bar
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
@@ -86,7 +90,7 @@ class SweepView:
                 text += f", val {info['accuracy']:.2f}, {info.get('rotations', '?')} rotations"
         else:
             text = f"{cell}: {'done' if event == 'cell-done' else 'FAILED'}"
-        if self.bar is not None:
+        if self._bar(total) is not None:
             self.bar.total = total
             self.bar.n = done
             self.bar.set_postfix_str(text)
