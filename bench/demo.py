@@ -22,7 +22,7 @@ import numpy as np
 from heconv.params import params_for_input
 from models import build_model
 from models.checkpoint import checkpoint_from_bytes
-from bench.experiments.cells import PruneCell, TrainCell
+from bench.experiments.cells import PruneCell, TrainCell, _default_fractions
 from pruning.data import load_dataset
 from bench.experiments.store import ExperimentStore
 from bench.experiments.sweep import SweepGrid, run_sweep
@@ -109,6 +109,13 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None,
               "database": "experiments.sqlite", "sweep": {k: v for k, v in sweep.items() if k != "finished"},
               "dense_val_accuracy": store.run(next(c for c in cells if c.method == "dense").run_id)["val_accuracy"],
               "rows": rows, "provenance": prov}
+    needed = {t.run_id for c in grid.prune_cells() for t in (c.train, c.reference, c.train.parent) if t}
+    result["trained"] = [{"run_id": r["run_id"], "lambda_d": r["lambda_d"], "seed": r["seed"],
+                          "epochs_run": len(r["history"] or []), "val_accuracy": r["val_accuracy"]}
+                         for r in store.runs(kind="train", status="done") if r["run_id"] in needed]
+    template = grid.prune or cells[0]
+    result["pruning"] = {"recovery_epochs": template.recovery_epochs, "finetune_epochs": template.finetune_epochs,
+                         "steps": len(template.fractions or _default_fractions())}
     experiments = store.export_rows()
     result["chosen"] = chosen_steps(experiments)
     atomic_write(out / "demo.json", json.dumps(result, indent=2).encode())
@@ -149,5 +156,6 @@ def chosen_steps(experiments: list[dict]) -> dict[str, dict[str, dict]]:
         if int(r["chosen"] or 0):
             out.setdefault(r["method"], {})[str(r["seed"])] = {
                 "step": int(r["step"]), "fraction": r["fraction"], "rotations": int(r["rotations"]),
-                "val_accuracy": float(r["val_accuracy"]), "test_accuracy": float(r["test_accuracy"])}
+                "val_accuracy": float(r["val_accuracy"]),
+                "test_accuracy": None if r["test_accuracy"] is None else float(r["test_accuracy"])}
     return out

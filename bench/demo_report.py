@@ -18,13 +18,13 @@ from .results import atomic_write
 
 REFERENCE = "artemis-diagonal"
 BASELINES = ("dense", "hunter")
-RATIO = ("ratio = a baseline's rotations over artemis-diagonal's, each at its chosen step (the most pruned step "
-         "whose validation accuracy stays within the budget), per seed, geometric mean over seeds; above 1x "
-         "artemis-diagonal needs fewer. The server-time ratio is the same pair's encrypted server time, seed {seed}.")
+RATIO = ("ratio = a baseline's rotations over artemis-diagonal's, each at its chosen step (the step within the "
+         "budget with the fewest rotations), per seed, geometric mean over seeds; above 1x artemis-diagonal needs "
+         "fewer. The server-time ratio is the same pair's encrypted server time, seed {seed}.")
 
 
-def _acc(v: float) -> str:
-    return f"{float(v):.2f}"
+def _acc(v: float | None) -> str:
+    return "-" if v is None else f"{float(v):.2f}"
 
 
 def _mb(b: float) -> str:
@@ -61,23 +61,30 @@ def ratios(result: dict) -> list[dict]:
 
 
 def setup_lines(result: dict) -> list[str]:
-    """What was run: data and sizes, training, pruning budget, schedule, the encrypted run and what its columns count."""
+    """What was run: data and sizes, training, pruning budget, schedule, the encrypted run, what its columns count."""
     c, z, seed = result["config"], result["sizes"], result["seeds"][0]
     from pruning.iterative import DEFAULT_FRACTIONS
 
-    steps = len(c["fractions"] or DEFAULT_FRACTIONS)
+    prune = result.get("pruning") or {"steps": len(c["fractions"] or DEFAULT_FRACTIONS),
+                                       "finetune_epochs": c["finetune_epochs"], "recovery_epochs": None}
     keys = next((r for r in result["rows"]), {})
+    trained = "; ".join(f"{'lambda_d = ' + format(t['lambda_d'], 'g') if t['lambda_d'] else 'plain'}, seed "
+                        f"{t['seed']}: {t['epochs_run']} epoch(s), validation {_acc(t['val_accuracy'])}"
+                        for t in sorted(result.get("trained", []), key=lambda t: (t["seed"], t["lambda_d"])))
     lines = [f"- **Data**: {result['dataset']} at {c['input_size']}x{c['input_size']}"
              + (f" ({result['data_source']})" if result.get("data_source") else "")
              + f": {z['train']:,} training, {z['val']:,} validation and {z['test']:,} test images "
                f"(`--subset {c['subset']}`).",
-             f"- **Training**: {c['model']}, {c['epochs']} epochs, seed(s) {', '.join(map(str, result['seeds']))}; "
-             f"dense and hunter prune the plainly trained model, artemis-diagonal the one trained with the proximal "
-             f"diagonal group Lasso, lambda_d = {c['lambda_d']:g}.",
-             f"- **Pruning**: a rising global threshold, up to {steps} steps, {c['finetune_epochs']} fine-tuning "
-             f"epoch(s) each; budget: validation accuracy at most {c['max_drop']:g} point(s) below the plainly "
-             f"trained model of the same seed (seed {seed}: {_acc(result['dense_val_accuracy'])}); the chosen step "
-             f"is the most pruned one within it.",
+             f"- **Training**: {c['model']}, at most {c['epochs']} epochs, seed(s) "
+             f"{', '.join(map(str, result['seeds']))}; dense and hunter prune the plainly trained model, "
+             f"artemis-diagonal the one trained with the proximal diagonal group Lasso, lambda_d = {c['lambda_d']:g}"
+             + (f" (ran: {trained})." if trained else "."),
+             f"- **Pruning**: a rising global threshold, up to {prune['steps']} steps, "
+             + (f"{prune['recovery_epochs']:g} fine-tuning epoch(s) at the first, " if prune["recovery_epochs"]
+                else "") + f"{prune['finetune_epochs']:g} at each later one; budget: validation accuracy at most "
+             f"{c['max_drop']:g} point(s) below the plainly trained model of the same seed (seed {seed}: "
+             f"{_acc(result['dense_val_accuracy'])}); the chosen step is the one within it with the fewest "
+             f"rotations, and test accuracy is read there.",
              f"- **Schedule**: {c['schedule']}, fixed before training (its rotation groups are the ones trained and "
              f"pruned).",
              f"- **Encrypted run**: seed {seed}'s chosen models, CKKS N = 8192, {c['mode']}, {c['images']} test "
@@ -111,8 +118,10 @@ def table_lines(result: dict) -> list[str]:
                 f"{r['server_s']:.2f} | {floor} | {_mb(r['bytes_client_to_server'])} / "
                 f"{_mb(r['bytes_server_to_client'])} | {agree} |")
         if many:
-            accs = [s["test_accuracy"] for s in chosen.get(r["method"], {}).values()]
-            line += f" {_acc(sum(accs) / len(accs))} ({len(accs)} seed{'' if len(accs) == 1 else 's'}) |"
+            accs = [s["test_accuracy"] for s in chosen.get(r["method"], {}).values()
+                    if s["test_accuracy"] is not None]
+            mean = sum(accs) / len(accs) if accs else None
+            line += f" {_acc(mean)} ({len(accs)} seed{'' if len(accs) == 1 else 's'}) |"
         lines.append(line)
     return lines
 
@@ -149,7 +158,8 @@ def steps_lines(experiments: list[dict]) -> list[str]:
     for r in sorted(experiments, key=lambda r: (r["method"], int(r["seed"]), int(r["step"]))):
         lines.append(f"| {r['method']} | {r['seed']} | {r['step']} | {float(r['fraction'] or 0):g} | "
                      f"{_acc(r['val_accuracy'])} | {_acc(r['test_accuracy'])} | {r['rotations']} | {r['pmuls']} | "
-                     f"{'yes' if int(r['accepted'] or 0) else 'no'} | {'**chosen**' if int(r['chosen'] or 0) else ''} |")
+                     f"{'yes' if int(r['accepted'] or 0) else 'no'} | "
+                     f"{'**chosen**' if int(r['chosen'] or 0) else ''} |")
     return lines
 
 

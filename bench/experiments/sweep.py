@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import tempfile
 import time
@@ -78,11 +79,12 @@ class SweepGrid:
         return cells
 
     def train_cells(self) -> list[TrainCell]:
-        """Every model the grid trains (the plain ones too: they are the references)."""
+        """Every model the grid trains (the plain ones too: they are the references and the warm starts)."""
         seen: dict[str, TrainCell] = {}
         for c in self.prune_cells():
-            for t in (c.reference, c.train):
-                seen.setdefault(t.run_id, t)
+            for t in (c.reference, c.train.parent, c.train):
+                if t is not None:
+                    seen.setdefault(t.run_id, t)
         return list(seen.values())
 
 
@@ -125,7 +127,7 @@ def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, 
     todo = [c for c in prune_cells if store.status(c.run_id) != "done"]
     total = len(prune_cells)
     skipped = total - len(todo)
-    needed = {t.run_id: t for c in todo for t in (c.train, c.reference)}
+    needed = _needed([t for c in todo for t in (c.train, c.reference)])
     reuse = {k: _reusable(store, t) for k, t in needed.items()}
     if progress:
         progress(0, 0, {"event": "reused", "cells": [c.run_id for c in prune_cells if c not in todo],
@@ -138,7 +140,7 @@ def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, 
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     train_task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=0)(run_train_cell)
     prune_task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=0)(run_prune_cell)
-    tracker = SweepTracker({**{k: t.epochs for k, t in needed.items() if reuse[k] is None},
+    tracker = SweepTracker({**{k: _epochs(t) for k, t in needed.items() if reuse[k] is None},
                             **{c.run_id: _steps(c) for c in todo}}, progress)
     box = progress_box() if progress else None
 
@@ -154,8 +156,10 @@ def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, 
             if reuse.get(t.run_id) is not None:
                 refs[t.run_id] = ray.put(reuse[t.run_id])
             else:
-                store.start_run(t.run_id, "train", {**t.fields(), "provenance": prov})
-                refs[t.run_id] = train_task.remote(t, cpus_per_task, reporter(t.run_id, t.epochs))
+                parent = trained_ref(t.parent) if t.parent is not None else None  # a warm start waits for it
+                store.start_run(t.run_id, "train", {**t.fields(), "provenance": prov},
+                                parent=t.parent.run_id if t.parent is not None else None)
+                refs[t.run_id] = train_task.remote(t, cpus_per_task, parent, reporter(t.run_id, _epochs(t)))
                 pending[refs[t.run_id]] = ("train", t)
         return refs[t.run_id]
 
@@ -185,7 +189,8 @@ def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, 
         path = _checkpoint_path(folder, cell.run_id)
         sha = _save_checkpoint(result.pop("state"), path)
         fields = {**result, "checkpoint": str(path), "checkpoint_sha256": sha,
-                  "config": {**(cell.fields()["config"]), "schedules": result.get("schedules")}}
+                  "config": {**(cell.fields()["config"]), "schedules": result.get("schedules"),
+                             **{k: result[k] for k in ("cut_off", "within_budget") if k in result}}}
         store.finish_run(cell.run_id, fields, result.get("steps"))
         if box is not None:
             tracker.drain(box)  # the cell's last events before its end
@@ -198,6 +203,21 @@ def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, 
 
 def _steps(cell: PruneCell) -> int:
     """The pruning steps a cell will run at most (dense: its one unpruned step)."""
-    from pruning.iterative import DEFAULT_FRACTIONS
+    from .cells import _default_fractions
 
-    return 1 if cell.method == "dense" else len(cell.fractions or DEFAULT_FRACTIONS)
+    return 1 if cell.method == "dense" else len(cell.fractions or _default_fractions())
+
+
+def _needed(cells: list[TrainCell]) -> dict[str, TrainCell]:
+    """The training cells these need, their warm-start parents included."""
+    out: dict[str, TrainCell] = {}
+    for t in cells:
+        while t is not None and t.run_id not in out:
+            out[t.run_id] = t
+            t = t.parent
+    return out
+
+
+def _epochs(cell: TrainCell) -> int:
+    """The epochs a training cell will run at most (a plain training may stop at its plateau sooner)."""
+    return max(1, math.ceil(cell.config().epochs))

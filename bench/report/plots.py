@@ -201,8 +201,9 @@ def pareto_figure(rows: list[dict], path: Path) -> None:
 
 
 def experiments_figure(rows: list[dict], path: Path, max_drop: float = 1.0) -> None:
-    """Per model, each method's front at its chosen lambdas: per pruning step, mean rotations against mean
-    test accuracy over seeds with its 95% interval; the dashed line is the dense mean less `max_drop`."""
+    """Per model, each method's front at its chosen lambdas (a family: its member chosen on validation):
+    per pruning step, mean rotations against mean validation accuracy over seeds with its 95% interval
+    (test is read at the chosen step only); the dashed line is the dense mean less `max_drop`."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -216,10 +217,12 @@ def experiments_figure(rows: list[dict], path: Path, max_drop: float = 1.0) -> N
     for ax, (key, sel) in zip(axes.flat, panels.items()):
         chosen = model_results(sel, max_drop)
         for method, res in sorted(chosen.items()):
+            if method != res.family and res.family in chosen:
+                continue  # drawn as its family
             steps: dict[int, list[tuple[int, float]]] = {}
             for r in sel:
-                if r["method"] == method and (float(r["lambda_p"]), float(r["lambda_d"])) == res.lambdas:
-                    steps.setdefault(int(r["step"]), []).append((int(r["rotations"]), float(r["test_accuracy"])))
+                if r["method"] == res.method and (float(r["lambda_p"]), float(r["lambda_d"])) == res.lambdas:
+                    steps.setdefault(int(r["step"]), []).append((int(r["rotations"]), float(r["val_accuracy"])))
             xs, ys, lo, hi = [], [], [], []
             for _, pts in sorted(steps.items()):
                 m, a, b = mean_interval([p[1] for p in pts])
@@ -232,18 +235,19 @@ def experiments_figure(rows: list[dict], path: Path, max_drop: float = 1.0) -> N
             ax.errorbar(xs, ys, yerr=[lo, hi] if n > 1 else None, fmt="D" if dense else "o-", ms=8 if dense else 3,
                         capsize=2, color=colours[method], zorder=4 if dense else 2,
                         mec="black" if dense else colours[method],
-                        label=f"{method} ({n} seed{'' if n == 1 else 's'})")
-            picked = [(int(r["rotations"]), float(r["test_accuracy"])) for r in sel if r["method"] == method
+                        label=f"{method if method == res.method else f'{method}: {res.method}'} "
+                              f"({n} seed{'s' * (n != 1)})")
+            picked = [(int(r["rotations"]), float(r["val_accuracy"])) for r in sel if r["method"] == res.method
                       and (float(r["lambda_p"]), float(r["lambda_d"])) == res.lambdas and _true(r.get("chosen"))]
             ax.plot([p[0] for p in picked], [p[1] for p in picked], "*", ms=14, mfc="none", mec="black", zorder=5,
                     label="chosen step (per seed)" if picked and not any(
                         t.get_label().startswith("chosen") for t in ax.lines) else None)
-        dense = [float(r["test_accuracy"]) for r in sel if r["method"] == "dense" and int(r["step"]) == 0]
+        dense = [float(r["val_accuracy"]) for r in sel if r["method"] == "dense" and int(r["step"]) == 0]
         if dense:
             ax.axhline(float(np.mean(dense)) - max_drop, ls="--", color="grey", lw=0.8,
-                       label=f"budget: dense test accuracy - {max_drop:g} point{'' if max_drop == 1 else 's'}")
+                       label=f"budget: dense validation accuracy - {max_drop:g} point{'' if max_drop == 1 else 's'}")
         model, dataset, size, n = key
-        ax.set(xlabel="rotations (engine plan)", ylabel="test accuracy (%)",
+        ax.set(xlabel="rotations (engine plan)", ylabel="validation accuracy (%)",
                title=f"{model}, {dataset}, {size}x{size}, N = {n}")
         ax.grid(True, alpha=0.2)
         ax.legend(loc="lower right", fontsize=7)

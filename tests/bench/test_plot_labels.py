@@ -33,7 +33,7 @@ def test_experiments_figure_labels(monkeypatch, tmp_path):
     ax = figs[0].axes[0]
     labels = ax.get_legend_handles_labels()[1]
     assert "dense (1 seed)" in labels and "hunter (1 seed)" in labels and not any("1 seeds" in x for x in labels)
-    assert "budget: dense test accuracy - 1 point" in labels and "chosen step (per seed)" in labels
+    assert "budget: dense validation accuracy - 1 point" in labels and "chosen step (per seed)" in labels
     stars = [line for line in ax.lines if line.get_marker() == "*"]
     assert sorted(x for line in stars for x in line.get_xdata()) == [430, 700, 826]  # every chosen step, marked
     figs.clear()
