@@ -127,11 +127,10 @@ def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, 
     todo = [c for c in prune_cells if store.status(c.run_id) != "done"]
     total = len(prune_cells)
     skipped = total - len(todo)
-    needed = _needed([t for c in todo for t in (c.train, c.reference)])
-    reuse = {k: _reusable(store, t) for k, t in needed.items()}
+    reuse, to_train = _training_plan(store, [t for c in todo for t in (c.train, c.reference)])
     if progress:
         progress(0, 0, {"event": "reused", "cells": [c.run_id for c in prune_cells if c not in todo],
-                        "trained": [k for k, r in reuse.items() if r is not None]})
+                        "trained": list(reuse)})
     if not todo:
         return {"cells": total, "done": 0, "failed": 0, "skipped": skipped, "trained": 0}
     if not ray.is_initialized():
@@ -140,7 +139,7 @@ def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, 
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     train_task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=0)(run_train_cell)
     prune_task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=0)(run_prune_cell)
-    tracker = SweepTracker({**{k: _epochs(t) for k, t in needed.items() if reuse[k] is None},
+    tracker = SweepTracker({**{k: _epochs(t) for k, t in to_train.items()},
                             **{c.run_id: _steps(c) for c in todo}}, progress)
     box = progress_box() if progress else None
 
@@ -208,14 +207,24 @@ def _steps(cell: PruneCell) -> int:
     return 1 if cell.method == "dense" else len(cell.fractions or _default_fractions())
 
 
-def _needed(cells: list[TrainCell]) -> dict[str, TrainCell]:
-    """The training cells these need, their warm-start parents included."""
-    out: dict[str, TrainCell] = {}
-    for t in cells:
-        while t is not None and t.run_id not in out:
-            out[t.run_id] = t
-            t = t.parent
-    return out
+def _training_plan(store: ExperimentStore, cells: list[TrainCell]) -> tuple[dict[str, dict], dict[str, TrainCell]]:
+    """The trained models read back from disk ({run_id: _reusable's result}) and the training cells that
+    will run: these cells where not reusable, and the warm-start parents of those that run."""
+    reuse: dict[str, dict] = {}
+    train: dict[str, TrainCell] = {}
+    todo = list(cells)
+    while todo:
+        t = todo.pop()
+        if t.run_id in reuse or t.run_id in train:
+            continue
+        found = _reusable(store, t)
+        if found is not None:
+            reuse[t.run_id] = found
+        else:
+            train[t.run_id] = t
+            if t.parent is not None:
+                todo.append(t.parent)
+    return reuse, train
 
 
 def _epochs(cell: TrainCell) -> int:
