@@ -39,11 +39,7 @@ def run(args: argparse.Namespace) -> dict:
     if readme is not None:
         read_readme_block(readme)  # a README without the markers fails before any result file is rewritten
     files = args.files or default_benchmark_files(RESULTS / "benchmarks")
-    experiments = None
-    if args.db and Path(args.db).is_file():
-        from bench.experiments.store import ExperimentStore
-
-        experiments = ExperimentStore(args.db).export_rows()
+    experiments = _experiment_rows(Path(args.db)) if args.db and Path(args.db).is_file() else None
     model = write_report(files, out, args.pruning_csv or [RESULTS / "pruning_summary.csv"], experiments)
     if readme is not None:
         update_readme(readme, render_readme_block(model))
@@ -53,6 +49,23 @@ def run(args: argparse.Namespace) -> dict:
                                             "max_rel_err_full")} for n, p in model["per_n"].items()},
         "benchmark_files": [str(f) for f in files], "published": bool(args.publish),
         "report": str(out / "report.md"), "readme": str(readme) if readme is not None else None}
+
+
+def _experiment_rows(db: Path) -> list[dict]:
+    """The database's rows, read from a copy: opening a database written by an older version brings its
+    views up to date, and a report must not change the committed results/experiments.sqlite."""
+    import shutil
+    import tempfile
+
+    from bench.experiments.store import ExperimentStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / db.name
+        shutil.copyfile(db, copy)
+        wal = db.with_name(db.name + "-wal")  # committed transactions not yet checkpointed into the file
+        if wal.is_file():
+            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        return ExperimentStore(copy).export_rows()
 
 
 def render(result: dict) -> str:
