@@ -61,11 +61,15 @@ def add_schedule_option(p) -> None:
                         "the lowest predicted time from its weights)")
 
 
-def add_algorithm_option(p) -> None:
-    """--algorithm and --compare-slot, shared by layer and infer (default slot)."""
-    p.add_argument("--algorithm", choices=("slot", "coefficient"), default="slot",
+def add_algorithm_option(p, choices: tuple[str, ...] = ("slot", "coefficient")) -> None:
+    """--algorithm and --compare-slot, shared by layer and infer (default slot); `choices`: layer offers every
+    algorithm of the registry (heconv.algorithms)."""
+    from heconv.algorithms import get_algorithm
+
+    more = "".join(f"; {n}: {get_algorithm(n).summary} (in-process)" for n in choices if n not in ("slot", "coefficient"))
+    p.add_argument("--algorithm", choices=choices, default="slot",
                    help="convolution algorithm: slot (default; rotations, with --schedule) or coefficient "
-                        "(Cheetah-style coefficient encoding: no rotation, outputs masked; in-process)")
+                        "(Cheetah-style coefficient encoding: no rotation, outputs masked; in-process)" + more)
     p.add_argument("--compare-slot", action="store_true",
                    help="with --algorithm coefficient: also run the slot engine's output-rotation schedule, "
                         "in-process, on the same weights and inputs in this process, and report the ratios")

@@ -6,10 +6,13 @@ import argparse
 
 import numpy as np
 
+from heconv.algorithms import algorithm_names
+
 from .common import (
     add_algorithm_option, add_precision_options, add_schedule_option, add_workers_option, fraction, positive,
     resolve_workers, tolerance_verdict,
 )
+from .layer_registry import render_registered, run_registered
 
 
 def add_parser(sub) -> None:
@@ -29,7 +32,7 @@ def add_parser(sub) -> None:
                    help="encrypted: SEAL CKKS; plain: the cleartext backend (same counts, no encryption)")
     add_schedule_option(p)
     add_workers_option(p)
-    add_algorithm_option(p)
+    add_algorithm_option(p, algorithm_names())
     p.add_argument("--no-mask", action="store_true",
                    help="coefficient algorithm: leave the outputs unmasked (the client then sees partial sums "
                         "of the weights: no weight privacy)")
@@ -63,10 +66,14 @@ def run(args: argparse.Namespace) -> dict:
 
     if args.algorithm == "coefficient":
         result = _run_coefficient(args, weight, bias, params)
-    else:
+    elif args.algorithm == "slot":
         if args.compare_slot or args.no_mask:
             raise ValueError("--compare-slot and --no-mask apply to --algorithm coefficient")
         result = _run_slot(args, weight, bias, params)
+    else:  # any other registered algorithm, through the heconv.algorithms interface alone
+        if args.compare_slot or args.no_mask or (args.workers or 1) > 1:
+            raise ValueError(f"--compare-slot, --no-mask and --workers > 1 do not apply to --algorithm {args.algorithm}")
+        result = run_registered(args, weight, bias, params)
     result.update(mode=args.mode, prune_diagonals=args.prune_diagonals, prune_positions=args.prune_positions,
                   weights=args.weights, insecure=params.allow_insecure, scale_bits=params.scale_bits,
                   provenance=provenance())
@@ -196,6 +203,8 @@ def _render_coefficient(result: dict) -> list[tuple[str, str]]:
 
 
 def render(result: dict) -> str:
+    if "input_layout" in result:  # run_registered's record
+        return render_registered(result)
     if result.get("algorithm") == "coefficient":
         rows = [("layer", f"{result['c_in']}->{result['c_out']}, {result['kernel']}x{result['kernel']}, "
                           f"stride {result['stride']}, {result['hw']}x{result['hw']}"),
