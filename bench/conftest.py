@@ -7,7 +7,14 @@ import pytest
 from heconv.params import CKKSParams, ckks_params
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PRUNED = ROOT / "results" / "demo" / "checkpoints"
+# `artemis demo` writes runs/demo/ (its --publish, results/demo/): this machine's own demo first.
+PRUNED_CANDIDATES = (ROOT / "runs" / "demo" / "checkpoints", ROOT / "results" / "demo" / "checkpoints")
+
+
+def default_pruned() -> Path:
+    """runs/demo/checkpoints when it holds checkpoints, else results/demo/checkpoints."""
+    return next((d for d in PRUNED_CANDIDATES if any(d.glob("pruned-*.pt"))), PRUNED_CANDIDATES[-1])
+
 # The methods whose real pruned models the model suite runs (the layer suite takes every method found).
 CHECKPOINT_METHODS = ("dense", "hunter", "artemis-diagonal")
 
@@ -17,14 +24,14 @@ def pruned_checkpoints(config, methods: tuple[str, ...] | None = None) -> dict[t
     if not hasattr(config, "_artemis_pruned"):
         from models.checkpoint import find_checkpoints
 
-        dirs = config.getoption("--pruned") or [DEFAULT_PRUNED]
+        dirs = config.getoption("--pruned") or [default_pruned()]
         config._artemis_pruned = dict(sorted(find_checkpoints(dirs).items()))
         config._artemis_pruned_dirs = [str(d) for d in dirs]
     return {k: v for k, v in config._artemis_pruned.items() if methods is None or k[1] in methods}
 
 
 def no_checkpoint_param(config, argnames: int):
-    dirs = getattr(config, "_artemis_pruned_dirs", [str(DEFAULT_PRUNED)])
+    dirs = getattr(config, "_artemis_pruned_dirs", [str(default_pruned())])
     reason = (f"no pruned checkpoints (pruned-<method>.pt) under {dirs}: run 'artemis demo' "
               "or 'artemis prune' (or 'artemis results checkpoints' for a sweep's), or pass --pruned DIR")
     return pytest.param(*([None] * argnames), marks=pytest.mark.skip(reason=reason), id="no-checkpoints")

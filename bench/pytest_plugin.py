@@ -34,7 +34,8 @@ HE_PARAMETERS = {"hybrid": {"poly_modulus_degree": 8192, "coeff_mod_bit_sizes": 
 def pytest_addoption(parser):
     parser.addoption("--pruned", action="append", metavar="DIR",
                      help="artemis: a directory holding pruned-<method>.pt checkpoints ('artemis prune', "
-                          "'artemis demo'); repeatable; default results/demo/checkpoints")
+                          "'artemis demo'); repeatable; default runs/demo/checkpoints (the demo's), else "
+                          "results/demo/checkpoints (the published demo's)")
 
 
 def _explicit_paths(config) -> list[Path]:

@@ -102,7 +102,8 @@ def _run_slot(args: argparse.Namespace, weight, bias, params, schedule: str | No
         finally:
             prep.close()
         b.update()
-    result.update(workers_requested=workers, schedule_requested=schedule, algorithm="slot")
+    result.update(workers_requested=workers, schedule_requested=schedule, algorithm="slot",
+                  workers_chosen=getattr(args, "workers_chosen", "--workers"))
     return result
 
 
@@ -146,11 +147,20 @@ def _schedule_row(result: dict) -> str:
 
 
 def _workers_row(result: dict) -> str:
+    chosen = f" ({result['workers_chosen']})" if result.get("workers_chosen") else ""
     if result["workers"] == 1:
-        return "1 (in-process)" + (f"; {result['workers_requested']} asked, the layer has one giant-step group"
-                                   if result.get("workers_requested", 1) > 1 else "")
-    return (f"{result['workers']} processes, split by giant-step groups (bo, g); "
+        return "1 (in-process)" + chosen + (f"; {result['workers_requested']} asked, the layer has one giant-step "
+                                            f"group" if result.get("workers_requested", 1) > 1 else "")
+    return (f"{result['workers']} processes{chosen}, split by giant-step groups (bo, g); "
             f"{result['extra_rotations']} baby-step rotations recomputed by more than one worker")
+
+
+def _rotations_row(result: dict) -> str:
+    """Counted rotations split into the plan's own and those workers recompute (issue 21)."""
+    extra = result.get("extra_rotations", 0) or 0
+    return (f"{result['rotations']} counted = {result['rotations'] - extra} the plan's own + {extra} recomputed by "
+            f"{result['workers']} worker(s); {result['predicted_rotations']} predicted; "
+            f"{result['dense_formula_rotations']} dense formula for one process (B = {result['baby_step']})")
 
 
 def _parallel_rows(result: dict) -> list[tuple[str, str]]:
@@ -213,8 +223,7 @@ def render(result: dict) -> str:
                  + (" INSECURE toy parameters" if result.get("insecure") else "")),
         ("packing", f"c_n={result['c_n']}, P={result['channel_slots']}, n_in={result['n_in']}, n_out={result['n_out']}"),
         ("schedule", _schedule_row(result)),
-        ("rotations", f"{result['rotations']} counted, {result['predicted_rotations']} predicted, "
-                      f"{result['dense_formula_rotations']} dense formula (B = {result['baby_step']})"),
+        ("rotations", _rotations_row(result)),
         ("key switches", str(result["key_switches"])),
         ("galois keys", f"{result['galois_keys']} ({result['galois_key_bytes'] / 1e6:.2f} MB)"),
         ("plaintext mults", f"{result['pmuls']}"),
