@@ -9,7 +9,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from .common import RESULTS, RUNS, add_publish_options, output_folder, positive
+from .common import RESULTS, RUNS, add_publish_options, non_negative, output_folder, positive
+from .options import DEFAULT_MODEL, add_cell_options
 
 log = logging.getLogger("artemis")
 
@@ -17,15 +18,18 @@ log = logging.getLogger("artemis")
 def add_parser(sub) -> None:
     from pruning.data import DATASETS
 
+    from ..demo import DEMO_OVERRIDES, DemoConfig
+
     p = sub.add_parser("demo", help="the whole pipeline with small settings: train, prune, encrypted inference "
                                     "(runs/demo/, or results/demo/ with --publish)")
-    p.add_argument("--model", default="resnet20")
-    p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--dataset", choices=DATASETS, default=DemoConfig.dataset)
     p.add_argument("--data-dir")
-    p.add_argument("--input-size", type=positive, default=16)
-    p.add_argument("--subset", type=positive, default=6000,
-                   help="images drawn for training (default 6000); 10%% of them validate, a fifth as many test")
-    p.add_argument("--epochs", type=positive, default=6)
+    p.add_argument("--input-size", type=positive, default=DemoConfig.input_size)
+    # The sweep's defaults, but for the demo's overrides (bench.demo.DEMO_OVERRIDES, each with its reason).
+    add_cell_options(p, "train", tuple(DEMO_OVERRIDES), DEMO_OVERRIDES)
+    p.add_argument("--lambda-d", type=non_negative, default=DemoConfig.lambda_d,
+                   help="the one diagonal group-Lasso weight the demo trains")
     p.add_argument("--images", type=positive, default=2, help="test images run encrypted (default 2)")
     p.add_argument("--mode", choices=("encrypted", "plain"), default="encrypted")
     p.add_argument("--seeds", type=_seeds, default=(0,),
@@ -46,13 +50,14 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ..demo import DemoConfig, run_demo
+    from ..demo import DEMO_OVERRIDES, DemoConfig, run_demo
     from ..demo_report import render_demo
     from ..results import outputs_together
     from .progress import SweepView
 
     cfg = DemoConfig(model=args.model, dataset=args.dataset, data_dir=args.data_dir, input_size=args.input_size,
-                     subset=args.subset, epochs=args.epochs, images=args.images, mode=args.mode, seeds=args.seeds)
+                     lambda_d=args.lambda_d, images=args.images, mode=args.mode, seeds=args.seeds,
+                     **{k: getattr(args, k) for k in DEMO_OVERRIDES})
     out = output_folder(args, RUNS / "demo", RESULTS / "demo")
     with SweepView("demo", verbose=args.verbose) as view:
         view.say(f"demo: writing into {out}")

@@ -107,10 +107,10 @@ class PruneCell:
     max_drop: float = 1.0
     mode: str = "threshold"
     fractions: tuple[float, ...] = ()
-    finetune_epochs: float = 0.5
+    finetune_epochs: float = 1.0
     finetune_lr: float = 0.01
     patience: int = 2  # rejected steps in a row that stop the pruning
-    recovery_epochs: float = 1.0
+    recovery_epochs: float = 2.0
 
     @property
     def run_id(self) -> str:
