@@ -2,7 +2,7 @@
 
 Cases:
 - synthetic: Kaiming weights with a random fraction of the engine's diagonal groups
-  zeroed (0/50/90%), and full sweeps (0-95%) of diagonals and of positions on four
+  zeroed (0/50/90%), and sweeps (0/50/75/90/95%) of diagonals and of positions on four
   shapes; N = 8192, and a subset at N = 16384 (the non-interactive chain's parameters,
   so the primitives suite's unit costs apply);
 - checkpoint: the first conv of each distinct shape of a real pruned model (BN folded,
@@ -58,7 +58,8 @@ SHAPES = [
     ("resnet20", "layer3.conv3x3", 64, 64, 4, 3, 1),
 ]
 GRID = [0.0, 0.5, 0.9]
-SWEEP = [0.0, 0.25, 0.5, 0.75, 0.9, 0.95]
+# No 25% point: the timing protocol's 3 passes of 6 rounds must fit in about an hour (issue 19).
+SWEEP = [0.0, 0.5, 0.75, 0.9, 0.95]
 SWEEP_SHAPES = {("resnet18", "layer1.conv3x3"), ("resnet18", "layer3.conv3x3"),
                 ("resnet20", "layer1.conv3x3"), ("resnet20", "layer3.conv3x3")}
 N16384_SHAPES = {("resnet18", "layer1.conv3x3"), ("resnet18", "layer2.conv3x3"),

@@ -1,7 +1,7 @@
 """End-to-end encrypted ResNet-20 and ResNet18 at 16x16, N = 8192, hybrid protocol.
 
 Two kinds of case: random-weight models with a synthetic fraction of diagonals zeroed
-(0/50/90%), and real pruned models (dense, hunter, artemis-diagonal checkpoints from
+(0/50/90% for ResNet-20, 0/90% for ResNet18), and real pruned models (dense, hunter, artemis-diagonal checkpoints from
 `--pruned DIR`, default results/demo/checkpoints) run on a test image of their own data
 set. Both take the same parameters (model, method, prune_diagonals, schedule), and every
 case runs under the output-rotation schedule and under "auto" (a baby step per layer); the
@@ -29,7 +29,9 @@ from heconv.params import params_for_input
 from models.checkpoint import load_checkpoint_model
 from pruning.synthetic import prune_model_diagonals
 
-CASES = [("resnet20", 0.0), ("resnet20", 0.5), ("resnet20", 0.9), ("resnet18", 0.0), ("resnet18", 0.5), ("resnet18", 0.9)]
+# ResNet18 without its 50% point: at 4 images a case (a warm-up and 3 timed) its 2 cases took about 55 s
+# a pass, and the protocol's 3 passes must fit in about an hour (issue 19).
+CASES = [("resnet20", 0.0), ("resnet20", 0.5), ("resnet20", 0.9), ("resnet18", 0.0), ("resnet18", 0.9)]
 QUICK = {("resnet20", 0.0), ("resnet20", 0.9)}
 MODEL_METHOD_FRACTION = "model, method, prune_diagonals, schedule"
 SCHEDULES = ("output-rotation", "auto")

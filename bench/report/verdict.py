@@ -58,7 +58,8 @@ def crossval_verdict(n: int, cv: dict) -> str:
     text += f" ({rot}, on {cv['rotation_only_cases']} slot layer cases)"
     text += (f"; the cost model (rotations, multiplications, outputs, masks) "
              f"{'meets' if full_ok else 'misses' if full_ok is False else 'cannot be judged against'} the bar "
-             f"({full}), beside a noise floor of {fmt(cv['noise_floor'], '.1%')}.")
+             f"({full}), " + (f"beside a noise floor of {cv['noise_floor']:.1%}." if cv.get("noise_floor") is not None
+                              else "with no noise floor measurable (no two cases share a plan)."))
     if cv.get("models_worst_rel_err") is not None:
         text += f" Whole models predicted from the layer fit: worst relative error {cv['models_worst_rel_err']:.1%}."
     return text
