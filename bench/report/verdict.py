@@ -200,12 +200,13 @@ def canary_verdict(s: dict) -> str:
     text = (f"The canary (a fixed workload of rotations and multiplications, timed before and after every case) "
             f"took {s['median_s'] * 1e3:.1f} ms at the median, {s['min_s'] * 1e3:.1f} to {s['max_s'] * 1e3:.1f} ms, "
             f"over the {s['cases']} of {s['of_cases']} cases that recorded it; ")
+    when = "in every pass " if s.get("passes_spread_median") is not None else ""
     if s["slow_cases"]:
         shown = ", ".join(s["slow"][:5]) + (", ..." if s["slow_cases"] > 5 else "")
-        text += (f"{s['slow_cases']} case(s) ran while it was more than {s['threshold']:.0%} above its pass's "
-                 f"median, so the host was slower then and their times are likely inflated ({shown}).")
+        text += (f"{s['slow_cases']} case(s) were timed {when}while it was more than {s['threshold']:.0%} above "
+                 f"their pass's median, so the host was slower then and their times are likely inflated ({shown}).")
     else:
-        text += f"no case ran while it was more than {s['threshold']:.0%} above its pass's median."
+        text += f"no case was timed {when}while it was more than {s['threshold']:.0%} above its pass's median."
     if s.get("passes_spread_median") is not None:
         text += (f" Across the passes, a case's times spread (max - min) / (max + min) by "
                  f"{s['passes_spread_median']:.1%} at the median and {s['passes_spread_max']:.1%} at worst.")

@@ -176,3 +176,29 @@ def test_canary_workload_counts_and_times():
     t = c()
     counts = c.backend.reset_counter()
     assert t > 0 and counts.rotations == ROTATIONS and counts.pmuls == PMULS and counts.adds == PMULS - 1
+
+
+def test_plugin_stores_a_numbered_run_with_the_protocol_and_the_shuffle_seed(tmp_path):
+    """A real pytest run through the plugin: pytest-benchmark writes --benchmark-json, the plugin numbers it."""
+    import subprocess
+    import sys
+
+    test = tmp_path / "test_tiny.py"
+    test.write_text("import pytest\n\n@pytest.mark.parametrize('i', range(3))\n"
+                    "def test_tiny(benchmark, i):\n    benchmark(lambda: sum(range(100)))\n")
+    storage = tmp_path / "storage"
+    for _ in range(2):  # two runs: numbered one after the other, never overwriting
+        out = subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), str(test),
+                              "--benchmark-only", "-p", "no:cacheprovider",
+                              "-q", f"--benchmark-storage=file://{storage}", "--artemis-shuffle", "4",
+                              "--benchmark-min-rounds=7", "--benchmark-max-time=0.001"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    runs = sorted(storage.glob("*/*.json"))
+    assert [p.name[:5] for p in runs] == ["0001_", "0002_"] and "-filtered-" in runs[0].name
+    assert not [p for p in storage.rglob("*") if p.name.startswith(".")]  # no temporary left behind
+    data = json.loads(runs[0].read_text())
+    assert data["artemis"]["selection"]["shuffle_seed"] == 4
+    assert data["artemis"]["timing_protocol"] == {"rounds": 7, "warmup_rounds": 1, "model_images": 3,
+                                                  "disable_gc": True}  # the command line's 7 wins
+    opts = data["benchmarks"][0]["options"]
+    assert opts["disable_gc"] is True and opts["min_rounds"] == 7 and opts["warmup"]
