@@ -202,3 +202,43 @@ def test_plugin_stores_a_numbered_run_with_the_protocol_and_the_shuffle_seed(tmp
                                                   "disable_gc": True}  # the command line's 7 wins
     opts = data["benchmarks"][0]["options"]
     assert opts["disable_gc"] is True and opts["min_rounds"] == 7 and opts["warmup"]
+
+
+def test_report_states_the_cross_validated_fields_and_the_canary(tmp_path):
+    from bench.report import write_report
+
+    units = {"key_switches": 1.2e-3, "pmuls": 1.3e-4, "rescales": 3.0e-4}
+    rng = np.random.default_rng(1)
+    benchmarks = []
+    for i in range(12):
+        c = {"key_switches": int(rng.integers(1, 400)), "pmuls": int(rng.integers(10, 5000)),
+             "rescales": int(rng.integers(1, 9))}
+        c = {**c, "adds": c["pmuls"], "plain_adds": c["rescales"]}
+        t = sum(units[k] * c.get(k, 0) for k in units)
+        benchmarks.append(_entry(f"l{i}", t, canary=0.05 + 0.001 * i, suite="layer", poly_modulus_degree=8192,
+                                 counts=c, passes_spread=0.01 * i, canary_slow=i == 11))
+    twin = {**benchmarks[0], "name": "twin", "fullname": "twin", "stats": {"min": benchmarks[0]["stats"]["min"] * 1.1}}
+    mc = {"key_switches": 900, "pmuls": 9000, "rescales": 20, "adds": 9000, "plain_adds": 20}
+    ms = sum(units[k] * mc[k] for k in units)
+    benchmarks += [twin, _entry("m", 9.0, suite="model", model="resnet20", poly_modulus_degree=8192, counts=mc,
+                                server_s=ms * 1.1, server_min_s=ms * 1.02)]
+    benchmarks += [{"name": f"p-{p}", "stats": {"median": u, "mean": u, "min": u},
+                    "extra_info": {"primitive": p, "poly_modulus_degree": 8192, "level": 0}}
+                   for p, u in (("rotation", 1.2e-3), ("pmul", 1e-4), ("add", 3e-5), ("rescale", 2.5e-4),
+                                ("plain_add", 5e-5))]
+    run = tmp_path / "merged.json"
+    run.write_text(json.dumps({"benchmarks": benchmarks, "artemis": {"git_revision": "abc"}}))
+    model = write_report([run], tmp_path / "out")
+    p = model["per_n"]["8192"]
+    assert p["n_cases"] == 13 and set(p["unit_costs"]) == {"rotations", "pmul_add_pairs", "outputs"}
+    assert p["noise_floor"] == pytest.approx(0.1 / 2.1) and p["models_worst_rel_err"] == pytest.approx(1 - 1 / 1.02, abs=0.01)
+    assert p["cv_r2"] > 0.99 and p["cv_worst_rel_err"] < 0.15 and p["agreeing_cases"] == 6  # the twin runs 10% slow
+    assert p["unit_costs_over_primitives"]["rotations"] == pytest.approx(1.0, rel=0.05)
+    saved = json.loads((tmp_path / "out" / "cost_model.json").read_text())
+    assert all(k in saved["per_n"]["8192"] for k in ("cv_r2", "cv_worst_rel_err", "noise_floor",
+                                                     "models_worst_rel_err", "unit_costs", "n_cases"))
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "The canary (a fixed workload" in md and "1 case(s) were timed in every pass while" in md
+    assert f"Noise floor (the worst (max - min) / (max + min) of the times of cases with identical plans): " \
+           f"{p['noise_floor']:.1%}" in md
+    assert f"| whole models predicted from the layer fit (not fitted) | 1 | - | {p['models_worst_rel_err']:.1%} |" in md
