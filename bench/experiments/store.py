@@ -29,11 +29,11 @@ RUN_COLUMNS = ("run_id", "kind", "parent", "model", "dataset", "input_size", "su
                "provenance", "checkpoint", "checkpoint_sha256", "encrypted", "status", "error", "started",
                "finished", "wall_s")
 STEP_COLUMNS = ("run_id", "step", "threshold", "fraction", "val_accuracy", "test_accuracy", "accuracy_drop",
-                "rotations", "pmuls", "sparsity", "accepted", "chosen")
+                "rotations", "pmuls", "sparsity", "accepted", "chosen", "finetune_epochs")
 EXPORT_COLUMNS = ("run_id", "model", "dataset", "input_size", "subset", "poly_modulus_degree", "schedule", "method",
                   "lambda_p", "lambda_d", "seed", "step", "threshold", "fraction", "val_accuracy", "test_accuracy",
                   "accuracy_drop", "n_val", "n_test", "rotations", "pmuls", "sparsity", "accepted", "chosen",
-                  "encrypted_server_s", "git_revision")
+                  "finetune_epochs", "cut_off", "encrypted_server_s", "encrypted_auto_server_s", "git_revision")
 JSON_COLUMNS = ("config", "history", "provenance", "encrypted")
 
 _SCHEMA = f"""
@@ -47,12 +47,12 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL REFERENCES runs(run_id), step INTEGER NOT NULL, threshold REAL, fraction REAL,
     val_accuracy REAL, test_accuracy REAL, accuracy_drop REAL, rotations INTEGER, pmuls INTEGER, sparsity REAL,
-    accepted INTEGER, chosen INTEGER, PRIMARY KEY (run_id, step));
+    accepted INTEGER, chosen INTEGER, finetune_epochs REAL, PRIMARY KEY (run_id, step));
 """
 # The views are made again when the database's user_version is older than VIEWS_VERSION, so
 # that a database written by an older version gets today's columns (and reading one writes
 # nothing); one IMMEDIATE transaction keeps racing openers apart.
-VIEWS_VERSION = 2
+VIEWS_VERSION = 4
 _VIEWS = f"""
 BEGIN IMMEDIATE;
 DROP VIEW IF EXISTS pruning_summary;
@@ -61,7 +61,11 @@ CREATE VIEW experiments AS
     SELECT {", ".join("s.step" if c == "step" else "s." + c if c in STEP_COLUMNS and c != "run_id"
                       else "json_extract(r.provenance, '$.git_revision') AS git_revision" if c == "git_revision"
                       else "CASE WHEN s.chosen THEN json_extract(r.encrypted, '$.server_s') END AS encrypted_server_s"
-                      if c == "encrypted_server_s" else "r." + c for c in EXPORT_COLUMNS)}
+                      if c == "encrypted_server_s"
+                      else "json_extract(r.config, '$.cut_off') AS cut_off" if c == "cut_off"
+                      else "CASE WHEN s.chosen THEN json_extract(r.encrypted, '$.auto.server_s') END "
+                           "AS encrypted_auto_server_s" if c == "encrypted_auto_server_s"
+                      else "r." + c for c in EXPORT_COLUMNS)}
     FROM runs r JOIN steps s ON s.run_id = r.run_id WHERE r.kind = 'prune' AND r.status = 'done';
 CREATE VIEW pruning_summary AS
     SELECT model, dataset, input_size, method, step, fraction, val_accuracy AS accuracy, accuracy_drop, rotations,
@@ -91,6 +95,9 @@ class ExperimentStore:
         with closing(self._connect()) as con:
             con.executescript(_SCHEMA)  # its own transaction; IF NOT EXISTS makes racing creators harmless
             if con.execute("PRAGMA user_version").fetchone()[0] < VIEWS_VERSION:
+                have = {r[1] for r in con.execute("PRAGMA table_info(steps)")}
+                if "finetune_epochs" not in have:  # a database from before the equal-budget protocol
+                    con.execute("ALTER TABLE steps ADD COLUMN finetune_epochs REAL")
                 con.executescript(_VIEWS)
 
     def _connect(self) -> sqlite3.Connection:
