@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from .backends.base import Backend, OpCounts
+from .basics import next_pow2
 from .errors import InputError
-from .geometry import next_pow2
 from .params import CKKSParams
 
 

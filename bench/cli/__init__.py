@@ -27,10 +27,10 @@ from typing import Sequence
 from heconv.errors import InputError
 
 from ..results import clean_stale, outputs_together
-from . import demo, infer, layer, prune, report, results, sweep, train
+from . import bench, demo, infer, layer, prune, report, results, sweep, train
 from .common import RESULTS, ROOT, check_output_paths
 
-COMMANDS = (layer, infer, report, train, prune, sweep, results, demo)
+COMMANDS = (layer, infer, report, train, prune, sweep, results, demo, bench)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import RESULTS, bar, positive
+from .common import RESULTS, positive
 from .options import add_cell_options, cell_kwargs, comma_list
 
 DEFAULT_DB = RESULTS / "experiments.sqlite"
@@ -69,14 +69,11 @@ def run(args: argparse.Namespace) -> dict:
     if args.dry_run:
         return {"db": args.db, "cells": [{"cell": c.run_id, "status": store.status(c.run_id) or "todo"}
                                          for c in cells]}
-    with bar(len(cells), "sweep") as b:
-        def progress(done, total, info):
-            b.n = done
-            b.set_postfix_str(f"{info['status']}: {info['cell'].split('/')[1]}")
-            b.refresh()
+    from .progress import SweepView
 
+    with SweepView("sweep", verbose=args.verbose) as view:
         summary = run_sweep(grid, store, Path(args.checkpoints), args.address, args.cpus_per_task, args.num_cpus,
-                            provenance(), progress)
+                            provenance(), view.progress)
     return {"db": args.db, **summary}
 
 
