@@ -197,7 +197,8 @@ def pytest_generate_tests(metafunc):
                          cases or [no_checkpoint_param(metafunc.config, 8)])
 
 
-def test_checkpoint_layer(benchmark, timed, unit_costs_for, network, layer, n, method, sweep, fraction, schedule, checkpoint):
+def test_checkpoint_layer(benchmark, timed, unit_costs_for, network, layer, n, method, sweep, fraction, schedule,
+                          checkpoint):
     layers, meta, params = _checkpoint_layers(checkpoint)
     lay = layers[layer]
     _bench_conv(benchmark, timed, params, unit_costs_for(params), lay.name, lay.weight, lay.bias, lay.height,

@@ -42,7 +42,8 @@ def add_parser(sub) -> None:
     p.add_argument("-k", dest="keyword", default=None, help="pytest's -k: cases whose name matches")
     p.add_argument("--pruned", action="append", metavar="DIR", help="checkpoint folder(s), as the suites take it")
     p.add_argument("--storage", default=str(RESULTS / "benchmarks"),
-                   help="pytest-benchmark storage folder for the passes and the merged run (default results/benchmarks)")
+                   help="pytest-benchmark storage folder for the passes and the merged run "
+                        "(default results/benchmarks)")
     p.set_defaults(func=run, render=render)
 
 
@@ -91,7 +92,8 @@ def run(args: argparse.Namespace, pytest_runner: Runner = pytest_subprocess) -> 
     main = [one_pass(f"pass{i + 1}of{args.passes}", seed + i, [*_selection(args), *args.tests])
             for i in range(args.passes)]
     medians = [((r.get("artemis") or {}).get("canary") or {}).get("median_s") for r in main]
-    reference = statistics.median([m for m in medians if m is not None]) if any(m is not None for m in medians) else None
+    known = [m for m in medians if m is not None]
+    reference = statistics.median(known) if known else None
     runs, retried = list(main), []
     for r in range(args.retries):
         slow = retry_cases(runs)

@@ -69,7 +69,8 @@ def add_algorithm_option(p, choices: tuple[str, ...] = ("slot", "coefficient")) 
     algorithm of the registry (heconv.algorithms)."""
     from heconv.algorithms import get_algorithm
 
-    more = "".join(f"; {n}: {get_algorithm(n).summary} (in-process)" for n in choices if n not in ("slot", "coefficient"))
+    more = "".join(f"; {n}: {get_algorithm(n).summary} (in-process)" for n in choices
+                   if n not in ("slot", "coefficient"))
     p.add_argument("--algorithm", choices=choices, default="slot",
                    help="convolution algorithm: slot (default; rotations, with --schedule) or coefficient "
                         "(Cheetah-style coefficient encoding: no rotation, outputs masked; in-process)" + more)

@@ -199,7 +199,8 @@ def render(r: dict) -> str:
         f"rotations        {r['rotations']} counted = {r['rotations'] - r.get('recomputed_rotations', 0)} the plan's "
         f"own + {r.get('recomputed_rotations', 0)} recomputed by workers; {r['predicted_rotations']} predicted, "
         f"{r['key_switches']} key switches",
-        f"multiplications  {r['pmuls']} plaintext, {r['cmuls']} ciphertext, {r['adds']} additions, {r['rescales']} rescales",
+        f"multiplications  {r['pmuls']} plaintext, {r['cmuls']} ciphertext, {r['adds']} additions, "
+        f"{r['rescales']} rescales",
         f"algorithm        {r.get('algorithm', 'slot')}" + (
             f" (masks {r['mask_s']:.3f} s per image, inside the server time)" if r.get("algorithm") == "coefficient"
             else "") + (f"; slot output-rotation in this process: {r['slot_or_server_s']:.3f} s per image, "

@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> dict:
         result = _run_slot(args, weight, bias, params)
     else:  # any other registered algorithm, through the heconv.algorithms interface alone
         if args.compare_slot or args.no_mask or (args.workers or 1) > 1:
-            raise ValueError(f"--compare-slot, --no-mask and --workers > 1 do not apply to --algorithm {args.algorithm}")
+            raise InputError(f"--compare-slot, --no-mask and --workers > 1 do not apply to "
+                             f"--algorithm {args.algorithm}")
         result = run_registered(args, weight, bias, params)
     result.update(mode=args.mode, prune_diagonals=args.prune_diagonals, prune_positions=args.prune_positions,
                   weights=args.weights, insecure=params.allow_insecure, scale_bits=params.scale_bits,

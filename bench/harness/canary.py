@@ -129,7 +129,8 @@ def flag_run(output_json: dict, reference_s: float | None = None, threshold: flo
             e["canary_s"], e["canary_slow"] = c, slow
     known = [c for c in canaries if c is not None]
     output_json.setdefault("artemis", {})["canary"] = {
-        "workload": f"{ROTATIONS} rotations, {PMULS} plaintext multiplications and additions, N = {POLY_MODULUS_DEGREE}",
+        "workload": f"{ROTATIONS} rotations, {PMULS} plaintext multiplications and additions, "
+                    f"N = {POLY_MODULUS_DEGREE}",
         "cases": len(known), "median_s": statistics.median(known) if known else None,
         "reference_s": verdict.reference_s, "threshold": threshold, "slow_cases": verdict.flagged,
         "max_s": max(known) if known else None}

@@ -107,8 +107,8 @@ def crossval_section(cv: dict | None) -> list[str]:
         f"{w['case']} {w['rel_err']:+.1%}" for w in cv["cv_worst_cases"]), ""]
     if models:
         md += ["| whole model | server s (least per image) | predicted s | error |", "|---|---|---|---|"]
-        md += [f"| {name} | {m['latency_s']:.4f} | {m['predicted_s']:.4f} | {m['predicted_s'] / m['latency_s'] - 1:+.1%} |"
-               for name, m in sorted(models.items())]
+        md += [f"| {name} | {m['latency_s']:.4f} | {m['predicted_s']:.4f} "
+               f"| {m['predicted_s'] / m['latency_s'] - 1:+.1%} |" for name, m in sorted(models.items())]
         md.append("")
     return md
 

@@ -52,8 +52,9 @@ def render_readme_block(cost_model: dict) -> str:
         shares = [s for s in cost_model.get("rotation_share", {}).values() if s is not None]
         dominant, total = sum(s > 0.5 for s in shares), len(shares)
     lines += ["", ("R^2 and worst relative errors are leave-one-out cross-validated on the layer cases. Rotation-only "
-                   "model: latency = a x rotations + b; cost model: non-negative unit costs for rotations, (pmul + add) "
-                   "pairs, outputs (rescale + bias add) and masks. Noise floor: the worst (max - min) / (max + min) of "
+                   "model: latency = a x rotations + b; cost model: non-negative unit costs for rotations, "
+                   "(pmul + add) pairs, outputs (rescale + bias add) and masks. Noise floor: the worst "
+                   "(max - min) / (max + min) of "
                    "the times of cases with identical plans. Whole models are predicted from the layer fit. Rotations "
                    f"dominate (more than half of a case's time by measured unit costs) in {dominant} of {total} "
                    "cases."), ""]

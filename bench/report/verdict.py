@@ -38,8 +38,9 @@ def _fit_text(name: str, r2: float, worst: float) -> str:
 def crossval_verdict(n: int, cv: dict) -> str:
     """Does the rotation count alone predict latency at this N, and does the cost model, out of sample?
 
-    >>> cv = {"n_cases": 40, "rotation_only_cases": 30, "cv_r2_rotation_only": 0.95, "cv_worst_rel_err_rotation_only": 0.4,
-    ...       "cv_r2": 0.995, "cv_worst_rel_err": 0.08, "noise_floor": 0.06, "models_worst_rel_err": 0.12}
+    >>> cv = {"n_cases": 40, "rotation_only_cases": 30, "cv_r2_rotation_only": 0.95,
+    ...       "cv_worst_rel_err_rotation_only": 0.4, "cv_r2": 0.995, "cv_worst_rel_err": 0.08, "noise_floor": 0.06,
+    ...       "models_worst_rel_err": 0.12}
     >>> print(crossval_verdict(8192, cv))  # doctest: +NORMALIZE_WHITESPACE
     N = 8192 (40 layer cases, leave-one-out): no, not on its own (rotation-only model R^2 0.9500, worst relative
     error 40.0%, on 30 slot layer cases); the cost model (rotations, multiplications, outputs, masks) meets the bar
@@ -75,8 +76,8 @@ def prediction_verdict(f: NFit) -> str:
     >>> print(prediction_verdict(f))  # doctest: +NORMALIZE_WHITESPACE
     N = 8192 (40 fitted cases, in-sample): no, not on its own (rotation-only model R^2 0.9169, worst relative
     error 75.1%); with multiplications, additions and rescales counted too the full count model still misses the
-    bar (full count model R^2 0.9997, worst relative error 21.0%). Unit costs measured in the primitives suite, unfitted:
-    R^2 0.9900, worst relative error 15.0%.
+    bar (full count model R^2 0.9997, worst relative error 21.0%). Unit costs measured in the primitives suite,
+    unfitted: R^2 0.9900, worst relative error 15.0%.
     """
     if f.cv:
         return crossval_verdict(f.n, f.cv)
@@ -175,7 +176,8 @@ def canary_summary(cases: list[Case]) -> dict | None:
     A case is slow when its run recorded it so (`canary_slow`: more than the threshold above its
     pass's median canary, or slow in every pass of a merged run).
 
-    >>> cs = [Case(str(t), "layer", 8192, 1.0, {}, {"canary_s": t, "canary_slow": t > 0.06}) for t in (0.05, 0.05, 0.07)]
+    >>> cs = [Case(str(t), "layer", 8192, 1.0, {}, {"canary_s": t, "canary_slow": t > 0.06})
+    ...       for t in (0.05, 0.05, 0.07)]
     >>> s = canary_summary(cs + [Case("old", "layer", 8192, 1.0, {}, {})])
     >>> s["cases"], s["of_cases"], s["median_s"], s["max_s"], s["slow_cases"], s["slow"]
     (3, 4, 0.05, 0.07, 1, ['0.07'])

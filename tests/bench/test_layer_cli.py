@@ -107,7 +107,7 @@ def test_layer_workers_default_to_the_idle_cores(capsys, monkeypatch):
     from heconv.parallel_plan import available_cores
 
     for load, want in ((0.0, available_cores()), (available_cores() + 1.0, 1)):
-        monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
         code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "16", "--hw", "8", "--mode", "plain", "--json",
                             "--schedule", "output-rotation")
         r = json.loads(out)

@@ -446,7 +446,8 @@ def test_verdict_opens_the_report_with_the_fitted_numbers(tmp_path):
     for n, p in model["per_n"].items():  # judged out of sample: leave-one-out on the layer cases
         assert (f"rotation-only model R^2 {fmt(p['cv_r2_rotation_only'], '.4f')}, worst relative error "
                 f"{fmt(p['cv_worst_rel_err_rotation_only'], '.1%')}") in verdict
-        assert f"cost model R^2 {fmt(p['cv_r2'], '.4f')}, worst relative error {fmt(p['cv_worst_rel_err'], '.1%')}" in verdict
+        assert (f"cost model R^2 {fmt(p['cv_r2'], '.4f')}, worst relative error {fmt(p['cv_worst_rel_err'], '.1%')}"
+                in verdict)
         assert (f"noise floor of {p['noise_floor']:.1%}" if p["noise_floor"] is not None
                 else "no noise floor measurable") in verdict
         ok = _meets_bar(p["cv_r2_rotation_only"], p["cv_worst_rel_err_rotation_only"])

@@ -51,7 +51,8 @@ def test_canary_flags_a_simulated_slow_case_and_the_merge_avoids_it():
     pass2 = {"benchmarks": [_entry("a", 1.0), _entry("b", 2.1), _entry("c", 3.1)]}
     flag_run(pass2)
     a = merge_runs([pass1, pass2])["benchmarks"][0]
-    assert a["stats"]["min"] == 1.0 and a["extra_info"]["canary_slow"] is False  # the faster, slow-host figure is not kept
+    # the faster, slow-host figure is not kept
+    assert a["stats"]["min"] == 1.0 and a["extra_info"]["canary_slow"] is False
     # a case slow in every pass is retried; judged against the passes' median, a slightly slower retry pass is flagged
     pass2["benchmarks"][0]["extra_info"]["canary_slow"] = True
     assert retry_cases([pass1, pass2]) == ["bench/test_layers.py::a"]
@@ -69,7 +70,8 @@ def _fake_pytest(storage_times, canaries):
         storage = Path(opt["--benchmark-storage"].removeprefix("file://"))
         wanted = [a.split("::")[-1] for a in args if "::" in a]
         times, canary = storage_times[name], canaries.get(name, {})
-        data = {"benchmarks": [_entry(n, t, canary.get(n, 0.05)) for n, t in times.items() if not wanted or n in wanted],
+        data = {"benchmarks": [_entry(n, t, canary.get(n, 0.05)) for n, t in times.items()
+                               if not wanted or n in wanted],
                 "datetime": "2026-12-06T00:00:00+00:00",
                 "artemis": {"selection": {"suite": "full" if not wanted else "filtered"},
                             "pass": {"name": name, "run": stamp}}}
@@ -191,7 +193,8 @@ def test_plugin_stores_a_numbered_run_with_the_protocol_and_the_shuffle_seed(tmp
         out = subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), str(test),
                               "--benchmark-only", "-p", "no:cacheprovider",
                               "-q", f"--benchmark-storage=file://{storage}", "--artemis-shuffle", "4",
-                              "--benchmark-min-rounds=7", "--benchmark-max-time=0.001"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                              "--benchmark-min-rounds=7", "--benchmark-max-time=0.001"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     runs = sorted(storage.glob("*/*.json"))
     assert [p.name[:5] for p in runs] == ["0001_", "0002_"] and "-filtered-" in runs[0].name
@@ -231,8 +234,10 @@ def test_report_states_the_cross_validated_fields_and_the_canary(tmp_path):
     model = write_report([run], tmp_path / "out")
     p = model["per_n"]["8192"]
     assert p["n_cases"] == 13 and set(p["unit_costs"]) == {"rotations", "pmul_add_pairs", "outputs"}
-    assert p["noise_floor"] == pytest.approx(0.1 / 2.1) and p["models_worst_rel_err"] == pytest.approx(1 - 1 / 1.02, abs=0.01)
-    assert p["cv_r2"] > 0.99 and p["cv_worst_rel_err"] < 0.15 and p["agreeing_cases"] == 7  # the twin runs 10% slow; l0-l5 and the twin agree
+    assert p["noise_floor"] == pytest.approx(0.1 / 2.1)
+    assert p["models_worst_rel_err"] == pytest.approx(1 - 1 / 1.02, abs=0.01)
+    # the twin runs 10% slow; l0-l5 and the twin agree
+    assert p["cv_r2"] > 0.99 and p["cv_worst_rel_err"] < 0.15 and p["agreeing_cases"] == 7
     assert p["unit_costs_over_primitives"]["rotations"] == pytest.approx(1.0, rel=0.05)
     saved = json.loads((tmp_path / "out" / "cost_model.json").read_text())
     assert all(k in saved["per_n"]["8192"] for k in ("cv_r2", "cv_worst_rel_err", "noise_floor",

@@ -49,7 +49,8 @@ def test_matches_torch_and_counts_plain(params, shape):
     _check(PlainBackend(params), shape)
 
 
-@pytest.mark.parametrize("shape", [SHAPES[1], SHAPES[2], SHAPES[3], SHAPES[4], SHAPES[6], SHAPES[7]], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("shape", [SHAPES[1], SHAPES[2], SHAPES[3], SHAPES[4], SHAPES[6], SHAPES[7]],
+                         ids=lambda s: "x".join(map(str, s)))
 def test_matches_torch_and_counts_seal(params, shape):
     from heconv.backends.seal import SealBackend
 

@@ -1,7 +1,8 @@
 """matvec: the conv between one input and one output ciphertext block as a matrix between their slot
 vectors (Halevi-Shoup; what Orion does), docs/design.md "The matvec algorithm". Its nonzero generalized
-diagonals come from the weights (terms with the same total shift share one plaintext), the product runs baby-step/giant-step
-with the baby step chosen by predicted time, and a stride-2 output is multiplexed at its own resolution.
+diagonals come from the weights (terms with the same total shift share one plaintext), the product runs
+baby-step/giant-step with the baby step chosen by predicted time, and a stride-2 output is multiplexed at its
+own resolution.
 
 geometry.py: where the terms sit; plan.py: the frozen plan and its counts; engine.py: compile and run.
 """
