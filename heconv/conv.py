@@ -24,15 +24,7 @@ from .backends.base import Backend, OpCounts, normalize_step
 from .conv_plan import ConvPlan, ConvSpec, Term
 from .cost import UnitCosts
 from .errors import InputError
-from .geometry import (
-    Packing,
-    kernel_offsets,
-    pack,
-    packing_geometry,
-    position_shift,
-    unpack,
-    valid_pixel_masks,
-)
+from .geometry import Packing, kernel_offsets, pack, packing_geometry, position_shift, unpack, valid_pixel_masks
 from .params import CKKSParams
 from .schedule import (
     SCHEDULE_FORMS,

@@ -1,13 +1,7 @@
 import numpy as np
 import pytest
 
-from heconv.linear import (
-    compile_linear,
-    pack_linear_input,
-    plan_linear,
-    read_linear_output,
-    run_linear,
-)
+from heconv.linear import compile_linear, pack_linear_input, plan_linear, read_linear_output, run_linear
 
 
 def _run(backend, w, b, v):

@@ -8,15 +8,7 @@ import models
 from bench.harness.model import measure_model, prepare_model
 from heconv.backends.plain import PlainBackend
 from heconv.frontend import lower_model
-from heconv.network import (
-    Client,
-    ConvOp,
-    Refresh,
-    Server,
-    ServerConv,
-    plan_network,
-    run_network,
-)
+from heconv.network import Client, ConvOp, Refresh, Server, ServerConv, plan_network, run_network
 from heconv.params import ckks_params, params_for_input
 from heconv.schedule import dense_rotations
 

@@ -1,11 +1,6 @@
 import pytest
 
-from heconv.params import (
-    MAX_BITS_128,
-    check_security,
-    ckks_params,
-    estimated_galois_key_bytes,
-)
+from heconv.params import MAX_BITS_128, check_security, ckks_params, estimated_galois_key_bytes
 
 
 def test_table_matches_seal():

@@ -7,13 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from pruning.data import (
-    load_cifar,
-    load_dataset,
-    load_fashion_mnist,
-    load_tiny_imagenet,
-    read_idx,
-)
+from pruning.data import load_cifar, load_dataset, load_fashion_mnist, load_tiny_imagenet, read_idx
 
 
 def _idx(path, array):
