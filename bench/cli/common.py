@@ -114,7 +114,7 @@ def output_folder(args: argparse.Namespace, default: Path, published: Path) -> P
     """--out, or `published` (a committed folder) under --publish, else `default` (under runs/)."""
     if getattr(args, "publish", False):
         if args.out is not None and Path(args.out).resolve() != published.resolve():
-            raise ValueError(f"--publish writes {published}; --out {args.out} contradicts it (give one of them)")
+            raise InputError(f"--publish writes {published}; --out {args.out} contradicts it (give one of them)")
         return published
     return Path(args.out) if args.out is not None else default
 

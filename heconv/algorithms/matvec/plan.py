@@ -24,6 +24,7 @@ from ...basics import OpCounts
 from ...conv import _check_weight
 from ...conv_plan import ConvSpec
 from ...cost import DEFAULT_UNIT_COSTS, UnitCosts, floor_seconds
+from ...errors import InputError
 from ...params import CKKSParams
 from .geometry import MatvecGeometry, matvec_geometry, pair_diagonals, term_masks, term_shifts
 
@@ -140,16 +141,16 @@ def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams,
     w, _ = _check_weight(name, weight, None)
     c_o, c_i, k, _ = w.shape
     if stride not in (1, 2):
-        raise ValueError(f"layer {name}: stride must be 1 or 2, got {stride}")
+        raise InputError(f"layer {name}: stride must be 1 or 2, got {stride}")
     if not 0 <= level < params.depth:
-        raise ValueError(f"layer {name}: input at level {level} needs a rescale, but the chain has "
+        raise InputError(f"layer {name}: input at level {level} needs a rescale, but the chain has "
                          f"{params.depth} level(s) (0..{params.depth - 1} can multiply)")
     try:
         g = matvec_geometry(c_i, c_o, height, width, k, stride, params.slots, c_n)
     except ValueError as e:
-        raise ValueError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
+        raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
     if baby_step is not None and not 1 <= baby_step <= g.period:
-        raise ValueError(f"layer {name}: matvec baby step must be in [1, {g.period}] (T = c_n*P), got {baby_step}")
+        raise InputError(f"layer {name}: matvec baby step must be in [1, {g.period}] (T = c_n*P), got {baby_step}")
     shifts, masks = term_shifts(g), term_masks(g)[0]
     diagonals = tuple(tuple(tuple(pair_diagonals(w, g, bo, bi, shifts, masks)) for bi in range(g.n_in))
                       for bo in range(g.n_out))
