@@ -64,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}))
     else:
         print(args.render(result))
+    if result.get("_error"):  # the command ran but did not succeed (e.g. sweep cells failed)
+        print(f"artemis {args.command}: error: {result['_error']}", file=sys.stderr)
+        return 1
     if result.get("within_tolerance") is False:
         print(f"artemis {args.command}: error: the result is outside the tolerance: error {result['max_abs_error']:.3e} "
               f"against PyTorch, limit {result['error_limit']:.3e}"

@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> dict:
     from ..provenance import provenance
     from ..results import atomic_write, csv_bytes, save_checkpoint, write_summary
 
+    db = Path(args.db or Path(args.results).with_name("experiments.sqlite"))
+    ExperimentStore.check(db)  # before the work; made (when missing) once there is a run to record
     model, meta = load_checkpoint_model(args.checkpoint)
     absent = [k for k in ("dataset", "input_size", "subset", "seed", "poly_modulus_degree") if k not in meta]
     if absent or not meta.get("input_size"):
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace) -> dict:
                         meta["seed"], meta.get("epochs", 0))
     cell = PruneCell(trained, trained, args.method, args.max_drop, args.mode, tuple(schedule), args.finetune_epochs,
                      args.finetune_lr, args.patience)
-    store = ExperimentStore(args.db or Path(args.results).with_name("experiments.sqlite"))
+    store = ExperimentStore(db)
     store.start_run(cell.run_id, "prune", {**cell.fields(), "provenance": provenance()}, parent=trained.run_id)
     steps = [{**s.to_dict(), "val_accuracy": s.accuracy, "chosen": s.step == chosen.step} for s in result.steps]
     store.finish_run(cell.run_id, {"val_accuracy": chosen.accuracy, "test_accuracy": pmeta["test_accuracy"],

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.db and Path(args.db).is_file():
         from bench.experiments.store import ExperimentStore
 
-        experiments = ExperimentStore(args.db).export_rows()
+        experiments = ExperimentStore(args.db, readonly=True).export_rows()
     model = write_report(files, args.out, args.pruning_csv or [RESULTS / "pruning_summary.csv"], experiments)
     if readme is not None:
         update_readme(readme, render_readme_block(model))

@@ -46,12 +46,11 @@ def add_parser(sub) -> None:
     s.set_defaults(func=status, render=_render_status)
 
 
-def _open(db: str):
+def _open(db: str, write: bool = False):
+    """The database, checked (bench.experiments.db); opened read-only unless the command writes to it."""
     from bench.experiments.store import ExperimentStore
 
-    if not Path(db).is_file():
-        raise ValueError(f"--db {db}: no experiments database there (run 'artemis sweep' first)")
-    return ExperimentStore(db)
+    return ExperimentStore(db, readonly=not write)
 
 
 def export(args: argparse.Namespace) -> dict:
@@ -137,7 +136,7 @@ def encrypt(args: argparse.Namespace) -> dict:
 
     if args.images < 1:
         raise ValueError(f"--images must be at least 1, got {args.images}")
-    store = _open(args.db)
+    store = _open(args.db, write=True)
     where = {"kind": "prune", "status": "done", "seed": args.seed} | ({"model": args.model} if args.model else {})
     runs = [r for r in store.runs(**where) if args.redo or not r["encrypted"]]
     measured = []

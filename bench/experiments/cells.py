@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from .diverged import check_converged
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ def run_train_cell(cell: TrainCell, threads: int = 1) -> dict:
     history = train(model, data, TrainConfig(epochs=cell.epochs, lr=cell.lr, batch_size=cell.batch_size,
                                              lambda_p=cell.lambda_p, lambda_d=cell.lambda_d, seed=cell.seed,
                                              lasso=cell.lasso), groups)
+    check_converged(model, history, cell.run_id)  # recorded as failed, never done
     model.cpu()
     blob = _checkpoint(model, {"model": cell.model, "in_channels": data.in_channels,
                                "num_classes": data.num_classes, "run_id": cell.run_id, **cell.fields()["config"],
