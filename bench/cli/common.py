@@ -42,6 +42,24 @@ def non_negative(text: str) -> float:
     return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
 
 
+# Upper bounds of sizes and counts: beyond them a run only allocates for minutes before failing.
+MAX_IMAGES = 10_000  # a test split's size
+MAX_CLASSES = 1_000
+MAX_INPUT_SIZE = 512  # pixels a side (one channel must fit the largest ring's slots long before)
+SEED_MAX = 2**32 - 1  # numpy's and torch's seeds
+
+
+def at_most(limit: int, what: str = "a positive integer"):
+    """A positive integer no larger than `limit` (argparse names the option)."""
+    def parse(text: str) -> int:
+        return _number(text, int, lambda v: 1 <= v <= limit, f"{what} <= {limit}")
+    return parse
+
+
+def seed(text: str) -> int:
+    return _number(text, int, lambda v: 0 <= v <= SEED_MAX, f"a seed in [0, {SEED_MAX}]")
+
+
 def schedule(text: str) -> str:
     """A rotation schedule: output-rotation, input-rotation, bsgs:B (B a power of two) or auto."""
     from heconv.schedule import check_schedule
@@ -96,7 +114,7 @@ def add_precision_options(p, tolerance: float) -> None:
     p.add_argument("--scale-bits", type=positive, default=40, help="CKKS scale 2^bits (default 40; 20-60)")
     p.add_argument("--no-bound-check", action="store_true",
                    help="run even when the outputs could exceed what the parameters hold (they may decrypt to garbage)")
-    p.add_argument("--tolerance", type=finite, default=tolerance,
+    p.add_argument("--tolerance", type=non_negative, default=tolerance,
                    help=f"largest error against PyTorch, relative to max(1, max|reference|), that passes "
                         f"(default {tolerance:g}); outside it the command exits 1")
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from .common import (
     add_algorithm_option, add_precision_options, add_schedule_option, add_workers_option, fraction, positive,
-    resolve_workers, tolerance_verdict,
+    resolve_workers, seed, tolerance_verdict,
 )
 
 
@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--no-mask", action="store_true",
                    help="coefficient algorithm: leave the outputs unmasked (the client then sees partial sums "
                         "of the weights: no weight privacy)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_precision_options(p, 1e-3)
     p.set_defaults(func=run, render=render)

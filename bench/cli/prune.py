@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import RESULTS, add_group_schedule_option, bar, fixed_schedules, non_negative, positive, positive_float
+from .common import (
+    RESULTS, add_group_schedule_option, bar, fixed_schedules, non_negative, positive, positive_float, seed,
+)
 
 
 def fractions(text: str) -> tuple[float, ...]:
@@ -42,7 +44,7 @@ def add_parser(sub) -> None:
                                 "beside --results)")
     p.add_argument("--results", default=str(RESULTS / "pruning_summary.csv"),
                    help="CSV rewritten as the database's pruning_summary view")
-    p.add_argument("--seed", type=int, default=None, help="default: the training seed")
+    p.add_argument("--seed", type=seed, default=None, help="default: the training seed")
     add_group_schedule_option(p, None)
     p.add_argument("--out", required=True, help="output folder (pruned-<method>.pt, summary-<method>.json)")
     p.set_defaults(func=run, render=None)

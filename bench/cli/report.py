@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+from heconv.errors import InputError
 
 from .common import RESULTS
 
@@ -29,6 +32,12 @@ def run(args: argparse.Namespace) -> dict:
     readme = Path(args.readme) if args.readme else None
     if readme is not None:
         read_readme_block(readme)  # a README without the markers fails before any result file is rewritten
+        if not (os.access(readme, os.W_OK) and os.access(readme.parent, os.W_OK)):  # e.g. a read-only mount
+            raise InputError(f"--readme {readme}: cannot be written (read-only file or folder); nothing was written")
+    for f in args.files:
+        if Path(f).is_dir():
+            raise InputError(f"{f}: a folder; expected pytest-benchmark JSON files (or none: the newest full run "
+                             "under results/benchmarks)")
     files = args.files or default_benchmark_files(RESULTS / "benchmarks")
     experiments = None
     if args.db and Path(args.db).is_file():

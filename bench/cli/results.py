@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import RESULTS
+from .common import MAX_IMAGES, RESULTS, at_most, seed
 
 DEFAULT_DB = RESULTS / "experiments.sqlite"
 
@@ -25,8 +25,8 @@ def add_parser(sub) -> None:
                                            "rotation ratio)")
     c.add_argument("--db", default=str(DEFAULT_DB))
     c.add_argument("--model", help="only runs of this model")
-    c.add_argument("--seed", type=int, default=0, help="only runs of this seed (default 0)")
-    c.add_argument("--images", type=int, default=1)
+    c.add_argument("--seed", type=seed, default=0, help="only runs of this seed (default 0)")
+    c.add_argument("--images", type=at_most(MAX_IMAGES), default=1)
     c.add_argument("--data-dir", help="the data set's folder, as the sweep was given")
     c.add_argument("--mode", choices=("encrypted", "plain"), default="encrypted")
     c.add_argument("--redo", action="store_true", help="measure runs already measured again")
@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
                                                "(lambdas chosen on validation, as the report chooses them)")
     k.add_argument("--db", default=str(DEFAULT_DB))
     k.add_argument("--model", required=True)
-    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--seed", type=seed, default=0)
     k.add_argument("--methods", help="comma-separated methods (default: every method of the model)")
     k.add_argument("--data-dir", help="the data set's folder, as the sweep was given")
     k.add_argument("--out", required=True, help="folder the checkpoints go into")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_group_schedule_option, bar, fixed_schedules, non_negative, positive, positive_float
+from .common import MAX_INPUT_SIZE, add_group_schedule_option, at_most, seed, bar, fixed_schedules, non_negative, positive, positive_float
 
 
 def add_parser(sub) -> None:
@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default="resnet18")
     p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
     p.add_argument("--data-dir", help="folder with the data set's standard files")
-    p.add_argument("--input-size", type=positive, default=16)
+    p.add_argument("--input-size", type=at_most(MAX_INPUT_SIZE), default=16)
     p.add_argument("--epochs", type=positive, default=5)
     p.add_argument("--lr", type=positive_float, default=0.05)
     p.add_argument("--batch-size", type=positive, default=128)
@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
                         "subgradient: the penalty added to the loss")
     p.add_argument("--subset", type=positive, help="use only K training images (and K/5 test images)")
     p.add_argument("--poly-modulus-degree", type=int, default=None, help="N whose packing defines the groups")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     add_group_schedule_option(p, "output-rotation")
     p.add_argument("--out", required=True, help="output folder (model.pt, train.json)")
     p.set_defaults(func=run, render=None)
@@ -41,11 +41,17 @@ def run(args: argparse.Namespace) -> dict:
     from pruning.groups import model_groups
     from pruning.train import TrainConfig, evaluate, train
 
+    from bench.experiments.diverged import check_converged
+    from heconv.errors import InputError
+
     from ..provenance import provenance
     from ..results import save_checkpoint, write_json
 
     torch.manual_seed(args.seed)
     data = load_dataset(args.dataset, args.input_size, args.data_dir, subset=args.subset, seed=args.seed)
+    available = len(data.train.y) + len(data.val.y)
+    if args.subset and args.subset > available:  # the meta would record images never used
+        raise InputError(f"--subset {args.subset}: the {data.name} training split holds {available} images")
     model = build_model(args.model, data.in_channels, data.num_classes)
     shape = (data.in_channels, args.input_size, args.input_size)
     params = params_for_input(args.input_size, args.input_size, args.poly_modulus_degree)
@@ -61,6 +67,8 @@ def run(args: argparse.Namespace) -> dict:
             b.refresh()
 
         history = train(model, data, cfg, groups, progress)
+    check_converged(model, history, f"train {args.model} (--lr {args.lr:g}, --lambda-d {args.lambda_d:g}, "
+                                    f"--lambda-p {args.lambda_p:g})")
     tx, ty = data.tensors("test")
     meta = {"model": args.model, "dataset": data.name, "input_size": args.input_size, "in_channels": data.in_channels,
             "num_classes": data.num_classes, "subset": args.subset or 0, "seed": args.seed,

@@ -7,9 +7,11 @@ import math
 
 import torch
 
+from heconv.errors import InputError
 
-class DivergedError(RuntimeError):
-    """The training of a cell (or of `artemis train`) diverged."""
+
+class DivergedError(InputError):
+    """The training of a cell (or of `artemis train`) diverged: a smaller --lr or lambda may not."""
 
 
 def check_converged(model: torch.nn.Module, history: list[dict], what: str) -> None:

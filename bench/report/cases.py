@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -146,6 +147,8 @@ def _case(path: Path, b: dict, e: dict, stats: dict) -> Case:
         latency = float(e["server_s"])  # the client's refresh is simulated, so only the server's time is fitted
     else:
         latency = float(stats["mean"])
+    if not math.isfinite(latency) or latency <= 0:  # it would be fitted as a measurement
+        raise ValueError(f"{path}: {name}: latency {latency!r} s; expected a finite time > 0")
     return Case(name, suite, int(e["poly_modulus_degree"]), latency,
                 {k: int(e["counts"].get(k, 0)) for k in OPS}, e)
 
@@ -155,6 +158,10 @@ def _read_run(path: Path) -> dict:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise ValueError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: a folder; expected a pytest-benchmark JSON file") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read ({e.strerror or e})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
@@ -255,7 +262,11 @@ def load_benchmarks(paths: list[str | Path]) -> tuple[list[Case], dict[tuple[int
             except (KeyError, TypeError):
                 raise ValueError(f"{path}: benchmark entry without extra_info/stats: {str(b)[:80]}") from None
             if "primitive" in e:
-                units[(int(e["poly_modulus_degree"]), int(e["level"]), e["primitive"])] = float(stats["median"])
+                unit = float(stats["median"])
+                if not math.isfinite(unit) or unit <= 0:
+                    raise ValueError(f"{path}: primitive {e['primitive']}: median {unit!r} s; expected a finite "
+                                     "time > 0")
+                units[(int(e["poly_modulus_degree"]), int(e["level"]), e["primitive"])] = unit
                 tally["primitive_cases"] += 1
             elif e.get("suite") == "peer":  # beside a peer engine (bench.report.peers), not fitted
                 tally["peer_cases"] += 1

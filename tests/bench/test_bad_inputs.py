@@ -47,7 +47,7 @@ CASES = [
     ("plan beyond memory", ["layer", "--c-in", "1", "--c-out", "100000", "--hw", "16", "--mode", "plain"],
      "needs about 28.3 GiB (keys, plaintexts, ciphertexts)"),
     ("prune: meta without input_size", PRUNE + ["--checkpoint", "{d}/no-size.pt"], "meta lacks ['input_size']"),
-    ("prune: input_size 0", PRUNE + ["--checkpoint", "{d}/size0.pt"], "meta lacks ['input_size > 0']"),
+    ("prune: input_size 0", PRUNE + ["--checkpoint", "{d}/size0.pt"], "meta input_size = 0; expected a whole number of pixels in [1, 512]"),
     ("prune: another model's weights", PRUNE + ["--checkpoint", "{d}/other.pt"],
      "does not fit small-cnn: "),
     ("prune: max-drop nan", PRUNE + ["--checkpoint", "{d}/size0.pt", "--max-drop", "nan"],
