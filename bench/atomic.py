@@ -90,6 +90,11 @@ def atomic_write(path: str | Path, data: bytes, defer: bool = True) -> None:
         tmp.unlink(missing_ok=True)
         raise
 
+    put_in_place(tmp, path, defer)
+
+
+def put_in_place(tmp: Path, path: Path, defer: bool = True) -> None:
+    """Rename a finished temporary onto `path` (inside outputs_together(): at its end, unless not `defer`)."""
     def place() -> None:
         try:
             os.replace(tmp, path)

@@ -25,11 +25,12 @@ _HEADER = b"SQLite format 3\x00"
 SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
-def connect(path: Path, timeout: float, readonly: bool = False) -> sqlite3.Connection:
-    """A connection (rows as sqlite3.Row, autocommit); read-only ones never create or change a
-    file, and on a folder nobody can write (a read-only mount) open the file as immutable."""
+def connect(path: Path, timeout: float, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
+    """A connection (rows as sqlite3.Row, autocommit); read-only ones never change the file, and
+    on a folder nobody can write (a read-only mount), or with `immutable`, they open it as
+    immutable (no -wal or -shm beside it either)."""
     if readonly:
-        mode = "ro" if os.access(path.parent, os.W_OK) else "ro&immutable=1"
+        mode = "ro" if os.access(path.parent, os.W_OK) and not immutable else "ro&immutable=1"
         con = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True, timeout=timeout,
                               isolation_level=None)
     else:
@@ -100,7 +101,9 @@ def check_database(path: str | Path, write: bool, tables: dict[str, tuple[str, .
         raise InputError(f"{where}: read-only (the file or its folder {path.parent} cannot be written), "
                          "and this command writes to it")
     try:
-        with closing(connect(path, 5.0, readonly=True)) as con:
+        # no -wal: no connection has it open, and this short look at its schema leaves no side files
+        wal = path.with_name(path.name + "-wal").exists()
+        with closing(connect(path, 5.0, readonly=True, immutable=not wal)) as con:
             app_id = con.execute("PRAGMA application_id").fetchone()[0]
             version = con.execute("PRAGMA user_version").fetchone()[0]
             have = {name: {r[1] for r in con.execute(f"PRAGMA table_info({name})")} for name in tables}

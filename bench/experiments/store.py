@@ -29,7 +29,7 @@ from typing import Iterator
 
 from heconv.errors import InputError
 
-from ..atomic import process_alive, check_space, temporary, write_error
+from ..atomic import check_space, process_alive, put_in_place, temporary, write_error
 from .db import APPLICATION_ID, check_database, connect, db_errors, remove_database
 
 RUN_COLUMNS = ("run_id", "kind", "parent", "model", "dataset", "input_size", "subset", "poly_modulus_degree",
@@ -253,11 +253,12 @@ class ExperimentStore:
             check_space(path, self.path.stat().st_size)
             with self._read() as con:
                 con.execute("VACUUM INTO ?", (str(tmp),))
-            os.replace(tmp, path)
-        except OSError as e:
-            raise write_error(path, e) from None
-        finally:
+        except BaseException as e:
             remove_database(tmp)
+            if isinstance(e, OSError):
+                raise write_error(path, e) from None
+            raise
+        put_in_place(tmp, path)  # with the command's other outputs (bench.atomic.outputs_together)
 
 
 def _stale(claim: sqlite3.Row, now: float) -> bool:

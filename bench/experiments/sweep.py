@@ -181,7 +181,7 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
             result = ray.get(ready[0])
         except Exception as e:  # a failed cell is recorded and the others go on
             store.fail_run(cell.run_id, f"{type(e).__name__}: {e}")
-            log.warning("%s failed: %s", cell.run_id, str(e).splitlines()[-1] if str(e) else type(e).__name__)
+            log.info("%s failed: %s", cell.run_id, str(e).splitlines()[-1] if str(e) else type(e).__name__)
             if kind == "prune":
                 failed += 1
                 failed_cells.append(cell.run_id)

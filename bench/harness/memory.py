@@ -114,8 +114,12 @@ def check_memory(what: str, need: int, have: int | None = None) -> None:
     """
     room, reason = (have, "given") if have is not None else memory_room(need)
     if need > room:
-        raise InputError(f"{what} needs about {need / 2**30:.1f} GiB (keys, plaintexts, ciphertexts); "
-                         f"this process may take {room / 2**30:.1f} GiB more ({reason})")
+        raise InputError(f"{what} needs about {_size(need)} (keys, plaintexts, ciphertexts); "
+                         f"this process may take {_size(room)} more ({reason})")
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def available_memory() -> int:
