@@ -461,3 +461,70 @@ def test_two_sweeps_on_one_database_never_run_a_cell_twice(tmp_path):
     assert len([r for r in runs if r["kind"] == "train" and r["status"] == "done"]) == 4
     with closing(sqlite3.connect(db)) as con:
         assert con.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0  # released
+
+
+# -- report and train ---------------------------------------------------------------------------
+
+def _bench_json(path: Path, latency: float) -> Path:
+    import json
+
+    case = {"name": "case0", "stats": {"mean": latency, "median": latency},
+            "extra_info": {"poly_modulus_degree": 8192, "counts": {"key_switches": 10, "pmuls": 100}}}
+    path.write_text(json.dumps({"benchmarks": [case]}))
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d.mkdir() or d, "a folder; expected pytest-benchmark JSON files"),
+    (lambda d: _bench_json(d, float("nan")), "latency nan s; expected a finite time > 0"),
+    (lambda d: _bench_json(d, -1.0), "latency -1.0 s; expected a finite time > 0"),
+], ids=["empty folder", "NaN latency", "negative latency"])
+def test_report_refuses_bad_inputs_before_writing(tmp_path, capsys, make, message):
+    given = make(tmp_path / "in")
+    _fails(capsys, message, "report", given, "--out", tmp_path / "out", "--db", tmp_path / "none.sqlite")
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_refuses_a_read_only_readme_before_writing(tmp_path, capsys):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    _mount_tmpfs(folder, "1m")
+    try:
+        (folder / "README.md").write_text("x\n<!-- results:begin -->\n<!-- results:end -->\n")
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        _fails(capsys, "cannot be written", "report", _bench_json(tmp_path / "b.json", 1.0), "--out",
+               tmp_path / "out", "--readme", folder / "README.md")
+        assert not (tmp_path / "out").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_train_onto_a_full_disk_is_one_line_and_leaves_nothing(capsys, small_fs):
+    _fill(small_fs)
+    _fails(capsys, f"cannot write {small_fs / 'out'}", "train", "--model", "small-cnn", "--dataset", "digits",
+           "--input-size", "8", "--subset", "200", "--epochs", "1", "--out", small_fs / "out")
+    assert _listing(small_fs) in (["filler"], ["filler", "out"])  # at most the empty folder it was to write into
+
+
+# -- checkpoints: meta of the wrong type or size, more images than the split ----------------------
+
+CKPT_META = {"model": "small-cnn", "in_channels": 1, "num_classes": 10, "dataset": "digits", "input_size": 8,
+             "subset": 200, "seed": 0, "poly_modulus_degree": 8192}
+
+
+@pytest.mark.parametrize("meta, argv, message", [
+    ({"num_classes": "10"}, ["infer", "--mode", "count"], "meta num_classes = '10'; expected a whole number"),
+    ({"input_size": 10**9}, ["infer", "--mode", "count"], "meta input_size = 1000000000; expected"),
+    ({"input_size": 10**9}, ["prune", "--method", "dense", "--out", "{d}/out"], "meta input_size = 1000000000"),
+    ({}, ["infer", "--mode", "count", "--images", "500"], "--images 500: the checkpoint's digits test split holds 40"),
+], ids=["num_classes a string", "input_size 1e9 (infer)", "input_size 1e9 (prune)", "more images than the split"])
+def test_checkpoint_meta_and_images_are_checked(tmp_path, capsys, meta, argv, message):
+    import models
+    from bench.results import save_checkpoint
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    save_checkpoint(models.build_model("small-cnn", 1, 10), tmp_path / "m.pt", {**CKPT_META, **meta})
+    listing = _listing(tmp_path)
+    _fails(capsys, message, *[a.format(d=tmp_path) for a in argv], "--checkpoint", tmp_path / "m.pt")
+    assert _listing(tmp_path) == listing
