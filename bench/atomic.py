@@ -61,7 +61,7 @@ def check_space(path: str | Path, nbytes: int) -> None:
 
 
 def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
 def _defer(tmp: Path | None, step: Callable[[], None]) -> None:
