@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
+
+from ..atomic import SPACE_MARGIN
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 RESULTS = ROOT / "results"
@@ -136,6 +139,9 @@ def _writable_parent(path: Path, option: str) -> None:
         raise ValueError(f"{option} {path}: {parent} is not a folder")
     if not os.access(parent, os.W_OK):
         raise ValueError(f"{option} {path}: {parent} is not writable")
+    free = shutil.disk_usage(parent).free
+    if free < SPACE_MARGIN:  # a full disk fails before the work, not after it
+        raise ValueError(f"{option} {path}: {parent}'s file system is full ({free // 1024} KiB free)")
 
 
 def check_output_paths(args: argparse.Namespace) -> list[Path]:
