@@ -49,14 +49,15 @@ def pruned_meta(run: dict, steps: list[dict], train_run: dict | None, data) -> d
 
 
 def export_pruned(run: dict, meta: dict, out_dir: str | Path) -> Path:
-    """The run's pruned weights as out_dir/pruned-<method>.pt with `meta` (what `--pruned DIR` finds)."""
+    """The run's pruned weights as out_dir/pruned-<method>.pt with `meta` (what `--pruned DIR` finds); the
+    method is meta's (a family's name, for its member chosen on validation)."""
     from models.checkpoint import checkpoint_from_bytes
 
     src = Path(run["checkpoint"] or "")
     if not src.is_file():
         raise ValueError(f"run {run['run_id']}: its checkpoint {src} is not on this machine")
     state, _ = checkpoint_from_bytes(src.read_bytes(), str(src))
-    path = Path(out_dir) / f"pruned-{run['method']}.pt"
+    path = Path(out_dir) / f"pruned-{meta.get('method', run['method'])}.pt"
     atomic_write(path, checkpoint_bytes(state, meta))
     return path
 

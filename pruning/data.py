@@ -35,6 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from heconv.errors import InputError
+
 from .readers import (  # noqa: F401  (the readers are part of this module's interface)
     FASHION_DIRS,
     FASHION_FILES,
@@ -101,8 +103,11 @@ def _check_split(name: str, split: str, s: Split, source: str) -> None:
 
 
 def load_dataset(name: str, input_size: int, data_dir: str | Path | None = None, val_fraction: float = 0.1,
-                 subset: int | None = None, seed: int = 0) -> Dataset:
+                 subset: int | None = None, seed: int = 0, test_images: int | None | str = "auto") -> Dataset:
     """Load, resize, normalise and split a data set by name (one of DATASETS).
+
+    test_images: how many test images to keep (None: the whole test split; "auto": a fifth of
+    `subset` when one is given, else all).
 
     data_dir, when given, must hold the data set's files (for digits, bundled with
     scikit-learn, it is not used and the note says so). Only without data_dir does a
@@ -168,8 +173,12 @@ def load_dataset(name: str, input_size: int, data_dir: str | Path | None = None,
 
     num_classes = int(max(train.y.max(), test.y.max())) + 1
     test_x, test_y = test.x, test.y
-    if subset is not None:
-        keep = rng.permutation(len(test_y))[: max(10, subset // 5)]
+    if test_images == "auto":
+        test_images = None if subset is None else max(10, subset // 5)
+    if test_images is not None:
+        if isinstance(test_images, bool) or not isinstance(test_images, (int, np.integer)) or test_images < 1:
+            raise InputError(f"test_images must be a whole number of images >= 1, or None for all; got {test_images!r}")
+        keep = rng.permutation(len(test_y))[:test_images]
         test_x, test_y = test_x[keep], test_y[keep]
     return Dataset(
         name=name,

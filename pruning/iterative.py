@@ -1,6 +1,12 @@
 """Iterative pruning: raise a global threshold on the units' scores step by step (the paper's
 procedure; or, as an option, the pruned fraction of every conv), fine-tune with masks held,
-keep the last step within the accuracy budget."""
+keep the accepted step with the fewest rotations.
+
+The selection protocol: a step is accepted when its *validation* accuracy is within the budget
+of the reference (the same seed's dense model); the chosen step is the accepted one with the
+fewest rotations; the test split is read once, at the chosen step, and never selects. Every
+method gets the same budget: a recovery fine-tune at its first step, the same epochs at each
+later one."""
 
 from __future__ import annotations
 
@@ -32,8 +38,9 @@ class PruneStep:
     pmuls: int
     sparsity: float
     accepted: bool
-    test_accuracy: float | None = None
+    test_accuracy: float | None = None  # read at the chosen step only
     threshold: float | None = None
+    finetune_epochs: float = 0.0  # fine-tuning epochs spent up to and including this step
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,17 +51,36 @@ class PruneResult:
     method: str
     dense_accuracy: float
     steps: list[PruneStep] = field(default_factory=list)
+    cut_off: bool = False  # the schedule ran out with the last step accepted: the point is a bound
 
     @property
     def chosen(self) -> PruneStep:
-        """The last accepted step (step 0 if none is, e.g. a Lasso model already past the drop)."""
-        accepted = [s for s in self.steps if s.accepted]
-        return accepted[-1] if accepted else self.steps[0]
+        """The accepted step with the fewest rotations (the higher validation accuracy on a tie);
+        step 0 if none is accepted (e.g. a Lasso model already past the drop: then `within_budget` is False)."""
+        return choose_step(self.steps)
+
+    @property
+    def within_budget(self) -> bool:
+        return self.chosen.accepted
 
 
-# Fine at the start: a method whose first units are whole rotation groups (hunter) moves
-# most of its front within the first few percent of its units.
-DEFAULT_FRACTIONS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+def choose_step(steps: list[PruneStep]) -> PruneStep:
+    """The accepted step with the fewest rotations, by validation only.
+
+    >>> s = [PruneStep(0, 0, 90, 0, 100, 9, 0, True), PruneStep(1, .5, 89.5, .5, 60, 5, .5, True),
+    ...      PruneStep(2, .7, 88, 2, 40, 4, .7, False)]
+    >>> choose_step(s).step
+    1
+    """
+    accepted = [s for s in steps if s.accepted]
+    return min(accepted, key=lambda s: (s.rotations, -s.accuracy, s.step)) if accepted else steps[0]
+
+
+# Fine at the start (a method whose first units are whole rotation groups moves most of its
+# front within the first few percent of its units) and on to every unit, so that a run stops
+# on accuracy, never on the end of the schedule.
+DEFAULT_FRACTIONS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99,
+                     1.0)
 MODES = ("threshold", "fraction")
 
 
@@ -63,10 +89,14 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
                     finetune: TrainConfig | None = None, progress: Progress | None = None,
                     reference: float | None = None,
                     schedule: str | dict[str, str] = "output-rotation", mode: str = "threshold",
-                    patience: int = 2) -> PruneResult:
-    """Raise the pruning step by step, fine-tune with masks held (no Lasso), and keep the last
-    step whose validation accuracy stays within `max_drop` points of `reference` (the dense
-    model's accuracy; by default the starting model's).
+                    patience: int = 2, recovery: TrainConfig | None = None) -> PruneResult:
+    """Raise the pruning step by step, fine-tune with masks held (no Lasso), and keep the
+    accepted step (validation accuracy within `max_drop` points of `reference`, the dense
+    model's; by default the starting model's) with the fewest rotations.
+
+    Every step is fine-tuned: the first with `recovery` (default: `finetune`), each later one
+    with `finetune`, whatever the method, so that budgets are equal. The test split is
+    evaluated once, at the chosen step.
 
     mode "threshold": one global threshold on the method's unit scores, raised through the
     values below which `fractions` of all units lie in the starting model; mode "fraction":
@@ -86,20 +116,19 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
         raise ValueError(f"patience must be at least 1, got {patience}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    finetune = finetune or TrainConfig(epochs=1, lr=0.01)
-    finetune = TrainConfig(**{**asdict(finetune), "lambda_p": 0.0, "lambda_d": 0.0})
+    finetune = _plain(finetune or TrainConfig(epochs=1, lr=0.01))
+    recovery = _plain(recovery) if recovery else finetune
     shape = (data.in_channels, data.input_size, data.input_size)
     vx, vy = data.tensors("val")
-    tx, ty = data.tensors("test")
     start = evaluate(model, vx, vy)
     base = start if reference is None else reference
-    cost = he_cost(model, shape, params, schedule, get_method(method).algorithm)
-    zeros = sparsity(model, groups)
+    algorithm = get_method(method).algorithm
+    cost = he_cost(model, shape, params, schedule, algorithm)
     result = PruneResult(method, base, [PruneStep(0, 0.0, start, base - start, cost["rotations"], cost["pmuls"],
-                                                  zeros, base - start <= max_drop, evaluate(model, tx, ty))])
+                                                  sparsity(model, groups), base - start <= max_drop)])
     best = snapshot(model)
     # A Lasso-trained model may start below the budget: its first step (the groups the Lasso
-    # already zeroed, then fine-tuning without the Lasso) is where it is judged, so step 0 never stops the loop.
+    # already zeroed, then the recovery fine-tune) is where it is judged, so step 0 never stops the loop.
     todo = [] if method == "dense" else list(fractions)
     cuts = get_method(method).thresholds(current_weights(model, groups), groups, tuple(todo)) \
         if mode == "threshold" else [None] * len(todo)
@@ -107,28 +136,36 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
         kept = [k for k in range(len(cuts)) if k == 0 or cuts[k] > cuts[k - 1]]
         todo, cuts = [todo[k] for k in kept], [cuts[k] for k in kept]
     rejected = 0
+    epochs = 0.0
     for i, (frac, cut) in enumerate(zip(todo, cuts), start=1):
         masks = (method_threshold_masks(model, groups, method, cut) if cut is not None
                  else method_masks(model, groups, method, frac))
         apply_masks(model, masks)
-        # Fine-tune when the step zeroed something, or when the model stands outside the budget
-        # (a Lasso-trained model is judged after its zeroed groups are masked and it is fine-tuned).
-        if sparsity(model, groups) > zeros or not result.steps[-1].accepted:
-            train(model, data, finetune, None)
-        zeros = sparsity(model, groups)
+        cfg = recovery if i == 1 else finetune
+        train(model, data, cfg, None)
+        epochs += cfg.epochs
         acc = evaluate(model, vx, vy)
-        cost = he_cost(model, shape, params, schedule, get_method(method).algorithm)
+        cost = he_cost(model, shape, params, schedule, algorithm)
         ok = base - acc <= max_drop
-        result.steps.append(PruneStep(i, frac, acc, base - acc, cost["rotations"], cost["pmuls"], zeros, ok,
-                                      evaluate(model, tx, ty), cut))
+        step = PruneStep(i, frac, acc, base - acc, cost["rotations"], cost["pmuls"], sparsity(model, groups), ok,
+                         None, cut, epochs)
+        result.steps.append(step)
         if progress:
             progress(i, len(todo), {"fraction": frac, "accuracy": acc, "rotations": cost["rotations"]})
+        if ok and choose_step(result.steps) is step:
+            best = snapshot(model)
         # One rejected step may be noise (the validation split's standard error is about half a point
         # at 2,000 images): the loop stops after `patience` rejected steps in a row.
         rejected = 0 if ok else rejected + 1
         if rejected >= patience:
             break
-        if ok:
-            best = snapshot(model)
+    else:
+        result.cut_off = bool(todo) and result.steps[-1].accepted
     restore(model, best)
+    result.chosen.test_accuracy = evaluate(model, *data.tensors("test"))  # the one reading of test
     return result
+
+
+def _plain(cfg: TrainConfig) -> TrainConfig:
+    """Fine-tuning holds the masks and adds no Lasso."""
+    return TrainConfig(**{**asdict(cfg), "lambda_p": 0.0, "lambda_d": 0.0})

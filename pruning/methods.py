@@ -10,6 +10,9 @@ a fraction of each conv's units (`masks`):
     unstructured        single weights (|w|)                           no Lasso
     hunter              plaintexts, diagonal and positional groups     no Lasso
                         (squared norm per second the engine saves)
+    hunter-<s>-<u>      Hunter's variants: scoring s (rms, layer-rms,  no Lasso
+                        energy-per-s, rms-per-rot) x units u (all,
+                        groups = diagonal + positional, diag)
     hunter-plaintext    whole plaintexts M[bo, bi, d, pos] (RMS)       no Lasso
     diagonal-no-lasso   diagonal groups (RMS)                          no Lasso (the ablation)
     artemis-diagonal    diagonal groups (bo, d) (RMS)                  lambda_d
@@ -27,6 +30,7 @@ Under a BSGS schedule the diagonal/positional slots hold its giant/baby-step gro
 
 from __future__ import annotations
 
+import math
 from abc import ABC
 from dataclasses import dataclass
 
@@ -35,6 +39,7 @@ import torch
 from torch import nn
 
 from heconv.cost import DEFAULT_UNIT_COSTS
+from heconv.errors import InputError
 
 from .groups import LayerGroups, group_norms
 from .masks import effective_weight
@@ -113,6 +118,13 @@ class PruningMethod(ABC):
     lasso: tuple[str, ...] = ()
     # The engine algorithm whose cost the method cuts (and its steps are counted under).
     algorithm: str = "slot"
+    # The verdicts compare families: a family's member (and lambdas) is chosen per model on validation.
+    family: str = ""
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if "name" in cls.__dict__ and "family" not in cls.__dict__:
+            cls.family = cls.name
 
     def units(self, weights: dict[str, torch.Tensor], groups: dict[str, LayerGroups]) -> list[Units]:
         """The scored units of every conv (none: nothing to prune)."""
@@ -176,11 +188,11 @@ class Unstructured(PruningMethod):
 class GroupPruning(PruningMethod):
     """Named group kinds of every conv, scored by their RMS."""
 
-    def __init__(self, name: str, kinds: tuple[str, ...], lasso: tuple[str, ...] = ()):
+    def __init__(self, name: str, kinds: tuple[str, ...], lasso: tuple[str, ...] = (), family: str | None = None):
         unknown = [k for k in kinds if k not in KINDS]
         if unknown:
-            raise ValueError(f"unknown group kinds {unknown}; known: {list(KINDS)}")
-        self.name, self.kinds, self.lasso = name, kinds, lasso
+            raise InputError(f"unknown group kinds {unknown}; known: {list(KINDS)}")
+        self.name, self.kinds, self.lasso, self.family = name, kinds, lasso, family or name
 
     def units(self, weights, groups):
         out = []
@@ -191,35 +203,82 @@ class GroupPruning(PruningMethod):
         return out
 
 
-class Hunter(PruningMethod):
-    """Our strongest reading of Hunter: every structure whose removal saves the engine a rotation
-    or a multiplication (plaintexts; diagonal and positional groups, which share one rotation),
-    from a plainly trained model, the least weight energy per second saved first.
+def _seconds_saved(g: LayerGroups, kind: str, ids: torch.Tensor, n: int, cost) -> torch.Tensor:
+    """Engine seconds a unit's removal saves: its plaintext multiplications and additions, plus
+    one rotation where the unit is a whole rotation group."""
+    per_plain = cost.pmul + cost.add
+    if kind == "plaintext":
+        return torch.full((n,), per_plain, dtype=torch.float64)
+    saves = getattr(g, KINDS[kind][2]).double()
+    return _plaintexts_per_group(ids, g.plain_ids, n) * per_plain + saves * cost.rotation
 
-    The seconds saved by a unit: its plaintext multiplications and additions, plus one
-    rotation where the group shares one (engine unit costs, heconv.cost.DEFAULT_UNIT_COSTS).
+
+def _rotations_saved(g: LayerGroups, kind: str, n: int) -> torch.Tensor:
+    return torch.zeros(n, dtype=torch.float64) if kind == "plaintext" else getattr(g, KINDS[kind][2]).double()
+
+
+def _per(score: torch.Tensor, saved: torch.Tensor) -> torch.Tensor:
+    """score / saved, +inf where a unit saves nothing (it goes last), exactly 0 where the score is 0."""
+    out = score.double() / saved.clamp(min=1e-300)
+    return torch.where(saved > 0, out, torch.where(score > 0, torch.full_like(out, math.inf), torch.zeros_like(out)))
+
+
+# Hunter's scorings: how a unit's weights and what its removal saves make its score (smallest first).
+HUNTER_SCORINGS = {
+    "rms": lambda w, ids, n, saved_s, saved_rot: rms_scores(w, ids, n).double(),
+    "layer-rms": lambda w, ids, n, saved_s, saved_rot: rms_scores(w, ids, n).double()
+    / max(float(w.pow(2).mean().sqrt()), 1e-30),
+    "energy-per-s": lambda w, ids, n, saved_s, saved_rot: _per(group_sq_norms(w, ids, n), saved_s),
+    "rms-per-rot": lambda w, ids, n, saved_s, saved_rot: _per(rms_scores(w, ids, n), saved_rot),
+}
+# Hunter's unit sets: which structures may go.
+HUNTER_UNITS = {"all": ("plaintext", "diagonal", "positional"), "groups": ("diagonal", "positional"),
+                "diag": ("diagonal",)}
+
+
+class Hunter(PruningMethod):
+    """One reading of Hunter: the units of `kinds` (plaintexts, diagonal and positional groups,
+    which share one rotation) of a plainly trained model, scored by `scoring` (HUNTER_SCORINGS).
+
+    `hunter` itself is energy per second saved over all three kinds (the seconds a unit saves:
+    its plaintext multiplications and additions, plus one rotation where it is a whole group;
+    engine unit costs, heconv.cost.DEFAULT_UNIT_COSTS). Squared norms are not normalised by a
+    unit's size, so the small units of narrow layers rank low; the other variants do normalise.
+    The family's member chosen on validation is the `hunter` of the verdicts.
     """
 
-    name = "hunter"
+    family = "hunter"
 
-    def __init__(self, unit_costs=DEFAULT_UNIT_COSTS):
-        self.cost = unit_costs
+    def __init__(self, name: str = "hunter", scoring: str = "energy-per-s", units: str = "all",
+                 unit_costs=DEFAULT_UNIT_COSTS):
+        if scoring not in HUNTER_SCORINGS or units not in HUNTER_UNITS:
+            raise InputError(f"hunter: unknown scoring {scoring!r} or unit set {units!r}; known: "
+                             f"{list(HUNTER_SCORINGS)} x {list(HUNTER_UNITS)}")
+        self.name, self.scoring, self.kinds, self.cost = name, scoring, HUNTER_UNITS[units], unit_costs
 
     def units(self, weights, groups):
-        per_plain = self.cost.pmul + self.cost.add
+        score = HUNTER_SCORINGS[self.scoring]
         out = []
         for path, g in groups.items():
             w = weights[path].detach()
-            energy = lambda ids, n: group_sq_norms(w, ids, n)  # noqa: E731
-            out.append(Units(path, "plaintext", g.plain_ids, g.n_plain,
-                             energy(g.plain_ids, g.n_plain) / per_plain))
-            for kind in ("diagonal", "positional"):
-                ids_attr, n_attr, saves_attr = KINDS[kind]
-                ids, n = getattr(g, ids_attr), getattr(g, n_attr)
-                plains = _plaintexts_per_group(ids, g.plain_ids, n)
-                seconds = plains * per_plain + getattr(g, saves_attr).double() * self.cost.rotation
-                out.append(Units(path, kind, ids, n, (energy(ids, n).double() / seconds).to(w.dtype)))
+            for kind in self.kinds:
+                ids, n = getattr(g, KINDS[kind][0]), getattr(g, KINDS[kind][1])
+                s = score(w, ids, n, _seconds_saved(g, kind, ids, n, self.cost), _rotations_saved(g, kind, n))
+                out.append(Units(path, kind, ids, n, s.to(w.dtype)))
         return out
+
+
+def hunter_variants() -> list[Hunter]:
+    """Every scoring x unit set as `hunter-<scoring>-<units>`, less the two that exist under other
+    names: `hunter` (energy-per-s, all) and diagonal-no-lasso (rms, diag).
+
+    >>> [m.name for m in hunter_variants()][:3]
+    ['hunter-rms-all', 'hunter-rms-groups', 'hunter-layer-rms-all']
+    >>> len(hunter_variants())
+    10
+    """
+    return [Hunter(f"hunter-{s}-{u}", s, u) for s in HUNTER_SCORINGS for u in HUNTER_UNITS
+            if (s, u) not in (("energy-per-s", "all"), ("rms", "diag"))]
 
 
 class CoefficientBlock(PruningMethod):
@@ -248,8 +307,11 @@ def _plaintexts_per_group(ids: torch.Tensor, plain_ids: torch.Tensor, n: int) ->
     return torch.bincount(pairs[0], minlength=n).double()
 
 
-_ALL = [Dense(), Unstructured(), Hunter(), GroupPruning("hunter-plaintext", ("plaintext",)),
-        GroupPruning("diagonal-no-lasso", ("diagonal",)),
+# hunter-plaintext and diagonal-no-lasso are readings of Hunter too (plaintexts alone; diagonal
+# groups alone by RMS): as members of its family, the best Hunter on validation is never weaker.
+_ALL = [Dense(), Unstructured(), Hunter(), *hunter_variants(), GroupPruning("hunter-plaintext", ("plaintext",),
+                                                                            family="hunter"),
+        GroupPruning("diagonal-no-lasso", ("diagonal",), family="hunter"),
         GroupPruning("artemis-diagonal", ("diagonal",), ("d",)),
         GroupPruning("artemis-positional", ("positional",), ("p",)),
         GroupPruning("artemis-both", ("diagonal", "positional"), ("p", "d")), CoefficientBlock()]
@@ -257,9 +319,18 @@ REGISTRY: dict[str, PruningMethod] = {m.name: m for m in _ALL}
 METHODS = tuple(REGISTRY)
 
 
+def family_members(family: str) -> tuple[str, ...]:
+    """The methods of a family (a method alone is its own family).
+
+    >>> family_members("artemis-diagonal"), "diagonal-no-lasso" in family_members("hunter")
+    (('artemis-diagonal',), True)
+    """
+    return tuple(m.name for m in _ALL if m.family == family)
+
+
 def get_method(name: str) -> PruningMethod:
     if name not in REGISTRY:
-        raise ValueError(f"unknown pruning method {name!r}; known: {', '.join(METHODS)}")
+        raise InputError(f"unknown pruning method {name!r}; known: {', '.join(METHODS)}")
     return REGISTRY[name]
 
 

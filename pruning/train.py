@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from heconv.errors import InputError
 
 from .data import Dataset
 from .groups import LayerGroups, group_lasso
@@ -22,7 +26,15 @@ Progress = Callable[[int, int, dict], None]
 
 @dataclass
 class TrainConfig:
-    epochs: int = 5
+    """One training run's settings; `epochs` may be a fraction (a fine-tuning step of half an epoch).
+
+    lr_schedule "cosine" anneals over `epochs`; "plateau" trains to convergence: the rate is cut
+    10x whenever validation gains less than `converge` points over the last `window` epochs,
+    and training stops at the third such plateau (or at `epochs`, the cap), back at the weights
+    of the best validation epoch.
+    """
+
+    epochs: float = 5
     lr: float = 0.05
     batch_size: int = 128
     weight_decay: float = 5e-4
@@ -36,13 +48,35 @@ class TrainConfig:
     # The proximal threshold relative to each conv's RMS weight and the group's size
     # (pruning.proximal: BatchNorm makes a conv's scale free, so an absolute one zeroes little).
     relative_lasso: bool = True
+    lr_schedule: str = "cosine"
+    converge: float = 0.2  # plateau: points of validation gain over `window` epochs that count as progress
+    window: int = 3
+    plateaus: int = 3  # plateau: stop at this plateau (the rate was cut 10x at each before it)
 
     def __post_init__(self) -> None:
         if self.lasso not in LASSO_MODES:
-            raise ValueError(f"TrainConfig.lasso must be one of {LASSO_MODES}, got {self.lasso!r}")
+            raise InputError(f"TrainConfig.lasso must be one of {LASSO_MODES}, got {self.lasso!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"TrainConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not (self.epochs > 0 and math.isfinite(self.epochs)):
+            raise InputError(f"TrainConfig.epochs must be a positive number, got {self.epochs!r}")
 
 
 LASSO_MODES = ("proximal", "subgradient")
+LR_SCHEDULES = ("cosine", "plateau")
+
+
+def plateaued(val: list[float], window: int, converge: float) -> bool:
+    """Whether the last `window` epochs gained less than `converge` points over the best before them.
+
+    >>> plateaued([80.0, 85.0, 85.1, 85.15, 85.1], 3, 0.2), plateaued([80.0, 85.0, 85.1, 85.3, 85.1], 3, 0.2)
+    (True, False)
+    >>> plateaued([80.0, 85.0], 3, 0.2)
+    False
+    """
+    if len(val) <= window:
+        return False
+    return max(val[-window:]) - max(val[:-window]) < converge
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -78,22 +112,30 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, groups: dict[str, L
     vx, vy = data.tensors("val")
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True)
     steps_per_epoch = max(1, -(-len(y) // cfg.batch_size))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs * steps_per_epoch))
+    total_steps = max(1, round(cfg.epochs * steps_per_epoch))  # a fractional epoch is a share of the batches
+    plateau = cfg.lr_schedule == "plateau"
+    sched = None if plateau else torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     lasso = bool(groups) and bool(cfg.lambda_p or cfg.lambda_d)
     proximal = lasso and cfg.lasso == "proximal"
     dev = _device(model)
-    history = []
-    for epoch in range(cfg.epochs):
+    history: list[dict] = []
+    best: tuple[float, dict] | None = None
+    cuts = 0
+    done = 0
+    for epoch in range(math.ceil(total_steps / steps_per_epoch)):
         model.train()
         order = torch.randperm(len(y), generator=gen)
         total = 0.0
-        correct = 0
-        for step in range(steps_per_epoch):
+        correct = seen = 0
+        for step in range(min(steps_per_epoch, total_steps - done)):
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             xb, yb = x[idx].to(dev), y[idx].to(dev)
             out = model(xb)
             loss = F.cross_entropy(out, yb)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"train: the loss became {float(loss)} at epoch {epoch + 1} "
+                                         f"(lr {opt.param_groups[0]['lr']:g}): the training diverged")
             pen = (group_lasso(model, groups, cfg.lambda_p, cfg.lambda_d, cfg.rotation_weighted)
                    if lasso and not proximal else torch.zeros(()))
             opt.zero_grad(set_to_none=True)
@@ -102,18 +144,42 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, groups: dict[str, L
             if proximal:
                 proximal_step(model, groups, opt.param_groups[0]["lr"], cfg.lambda_p, cfg.lambda_d,
                               cfg.rotation_weighted, cfg.relative_lasso, opt)
-            sched.step()
+            if sched:
+                sched.step()
+            done += 1
             total += float(loss.detach()) * len(idx)
             correct += int((out.argmax(1) == yb).sum())
+            seen += len(idx)
             if progress:
-                progress(epoch * steps_per_epoch + step + 1, cfg.epochs * steps_per_epoch,
-                         {"epoch": epoch + 1, "loss": float(loss.detach()), "penalty": float(pen.detach())})
+                progress(done, total_steps, {"epoch": epoch + 1, "loss": float(loss.detach()),
+                                             "penalty": float(pen.detach())})
         with torch.no_grad():
             penalty = float(group_lasso(model, groups, cfg.lambda_p, cfg.lambda_d, cfg.rotation_weighted)) if lasso \
                 else 0.0
-        record = {"epoch": epoch + 1, "loss": total / len(y), "penalty": penalty,
-                  "train_accuracy": 100.0 * correct / len(y), "val_accuracy": evaluate(model, vx, vy),
+        record = {"epoch": epoch + 1, "loss": total / max(1, seen), "penalty": penalty, "lr": opt.param_groups[0]["lr"],
+                  "train_accuracy": 100.0 * correct / max(1, seen), "val_accuracy": evaluate(model, vx, vy),
                   **(zero_group_fractions(model, groups) if groups else {})}
         log.info("epoch %d: %s", epoch + 1, record)
         history.append(record)
+        if plateau:
+            if best is None or record["val_accuracy"] > best[0]:
+                best = (record["val_accuracy"], copy.deepcopy(model.state_dict()))
+            # A plateau is judged on the epochs since the last cut, so a cut's own jump is not averaged away.
+            since = [h["val_accuracy"] for h in history if h["lr"] == opt.param_groups[0]["lr"]]
+            if plateaued(history_since_cut(history, since), cfg.window, cfg.converge):
+                cuts += 1
+                record["plateau"] = cuts
+                if cuts >= cfg.plateaus:
+                    break
+                for g in opt.param_groups:
+                    g["lr"] *= 0.1
+    if plateau and best is not None:
+        model.load_state_dict(best[1])
     return history
+
+
+def history_since_cut(history: list[dict], since: list[float]) -> list[float]:
+    """Validation accuracies of the epochs at the current rate, led by the best one before them
+    (what a plateau is measured against)."""
+    before = [h["val_accuracy"] for h in history[: len(history) - len(since)]]
+    return ([max(before)] if before else []) + since

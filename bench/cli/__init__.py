@@ -54,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         clean_stale(*check_output_paths(args), RESULTS)
         with outputs_together():  # a command's files appear together, or none of them
             result = args.func(args)
-    except (ValueError, PermissionError, MemoryError) as e:  # MemoryError: e.g. numpy's, naming the size
+    except (ValueError, PermissionError, MemoryError, FloatingPointError) as e:  # numpy's MemoryError names the
+        # size; FloatingPointError: a training that diverged (a smaller --lr or lambda)
         print(f"artemis {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

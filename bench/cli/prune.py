@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import (
-    RESULTS, add_group_schedule_option, bar, fixed_schedules, non_negative, positive, positive_float, seed,
-)
+from .common import RESULTS, add_group_schedule_option, bar, fixed_schedules, seed
+from .options import add_cell_options, cell_kwargs
 
 
 def fractions(text: str) -> tuple[float, ...]:
@@ -27,15 +26,12 @@ def add_parser(sub) -> None:
     p = sub.add_parser("prune", help="iteratively prune a trained checkpoint, fine-tuning with masks held")
     p.add_argument("--method", choices=METHODS, required=True)
     p.add_argument("--checkpoint", required=True, help="model.pt written by 'artemis train'")
-    p.add_argument("--max-drop", type=non_negative, default=1.0, help="allowed validation accuracy drop, in points")
-    p.add_argument("--fractions", type=fractions, default=None,
+    p.add_argument("--fractions", type=fractions, default=(),
                    help="pruning schedule, e.g. 0.3,0.5,0.7,0.9: per conv (--mode fraction), or the fractions of all "
                         "units below each threshold (--mode threshold)")
     p.add_argument("--reference", help="the dense model's checkpoint: the drop is measured from its validation "
                                        "accuracy (default: from this checkpoint's own)")
-    p.add_argument("--patience", type=positive, default=2, help="rejected steps in a row that stop the pruning")
-    p.add_argument("--finetune-epochs", type=positive, default=1)
-    p.add_argument("--finetune-lr", type=positive_float, default=0.01)
+    add_cell_options(p, "prune", ("max_drop", "recovery_epochs", "finetune_epochs", "finetune_lr", "patience"))
     p.add_argument("--data-dir")
     p.add_argument("--mode", choices=MODES, default="threshold",
                    help="threshold: raise one global threshold on the units' scores (default); fraction: prune "
@@ -103,12 +99,13 @@ def run(args: argparse.Namespace) -> dict:
 
         result = iterative_prune(model, data, groups, args.method, params, args.max_drop, schedule,
                                  TrainConfig(epochs=args.finetune_epochs, lr=args.finetune_lr, seed=seed), progress,
-                                 reference, schedules, args.mode, args.patience)
+                                 reference, schedules, args.mode, args.patience,
+                                 TrainConfig(epochs=args.recovery_epochs, lr=args.finetune_lr, seed=seed))
     tx, ty = data.tensors("test")
     chosen = result.chosen
     out = Path(args.out)
     pmeta = {**meta, "method": args.method, "max_drop": args.max_drop, "fraction": chosen.fraction,
-             "val_accuracy": chosen.accuracy, "test_accuracy": evaluate(model, tx, ty), "prune_seed": seed,
+             "val_accuracy": chosen.accuracy, "test_accuracy": chosen.test_accuracy, "prune_seed": seed,
              "reference_val_accuracy": result.dense_accuracy, "schedules": schedules}
     save_checkpoint(model, out / f"pruned-{args.method}.pt", pmeta)
     summary = write_summary(out / f"summary-{args.method}.json", model, shape, params, schedules,
@@ -118,8 +115,8 @@ def run(args: argparse.Namespace) -> dict:
                         meta["poly_modulus_degree"], str(meta.get("schedule") or "output-rotation"),
                         meta.get("lasso", "proximal"), meta.get("lambda_p", 0.0), meta.get("lambda_d", 0.0),
                         meta["seed"], meta.get("epochs", 0))
-    cell = PruneCell(trained, trained, args.method, args.max_drop, args.mode, tuple(schedule), args.finetune_epochs,
-                     args.finetune_lr, args.patience)
+    cell = PruneCell(trained, trained, args.method, mode=args.mode, fractions=tuple(schedule),
+                     **cell_kwargs(args, "prune"))
     store = ExperimentStore(db)
     store.start_run(cell.run_id, "prune", {**cell.fields(), "provenance": provenance()}, parent=trained.run_id)
     steps = [{**s.to_dict(), "val_accuracy": s.accuracy, "chosen": s.step == chosen.step} for s in result.steps]

@@ -30,6 +30,12 @@ def add_parser(sub) -> None:
     c.add_argument("--data-dir", help="the data set's folder, as the sweep was given")
     c.add_argument("--mode", choices=("encrypted", "plain"), default="encrypted")
     c.add_argument("--redo", action="store_true", help="measure runs already measured again")
+    c.add_argument("--all-runs", action="store_true",
+                   help="every finished pruning run of the seed (default: the runs the verdicts choose: per method "
+                        "and family its lambdas and variant chosen on validation)")
+    c.add_argument("--auto", action="store_true",
+                   help="also run each model under the auto schedule (a baby step per layer), recorded beside the "
+                        "fixed schedule it was pruned for")
     c.set_defaults(func=encrypt, render=_render_encrypt)
     k = actions.add_parser("checkpoints", help="write each method's chosen pruned model of one seed as "
                                                "OUT/pruned-<method>.pt with its meta, for the benchmarks' --pruned OUT "
@@ -75,7 +81,7 @@ def checkpoints(args: argparse.Namespace) -> dict:
     """The chosen run of each method (lambdas chosen on validation) for one model and seed, exported."""
     from pruning.data import load_dataset
 
-    from ..report.experiments import groups_by_model, model_results
+    from ..report.experiments import RATIOS, groups_by_model, model_results
     from ..results import export_pruned, outputs_together, pruned_meta
 
     store = _open(args.db)
@@ -84,7 +90,9 @@ def checkpoints(args: argparse.Namespace) -> dict:
         raise ValueError(f"--model {args.model}: expected the runs of one data set and size in {args.db}, found "
                          f"{sorted(groups) or 'none'}")
     results = model_results(next(iter(groups.values())))
-    wanted = args.methods.split(",") if args.methods else sorted(results)
+    # By default the methods the verdicts compare (a family such as hunter as its member chosen on validation).
+    compared = {m for pair in RATIOS for m in pair[:2]}
+    wanted = args.methods.split(",") if args.methods else sorted(m for m in results if m in compared)
     unknown = [m for m in wanted if m not in results]
     if unknown:
         raise ValueError(f"--methods: no finished {args.model} runs of {unknown}; there are {sorted(results)}")
@@ -92,7 +100,8 @@ def checkpoints(args: argparse.Namespace) -> dict:
     with outputs_together():
         for method in wanted:
             lp, ld = results[method].lambdas
-            runs = [r for r in store.runs(kind="prune", status="done", model=args.model, method=method, seed=args.seed)
+            variant = results[method].method
+            runs = [r for r in store.runs(kind="prune", status="done", model=args.model, method=variant, seed=args.seed)
                     if (float(r["lambda_p"]), float(r["lambda_d"])) == (lp, ld)]
             if not runs:
                 raise ValueError(f"{args.model} {method}: no finished run of seed {args.seed} at the chosen lambdas "
@@ -100,7 +109,8 @@ def checkpoints(args: argparse.Namespace) -> dict:
             run = runs[0]
             data = data or load_dataset(run["dataset"], run["input_size"], args.data_dir, subset=run["subset"],
                                         seed=run["seed"])
-            meta = pruned_meta(run, store.steps(run["run_id"]), store.run(run["parent"]), data)
+            meta = {**pruned_meta(run, store.steps(run["run_id"]), store.run(run["parent"]), data), "method": method,
+                    "variant": variant}
             written[method] = str(export_pruned(run, meta, args.out))
     return {"db": args.db, "written": written}
 
@@ -138,7 +148,10 @@ def encrypt(args: argparse.Namespace) -> dict:
         raise ValueError(f"--images must be at least 1, got {args.images}")
     store = _open(args.db, write=True)
     where = {"kind": "prune", "status": "done", "seed": args.seed} | ({"model": args.model} if args.model else {})
-    runs = [r for r in store.runs(**where) if args.redo or not r["encrypted"]]
+    runs = store.runs(**where)
+    if not args.all_runs:
+        runs = _chosen_runs(store, runs)
+    runs = [r for r in runs if args.redo or not r["encrypted"] or (args.auto and "auto" not in r["encrypted"])]
     measured = []
     with bar(len(runs), "encrypted runs") as b:
         for run in runs:
@@ -153,19 +166,34 @@ def encrypt(args: argparse.Namespace) -> dict:
             model.eval()
             params = params_for_input(run["input_size"], run["input_size"], run["poly_modulus_degree"])
             schedules = (run["config"] or {}).get("schedules") or run["schedule"]
-            prep = prepare_model(model, shape, params, mode=args.mode, seed=run["seed"], schedule=schedules)
-            try:
-                rec = measure_model(prep, model, data.test.x[: args.images].astype(np.float64),
-                                    labels=data.test.y[: args.images]).to_dict()
-            finally:
-                prep.close()
-            keep = {k: rec[k] for k in ("predicted_rotations", "rotations", "pmuls", "server_s", "floor_s",
-                                        "bytes_client_to_server", "bytes_server_to_client", "top1_agreement",
-                                        "max_abs_error") if k in rec}
-            store.set_fields(run["run_id"], {"encrypted": {**keep, "images": args.images, "mode": args.mode}})
+            found = {}
+            for name, sched in [("fixed", schedules)] + ([("auto", "auto")] if args.auto else []):
+                prep = prepare_model(model, shape, params, mode=args.mode, seed=run["seed"], schedule=sched)
+                try:
+                    rec = measure_model(prep, model, data.test.x[: args.images].astype(np.float64),
+                                        labels=data.test.y[: args.images]).to_dict()
+                finally:
+                    prep.close()
+                found[name] = {k: rec[k] for k in ("predicted_rotations", "rotations", "pmuls", "server_s", "floor_s",
+                                                   "bytes_client_to_server", "bytes_server_to_client",
+                                                   "top1_agreement", "max_abs_error") if k in rec}
+            keep = found["fixed"]
+            store.set_fields(run["run_id"], {"encrypted": {**keep, "images": args.images, "mode": args.mode,
+                                                           **({"auto": found["auto"]} if "auto" in found else {})}})
             measured.append({"run": run["run_id"], **keep})
             b.update()
     return {"db": args.db, "measured": measured}
+
+
+def _chosen_runs(store, runs: list[dict]) -> list[dict]:
+    """The runs behind the verdicts: per model, method and family, the lambdas and variant chosen on validation."""
+    from ..report.experiments import groups_by_model, model_results
+
+    keep: set[tuple] = set()
+    for (model, *_), rows in groups_by_model(store.export_rows()).items():
+        for res in model_results(rows).values():
+            keep |= {(model, res.method, res.lambdas[0], res.lambdas[1])}
+    return [r for r in runs if (r["model"], r["method"], float(r["lambda_p"]), float(r["lambda_d"])) in keep]
 
 
 def _render_encrypt(r: dict) -> str:

@@ -5,29 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import RESULTS, bar, non_negative, positive, positive_float
+from .common import RESULTS, bar, positive
+from .options import add_cell_options, cell_kwargs, comma_list
 
 DEFAULT_DB = RESULTS / "experiments.sqlite"
 DEFAULT_CHECKPOINTS = RESULTS / "checkpoints"  # git-ignored: the database records path and sha256
-
-
-def _list(cast, what: str):
-    def parse(text: str):
-        try:
-            vals = tuple(cast(t) for t in text.split(",") if t.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
-        if not vals:
-            raise argparse.ArgumentTypeError(f"expected at least one of {what}, got {text!r}")
-        return vals
-    return parse
-
-
-def _non_negative_list(text: str) -> tuple[float, ...]:
-    vals = _list(float, "numbers")(text)
-    if any(not v >= 0 for v in vals):
-        raise argparse.ArgumentTypeError(f"lambdas must be >= 0, got {text!r}")
-    return vals
 
 
 def add_parser(sub) -> None:
@@ -37,28 +19,24 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("sweep", help="train, prune and count a grid of models x methods x lambdas x seeds on Ray "
                                      "(resumable: cells done in the database are skipped)")
-    p.add_argument("--models", type=_list(str, "model names"), default=("resnet20",))
-    p.add_argument("--methods", type=_list(str, "methods"), default=METHODS,
+    p.add_argument("--models", type=comma_list(str, "model names"), default=("resnet20",))
+    p.add_argument("--methods", type=comma_list(str, "methods"), default=METHODS,
                    help=f"comma-separated, from: {', '.join(METHODS)} (default: all)")
-    p.add_argument("--seeds", type=_list(int, "integers"), default=(0, 1, 2))
-    p.add_argument("--lambdas-d", type=_non_negative_list, default=(0.05,), help="diagonal group-Lasso weights")
-    p.add_argument("--lambdas-p", type=_non_negative_list, default=(0.05,), help="positional group-Lasso weights")
-    p.add_argument("--input-sizes", type=_list(int, "sizes"), default=(16,))
+    p.add_argument("--seeds", type=comma_list(int, "seeds", lambda v: v >= 0, ">= 0"), default=(0, 1, 2))
+    lambdas = comma_list(float, "lambdas", lambda v: 0 <= v < float("inf"), "finite and >= 0")
+    p.add_argument("--lambdas-d", type=lambdas, default=(0.3, 0.5, 0.7, 1.0, 1.5, 2.0),
+                   help="diagonal group-Lasso weights (chosen per model on validation)")
+    p.add_argument("--lambdas-p", type=lambdas, default=(0.3, 1.0), help="positional group-Lasso weights")
+    p.add_argument("--input-sizes", type=comma_list(int, "sizes", lambda v: v >= 1, ">= 1"), default=(16,))
     p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
     p.add_argument("--data-dir")
-    p.add_argument("--subset", type=positive, default=20000, help="training images (before the validation split)")
-    p.add_argument("--full", action="store_true", help="every training image (overrides --subset)")
-    p.add_argument("--epochs", type=positive, default=12)
-    p.add_argument("--lr", type=positive_float, default=0.05)
-    p.add_argument("--batch-size", type=positive, default=128)
-    p.add_argument("--poly-modulus-degree", type=int, default=8192)
-    p.add_argument("--schedule", default="output-rotation", help="fixed rotation schedule whose groups are pruned")
-    p.add_argument("--max-drop", type=non_negative, default=1.0, help="allowed validation accuracy drop, in points")
+    add_cell_options(p, "train", ("subset", "test_images", "epochs", "converge", "lr", "batch_size", "warm_start",
+                                  "lasso_epochs", "lasso_lr", "poly_modulus_degree"))
+    p.add_argument("--schedule", default="output-rotation", metavar="{output-rotation,input-rotation,bsgs:B}",
+                   help="fixed rotation schedule whose groups are pruned")
     p.add_argument("--mode", choices=MODES, default="threshold",
-                   help="threshold: one global threshold on the units' scores (default); fraction: per conv")
-    p.add_argument("--patience", type=positive, default=2, help="rejected pruning steps in a row that stop a cell")
-    p.add_argument("--finetune-epochs", type=positive, default=1)
-    p.add_argument("--finetune-lr", type=positive_float, default=0.01)
+                   help="threshold: one global threshold on the units' scores; fraction: per conv")
+    add_cell_options(p, "prune", ("max_drop", "recovery_epochs", "finetune_epochs", "finetune_lr", "patience"))
     p.add_argument("--db", default=str(DEFAULT_DB), help="experiments database (SQLite)")
     p.add_argument("--checkpoints", default=str(DEFAULT_CHECKPOINTS), help="folder for the trained/pruned weights")
     p.add_argument("--address", help="a running Ray cluster (default: a local Ray on this machine)")
@@ -73,11 +51,9 @@ def grid_from_args(args: argparse.Namespace):
     from bench.experiments.grid import checked_grid
     from bench.experiments.sweep import SweepGrid
 
-    base = TrainCell(args.models[0], dataset=args.dataset, subset=None if args.full else args.subset,
-                     poly_modulus_degree=args.poly_modulus_degree, schedule=args.schedule, epochs=args.epochs,
-                     lr=args.lr, batch_size=args.batch_size, data_dir=args.data_dir)
-    prune = PruneCell(base, base, "dense", max_drop=args.max_drop, mode=args.mode,
-                      finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr, patience=args.patience)
+    base = TrainCell(args.models[0], dataset=args.dataset, schedule=args.schedule, data_dir=args.data_dir,
+                     **cell_kwargs(args, "train"))
+    prune = PruneCell(base, base, "dense", mode=args.mode, **cell_kwargs(args, "prune"))
     return checked_grid(SweepGrid(models=args.models, methods=args.methods, seeds=args.seeds,
                                   lambdas_d=args.lambdas_d, lambdas_p=args.lambdas_p, input_sizes=args.input_sizes,
                                   base=base, prune=prune))
@@ -87,9 +63,6 @@ def run(args: argparse.Namespace) -> dict:
     from bench.experiments.cluster import check_address
     from bench.experiments.db import remove_database
     from bench.experiments.store import ExperimentStore
-    from bench.experiments.sweep import run_sweep
-
-    from ..provenance import provenance
 
     grid = grid_from_args(args)
     cells = grid.prune_cells()

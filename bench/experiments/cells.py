@@ -10,41 +10,84 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import torch
 
-from .diverged import check_converged
+if TYPE_CHECKING:
+    from pruning.train import TrainConfig
 
 
 @dataclass(frozen=True)
 class TrainCell:
-    """What decides a trained model.
+    """What decides a trained model; its defaults are the project's training defaults (the
+    `train`, `sweep` and `demo` commands build their options from them).
 
-    >>> TrainCell("resnet20", seed=1, lambda_d=0.05).run_id
-    'train/resnet20/fashion-mnist/16/n20000/N8192/output-rotation/proximal/lp0/ld0.05/s1/e12'
+    A plain model (no lambdas) trains to convergence: the plateau schedule of
+    pruning.train.TrainConfig (rate cut 10x when validation gains less than `converge` points
+    over 3 epochs, stop at the third plateau, `epochs` the cap). A Lasso model starts from the
+    converged plain model of the same seed (`parent`, a warm start) and trains `lasso_epochs`
+    more with the proximal group Lasso at `lasso_lr`; with warm_start=False it trains from
+    scratch on the plain model's schedule.
+
+    >>> c = TrainCell("resnet20", seed=1, lambda_d=0.5)
+    >>> c.parent.run_id
+    'train/resnet20/fashion-mnist/16/n20000/tall/N8192/output-rotation/plain/s1/plateau0.2-e40'
+    >>> c.run_id.removeprefix(c.parent.run_id)
+    '/proximal/lp0/ld0.5/warm-e4-lr0.01'
     """
 
     model: str
     dataset: str = "fashion-mnist"
     input_size: int = 16
-    subset: int | None = 20000
+    subset: int | None = 20000  # training images before the validation split (None: all)
     poly_modulus_degree: int = 8192
     schedule: str = "output-rotation"
     lasso: str = "proximal"
     lambda_p: float = 0.0
     lambda_d: float = 0.0
     seed: int = 0
-    epochs: int = 12
+    epochs: int = 40  # the cap of a plain training (or every epoch, with converge None)
     lr: float = 0.05
     batch_size: int = 128
+    converge: float | None = 0.2  # None: a cosine schedule over `epochs`
+    warm_start: bool = True
+    lasso_epochs: float = 4
+    lasso_lr: float = 0.01
+    test_images: int | None = None  # None: the whole test split (the test reading)
     data_dir: str | None = field(default=None, compare=False)
 
     @property
+    def has_lasso(self) -> bool:
+        return bool(self.lambda_p or self.lambda_d)
+
+    @property
+    def parent(self) -> "TrainCell | None":
+        """The plain model a warm-started Lasso model starts from."""
+        return replace(self, lambda_p=0.0, lambda_d=0.0) if self.has_lasso and self.warm_start else None
+
+    @property
     def run_id(self) -> str:
+        if self.parent is not None:
+            return (f"{self.parent.run_id}/{self.lasso}/lp{self.lambda_p:g}/ld{self.lambda_d:g}/"
+                    f"warm-e{self.lasso_epochs:g}-lr{self.lasso_lr:g}")
+        sched = f"plateau{self.converge:g}-e{self.epochs}" if self.converge is not None else f"cosine-e{self.epochs}"
+        lasso = f"{self.lasso}/lp{self.lambda_p:g}/ld{self.lambda_d:g}" if self.has_lasso else "plain"
         return (f"train/{self.model}/{self.dataset}/{self.input_size}/n{self.subset or 'all'}/"
-                f"N{self.poly_modulus_degree}/{self.schedule}/{self.lasso}/lp{self.lambda_p:g}/ld{self.lambda_d:g}/"
-                f"s{self.seed}/e{self.epochs}")
+                f"t{self.test_images or 'all'}/N{self.poly_modulus_degree}/{self.schedule}/{lasso}/s{self.seed}/"
+                f"{sched}")
+
+    def config(self) -> "TrainConfig":
+        """The pruning.train settings of this cell's own training (from its parent, for a warm start)."""
+        from pruning.train import TrainConfig
+
+        warm = self.parent is not None
+        return TrainConfig(epochs=self.lasso_epochs if warm else self.epochs, lr=self.lasso_lr if warm else self.lr,
+                           batch_size=self.batch_size, lambda_p=self.lambda_p, lambda_d=self.lambda_d,
+                           seed=self.seed, lasso=self.lasso,
+                           lr_schedule="plateau" if self.converge is not None and not warm else "cosine",
+                           converge=self.converge or 0.0)
 
     def fields(self) -> dict:
         """The database columns this cell fills."""
@@ -54,7 +97,9 @@ class TrainCell:
 @dataclass(frozen=True)
 class PruneCell:
     """A pruning method applied to a trained model; the drop is measured from `reference`'s
-    (the plainly trained model of the same seed) validation accuracy."""
+    (the plainly trained model of the same seed) validation accuracy. Every method gets the
+    same budget: `recovery_epochs` of fine-tuning at its first step, `finetune_epochs` (a
+    fraction of an epoch is allowed) at each later one."""
 
     train: TrainCell
     reference: TrainCell
@@ -62,18 +107,17 @@ class PruneCell:
     max_drop: float = 1.0
     mode: str = "threshold"
     fractions: tuple[float, ...] = ()
-    finetune_epochs: int = 1
+    finetune_epochs: float = 0.5
     finetune_lr: float = 0.01
     patience: int = 2  # rejected steps in a row that stop the pruning
+    recovery_epochs: float = 1.0
 
     @property
     def run_id(self) -> str:
         """Readable, with a short digest of the pruning schedule (another schedule is another cell)."""
-        from pruning.iterative import DEFAULT_FRACTIONS
-
-        steps = hashlib.sha256(repr(tuple(self.fractions or DEFAULT_FRACTIONS)).encode()).hexdigest()[:6]
-        return (f"prune/{self.method}/{self.mode}/d{self.max_drop:g}/f{self.finetune_epochs}/q{steps}/"
-                f"p{self.patience}/" + self.train.run_id.removeprefix("train/"))
+        steps = hashlib.sha256(repr(tuple(self.fractions or _default_fractions())).encode()).hexdigest()[:6]
+        return (f"prune/{self.method}/{self.mode}/d{self.max_drop:g}/r{self.recovery_epochs:g}-f{self.finetune_epochs:g}"
+                f"-lr{self.finetune_lr:g}/q{steps}/p{self.patience}/" + self.train.run_id.removeprefix("train/"))
 
     def fields(self) -> dict:
         t = self.train
@@ -95,7 +139,8 @@ def _setup(cell: TrainCell, threads: int):
     from pruning.data import load_dataset
 
     torch.set_num_threads(max(1, threads))
-    data = load_dataset(cell.dataset, cell.input_size, cell.data_dir, subset=cell.subset, seed=cell.seed)
+    data = load_dataset(cell.dataset, cell.input_size, cell.data_dir, subset=cell.subset, seed=cell.seed,
+                        test_images=cell.test_images)
     params = params_for_input(cell.input_size, cell.input_size, cell.poly_modulus_degree)
     return data, (data.in_channels, cell.input_size, cell.input_size), params
 
@@ -111,24 +156,28 @@ def _checkpoint(model: torch.nn.Module, meta: dict) -> bytes:
     return checkpoint_bytes({k: v.detach().cpu() for k, v in model.state_dict().items()}, meta)
 
 
-def run_train_cell(cell: TrainCell, threads: int = 1) -> dict:
-    """Train one model; returns its accuracies, per-epoch history, schedules and weights (bytes)."""
+def run_train_cell(cell: TrainCell, threads: int = 1, parent: dict | None = None) -> dict:
+    """Train one model (from `parent`'s weights, run_train_cell's result for cell.parent, when it
+    has one); returns its accuracies, per-epoch history, schedules and weights (bytes)."""
     from models import build_model
+    from models.checkpoint import checkpoint_from_bytes
     from pruning.groups import model_groups, model_schedules
-    from pruning.train import TrainConfig, evaluate, train
+    from pruning.train import evaluate, train
 
     start = time.time()
     data, shape, params = _setup(cell, threads)
     torch.manual_seed(cell.seed)
     model = build_model(cell.model, data.in_channels, data.num_classes)
+    if cell.parent is not None:
+        if parent is None:
+            raise ValueError(f"{cell.run_id}: a warm start needs the trained model {cell.parent.run_id}")
+        model.load_state_dict(checkpoint_from_bytes(parent["state"], cell.parent.run_id)[0])
     schedules = model_schedules(model, shape, params, cell.schedule)  # fixed before training
     groups = model_groups(model, shape, params, schedules)
     model.to(_device())
-    history = train(model, data, TrainConfig(epochs=cell.epochs, lr=cell.lr, batch_size=cell.batch_size,
-                                             lambda_p=cell.lambda_p, lambda_d=cell.lambda_d, seed=cell.seed,
-                                             lasso=cell.lasso), groups)
-    check_converged(model, history, cell.run_id)  # recorded as failed, never done
+    history = train(model, data, cell.config(), groups)
     model.cpu()
+    _check_finite(model, cell.run_id)
     blob = _checkpoint(model, {"model": cell.model, "in_channels": data.in_channels,
                                "num_classes": data.num_classes, "run_id": cell.run_id, **cell.fields()["config"],
                                "schedules": schedules})
@@ -139,14 +188,22 @@ def run_train_cell(cell: TrainCell, threads: int = 1) -> dict:
             "checkpoint_sha256": hashlib.sha256(blob).hexdigest(), "wall_s": time.time() - start}
 
 
+def _check_finite(model: torch.nn.Module, run_id: str) -> None:
+    """A diverged training is a failed cell, never a done one."""
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise FloatingPointError(f"{run_id}: the training diverged (non-finite weights in {', '.join(bad[:3])})")
+
+
 def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int = 1) -> dict:
     """Prune the trained model (`trained`: run_train_cell's result) with the cell's method;
     returns the steps, the chosen step's accuracies and the pruned weights (bytes)."""
     from models import build_model
     from models.checkpoint import checkpoint_from_bytes
     from pruning.groups import model_groups
-    from pruning.iterative import DEFAULT_FRACTIONS, iterative_prune
+    from pruning.iterative import iterative_prune
     from pruning.masks import fold_masks
+    from pruning.methods import get_method
     from pruning.train import TrainConfig
 
     start = time.time()
@@ -154,25 +211,26 @@ def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int
     torch.manual_seed(cell.train.seed)
     model = build_model(cell.train.model, data.in_channels, data.num_classes)
     model.load_state_dict(checkpoint_from_bytes(trained["state"], cell.train.run_id)[0])
-    from pruning.methods import get_method
-
     schedules = trained["schedules"]
     groups = model_groups(model, shape, params, schedules, get_method(cell.method).algorithm == "coefficient")
+    seed = cell.train.seed
     result = iterative_prune(model, data, groups, cell.method, params, cell.max_drop,
-                             cell.fractions or DEFAULT_FRACTIONS,
-                             TrainConfig(epochs=cell.finetune_epochs, lr=cell.finetune_lr, seed=cell.train.seed),
+                             cell.fractions or _default_fractions(),
+                             TrainConfig(epochs=cell.finetune_epochs, lr=cell.finetune_lr, seed=seed),
                              reference=reference["val_accuracy"], schedule=schedules, mode=cell.mode,
-                             patience=cell.patience)
+                             patience=cell.patience,
+                             recovery=TrainConfig(epochs=cell.recovery_epochs, lr=cell.finetune_lr, seed=seed))
     chosen = result.chosen
     steps = [{**s.to_dict(), "val_accuracy": s.accuracy, "chosen": s.step == chosen.step} for s in result.steps]
     blob = _checkpoint(fold_masks(model), {"model": cell.train.model, "in_channels": data.in_channels,
                                            "num_classes": data.num_classes, "method": cell.method,
                                            "run_id": cell.run_id, "input_size": cell.train.input_size,
-                                           "dataset": cell.train.dataset, "seed": cell.train.seed,
+                                           "dataset": cell.train.dataset, "seed": seed,
                                            "schedules": schedules, "val_accuracy": chosen.accuracy,
                                            "test_accuracy": chosen.test_accuracy})
     return {"steps": steps, "val_accuracy": chosen.accuracy, "test_accuracy": chosen.test_accuracy,
             "reference_val_accuracy": result.dense_accuracy, "schedules": schedules, "data_source": data.source,
             "n_train": len(data.train.y), "n_val": len(data.val.y), "n_test": len(data.test.y),
             "in_channels": data.in_channels, "num_classes": data.num_classes, "state": blob,
+            "cut_off": result.cut_off, "within_budget": result.within_budget,
             "checkpoint_sha256": hashlib.sha256(blob).hexdigest(), "wall_s": time.time() - start}

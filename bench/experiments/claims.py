@@ -15,7 +15,8 @@ def claim_cells(store: ExperimentStore, cells: Sequence[PruneCell]) -> tuple[lis
     """(the cells this process took, one claim of another sweep per cell it holds)."""
     mine, elsewhere = [], []
     for c in cells:
-        ids = [c.run_id] + [t.run_id for t in (c.train, c.reference) if store.status(t.run_id) != "done"]
+        needs = (c.train, c.reference, getattr(c.train, "parent", None))  # the parent: a warm start's plain model
+        ids = [c.run_id] + [t.run_id for t in needs if t is not None and store.status(t.run_id) != "done"]
         holder = store.claim(list(dict.fromkeys(ids)))
         if holder is None:
             mine.append(c)

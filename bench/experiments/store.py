@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -38,11 +39,14 @@ RUN_COLUMNS = ("run_id", "kind", "parent", "model", "dataset", "input_size", "su
                "provenance", "checkpoint", "checkpoint_sha256", "encrypted", "status", "error", "started",
                "finished", "wall_s")
 STEP_COLUMNS = ("run_id", "step", "threshold", "fraction", "val_accuracy", "test_accuracy", "accuracy_drop",
-                "rotations", "pmuls", "sparsity", "accepted", "chosen")
+                "rotations", "pmuls", "sparsity", "accepted", "chosen", "finetune_epochs")
 EXPORT_COLUMNS = ("run_id", "model", "dataset", "input_size", "subset", "poly_modulus_degree", "schedule", "method",
                   "lambda_p", "lambda_d", "seed", "step", "threshold", "fraction", "val_accuracy", "test_accuracy",
                   "accuracy_drop", "n_val", "n_test", "rotations", "pmuls", "sparsity", "accepted", "chosen",
-                  "encrypted_server_s", "git_revision")
+                  "finetune_epochs", "cut_off", "encrypted_server_s", "encrypted_auto_server_s", "git_revision")
+# What a database of an older schema already has (newer columns are added when a writer opens it).
+REQUIRED_STEP_COLUMNS = tuple(c for c in STEP_COLUMNS if c != "finetune_epochs")
+_TABLES = {"runs": RUN_COLUMNS, "steps": REQUIRED_STEP_COLUMNS}
 JSON_COLUMNS = ("config", "history", "provenance", "encrypted")
 
 _SCHEMA = f"""
@@ -56,7 +60,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL REFERENCES runs(run_id), step INTEGER NOT NULL, threshold REAL, fraction REAL,
     val_accuracy REAL, test_accuracy REAL, accuracy_drop REAL, rotations INTEGER, pmuls INTEGER, sparsity REAL,
-    accepted INTEGER, chosen INTEGER, PRIMARY KEY (run_id, step));
+    accepted INTEGER, chosen INTEGER, finetune_epochs REAL, PRIMARY KEY (run_id, step));
 CREATE TABLE IF NOT EXISTS claims (run_id TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL,
     claimed REAL NOT NULL);
 """
@@ -66,7 +70,7 @@ CLAIM_STALE_S = 600.0
 # The views are made again when the database's user_version is older than VIEWS_VERSION, so
 # that a database written by an older version gets today's columns (and reading one writes
 # nothing); one IMMEDIATE transaction keeps racing openers apart.
-VIEWS_VERSION = 2
+VIEWS_VERSION = 4
 _VIEWS = f"""
 BEGIN IMMEDIATE;
 DROP VIEW IF EXISTS pruning_summary;
@@ -75,7 +79,11 @@ CREATE VIEW experiments AS
     SELECT {", ".join("s.step" if c == "step" else "s." + c if c in STEP_COLUMNS and c != "run_id"
                       else "json_extract(r.provenance, '$.git_revision') AS git_revision" if c == "git_revision"
                       else "CASE WHEN s.chosen THEN json_extract(r.encrypted, '$.server_s') END AS encrypted_server_s"
-                      if c == "encrypted_server_s" else "r." + c for c in EXPORT_COLUMNS)}
+                      if c == "encrypted_server_s"
+                      else "json_extract(r.config, '$.cut_off') AS cut_off" if c == "cut_off"
+                      else "CASE WHEN s.chosen THEN json_extract(r.encrypted, '$.auto.server_s') END "
+                           "AS encrypted_auto_server_s" if c == "encrypted_auto_server_s"
+                      else "r." + c for c in EXPORT_COLUMNS)}
     FROM runs r JOIN steps s ON s.run_id = r.run_id WHERE r.kind = 'prune' AND r.status = 'done';
 CREATE VIEW pruning_summary AS
     SELECT model, dataset, input_size, method, step, fraction, val_accuracy AS accuracy, accuracy_drop, rotations,
@@ -105,8 +113,7 @@ class ExperimentStore:
         self.path = Path(path)
         self.timeout = timeout
         self.readonly = readonly
-        make = check_database(self.path, not readonly, {"runs": RUN_COLUMNS, "steps": STEP_COLUMNS}, VIEWS_VERSION,
-                              option)
+        make = check_database(self.path, not readonly, _TABLES, VIEWS_VERSION, option)
         if readonly:
             return
         existed = self.path.exists()
@@ -118,6 +125,9 @@ class ExperimentStore:
                 if con.execute("PRAGMA application_id").fetchone()[0] == 0:
                     con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 if con.execute("PRAGMA user_version").fetchone()[0] < VIEWS_VERSION:
+                    have = {r[1] for r in con.execute("PRAGMA table_info(steps)")}
+                    if "finetune_epochs" not in have:  # a database from before the equal-budget protocol
+                        con.execute("ALTER TABLE steps ADD COLUMN finetune_epochs REAL")
                     con.executescript(_VIEWS)
         except BaseException as e:
             if not existed:  # nothing half-made is left behind
@@ -129,12 +139,16 @@ class ExperimentStore:
     @staticmethod
     def check(path: str | Path, write: bool = True, option: str = "--db") -> None:
         """Refuse an unusable database before any work, creating nothing (the constructor's checks)."""
-        check_database(Path(path), write, {"runs": RUN_COLUMNS, "steps": STEP_COLUMNS}, VIEWS_VERSION, option)
+        check_database(Path(path), write, _TABLES, VIEWS_VERSION, option)
 
     def _connect(self) -> sqlite3.Connection:
         con = connect(self.path, self.timeout, self.readonly)
         if self.readonly and con.execute("PRAGMA user_version").fetchone()[0] < VIEWS_VERSION:
-            con.executescript(_TEMP_VIEWS)  # an older file's views, today's columns, written nowhere
+            have = {r[1] for r in con.execute("PRAGMA table_info(steps)")}
+            views = _TEMP_VIEWS
+            for c in set(STEP_COLUMNS) - have:  # columns an older schema lacks read as NULL
+                views = re.sub(rf"\bs\.{c}\b", f"NULL AS {c}", views)
+            con.executescript(views)  # an older file's views, today's columns, written nowhere
         return con
 
     @contextmanager

@@ -83,11 +83,12 @@ class SweepGrid:
         return cells
 
     def train_cells(self) -> list[TrainCell]:
-        """Every model the grid trains (the plain ones too: they are the references)."""
+        """Every model the grid trains (the plain ones too: they are the references and the warm starts)."""
         seen: dict[str, TrainCell] = {}
         for c in self.prune_cells():
-            for t in (c.reference, c.train):
-                seen.setdefault(t.run_id, t)
+            for t in (c.reference, c.train.parent, c.train):
+                if t is not None:
+                    seen.setdefault(t.run_id, t)
         return list(seen.values())
 
 
@@ -158,8 +159,10 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
             if reuse is not None:
                 refs[t.run_id] = ray.put(reuse)
             else:
-                store.start_run(t.run_id, "train", {**t.fields(), "provenance": prov})
-                refs[t.run_id] = train_task.remote(t, cpus_per_task)
+                parent = trained_ref(t.parent) if t.parent is not None else None  # a warm start waits for it
+                store.start_run(t.run_id, "train", {**t.fields(), "provenance": prov},
+                                parent=t.parent.run_id if t.parent is not None else None)
+                refs[t.run_id] = train_task.remote(t, cpus_per_task, parent)
                 pending[refs[t.run_id]] = ("train", t)
         return refs[t.run_id]
 
@@ -191,7 +194,8 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
         path = _checkpoint_path(folder, cell.run_id)
         sha = _save_checkpoint(result.pop("state"), path)
         fields = {**result, "checkpoint": str(path), "checkpoint_sha256": sha,
-                  "config": {**(cell.fields()["config"]), "schedules": result.get("schedules")}}
+                  "config": {**(cell.fields()["config"]), "schedules": result.get("schedules"),
+                             **{k: result[k] for k in ("cut_off", "within_budget") if k in result}}}
         store.finish_run(cell.run_id, fields, result.get("steps"))
         if kind == "train":
             trained += 1

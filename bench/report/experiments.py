@@ -1,11 +1,19 @@
 """Verdicts on the pruning claims from the experiments database, with intervals over seeds.
 
-Per model, every finished pruning run gives a front of (rotations, accuracy) points, one per
-step. The rotations a method needs at an accuracy drop of at most `max_drop` points from the
-dense model of the same seed are read off that front by linear interpolation between its
-Pareto points (`rotations_at_drop`). Lambdas are chosen on the validation split; the figures
-reported are on the test split. Ratios between methods are taken per seed and summarised by
-their geometric mean, with a percentile bootstrap over seeds.
+The selection protocol (docs/pruning.md):
+
+- A run's point is its chosen step: the accepted step (validation accuracy within `max_drop`
+  points of the same seed's dense model) with the fewest rotations. Rotations and test
+  accuracy are read at that step. Test never selects; nothing is interpolated. A run with no
+  accepted step has no point.
+- Per model, a method's lambdas, and a family's member (the Hunter variants), are chosen on
+  validation: the most seeds with a point, then the fewest rotations (geometric mean).
+- Ratios between methods are taken per seed; their geometric mean has a 95% t-interval on the
+  log ratios (df = seeds - 1). A claim of at least `CLAIM`x "holds" when the interval's lower
+  bound is at least CLAIM, "does not hold" when its upper bound is below it, and is
+  "undecided" otherwise; beside it, whether the method is better at all (lower bound above 1).
+- A run that ended on the schedule's last step, still accepted, is "cut off": its point is
+  only a bound, and the report says so.
 """
 
 from __future__ import annotations
@@ -16,10 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 REFERENCE = "artemis-diagonal"
-MIN_SEEDS = 3  # the experiments issue's minimum for a verdict
-# (numerator, denominator, what the ratio says) of rotations at the accuracy budget
-RATIOS = (("hunter", REFERENCE, "the paper's claim (1.2-6x) against our strongest Hunter"),
-          ("hunter-plaintext", REFERENCE, "against the plaintext-only reading of Hunter"),
+MIN_SEEDS = 3  # fewer seeds give a ratio and no verdict
+CLAIM = 1.2  # the paper's lowest claimed factor over Hunter
+# (numerator, denominator, what the ratio says) of rotations at the chosen steps
+RATIOS = (("hunter", REFERENCE, "the paper's claim (1.2-6x) against the best Hunter variant on validation"),
           ("dense", REFERENCE, "against no pruning"),
           ("unstructured", REFERENCE, "against unstructured magnitude pruning"),
           ("diagonal-no-lasso", REFERENCE, "what the group-Lasso training adds (same groups, plain training)"),
@@ -28,55 +36,12 @@ RATIOS = (("hunter", REFERENCE, "the paper's claim (1.2-6x) against our stronges
           ("artemis-both", REFERENCE, "> 1: diagonal groups beat diagonal + positional"))
 
 
-def rotations_at_drop(points: list[tuple[float, float]], target: float) -> float | None:
-    """Fewest rotations at which the front of (rotations, accuracy) points reaches `target` accuracy,
-    interpolated linearly between Pareto points; None when no point reaches it.
-
-    >>> rotations_at_drop([(1000, 90.0), (600, 89.5), (300, 87.0)], 89.0)
-    540.0
-    >>> rotations_at_drop([(1000, 90.0), (300, 89.9)], 89.0), rotations_at_drop([(1000, 88.0)], 89.0)
-    (300.0, None)
-    """
-    front = pareto_front(points)
-    ok = [(r, a) for r, a in front if a >= target]
-    if not ok:
-        return None
-    r_ok, a_ok = min(ok)
-    below = [(r, a) for r, a in front if r < r_ok]
-    if not below:
-        return float(r_ok)
-    r_lo, a_lo = max(below)  # the next Pareto point with fewer rotations (and accuracy under target)
-    return float(r_lo + (target - a_lo) / (a_ok - a_lo) * (r_ok - r_lo))
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The points no other point beats on both fewer rotations and higher accuracy, by rotations.
-
-    >>> pareto_front([(100, 80.0), (200, 79.0), (300, 85.0)])
-    [(100, 80.0), (300, 85.0)]
-    """
-    front: list[tuple[float, float]] = []
-    for r, a in sorted(points, key=lambda p: (p[0], -p[1])):
-        if not front or a > front[-1][1]:
-            front.append((r, a))
-    return front
-
-
-def bootstrap_interval(values: list[float], reps: int = 10000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of the geometric mean of positive values (resampling them).
-
-    >>> bootstrap_interval([2.0, 2.0, 2.0])
-    (2.0, 2.0)
-    """
-    logs = np.log(np.asarray(values, dtype=float))
-    rng = np.random.default_rng(seed)
-    means = logs[rng.integers(0, len(logs), (reps, len(logs)))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(round(math.exp(lo), 12)), float(round(math.exp(hi), 12))
-
-
 def mean_interval(values: list[float]) -> tuple[float, float, float]:
-    """(mean, low, high) of the 95% t-interval over the values; one value gives a zero-width interval."""
+    """(mean, low, high) of the 95% t-interval over the values; one value gives a zero-width interval.
+
+    >>> [round(v, 3) for v in mean_interval([1.0, 2.0, 3.0])]
+    [2.0, -0.484, 4.484]
+    """
     v = np.asarray(values, dtype=float)
     if len(v) < 2:
         return float(v.mean()), float(v.mean()), float(v.mean())
@@ -86,18 +51,37 @@ def mean_interval(values: list[float]) -> tuple[float, float, float]:
     return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
 
 
+def log_t_interval(ratios: list[float]) -> tuple[float, float, float]:
+    """(geometric mean, low, high): the 95% t-interval on the log ratios, mapped back.
+
+    >>> [round(v, 3) for v in log_t_interval([2.0, 2.0, 2.0])]
+    [2.0, 2.0, 2.0]
+    >>> [round(v, 3) for v in log_t_interval([1.0, 2.0, 4.0])]   # logs 0, .69, 1.39: t(2) = 4.303
+    [2.0, 0.357, 11.19]
+    """
+    m, lo, hi = mean_interval([math.log(r) for r in ratios])
+    return math.exp(m), math.exp(lo), math.exp(hi)
+
+
 @dataclass
 class MethodResult:
-    """One method (at its chosen lambdas) on one model: per seed, rotations at the budget."""
+    """One method (at its chosen lambdas; for a family, its chosen member) on one model, per seed."""
 
     method: str
     lambdas: tuple[float, float]
     seeds: list[int]
-    rotations: dict[int, float | None]  # test split, per seed
-    val_rotations: dict[int, float | None]
-    chosen_test: list[float] = field(default_factory=list)  # test accuracy of the step chosen on validation
-    chosen_rotations: list[int] = field(default_factory=list)
+    rotations: dict[int, int | None]  # at the chosen step; None: no step within the budget
+    test: dict[int, float | None] = field(default_factory=dict)  # test accuracy at the chosen step
+    val: dict[int, float | None] = field(default_factory=dict)
+    epochs: dict[int, float] = field(default_factory=dict)  # fine-tuning epochs up to the chosen step
+    cut_off: dict[int, bool] = field(default_factory=dict)
     server_s: dict[int, float] = field(default_factory=dict)  # encrypted server time of the chosen step, where measured
+    auto_s: dict[int, float] = field(default_factory=dict)  # the same under the auto schedule
+    family: str = ""
+
+    @property
+    def within(self) -> list[int]:
+        return [s for s in self.seeds if self.rotations.get(s) is not None]
 
 
 def _runs(rows: list[dict]) -> dict[str, list[dict]]:
@@ -107,93 +91,148 @@ def _runs(rows: list[dict]) -> dict[str, list[dict]]:
     return {k: sorted(v, key=lambda r: int(r["step"])) for k, v in out.items()}
 
 
-def model_results(rows: list[dict], max_drop: float = 1.0) -> dict[str, MethodResult]:
-    """The results of every method on one model's rows (experiments.csv rows of one model/data/size)."""
-    runs = _runs(rows)
-    dense = {int(s[0]["seed"]): s[0] for s in runs.values() if s[0]["method"] == "dense"}
-    by_method: dict[tuple[str, tuple[float, float]], list[list[dict]]] = {}
-    for steps in runs.values():
-        s0 = steps[0]
-        by_method.setdefault((s0["method"], (float(s0["lambda_p"]), float(s0["lambda_d"]))), []).append(steps)
-    candidates: dict[str, list[MethodResult]] = {}
-    for (method, lams), all_steps in by_method.items():
-        res = MethodResult(method, lams, [], {}, {})
-        for steps in all_steps:
-            seed = int(steps[0]["seed"])
-            if seed not in dense:
-                continue
-            res.seeds.append(seed)
-            ref = dense[seed]
-            res.rotations[seed] = rotations_at_drop([(int(s["rotations"]), float(s["test_accuracy"])) for s in steps],
-                                                    float(ref["test_accuracy"]) - max_drop)
-            res.val_rotations[seed] = rotations_at_drop(
-                [(int(s["rotations"]), float(s["val_accuracy"])) for s in steps], float(ref["val_accuracy"]) - max_drop)
-            chosen = [s for s in steps if int(s["chosen"])] or steps[:1]
-            res.chosen_test.append(float(chosen[0]["test_accuracy"]))
-            res.chosen_rotations.append(int(chosen[0]["rotations"]))
-            if chosen[0].get("encrypted_server_s") not in (None, ""):
-                res.server_s[seed] = float(chosen[0]["encrypted_server_s"])
-        if res.seeds:
-            candidates.setdefault(method, []).append(res)
-    return {m: min(rs, key=_validation_key) for m, rs in candidates.items()}
+def _flag(v) -> bool:
+    return str(v).strip().lower() in ("1", "true", "1.0")
+
+
+def _num(v) -> float | None:
+    return None if v in (None, "") else float(v)
+
+
+def run_point(steps: list[dict]) -> dict:
+    """A run's point: its chosen step's rotations and accuracies, None rotations when that step is
+    not within the budget. Reads the `chosen` column; test accuracy plays no part in the choice.
+
+    >>> run_point([{"step": 0, "rotations": 90, "val_accuracy": 90, "test_accuracy": "", "accepted": 1, "chosen": 0},
+    ...            {"step": 1, "rotations": 40, "val_accuracy": 89.5, "test_accuracy": 88.0, "accepted": 1,
+    ...             "chosen": 1, "finetune_epochs": 1.0}])["rotations"]
+    40
+    """
+    chosen = [s for s in steps if _flag(s.get("chosen"))] or steps[:1]
+    c = chosen[0]
+    ok = _flag(c.get("accepted", 1))
+    return {"rotations": int(c["rotations"]) if ok else None, "test": _num(c.get("test_accuracy")),
+            "val": _num(c.get("val_accuracy")), "epochs": _num(c.get("finetune_epochs")) or 0.0,
+            "cut_off": any(_flag(s.get("cut_off")) for s in steps), "server_s": _num(c.get("encrypted_server_s")),
+            "auto_s": _num(c.get("encrypted_auto_server_s"))}
 
 
 def _validation_key(r: MethodResult) -> tuple[int, float]:
-    """Lambdas are chosen on validation: most seeds within budget, then fewest rotations."""
-    vals = [v for v in r.val_rotations.values() if v is not None]
-    return (-len(vals), float(np.mean(vals)) if vals else math.inf)
+    """Most seeds within the budget, then the fewest rotations (geometric mean), all chosen on validation."""
+    vals = [r.rotations[s] for s in r.within]
+    return (-len(vals), float(np.mean(np.log(np.maximum(vals, 1)))) if vals else math.inf)
 
 
-def latency_ratio(results: dict[str, MethodResult], num: str, den: str) -> tuple[float, float, int] | None:
-    """(rotation ratio, server-time ratio, seed) of the chosen steps, on the first seed both ran encrypted."""
-    a, b = results.get(num), results.get(den)
-    if a is None or b is None:
-        return None
-    seeds = sorted(set(a.server_s) & set(b.server_s))
-    if not seeds:
-        return None
-    s = seeds[0]
-    ra = a.chosen_rotations[a.seeds.index(s)] / max(1, b.chosen_rotations[b.seeds.index(s)])
-    return ra, a.server_s[s] / b.server_s[s], s
+def candidates(rows: list[dict]) -> dict[tuple[str, tuple[float, float]], MethodResult]:
+    """Every (method, lambdas) of one model's rows with its per-seed points (seeds with a dense run only)."""
+    runs = _runs(rows)
+    dense = {int(s[0]["seed"]) for s in runs.values() if s[0]["method"] == "dense"}
+    out: dict[tuple[str, tuple[float, float]], MethodResult] = {}
+    for steps in runs.values():
+        s0 = steps[0]
+        seed = int(s0["seed"])
+        if seed not in dense:
+            continue
+        lams = (float(s0["lambda_p"]), float(s0["lambda_d"]))
+        res = out.setdefault((s0["method"], lams), MethodResult(s0["method"], lams, [], {}))
+        p = run_point(steps)
+        res.seeds.append(seed)
+        res.rotations[seed], res.test[seed], res.val[seed] = p["rotations"], p["test"], p["val"]
+        res.epochs[seed], res.cut_off[seed] = p["epochs"], p["cut_off"]
+        if p["server_s"] is not None:
+            res.server_s[seed] = p["server_s"]
+        if p["auto_s"] is not None:
+            res.auto_s[seed] = p["auto_s"]
+    return out
+
+
+def _family(method: str) -> str:
+    from pruning.methods import REGISTRY
+
+    m = REGISTRY.get(method)
+    return m.family if m is not None else method
+
+
+def model_results(rows: list[dict], max_drop: float = 1.0) -> dict[str, MethodResult]:
+    """Per method its result at the lambdas chosen on validation, and per family (a name such as
+    `hunter` that several methods share) the member chosen on validation.
+
+    `max_drop` is the budget the rows were pruned under (their `accepted` column); it is kept for
+    the callers' signature."""
+    by_method: dict[str, list[MethodResult]] = {}
+    for (method, _), res in candidates(rows).items():
+        by_method.setdefault(method, []).append(res)
+    best = {m: min(rs, key=_validation_key) for m, rs in by_method.items()}
+    families: dict[str, list[MethodResult]] = {}
+    for m, r in best.items():
+        r.family = _family(m)
+        families.setdefault(r.family, []).append(r)
+    out = dict(best)
+    for fam, members in families.items():
+        if len(members) > 1 or fam not in out:
+            out[fam] = min(members, key=_validation_key)
+    return out
+
+
+def family_members(results: dict[str, MethodResult], family: str) -> list[MethodResult]:
+    """The members of a family that ran, best on validation first."""
+    return sorted((r for m, r in results.items() if r.family == family and m == r.method), key=_validation_key)
 
 
 def ratio(results: dict[str, MethodResult], num: str, den: str) -> dict | None:
-    """Per-seed ratio of rotations at the budget, geometric mean and bootstrap interval."""
+    """Per-seed ratio of rotations at the chosen steps, geometric mean and t-interval on the logs."""
     a, b = results.get(num), results.get(den)
     if a is None or b is None:
         return None
     seeds = sorted(set(a.seeds) & set(b.seeds))
-    per_seed = {s: a.rotations[s] / b.rotations[s] for s in seeds
-                if a.rotations.get(s) and b.rotations.get(s)}
+    per_seed = {s: a.rotations[s] / b.rotations[s] for s in seeds if a.rotations.get(s) and b.rotations.get(s)}
+    base = {"num": num, "den": den, "num_method": a.method, "den_method": b.method, "seeds": len(per_seed),
+            "per_seed": per_seed, "outside_budget": [s for s in seeds if s not in per_seed]}
     if not per_seed:
-        return {"num": num, "den": den, "seeds": len(seeds), "per_seed": {}, "value": None, "interval": None}
-    vals = list(per_seed.values())
-    return {"num": num, "den": den, "seeds": len(per_seed), "per_seed": per_seed,
-            "value": float(math.exp(np.mean(np.log(vals)))), "interval": bootstrap_interval(vals)}
+        return {**base, "value": None, "interval": None}
+    value, lo, hi = log_t_interval(list(per_seed.values()))
+    return {**base, "value": value, "interval": (lo, hi) if len(per_seed) > 1 else None}
 
 
-def _fmt_ratio(r: dict | None) -> str:
+def claim_verdict(r: dict | None, claim: float = CLAIM) -> str:
+    """The claim "num needs at least `claim` times the rotations of den" in words.
+
+    >>> claim_verdict({"value": 2.0, "interval": (1.5, 2.6), "seeds": 5})
+    'holds'
+    >>> claim_verdict({"value": 1.1, "interval": (0.9, 1.3), "seeds": 5})
+    'is undecided'
+    >>> claim_verdict({"value": 1.0, "interval": (0.9, 1.1), "seeds": 2})
+    'is not judged on 2 seed(s) (a verdict needs at least 3)'
+    """
+    if r is None or r["value"] is None:
+        return "cannot be judged"
+    if r["seeds"] < MIN_SEEDS or r["interval"] is None:
+        return f"is not judged on {r['seeds']} seed(s) (a verdict needs at least {MIN_SEEDS})"
+    lo, hi = r["interval"]
+    return "holds" if lo >= claim else "does not hold" if hi < claim else "is undecided"
+
+
+def better_at_all(r: dict | None) -> str:
+    """Whether the denominator needs fewer rotations at all (the interval's bounds against 1).
+
+    >>> better_at_all({"value": 1.1, "interval": (1.02, 1.2), "seeds": 3})
+    'yes (lower bound above 1)'
+    """
+    if r is None or r["value"] is None or r["interval"] is None or r["seeds"] < MIN_SEEDS:
+        return "not judged"
+    lo, hi = r["interval"]
+    return "yes (lower bound above 1)" if lo > 1 else "no (upper bound below 1)" if hi < 1 else "not shown"
+
+
+def fmt_ratio(r: dict | None) -> str:
     if r is None:
         return "not measured"
     if r["value"] is None:
-        return f"undefined ({r['seeds']} seeds; a method never within the budget)"
+        return f"undefined (no seed where both are within the budget; {len(r['outside_budget'])} outside)"
+    if r["interval"] is None:
+        return f"{r['value']:.2f}x (1 seed, no interval)"
     lo, hi = r["interval"]
-    return f"{r['value']:.2f}x [95% bootstrap {lo:.2f}-{hi:.2f}, {r['seeds']} seeds]"
-
-
-def _holds(r: dict | None, low: float, high: float = math.inf) -> str:
-    """'holds' when the whole interval lies in [low, high], 'does not hold' when it lies outside, else 'undecided';
-    not judged on fewer than MIN_SEEDS seeds (a bootstrap over one or two seeds is no interval)."""
-    if r is None or r["value"] is None:
-        return "cannot be judged"
-    if r["seeds"] < MIN_SEEDS:
-        return f"is not judged on {r['seeds']} seed(s) (a verdict needs at least {MIN_SEEDS})"
-    lo, hi = r["interval"]
-    if low <= lo and hi <= high:
-        return "holds"
-    if hi < low or lo > high:
-        return "does not hold"
-    return "is undecided (the interval straddles the bound)"
+    return f"{r['value']:.2f}x [95% t {lo:.2f}-{hi:.2f}, {r['seeds']} seeds]"
 
 
 def groups_by_model(rows: list[dict]) -> dict[tuple, list[dict]]:
@@ -203,65 +242,109 @@ def groups_by_model(rows: list[dict]) -> dict[tuple, list[dict]]:
     return out
 
 
+def _mean(values) -> float | None:
+    v = [x for x in values if x is not None]
+    return float(np.mean(v)) if v else None
+
+
 def experiments_summary(rows: list[dict], max_drop: float = 1.0) -> dict:
     """Per model: each method's figures and the ratios of RATIOS (what cost_model.json records)."""
     out = {}
     for key, sel in groups_by_model(rows).items():
         results = model_results(sel, max_drop)
         out["/".join(key)] = {
-            "methods": {m: {"lambda_p": r.lambdas[0], "lambda_d": r.lambdas[1], "seeds": r.seeds,
-                            "rotations_at_budget": r.rotations, "chosen_test_accuracy": mean_interval(r.chosen_test),
-                            "chosen_rotations": r.chosen_rotations, "encrypted_server_s": r.server_s}
+            "methods": {m: {"method": r.method, "lambda_p": r.lambdas[0], "lambda_d": r.lambdas[1], "seeds": r.seeds,
+                            "rotations": r.rotations, "test_accuracy": r.test, "finetune_epochs": r.epochs,
+                            "cut_off": [s for s, c in r.cut_off.items() if c], "encrypted_server_s": r.server_s,
+                            "encrypted_auto_server_s": r.auto_s}
                         for m, r in results.items()},
             "ratios": {f"{n} / {d}": ratio(results, n, d) for n, d, _ in RATIOS}}
     return out
 
 
+def _seeds_text(n: int) -> str:
+    return f"{n} seed" + ("s" if n != 1 else "")
+
+
 def experiments_section(rows: list[dict], max_drop: float = 1.0) -> list[str]:
     """Markdown: per model the methods' table, the ratios with intervals and the verdicts in words."""
     md = ["## Pruning verdicts (experiments database)", "",
-          f"Rotations at a test-accuracy drop of at most {max_drop:g} point(s) from the dense model of the same seed, "
-          "read off each run's front; lambdas chosen on validation; intervals are 95% (t over seeds for accuracy, "
-          "percentile bootstrap over seeds for ratios). Made from results/experiments.csv "
-          "(`artemis results export`).", "", "![pareto with intervals](experiments_pareto.png)", ""]
+          f"Each run's point is its accepted step (validation accuracy within {max_drop:g} point(s) of the dense "
+          "model of the same seed) with the fewest rotations; rotations and test accuracy are read there, and test "
+          "selects nothing. Lambdas and Hunter's variant are chosen per model on validation. Ratios: geometric mean "
+          "over seeds with a 95% t-interval on the log ratios. A claim of at least "
+          f"{CLAIM:g}x holds when the interval's lower bound is at least {CLAIM:g}, does not hold when its upper "
+          "bound is below it, and is undecided otherwise.", "",
+          "![pareto with intervals](experiments_pareto.png)", ""]
     for key, sel in groups_by_model(rows).items():
         model, dataset, size, n = key
         results = model_results(sel, max_drop)
         seeds = sorted({s for r in results.values() for s in r.seeds})
-        md += [f"### {model}, {dataset} {size}x{size}, N = {n} ({len(seeds)} seeds: {seeds})", "",
-               "| method | lambda_p / lambda_d | seeds | rotations at budget (mean, per seed) | chosen step: test acc "
-               "(95% CI) | chosen step: rotations |", "|---|---|---|---|---|---|"]
+        md += [f"### {model}, {dataset} {size}x{size}, N = {n} ({_seeds_text(len(seeds))}: {seeds})", "",
+               "| method (chosen on validation) | lambda_p / lambda_d | seeds within budget | rotations "
+               "(mean; per seed) | test acc at the chosen step (95% CI) | fine-tune epochs to it | cut off |",
+               "|---|---|---|---|---|---|---|"]
         for m, r in sorted(results.items()):
-            rot = [v for v in r.rotations.values() if v is not None]
-            per = ", ".join("-" if r.rotations[s] is None else f"{r.rotations[s]:.0f}" for s in r.seeds)
-            acc, lo, hi = mean_interval(r.chosen_test)
-            md.append(f"| {m} | {r.lambdas[0]:g} / {r.lambdas[1]:g} | {len(r.seeds)} | "
-                      f"{(f'{np.mean(rot):.0f}' if rot else '-')} ({per}) | {acc:.2f} ({lo:.2f}-{hi:.2f}) | "
-                      f"{np.mean(r.chosen_rotations):.0f} |")
-        md += ["", "| ratio | rotations at the budget | chosen steps, encrypted: rotations / server time | "
-                   "what it says |", "|---|---|---|---|"]
+            if m != r.family and r.family in results and len(family_members(results, r.family)) > 1:
+                continue  # a family's members have their own table below
+            name = m if m == r.method else f"{m} ({r.method})"
+            per = ", ".join("-" if r.rotations[s] is None else str(r.rotations[s]) for s in r.seeds)
+            rot = _mean(r.rotations[s] for s in r.within)
+            tests = [r.test[s] for s in r.within if r.test.get(s) is not None]
+            acc = (f"{mean_interval(tests)[0]:.2f} ({mean_interval(tests)[1]:.2f}-{mean_interval(tests)[2]:.2f})"
+                   if len(tests) > 1 else f"{tests[0]:.2f}" if tests else "-")
+            cut = sum(r.cut_off.values())
+            md.append(f"| {name} | {r.lambdas[0]:g} / {r.lambdas[1]:g} | {len(r.within)} of {len(r.seeds)} | "
+                      f"{'-' if rot is None else f'{rot:.0f}'} ({per}) | {acc} | "
+                      f"{_mean(r.epochs.values()) or 0:.1f} | {f'{cut} of {len(r.seeds)}' if cut else 'no'} |")
+        variants = family_members(results, "hunter")
+        if len(variants) > 1:
+            md += ["", "Hunter's variants (validation decides; the first is `hunter` above):", "",
+                   "| variant | seeds within budget | rotations at the chosen step (mean) |", "|---|---|---|"]
+            md += [f"| {v.method} | {len(v.within)} of {len(v.seeds)} | "
+                   f"{'-' if not v.within else f'{_mean(v.rotations[s] for s in v.within):.0f}'} |" for v in variants]
+        md += ["", "| ratio | rotations at the chosen steps | better at all | chosen steps, encrypted: "
+                   "rotations / server time | what it says |", "|---|---|---|---|---|"]
         for num, den, what in RATIOS:
-            lat = latency_ratio(results, num, den)
-            enc = f"{lat[0]:.2f}x / {lat[1]:.2f}x (seed {lat[2]})" if lat else "not measured"
-            md.append(f"| {num} / {den} | {_fmt_ratio(ratio(results, num, den))} | {enc} | {what} |")
+            r = ratio(results, num, den)
+            md.append(f"| {num} / {den} | {fmt_ratio(r)} | {better_at_all(r)} | {_latency(results, num, den)} | "
+                      f"{what} |")
         md += ["", *verdict_lines(results), ""]
     return md
 
 
+def _latency(results: dict[str, MethodResult], num: str, den: str) -> str:
+    """Rotation and server-time ratios of the chosen steps run encrypted (geometric means over the seeds
+    both ran), under the fixed schedule and, where measured, under auto."""
+    a, b = results.get(num), results.get(den)
+    if not a or not b:
+        return "not measured"
+    parts = []
+    for label, ta, tb in (("", a.server_s, b.server_s), ("auto: ", a.auto_s, b.auto_s)):
+        seeds = [s for s in sorted(set(ta) & set(tb)) if a.rotations.get(s) and b.rotations.get(s)]
+        if seeds:
+            rot = float(np.exp(np.mean([math.log(a.rotations[s] / b.rotations[s]) for s in seeds])))
+            lat = float(np.exp(np.mean([math.log(ta[s] / tb[s]) for s in seeds])))
+            parts.append(f"{rot:.2f}x / {lat:.2f}x ({_seeds_text(len(seeds))})" if not label
+                         else f"auto: server time {lat:.2f}x ({_seeds_text(len(seeds))})")
+    return "; ".join(parts) or "not measured"
+
+
 def verdict_lines(results: dict[str, MethodResult]) -> list[str]:
     """The claims in words; a claim that does not hold is said not to hold."""
-    hunter = ratio(results, "hunter", REFERENCE)
-    lasso = ratio(results, "diagonal-no-lasso", REFERENCE)
+    hunter, lasso = ratio(results, "hunter", REFERENCE), ratio(results, "diagonal-no-lasso", REFERENCE)
     groups = ratio(results, "dense", "diagonal-no-lasso")
     pos, both = ratio(results, "artemis-positional", REFERENCE), ratio(results, "artemis-both", REFERENCE)
-    out = [f"- Claim 1.2-6x fewer rotations than Hunter at the same accuracy: measured {_fmt_ratio(hunter)}; "
-           f"the claim {_holds(hunter, 1.2, 6.0)} (it holds when the whole interval lies within 1.2-6x).",
-           f"- The Lasso training against the same groups without it: {_fmt_ratio(lasso)}; "
-           f"that it helps {_holds(lasso, 1.0 + 1e-9)} (it holds when the whole interval lies above 1x). The choice "
-           f"of groups alone (dense over "
-           f"diagonal-no-lasso): {_fmt_ratio(groups)}."]
+    variant = f" (its variant chosen on validation: {results['hunter'].method})" if "hunter" in results else ""
+    out = [f"- Claim: at least {CLAIM:g}x fewer rotations than Hunter{variant} at the same accuracy budget: "
+           f"measured {fmt_ratio(hunter)}; the claim {claim_verdict(hunter)}; fewer rotations at all: "
+           f"{better_at_all(hunter)}.",
+           f"- The Lasso training against the same groups without it: {fmt_ratio(lasso)}; it helps: "
+           f"{better_at_all(lasso)}. The choice of groups alone (dense over diagonal-no-lasso): {fmt_ratio(groups)}."]
     if pos or both:
-        out.append(f"- Diagonal-only pruning Pareto-optimal against positional ({_fmt_ratio(pos)}: "
-                   f"{_holds(pos, 1.0)}) and both ({_fmt_ratio(both)}: {_holds(both, 1.0)}), where holds means the "
-                   "other needs at least as many rotations at the budget.")
+        out.append(f"- Diagonal-only pruning against positional ({fmt_ratio(pos)}; diagonal needs fewer: "
+                   f"{better_at_all(pos)}) and both kinds ({fmt_ratio(both)}; {better_at_all(both)}).")
+    cut = sorted(m for m, r in results.items() if any(r.cut_off.values()))
+    if cut:
+        out.append(f"- Cut off by the end of the schedule (their points are bounds): {', '.join(cut)}.")
     return out

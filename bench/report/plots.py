@@ -186,8 +186,9 @@ def pareto_figure(rows: list[dict], path: Path) -> None:
 
 
 def experiments_figure(rows: list[dict], path: Path, max_drop: float = 1.0) -> None:
-    """Per model, each method's front at its chosen lambdas: per pruning step, mean rotations against mean
-    test accuracy over seeds with its 95% interval; the dashed line is the dense mean less `max_drop`."""
+    """Per model, each method's front at its chosen lambdas (a family: its member chosen on validation):
+    per pruning step, mean rotations against mean validation accuracy over seeds with its 95% interval
+    (test is read at the chosen step only); the dashed line is the dense mean less `max_drop`."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -201,10 +202,12 @@ def experiments_figure(rows: list[dict], path: Path, max_drop: float = 1.0) -> N
     for ax, (key, sel) in zip(axes.flat, panels.items()):
         chosen = model_results(sel, max_drop)
         for method, res in sorted(chosen.items()):
+            if method != res.family and res.family in chosen:
+                continue  # drawn as its family
             steps: dict[int, list[tuple[int, float]]] = {}
             for r in sel:
-                if r["method"] == method and (float(r["lambda_p"]), float(r["lambda_d"])) == res.lambdas:
-                    steps.setdefault(int(r["step"]), []).append((int(r["rotations"]), float(r["test_accuracy"])))
+                if r["method"] == res.method and (float(r["lambda_p"]), float(r["lambda_d"])) == res.lambdas:
+                    steps.setdefault(int(r["step"]), []).append((int(r["rotations"]), float(r["val_accuracy"])))
             xs, ys, lo, hi = [], [], [], []
             for _, pts in sorted(steps.items()):
                 m, a, b = mean_interval([p[1] for p in pts])
@@ -213,12 +216,13 @@ def experiments_figure(rows: list[dict], path: Path, max_drop: float = 1.0) -> N
                 lo.append(m - a)
                 hi.append(b - m)
             ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", ms=3, capsize=2, color=colours[method],
-                        label=f"{method} ({len(res.seeds)} seeds)")
-        dense = [float(r["test_accuracy"]) for r in sel if r["method"] == "dense" and int(r["step"]) == 0]
+                        label=f"{method if method == res.method else f'{method}: {res.method}'} "
+                              f"({len(res.seeds)} seed{'s' * (len(res.seeds) != 1)})")
+        dense = [float(r["val_accuracy"]) for r in sel if r["method"] == "dense" and int(r["step"]) == 0]
         if dense:
             ax.axhline(float(np.mean(dense)) - max_drop, ls="--", color="grey", lw=0.8)
         model, dataset, size, n = key
-        ax.set(xlabel="rotations (engine plan)", ylabel="test accuracy (%)",
+        ax.set(xlabel="rotations (engine plan)", ylabel="validation accuracy (%)",
                title=f"{model}, {dataset}, {size}x{size}, N = {n}")
         ax.grid(True, alpha=0.2)
         ax.legend(loc="lower right", fontsize=7)

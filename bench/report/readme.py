@@ -50,13 +50,15 @@ def render_readme_block(cost_model: dict) -> str:
         lines += [f"- {k}: {v:.2f}x" for k, v in sorted(pruning.items())] + [""]
     experiments = cost_model.get("experiments") or {}
     if experiments:
-        lines += [("Pruning verdicts from `results/experiments.sqlite`: rotations needed at a test-accuracy drop of at "
-                   "most 1 point, ratio per seed, geometric mean and 95% bootstrap interval over seeds:"), ""]
+        lines += [("Pruning verdicts from `results/experiments.sqlite`: rotations at each run's accepted step with the "
+                   "fewest rotations (chosen on validation, test read there), ratio per seed, geometric mean and 95% "
+                   "t-interval on the log ratios over seeds (docs/pruning.md):"), ""]
         for key, e in sorted(experiments.items()):
             for name, r in sorted((e.get("ratios") or {}).items()):
                 if r and r.get("value") is not None:
-                    lo, hi = r["interval"]
-                    lines.append(f"- {key}: {name} = {r['value']:.2f}x [{lo:.2f}, {hi:.2f}] ({r['seeds']} seeds)")
+                    iv = f"[{r['interval'][0]:.2f}, {r['interval'][1]:.2f}]" if r.get("interval") else "(no interval)"
+                    n = r["seeds"]
+                    lines.append(f"- {key}: {name} = {r['value']:.2f}x {iv} ({n} seed{'s' * (n != 1)})")
         lines.append("")
     methods = cost_model.get("method_ratios") or {}
     if methods:

@@ -1,61 +1,132 @@
-"""The verdicts with intervals: fronts, lambdas chosen on validation, ratios per seed, words."""
+"""The verdicts: points chosen on validation only, lambdas and Hunter variants chosen on
+validation, t-intervals on log ratios over seeds, cut-off runs flagged, claims in words."""
 
 import math
+import random
 
 import pytest
 
-from bench.report.experiments import (experiments_section, experiments_summary, model_results, ratio,
-                                      rotations_at_drop)
+from bench.report.experiments import (claim_verdict, experiments_section, experiments_summary, log_t_interval,
+                                      model_results, ratio, run_point)
 
 
-def _run(method, seed, points, lambda_d=0.0, chosen=None):
-    """Rows of one run: points are (rotations, val accuracy, test accuracy) per step."""
+def _run(method, seed, points, lambda_d=0.0, budget=89.0, cut_off=False):
+    """Rows of one run as the store exports them: points are (rotations, val accuracy, test accuracy)
+    per step; a step is accepted when its val accuracy is within the budget, and the chosen step is
+    the accepted one with the fewest rotations (what pruning.iterative records)."""
     rid = f"prune/{method}/ld{lambda_d}/s{seed}"
-    chosen = len(points) - 1 if chosen is None else chosen
+    accepted = [i for i, (_, v, _) in enumerate(points) if v >= budget]
+    chosen = min(accepted, key=lambda i: points[i][0]) if accepted else 0
     return [{"run_id": rid, "model": "resnet20", "dataset": "fashion-mnist", "input_size": 16,
              "poly_modulus_degree": 8192, "method": method, "lambda_p": 0.0, "lambda_d": lambda_d, "seed": seed,
-             "step": i, "rotations": r, "val_accuracy": v, "test_accuracy": t, "chosen": int(i == chosen),
-             "encrypted_server_s": None} for i, (r, v, t) in enumerate(points)]
+             "step": i, "rotations": r, "val_accuracy": v, "test_accuracy": t if i == chosen else "",
+             "accepted": int(v >= budget), "chosen": int(i == chosen), "finetune_epochs": float(i),
+             "cut_off": int(cut_off), "encrypted_server_s": None} for i, (r, v, t) in enumerate(points)]
 
 
-def _rows(hunter_scale=1.0):
+def _rows(hunter_scale=1.0, seeds=(0, 1, 2), jitter=0.0):
     rows = []
-    for seed in (0, 1, 2):
+    for seed in seeds:
+        j = 1 + jitter * (seed - 1)
         rows += _run("dense", seed, [(1000, 90.0, 90.0)])
-        # hunter reaches the 89.0 budget at 600 * scale rotations, artemis at 300 (lambda 1) or 500 (lambda 2)
-        rows += _run("hunter", seed, [(1000, 90.0, 90.0), (600 * hunter_scale, 89.0, 89.0), (200, 80.0, 80.0)])
+        # hunter is within the 89.0 budget at 600 * scale rotations, artemis at 300 (lambda 1) or 500 (lambda 2)
+        rows += _run("hunter", seed, [(1000, 90.0, 90.0), (600 * hunter_scale * j, 89.0, 89.0), (200, 80.0, 80.0)])
         rows += _run("artemis-diagonal", seed, [(1000, 90.0, 90.0), (300, 89.0, 89.0), (100, 80.0, 80.0)], 1.0)
         rows += _run("artemis-diagonal", seed, [(1000, 90.0, 90.0), (500, 89.5, 89.5), (400, 70.0, 70.0)], 2.0)
     return rows
 
 
-def test_ratio_per_seed_with_interval_and_lambda_chosen_on_validation():
-    results = model_results(_rows())
+def test_ratio_per_seed_with_t_interval_and_lambda_chosen_on_validation():
+    results = model_results(_rows(jitter=0.1))
     assert results["artemis-diagonal"].lambdas == (0.0, 1.0)
-    assert results["artemis-diagonal"].rotations == {0: 300.0, 1: 300.0, 2: 300.0}
+    assert results["artemis-diagonal"].rotations == {0: 300, 1: 300, 2: 300}
     r = ratio(results, "hunter", "artemis-diagonal")
-    assert r["value"] == pytest.approx(2.0) and r["interval"] == (2.0, 2.0) and r["seeds"] == 3
-    assert ratio(results, "dense", "artemis-diagonal")["value"] == pytest.approx(1000 / 300)
+    per = [540 / 300, 600 / 300, 660 / 300]
+    assert r["per_seed"] == pytest.approx(dict(enumerate(per))) and r["seeds"] == 3
+    logs = [math.log(p) for p in per]
+    mean, sd = sum(logs) / 3, math.sqrt(sum((x - sum(logs) / 3) ** 2 for x in logs) / 2)
+    half = 4.302652729911275 * sd / math.sqrt(3)  # t(0.975, df 2)
+    assert r["value"] == pytest.approx(math.exp(mean))
+    assert r["interval"] == pytest.approx((math.exp(mean - half), math.exp(mean + half)))
     assert ratio(results, "diagonal-no-lasso", "artemis-diagonal") is None
 
 
-def test_a_claim_that_does_not_hold_is_said_not_to_hold():
-    md = "\n".join(experiments_section(_rows(hunter_scale=0.55)))  # hunter 330 vs artemis 300: 1.1x
+def test_t_interval_on_a_known_case():
+    g, lo, hi = log_t_interval([1.0, 2.0, 4.0])  # logs 0, ln 2, 2 ln 2: mean ln 2, sd ln 2
+    half = 4.302652729911275 * math.log(2) / math.sqrt(3)
+    assert (g, lo, hi) == pytest.approx((2.0, 2 * math.exp(-half), 2 * math.exp(half)))
+    assert claim_verdict({"value": g, "interval": (lo, hi), "seeds": 3}) == "is undecided"
+    assert claim_verdict({"value": 1.1, "interval": (1.0, 1.19), "seeds": 5}) == "does not hold"
+    assert claim_verdict({"value": 1.5, "interval": (1.2, 1.9), "seeds": 5}) == "holds"
+
+
+def test_selection_never_reads_test():
+    """Shuffling or corrupting every test figure changes no choice: points, lambdas, variants and ratios."""
+    rows = _rows(jitter=0.1)
+    rows += _run("hunter-rms-all", 0, [(1000, 90.0, 99.0), (700, 89.2, 10.0)])  # awful on test, worse on val
+    for s in (1, 2):
+        rows += _run("hunter-rms-all", s, [(1000, 90.0, 99.0), (700, 89.2, 10.0)])
+    base = model_results(rows)
+    rng = random.Random(0)
+    shuffled = [dict(r, test_accuracy=rng.uniform(0, 100) if r["test_accuracy"] != "" else "") for r in rows]
+    other = model_results(shuffled)
+    assert {k: (v.method, v.lambdas, v.rotations) for k, v in base.items()} == \
+           {k: (v.method, v.lambdas, v.rotations) for k, v in other.items()}
+    assert base["hunter"].method == "hunter"  # 600 rotations beat 700 on validation, whatever test says
+
+
+def test_no_step_within_the_budget_has_no_point_and_no_interpolation():
+    p = run_point(_run("artemis-diagonal", 0, [(1000, 85.0, 85.0), (500, 84.0, 84.0)]))
+    assert p["rotations"] is None
+    # within the budget at 600, not at 200: the point is 600, not a value interpolated toward 200
+    assert run_point(_run("hunter", 0, [(1000, 90.0, 90.0), (600, 89.0, 89.0), (200, 88.0, 88.0)]))["rotations"] == 600
+
+
+def test_a_cut_off_run_is_flagged():
+    rows = _rows()
+    rows = [dict(r, cut_off=1) if r["method"] == "artemis-diagonal" and r["lambda_d"] == 1.0 else r for r in rows]
+    md = "\n".join(experiments_section(rows))
+    assert "Cut off by the end of the schedule (their points are bounds): artemis-diagonal" in md
+    assert "| 3 of 3 |" in md
+    assert experiments_summary(rows)["resnet20/fashion-mnist/16/8192"]["methods"]["artemis-diagonal"]["cut_off"] \
+        == [0, 1, 2]
+
+
+def test_claims_in_words():
+    md = "\n".join(experiments_section(_rows(hunter_scale=0.55, jitter=0.01)))  # hunter ~330 vs artemis 300: 1.1x
     assert "1.10x" in md and "the claim does not hold" in md
-    md = "\n".join(experiments_section(_rows()))
+    md = "\n".join(experiments_section(_rows(jitter=0.01)))
     assert "the claim holds" in md and "3 seeds" in md
 
 
-def test_interpolation_and_out_of_budget():
-    assert rotations_at_drop([(1000, 90.0), (500, 88.0)], 89.0) == pytest.approx(750.0)
-    assert rotations_at_drop([(1000, 85.0)], 89.0) is None
-    summary = experiments_summary(_rows())
-    key = "resnet20/fashion-mnist/16/8192"
-    assert math.isclose(summary[key]["ratios"]["hunter / artemis-diagonal"]["value"], 2.0)
-
-
 def test_fewer_than_three_seeds_give_a_ratio_but_no_verdict():
-    rows = [r for r in _rows() if r["seed"] in (0, 1)]
-    text = "\n".join(experiments_section(rows))
+    text = "\n".join(experiments_section(_rows(seeds=(0, 1))))
     assert "2.00x" in text  # hunter 600 over artemis 300 on each seed
     assert "the claim is not judged on 2 seed(s) (a verdict needs at least 3)" in text
+
+
+def test_the_best_hunter_variant_is_never_weaker_than_diagonal_no_lasso_on_validation():
+    """A real tiny grid: diagonal-no-lasso is a member of Hunter's family, so the variant chosen on
+    validation needs at most its rotations."""
+    import torch
+
+    from bench.experiments.cells import PruneCell, TrainCell, run_prune_cell, run_train_cell
+
+    t = TrainCell("small-cnn", "digits", 8, 400, epochs=2, converge=None, test_images=100)
+    trained = run_train_cell(t)
+    rows = []
+    for method in ("dense", "hunter", "hunter-rms-all", "diagonal-no-lasso"):
+        cell = PruneCell(t, t, method, max_drop=5.0, fractions=(0.2, 0.5, 0.8), finetune_epochs=0.25,
+                         recovery_epochs=0.25)
+        out = run_prune_cell(cell, trained, trained)
+        for s in out["steps"]:
+            rows.append({**s, "run_id": cell.run_id, "model": "small-cnn", "dataset": "digits", "input_size": 8,
+                         "poly_modulus_degree": 8192, "method": method, "lambda_p": 0.0, "lambda_d": 0.0, "seed": 0,
+                         "test_accuracy": s["test_accuracy"] if s["test_accuracy"] is not None else "",
+                         "cut_off": int(out["cut_off"]), "encrypted_server_s": None})
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    results = model_results(rows)
+    hunter, plain = results["hunter"], results["diagonal-no-lasso"]
+    assert hunter.method in ("hunter", "hunter-rms-all", "diagonal-no-lasso")
+    assert plain.rotations[0] is not None and hunter.rotations[0] is not None
+    assert hunter.rotations[0] <= plain.rotations[0]

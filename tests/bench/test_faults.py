@@ -227,6 +227,6 @@ def test_report_refuses_a_read_only_readme_before_writing(tmp_path, capsys):
 
 def test_train_onto_a_full_disk_is_one_line_and_leaves_nothing(capsys, small_fs):
     _fill(small_fs)
-    _fails(capsys, f"--out {small_fs / 'out'}: {small_fs}'s file system is full", "train", "--model", "small-cnn", "--dataset", "digits",
-           "--input-size", "8", "--subset", "200", "--epochs", "1", "--out", small_fs / "out")
+    _fails(capsys, f"--out {small_fs / 'out'}: {small_fs}'s file system is full", "train", "--model", "small-cnn",
+           "--dataset", "digits", "--input-size", "8", "--subset", "200", "--epochs", "1", "--out", small_fs / "out")
     assert _listing(small_fs) in (["filler"], ["filler", "out"])  # at most the empty folder it was to write into

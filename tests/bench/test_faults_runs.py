@@ -106,10 +106,11 @@ def test_address_auto_with_no_cluster_says_so(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("option, value, message", [
     ("--models", "small-cnn,foo", "sweep --models: got 'foo'"),
-    ("--input-sizes", "0", "sweep --input-sizes: got 0"),
+    ("--input-sizes", "0", "--input-sizes: sizes must be >= 1, got 0"),
     ("--schedule", "bsgs:3", "the baby step B must be a power of two"),
-    ("--lambdas-d", "inf", "sweep --lambdas-d: got inf"),
-    ("--seeds", "-1", "sweep --seeds: got -1"),
+    ("--lambdas-d", "inf", "--lambdas-d: lambdas must be finite and >= 0, got inf"),
+    ("--seeds", "-1", "--seeds: seeds must be >= 0, got -1"),
+    ("--input-sizes", "100000", "sweep --input-sizes 100000 with --poly-modulus-degree"),
 ])
 def test_bad_grid_fails_before_the_first_cell(tmp_path, capsys, option, value, message):
     argv = SWEEP + ["--methods", "dense,artemis-diagonal", "--db", str(tmp_path / "e.sqlite")]
