@@ -121,7 +121,9 @@ class ExperimentStore:
             if make:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             with db_errors(self.path), closing(self._connect()) as con:
-                con.executescript(_SCHEMA)  # its own transaction; IF NOT EXISTS makes racing creators harmless
+                # one transaction: another opener sees every table or none; IF NOT EXISTS makes racing
+                # creators harmless
+                con.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nCOMMIT;")
                 if con.execute("PRAGMA application_id").fetchone()[0] == 0:
                     con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 if con.execute("PRAGMA user_version").fetchone()[0] < VIEWS_VERSION:
