@@ -25,12 +25,15 @@ _HEADER = b"SQLite format 3\x00"
 SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
-def connect(path: Path, timeout: float, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
-    """A connection (rows as sqlite3.Row, autocommit); read-only ones never change the file, and
-    on a folder nobody can write (a read-only mount), or with `immutable`, they open it as
-    immutable (no -wal or -shm beside it either)."""
+def connect(path: Path, timeout: float, readonly: bool = False) -> sqlite3.Connection:
+    """A connection (rows as sqlite3.Row, autocommit). A read-only one never changes the file and
+    leaves nothing beside it: with no -wal there (no writer has it open), on a folder nobody can
+    write (a read-only mount), it reads the file as immutable (no -wal or -shm of its own; a writer
+    that checkpoints during those milliseconds can make it fail, never change it); with a -wal
+    there (a sweep writing), it joins the writer's WAL read-only."""
     if readonly:
-        mode = "ro" if os.access(path.parent, os.W_OK) and not immutable else "ro&immutable=1"
+        writer = path.with_name(path.name + "-wal").exists()
+        mode = "ro" if writer and os.access(path.parent, os.W_OK) else "ro&immutable=1"
         con = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True, timeout=timeout,
                               isolation_level=None)
     else:
@@ -101,9 +104,7 @@ def check_database(path: str | Path, write: bool, tables: dict[str, tuple[str, .
         raise InputError(f"{where}: read-only (the file or its folder {path.parent} cannot be written), "
                          "and this command writes to it")
     try:
-        # no -wal: no connection has it open, and this short look at its schema leaves no side files
-        wal = path.with_name(path.name + "-wal").exists()
-        with closing(connect(path, 5.0, readonly=True, immutable=not wal)) as con:
+        with closing(connect(path, 5.0, readonly=True)) as con:
             app_id = con.execute("PRAGMA application_id").fetchone()[0]
             version = con.execute("PRAGMA user_version").fetchone()[0]
             have = {name: {r[1] for r in con.execute(f"PRAGMA table_info({name})")} for name in tables}
