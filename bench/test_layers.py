@@ -2,7 +2,7 @@
 
 Cases:
 - synthetic: Kaiming weights with a random fraction of the engine's diagonal groups
-  zeroed (0/50/90%), and full sweeps (0-95%) of diagonals and of positions on four
+  zeroed (0/50/90%), and sweeps (0/50/75/90/95%) of diagonals and of positions on four
   shapes; N = 8192, and a subset at N = 16384 (the non-interactive chain's parameters,
   so the primitives suite's unit costs apply);
 - checkpoint: the first conv of each distinct shape of a real pruned model (BN folded,
@@ -10,7 +10,8 @@ Cases:
   (default results/demo/checkpoints, written by `artemis demo`).
 
 Timed: `bench.harness.layer.run_layer` only (keys, encoding and encryption are set up
-outside), the same code `artemis layer` runs. Each case records the harness's
+outside), the same code `artemis layer` runs, under the timing protocol (bench/conftest.py's
+`timed`: warm-up, at least 5 rounds, GC off, the canary before and after). Each case records the harness's
 LayerRecord (counts, the plan's prediction, the floor = counts x unit costs measured in
 this process, wall and CPU time) in extra_info. Exact counts are asserted; the 1.15 x
 floor target is recorded (`meets_floor_target`), not asserted.
@@ -57,7 +58,8 @@ SHAPES = [
     ("resnet20", "layer3.conv3x3", 64, 64, 4, 3, 1),
 ]
 GRID = [0.0, 0.5, 0.9]
-SWEEP = [0.0, 0.25, 0.5, 0.75, 0.9, 0.95]
+# No 25% point: the timing protocol's 3 passes of 6 rounds must fit in about an hour (issue 19).
+SWEEP = [0.0, 0.5, 0.75, 0.9, 0.95]
 SWEEP_SHAPES = {("resnet18", "layer1.conv3x3"), ("resnet18", "layer3.conv3x3"),
                 ("resnet20", "layer1.conv3x3"), ("resnet20", "layer3.conv3x3")}
 N16384_SHAPES = {("resnet18", "layer1.conv3x3"), ("resnet18", "layer2.conv3x3"),
@@ -102,13 +104,13 @@ def _params(n: int):
     return ckks_params(depth=1 if n == 8192 else 5, poly_modulus_degree=n)
 
 
-def _bench_conv(benchmark, params, unit, name, w, bias, hw, stride, info: dict, seed: int = 0,
+def _bench_conv(benchmark, timed, params, unit, name, w, bias, hw, stride, info: dict, seed: int = 0,
                 schedule: str = "output-rotation") -> None:
     benchmark.group = f"layers-N{params.poly_modulus_degree}"
     prep = prepare_layer(w, bias, hw, hw, stride, make_backend("encrypted", params, seed), seed=seed, name=name,
                          schedule=schedule)
     runs = []
-    benchmark.pedantic(lambda: runs.append(run_layer(prep)), rounds=3, iterations=1, warmup_rounds=0)
+    timed(lambda: runs.append(run_layer(prep)))
     record = layer_record(prep, runs[-1], unit, runs, latency_s=benchmark.stats.stats.mean)
     assert record.counts_match_plan
     assert record.counts["key_switches"] == record.counts["rotations"]
@@ -120,14 +122,14 @@ NETWORK_LAYER_N_METHOD_SWEEP_FRACTION = "network, layer, n, method, sweep, fract
 
 
 @pytest.mark.parametrize(NETWORK_LAYER_N_METHOD_SWEEP_FRACTION, list(_synthetic_cases()))
-def test_synthetic_layer(benchmark, unit_costs_for, network, layer, n, method, sweep, fraction, schedule):
+def test_synthetic_layer(benchmark, timed, unit_costs_for, network, layer, n, method, sweep, fraction, schedule):
     _, name, c_in, c_out, hw, k, stride = SHAPE_OF[(network, layer)]
     seed, params = 0, _params(n)
     frac = {"prune_diagonals": fraction if sweep == "diagonals" else 0.0,
             "prune_positions": fraction if sweep == "positions" else 0.0}
     w = random_conv_weights(c_out, c_in, k, params.slots, hw, hw, seed=seed, **frac)
     bias = np.random.default_rng(seed + 2).normal(0, 0.1, c_out)
-    _bench_conv(benchmark, params, unit_costs_for(params), name, w, bias, hw, stride,
+    _bench_conv(benchmark, timed, params, unit_costs_for(params), name, w, bias, hw, stride,
                 {"network": network, "weights": "synthetic", "method": method, "sweep": sweep, **frac}, seed, schedule)
 
 
@@ -153,7 +155,7 @@ def coefficient_weights(c_out, c_in, k, hw, n, frac, seed=0):
 
 
 @pytest.mark.parametrize(NETWORK_LAYER_N_METHOD_SWEEP_FRACTION, list(_coefficient_cases()))
-def test_coefficient_layer(benchmark, unit_costs_for, network, layer, n, method, sweep, fraction, schedule):
+def test_coefficient_layer(benchmark, timed, unit_costs_for, network, layer, n, method, sweep, fraction, schedule):
     _, name, c_in, c_out, hw, k, stride = SHAPE_OF[(network, layer)]
     seed, params = 0, _params(n)
     w = coefficient_weights(c_out, c_in, k, hw, n, fraction, seed)
@@ -161,7 +163,7 @@ def test_coefficient_layer(benchmark, unit_costs_for, network, layer, n, method,
     benchmark.group = f"layers-N{n}"
     prep = prepare_coeff_layer(w, bias, hw, hw, stride, make_backend("encrypted", params, seed), seed=seed, name=name)
     runs = []
-    benchmark.pedantic(lambda: runs.append(run_coeff_layer(prep)), rounds=3, iterations=1, warmup_rounds=0)
+    timed(lambda: runs.append(run_coeff_layer(prep)))
     record = coeff_layer_record(prep, runs[-1], unit_costs_for(params), runs, latency_s=benchmark.stats.stats.mean)
     assert record.counts_match_plan and record.counts["rotations"] == 0
     assert record.max_abs_error < 1e-3 * max(1.0, record.max_abs_reference)
@@ -170,7 +172,7 @@ def test_coefficient_layer(benchmark, unit_costs_for, network, layer, n, method,
                                 prune_blocks=fraction, requested_schedule=schedule)
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=8)  # cases run in a shuffled order: keep every checkpoint's layers
 def _checkpoint_layers(path: str):
     model, meta = load_checkpoint_model(path)
     shape = (meta["in_channels"], meta["input_size"], meta["input_size"])
@@ -194,10 +196,10 @@ def pytest_generate_tests(metafunc):
                          cases or [no_checkpoint_param(metafunc.config, 8)])
 
 
-def test_checkpoint_layer(benchmark, unit_costs_for, network, layer, n, method, sweep, fraction, schedule, checkpoint):
+def test_checkpoint_layer(benchmark, timed, unit_costs_for, network, layer, n, method, sweep, fraction, schedule, checkpoint):
     layers, meta, params = _checkpoint_layers(checkpoint)
     lay = layers[layer]
-    _bench_conv(benchmark, params, unit_costs_for(params), lay.name, lay.weight, lay.bias, lay.height,
+    _bench_conv(benchmark, timed, params, unit_costs_for(params), lay.name, lay.weight, lay.bias, lay.height,
                 lay.stride, {"network": meta["model"], "weights": "checkpoint", "method": meta["method"],
                              "sweep": None, "prune_diagonals": None, "prune_positions": None,
                              "checkpoint": {k: meta.get(k) for k in ("dataset", "input_size", "fraction",

@@ -1,7 +1,7 @@
 """End-to-end encrypted ResNet-20 and ResNet18 at 16x16, N = 8192, hybrid protocol.
 
 Two kinds of case: random-weight models with a synthetic fraction of diagonals zeroed
-(0/50/90%), and real pruned models (dense, hunter, artemis-diagonal checkpoints from
+(0/50/90% for ResNet-20, 0/90% for ResNet18), and real pruned models (dense, hunter, artemis-diagonal checkpoints from
 `--pruned DIR`, default results/demo/checkpoints) run on a test image of their own data
 set. Both take the same parameters (model, method, prune_diagonals, schedule), and every
 case runs under the output-rotation schedule and under "auto" (a baby step per layer); the
@@ -9,8 +9,10 @@ dense synthetic models and every checkpoint also under the coefficient algorithm
 "coefficient", heconv.coeff, masked, in-process).
 
 Set-up (lowering, Galois keys, encoding every plaintext) is outside the timed part;
-the timed part is `bench.harness.model.run_images` on one image (server evaluation
-plus the simulated client refresh), the code `artemis infer` runs. extra_info holds
+the timed part is `bench.harness.model.run_images` on one image a round (server evaluation
+plus the simulated client refresh), the code `artemis infer` runs, under the timing protocol
+(bench/conftest.py's `timed`: a warm-up image, then at least 3 images, GC off, the canary
+before and after); the record covers the timed images only, with the least server time. extra_info holds
 the harness's ModelRecord: server time, client time, traffic, the floor (server counts
 x unit costs measured in this process).
 """
@@ -22,13 +24,15 @@ import torch
 import models
 from bench.conftest import CHECKPOINT_METHODS, no_checkpoint_param, pruned_checkpoints
 from bench.harness.model import model_record, prepare_model, run_images
+from bench.harness.protocol import MODEL_IMAGES
 from heconv.params import params_for_input
 from models.checkpoint import load_checkpoint_model
 from pruning.synthetic import prune_model_diagonals
 
-CASES = [("resnet20", 0.0), ("resnet20", 0.5), ("resnet20", 0.9), ("resnet18", 0.0), ("resnet18", 0.5), ("resnet18", 0.9)]
+# ResNet18 without its 50% point: at 4 images a case (a warm-up and 3 timed) its 2 cases took about 55 s
+# a pass, and the protocol's 3 passes must fit in about an hour (issue 19).
+CASES = [("resnet20", 0.0), ("resnet20", 0.5), ("resnet20", 0.9), ("resnet18", 0.0), ("resnet18", 0.9)]
 QUICK = {("resnet20", 0.0), ("resnet20", 0.9)}
-ROUNDS = {"resnet20": 3, "resnet18": 1}
 MODEL_METHOD_FRACTION = "model, method, prune_diagonals, schedule"
 SCHEDULES = ("output-rotation", "auto")
 COEFF_QUICK = {("resnet20", 0.0)}
@@ -48,7 +52,7 @@ def _cases():
 
 
 @pytest.mark.parametrize(MODEL_METHOD_FRACTION, list(_cases()))
-def test_model_end_to_end(benchmark, unit_costs_8192, model, method, prune_diagonals, schedule):
+def test_model_end_to_end(benchmark, timed, unit_costs_8192, model, method, prune_diagonals, schedule):
     seed, shape = 0, (3, 16, 16)
     torch.manual_seed(seed)
     net = models.build_model(model, 3, 10).eval()
@@ -56,7 +60,7 @@ def test_model_end_to_end(benchmark, unit_costs_8192, model, method, prune_diago
     if prune_diagonals:
         prune_model_diagonals(net, shape, params, prune_diagonals, seed)
     x = np.random.default_rng(seed).uniform(-1, 1, shape)
-    _bench_model(benchmark, unit_costs_8192, net, shape, params, x, None, ROUNDS[model],
+    _bench_model(benchmark, timed, unit_costs_8192, net, shape, params, x, None,
                  {"model": model, "method": method, "weights": "synthetic", "prune_diagonals": prune_diagonals,
                   "input_source": "uniform random in [-1, 1]"}, seed, schedule)
 
@@ -73,7 +77,7 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize(MODEL_METHOD_FRACTION + ", checkpoint", cases or [no_checkpoint_param(metafunc.config, 5)])
 
 
-def test_checkpoint_model(benchmark, unit_costs_8192, model, method, prune_diagonals, schedule, checkpoint):
+def test_checkpoint_model(benchmark, timed, unit_costs_8192, model, method, prune_diagonals, schedule, checkpoint):
     from pruning.data import load_dataset
 
     net, meta = load_checkpoint_model(checkpoint)
@@ -85,7 +89,7 @@ def test_checkpoint_model(benchmark, unit_costs_8192, model, method, prune_diago
         x, label, source = np.random.default_rng(seed).uniform(-1, 1, shape), None, "uniform random in [-1, 1]"
     else:
         x, label, source = data.test.x[0].astype(np.float64), int(data.test.y[0]), f"{data.name} test image 0"
-    _bench_model(benchmark, unit_costs_8192, net, shape, params, x, label, ROUNDS[meta["model"]],
+    _bench_model(benchmark, timed, unit_costs_8192, net, shape, params, x, label,
                  {"model": meta["model"], "method": meta["method"], "weights": "checkpoint", "prune_diagonals": None,
                   "input_source": source,
                   "checkpoint": {k: meta.get(k) for k in ("dataset", "input_size", "subset", "fraction", "val_accuracy",
@@ -93,7 +97,7 @@ def test_checkpoint_model(benchmark, unit_costs_8192, model, method, prune_diago
                  seed, schedule)
 
 
-def _bench_model(benchmark, unit, net, shape, params, x, label, rounds, info: dict, seed: int,
+def _bench_model(benchmark, timed, unit, net, shape, params, x, label, info: dict, seed: int,
                  schedule: str = "output-rotation") -> None:
     benchmark.group = "models"
     coefficient = schedule == "coefficient"
@@ -101,7 +105,8 @@ def _bench_model(benchmark, unit, net, shape, params, x, label, rounds, info: di
                          schedule="output-rotation" if coefficient else schedule,
                          algorithm="coefficient" if coefficient else "slot")
     runs = []
-    benchmark.pedantic(lambda: runs.extend(run_images(prep, x[None])), rounds=rounds, iterations=1, warmup_rounds=0)
+    timed(lambda: runs.extend(run_images(prep, x[None])), rounds=MODEL_IMAGES)
+    runs = runs[len(runs) - MODEL_IMAGES:]  # the timed images (the warm-up ran first)
     images = np.stack([x] * len(runs))
     labels = None if label is None else np.full(len(runs), label)
     record = model_record(prep, net, images, runs, unit, labels)

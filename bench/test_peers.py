@@ -8,7 +8,7 @@ shapes of bench/test_layers.py), dense Kaiming weights, the same bias and the sa
   workers forked after compile), and output-rotation on one worker where auto picks another
   schedule;
 - Orion (`peer` orion, `bench.peers.orion_conv`): skipped, with the command that installs
-  it, when orion-fhe is not installed (`pip install -e .[peers]`).
+  it, when orion-fhe is not installed (its own environment, as the README says).
 
 Timed, one warm-up round then ROUNDS rounds each: ours `bench.harness.layer.run_layer` (as
 the layer suite), Orion the compiled conv's forward on its ciphertext. Set-up (keys,
@@ -36,7 +36,7 @@ SEED = 0
 # network, layer, c_in, c_out, hw, k, stride: the layer suite's 3x3 convs of ResNet18 and ResNet-20's 16->16
 SHAPES = [s for s in LAYER_SHAPES if s[5] == 3 and (s[0] == "resnet18" or s[1] == "layer1.conv3x3")]
 SHAPE_OF = {(s[0], s[1]): s for s in SHAPES}
-NO_ORION = f"orion-fhe is not installed: {INSTALL_HINT} to run Orion beside our engine"
+NO_ORION = f"orion-fhe is not installed; to run Orion beside our engine, {INSTALL_HINT}"
 
 
 def _params():

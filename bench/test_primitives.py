@@ -55,13 +55,14 @@ def pool_for():
     return get
 
 
+@pytest.mark.shuffle_block("n", "level")  # one pool alive at a time: a shuffled pass keeps each pool's cases together
 @pytest.mark.parametrize("n, depth, level, primitive", list(_cases()))
-def test_primitive(benchmark, pool_for, n, depth, level, primitive):
+def test_primitive(benchmark, timed, pool_for, n, depth, level, primitive):
     benchmark.group = "primitives"
     pool = pool_for(n, depth, level)
     s = pool.stream(primitive)
     rounds = max(s.rounds, MIN_ROUNDS.get(primitive, DEFAULT_MIN_ROUNDS))
-    benchmark.pedantic(s.call, setup=lambda: (s.setup(), {}), rounds=rounds, iterations=1, warmup_rounds=1)
+    timed(s.call, rounds=rounds, setup=lambda: (s.setup(), {}))
     cpu = time_stream(s, rounds, clock_overhead())
     b = pool.backend
     benchmark.extra_info.update(primitive=primitive, poly_modulus_degree=n, level=level,

@@ -10,8 +10,10 @@ Plan, then run:
 Backends (`heconv.backends.make_backend`): SEAL through tenseal.sealapi ("encrypted") and
 a cleartext numpy backend ("plain", "count") with identical operation counts. Whole
 networks: `heconv.frontend.lower_model` (PyTorch -> IR) and `heconv.network` (plan, run).
+Every conv algorithm through one interface, looked up in one registry: `heconv.algorithms`.
 """
 
+from .algorithms import ConvAlgorithm, Layout, algorithm_names, get_algorithm
 from .backends import Backend, OpCounts, make_backend
 from .conv import (
     CompiledConv,
@@ -32,6 +34,7 @@ from .params import CKKSParams, ckks_params, params_for_input
 from .schedule import SCHEDULE_FORMS, ScheduleCandidate, rank_schedules, schedule_name
 
 __all__ = [
+    "ConvAlgorithm", "Layout", "algorithm_names", "get_algorithm",
     "Backend", "OpCounts", "make_backend", "CompiledConv", "ConvPlan", "ConvSpec", "Term", "compile_conv",
     "decrypt_output", "dense_rotations", "encrypt_input", "plan_conv", "predicted_counts", "run_conv",
     "DEFAULT_UNIT_COSTS", "UnitCosts", "floor_seconds", "SCHEDULE_FORMS", "ScheduleCandidate", "rank_schedules",

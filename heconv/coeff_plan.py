@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from .backends.base import OpCounts
+from .basics import OpCounts
 from .conv_plan import ConvSpec
 from .geometry import CoeffChunking
 from .params import CKKSParams

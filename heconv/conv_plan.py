@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from .backends.base import OpCounts
+from .basics import OpCounts
 from .geometry import Packing
 from .params import CKKSParams
 from .schedule import ScheduleCandidate, schedule_name

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .backends.base import OpCounts
+from .basics import OpCounts
 
 
 @dataclass(frozen=True)

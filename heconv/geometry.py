@@ -11,16 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-
-def next_pow2(n: int) -> int:
-    """Smallest power of two >= n.
-
-    >>> next_pow2(1), next_pow2(5), next_pow2(256), next_pow2(784)
-    (1, 8, 256, 1024)
-    """
-    if n < 1:
-        raise ValueError(f"next_pow2 needs a positive integer, got {n}")
-    return 1 << (int(n) - 1).bit_length()
+from .basics import next_pow2  # noqa: F401  (re-exported: the old import path)
+from .cost import DEFAULT_UNIT_COSTS
 
 
 @dataclass(frozen=True)
@@ -350,7 +342,6 @@ def coefficient_chunking(c_in: int, c_out: int, height: int, width: int, kernel:
     >>> (c.tile_h, c.tile_w), c.tiles, c.c_w, c.group
     ((8, 16), 2, 1, 1)
     """
-    from .cost import DEFAULT_UNIT_COSTS
     u = unit_costs or DEFAULT_UNIT_COSTS
     k = max(kernel, frame_kernel or kernel, align.kernel if align else 1)
     if kernel % 2 == 0 or k % 2 == 0 or k * k > n or n & (n - 1):

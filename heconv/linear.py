@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .backends.base import Backend, OpCounts
-from .geometry import next_pow2
+from .basics import next_pow2
 from .params import CKKSParams
 
 

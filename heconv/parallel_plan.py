@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
-from .backends.base import OpCounts
+from .basics import OpCounts
 from .conv_plan import ConvPlan
 from .cost import DEFAULT_UNIT_COSTS, UnitCosts
 

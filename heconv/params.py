@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .geometry import next_pow2
+from .basics import next_pow2
 
 MAX_BITS_128 = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
 SECURE_DEGREES = (8192, 16384, 32768)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends.base import OpCounts
+from .basics import OpCounts
 from .cost import DEFAULT_UNIT_COSTS, UnitCosts, floor_seconds
 from .geometry import Packing
 

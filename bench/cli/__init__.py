@@ -20,10 +20,10 @@ import sys
 from typing import Sequence
 
 from ..results import clean_stale, outputs_together
-from . import demo, infer, layer, prune, report, results, sweep, train
+from . import bench, demo, infer, layer, prune, report, results, sweep, train
 from .common import RESULTS, check_output_paths
 
-COMMANDS = (layer, infer, report, train, prune, sweep, results, demo)
+COMMANDS = (layer, infer, report, train, prune, sweep, results, demo, bench)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -12,7 +12,8 @@ from pathlib import Path
 from ..atomic import SPACE_MARGIN
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-RESULTS = ROOT / "results"
+RESULTS = ROOT / "results"  # committed: written only under --publish (or by the sweep's database)
+RUNS = ROOT / "runs"  # git-ignored: where report and demo write by default
 
 
 def _number(text: str, cast, ok, expected: str):
@@ -81,28 +82,73 @@ def add_schedule_option(p) -> None:
                         "the lowest predicted time from its weights)")
 
 
-def add_algorithm_option(p) -> None:
-    """--algorithm and --compare-slot, shared by layer and infer (default slot)."""
-    p.add_argument("--algorithm", choices=("slot", "coefficient"), default="slot",
+def add_algorithm_option(p, choices: tuple[str, ...] = ("slot", "coefficient")) -> None:
+    """--algorithm and --compare-slot, shared by layer and infer (default slot); `choices`: layer offers every
+    algorithm of the registry (heconv.algorithms)."""
+    from heconv.algorithms import get_algorithm
+
+    more = "".join(f"; {n}: {get_algorithm(n).summary} (in-process)" for n in choices if n not in ("slot", "coefficient"))
+    p.add_argument("--algorithm", choices=choices, default="slot",
                    help="convolution algorithm: slot (default; rotations, with --schedule) or coefficient "
-                        "(Cheetah-style coefficient encoding: no rotation, outputs masked; in-process)")
+                        "(Cheetah-style coefficient encoding: no rotation, outputs masked; in-process)" + more)
     p.add_argument("--compare-slot", action="store_true",
                    help="with --algorithm coefficient: also run the slot engine's output-rotation schedule, "
                         "in-process, on the same weights and inputs in this process, and report the ratios")
 
 
 def add_workers_option(p) -> None:
-    """--workers, shared by layer and infer (default: the cores available)."""
+    """--workers, shared by layer and infer (default: the idle cores, at least 1)."""
     p.add_argument("--workers", type=positive, default=None,
-                   help="processes each conv runs on, forked after compile (default: the cores available; a conv "
-                        "uses at most its (bo, g) giant-step groups); 1 runs in-process")
+                   help="processes each conv runs on, forked after compile; 1 runs in-process. Default: the cores "
+                        "this process may use that the 1-minute load average leaves idle, at least 1 (a second "
+                        "worker lost to one on a busy 2-core machine: it recomputes baby steps and waits for a "
+                        "core); a conv uses at most its (bo, g) giant-step groups")
+
+
+def default_workers(cores: int, load: float) -> int:
+    """The idle cores by the load average, with a quarter-core margin, at least 1.
+
+    >>> default_workers(2, 0.1), default_workers(2, 0.8), default_workers(2, 3.0), default_workers(16, 4.2)
+    (2, 1, 1, 12)
+    """
+    return max(1, min(cores, int(cores - load + 0.25)))
 
 
 def resolve_workers(args: argparse.Namespace) -> int:
-    """--workers, or the cores this process may use."""
+    """--workers, or default_workers on this machine now; args.workers_chosen says how it was chosen."""
     from heconv.parallel_plan import available_cores
 
-    return args.workers if args.workers is not None else available_cores()
+    if args.workers is not None:
+        args.workers_chosen = "--workers"
+        return args.workers
+    cores, load = available_cores(), os.getloadavg()[0]
+    n = default_workers(cores, load)
+    args.workers_chosen = f"default: {n} of {cores} cores idle by the 1-minute load average {load:.2f}"
+    return n
+
+
+def output_folder(args: argparse.Namespace, default: Path, published: Path) -> Path:
+    """--out, or `published` (a committed folder) under --publish, else `default` (under runs/)."""
+    if getattr(args, "publish", False):
+        if args.out is not None and Path(args.out).resolve() != published.resolve():
+            raise ValueError(f"--publish writes {published}; --out {args.out} contradicts it (give one of them)")
+        return published
+    return Path(args.out) if args.out is not None else default
+
+
+def add_publish_options(p, default: Path, published: Path, what: str) -> None:
+    """--out (default under runs/, git-ignored) and --publish (the committed folder)."""
+    p.add_argument("--out", default=None, help=f"folder for {what} (default {_shown(default)}, git-ignored)")
+    p.add_argument("--publish", action="store_true",
+                   help=f"write the committed {_shown(published)} instead (what the repository shows; "
+                        "a maintainer's step, not a newcomer's)")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT)) + "/"
+    except ValueError:
+        return str(path)
 
 
 def bar(total: int, desc: str):

@@ -1,4 +1,7 @@
-"""`artemis demo`: the whole pipeline with small settings (see bench.demo)."""
+"""`artemis demo`: the whole pipeline with small settings (see bench.demo).
+
+Writes into runs/demo/ (git-ignored) by default; `--publish` writes the committed results/demo/.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from .common import RESULTS, bar, positive
+from .common import RESULTS, RUNS, add_publish_options, non_negative, output_folder, positive
+from .options import DEFAULT_MODEL, add_cell_options
 
 log = logging.getLogger("artemis")
 
@@ -14,22 +18,24 @@ log = logging.getLogger("artemis")
 def add_parser(sub) -> None:
     from pruning.data import DATASETS
 
-    p = sub.add_parser("demo", help="the whole pipeline with small settings: train, prune, encrypted inference")
-    p.add_argument("--model", default="resnet20")
-    p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
+    from ..demo import DEMO_OVERRIDES, DemoConfig
+
+    p = sub.add_parser("demo", help="the whole pipeline with small settings: train, prune, encrypted inference "
+                                    "(runs/demo/, or results/demo/ with --publish)")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--dataset", choices=DATASETS, default=DemoConfig.dataset)
     p.add_argument("--data-dir")
-    p.add_argument("--input-size", type=positive, default=16)
-    p.add_argument("--subset", type=positive, default=6000)
-    p.add_argument("--epochs", type=positive, default=6)
-    p.add_argument("--images", type=positive, default=2)
+    p.add_argument("--input-size", type=positive, default=DemoConfig.input_size)
+    # The sweep's defaults, but for the demo's overrides (bench.demo.DEMO_OVERRIDES, each with its reason).
+    add_cell_options(p, "train", tuple(DEMO_OVERRIDES), DEMO_OVERRIDES)
+    p.add_argument("--lambda-d", type=non_negative, default=DemoConfig.lambda_d,
+                   help="the one diagonal group-Lasso weight the demo trains")
+    p.add_argument("--images", type=positive, default=2, help="test images run encrypted (default 2)")
     p.add_argument("--mode", choices=("encrypted", "plain"), default="encrypted")
     p.add_argument("--seeds", type=_seeds, default=(0,),
                    help="comma-separated training seeds (default 0); the first seed's models run encrypted")
-    p.add_argument("--out", default=str(RESULTS / "demo"))
-    p.add_argument("--bench-json", action="append", metavar="JSON",
-                   help="benchmark JSON the demo's report fits the cost model to (repeatable; default: the newest "
-                        "full run in results/benchmarks)")
-    p.add_argument("--no-report", action="store_true", help="skip the report (demo.md is still written)")
+    add_publish_options(p, RUNS / "demo", RESULTS / "demo",
+                        "demo.md, report.md, the figures, the database and the checkpoints")
     p.set_defaults(func=run, render=lambda result: result["_text"])
 
 
@@ -44,37 +50,18 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ..demo import DemoConfig, render, run_demo
+    from ..demo import DEMO_OVERRIDES, DemoConfig, run_demo
+    from ..demo_report import render_demo
     from ..results import outputs_together
+    from .progress import SweepView
 
     cfg = DemoConfig(model=args.model, dataset=args.dataset, data_dir=args.data_dir, input_size=args.input_size,
-                     subset=args.subset, epochs=args.epochs, images=args.images, mode=args.mode, seeds=args.seeds)
-    out = Path(args.out)
-    with bar(8, "demo") as b:
-        def stage(name):
-            b.set_postfix_str(name)
-            b.update()
-
-        with outputs_together():  # in place before the report reads them
-            result = run_demo(cfg, out, stage)
-        report = None
-        if not args.no_report:
-            stage("report")
-            report = _demo_report(args.bench_json, out)
-    text = render(result) + (f"\nreport: {report}" if report else "")
-    return {"demo": str(out / "demo.md"), "report": report, "rows": result["rows"], "_text": text}
-
-
-def _demo_report(bench_json: list[str] | None, out: Path) -> str | None:
-    """The cost-model report beside the demo: benchmark fits and the demo's own Pareto points."""
-    from ..report import default_benchmark_files, write_report
-
-    try:
-        files = bench_json or default_benchmark_files(RESULTS / "benchmarks")
-    except ValueError as e:
-        log.warning("no report beside the demo: %s", e)
-        return None
-    from bench.experiments.store import ExperimentStore
-
-    write_report(files, out, [out / "pruning_summary.csv"], ExperimentStore(out / "experiments.sqlite").export_rows())
-    return str(out / "report.md")
+                     lambda_d=args.lambda_d, images=args.images, mode=args.mode, seeds=args.seeds,
+                     **{k: getattr(args, k) for k in DEMO_OVERRIDES})
+    out = output_folder(args, RUNS / "demo", RESULTS / "demo")
+    with SweepView("demo", verbose=args.verbose) as view:
+        view.say(f"demo: writing into {out}")
+        with outputs_together():  # demo.md, report.md and the figures appear together
+            result = run_demo(cfg, out, view.say, view.progress)
+    text = render_demo(result) + f"\nwritten: {out / 'demo.md'}, {out / 'report.md'}"
+    return {"demo": str(out / "demo.md"), "report": str(out / "report.md"), "rows": result["rows"], "_text": text}

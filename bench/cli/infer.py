@@ -158,6 +158,15 @@ def run(args: argparse.Namespace) -> dict:
                       slot_or_top1_agreement=slot.top1_agreement, slot_or_max_abs_error=slot.max_abs_error,
                       slot_or_over_server_s=slot.server_s / record.server_s,
                       slot_or_over_unmasked_server_s=slot.server_s / (record.server_s - record.mask_s))
+    from heconv.network.actions import ServerConv
+
+    recomputed = {a.name: a.parallel.extra_rotations for a in prep.plan.actions
+                  if isinstance(a, ServerConv) and a.parallel is not None}
+    for layer in result["layers"]:
+        layer["recomputed_rotations"] = recomputed.get(layer["layer"], 0)
+    result.update(recomputed_rotations=sum(recomputed.values()), workers_requested=workers,
+                  workers_chosen="the coefficient algorithm or --stream runs in-process" if workers == 1 and (
+                      args.stream or args.algorithm == "coefficient") else getattr(args, "workers_chosen", None))
     result.update(model=s["model"], input_size=s["input_size"], in_channels=s["in_channels"], mode=args.mode,
                   schedule=args.schedule if args.algorithm == "slot" else "coefficient",
                   prune_diagonals=args.prune_diagonals, seed=args.seed, checkpoint=args.checkpoint,
@@ -188,7 +197,9 @@ def render(r: dict) -> str:
         + (" INSECURE toy parameters" if r.get("insecure") else ""),
         f"inputs           {r['inputs']}",
         f"schedule         {r['schedule']} (per conv in the table above)",
-        f"rotations        {r['rotations']} counted, {r['predicted_rotations']} predicted, {r['key_switches']} key switches",
+        f"rotations        {r['rotations']} counted = {r['rotations'] - r.get('recomputed_rotations', 0)} the plan's "
+        f"own + {r.get('recomputed_rotations', 0)} recomputed by workers; {r['predicted_rotations']} predicted, "
+        f"{r['key_switches']} key switches",
         f"multiplications  {r['pmuls']} plaintext, {r['cmuls']} ciphertext, {r['adds']} additions, {r['rescales']} rescales",
         f"algorithm        {r.get('algorithm', 'slot')}" + (
             f" (masks {r['mask_s']:.3f} s per image, inside the server time)" if r.get("algorithm") == "coefficient"
@@ -200,7 +211,9 @@ def render(r: dict) -> str:
         f"no engine overhead" + (")" if r.get("workers", 1) == 1 else
                                  f"; per conv the larger worker's, plus transfer; {fmt(r['serial_floor_s'], '.3f')} s "
                                  f"on one core)"),
-        f"workers          {r.get('workers', 1)} per conv" + (" (in-process)" if r.get("workers", 1) == 1 else
+        f"workers          {r.get('workers', 1)} per conv"
+        + (f" ({r['workers_chosen']})" if r.get("workers_chosen") else "")
+        + (" (in-process)" if r.get("workers", 1) == 1 else
                                                                f", forked after compile; transfer "
                                                                f"{r['transfer_bytes'] / 1e6:.1f} MB, "
                                                                f"{r['transfer_s']:.3f} s per image"),

@@ -6,10 +6,13 @@ import argparse
 
 import numpy as np
 
+from heconv.algorithms import algorithm_names
+
 from .common import (
     add_algorithm_option, add_precision_options, add_schedule_option, add_workers_option, fraction, positive,
     resolve_workers, seed, tolerance_verdict,
 )
+from .layer_registry import render_registered, run_registered
 
 
 def add_parser(sub) -> None:
@@ -29,7 +32,7 @@ def add_parser(sub) -> None:
                    help="encrypted: SEAL CKKS; plain: the cleartext backend (same counts, no encryption)")
     add_schedule_option(p)
     add_workers_option(p)
-    add_algorithm_option(p)
+    add_algorithm_option(p, algorithm_names())
     p.add_argument("--no-mask", action="store_true",
                    help="coefficient algorithm: leave the outputs unmasked (the client then sees partial sums "
                         "of the weights: no weight privacy)")
@@ -63,10 +66,14 @@ def run(args: argparse.Namespace) -> dict:
 
     if args.algorithm == "coefficient":
         result = _run_coefficient(args, weight, bias, params)
-    else:
+    elif args.algorithm == "slot":
         if args.compare_slot or args.no_mask:
             raise ValueError("--compare-slot and --no-mask apply to --algorithm coefficient")
         result = _run_slot(args, weight, bias, params)
+    else:  # any other registered algorithm, through the heconv.algorithms interface alone
+        if args.compare_slot or args.no_mask or (args.workers or 1) > 1:
+            raise ValueError(f"--compare-slot, --no-mask and --workers > 1 do not apply to --algorithm {args.algorithm}")
+        result = run_registered(args, weight, bias, params)
     result.update(mode=args.mode, prune_diagonals=args.prune_diagonals, prune_positions=args.prune_positions,
                   weights=args.weights, insecure=params.allow_insecure, scale_bits=params.scale_bits,
                   provenance=provenance())
@@ -95,7 +102,8 @@ def _run_slot(args: argparse.Namespace, weight, bias, params, schedule: str | No
         finally:
             prep.close()
         b.update()
-    result.update(workers_requested=workers, schedule_requested=schedule, algorithm="slot")
+    result.update(workers_requested=workers, schedule_requested=schedule, algorithm="slot",
+                  workers_chosen=getattr(args, "workers_chosen", "--workers"))
     return result
 
 
@@ -139,11 +147,20 @@ def _schedule_row(result: dict) -> str:
 
 
 def _workers_row(result: dict) -> str:
+    chosen = f" ({result['workers_chosen']})" if result.get("workers_chosen") else ""
     if result["workers"] == 1:
-        return "1 (in-process)" + (f"; {result['workers_requested']} asked, the layer has one giant-step group"
-                                   if result.get("workers_requested", 1) > 1 else "")
-    return (f"{result['workers']} processes, split by giant-step groups (bo, g); "
+        return "1 (in-process)" + chosen + (f"; {result['workers_requested']} asked, the layer has one giant-step "
+                                            f"group" if result.get("workers_requested", 1) > 1 else "")
+    return (f"{result['workers']} processes{chosen}, split by giant-step groups (bo, g); "
             f"{result['extra_rotations']} baby-step rotations recomputed by more than one worker")
+
+
+def _rotations_row(result: dict) -> str:
+    """Counted rotations split into the plan's own and those workers recompute (issue 21)."""
+    extra = result.get("extra_rotations", 0) or 0
+    return (f"{result['rotations']} counted = {result['rotations'] - extra} the plan's own + {extra} recomputed by "
+            f"{result['workers']} worker(s); {result['predicted_rotations']} predicted; "
+            f"{result['dense_formula_rotations']} dense formula for one process (B = {result['baby_step']})")
 
 
 def _parallel_rows(result: dict) -> list[tuple[str, str]]:
@@ -186,6 +203,8 @@ def _render_coefficient(result: dict) -> list[tuple[str, str]]:
 
 
 def render(result: dict) -> str:
+    if "input_layout" in result:  # run_registered's record
+        return render_registered(result)
     if result.get("algorithm") == "coefficient":
         rows = [("layer", f"{result['c_in']}->{result['c_out']}, {result['kernel']}x{result['kernel']}, "
                           f"stride {result['stride']}, {result['hw']}x{result['hw']}"),
@@ -204,8 +223,7 @@ def render(result: dict) -> str:
                  + (" INSECURE toy parameters" if result.get("insecure") else "")),
         ("packing", f"c_n={result['c_n']}, P={result['channel_slots']}, n_in={result['n_in']}, n_out={result['n_out']}"),
         ("schedule", _schedule_row(result)),
-        ("rotations", f"{result['rotations']} counted, {result['predicted_rotations']} predicted, "
-                      f"{result['dense_formula_rotations']} dense formula (B = {result['baby_step']})"),
+        ("rotations", _rotations_row(result)),
         ("key switches", str(result["key_switches"])),
         ("galois keys", f"{result['galois_keys']} ({result['galois_key_bytes'] / 1e6:.2f} MB)"),
         ("plaintext mults", f"{result['pmuls']}"),

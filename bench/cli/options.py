@@ -90,13 +90,17 @@ PRUNE_OPTIONS = {
 _TABLES = {"train": (TRAIN_OPTIONS, TRAIN_DEFAULTS), "prune": (PRUNE_OPTIONS, PRUNE_DEFAULTS)}
 
 
-def add_cell_options(p: argparse.ArgumentParser, kind: str, names: tuple[str, ...], **overrides) -> None:
+def add_cell_options(p: argparse.ArgumentParser, kind: str, names: tuple[str, ...],
+                     overrides: dict[str, tuple[object, str]] | None = None) -> None:
     """Add --<name> for each field of TrainCell (kind "train") or PruneCell ("prune"), with its
-    default (or the command's override, which the command's help must explain)."""
+    default, or a command's override {name: (default, why)}, whose reason the help then gives."""
     table, defaults = _TABLES[kind]
+    overrides = overrides or {}
     for name in names:
         cast, text = table[name]
-        default = overrides.get(name, defaults[name])
+        default, why = overrides.get(name, (defaults[name], ""))
+        if why:
+            text += f"; here {default} instead of the sweep's {defaults[name]}: {why}".replace("%", "%%")
         p.add_argument("--" + name.replace("_", "-"), type=cast, default=default, help=text)
 
 

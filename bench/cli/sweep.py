@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import RESULTS, bar, positive
+from .common import RESULTS, positive
 from .options import add_cell_options, cell_kwargs, comma_list
 
 DEFAULT_DB = RESULTS / "experiments.sqlite"
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> dict:
     made = not Path(args.db).exists()
     store = ExperimentStore(args.db)
     try:
-        return _sweep(args, grid, store, cells)
+        return _sweep(args, grid, store)
     except BaseException:
         if made and not _has_runs(store):  # a database this command made and never used is not left behind
             remove_database(Path(args.db))
@@ -88,19 +88,15 @@ def _has_runs(store) -> bool:
         return False
 
 
-def _sweep(args: argparse.Namespace, grid, store, cells) -> dict:
+def _sweep(args: argparse.Namespace, grid, store) -> dict:
     from bench.experiments.sweep import run_sweep
 
     from ..provenance import provenance
+    from .progress import SweepView
 
-    with bar(len(cells), "sweep") as b:
-        def progress(done, total, info):
-            b.n = done
-            b.set_postfix_str(f"{info['status']}: {info['cell'].split('/')[1]}")
-            b.refresh()
-
+    with SweepView("sweep", verbose=args.verbose) as view:
         summary = run_sweep(grid, store, Path(args.checkpoints), args.address, args.cpus_per_task, args.num_cpus,
-                            provenance(), progress)
+                            provenance(), view.progress)
     result = {"db": args.db, **summary}
     if summary["failed"]:  # the command fails (exit 1) and names the cells; `artemis results status` has their errors
         failed = summary["failed_cells"]

@@ -107,10 +107,10 @@ class PruneCell:
     max_drop: float = 1.0
     mode: str = "threshold"
     fractions: tuple[float, ...] = ()
-    finetune_epochs: float = 0.5
+    finetune_epochs: float = 1.0
     finetune_lr: float = 0.01
     patience: int = 2  # rejected steps in a row that stop the pruning
-    recovery_epochs: float = 1.0
+    recovery_epochs: float = 2.0
 
     @property
     def run_id(self) -> str:
@@ -156,9 +156,10 @@ def _checkpoint(model: torch.nn.Module, meta: dict) -> bytes:
     return checkpoint_bytes({k: v.detach().cpu() for k, v in model.state_dict().items()}, meta)
 
 
-def run_train_cell(cell: TrainCell, threads: int = 1, parent: dict | None = None) -> dict:
+def run_train_cell(cell: TrainCell, threads: int = 1, parent: dict | None = None, progress=None) -> dict:
     """Train one model (from `parent`'s weights, run_train_cell's result for cell.parent, when it
-    has one); returns its accuracies, per-epoch history, schedules and weights (bytes)."""
+    has one); returns its accuracies, per-epoch history, schedules and weights (bytes).
+    `progress`: pruning.train's callable (bench.experiments.progress.CellReporter in a sweep)."""
     from models import build_model
     from models.checkpoint import checkpoint_from_bytes
     from pruning.groups import model_groups, model_schedules
@@ -175,7 +176,7 @@ def run_train_cell(cell: TrainCell, threads: int = 1, parent: dict | None = None
     schedules = model_schedules(model, shape, params, cell.schedule)  # fixed before training
     groups = model_groups(model, shape, params, schedules)
     model.to(_device())
-    history = train(model, data, cell.config(), groups)
+    history = train(model, data, cell.config(), groups, progress)
     model.cpu()
     _check_finite(model, cell.run_id)
     blob = _checkpoint(model, {"model": cell.model, "in_channels": data.in_channels,
@@ -195,7 +196,7 @@ def _check_finite(model: torch.nn.Module, run_id: str) -> None:
         raise FloatingPointError(f"{run_id}: the training diverged (non-finite weights in {', '.join(bad[:3])})")
 
 
-def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int = 1) -> dict:
+def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int = 1, progress=None) -> dict:
     """Prune the trained model (`trained`: run_train_cell's result) with the cell's method;
     returns the steps, the chosen step's accuracies and the pruned weights (bytes)."""
     from models import build_model
@@ -217,7 +218,7 @@ def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int
     result = iterative_prune(model, data, groups, cell.method, params, cell.max_drop,
                              cell.fractions or _default_fractions(),
                              TrainConfig(epochs=cell.finetune_epochs, lr=cell.finetune_lr, seed=seed),
-                             reference=reference["val_accuracy"], schedule=schedules, mode=cell.mode,
+                             progress, reference=reference["val_accuracy"], schedule=schedules, mode=cell.mode,
                              patience=cell.patience,
                              recovery=TrainConfig(epochs=cell.recovery_epochs, lr=cell.finetune_lr, seed=seed))
     chosen = result.chosen

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from ..atomic import atomic_write
 from .cells import PruneCell, TrainCell, run_prune_cell, run_train_cell
@@ -27,12 +27,10 @@ from .claims import claim_cells
 from .cluster import start_ray
 from .grid import checked_grid
 from pruning.methods import get_method
+from .progress import CellReporter, Progress, SweepTracker, progress_box
 from .store import ExperimentStore
 
 log = logging.getLogger(__name__)
-
-# progress(done, total, info): one call per finished cell (the command line draws the bar).
-Progress = Callable[[int, int, dict], None]
 
 
 @dataclass(frozen=True)
@@ -120,7 +118,8 @@ def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, 
               progress: Progress | None = None) -> dict:
     """Run every cell of the grid (checked first: bench.experiments.grid) not yet done in `store` nor
     claimed by another sweep; returns counts of done, failed and skipped cells, the failed cells'
-    ids and the cells another sweep holds."""
+    ids and the cells another sweep holds. `progress` (bench.experiments.progress): the cells reused,
+    then epochs and pruning steps as they finish."""
     grid = checked_grid(grid)
     folder = Path(checkpoints)
     prune_cells = grid.prune_cells()
@@ -141,6 +140,10 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
 
     total = len(prune_cells)
     skipped = total - len(todo) - len(elsewhere)
+    reuse, to_train = _training_plan(store, [t for c in todo for t in (c.train, c.reference)])
+    if progress:
+        progress(0, 0, {"event": "reused", "cells": [c.run_id for c in prune_cells if c not in todo],
+                        "trained": list(reuse)})
     if not todo:
         return {"cells": total, "done": 0, "failed": 0, "skipped": skipped, "trained": 0, "failed_cells": [],
                 "elsewhere": elsewhere}
@@ -148,6 +151,12 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     train_task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=0)(run_train_cell)
     prune_task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=0)(run_prune_cell)
+    tracker = SweepTracker({**{k: _epochs(t) for k, t in to_train.items()},
+                            **{c.run_id: _steps(c) for c in todo}}, progress)
+    box = progress_box() if progress else None
+
+    def reporter(run_id: str, units: int):
+        return CellReporter(box, run_id, units) if box is not None else None
     prov = provenance or {}
     refs: dict[str, object] = {}
     pending: dict[object, tuple[str, object]] = {}
@@ -155,14 +164,13 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
 
     def trained_ref(t: TrainCell):
         if t.run_id not in refs:
-            reuse = _reusable(store, t)
-            if reuse is not None:
-                refs[t.run_id] = ray.put(reuse)
+            if reuse.get(t.run_id) is not None:
+                refs[t.run_id] = ray.put(reuse[t.run_id])
             else:
                 parent = trained_ref(t.parent) if t.parent is not None else None  # a warm start waits for it
                 store.start_run(t.run_id, "train", {**t.fields(), "provenance": prov},
                                 parent=t.parent.run_id if t.parent is not None else None)
-                refs[t.run_id] = train_task.remote(t, cpus_per_task, parent)
+                refs[t.run_id] = train_task.remote(t, cpus_per_task, parent, reporter(t.run_id, _epochs(t)))
                 pending[refs[t.run_id]] = ("train", t)
         return refs[t.run_id]
 
@@ -170,13 +178,19 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
     # Ray runs a seed's pruning cells while the next seed trains and results come in early.
     for c in todo:
         store.start_run(c.run_id, "prune", {**c.fields(), "provenance": prov}, parent=c.train.run_id)
-        ref = prune_task.remote(c, trained_ref(c.train), trained_ref(c.reference), cpus_per_task)
+        ref = prune_task.remote(c, trained_ref(c.train), trained_ref(c.reference), cpus_per_task,
+                                reporter(c.run_id, _steps(c)))
         pending[ref] = ("prune", c)
     done = failed = 0
     failed_cells: list[str] = []
+    refreshed = time.time()
     while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1, timeout=60)
-        store.refresh_claims()  # live while this sweep runs
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0 if box is not None else 60.0)
+        if box is not None:
+            tracker.drain(box)
+        if time.time() - refreshed > 60:  # this sweep's claims stay live while it runs
+            store.refresh_claims()
+            refreshed = time.time()
         if not ready:
             continue
         kind, cell = pending.pop(ready[0])
@@ -185,11 +199,10 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
         except Exception as e:  # a failed cell is recorded and the others go on
             store.fail_run(cell.run_id, f"{type(e).__name__}: {e}")
             log.info("%s failed: %s", cell.run_id, str(e).splitlines()[-1] if str(e) else type(e).__name__)
-            if kind == "prune":
-                failed += 1
+            failed += kind == "prune"
+            if kind == "prune":  # the command's last line names them
                 failed_cells.append(cell.run_id)
-                if progress:
-                    progress(skipped + done + failed, total, {"cell": cell.run_id, "status": "failed"})
+            tracker.finish(cell.run_id, False)
             continue
         path = _checkpoint_path(folder, cell.run_id)
         sha = _save_checkpoint(result.pop("state"), path)
@@ -197,11 +210,42 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
                   "config": {**(cell.fields()["config"]), "schedules": result.get("schedules"),
                              **{k: result[k] for k in ("cut_off", "within_budget") if k in result}}}
         store.finish_run(cell.run_id, fields, result.get("steps"))
-        if kind == "train":
-            trained += 1
-        else:
-            done += 1
-            if progress:
-                progress(skipped + done + failed, total, {"cell": cell.run_id, "status": "done"})
+        if box is not None:
+            tracker.drain(box)  # the cell's last events before its end
+        tracker.finish(cell.run_id, True)
+        trained += kind == "train"
+        done += kind == "prune"
     return {"cells": total, "done": done, "failed": failed, "skipped": skipped, "trained": trained,
             "failed_cells": failed_cells, "elsewhere": elsewhere, "finished": time.time()}
+
+
+def _steps(cell: PruneCell) -> int:
+    """The pruning steps a cell will run at most (dense: its one unpruned step)."""
+    from .cells import _default_fractions
+
+    return 1 if cell.method == "dense" else len(cell.fractions or _default_fractions())
+
+
+def _training_plan(store: ExperimentStore, cells: list[TrainCell]) -> tuple[dict[str, dict], dict[str, TrainCell]]:
+    """The trained models read back from disk ({run_id: _reusable's result}) and the training cells that
+    will run: these cells where not reusable, and the warm-start parents of those that run."""
+    reuse: dict[str, dict] = {}
+    train: dict[str, TrainCell] = {}
+    todo = list(cells)
+    while todo:
+        t = todo.pop()
+        if t.run_id in reuse or t.run_id in train:
+            continue
+        found = _reusable(store, t)
+        if found is not None:
+            reuse[t.run_id] = found
+        else:
+            train[t.run_id] = t
+            if t.parent is not None:
+                todo.append(t.parent)
+    return reuse, train
+
+
+def _epochs(cell: TrainCell) -> int:
+    """The epochs a training cell will run at most (a plain training may stop at its plateau sooner)."""
+    return max(1, math.ceil(cell.config().epochs))

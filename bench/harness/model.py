@@ -151,6 +151,8 @@ class ModelRecord:
     mask_s: float = 0.0  # coefficient algorithm: server time spent masking, per image (inside server_s)
     ciphertexts_in: int = 0  # per image, client -> server
     ciphertexts_out: int = 0  # per image, server -> client
+    server_min_s: float | None = None  # the least and the median server time over the images (server_s: the mean)
+    server_median_s: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -227,6 +229,8 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
         algorithm=prep.plan.algorithm, mask_s=sum(prep.server.mask_seconds.values()) / max(1, len(runs)),
         ciphertexts_in=int(np.mean([r.ciphertexts_client_to_server for r in runs])),
         ciphertexts_out=int(np.mean([r.ciphertexts_server_to_client for r in runs])),
+        server_min_s=float(np.min([r.server_seconds for r in runs])),
+        server_median_s=float(np.median([r.server_seconds for r in runs])),
     )
 
 

@@ -39,7 +39,12 @@ from heconv.params import CKKSParams
 from ..harness.layer import INPUT_BOUND, torch_conv
 
 ORION_DIST = "orion-fhe"
-INSTALL_HINT = "pip install -e .[peers]"
+# The README's advice: an environment of its own that sees .venv's packages (orion-fhe 1.0.2 needs
+# scipy <= 1.14.1, which would downgrade .venv's), run from it.
+INSTALL_HINT = ("give Orion its own environment as the README's 'Beside Orion' says (python -m venv ../venv-orion; "
+                "a .pth file naming .venv's site-packages; ../venv-orion/bin/pip install --no-deps 'orion-fhe>=1.0' "
+                "'scipy==1.14.1' h5py) and run ../venv-orion/bin/python -m pytest --benchmark-only "
+                "bench/test_peers.py")
 # Orion's and Lattigo's default secret: sparse ternary of Hamming weight 192 (SEAL's is dense).
 # It changes no operation's cost; recorded in every case.
 HAMMING_WEIGHT = 192

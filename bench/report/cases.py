@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..harness.passes import fitted_seconds
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -141,12 +143,10 @@ def _case(path: Path, b: dict, e: dict, stats: dict) -> Case:
             f"{path}: {name}: extra_info counts must be an object, got {type(e['counts']).__name__}")
     if "poly_modulus_degree" not in e:
         raise ValueError(f"{path}: {name}: extra_info has counts but no poly_modulus_degree")
-    if suite == "model":
-        if "server_s" not in e:
-            raise ValueError(f"{path}: {name}: model case without extra_info server_s (the latency fitted)")
-        latency = float(e["server_s"])  # the client's refresh is simulated, so only the server's time is fitted
-    else:
-        latency = float(stats["mean"])
+    if suite == "model" and "server_s" not in e:
+        raise ValueError(f"{path}: {name}: model case without extra_info server_s (the latency fitted)")
+    # a layer's least round; a model's least server time per image (the client's refresh is simulated)
+    latency = fitted_seconds({"stats": stats, "extra_info": e})
     if not math.isfinite(latency) or latency <= 0:  # it would be fitted as a measurement
         raise ValueError(f"{path}: {name}: latency {latency!r} s; expected a finite time > 0")
     return Case(name, suite, int(e["poly_modulus_degree"]), latency,
@@ -207,8 +207,9 @@ def run_time(path: str | Path, data: dict) -> datetime:
 def default_benchmark_files(folder: str | Path) -> list[Path]:
     """The run a report reads by default: [the newest full run] anywhere under `folder`, by its datetime.
 
-    Quick and filtered runs (and files that do not say) are never chosen; older full runs
-    stay on disk but would repeat the same cases, so they are read only when named.
+    Quick and filtered runs (and files that do not say) are never chosen, nor the single passes
+    of `artemis bench` (their merged run is); older full runs stay on disk but would repeat the
+    same cases, so they are read only when named.
 
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp())
@@ -233,7 +234,9 @@ def default_benchmark_files(folder: str | Path) -> list[Path]:
             log.warning("%s; skipped", e)
             continue
         suite = run_suite(path, data)
-        if suite == "full":
+        if (data.get("artemis") or {}).get("pass"):
+            log.debug("%s: one pass of an 'artemis bench' run, not a default run", path)
+        elif suite == "full":
             full.append((run_time(path, data), str(path), path))
         else:
             log.debug("%s: suite %s, not a default run", path, suite or "not recorded")

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from heconv.errors import InputError
+
 REFERENCE = "artemis-diagonal"
 MIN_SEEDS = 3  # fewer seeds give a ratio and no verdict
 CLAIM = 1.2  # the paper's lowest claimed factor over Hunter
@@ -135,6 +137,9 @@ def candidates(rows: list[dict]) -> dict[tuple[str, tuple[float, float]], Method
             continue
         lams = (float(s0["lambda_p"]), float(s0["lambda_d"]))
         res = out.setdefault((s0["method"], lams), MethodResult(s0["method"], lams, [], {}))
+        if seed in res.seeds:  # two pruning configurations of one cell would be averaged as if one
+            raise InputError(f"experiments: {s0['method']} (lambdas {lams}) has two runs of seed {seed} in one model's "
+                             f"rows ({s0['run_id']} and another): a database holds one pruning configuration")
         p = run_point(steps)
         res.seeds.append(seed)
         res.rotations[seed], res.test[seed], res.val[seed] = p["rotations"], p["test"], p["val"]

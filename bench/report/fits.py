@@ -1,11 +1,14 @@
-"""The count models fitted per ring dimension N, and the share of a case's time its rotations take.
+"""The count models fitted per ring dimension N (in-sample, descriptive), and the share of a
+case's time its rotations take.
 
     rotation-only:  latency = a * key_switches + b
-    full:           latency = sum_op u_op * count_op   (no intercept, u_op >= 0)
+    full:           latency = sum_term u_term * count_term   (no intercept, u_term >= 0; the
+                    terms of bench.report.crossval: rotations, (pmul + add) pairs, outputs, masks)
 
 both by least squares on relative error, since cases span three orders of magnitude; the
 full model is also evaluated with the unit costs the primitives suite measured (no fitting),
-as is and scaled by one fitted overhead factor.
+as is and scaled by one fitted overhead factor. How well the count model *predicts* is
+judged out of sample, by leave-one-out on the layer cases (bench.report.crossval, `NFit.cv`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cases import OPS, PRIMITIVE_OF, Case
+from .crossval import TERMS, term_counts
 
 DOMINANT_SHARE = 0.5  # rotations "dominate" a case when they take more than this share of its time
 
@@ -57,19 +61,21 @@ def fit_rotation_only(cases: list[Case]) -> Fit:
 
 
 def fit_full(cases: list[Case]) -> Fit:
-    """latency = sum_op u_op * count_op with u_op >= 0 (non-negative least squares on relative error).
+    """latency = sum_term u_term * count_term with u_term >= 0 (non-negative least squares on relative
+    error), over the terms of bench.report.crossval.TERMS that any case counts.
 
-    In the OR schedule additions track multiplications and plain additions track
-    rescales, so their costs are not separately identifiable from real runs: NNLS keeps
-    the fit physical (no negative cost) and may give one of a collinear pair all of it.
+    Additions track multiplications and plain additions equal rescales, so they are not
+    separate terms (their costs are not identifiable): a (pmul + add) pair and an output
+    (rescale + bias add) are.
     """
     from scipy.optimize import nnls
 
-    used = [op for op in OPS if any(c.counts[op] for c in cases)]
-    x = np.array([[c.counts[op] for op in used] for c in cases], dtype=float)
+    x = np.array([term_counts(c) for c in cases]).reshape(-1, len(TERMS))
+    used = [j for j in range(len(TERMS)) if x[:, j].any()]
+    x = x[:, used]
     y = np.array([c.latency for c in cases])
     sol, _ = nnls(x / y[:, None], np.ones_like(y))
-    return _fit_summary({op: float(s) for op, s in zip(used, sol)}, y, x @ sol)
+    return _fit_summary({t: float(s) for t, s in zip([list(TERMS)[j] for j in used], sol)}, y, x @ sol)
 
 
 def case_units(c: Case, primitives: dict[str, float]) -> dict[str, float]:
@@ -132,10 +138,11 @@ class NFit:
     scaled: Fit
     units: dict[str, float]
     source: str
+    cv: dict | None = None  # the cross-validated cost model's fields (bench.report.crossval), set by the report
 
     def summary(self) -> dict:
-        """This N's entry of cost_model.json's per_n."""
-        return {
+        """This N's entry of cost_model.json's per_n: the cross-validated fields first, then the in-sample ones."""
+        return {**(self.cv or {}),
             "cases": len(self.cases), "fitted_cases": len(self.fitted),
             "cases_without_operations": [c.name for c in self.empty],
             "r2_rotation_only": self.rot.r2, "max_rel_err_rotation_only": self.rot.max_rel_err,
@@ -165,7 +172,7 @@ def fit_n(n: int, cs: list[Case], prim: dict[tuple[int, int, str], float]) -> NF
     for c in cs:
         c.rotation_share = rotation_share(c, units)
         c.predicted_rotation_only_s = rot.coef["a"] * c.counts["key_switches"] + rot.coef["b"]
-        c.predicted_full_s = sum(c.counts[op] * full.coef.get(op, 0.0) for op in OPS)
+        c.predicted_full_s = float(term_counts(c) @ np.array([full.coef.get(t, 0.0) for t in TERMS]))
     return NFit(n, cs, fitted, empty, rot, full, measured, scaled, units, source)
 
 

@@ -21,17 +21,19 @@ from .compare import (
     REFERENCE_METHOD, accuracy, as_paths, last_by, method_ratios, read_pruning, schedule_gains, sweep_fraction,
     sweep_series,
 )
+from .crossval import NOISE_TARGET, cross_validate
 from .fits import DOMINANT_SHARE, NFit, fit_n
 from .experiments import experiments_section, experiments_summary
 from .peers import peer_rows, peers_section
 from .plots import experiments_figure, fits_figure, pareto_figure, sweeps_figure
 from .text import accuracy_text, finite, fmt
-from .verdict import verdict_section, wall_cpu_summary
+from .verdict import canary_summary, verdict_section, wall_cpu_summary
 
 log = logging.getLogger(__name__)
 
 HEADLINE_N = 8192  # the top-level r2_* keys of cost_model.json are this N's when it was measured
-HEADLINE_KEYS = ("r2_full", "max_rel_err_full", "r2_rotation_only", "max_rel_err_rotation_only")
+HEADLINE_KEYS = ("r2_full", "max_rel_err_full", "r2_rotation_only", "max_rel_err_rotation_only", "cv_r2",
+                 "cv_worst_rel_err", "noise_floor", "models_worst_rel_err")
 
 
 def _shown(path: str | Path) -> str:
@@ -60,10 +62,55 @@ def runs_section(paths: list[str | Path], origins: list[dict]) -> list[str]:
     return md + [""]
 
 
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v * 1e3:.4f} ms"
+
+
+def crossval_section(cv: dict | None) -> list[str]:
+    """The cost model as a predictor at one N: leave-one-out on the layer cases, the noise floor,
+    whole models predicted from the layer fit, and the fitted unit costs beside the primitives suite's."""
+    if not cv:
+        return ["No layer case at this N: the cost model is not cross-validated here.", ""]
+    md = [f"Cost model fitted on the {cv['n_cases']} layer cases (slot and coefficient; terms "
+          f"{', '.join(cv['terms'])}; each case's least time), scored by leave-one-out cross-validation:", "",
+          "| model | cases | cross-validated R^2 | cross-validated worst relative error |", "|---|---|---|---|",
+          f"| rotation only (slot layers): latency = a x rotations + b | {cv['rotation_only_cases']} "
+          f"| {fmt(cv['cv_r2_rotation_only'], '.4f')} | {fmt(cv['cv_worst_rel_err_rotation_only'], '.1%')} |",
+          f"| cost model, all layer cases | {cv['n_cases']} | {fmt(cv['cv_r2'], '.4f')} "
+          f"| {fmt(cv['cv_worst_rel_err'], '.1%')} |"]
+    md += [f"| cost model, {algo} layers | {a['n_cases']} | {fmt(a['cv_r2'], '.4f')} "
+           f"| {fmt(a['cv_worst_rel_err'], '.1%')} |" for algo, a in cv["cv_by_algorithm"].items()]
+    models = cv.get("models") or {}
+    if models:
+        md.append(f"| whole models predicted from the layer fit (not fitted) | {len(models)} | - "
+                  f"| {fmt(cv['models_worst_rel_err'], '.1%')} |")
+    floor = cv["noise_floor"]
+    md += ["", ("Noise floor (the worst (max - min) / (max + min) of the times of cases with identical plans): "
+                + (f"{floor:.1%} ({', '.join(cv['noise_floor_cases'])})" if floor is not None
+                   else "not measurable (no two cases share a plan)")
+                + f"; cross-validated worst error {fmt(cv['cv_worst_rel_err'], '.1%')} beside it.")]
+    if cv.get("agreeing_cases") is not None:
+        md.append(f"{cv['agreeing_cases']} of {cv['n_cases']} cases agree across passes within "
+                  f"{NOISE_TARGET:.0%}; their cross-validated worst error: "
+                  f"{fmt(cv['cv_worst_rel_err_agreeing'], '.1%')}.")
+    md += ["", "| term | fitted unit cost | primitives suite (streamed) | fitted / primitives |", "|---|---|---|---|"]
+    md += [f"| {t} | {_ms(u)} | {_ms(cv['unit_costs_primitives'].get(t))} "
+           f"| {fmt(cv['unit_costs_over_primitives'].get(t), '.2f')} |" for t, u in cv["unit_costs"].items()]
+    md += ["", "Worst cross-validated cases: " + "; ".join(
+        f"{w['case']} {w['rel_err']:+.1%}" for w in cv["cv_worst_cases"]), ""]
+    if models:
+        md += ["| whole model | server s (least per image) | predicted s | error |", "|---|---|---|---|"]
+        md += [f"| {name} | {m['latency_s']:.4f} | {m['predicted_s']:.4f} | {m['predicted_s'] / m['latency_s'] - 1:+.1%} |"
+               for name, m in sorted(models.items())]
+        md.append("")
+    return md
+
+
 def fits_section(f: NFit) -> list[str]:
-    """One N's fits table, fitted unit costs and cases."""
+    """One N's cross-validated cost model, then its in-sample fits table, fitted unit costs and cases."""
     rot, full, measured, scaled = f.rot, f.full, f.measured, f.scaled
-    md = [f"## N = {f.n} ({len(f.cases)} cases)", ""]
+    md = [f"## N = {f.n} ({len(f.cases)} cases)", "", *crossval_section(f.cv),
+          "In-sample fits on the slot engine's layer and model cases (descriptive):", ""]
     if f.empty:
         md += [f"{len(f.empty)} case(s) with every weight group pruned do no counted HE operation (the server "
                "encrypts the bias alone) and are left out of the fits: " + ", ".join(c.name for c in f.empty), ""]
@@ -74,8 +121,8 @@ def fits_section(f: NFit) -> list[str]:
            f"| full, measured unit costs ({f.source}) | {fmt(measured.r2, '.4f')} | {measured.max_rel_err:.1%} |",
            (f"| full, measured unit costs x {scaled.coef['overhead_factor']:.3f} (fitted overhead) "
             f"| {fmt(scaled.r2, '.4f')} | {scaled.max_rel_err:.1%} |"),
-           "", "Fitted unit costs (NNLS; additions track multiplications and plain additions track "
-           "rescales, so those pairs are not separately identifiable): "
+           "", "Fitted unit costs in-sample (NNLS on the terms; additions track multiplications and plain "
+           "additions equal rescales, so they are not separate terms): "
            + ", ".join(f"{k} {v * 1e3:.4f} ms" for k, v in full.coef.items()), ""]
     cpu = any(c.cpu is not None for c in f.cases)
     md += ["| case | kind | rotations | pmuls | latency s | " + ("CPU s | wall/CPU | " if cpu else "")
@@ -179,20 +226,24 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
     for c in cases:
         by_n.setdefault(c.n, []).append(c)
     fits = [fit_n(n, cs, prim) for n, cs in sorted(by_n.items())]
+    for f in fits:  # the predictor: layer cases of every algorithm fitted, whole models validated
+        cv = cross_validate(f.n, all_cases, prim)
+        f.cv = cv.summary() if cv is not None else None
 
     model: dict = {"per_n": {str(f.n): f.summary() for f in fits},
                    "rotation_share": {c.name: c.rotation_share for f in fits for c in sorted(f.cases,
                                                                                           key=lambda c: c.name)},
                    "provenance": provenance(), "sources": origins, "method_ratios": method_ratios(cases),
                    "pruning_ratios": pruning_ratios, "wall_over_cpu": wall_cpu_summary(cases),
+                   "canary": canary_summary(all_cases),
                    "schedule_gains": schedule_gains(cases), "engines": engines.summary}
     headline = model["per_n"][str(HEADLINE_N if HEADLINE_N in by_n else min(by_n))]
-    model.update({k: headline[k] for k in HEADLINE_KEYS})
+    model.update({k: headline.get(k) for k in HEADLINE_KEYS})
 
     out = Path(out_dir)
     md = ["# Cost-model validation", "", *runs_section(paths, origins),
           *verdict_section(fits, model["method_ratios"], pruning_ratios, model["wall_over_cpu"],
-                           model["schedule_gains"])]
+                           model["schedule_gains"], model["canary"])]
     for f in fits:
         md += fits_section(f)
         fits_figure(f, out / f"latency_fits_N{f.n}.png")

@@ -104,7 +104,8 @@ def peers_section(rows: list[dict]) -> list[str]:
     md.append("")
     versions = sorted({r["orion_version"] for r in rows if r["orion_version"]})
     if not versions:
-        md += ["No Orion case ran (orion-fhe not installed: `pip install -e .[peers]`), so no ratio.", ""]
+        md += ["No Orion case ran (orion-fhe not installed: give it its own environment, README section "
+               "'Beside Orion'), so no ratio.", ""]
     else:
         md += [f"Orion {', '.join(versions)}.", ""]
     rot = [r for r in rows if r["ours_or_w1_s"] is not None]

@@ -161,6 +161,11 @@ def sweeps_figure(series: dict, path: Path) -> None:
     atomic_write(path, _png(fig))
 
 
+def _true(v) -> bool:
+    """A chosen/accepted flag as the database (1) or a CSV ("1", "True") gives it."""
+    return str(v).strip().lower() in ("1", "true")
+
+
 def pareto_figure(rows: list[dict], path: Path) -> None:
     """Validation accuracy against rotations, one panel a (model, dataset, input size), a line a method."""
     import matplotlib.pyplot as plt
@@ -173,9 +178,19 @@ def pareto_figure(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(nrows, ncols, figsize=(6.5 * ncols, 4.2 * nrows), squeeze=False)
     for ax, (model, dataset, size) in zip(axes.flat, panels):
         sel = [r for r in rows if (r["model"], r["dataset"], r["input_size"]) == (model, dataset, size)]
-        for method in sorted({r["method"] for r in sel}):
-            pts = sorted((int(r["rotations"]), float(r["accuracy"])) for r in sel if r["method"] == method)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=colours[method], label=method)
+        # dense last and largest: its one point often lies on another method's first step
+        for method in sorted({r["method"] for r in sel}, key=lambda m: (m == "dense", m)):
+            mine = [r for r in sel if r["method"] == method]
+            pts = sorted((int(r["rotations"]), float(r["accuracy"])) for r in mine)
+            dense = method == "dense"
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "D" if dense else "o-", color=colours[method],
+                    label=method, ms=9 if dense else 5, zorder=4 if dense else 2,
+                    mec="black" if dense else colours[method])
+            chosen = [(int(r["rotations"]), float(r["accuracy"])) for r in mine if _true(r.get("chosen"))]
+            if chosen:
+                labelled = any(line.get_label() == "chosen step" for line in ax.lines)
+                ax.plot([p[0] for p in chosen], [p[1] for p in chosen], "*", ms=15, mfc="none", mec="black",
+                        zorder=5, label=None if labelled else "chosen step")
         ax.set(xlabel="rotations (engine plan)", ylabel="validation accuracy (%)",
                title=f"{model}, {dataset}, {size}x{size}: accuracy vs rotations")
         ax.grid(True, alpha=0.2)
@@ -215,12 +230,22 @@ def experiments_figure(rows: list[dict], path: Path, max_drop: float = 1.0) -> N
                 ys.append(m)
                 lo.append(m - a)
                 hi.append(b - m)
-            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", ms=3, capsize=2, color=colours[method],
+            dense = method == "dense"
+            n = len(res.seeds)
+            ax.errorbar(xs, ys, yerr=[lo, hi] if n > 1 else None, fmt="D" if dense else "o-", ms=8 if dense else 3,
+                        capsize=2, color=colours[method], zorder=4 if dense else 2,
+                        mec="black" if dense else colours[method],
                         label=f"{method if method == res.method else f'{method}: {res.method}'} "
-                              f"({len(res.seeds)} seed{'s' * (len(res.seeds) != 1)})")
+                              f"({n} seed{'s' * (n != 1)})")
+            picked = [(int(r["rotations"]), float(r["val_accuracy"])) for r in sel if r["method"] == res.method
+                      and (float(r["lambda_p"]), float(r["lambda_d"])) == res.lambdas and _true(r.get("chosen"))]
+            ax.plot([p[0] for p in picked], [p[1] for p in picked], "*", ms=14, mfc="none", mec="black", zorder=5,
+                    label="chosen step (per seed)" if picked and not any(
+                        t.get_label().startswith("chosen") for t in ax.lines) else None)
         dense = [float(r["val_accuracy"]) for r in sel if r["method"] == "dense" and int(r["step"]) == 0]
         if dense:
-            ax.axhline(float(np.mean(dense)) - max_drop, ls="--", color="grey", lw=0.8)
+            ax.axhline(float(np.mean(dense)) - max_drop, ls="--", color="grey", lw=0.8,
+                       label=f"budget: dense validation accuracy - {max_drop:g} point{'' if max_drop == 1 else 's'}")
         model, dataset, size, n = key
         ax.set(xlabel="rotations (engine plan)", ylabel="validation accuracy (%)",
                title=f"{model}, {dataset}, {size}x{size}, N = {n}")

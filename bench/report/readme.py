@@ -18,31 +18,43 @@ README_END = "<!-- results:end -->"
 def render_readme_block(cost_model: dict) -> str:
     """A short Markdown summary of cost_model.json's content, for the README's results block.
 
-    >>> block = render_readme_block({"per_n": {"8192": {"cases": 3, "r2_rotation_only": 0.9,
-    ...     "max_rel_err_rotation_only": 0.1, "r2_full": 0.99, "max_rel_err_full": 0.01, "rotations_dominate": 2}}})
+    >>> block = render_readme_block({"per_n": {"8192": {"cases": 3, "n_cases": 2, "cv_r2_rotation_only": 0.9,
+    ...     "cv_worst_rel_err_rotation_only": 0.1, "cv_r2": 0.99, "cv_worst_rel_err": 0.01, "noise_floor": 0.02,
+    ...     "models_worst_rel_err": 0.05, "unit_costs": {"rotations": 1.2e-3}, "rotations_dominate": 2}}})
     >>> print(block.splitlines()[4])
-    | 8192 | 3 | 0.9000 | 10.0% | 0.9900 | 1.0% | 2 of 3 |
+    | 8192 | 2 | 0.9000 | 10.0% | 0.9900 | 1.0% | 2.0% | 5.0% | 2 of 3 |
+    >>> print(block.splitlines()[6])
+    Fitted unit costs at N = 8192: rotations 1.2000 ms.
     """
     per_n = cost_model.get("per_n", {})
     lines = [("_Written by `artemis report` from `results/cost_model.json`; do not edit by hand. "
               "Full report: [results/report.md](results/report.md)._"), "",
-             ("| N | cases | R^2 rotations only | worst rel. error | R^2 full model | worst rel. error "
-              "| rotations dominate |"),
-             "|---|---|---|---|---|---|---|"]
+             ("| N | layer cases | R^2 rotations only | worst rel. error | R^2 cost model | worst rel. error "
+              "| noise floor | whole models, worst rel. error | rotations dominate |"),
+             "|---|---|---|---|---|---|---|---|---|"]
     for n, p in sorted(per_n.items(), key=lambda kv: int(kv[0])):
         k = p.get("rotations_dominate")
         verdict = "n/a" if k is None else f"{k} of {p['cases']}"
-        lines.append(f"| {n} | {p['cases']} | {fmt(p.get('r2_rotation_only'), '.4f')} "
-                     f"| {fmt(p.get('max_rel_err_rotation_only'), '.1%')} | {fmt(p.get('r2_full'), '.4f')} "
-                     f"| {fmt(p.get('max_rel_err_full'), '.1%')} | {verdict} |")
+        lines.append(f"| {n} | {p.get('n_cases', 'n/a')} | {fmt(p.get('cv_r2_rotation_only'), '.4f')} "
+                     f"| {fmt(p.get('cv_worst_rel_err_rotation_only'), '.1%')} | {fmt(p.get('cv_r2'), '.4f')} "
+                     f"| {fmt(p.get('cv_worst_rel_err'), '.1%')} | {fmt(p.get('noise_floor'), '.1%')} "
+                     f"| {fmt(p.get('models_worst_rel_err'), '.1%')} | {verdict} |")
+    lines.append("")
+    for n, p in sorted(per_n.items(), key=lambda kv: int(kv[0])):
+        units = p.get("unit_costs") or {}
+        lines.append(f"Fitted unit costs at N = {n}: "
+                     + (", ".join(f"{t} {u * 1e3:.4f} ms" for t, u in units.items()) if units else "n/a") + ".")
     if all("rotations_dominate" in p for p in per_n.values()):
         dominant, total = sum(p["rotations_dominate"] for p in per_n.values()), sum(p["cases"] for p in per_n.values())
     else:  # files written before the per-N count: case names, which may repeat across N
         shares = [s for s in cost_model.get("rotation_share", {}).values() if s is not None]
         dominant, total = sum(s > 0.5 for s in shares), len(shares)
-    lines += ["", ("Rotation-only model: latency = a x rotations + b; full model: non-negative unit costs for "
-                   "rotations, multiplications, additions and rescales. Rotations dominate (more than half of a "
-                   f"case's time by measured unit costs) in {dominant} of {total} cases."), ""]
+    lines += ["", ("R^2 and worst relative errors are leave-one-out cross-validated on the layer cases. Rotation-only "
+                   "model: latency = a x rotations + b; cost model: non-negative unit costs for rotations, (pmul + add) "
+                   "pairs, outputs (rescale + bias add) and masks. Noise floor: the worst (max - min) / (max + min) of "
+                   "the times of cases with identical plans. Whole models are predicted from the layer fit. Rotations "
+                   f"dominate (more than half of a case's time by measured unit costs) in {dominant} of {total} "
+                   "cases."), ""]
     pruning = cost_model.get("pruning_ratios") or {}
     if pruning:
         lines += [("Rotation ratios of the pruning methods (each method's most pruned step that kept the "

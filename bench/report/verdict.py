@@ -1,9 +1,11 @@
 """The verdicts report.md opens with: a sentence or two per claim, every figure computed from the fits.
 
-1. Does the rotation count predict latency? (the rotation-only and full count models per N)
+1. Does the rotation count predict latency? (the rotation-only model and the cost model per N,
+   cross-validated, beside the noise floor; in-sample where a run has no layer case)
 2. Where do rotations dominate, and where not? (rotation shares by kind of case)
 3. Does artemis-diagonal save rotations and time over the baselines? (method ratios, when measured)
-4. Was the machine busy? (wall time against process CPU time, when the run recorded it)
+4. Was the machine busy? (the canary, a fixed workload timed beside every case; wall time against
+   process CPU time for runs made before it)
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from .compare import REFERENCE_METHOD
 from .fits import DOMINANT_SHARE, NFit, shares_by_kind
 from .text import fmt, spread
 
-GOOD_R2 = 0.95  # a count model "predicts" latency when its R^2 is at least this ...
-GOOD_WORST_REL_ERR = 0.25  # ... and its worst relative error at most this
+GOOD_R2 = 0.99  # a count model "predicts" latency when its cross-validated R^2 is at least this ...
+GOOD_WORST_REL_ERR = 0.10  # ... and its cross-validated worst relative error at most this
 BUSY_WALL_OVER_CPU = 1.2  # wall time above this multiple of CPU time: the process waited (busy machine)
 
 
@@ -33,21 +35,54 @@ def _fit_text(name: str, r2: float, worst: float) -> str:
     return f"{name} R^2 {fmt(r2, '.4f')}, worst relative error {fmt(worst, '.1%')}"
 
 
+def crossval_verdict(n: int, cv: dict) -> str:
+    """Does the rotation count alone predict latency at this N, and does the cost model, out of sample?
+
+    >>> cv = {"n_cases": 40, "rotation_only_cases": 30, "cv_r2_rotation_only": 0.95, "cv_worst_rel_err_rotation_only": 0.4,
+    ...       "cv_r2": 0.995, "cv_worst_rel_err": 0.08, "noise_floor": 0.06, "models_worst_rel_err": 0.12}
+    >>> print(crossval_verdict(8192, cv))  # doctest: +NORMALIZE_WHITESPACE
+    N = 8192 (40 layer cases, leave-one-out): no, not on its own (rotation-only model R^2 0.9500, worst relative
+    error 40.0%, on 30 slot layer cases); the cost model (rotations, multiplications, outputs, masks) meets the bar
+    (cost model R^2 0.9950, worst relative error 8.0%), beside a noise floor of 6.0%. Whole models predicted from
+    the layer fit: worst relative error 12.0%.
+    """
+    rot = _fit_text("rotation-only model", cv["cv_r2_rotation_only"], cv["cv_worst_rel_err_rotation_only"])
+    full = _fit_text("cost model", cv["cv_r2"], cv["cv_worst_rel_err"])
+    head = f"N = {n} ({cv['n_cases']} layer case{'s' * (cv['n_cases'] != 1)}, leave-one-out): "
+    rot_ok = _meets_bar(cv["cv_r2_rotation_only"], cv["cv_worst_rel_err_rotation_only"])
+    full_ok = _meets_bar(cv["cv_r2"], cv["cv_worst_rel_err"])
+    if rot_ok is None and full_ok is None:
+        return head + f"too few cases to judge ({rot}; {full})."
+    text = head + ("too few slot cases to judge the rotation count alone" if rot_ok is None else
+                   "yes, the rotation count alone predicts latency" if rot_ok else "no, not on its own")
+    text += f" ({rot}, on {cv['rotation_only_cases']} slot layer cases)"
+    text += (f"; the cost model (rotations, multiplications, outputs, masks) "
+             f"{'meets' if full_ok else 'misses' if full_ok is False else 'cannot be judged against'} the bar "
+             f"({full}), " + (f"beside a noise floor of {cv['noise_floor']:.1%}." if cv.get("noise_floor") is not None
+                              else "with no noise floor measurable (no two cases share a plan)."))
+    if cv.get("models_worst_rel_err") is not None:
+        text += f" Whole models predicted from the layer fit: worst relative error {cv['models_worst_rel_err']:.1%}."
+    return text
+
+
 def prediction_verdict(f: NFit) -> str:
     """Does the rotation count alone predict latency at this N, and does the full count model?
+    Cross-validated (`crossval_verdict`) when the N has layer cases; else in-sample, as below.
 
     >>> from .fits import Fit
     >>> f = NFit(8192, [], [None] * 40, [], Fit({}, 0.9169, 0.751), Fit({}, 0.9997, 0.21), Fit({}, 0.99, 0.15),
     ...          Fit({}, 0.99, 0.2), {}, "primitives suite")
     >>> print(prediction_verdict(f))  # doctest: +NORMALIZE_WHITESPACE
-    N = 8192 (40 fitted cases): no, not on its own (rotation-only model R^2 0.9169, worst relative error 75.1%);
-    with multiplications, additions and rescales counted too the full count model meets the bar (full count
-    model R^2 0.9997, worst relative error 21.0%). Unit costs measured in the primitives suite, unfitted:
+    N = 8192 (40 fitted cases, in-sample): no, not on its own (rotation-only model R^2 0.9169, worst relative
+    error 75.1%); with multiplications, additions and rescales counted too the full count model still misses the
+    bar (full count model R^2 0.9997, worst relative error 21.0%). Unit costs measured in the primitives suite, unfitted:
     R^2 0.9900, worst relative error 15.0%.
     """
+    if f.cv:
+        return crossval_verdict(f.n, f.cv)
     rot = _fit_text("rotation-only model", f.rot.r2, f.rot.max_rel_err)
     full = _fit_text("full count model", f.full.r2, f.full.max_rel_err)
-    head = f"N = {f.n} ({len(f.fitted)} fitted case{'s' * (len(f.fitted) != 1)}): "
+    head = f"N = {f.n} ({len(f.fitted)} fitted case{'s' * (len(f.fitted) != 1)}, in-sample): "
     rot_ok, full_ok = _meets_bar(f.rot.r2, f.rot.max_rel_err), _meets_bar(f.full.r2, f.full.max_rel_err)
     if rot_ok is None:
         return head + f"too few cases to judge ({rot}; {full})."
@@ -134,6 +169,50 @@ def wall_cpu_verdict(s: dict | None) -> str:
     return text + f"; none ran over {BUSY_WALL_OVER_CPU}x, so the machine was not visibly busy."
 
 
+def canary_summary(cases: list[Case]) -> dict | None:
+    """The canaries recorded beside the cases (bench.harness.canary); None when none was.
+
+    A case is slow when its run recorded it so (`canary_slow`: more than the threshold above its
+    pass's median canary, or slow in every pass of a merged run).
+
+    >>> cs = [Case(str(t), "layer", 8192, 1.0, {}, {"canary_s": t, "canary_slow": t > 0.06}) for t in (0.05, 0.05, 0.07)]
+    >>> s = canary_summary(cs + [Case("old", "layer", 8192, 1.0, {}, {})])
+    >>> s["cases"], s["of_cases"], s["median_s"], s["max_s"], s["slow_cases"], s["slow"]
+    (3, 4, 0.05, 0.07, 1, ['0.07'])
+    """
+    from ..harness.canary import SLOW, case_canary
+
+    rec = [(c.info.get("canary_s", case_canary(c.info)), c) for c in cases]
+    rec = [(float(v), c) for v, c in rec if v is not None]
+    if not rec:
+        return None
+    vals = np.array([v for v, _ in rec])
+    slow = sorted(c.name for _, c in rec if c.info.get("canary_slow"))
+    spreads = [c.info["passes_spread"] for c in cases if c.info.get("passes_spread") is not None]
+    return {"cases": len(rec), "of_cases": len(cases), "median_s": float(np.median(vals)), "min_s": float(vals.min()),
+            "max_s": float(vals.max()), "threshold": SLOW, "slow_cases": len(slow), "slow": slow,
+            "passes_spread_median": float(np.median(spreads)) if spreads else None,
+            "passes_spread_max": float(max(spreads)) if spreads else None}
+
+
+def canary_verdict(s: dict) -> str:
+    """What the canary says about the host while the cases ran."""
+    text = (f"The canary (a fixed workload of rotations and multiplications, timed before and after every case) "
+            f"took {s['median_s'] * 1e3:.1f} ms at the median, {s['min_s'] * 1e3:.1f} to {s['max_s'] * 1e3:.1f} ms, "
+            f"over the {s['cases']} of {s['of_cases']} cases that recorded it; ")
+    when = "in every pass " if s.get("passes_spread_median") is not None else ""
+    if s["slow_cases"]:
+        shown = ", ".join(s["slow"][:5]) + (", ..." if s["slow_cases"] > 5 else "")
+        text += (f"{s['slow_cases']} case(s) were timed {when}while it was more than {s['threshold']:.0%} above "
+                 f"their pass's median, so the host was slower then and their times are likely inflated ({shown}).")
+    else:
+        text += f"no case was timed {when}while it was more than {s['threshold']:.0%} above its pass's median."
+    if s.get("passes_spread_median") is not None:
+        text += (f" Across the passes, a case's times spread (max - min) / (max + min) by "
+                 f"{s['passes_spread_median']:.1%} at the median and {s['passes_spread_max']:.1%} at worst.")
+    return text
+
+
 def schedule_verdict(gains: list[dict]) -> list[str]:
     """Per whole model run under both schedules: how many times fewer rotations and how much
     less server time the per-layer baby step (auto) gives than output-rotation."""
@@ -153,11 +232,12 @@ def schedule_verdict(gains: list[dict]) -> list[str]:
 
 
 def verdict_section(fits: list[NFit], ratios: dict, pruning_ratios: dict, wall_cpu: dict | None,
-                    gains: list[dict] | None = None) -> list[str]:
+                    gains: list[dict] | None = None, canary: dict | None = None) -> list[str]:
     """The report's opening section: the verdicts above, as Markdown lines."""
     md = ["## Verdict", "",
-          (f"A count model *predicts* latency here when its R^2 is at least {GOOD_R2} and its worst relative "
-           f"error at most {GOOD_WORST_REL_ERR:.0%} (zero-operation cases left out)."), "",
+          (f"A count model *predicts* latency here when, under leave-one-out cross-validation, its R^2 is at "
+           f"least {GOOD_R2} and its worst relative error at most {GOOD_WORST_REL_ERR:.0%} (zero-operation "
+           f"cases left out); the noise floor, which no model of the counts can beat, is stated beside it."), "",
           "**Does the rotation count predict latency?**", ""]
     md += [f"- {prediction_verdict(f)}" for f in fits]
     md += ["", "**Where do rotations dominate?**", ""]
@@ -170,5 +250,6 @@ def verdict_section(fits: list[NFit], ratios: dict, pruning_ratios: dict, wall_c
     if schedules:
         md += ["", "**Does a baby-step/giant-step schedule per layer (auto) beat output-rotation?**", ""]
         md += [f"- {m}" for m in schedules]
-    md += ["", "**Was the machine busy?**", "", f"- {wall_cpu_verdict(wall_cpu)}", ""]
+    busy = canary_verdict(canary) if canary else wall_cpu_verdict(wall_cpu)
+    md += ["", "**Was the machine busy?**", "", f"- {busy}", ""]
     return md

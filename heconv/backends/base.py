@@ -12,45 +12,12 @@ rotations by `step` slots, normalised to 1 <= step < S.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
 
+from ..basics import OpCounts  # noqa: F401  (re-exported: the old import path)
 from ..params import CKKSParams
-
-
-@dataclass
-class OpCounts:
-    """What the engine did (or, in a plan, will do).
-
-    `rotations` are logical rotations; `key_switches` are the Galois automorphisms
-    actually applied (more than rotations only when a step has no key of its own).
-    `cmuls` are ciphertext squarings, each with its relinearisation.
-    """
-
-    rotations: int = 0
-    key_switches: int = 0
-    pmuls: int = 0
-    cmuls: int = 0
-    adds: int = 0
-    plain_adds: int = 0
-    rescales: int = 0
-    encodes: int = 0
-    encryptions: int = 0
-    decryptions: int = 0
-
-    def __add__(self, other: "OpCounts") -> "OpCounts":
-        return OpCounts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
-
-    def __sub__(self, other: "OpCounts") -> "OpCounts":
-        return OpCounts(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)})
-
-    def copy(self) -> "OpCounts":
-        return OpCounts(**asdict(self))
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 def normalize_step(step: int, slots: int) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
-from ..backends.base import OpCounts
+from ..basics import OpCounts
 from ..coeff_plan import CoeffPlan
 from ..conv import ConvPlan
 from ..geometry import CoeffChunking, Packing

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backends.base import OpCounts
+from ..basics import OpCounts
 from ..coeff import plan_coeff_conv
 from ..coeff_plan import ALGORITHMS
 from ..conv import plan_conv

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..backends.base import OpCounts
+from ..basics import OpCounts
 from ..conv import plan_conv
 from ..geometry import packing_geometry
 from ..linear import plan_linear

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..backends.base import OpCounts
+from ..basics import OpCounts
 from ..parallel import ParallelRun
 from .actions import (
     ClientOp, Encrypt, NetworkPlan, Refresh, ServerAdd, ServerConv, ServerLinear, ServerPool, ServerSquare,

@@ -32,3 +32,18 @@ def test_pruning_options_default_to_the_prune_cell(command):
 
 def test_train_and_sweep_agree_on_the_model():
     assert _defaults("train")["model"] == DEFAULT_MODEL == _defaults("sweep")["models"][0]
+
+
+def test_the_demo_is_the_sweep_but_for_its_explained_overrides():
+    from bench.demo import DEMO_OVERRIDES, DemoConfig
+
+    d = _defaults("demo")
+    for name, default in TRAIN_DEFAULTS.items():
+        if name in d and name not in ("lambda_d",):  # the demo's one Lasso weight; the sweep takes a grid
+            want = DEMO_OVERRIDES[name][0] if name in DEMO_OVERRIDES else default
+            assert d[name] == want, name
+    cfg = DemoConfig()
+    for name in set(TRAIN_DEFAULTS) | set(PRUNE_DEFAULTS):
+        if hasattr(cfg, name) and name not in DEMO_OVERRIDES and name not in ("fractions", "lambda_d", "model", "mode"):
+            assert getattr(cfg, name) == {**TRAIN_DEFAULTS, **PRUNE_DEFAULTS}[name], name
+    assert all(why for _, why in DEMO_OVERRIDES.values())

@@ -1,5 +1,6 @@
 import csv
 import json
+import re
 
 from bench.cli import main
 from heconv.params import params_for_input
@@ -11,16 +12,8 @@ from models.checkpoint import find_checkpoints, load_checkpoint_model
 
 def test_demo_smallest_settings(tmp_path, capsys):
     """The whole pipeline end to end, cleartext backend, tiny data: a smoke test, not a result."""
-    bench = tmp_path / "bench.json"  # a tiny benchmark run for the report's fits
-    bench.write_text(json.dumps({"benchmarks": [
-        {"name": f"case{r}", "stats": {"mean": 2e-3 * r + 1e-4 * 9 * r, "median": 2e-3 * r + 1e-4 * 9 * r},
-         "extra_info": {"suite": "layer", "poly_modulus_degree": 8192, "counts": {"key_switches": r, "pmuls": 9 * r}}}
-        for r in (10, 40, 90, 160)] + [
-        {"name": f"prim-{p}", "stats": {"mean": t, "median": t},
-         "extra_info": {"primitive": p, "poly_modulus_degree": 8192, "level": 0}}
-        for p, t in (("rotation", 2e-3), ("pmul", 1e-4), ("add", 3e-5), ("plain_add", 1e-5), ("rescale", 3e-4))]}))
     code = main(["demo", "--dataset", "digits", "--input-size", "8", "--subset", "200", "--epochs", "1",
-                 "--images", "1", "--mode", "plain", "--out", str(tmp_path), "--bench-json", str(bench)])
+                 "--images", "1", "--mode", "plain", "--out", str(tmp_path)])
     assert code == 0
     out = capsys.readouterr().out
     assert "| dense |" in out and "| artemis-diagonal |" in out and "| hunter |" in out
@@ -45,10 +38,10 @@ def test_demo_smallest_settings(tmp_path, capsys):
         assert reader.fieldnames == CSV_COLUMNS
         methods = {r["method"] for r in reader}
     assert methods == {"dense", "artemis-diagonal", "hunter"}
-    # ... and the report beside it: the benchmark fits and the demo's own Pareto points
-    assert f"report: {tmp_path / 'report.md'}" in out
-    report = (tmp_path / "report.md").read_text()
-    assert "resnet20" in report and (tmp_path / "pareto.png").is_file()
+    # ... and the report beside it, from the demo's own database and encrypted run alone
+    assert f"written: {tmp_path / 'demo.md'}, {tmp_path / 'report.md'}" in out
+    assert (tmp_path / "pareto.png").is_file() and (tmp_path / "experiments_pareto.png").is_file()
+    _demo_folder_agrees(tmp_path, result)
 
     # 'artemis results checkpoints' exports the same chosen models from the database
     import torch
@@ -69,3 +62,37 @@ def test_demo_smallest_settings(tmp_path, capsys):
                  "--out", str(tmp_path / "ck2")]) == 2
     assert "no finished resnet20 runs of ['unstructured']" in capsys.readouterr().err
     assert not (tmp_path / "ck2").exists()
+
+
+def _demo_folder_agrees(folder, result):
+    """demo.md and report.md tell one story: every figure demo.md states is report.md's, and both are the
+    demo's database's (issue 21)."""
+    from bench.experiments.store import ExperimentStore
+
+    demo, report = (folder / "demo.md").read_text(), (folder / "report.md").read_text()
+    shared = [line for line in demo.splitlines() if line.startswith(("- **", "| ", "ratio = ", "- dense", "- hunter"))]
+    assert len(shared) >= 12
+    missing = [line for line in shared if line not in report.splitlines()]
+    assert not missing, missing
+    assert "results/benchmarks" not in report and "Run read" not in report and "0006" not in report
+    # every figure of the table and the ratio lines is the database's or the encrypted run's
+    store = ExperimentStore(folder / "experiments.sqlite")
+    rows = {r["method"]: r for r in result["rows"]}
+    chosen = {r["method"]: r for r in store.export_rows() if r["chosen"] and r["seed"] == 0}
+    table = {line.split(" | ")[0][2:]: line.split(" | ") for line in demo.splitlines()
+             if line.startswith("| ") and not line.startswith(("| method", "|---"))}
+    for method, cells in table.items():
+        run = store.run(chosen[method]["run_id"])
+        assert cells[2] == f"{run['val_accuracy']:.2f}" == f"{chosen[method]['val_accuracy']:.2f}"
+        assert cells[3] == f"{run['test_accuracy']:.2f}"
+        predicted, counted = re.match(r"(\d+) / (\d+) \((\d+) \+ 0\)", cells[4]).groups()[:2]
+        assert int(predicted) == int(counted) == chosen[method]["rotations"] == run["encrypted"]["rotations"]
+        assert cells[6] == f"{run['encrypted']['server_s']:.2f}" == f"{rows[method]['server_s']:.2f}"
+        assert chosen[method]["encrypted_server_s"] == run["encrypted"]["server_s"]
+    for base in ("dense", "hunter"):
+        line = next(x for x in demo.splitlines() if x.startswith(f"- {base} / artemis-diagonal: "))
+        want = chosen[base]["rotations"] / chosen["artemis-diagonal"]["rotations"]
+        assert f"{want:.2f}x rotations (seed 0: {want:.2f}x)" in line
+        assert sum(x.startswith(f"- {base} / artemis-diagonal") for x in report.splitlines()) == 1  # stated once
+    for name in ("pareto.png", "experiments_pareto.png"):
+        assert f"]({name})" in report

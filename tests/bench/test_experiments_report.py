@@ -130,3 +130,9 @@ def test_the_best_hunter_variant_is_never_weaker_than_diagonal_no_lasso_on_valid
     assert hunter.method in ("hunter", "hunter-rms-all", "diagonal-no-lasso")
     assert plain.rotations[0] is not None and hunter.rotations[0] is not None
     assert hunter.rotations[0] <= plain.rotations[0]
+
+
+def test_two_configurations_of_one_cell_are_refused():
+    rows = _rows() + [dict(r, run_id=r["run_id"] + "/other") for r in _run("hunter", 0, [(1000, 90.0, 90.0)])]
+    with pytest.raises(ValueError, match="two runs of seed 0"):
+        model_results(rows)

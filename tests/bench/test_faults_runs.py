@@ -129,6 +129,20 @@ class _Ref:
         self.value, self.error = value, error
 
 
+class _Handle:
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __getattr__(self, name):
+        method = getattr(self.obj, name)
+
+        class Method:
+            @staticmethod
+            def remote(*args):
+                return _Ref(method(*args))
+        return Method
+
+
 class FakeRay:
     """Ray's few calls the sweep makes, run at once in this process (no cluster to start)."""
 
@@ -157,6 +171,13 @@ class FakeRay:
     @staticmethod
     def remote(**_):
         def wrap(fn):
+            if isinstance(fn, type):  # an actor: its methods run at once too
+                class Actor:
+                    @staticmethod
+                    def remote(*args):
+                        return _Handle(fn(*args))
+                return Actor
+
             class Task:
                 @staticmethod
                 def remote(*args):
@@ -191,8 +212,10 @@ def _fake_cells(monkeypatch, log: Path, fail: str | None = None, pause: float = 
 def test_a_failed_cell_fails_the_sweep_naming_it(tmp_path, capsys, monkeypatch):
     _fake_cells(monkeypatch, tmp_path / "log", fail="/s1/")
     db = tmp_path / "e.sqlite"
-    _fails(capsys, "1 of 2 cells failed (prune/dense/", *SWEEP, "--seeds", "0,1", "--db", db, "--checkpoints",
-           tmp_path / "ck", code=1)
+    code, lines, _ = _cli(capsys, *SWEEP, "--seeds", "0,1", "--db", db, "--checkpoints", tmp_path / "ck")
+    # stderr: the progress lines (bench/cli/progress.py), then the one error line naming the cell
+    assert code == 1 and lines[-1].startswith("artemis sweep: error: 1 of 2 cells failed (prune/dense/")
+    assert sum("error" in line for line in lines) == 1
     runs = {r["run_id"]: r["status"] for r in ExperimentStore(db, readonly=True).runs(kind="prune")}
     assert sorted(runs.values()) == ["done", "failed"]
 

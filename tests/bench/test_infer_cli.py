@@ -29,7 +29,9 @@ def test_infer_count_mode_table(capsys):
     code, out, _ = _run(capsys, "--model", "resnet18", "--input-size", "32", "--mode", "count",
                         "--schedule", "output-rotation", "--workers", "1")
     assert code == 0
-    assert "layers.3.1.conv2" in out and "rotations        5697 counted, 5697 predicted" in out
+    assert "layers.3.1.conv2" in out
+    assert "rotations        5697 counted = 5697 the plan's own + 0 recomputed by workers; 5697 predicted" in out
+    assert "workers          1 per conv (--workers) (in-process)" in out
 
 
 def test_infer_auto_schedule_resnet18_at_16(capsys):
@@ -61,8 +63,13 @@ def test_infer_two_workers_count_the_split(capsys):
     assert r["counts_match_plan"] and r["rotations"] == r["predicted_rotations"] > one["rotations"]
     assert r["pmuls"] == one["pmuls"] and r["predictions"] == one["predictions"] and r["within_tolerance"]
     assert r["transfer_bytes"] > 0 and {layer["workers"] for layer in r["layers"] if layer["kind"] == "conv"} == {2}
+    # the plan's own rotations are the one-process plan's; the rest are the workers' recomputed baby steps
+    assert r["rotations"] - r["recomputed_rotations"] == one["rotations"] and one["recomputed_rotations"] == 0
+    assert r["recomputed_rotations"] == sum(layer["recomputed_rotations"] for layer in r["layers"]) > 0
     code, out, _ = _run(capsys, "--model", "resnet20", "--input-size", "8", "--mode", "count", "--workers", "2")
-    assert code == 0 and "workers          2 per conv, forked after compile; transfer" in out
+    assert code == 0 and "workers          2 per conv (--workers), forked after compile; transfer" in out
+    assert (f"{r['rotations']} counted = {one['rotations']} the plan's own + {r['recomputed_rotations']} "
+            "recomputed by workers") in out
     code, _, err = _run(capsys, "--model", "resnet20", "--mode", "count", "--stream", "--workers", "2")
     assert code == 2 and "stream=True encodes each layer after the worker processes are forked" in err
     code, _, err = _run(capsys, "--model", "resnet20", "--mode", "count", "--workers", "0")

@@ -99,17 +99,30 @@ def test_layer_two_workers(capsys):
     assert code == 0 and "workers          2 processes" in out and "parallel floor" in out and "transfer" in out
 
 
-def test_layer_workers_default_to_the_cores(capsys):
+def test_layer_workers_default_to_the_idle_cores(capsys, monkeypatch):
+    """The default does not lose on a busy machine: the cores the load average leaves idle, at least 1."""
+    import os
+
     from heconv.parallel_plan import available_cores
 
-    code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "16", "--hw", "8", "--mode", "plain", "--json",
-                        "--schedule", "output-rotation")
-    r = json.loads(out)
-    assert code == 0 and r["workers_requested"] == available_cores() and r["counts_match_plan"]
-    assert r["workers"] == min(available_cores(), 16)  # 16 giant-step groups (B = 1)
+    for load, want in ((0.0, available_cores()), (available_cores() + 1.0, 1)):
+        monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+        code, out, _ = _run(capsys, "--c-in", "16", "--c-out", "16", "--hw", "8", "--mode", "plain", "--json",
+                            "--schedule", "output-rotation")
+        r = json.loads(out)
+        assert code == 0 and r["workers_requested"] == want and r["counts_match_plan"]
+        assert r["workers"] == min(want, 16)  # 16 giant-step groups (B = 1)
+        assert r["workers_chosen"] == (f"default: {want} of {available_cores()} cores idle by the 1-minute load "
+                                       f"average {load:.2f}")
+    args = ("--c-in", "16", "--c-out", "16", "--hw", "8", "--mode", "plain", "--workers", "2")
+    r = json.loads(_run(capsys, *args, "--json")[1])
+    out = _run(capsys, *args)[1]
+    assert r["extra_rotations"] > 0 and "2 processes (--workers)" in out
+    assert (f"{r['rotations']} counted = {r['rotations'] - r['extra_rotations']} the plan's own + "
+            f"{r['extra_rotations']} recomputed by 2 worker(s)") in out  # the split every summary states
     code, out, _ = _run(capsys, "--c-in", "4", "--c-out", "4", "--hw", "8", "--kernel", "1", "--mode", "plain",
                         "--schedule", "input-rotation", "--workers", "3")
-    assert code == 0 and "1 (in-process); 3 asked, the layer has one giant-step group" in out
+    assert code == 0 and "1 (in-process) (--workers); 3 asked, the layer has one giant-step group" in out
 
 
 @pytest.mark.parametrize("bad, message", [("bsgs:3", "must be a power of two, got 3"), ("bsgs:x", "an integer B"),

@@ -43,9 +43,10 @@ def test_bad_inputs_are_refused_before_orion_is_needed():
         oc.prepare_orion_conv(np.zeros((4, 4, 3, 3)), None, 8, 8, 1, params, x=np.zeros((4, 8, 7)))
 
 
-def test_missing_orion_names_the_extra(monkeypatch):
+def test_missing_orion_names_the_separate_environment(monkeypatch):
     monkeypatch.setattr(oc, "orion_version", lambda: None)
-    with pytest.raises(ImportError, match=r"orion-fhe is not installed: pip install -e \.\[peers\]"):
+    with pytest.raises(ImportError, match=r"orion-fhe is not installed: give Orion its own environment as the "
+                                          r"README's 'Beside Orion' says \(python -m venv \.\./venv-orion"):
         oc.prepare_orion_conv(np.zeros((4, 4, 3, 3)), None, 8, 8, 1, ckks_params(depth=1))
 
 
@@ -57,7 +58,7 @@ def test_orion_cases_are_skipped_with_the_command_when_orion_is_missing(monkeypa
     orion = [c for c in cases if c.values[3] == "orion"]
     assert len(orion) == len(tp.SHAPES)
     assert all(m.kwargs["reason"] == tp.NO_ORION for c in orion for m in c.marks)
-    assert "pip install -e .[peers]" in tp.NO_ORION
+    assert "../venv-orion" in tp.NO_ORION and "scipy==1.14.1" in tp.NO_ORION  # the README's separate environment
     ours = [c for c in cases if c.values[3] == "artemis"]
     assert ours and not any(c.marks for c in ours)
     assert {(c.values[4], c.values[5]) for c in ours} >= {("auto", 1), ("auto", 2)}
@@ -65,7 +66,7 @@ def test_orion_cases_are_skipped_with_the_command_when_orion_is_missing(monkeypa
 
 @pytest.mark.parametrize("c_in, c_out, hw, stride", [(8, 8, 8, 1), (8, 16, 8, 2)])
 def test_orion_matches_torch(c_in, c_out, hw, stride):
-    pytest.importorskip("orion", reason="orion-fhe not installed (pip install -e .[peers])")
+    pytest.importorskip("orion", reason="orion-fhe not installed (its own environment: README, Beside Orion)")
     rng = np.random.default_rng(0)
     w, b = rng.normal(0, 0.2, (c_out, c_in, 3, 3)), rng.normal(0, 0.1, c_out)
     prep = oc.prepare_orion_conv(w, b, hw, hw, stride, ckks_params(depth=1))

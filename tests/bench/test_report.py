@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from bench.cli import main
+from bench.report.text import fmt
+from bench.report.verdict import _meets_bar
 from bench.report import (
     CSV_COLUMNS,
     Case,
@@ -26,10 +28,12 @@ PRIM = {"key_switches": "rotation", "pmuls": "pmul", "adds": "add", "plain_adds"
 
 
 def _fixture(tmp_path, n_cases=40, seed=0, noise=0.0):
+    """Layer cases whose counts have the engine's structure: an add per pmul, a plain add per rescale."""
     rng = np.random.default_rng(seed)
     benchmarks = []
     for i in range(n_cases):
-        counts = {k: int(rng.integers(1, 5000)) for k in UNITS}
+        rot, pmuls, outputs = (int(rng.integers(1, 5000)) for _ in range(3))
+        counts = {"key_switches": rot, "pmuls": pmuls, "adds": pmuls, "plain_adds": outputs, "rescales": outputs}
         latency = sum(counts[k] * UNITS[k] for k in UNITS) * (1 + noise * rng.normal())
         benchmarks.append({"name": f"case{i}", "stats": {"mean": latency, "median": latency},
                            "extra_info": {"poly_modulus_degree": 8192, "counts": counts}})
@@ -41,10 +45,15 @@ def _fixture(tmp_path, n_cases=40, seed=0, noise=0.0):
     return path
 
 
+TERM_UNITS = {"rotations": UNITS["key_switches"], "pmul_add_pairs": UNITS["pmuls"] + UNITS["adds"],
+              "outputs": UNITS["rescales"] + UNITS["plain_adds"]}
+
+
 def test_full_fit_recovers_unit_costs(tmp_path):
     cases, units, _ = load_benchmarks([_fixture(tmp_path)])
     fit = fit_full(cases)
-    for k, u in UNITS.items():
+    assert set(fit.coef) == set(TERM_UNITS)  # no separately fitted adds, plain adds or rescales
+    for k, u in TERM_UNITS.items():
         assert fit.coef[k] == pytest.approx(u, rel=0.01)
     assert fit.r2 > 0.9999 and fit.max_rel_err < 1e-6
     assert units[(8192, 0, "rotation")] == UNITS["key_switches"]
@@ -279,7 +288,8 @@ def test_readme_round_trip(tmp_path):
         tmp_path / "a.csv", "resnet18", "fashion-mnist", 16, (5000, 4500, 2500)))
     block = render_readme_block(model)
     assert block == render_readme_block(json.loads((tmp_path / "out" / "cost_model.json").read_text()))
-    assert "| 8192 | 13 |" in block and "rotations dominate" in block.lower()
+    assert "| 8192 | 8 |" in block and "rotations dominate" in block.lower()  # 8 layer cases fitted
+    assert "Fitted unit costs at N = 8192: rotations " in block and "noise floor" in block
     assert "| resnet20 | hunter/artemis-diagonal | 2.50x | 2.50x |" in block
     assert "resnet18/fashion-mnist/16: dense / artemis-diagonal rotations: 2.00x" in block
     assert "`bench.json` (revision abc)" in block and "(results/report.md)" in block
@@ -434,14 +444,14 @@ def test_verdict_opens_the_report_with_the_fitted_numbers(tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert md.index("Runs read:") < md.index("## Verdict") < md.index("## N = 8192")
     verdict = _verdict(md)
-    for n, p in model["per_n"].items():
-        assert (f"rotation-only model R^2 {p['r2_rotation_only']:.4f}, worst relative error "
-                f"{p['max_rel_err_rotation_only']:.1%}") in verdict
-        assert f"full count model R^2 {p['r2_full']:.4f}, worst relative error {p['max_rel_err_full']:.1%}" in verdict
-        assert (f"R^2 {p['r2_full_measured_units']:.4f}, worst relative error "
-                f"{p['max_rel_err_full_measured_units']:.1%}") in verdict
-        ok = p["r2_rotation_only"] >= 0.95 and p["max_rel_err_rotation_only"] <= 0.25
-        assert (f"N = {n} ({p['fitted_cases']} fitted cases): "
+    for n, p in model["per_n"].items():  # judged out of sample: leave-one-out on the layer cases
+        assert (f"rotation-only model R^2 {fmt(p['cv_r2_rotation_only'], '.4f')}, worst relative error "
+                f"{fmt(p['cv_worst_rel_err_rotation_only'], '.1%')}") in verdict
+        assert f"cost model R^2 {fmt(p['cv_r2'], '.4f')}, worst relative error {fmt(p['cv_worst_rel_err'], '.1%')}" in verdict
+        assert (f"noise floor of {p['noise_floor']:.1%}" if p["noise_floor"] is not None
+                else "no noise floor measurable") in verdict
+        ok = _meets_bar(p["cv_r2_rotation_only"], p["cv_worst_rel_err_rotation_only"])
+        assert (f"N = {n} ({p['n_cases']} layer cases, leave-one-out): "
                 + ("yes, the rotation count alone" if ok else "no, not on its own")) in verdict
         assert f"in {p['rotations_dominate']} of {p['fitted_cases']} cases" in verdict
         for kind, k in p["rotation_share_by_kind"].items():
@@ -462,7 +472,8 @@ def test_verdict_without_method_ratios_and_with_a_poor_rotation_fit(tmp_path):
     verdict = _verdict((tmp_path / "out" / "report.md").read_text())
     p = model["per_n"]["8192"]
     assert p["r2_rotation_only"] < 0.95  # random counts: multiplications matter
-    assert "N = 8192 (40 fitted cases): no, not on its own" in verdict and "meets the bar" in verdict
+    assert "N = 8192 (40 layer cases, leave-one-out): no, not on its own" in verdict and "meets the bar" in verdict
+    assert p["cv_worst_rel_err"] < 1e-6 and p["cv_r2"] > 0.9999  # exact data: leave-one-out recovers every case
     assert "save over the baselines" not in verdict
 
 

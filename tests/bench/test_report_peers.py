@@ -60,7 +60,7 @@ def test_section(tmp_path):
     assert "Orion 1.0.2" in md and "l16 0.0600 s (1.20 of Orion's)" in md
     assert peers_section([]) == []
     only_ours = peers_section(peer_rows([_write(tmp_path, PEERS[:2], name="o.json", primitives=False)]))
-    assert any("pip install -e .[peers]" in line for line in only_ours)
+    assert any("README section 'Beside Orion'" in line for line in only_ours)
 
 
 def test_peer_cases_stay_out_of_the_fits_and_land_in_the_report(tmp_path):

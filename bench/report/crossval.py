@@ -1,0 +1,224 @@
+"""The cost model judged as a predictor: fitted on layer cases, scored by leave-one-out
+cross-validation, set beside the noise floor, and validated on whole models.
+
+Terms, per N (counts of one case; `TERMS`):
+
+    latency = u_rot * rotations + u_mac * (pmul + add) pairs + u_out * outputs + u_mask * masks
+
+No separately fitted additions, plain additions or rescales: in every case additions track
+multiplications and plain additions equal rescales (collinear, so a fit could split their
+cost any way). An output is a rescale and a bias add; a mask (coefficient algorithm) an
+encode and an encryption, whose counts are equal. Fitted by non-negative least squares on
+relative error on the layer cases of one N (slot and coefficient together), on each case's
+least time over its rounds; whole models are predicted from that fit, never fitted.
+
+The **noise floor** is the worst disagreement among cases with identical plans (every count
+equal, same algorithm and N): (max - min) / (max + min) of their times. No model of the
+counts can do better than that on these data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cases import Case
+
+# term -> the count field it is read from (in Case.info["counts"], else Case.counts)
+TERMS: dict[str, str] = {"rotations": "key_switches", "pmul_add_pairs": "pmuls", "outputs": "rescales",
+                         "masks": "encryptions"}
+# the primitives whose streamed unit costs (the primitives suite) make up one unit of each term
+TERM_PRIMITIVES: dict[str, tuple[str, ...]] = {"rotations": ("rotation",), "pmul_add_pairs": ("pmul", "add"),
+                                               "outputs": ("rescale", "plain_add"), "masks": ("encode", "encrypt")}
+PLAN_FIELDS = ("rotations", "key_switches", "pmuls", "cmuls", "adds", "plain_adds", "rescales", "encodes",
+               "encryptions")
+NOISE_TARGET = 0.05  # the issue's goal for the floor; cases whose passes agree within it are judged apart
+
+
+def term_counts(c: Case, terms: tuple[str, ...] = tuple(TERMS)) -> np.ndarray:
+    """The case's count of each term.
+
+    >>> term_counts(Case("c", "layer", 8192, 1.0, {"key_switches": 4, "pmuls": 9, "rescales": 2},
+    ...                  {"counts": {"encryptions": 2}}))
+    array([4., 9., 2., 2.])
+    """
+    counts = c.info.get("counts") or {}
+    return np.array([float(counts.get(TERMS[t], c.counts.get(TERMS[t], 0))) for t in terms])
+
+
+def _nnls_relative(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    from scipy.optimize import nnls
+
+    return nnls(x / y[:, None], np.ones_like(y))[0]
+
+
+def fit_terms(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative unit costs minimising the relative error of x @ u against y.
+
+    >>> x = np.array([[10, 100], [50, 100], [10, 900], [30, 400]], dtype=float)
+    >>> np.round(fit_terms(x, x @ np.array([2e-3, 1e-4])), 8).tolist()
+    [0.002, 0.0001]
+    """
+    return _nnls_relative(x, y)
+
+
+def leave_one_out(x: np.ndarray, y: np.ndarray, fit=fit_terms) -> np.ndarray:
+    """Each case predicted by the model fitted on all the others (NaN with fewer than 2 cases).
+
+    >>> x = np.array([[1.0, 1], [2, 1], [3, 1], [4, 1]])
+    >>> np.round(leave_one_out(x, x @ np.array([2.0, 1.0])), 6).tolist()
+    [3.0, 5.0, 7.0, 9.0]
+    """
+    out = np.full(len(y), np.nan)
+    if len(y) < 2:
+        return out
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        out[i] = x[i] @ fit(x[keep], y[keep])
+    return out
+
+
+def _linear_with_intercept(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """latency = a * rotations + b, least squares on relative error (may be negative: no physical units)."""
+    return np.linalg.lstsq(x / y[:, None], np.ones_like(y), rcond=None)[0]
+
+
+def r2(y: np.ndarray, pred: np.ndarray) -> float | None:
+    ok = np.isfinite(pred)
+    y, pred = y[ok], pred[ok]
+    ss_tot = float(((y - y.mean()) ** 2).sum()) if len(y) else 0.0
+    return 1.0 - float(((y - pred) ** 2).sum()) / ss_tot if ss_tot > 0 else None
+
+
+def worst_rel_err(y: np.ndarray, pred: np.ndarray) -> float | None:
+    err = np.abs(pred - y) / y
+    err = err[np.isfinite(err)]
+    return float(err.max()) if len(err) else None
+
+
+def plan_key(c: Case) -> tuple:
+    """What makes two cases the same plan for a count model: N, algorithm, suite and every count."""
+    counts = c.info.get("counts") or c.counts
+    return (c.n, c.info.get("algorithm", "slot"), c.suite, *(int(counts.get(f, 0)) for f in PLAN_FIELDS))
+
+
+def noise_floor(cases: list[Case]) -> tuple[float | None, list[str]]:
+    """The worst (max - min) / (max + min) of the times of cases with identical plans, and those cases.
+
+    >>> cs = [Case(n, "layer", 8192, t, {"key_switches": r}, {}) for n, t, r in
+    ...       (("a", 1.0, 5), ("b", 1.5, 5), ("c", 2.0, 9), ("d", 2.2, 9), ("e", 3.0, 7))]
+    >>> floor, which = noise_floor(cs)
+    >>> round(floor, 4), which
+    (0.2, ['a', 'b'])
+    >>> noise_floor(cs[-1:])
+    (None, [])
+    """
+    groups: dict[tuple, list[Case]] = {}
+    for c in cases:
+        groups.setdefault(plan_key(c), []).append(c)
+    best: tuple[float | None, list[str]] = (None, [])
+    for g in groups.values():
+        if len(g) < 2:
+            continue
+        t = [c.latency for c in g]
+        spread = (max(t) - min(t)) / (max(t) + min(t))
+        if best[0] is None or spread > best[0]:
+            best = (spread, sorted(c.name for c in g))
+    return best
+
+
+@dataclass
+class CrossValidated:
+    """The cost model at one N: terms fitted on the layer cases, leave-one-out scores, the noise
+    floor, whole models predicted; `summary()` is cost_model.json's per-N fields."""
+
+    n: int
+    layers: list[Case]
+    models: list[Case]
+    terms: tuple[str, ...]
+    unit_costs: dict[str, float]
+    cv_pred: np.ndarray
+    rot_cases: list[Case]
+    rot_cv_pred: np.ndarray
+    model_pred: np.ndarray
+    floor: float | None
+    floor_cases: list[str]
+    primitive_units: dict[str, float]
+
+    @property
+    def y(self) -> np.ndarray:
+        return np.array([c.latency for c in self.layers])
+
+    def agreeing(self) -> list[int]:
+        """Indices of the layer cases whose repeated passes agree within NOISE_TARGET (merged runs only)."""
+        return [i for i, c in enumerate(self.layers)
+                if c.info.get("passes_spread") is not None and c.info["passes_spread"] <= NOISE_TARGET]
+
+    def by_algorithm(self) -> dict[str, dict]:
+        out = {}
+        for algo in sorted({c.info.get("algorithm", "slot") for c in self.layers}):
+            idx = [i for i, c in enumerate(self.layers) if c.info.get("algorithm", "slot") == algo]
+            y, p = self.y[idx], self.cv_pred[idx]
+            out[algo] = {"n_cases": len(idx), "cv_r2": r2(y, p), "cv_worst_rel_err": worst_rel_err(y, p)}
+        return out
+
+    def worst_cases(self, k: int = 5) -> list[dict]:
+        err = (self.cv_pred - self.y) / self.y
+        order = np.argsort(-np.abs(np.nan_to_num(err)))[:k]
+        return [{"case": self.layers[i].name, "latency_s": float(self.y[i]), "cv_predicted_s": float(self.cv_pred[i]),
+                 "rel_err": float(err[i])} for i in order]
+
+    def summary(self) -> dict:
+        y = self.y
+        agree = self.agreeing()
+        ym = np.array([c.latency for c in self.models])
+        rot_y = np.array([c.latency for c in self.rot_cases])
+        measured = {t: self.primitive_units.get(t) for t in self.terms}
+        return {
+            "n_cases": len(self.layers), "terms": list(self.terms), "unit_costs": self.unit_costs,
+            "cv_r2": r2(y, self.cv_pred), "cv_worst_rel_err": worst_rel_err(y, self.cv_pred),
+            "cv_by_algorithm": self.by_algorithm(), "cv_worst_cases": self.worst_cases(),
+            "noise_floor": self.floor, "noise_floor_cases": self.floor_cases,
+            "agreeing_cases": len(agree) if any(c.info.get("passes_spread") is not None for c in self.layers)
+            else None,
+            "cv_worst_rel_err_agreeing": worst_rel_err(y[agree], self.cv_pred[agree]) if agree else None,
+            "cv_r2_rotation_only": r2(rot_y, self.rot_cv_pred),
+            "cv_worst_rel_err_rotation_only": worst_rel_err(rot_y, self.rot_cv_pred),
+            "rotation_only_cases": len(self.rot_cases),
+            "models_worst_rel_err": worst_rel_err(ym, self.model_pred) if len(ym) else None,
+            "models": {c.name: {"latency_s": c.latency, "predicted_s": float(p)}
+                       for c, p in zip(self.models, self.model_pred)},
+            "unit_costs_primitives": measured,
+            "unit_costs_over_primitives": {t: (self.unit_costs[t] / m if m else None)
+                                           for t, m in measured.items() if t in self.unit_costs},
+        }
+
+
+def primitive_term_units(prim: dict[tuple[int, int, str], float], n: int) -> dict[str, float]:
+    """Each term's unit cost from the primitives suite at N, level 0 (a term is missing when a primitive is)."""
+    units = {p: s for (nn, lv, p), s in prim.items() if nn == n and lv == 0}
+    return {t: sum(units[p] for p in ps) for t, ps in TERM_PRIMITIVES.items() if all(p in units for p in ps)}
+
+
+def cross_validate(n: int, cases: list[Case], prim: dict[tuple[int, int, str], float]) -> CrossValidated | None:
+    """The cost model at N from `cases` (layers and models of any algorithm); None without a layer case
+    that does counted work. Cases that count no operation are left out (nothing predicts them)."""
+    worked = [c for c in cases if c.n == n and term_counts(c).any()]
+    layers = [c for c in worked if c.suite == "layer"]
+    models = [c for c in worked if c.suite == "model"]
+    if not layers:
+        return None
+    x, y = np.array([term_counts(c) for c in layers]), np.array([c.latency for c in layers])
+    used = [j for j in range(x.shape[1]) if x[:, j].any()]
+    terms = tuple(t for j, t in enumerate(TERMS) if j in used)
+    x = x[:, used]
+    coef = fit_terms(x, y) if len(y) else np.zeros(len(used))
+    rot_cases = [c for c in layers if c.info.get("algorithm", "slot") != "coefficient"]
+    xr = np.array([[term_counts(c, ("rotations",))[0], 1.0] for c in rot_cases]).reshape(-1, 2)
+    yr = np.array([c.latency for c in rot_cases])
+    xm = np.array([term_counts(c, terms) for c in models]).reshape(-1, len(terms))
+    floor, floor_cases = noise_floor(layers)
+    return CrossValidated(n, layers, models, terms, {t: float(u) for t, u in zip(terms, coef)},
+                          leave_one_out(x, y), rot_cases, leave_one_out(xr, yr, _linear_with_intercept),
+                          xm @ coef, floor, floor_cases, primitive_term_units(prim, n))

@@ -1,0 +1,119 @@
+"""The interface a convolution algorithm implements: plan, compile, run, its layouts, counts and groups.
+
+    alg = get_algorithm(name)                                  # heconv.algorithms: the registry
+    plan = alg.plan(weight, H, W, params, stride=s, has_bias=True, **options)   # frozen, no ciphertext
+    backend.generate_galois_keys(alg.rotation_steps(plan))
+    layer = alg.compile(plan, weight, bias, backend)           # plaintexts encoded once
+    outputs = alg.run(layer, encrypt_map(x, alg.input_layout(plan), backend), backend)
+    y = decrypt_map(outputs, alg.output_layout(plan), backend)  # [C_out, H/s, W/s]; counts == alg.predicted(plan)
+
+Nothing outside an algorithm's folder needs to know how it works: the layouts say where the maps sit,
+`predicted` what a run costs, `group_ids` which weights prune together.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..backends.base import Backend
+from ..basics import OpCounts
+from ..params import CKKSParams
+from .layout import Layout, decrypt_map, encrypt_map
+
+
+@dataclass(frozen=True)
+class GroupArray:
+    """One kind of pruning group: the id of every weight W[o, i, ky, kx] (an array of the weight's shape),
+    the number of ids, what zeroing a whole group saves ("rotation" or "pmul"), and `saving[id]`: False for
+    the groups whose zeroing saves nothing (a giant or baby step 0 is no rotation)."""
+
+    ids: np.ndarray
+    count: int
+    saves: str
+    saving: np.ndarray
+
+
+class ConvAlgorithm(ABC):
+    """A way to compute a 'same'-padded k x k conv (stride 1 or 2) on CKKS ciphertexts."""
+
+    @property
+    def summary(self) -> str:
+        """One line on what the algorithm does: the first line of its class docstring."""
+        line = (type(self).__doc__ or "").strip().splitlines()[0].rstrip(".")
+        return line[:1].lower() + line[1:]
+
+    @abstractmethod
+    def plan(self, weight: np.ndarray, height: int, width: int, params: CKKSParams, *, stride: int = 1,
+             has_bias: bool = False, name: str = "conv", level: int = 0, **options: Any) -> Any:
+        """A frozen plan from the weights and the shape alone (no backend, no ciphertext)."""
+
+    @abstractmethod
+    def compile(self, plan: Any, weight: np.ndarray, bias: np.ndarray | None, backend: Backend,
+                input_scale: float | None = None) -> Any:
+        """The plan's plaintexts encoded on `backend`."""
+
+    @abstractmethod
+    def run(self, compiled: Any, inputs: list[Any], backend: Backend) -> list[Any]:
+        """Input ciphertexts (in `input_layout`) -> output ciphertexts (in `output_layout`)."""
+
+    @abstractmethod
+    def input_layout(self, plan: Any) -> Layout:
+        """Where the plan reads its input map."""
+
+    @abstractmethod
+    def output_layout(self, plan: Any) -> Layout:
+        """Where the plan writes its output map (at the strided resolution)."""
+
+    def predicted(self, plan: Any) -> OpCounts:
+        """What a run of the plan counts, exactly."""
+        return plan.predicted
+
+    def plaintexts(self, plan: Any) -> int:
+        """Weight plaintexts `compile` encodes (what the layer holds in memory)."""
+        return plan.plaintexts
+
+    def rotation_steps(self, plan: Any) -> list[int]:
+        """The Galois keys the plan needs (none for an algorithm that never rotates)."""
+        return list(plan.rotation_steps)
+
+    @abstractmethod
+    def group_ids(self, plan: Any, shape: tuple[int, int, int, int]) -> Mapping[str, GroupArray]:
+        """The pruning groups of a [C_out, C_in, k, k] weight under the plan's layout (take the dense
+        plan: the groups must be fixed before training)."""
+
+
+@dataclass
+class LayerRun:
+    """What `run_layer` returns: the plan, the output map, and the counts of the run alone."""
+
+    plan: Any
+    output: np.ndarray
+    counts: OpCounts
+
+
+def run_layer(algorithm: ConvAlgorithm, weight: np.ndarray, bias: np.ndarray | None, x: np.ndarray,
+              backend: Backend, stride: int = 1, **options: Any) -> LayerRun:
+    """Plan, key, compile, encrypt, run (counted) and decrypt one conv on a [C_in, H, W] map.
+
+    >>> from heconv.algorithms import get_algorithm
+    >>> from heconv.backends import make_backend
+    >>> from heconv.params import ckks_params
+    >>> w = np.ones((2, 1, 3, 3)); x = np.ones((1, 4, 4))
+    >>> r = run_layer(get_algorithm("matvec"), w, None, x, make_backend("plain", ckks_params(depth=1)))
+    >>> r.output[0].round(6).tolist()[0], r.counts == r.plan.predicted
+    ([4.0, 6.0, 6.0, 4.0], True)
+    """
+    h, w = np.shape(x)[1:]
+    plan = algorithm.plan(weight, h, w, backend.params, stride=stride, has_bias=bias is not None, **options)
+    backend.generate_galois_keys(algorithm.rotation_steps(plan))
+    layer = algorithm.compile(plan, weight, bias, backend)
+    inputs = encrypt_map(x, algorithm.input_layout(plan), backend)
+    backend.reset_counter()
+    outputs = algorithm.run(layer, inputs, backend)
+    counts = backend.reset_counter()
+    return LayerRun(plan, decrypt_map(outputs, algorithm.output_layout(plan), backend), counts)

@@ -1,0 +1,44 @@
+"""The coefficient-encoding algorithm (heconv.coeff, Cheetah-style, no rotation) behind the ConvAlgorithm
+interface: a thin adapter, the engine itself unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..backends.base import Backend
+from ..coeff import CompiledCoeffConv, compile_coeff_conv, plan_coeff_conv, run_coeff_conv
+from ..coeff_plan import CoeffPlan
+from ..geometry import coefficient_block_ids
+from ..params import CKKSParams
+from .base import ConvAlgorithm, GroupArray
+from .layout import CoeffLayout
+
+
+class CoefficientAlgorithm(ConvAlgorithm):
+    """Channels in the coefficients of a polynomial, one multiplication per (output group, input chunk);
+    options: mask, frame_kernel, align, unit_costs. The client reads the outputs' coefficients."""
+
+    def plan(self, weight: np.ndarray, height: int, width: int, params: CKKSParams, *, stride: int = 1,
+             has_bias: bool = False, name: str = "conv", level: int = 0, **options: Any) -> CoeffPlan:
+        return plan_coeff_conv(weight, height, width, params, stride=stride, has_bias=has_bias, name=name,
+                               level=level, **options)
+
+    def compile(self, plan: CoeffPlan, weight: np.ndarray, bias: np.ndarray | None, backend: Backend,
+                input_scale: float | None = None) -> CompiledCoeffConv:
+        return compile_coeff_conv(plan, weight, bias, backend, input_scale)
+
+    def run(self, compiled: CompiledCoeffConv, inputs: list[Any], backend: Backend) -> list[Any]:
+        return run_coeff_conv(compiled, inputs, backend)
+
+    def input_layout(self, plan: CoeffPlan) -> CoeffLayout:
+        return CoeffLayout(plan.chunking, plan.spec.c_in, "input")
+
+    def output_layout(self, plan: CoeffPlan) -> CoeffLayout:
+        return CoeffLayout(plan.chunking, plan.spec.c_out, "output", plan.spec.stride)
+
+    def group_ids(self, plan: CoeffPlan, shape: tuple[int, int, int, int]) -> Mapping[str, GroupArray]:
+        ids, n = coefficient_block_ids(shape, plan.chunking)
+        return {"block": GroupArray(ids, n, "pmul", np.ones(n, dtype=bool))}

@@ -1,0 +1,153 @@
+"""Where a feature map sits in a list of ciphertexts: the `Layout` an algorithm reads or writes.
+
+A layout is frozen data with `pack` (a map [C, H, W] -> one vector per ciphertext) and `unpack` (the
+inverse, from decrypted vectors); `encoding` says whether the vectors are CKKS slots or polynomial
+coefficients, so a client encrypts and decrypts any layout the same way (`encrypt_map`, `decrypt_map`).
+Two algorithms can hand a map to each other without the client when the one's output layout equals the
+other's input layout.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..backends.base import Backend
+from ..coeff_pack import pack_coeff_input, pack_coeff_output, unpack_coeff_output
+from ..errors import InputError
+from ..geometry import CoeffChunking, Packing, pack, packing_geometry, unpack
+
+
+@dataclass(frozen=True)
+class Layout(ABC):
+    """A frozen description of where every value of a [channels, height, width] map sits; equal layouts
+    put every value in the same place."""
+
+    encoding: ClassVar[str] = "slots"  # or "coefficients"
+
+    @property
+    @abstractmethod
+    def shape(self) -> tuple[int, int, int]:
+        """The map's [C, H, W] (after any stride the layout applies)."""
+
+    @property
+    @abstractmethod
+    def ciphertexts(self) -> int:
+        """How many ciphertexts hold the map."""
+
+    @abstractmethod
+    def pack(self, x: np.ndarray) -> list[np.ndarray]:
+        """One vector per ciphertext (slots or coefficients)."""
+
+    @abstractmethod
+    def unpack(self, vectors: list[np.ndarray]) -> np.ndarray:
+        """The map back from the decrypted vectors."""
+
+    def _check(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != self.shape:
+            raise InputError(f"{type(self).__name__}: the map is {list(x.shape)}, the layout holds {list(self.shape)}")
+        return x
+
+
+@dataclass(frozen=True)
+class SlotLayout(Layout):
+    """Gazelle's channel packing (heconv.geometry.pack): c_n channels of P = nextpow2(H*W) slots per
+    ciphertext, replicated to S; with `stride` s the map is the pixels (s*y, s*x) of the H x W frame (the
+    slot engine's strided output, subsampled by the client). Only what places a value is a field, so the
+    output layout of one layer equals the input layout of the next when the slots agree.
+
+    >>> from heconv.geometry import packing_geometry
+    >>> lay = SlotLayout.of(packing_geometry(2, 3, 2, 2, 16), 2, stride=2)
+    >>> lay, lay.shape, lay.unpack(lay.pack(np.array([[[1.]], [[2.]]])))[:, 0, 0].tolist()
+    (SlotLayout(slots=16, height=2, width=2, c_n=4, channels=2, stride=2), (2, 1, 1), [1.0, 2.0])
+    >>> lay == SlotLayout.of(packing_geometry(2, 4, 2, 2, 16), 2, stride=2)      # c_out does not place values
+    True
+    """
+
+    slots: int
+    height: int
+    width: int
+    c_n: int
+    channels: int
+    stride: int = 1
+
+    @classmethod
+    def of(cls, packing: Packing, channels: int, stride: int = 1) -> "SlotLayout":
+        """The layout of `channels` channels in a layer's packing."""
+        return cls(packing.slots, packing.height, packing.width, packing.c_n, channels, stride)
+
+    @property
+    def packing(self) -> Packing:
+        return packing_geometry(self.channels, self.channels, self.height, self.width, self.slots, self.c_n)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        s = self.stride
+        return (self.channels, -(-self.height // s), -(-self.width // s))
+
+    @property
+    def ciphertexts(self) -> int:
+        return -(-self.channels // self.c_n)
+
+    def pack(self, x: np.ndarray) -> list[np.ndarray]:
+        x, s = self._check(x), self.stride
+        frame = np.zeros((self.channels, self.height, self.width))
+        frame[:, ::s, ::s] = x
+        return pack(frame, self.packing)
+
+    def unpack(self, vectors: list[np.ndarray]) -> np.ndarray:
+        return unpack(list(vectors), self.packing, self.channels)[:, :: self.stride, :: self.stride]
+
+
+@dataclass(frozen=True)
+class CoeffLayout(Layout):
+    """The coefficient algorithm's input (`role` "input": chunks of channels per tile) or output ("output":
+    groups of channels per tile, read at `stride`), heconv.coeff_pack."""
+
+    chunking: CoeffChunking
+    channels: int
+    role: str = "input"
+    stride: int = 1
+    encoding: ClassVar[str] = "coefficients"
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        s = self.stride if self.role == "output" else 1
+        return (self.channels, -(-self.chunking.height // s), -(-self.chunking.width // s))
+
+    @property
+    def ciphertexts(self) -> int:
+        ch = self.chunking
+        return ch.tiles * (ch.chunks if self.role == "input" else ch.groups)
+
+    def pack(self, x: np.ndarray) -> list[np.ndarray]:
+        if self.role == "input":
+            return pack_coeff_input(self._check(x), self.chunking)
+        frame = np.zeros((self.channels, self.chunking.height, self.chunking.width))
+        frame[:, :: self.stride, :: self.stride] = self._check(x)
+        return pack_coeff_output(frame, self.chunking)
+
+    def unpack(self, vectors: list[np.ndarray]) -> np.ndarray:
+        if self.role != "output":
+            raise InputError("CoeffLayout: only an output layout is read back by the client")
+        return unpack_coeff_output(list(vectors), self.chunking, self.channels)[:, :: self.stride, :: self.stride]
+
+
+def encrypt_map(x: np.ndarray, layout: Layout, backend: Backend, level: int = 0) -> list[Any]:
+    """Client side: pack a [C, H, W] map in `layout` and encrypt each vector."""
+    if layout.encoding == "coefficients":
+        return [backend.encrypt_plain(backend.encode_coefficients(v, level)) for v in layout.pack(x)]
+    if level:
+        return [backend.encrypt_plain(backend.encode(v, level)) for v in layout.pack(x)]
+    return [backend.encrypt(v) for v in layout.pack(x)]
+
+
+def decrypt_map(cts: list[Any], layout: Layout, backend: Backend) -> np.ndarray:
+    """Client side: decrypt and unpack a map from `layout`."""
+    if layout.encoding == "coefficients":
+        return layout.unpack([backend.decode_coefficients(c) for c in cts])
+    return layout.unpack([backend.decrypt(c) for c in cts])

@@ -1,0 +1,86 @@
+"""matvec: the conv between one input and one output ciphertext block as a matrix between their slot
+vectors (Halevi-Shoup; what Orion does), DESIGN.md section 3d. Its nonzero generalized diagonals come from
+the weights (terms with the same total shift share one plaintext), the product runs baby-step/giant-step
+with the baby step chosen by predicted time, and a stride-2 output is multiplexed at its own resolution.
+
+geometry.py: where the terms sit; plan.py: the frozen plan and its counts; engine.py: compile and run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ...backends.base import Backend
+from ...params import CKKSParams
+from ..base import ConvAlgorithm, GroupArray
+from ..layout import SlotLayout
+from .engine import CompiledMatvec, compile_matvec, run_matvec
+from .geometry import MatvecGeometry, matvec_geometry, term_shifts
+from .layout import MultiplexedLayout
+from .plan import MatvecPlan, plan_matvec
+
+__all__ = ["MatvecAlgorithm", "MatvecGeometry", "MatvecPlan", "CompiledMatvec", "matvec_geometry", "plan_matvec",
+           "compile_matvec", "run_matvec", "matvec_group_ids", "MultiplexedLayout"]
+
+
+def matvec_group_ids(plan: MatvecPlan, shape: tuple[int, int, int, int]) -> dict[str, GroupArray]:
+    """Per weight W[o, i, ky, kx]: its diagonal (bo, bi, k) (one plaintext), its giant step (bo, k // B)
+    and its baby step (bi, k mod B) (one rotation each unless the step is 0).
+
+    >>> from heconv.params import ckks_params
+    >>> p = plan_matvec(np.ones((2, 2, 1, 1)), 1, 1, ckks_params(depth=1), baby_step=1)   # T = 2
+    >>> g = matvec_group_ids(p, (2, 2, 1, 1))
+    >>> g["diagonal"].ids[:, :, 0, 0].tolist(), g["giant"].count, g["baby"].count
+    ([[0, 1], [1, 0]], 2, 1)
+    """
+    g = plan.geometry
+    c_out, c_in, k, _ = shape
+    o, i = np.arange(c_out)[:, None, None], np.arange(c_in)[None, :, None]
+    pos = np.arange(k * k)[None, None, :]
+    bo, local = np.divmod(o, g.out_channels_per_ct)
+    q, f = np.divmod(local, g.c_n)
+    bi, c = np.divmod(i, g.c_n)
+    diag = term_shifts(g)[q, f, c, pos]  # [o, i, pos]
+    b, t = plan.baby_step, g.period
+    n_giant = -(-t // b)
+    full = (c_out, c_in, k, k)
+    ids = {
+        "diagonal": ((bo * g.n_in + bi) * t + diag, g.n_out * g.n_in * t, "pmul", None),
+        "giant": (bo * n_giant + diag // b, g.n_out * n_giant, "rotation", n_giant),
+        "baby": (bi * b + diag % b, g.n_in * b, "rotation", b),
+    }
+    # A step 0 (giant g = 0, baby j = 0) is no rotation: zeroing its group saves nothing.
+    return {name: GroupArray(np.broadcast_to(v, (c_out, c_in, k * k)).reshape(full), n, saves,
+                             np.ones(n, dtype=bool) if per is None else np.arange(n) % per != 0)
+            for name, (v, n, saves, per) in ids.items()}
+
+
+class MatvecAlgorithm(ConvAlgorithm):
+    """The conv as block matrices between slot vectors: shared diagonals, strided outputs multiplexed.
+
+    Options: baby_step (None: chosen by predicted time), c_n, unit_costs."""
+
+    def plan(self, weight: np.ndarray, height: int, width: int, params: CKKSParams, *, stride: int = 1,
+             has_bias: bool = False, name: str = "conv", level: int = 0, **options: Any) -> MatvecPlan:
+        return plan_matvec(weight, height, width, params, stride=stride, has_bias=has_bias, name=name, level=level,
+                           **options)
+
+    def compile(self, plan: MatvecPlan, weight: np.ndarray, bias: np.ndarray | None, backend: Backend,
+                input_scale: float | None = None) -> CompiledMatvec:
+        return compile_matvec(plan, weight, bias, backend, input_scale)
+
+    def run(self, compiled: CompiledMatvec, inputs: list[Any], backend: Backend) -> list[Any]:
+        return run_matvec(compiled, inputs, backend)
+
+    def input_layout(self, plan: MatvecPlan) -> SlotLayout:
+        g = plan.geometry
+        return SlotLayout(g.slots, g.height, g.width, g.c_n, g.c_in)
+
+    def output_layout(self, plan: MatvecPlan) -> MultiplexedLayout:
+        return MultiplexedLayout(plan.geometry, plan.spec.c_out)
+
+    def group_ids(self, plan: MatvecPlan, shape: tuple[int, int, int, int]) -> Mapping[str, GroupArray]:
+        return matvec_group_ids(plan, shape)

@@ -1,0 +1,204 @@
+"""Where matvec reads and writes (DESIGN.md section 3d): the input in Gazelle's channel packing, the output
+either in the same packing (stride 1) or multiplexed at the strided resolution (stride 2).
+
+Input block bi holds channel bi*c_n + c in slots c*P + y*W + x (replicated with period T = c_n*P). Output
+block bo holds L = m*c_n channels; local channel l = q*c_n + f sits in frame f at the parity offset
+(a, b) = divmod(q, 2) of the input's frame: output pixel (y, x) of stride s at slot f*P + (s*y + a)*W + s*x + b.
+Stride 1: m = 1, the Gazelle layout. Stride 2 on even maps: m = 4 parities share a frame, so the output is
+a quarter of the ciphertexts and nothing is computed the client would throw away. (Stride 2 on an odd
+map: m = 1, the output sits at the even pixels of the input's frame.)
+
+Output slot i of term (l, c, pos = (dy, dx)) reads input slot j = c*P + (s*y + dy)*W + s*x + dx, so
+j - i = (c - f)*P + (dy - a)*W + (dx - b) is the same for every pixel: each term lies on one generalized
+diagonal k = (j - i) mod T of the block's matrix, and terms with the same k share one plaintext.
+Pure numpy: nothing here touches a backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ...geometry import kernel_offsets, packing_geometry
+
+
+@dataclass(frozen=True)
+class MatvecGeometry:
+    """Shape and packing of one matvec conv: c_n input channels per ciphertext (= frames per output
+    ciphertext), m output channels per frame, P slots per frame, period T = c_n*P of the slot vectors."""
+
+    slots: int
+    c_in: int
+    c_out: int
+    height: int
+    width: int
+    kernel: int
+    stride: int
+    channel_slots: int
+    c_n: int
+    parities: int
+
+    @property
+    def period(self) -> int:
+        return self.c_n * self.channel_slots
+
+    @property
+    def out_channels_per_ct(self) -> int:
+        return self.c_n * self.parities
+
+    @property
+    def n_in(self) -> int:
+        return -(-self.c_in // self.c_n)
+
+    @property
+    def n_out(self) -> int:
+        return -(-self.c_out // self.out_channels_per_ct)
+
+    @property
+    def out_height(self) -> int:
+        return -(-self.height // self.stride)
+
+    @property
+    def out_width(self) -> int:
+        return -(-self.width // self.stride)
+
+    to_dict = asdict
+
+
+def matvec_geometry(c_in: int, c_out: int, height: int, width: int, kernel: int, stride: int, slots: int,
+                    c_n: int | None = None) -> MatvecGeometry:
+    """The input packing of the slot engine (heconv.geometry.packing_geometry), and m = 4 output channels
+    per frame for a stride-2 conv on an even map.
+
+    >>> g = matvec_geometry(64, 128, 16, 16, 3, 2, 4096)
+    >>> g.c_n, g.parities, g.n_in, g.n_out, (g.out_height, g.out_width)     # 8 -> 2 output ciphertexts
+    (16, 4, 4, 2, (8, 8))
+    >>> g = matvec_geometry(512, 512, 2, 2, 3, 1, 4096)
+    >>> g.c_n, g.period, g.n_in, g.n_out
+    (512, 2048, 1, 1)
+    """
+    packing = packing_geometry(c_in, c_out, height, width, slots, c_n)
+    if stride not in (1, 2):
+        raise ValueError(f"matvec: stride must be 1 or 2, got {stride}")
+    parities = 4 if stride == 2 and height % 2 == 0 and width % 2 == 0 else 1
+    return MatvecGeometry(slots, c_in, c_out, height, width, kernel, stride, packing.channel_slots, packing.c_n,
+                          parities)
+
+
+def parity(q: int, geometry: MatvecGeometry) -> tuple[int, int]:
+    """The offset (a, b) of parity q in the input's frame: (0, 0) unless multiplexed.
+
+    >>> g = matvec_geometry(4, 4, 4, 4, 3, 2, 64)
+    >>> [parity(q, g) for q in range(4)]
+    [(0, 0), (0, 1), (1, 0), (1, 1)]
+    """
+    return divmod(q, 2) if geometry.parities == 4 else (0, 0)
+
+
+def output_slots(geometry: MatvecGeometry, q: int) -> np.ndarray:
+    """Frame slots [out_h * out_w] of parity q's output pixels, row-major.
+
+    >>> output_slots(matvec_geometry(4, 4, 4, 4, 3, 2, 64), 3).tolist()     # (2y + 1)*4 + 2x + 1
+    [5, 7, 13, 15]
+    """
+    g = geometry
+    a, b = parity(q, g)
+    y, x = np.divmod(np.arange(g.out_height * g.out_width), g.out_width)
+    return (g.stride * y + a) * g.width + g.stride * x + b
+
+
+def term_masks(geometry: MatvecGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """For every parity q and filter position pos: the 0/1 mask [m, k*k, out_h*out_w] of output pixels
+    whose source (s*y + dy, s*x + dx) is in the image (masking replaces zero padding), and the frame
+    shift [m, k*k] = (dy - a)*W + (dx - b) that the term adds to (c - f)*P.
+
+    >>> masks, shifts = term_masks(matvec_geometry(1, 1, 2, 2, 3, 1, 16))
+    >>> masks[0, 0].tolist(), shifts[0].tolist()                    # (dy, dx) = (-1, -1): only pixel (1, 1)
+    ([0.0, 0.0, 0.0, 1.0], [-3, -2, -1, -1, 0, 1, 1, 2, 3])
+    """
+    g = geometry
+    y, x = np.divmod(np.arange(g.out_height * g.out_width), g.out_width)
+    offsets = kernel_offsets(g.kernel)
+    masks = np.zeros((g.parities, len(offsets), len(y)))
+    shifts = np.zeros((g.parities, len(offsets)), dtype=np.int64)
+    for q in range(g.parities):
+        a, b = parity(q, g)
+        for p, (dy, dx) in enumerate(offsets):
+            sy, sx = g.stride * y + dy, g.stride * x + dx
+            masks[q, p] = (sy >= 0) & (sy < g.height) & (sx >= 0) & (sx < g.width)
+            shifts[q, p] = (dy - a) * g.width + (dx - b)
+    return masks, shifts
+
+
+def block_weights(weight: np.ndarray, geometry: MatvecGeometry, bo: int, bi: int) -> np.ndarray:
+    """Weights of one (output block, input block) pair as [m, c_n (frame f), c_n (input c), k*k]:
+    entry [q, f, c, pos] = W[bo*L + q*c_n + f, bi*c_n + c, pos], zero past the channel counts.
+
+    >>> w = np.arange(4.).reshape(2, 2, 1, 1)
+    >>> block_weights(w, matvec_geometry(2, 2, 1, 1, 1, 1, 8), 0, 0)[0, :, :, 0].tolist()
+    [[0.0, 1.0], [2.0, 3.0]]
+    """
+    g = geometry
+    c_o, c_i, k, _ = weight.shape
+    big_l = g.out_channels_per_ct
+    out = np.zeros((big_l, g.c_n, k * k))
+    o0, i0 = bo * big_l, bi * g.c_n
+    part = weight[o0 : o0 + big_l, i0 : i0 + g.c_n].reshape(-1, min(g.c_n, c_i - i0), k * k)
+    out[: part.shape[0], : part.shape[1]] = part
+    return out.reshape(g.parities, g.c_n, g.c_n, k * k)
+
+
+def term_shifts(geometry: MatvecGeometry) -> np.ndarray:
+    """Diagonal k = ((c - f)*P + shift[q, pos]) mod T of every term, as [m, c_n (f), c_n (c), k*k].
+
+    >>> k = term_shifts(matvec_geometry(2, 2, 1, 1, 1, 1, 8))       # P = 1, T = 2
+    >>> k[0, :, :, 0].tolist()
+    [[0, 1], [1, 0]]
+    """
+    g = geometry
+    _, shifts = term_masks(g)
+    c = np.arange(g.c_n)
+    d = (c[None, :] - c[:, None]) * g.channel_slots  # [f, c]
+    return (d[None, :, :, None] + shifts[:, None, None, :]) % g.period
+
+
+def pair_diagonals(weight: np.ndarray, geometry: MatvecGeometry, bo: int, bi: int,
+                   shifts: np.ndarray | None = None, masks: np.ndarray | None = None) -> list[int]:
+    """The nonzero generalized diagonals k of pair (bo, bi), sorted: the distinct k of its terms with a
+    nonzero weight and at least one output pixel inside the image.
+
+    >>> w = np.ones((512, 512, 3, 3))
+    >>> len(pair_diagonals(w, matvec_geometry(512, 512, 2, 2, 3, 1, 4096), 0, 0))   # 512 x 7 terms, 2048 k
+    2048
+    """
+    shifts = term_shifts(geometry) if shifts is None else shifts
+    masks = term_masks(geometry)[0] if masks is None else masks
+    live = (block_weights(weight, geometry, bo, bi) != 0) & masks.any(axis=2)[:, None, None, :]
+    return [int(k) for k in np.unique(shifts[live])]
+
+
+def diagonal_vectors(weight: np.ndarray, geometry: MatvecGeometry, bo: int, bi: int,
+                     diagonals: list[int]) -> np.ndarray:
+    """The T-slot vectors [len(diagonals), T] of the pair's diagonals: diag_k[i] = M[i, i + k], where the
+    output slot i of term (q, f, c, pos) receives its weight at every pixel its mask keeps."""
+    g = geometry
+    masks, _ = term_masks(g)
+    shifts = term_shifts(g)
+    wb = block_weights(weight, g, bo, bi)
+    row = {k: r for r, k in enumerate(diagonals)}
+    lookup = np.full(g.period, -1, dtype=np.int64)
+    lookup[list(row)] = list(row.values())
+    out = np.zeros((len(diagonals), g.period))
+    for q in range(g.parities):
+        slots = output_slots(g, q)
+        for p in range(masks.shape[1]):
+            kept = slots[masks[q, p] != 0]
+            f, c = np.nonzero(wb[q, :, :, p])
+            if not len(kept) or not len(f):
+                continue
+            rows = lookup[shifts[q, f, c, p]]
+            cols = f[:, None] * g.channel_slots + kept[None, :]
+            np.add.at(out, (np.broadcast_to(rows[:, None], cols.shape), cols),
+                      np.broadcast_to(wb[q, f, c, p][:, None], cols.shape))
+    return out

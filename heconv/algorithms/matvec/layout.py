@@ -1,0 +1,55 @@
+"""matvec's output layout: multiplexed at the strided resolution (heconv.algorithms.matvec.geometry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..layout import Layout
+from .geometry import MatvecGeometry, output_slots
+
+
+@dataclass(frozen=True)
+class MultiplexedLayout(Layout):
+    """matvec's output (heconv.algorithms.matvec.geometry): L = m*c_n channels per ciphertext, channel
+    q*c_n + f of a block in frame f at parity q's pixels of the input's frame, at the strided resolution.
+
+    >>> from heconv.algorithms.matvec.geometry import matvec_geometry
+    >>> lay = MultiplexedLayout(matvec_geometry(4, 4, 2, 2, 1, 2, 16), 4)    # 4 parities, c_n = 4
+    >>> lay.ciphertexts, lay.pack(np.arange(4.).reshape(4, 1, 1))[0][::4].tolist()     # parity 0 of frames 0..3
+    (1, [0.0, 1.0, 2.0, 3.0])
+    """
+
+    geometry: MatvecGeometry
+    channels: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.geometry.out_height, self.geometry.out_width)
+
+    @property
+    def ciphertexts(self) -> int:
+        return -(-self.channels // self.geometry.out_channels_per_ct)
+
+    def _index(self) -> tuple[np.ndarray, np.ndarray]:
+        """(block, slot) of every (channel, pixel), as [C, out_h*out_w] arrays."""
+        g = self.geometry
+        o = np.arange(self.channels)
+        local = o % g.out_channels_per_ct
+        q, f = np.divmod(local, g.c_n)
+        slots = np.stack([output_slots(g, p) for p in range(g.parities)])  # [m, pixels]
+        return np.broadcast_to((o // g.out_channels_per_ct)[:, None], (len(o), slots.shape[1])), (
+            f[:, None] * g.channel_slots + slots[q])
+
+    def pack(self, x: np.ndarray) -> list[np.ndarray]:
+        x, g = self._check(x), self.geometry
+        block, slot = self._index()
+        buf = np.zeros((self.ciphertexts, g.period))
+        buf[block, slot] = x.reshape(self.channels, -1)
+        return [np.tile(v, g.slots // g.period) for v in buf]
+
+    def unpack(self, vectors: list[np.ndarray]) -> np.ndarray:
+        block, slot = self._index()
+        v = np.stack([np.asarray(u)[: self.geometry.period] for u in vectors])
+        return v[block, slot].reshape(self.shape)

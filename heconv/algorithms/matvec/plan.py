@@ -1,0 +1,168 @@
+"""What a matvec plan is and how it is made (DESIGN.md section 3d): per (output block, input block) the
+nonzero generalized diagonals k, a baby step B chosen by predicted time, and the exact counts.
+
+With k = g*B + j (0 <= j < B):
+
+    Y[bo] = sum over kept g:  Rot_{g*B}( sum over bi, kept j:  Rot_j(X[bi]) (*) Rot_{-g*B}(diag[bo, bi, k]) )
+
+- baby steps: one rotation of X[bi] per distinct j != 0 over its kept diagonals (shared by all outputs);
+- giant steps: one rotation per output bo and kept g != 0 (shared by all inputs);
+- one multiplication per nonzero diagonal; the products and the giant sums are added (pmuls minus the
+  nonempty outputs additions); one rescale per nonempty output, the bias added, an empty output is its
+  encrypted bias.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ...basics import OpCounts
+from ...conv import _check_weight
+from ...conv_plan import ConvSpec
+from ...cost import DEFAULT_UNIT_COSTS, UnitCosts, floor_seconds
+from ...params import CKKSParams
+from .geometry import MatvecGeometry, matvec_geometry, pair_diagonals, term_masks, term_shifts
+
+
+@dataclass(frozen=True)
+class BabyStepCandidate:
+    """One baby step considered, with its rotations and predicted time."""
+
+    baby_step: int
+    rotations: int
+    galois_keys: int
+    predicted_s: float
+
+
+@dataclass(frozen=True)
+class MatvecPlan:
+    """Everything a matvec run does, decided from the weights before any ciphertext exists.
+
+    diagonals[bo][bi]: the nonzero diagonals k of the pair (one plaintext, one multiplication each);
+    baby_step: B; input_shifts[bi]: the baby steps j != 0 input bi is rotated by; giants[bo]: the giant
+    steps g of output bo (g = 0 costs no rotation); rotation_steps: one Galois key each.
+    """
+
+    spec: ConvSpec
+    geometry: MatvecGeometry
+    params: CKKSParams
+    level: int
+    has_bias: bool
+    diagonals: tuple[tuple[tuple[int, ...], ...], ...]
+    baby_step: int
+    input_shifts: tuple[tuple[int, ...], ...]
+    giants: tuple[tuple[int, ...], ...]
+    rotation_steps: tuple[int, ...]
+    candidates: tuple[BabyStepCandidate, ...] = ()
+    predicted: OpCounts = field(default_factory=OpCounts)
+
+    @property
+    def empty_outputs(self) -> list[int]:
+        """Output ciphertexts with no nonzero diagonal: the server encrypts the bias alone."""
+        return [bo for bo, row in enumerate(self.diagonals) if not any(row)]
+
+    @property
+    def plaintexts(self) -> int:
+        return sum(len(ks) for row in self.diagonals for ks in row)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MatvecPlan":
+        """The inverse of `to_dict` (after a JSON round trip too)."""
+        params = dict(d["params"])
+        params["coeff_mod_bit_sizes"] = tuple(params["coeff_mod_bit_sizes"])
+        return cls(spec=ConvSpec(**d["spec"]), geometry=MatvecGeometry(**d["geometry"]), params=CKKSParams(**params),
+                   level=d["level"], has_bias=d["has_bias"],
+                   diagonals=tuple(tuple(tuple(ks) for ks in row) for row in d["diagonals"]),
+                   baby_step=d["baby_step"], input_shifts=tuple(map(tuple, d["input_shifts"])),
+                   giants=tuple(map(tuple, d["giants"])), rotation_steps=tuple(d["rotation_steps"]),
+                   candidates=tuple(BabyStepCandidate(**c) for c in d["candidates"]),
+                   predicted=OpCounts(**d["predicted"]))
+
+
+def _rotations(diagonals, n_in: int, n_out: int, b: int, slots: int):
+    """(input_shifts, giants, steps) of baby step b."""
+    input_shifts = [sorted({k % b for row in diagonals for k in row[bi]} - {0}) for bi in range(n_in)]
+    giants = [sorted({k // b for ks in diagonals[bo] for k in ks}) for bo in range(n_out)]
+    steps = set().union(*input_shifts, {g * b % slots for gs in giants for g in gs if g}) - {0}
+    return input_shifts, giants, sorted(steps)
+
+
+def matvec_counts(diagonals, input_shifts, giants, has_bias: bool) -> OpCounts:
+    """The cost model above, from the plan's diagonals and rotations.
+
+    >>> matvec_counts([[[0, 1, 5]]], [[1]], [[0, 1]], False).to_dict() == OpCounts(
+    ...     rotations=2, key_switches=2, pmuls=3, adds=2, rescales=1).to_dict()
+    True
+    """
+    pmuls = sum(len(ks) for row in diagonals for ks in row)
+    full = sum(1 for row in diagonals if any(row))
+    rot = sum(len(s) for s in input_shifts) + sum(sum(1 for g in gs if g) for gs in giants)
+    return OpCounts(rotations=rot, key_switches=rot, pmuls=pmuls, adds=pmuls - full,
+                    plain_adds=full if has_bias else 0, rescales=full, encryptions=len(diagonals) - full)
+
+
+def baby_step_candidates(period: int) -> list[int]:
+    """The baby steps tried: the powers of two up to the period T (a power of two itself).
+
+    >>> baby_step_candidates(16)
+    [1, 2, 4, 8, 16]
+    """
+    return [1 << e for e in range(period.bit_length()) if (1 << e) <= period]
+
+
+def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams, stride: int = 1,
+                has_bias: bool = False, name: str = "conv", level: int = 0, baby_step: int | None = None,
+                c_n: int | None = None, unit_costs: UnitCosts | None = None) -> MatvecPlan:
+    """Plan one conv as block matrices between slot vectors; zero diagonals cost nothing.
+
+    `baby_step`: B (any positive integer up to T); None chooses, among the powers of two up to T, the
+    lowest predicted time with `unit_costs` (default heconv.cost.DEFAULT_UNIT_COSTS), then the fewest
+    Galois keys, then the smallest B.
+
+    >>> from heconv.params import ckks_params
+    >>> p = plan_matvec(np.ones((512, 512, 3, 3)), 2, 2, ckks_params(depth=1))
+    >>> p.predicted.pmuls, p.predicted.rotations, p.baby_step      # 2,048 shifts; the slot engine: 4,608 pmuls
+    (2048, 94, 32)
+    >>> p = plan_matvec(np.ones((16, 16, 3, 3)), 16, 16, ckks_params(depth=1))
+    >>> p.predicted.pmuls, p.predicted.rotations, p.baby_step      # 8 baby + 15 giant steps
+    (144, 23, 256)
+    """
+    w, _ = _check_weight(name, weight, None)
+    c_o, c_i, k, _ = w.shape
+    if stride not in (1, 2):
+        raise ValueError(f"layer {name}: stride must be 1 or 2, got {stride}")
+    if not 0 <= level < params.depth:
+        raise ValueError(f"layer {name}: input at level {level} needs a rescale, but the chain has "
+                         f"{params.depth} level(s) (0..{params.depth - 1} can multiply)")
+    try:
+        g = matvec_geometry(c_i, c_o, height, width, k, stride, params.slots, c_n)
+    except ValueError as e:
+        raise ValueError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
+    if baby_step is not None and not 1 <= baby_step <= g.period:
+        raise ValueError(f"layer {name}: matvec baby step must be in [1, {g.period}] (T = c_n*P), got {baby_step}")
+    shifts, masks = term_shifts(g), term_masks(g)[0]
+    diagonals = tuple(tuple(tuple(pair_diagonals(w, g, bo, bi, shifts, masks)) for bi in range(g.n_in))
+                      for bo in range(g.n_out))
+    unit = unit_costs or DEFAULT_UNIT_COSTS
+    candidates = []
+    for b in [baby_step] if baby_step is not None else baby_step_candidates(g.period):
+        ins, gis, steps = _rotations(diagonals, g.n_in, g.n_out, b, g.slots)
+        counts = matvec_counts(diagonals, ins, gis, has_bias)
+        candidates.append(BabyStepCandidate(b, counts.rotations, len(steps), floor_seconds(counts, unit)))
+    best = min(candidates, key=lambda c: (c.predicted_s, c.galois_keys, c.baby_step))
+    ins, gis, steps = _rotations(diagonals, g.n_in, g.n_out, best.baby_step, g.slots)
+    plan = MatvecPlan(spec=ConvSpec(name, c_i, c_o, k, height, width, stride), geometry=g, params=params,
+                      level=level, has_bias=has_bias, diagonals=diagonals, baby_step=best.baby_step,
+                      input_shifts=tuple(map(tuple, ins)), giants=tuple(map(tuple, gis)), rotation_steps=tuple(steps),
+                      candidates=tuple(candidates) if baby_step is None else ())
+    return dataclasses.replace(plan, predicted=matvec_counts(diagonals, ins, gis, has_bias))

@@ -1,0 +1,50 @@
+"""The slot engine (heconv.conv with its rotation schedules, heconv.schedule) behind the ConvAlgorithm
+interface: a thin adapter, the engine itself unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..backends.base import Backend
+from ..conv import CompiledConv, ConvPlan, compile_conv, plan_conv, run_conv
+from ..geometry import group_ids, schedule_group_ids
+from ..params import CKKSParams
+from .base import ConvAlgorithm, GroupArray
+from .layout import SlotLayout
+
+
+class SlotAlgorithm(ConvAlgorithm):
+    """Gazelle packing, a baby-step/giant-step schedule per layer (options: schedule, c_n, unit_costs);
+    a stride-2 output stays at full resolution and the client reads every second pixel."""
+
+    def plan(self, weight: np.ndarray, height: int, width: int, params: CKKSParams, *, stride: int = 1,
+             has_bias: bool = False, name: str = "conv", level: int = 0, **options: Any) -> ConvPlan:
+        return plan_conv(weight, height, width, params, stride=stride, has_bias=has_bias, name=name, level=level,
+                         **options)
+
+    def compile(self, plan: ConvPlan, weight: np.ndarray, bias: np.ndarray | None, backend: Backend,
+                input_scale: float | None = None) -> CompiledConv:
+        return compile_conv(plan, weight, bias, backend, input_scale)
+
+    def run(self, compiled: CompiledConv, inputs: list[Any], backend: Backend) -> list[Any]:
+        return run_conv(compiled, inputs, backend)
+
+    def plaintexts(self, plan: ConvPlan) -> int:
+        return len(plan.terms)
+
+    def input_layout(self, plan: ConvPlan) -> SlotLayout:
+        return SlotLayout.of(plan.packing, plan.spec.c_in)
+
+    def output_layout(self, plan: ConvPlan) -> SlotLayout:
+        return SlotLayout.of(plan.packing, plan.spec.c_out, plan.spec.stride)
+
+    def group_ids(self, plan: ConvPlan, shape: tuple[int, int, int, int]) -> Mapping[str, GroupArray]:
+        s = schedule_group_ids(shape, plan.packing.c_n, plan.baby_step)
+        p = group_ids(shape, plan.packing.c_n)
+        n_plain = p.n_diagonal * p.n_positional
+        return {"giant": GroupArray(s.giant, s.n_giant, "rotation", s.giant_saves(np.arange(s.n_giant))),
+                "baby": GroupArray(s.baby, s.n_baby, "rotation", s.baby_saves(np.arange(s.n_baby))),
+                "plaintext": GroupArray(p.plaintext, n_plain, "pmul", np.ones(n_plain, dtype=bool))}

@@ -1,0 +1,56 @@
+"""Leaf definitions every part of heconv shares: the operation counter and `next_pow2`.
+
+This module imports nothing from heconv, so params, geometry, cost and the backends can all
+depend on it without a cycle (they used to: params -> geometry -> cost -> backends.base -> params).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+def next_pow2(n: int) -> int:
+    """Smallest power of two >= n.
+
+    >>> next_pow2(1), next_pow2(5), next_pow2(256), next_pow2(784)
+    (1, 8, 256, 1024)
+    """
+    if n < 1:
+        raise ValueError(f"next_pow2 needs a positive integer, got {n}")
+    return 1 << (int(n) - 1).bit_length()
+
+
+@dataclass
+class OpCounts:
+    """What the engine did (or, in a plan, will do).
+
+    `rotations` are logical rotations; `key_switches` are the Galois automorphisms
+    actually applied (more than rotations only when a step has no key of its own).
+    `cmuls` are ciphertext squarings, each with its relinearisation.
+
+    >>> (OpCounts(rotations=2, pmuls=3) + OpCounts(rotations=1)).to_dict()["rotations"]
+    3
+    """
+
+    rotations: int = 0
+    key_switches: int = 0
+    pmuls: int = 0
+    cmuls: int = 0
+    adds: int = 0
+    plain_adds: int = 0
+    rescales: int = 0
+    encodes: int = 0
+    encryptions: int = 0
+    decryptions: int = 0
+
+    def __add__(self, other: "OpCounts") -> "OpCounts":
+        return OpCounts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def __sub__(self, other: "OpCounts") -> "OpCounts":
+        return OpCounts(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)})
+
+    def copy(self) -> "OpCounts":
+        return OpCounts(**asdict(self))
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)

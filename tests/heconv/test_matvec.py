@@ -1,0 +1,150 @@
+"""matvec (heconv.algorithms.matvec): against torch on odd shapes, exact counts in both backends, the
+multiplexed strided output, shared diagonals on small maps, skipped zero diagonals and its groups."""
+
+import numpy as np
+import pytest
+
+from bench.harness.layer import torch_conv
+from heconv.algorithms import get_algorithm, run_layer
+from heconv.algorithms.matvec import matvec_geometry, plan_matvec
+from heconv.backends.plain import PlainBackend
+from heconv.conv import plan_conv
+from heconv.params import ckks_params
+
+from .helpers import kaiming
+
+MATVEC = get_algorithm("matvec")
+
+# (c_in, c_out, h, w, k, stride): C_in != C_out, stride 2 (even: multiplexed; odd: at the even pixels),
+# maps as small as or narrower than the kernel, replicated blocks, several blocks each side, 1x1, 5x5.
+SHAPES = [
+    (3, 5, 6, 6, 3, 1),
+    (4, 6, 8, 8, 3, 2),
+    (6, 4, 7, 5, 3, 2),
+    (5, 7, 2, 2, 3, 1),
+    (4, 4, 1, 3, 3, 1),
+    (3, 2, 2, 2, 5, 2),
+    (40, 24, 4, 4, 3, 2),
+    (20, 36, 8, 8, 3, 1),
+    (8, 12, 8, 8, 1, 2),
+    (70, 70, 2, 2, 3, 1),
+]
+
+
+def _check(backend, shape, seed=0, bias=True, **options):
+    c_in, c_out, h, w, k, stride = shape
+    rng = np.random.default_rng(seed)
+    weight, b = kaiming(rng, c_out, c_in, k), (rng.normal(0, 0.1, c_out) if bias else None)
+    x = rng.uniform(-1, 1, (c_in, h, w))
+    r = run_layer(MATVEC, weight, b, x, backend, stride=stride, **options)
+    ref = torch_conv(x, weight, b, stride)
+    assert r.output.shape == ref.shape
+    assert np.abs(r.output - ref).max() < (1e-9 if isinstance(backend, PlainBackend) else 1e-3)
+    assert r.counts == r.plan.predicted
+    assert r.counts.key_switches == r.counts.rotations
+    return r
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_matches_torch_and_counts_plain(params, shape):
+    _check(PlainBackend(params), shape)
+
+
+@pytest.mark.parametrize("shape", [SHAPES[1], SHAPES[2], SHAPES[3], SHAPES[4], SHAPES[6], SHAPES[7]], ids=lambda s: "x".join(map(str, s)))
+def test_matches_torch_and_counts_seal(params, shape):
+    from heconv.backends.seal import SealBackend
+
+    r = _check(SealBackend(params), shape, seed=1)
+    assert len(r.plan.rotation_steps) == len(set(r.plan.rotation_steps))
+
+
+@pytest.mark.parametrize("baby_step", [1, 3, 7, 64])
+def test_any_baby_step_gives_the_same_output(params, baby_step):
+    r = _check(PlainBackend(params), (6, 10, 4, 4, 3, 2), baby_step=baby_step)
+    assert r.plan.baby_step == baby_step
+
+
+def test_512_on_2x2_needs_at_most_2048_multiplications(params):
+    """Issue 22's goal, by the plan's predicted counts (same in count mode): 2,048 shifts, not 4,608."""
+    w = np.ones((512, 512, 3, 3))
+    plan = plan_matvec(w, 2, 2, params)
+    assert plan.predicted.pmuls == 2048 <= plan_conv(w, 2, 2, params, schedule="auto").predicted.pmuls - 2560
+    backend = PlainBackend(params, track_values=False)
+    backend.generate_galois_keys(plan.rotation_steps)
+    layer = MATVEC.compile(plan, w, None, backend)
+    x = [backend.encrypt(None)]
+    backend.reset_counter()
+    MATVEC.run(layer, x, backend)
+    assert backend.reset_counter() == plan.predicted
+
+
+def test_strided_output_at_the_strided_resolution(params):
+    """64->128 stride 2 on 16x16: 2 output ciphertexts (the slot engine: 8), 4 output channels per frame."""
+    w = np.ones((128, 64, 3, 3))
+    plan = plan_matvec(w, 16, 16, params, stride=2)
+    out = MATVEC.output_layout(plan)
+    assert (plan.geometry.n_out, out.ciphertexts, out.shape) == (2, 2, (128, 8, 8))
+    assert plan_conv(w, 16, 16, params, stride=2).packing.n_out == 8
+    # 16 frame shifts (dy - a, dx - b) per channel difference: 256 diagonals per pair of blocks.
+    assert plan.predicted.pmuls == 2 * 4 * 16 * 16 < plan_conv(w, 16, 16, params, stride=2).predicted.pmuls
+    assert matvec_geometry(6, 4, 7, 5, 3, 2, params.slots).parities == 1  # odd maps: no multiplexing
+
+
+def test_baby_step_is_the_cheapest_predicted(params):
+    plan = plan_matvec(np.ones((64, 64, 3, 3)), 16, 16, params)
+    best = min(plan.candidates, key=lambda c: c.predicted_s)
+    assert plan.baby_step == best.baby_step and len(plan.candidates) == 13  # B = 1 .. T = 4096
+    assert plan.predicted.rotations == best.rotations <= plan_conv(np.ones((64, 64, 3, 3)), 16, 16, params,
+                                                                    schedule="auto").predicted.rotations
+
+
+def test_zero_diagonals_are_skipped_and_groups_save_what_they_say(params):
+    rng = np.random.default_rng(3)
+    shape = (16, 16, 3, 3)
+    w = kaiming(rng, *shape[:3])
+    dense = plan_matvec(w, 8, 8, params)
+    groups = MATVEC.group_ids(dense, shape)
+    # Zero a third of the diagonal groups: each saves exactly one multiplication.
+    ids = groups["diagonal"].ids
+    live = np.unique(ids)
+    dead = rng.choice(live, len(live) // 3, replace=False)
+    pruned = np.where(np.isin(ids, dead), 0.0, w)
+    p = plan_matvec(pruned, 8, 8, params, baby_step=dense.baby_step)
+    assert p.predicted.pmuls == dense.predicted.pmuls - len(dead)
+    # Zero one nonzero giant step group: one rotation fewer.
+    giant = groups["giant"].ids
+    g = next(v for v in np.unique(giant) if groups["giant"].saving[v])
+    g0 = next(v for v in np.unique(giant) if not groups["giant"].saving[v])
+    p = plan_matvec(np.where(giant == g0, 0.0, w), 8, 8, params, baby_step=dense.baby_step)
+    assert p.predicted.rotations == dense.predicted.rotations  # giant step 0: no rotation to save
+    p = plan_matvec(np.where(giant == g, 0.0, w), 8, 8, params, baby_step=dense.baby_step)
+    assert p.predicted.rotations == dense.predicted.rotations - 1
+    r = run_layer(MATVEC, pruned, None, rng.uniform(-1, 1, (16, 8, 8)), PlainBackend(params),
+                  baby_step=dense.baby_step)
+    assert r.counts == r.plan.predicted
+
+
+def test_all_zero_output_block_encrypts_the_bias(params):
+    w = np.zeros((8, 4, 3, 3))
+    w[:4] = 1.0  # outputs 4..7 (the second block when c_n = 4) are all zero
+    x = np.ones((4, 4, 4))
+    r = run_layer(MATVEC, w, np.arange(8.0), x, PlainBackend(params), c_n=4)
+    assert r.plan.empty_outputs == [1] and r.counts.encryptions == 1
+    assert np.allclose(r.output, torch_conv(x, w, np.arange(8.0), 1))
+
+
+def test_plan_errors_name_the_layer(params):
+    with pytest.raises(ValueError, match="layer c7: stride must be 1 or 2"):
+        plan_matvec(np.ones((2, 2, 3, 3)), 4, 4, params, stride=3, name="c7")
+    with pytest.raises(ValueError, match=r"layer c7: matvec baby step must be in \[1, "):
+        plan_matvec(np.ones((2, 2, 3, 3)), 4, 4, params, baby_step=0, name="c7")
+
+
+def test_plan_is_frozen(params):
+    plan = plan_matvec(np.ones((2, 2, 3, 3)), 4, 4, params)
+    with pytest.raises(AttributeError):
+        plan.baby_step = 2
+    assert hash(plan.diagonals) is not None
+    import json
+    from heconv.algorithms.matvec import MatvecPlan
+    assert MatvecPlan.from_dict(json.loads(plan.to_json())) == plan
