@@ -1,27 +1,18 @@
 """Writing results so that nothing half-written or lost is ever left behind.
 
-- `atomic_write`: a temporary file beside the target (named for this process), then a rename.
-- `outputs_together()`: inside it, every `atomic_write` and CSV update of a command is
-  held back and put in place together at the end; on an error, Ctrl-C or any other
-  exception none of them appears. A process killed outright leaves only temporaries,
-  which `clean_stale` removes on the next run.
+- `atomic_write`, `outputs_together`, `clean_stale`: the one atomic-write helper (bench.atomic).
 - `upsert_csv`: the pruning rows, read-modify-written under an exclusive lock, so
   concurrent writers lose nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import fcntl
 import io
 import json
 import os
-import re
-import secrets
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Callable, Iterator
 
 from torch import nn
 
@@ -31,81 +22,11 @@ from models.checkpoint import checkpoint_bytes
 from pruning.masks import fold_masks
 from pruning.summary import layer_summary
 
+from .atomic import atomic_write, clean_stale, defer, outputs_together, temporary, write_error
 from .provenance import provenance
 
-_TMP = re.compile(r"^\..+\.artemis-(\d+)-[0-9a-f]+\.tmp$")
-# Inside outputs_together(): the steps that put the held-back outputs in place.
-_PENDING: ContextVar[list[tuple[Path | None, Callable[[], None]]] | None] = ContextVar("pending", default=None)
-
-
-def _temporary(path: Path) -> Path:
-    return path.parent / f".{path.name}.artemis-{os.getpid()}-{secrets.token_hex(4)}.tmp"
-
-
-def _defer(tmp: Path | None, step: Callable[[], None]) -> None:
-    pending = _PENDING.get()
-    if pending is None:
-        step()
-    else:
-        pending.append((tmp, step))
-
-
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` (mode 0644) through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _defer(tmp, lambda: os.replace(tmp, path))
-
-
-@contextlib.contextmanager
-def outputs_together() -> Iterator[None]:
-    """Hold back every output written inside; put them all in place at the end, or none."""
-    pending: list[tuple[Path | None, Callable[[], None]]] = []
-    token = _PENDING.set(pending)
-    try:
-        yield
-    except BaseException:
-        for tmp, _ in pending:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        _PENDING.reset(token)
-    for _, step in pending:
-        step()
-
-
-def clean_stale(*folders: str | Path) -> list[Path]:
-    """Remove temporaries left by processes that no longer run (killed mid-write)."""
-    removed = []
-    for folder in folders:
-        folder = Path(folder)
-        if not folder.is_dir():
-            continue
-        for p in folder.iterdir():
-            m = _TMP.match(p.name)
-            if m and not _alive(int(m.group(1))):
-                p.unlink(missing_ok=True)
-                removed.append(p)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+__all__ = ["atomic_write", "clean_stale", "outputs_together", "upsert_csv", "csv_bytes", "write_json",
+           "save_checkpoint", "write_summary", "export_pruned", "pruned_meta"]
 
 
 def pruned_meta(run: dict, steps: list[dict], train_run: dict | None, data) -> dict:
@@ -199,9 +120,13 @@ def upsert_csv(path: str | Path, rows: list[dict],
             writer.writeheader()
             for r in kept + rows:
                 writer.writerow({c: r.get(c, "") for c in CSV_COLUMNS})
-            tmp = _temporary(path)
-            tmp.write_bytes(buf.getvalue().encode())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
+            tmp = temporary(path)
+            try:
+                tmp.write_bytes(buf.getvalue().encode())
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, path)
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                raise write_error(path, e) from None
 
-    _defer(None, upsert)
+    defer(upsert)

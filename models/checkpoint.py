@@ -20,9 +20,47 @@ from torch import nn
 
 from heconv.errors import InputError
 
-from . import build_model
+from . import MODELS, build_model
 
 REQUIRED_META = ("model", "in_channels", "num_classes")
+
+
+def _whole(lo: int, hi: int):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+# meta key -> (test of a value, what is expected); absent keys and None are not checked here
+META_CHECKS = {
+    "model": (lambda v: v in MODELS, "one of " + ", ".join(MODELS)),
+    "in_channels": (lambda v: v in (1, 3) and not isinstance(v, bool), "1 or 3"),
+    "num_classes": (_whole(1, 1000), "a whole number in [1, 1000]"),
+    "input_size": (_whole(1, 512), "a whole number of pixels in [1, 512]"),
+    "seed": (_whole(0, 2**32 - 1), "a seed in [0, 2^32 - 1]"),
+    "subset": (_whole(0, 10**8), "a whole number of images >= 0"),
+    "epochs": (_whole(0, 10**6), "a whole number of epochs >= 0"),
+    "poly_modulus_degree": (lambda v: _whole(1024, 65536)(v) and v & (v - 1) == 0, "a power of two in [1024, 65536]"),
+    "dataset": (lambda v: isinstance(v, str), "a data set's name"),
+    "schedules": (lambda v: isinstance(v, dict), "a mapping of conv paths to schedules"),
+}
+
+
+def check_meta(meta: object, path: str | Path) -> dict:
+    """`meta` if each value it holds has the type and range its key needs (InputError naming the key).
+
+    >>> check_meta({"model": "small-cnn", "num_classes": 10}, "m.pt")["num_classes"]
+    10
+    >>> check_meta({"num_classes": "10"}, "m.pt")
+    Traceback (most recent call last):
+    ...
+    heconv.errors.InputError: checkpoint m.pt: meta num_classes = '10'; expected a whole number in [1, 1000]
+    """
+    if not isinstance(meta, dict):
+        raise InputError(f"checkpoint {path}: meta is a {type(meta).__name__}; expected a mapping")
+    for key, (ok, expected) in META_CHECKS.items():
+        value = meta.get(key)
+        if value is not None and not ok(value):
+            raise InputError(f"checkpoint {path}: meta {key} = {value!r}; expected {expected}")
+    return meta
 
 
 def safe_torch_load(path: str | Path, what: str = "checkpoint"):
@@ -93,7 +131,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
     obj = safe_torch_load(path)
     if not isinstance(obj, dict) or "state_dict" not in obj or "meta" not in obj:
         raise InputError(f"checkpoint {path}: expected {{'state_dict', 'meta'}} as written by 'artemis train'")
-    return obj["state_dict"], obj["meta"]
+    return obj["state_dict"], check_meta(obj["meta"], path)
 
 
 def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict]:

@@ -98,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         clean_stale(*check_output_paths(args), RESULTS)
         with outputs_together():  # a command's files appear together, or none of them
             result = args.func(args)
-    except InputError as e:
+    except (InputError, MemoryError, FloatingPointError) as e:  # numpy's MemoryError names the size;
+        # FloatingPointError: a training that diverged (a smaller --lr or lambda)
         print(f"artemis {args.command}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
@@ -115,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}))
     else:
         print(args.render(result))
+    if result.get("_error"):  # the command ran but did not succeed (e.g. sweep cells failed)
+        print(f"artemis {args.command}: error: {result['_error']}", file=sys.stderr)
+        return 1
     if result.get("within_tolerance") is False:
         print(f"artemis {args.command}: error: the result is outside the tolerance: "
               f"error {result['max_abs_error']:.3e} against PyTorch, limit {result['error_limit']:.3e}"

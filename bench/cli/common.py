@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 
 from heconv.errors import InputError
+
+from ..atomic import SPACE_MARGIN
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 RESULTS = ROOT / "results"  # committed: written only under --publish (or by the sweep's database)
@@ -44,6 +47,24 @@ def positive_float(text: str) -> float:
 
 def non_negative(text: str) -> float:
     return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+
+
+# Upper bounds of sizes and counts: beyond them a run only allocates for minutes before failing.
+MAX_IMAGES = 10_000  # a test split's size
+MAX_CLASSES = 1_000
+MAX_INPUT_SIZE = 512  # pixels a side (one channel must fit the largest ring's slots long before)
+SEED_MAX = 2**32 - 1  # numpy's and torch's seeds
+
+
+def at_most(limit: int, what: str = "a positive integer"):
+    """A positive integer no larger than `limit` (argparse names the option)."""
+    def parse(text: str) -> int:
+        return _number(text, int, lambda v: 1 <= v <= limit, f"{what} <= {limit}")
+    return parse
+
+
+def seed(text: str) -> int:
+    return _number(text, int, lambda v: 0 <= v <= SEED_MAX, f"a seed in [0, {SEED_MAX}]")
 
 
 def schedule(text: str) -> str:
@@ -146,7 +167,7 @@ def add_precision_options(p, tolerance: float) -> None:
     p.add_argument("--scale-bits", type=positive, default=40, help="CKKS scale 2^bits (default 40; 20-60)")
     p.add_argument("--no-bound-check", action="store_true",
                    help="run even when the outputs could exceed what the parameters hold (they may decrypt to garbage)")
-    p.add_argument("--tolerance", type=finite, default=tolerance,
+    p.add_argument("--tolerance", type=non_negative, default=tolerance,
                    help=f"largest error against PyTorch, relative to max(1, max|reference|), that passes "
                         f"(default {tolerance:g}); outside it the command exits 1")
 
@@ -168,6 +189,9 @@ def _writable_parent(path: Path, option: str) -> None:
         raise InputError(f"{option} {path}: {parent} is not a folder")
     if not os.access(parent, os.W_OK):
         raise InputError(f"{option} {path}: {parent} is not writable")
+    free = shutil.disk_usage(parent).free
+    if free < SPACE_MARGIN:  # a full disk fails before the work, not after it
+        raise InputError(f"{option} {path}: {parent}'s file system is full ({free // 1024} KiB free)")
 
 
 def check_output_paths(args: argparse.Namespace) -> list[Path]:

@@ -16,13 +16,17 @@ import numpy as np
 from heconv.errors import InputError
 
 from .common import (
+    MAX_CLASSES,
+    MAX_IMAGES,
+    MAX_INPUT_SIZE,
     add_algorithm_option,
     add_precision_options,
     add_schedule_option,
     add_workers_option,
+    at_most,
     fraction,
-    positive,
     resolve_workers,
+    seed,
     tolerance_verdict,
 )
 
@@ -38,11 +42,11 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default=None, help="resnet18 (default), resnet50, resnet20, small-cnn, small-cnn-square")
     p.add_argument("--checkpoint", help="checkpoint of 'artemis train'/'prune' (its meta gives model, size, data set) "
                                         "or a plain state dict; read with torch.load(weights_only=True)")
-    p.add_argument("--input-size", type=positive, default=None, help="input height = width (default 16)")
+    p.add_argument("--input-size", type=at_most(MAX_INPUT_SIZE), default=None, help="input height = width (default 16)")
     p.add_argument("--in-channels", type=int, choices=(1, 3), default=None, help="default 3")
-    p.add_argument("--num-classes", type=positive, default=None, help="default 10")
+    p.add_argument("--num-classes", type=at_most(MAX_CLASSES), default=None, help="default 10")
     p.add_argument("--data-dir", help="folder with the checkpoint's data set (default: where it was found)")
-    p.add_argument("--images", type=positive, default=1, help="number of test images")
+    p.add_argument("--images", type=at_most(MAX_IMAGES), default=1, help="number of test images")
     p.add_argument("--mode", choices=("encrypted", "plain", "count"), default="encrypted",
                    help="encrypted: SEAL; plain: cleartext backend; count: cleartext, counts only")
     p.add_argument("--protocol", choices=("hybrid", "non-interactive"), default="hybrid",
@@ -57,7 +61,7 @@ def add_parser(sub) -> None:
                    help="encode each layer's plaintexts just before it runs (memory of one layer, not the model)")
     p.add_argument("--poly-modulus-degree", type=int, default=None)
     p.add_argument("--toy-params", action="store_true", help="allow parameters below 128-bit security (testing only)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_precision_options(p, 1e-2)
     p.set_defaults(func=run, render=render)
@@ -75,18 +79,27 @@ def _settings(args: argparse.Namespace, meta: dict) -> dict:
 
 
 def _images(args, meta: dict, s: dict) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Real test images of the checkpoint's data set, or random ones (labelled so)."""
+    """Real test images of the checkpoint's data set; random ones (labelled so) only when the
+    checkpoint names none. Never random in place of real ones: a data set that is not here as
+    trained, or too few test images, is an error that says which."""
     shape = (s["in_channels"], s["input_size"], s["input_size"])
     if meta.get("dataset"):
         from pruning.data import load_dataset
 
         data = load_dataset(meta["dataset"], s["input_size"], args.data_dir, subset=meta.get("subset") or None,
                             seed=int(meta.get("seed", 0)))
-        if data.name == meta["dataset"] and data.in_channels == shape[0] and len(data.test.y) >= args.images:
-            return (data.test.x[: args.images].astype(np.float64), data.test.y[: args.images],
-                    f"{data.name} test images 0-{args.images - 1} ({data.source})")
-        log.warning("the checkpoint's data set %s is not available as trained (%s); using random images",
-                    meta["dataset"], data.note or data.source)
+        if data.name != meta["dataset"]:
+            raise InputError(f"checkpoint {args.checkpoint}: its data set {meta['dataset']} is not on this machine "
+                             f"({data.note or 'loaded ' + data.name}); pass --data-dir")
+        if data.in_channels != shape[0]:
+            raise InputError(f"--in-channels {shape[0]}: the checkpoint's data set {data.name} has "
+                             f"{data.in_channels} channel(s)")
+        if len(data.test.y) < args.images:
+            raise InputError(f"--images {args.images}: the checkpoint's {data.name} test split holds "
+                             f"{len(data.test.y)} images" + (f" (subset {meta['subset']})" if meta.get("subset")
+                                                             else "") + f"; ask for at most {len(data.test.y)}")
+        return (data.test.x[: args.images].astype(np.float64), data.test.y[: args.images],
+                f"{data.name} test images 0-{args.images - 1} ({data.source})")
     x = np.random.default_rng(args.seed).uniform(-1.0, 1.0, (args.images,) + shape)
     return x, None, "random uniform [-1, 1] (no labels)"
 
@@ -96,7 +109,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from heconv.params import params_for_input
     from models import build_model
-    from models.checkpoint import load_state, safe_torch_load
+    from models.checkpoint import check_meta, load_state, safe_torch_load
     from pruning.synthetic import prune_model_diagonals
 
     from ..harness.model import measure_model, prepare_model
@@ -107,7 +120,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.checkpoint:
         obj = safe_torch_load(args.checkpoint)
         if isinstance(obj, dict) and "state_dict" in obj:
-            state, meta = obj["state_dict"], dict(obj.get("meta") or {})
+            state, meta = obj["state_dict"], dict(check_meta(obj.get("meta") or {}, args.checkpoint))
         elif isinstance(obj, dict):
             state = obj
         else:

@@ -17,6 +17,7 @@ from .common import (
     fraction,
     positive,
     resolve_workers,
+    seed,
     tolerance_verdict,
 )
 from .layer_registry import render_registered, run_registered
@@ -45,7 +46,7 @@ def add_parser(sub) -> None:
     p.add_argument("--no-mask", action="store_true",
                    help="coefficient algorithm: leave the outputs unmasked (the client then sees partial sums "
                         "of the weights: no weight privacy)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_precision_options(p, 1e-3)
     p.set_defaults(func=run, render=render)

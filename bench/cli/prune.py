@@ -7,7 +7,7 @@ from pathlib import Path
 
 from heconv.errors import InputError
 
-from .common import RESULTS, add_group_schedule_option, bar, fixed_schedules
+from .common import RESULTS, add_group_schedule_option, bar, fixed_schedules, seed
 from .options import add_cell_options, cell_kwargs
 
 
@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
                                 "beside --results)")
     p.add_argument("--results", default=str(RESULTS / "pruning_summary.csv"),
                    help="CSV rewritten as the database's pruning_summary view")
-    p.add_argument("--seed", type=int, default=None, help="default: the training seed")
+    p.add_argument("--seed", type=seed, default=None, help="default: the training seed")
     add_group_schedule_option(p, None)
     p.add_argument("--out", required=True, help="output folder (pruned-<method>.pt, summary-<method>.json)")
     p.set_defaults(func=run, render=None)
@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> dict:
     from ..provenance import provenance
     from ..results import atomic_write, csv_bytes, save_checkpoint, write_summary
 
+    db = Path(args.db or Path(args.results).with_name("experiments.sqlite"))
+    ExperimentStore.check(db)  # before the work; made (when missing) once there is a run to record
     model, meta = load_checkpoint_model(args.checkpoint)
     absent = [k for k in ("dataset", "input_size", "subset", "seed", "poly_modulus_degree") if k not in meta]
     if absent or not meta.get("input_size"):
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace) -> dict:
                         meta["seed"], meta.get("epochs", 0))
     cell = PruneCell(trained, trained, args.method, mode=args.mode, fractions=tuple(schedule),
                      **cell_kwargs(args, "prune"))
-    store = ExperimentStore(args.db or Path(args.results).with_name("experiments.sqlite"))
+    store = ExperimentStore(db)
     store.start_run(cell.run_id, "prune", {**cell.fields(), "provenance": provenance()}, parent=trained.run_id)
     steps = [{**s.to_dict(), "val_accuracy": s.accuracy, "chosen": s.step == chosen.step} for s in result.steps]
     store.finish_run(cell.run_id, {"val_accuracy": chosen.accuracy, "test_accuracy": pmeta["test_accuracy"],

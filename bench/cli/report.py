@@ -7,7 +7,10 @@ README's results block together, so the test that compares the two keeps passing
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+from heconv.errors import InputError
 
 from .common import RESULTS, ROOT, RUNS, add_publish_options, output_folder
 
@@ -38,6 +41,12 @@ def run(args: argparse.Namespace) -> dict:
     readme = Path(args.readme) if args.readme else (ROOT / "README.md" if args.publish else None)
     if readme is not None:
         read_readme_block(readme)  # a README without the markers fails before any result file is rewritten
+        if not (os.access(readme, os.W_OK) and os.access(readme.parent, os.W_OK)):  # e.g. a read-only mount
+            raise InputError(f"--readme {readme}: cannot be written (read-only file or folder); nothing was written")
+    for f in args.files:
+        if Path(f).is_dir():
+            raise InputError(f"{f}: a folder; expected pytest-benchmark JSON files (or none: the newest full run "
+                             "under results/benchmarks)")
     files = args.files or default_benchmark_files(RESULTS / "benchmarks")
     experiments = _experiment_rows(Path(args.db)) if args.db and Path(args.db).is_file() else None
     model = write_report(files, out, args.pruning_csv or [RESULTS / "pruning_summary.csv"], experiments)
@@ -52,20 +61,12 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _experiment_rows(db: Path) -> list[dict]:
-    """The database's rows, read from a copy: opening a database written by an older version brings its
-    views up to date, and a report must not change the committed results/experiments.sqlite."""
-    import shutil
-    import tempfile
-
+    """The database's rows, opened read-only (bench.experiments.db): a database written by an older
+    version is read through temporary views, so a report never changes the committed
+    results/experiments.sqlite, and a damaged one is one line naming it."""
     from bench.experiments.store import ExperimentStore
 
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / db.name
-        shutil.copyfile(db, copy)
-        wal = db.with_name(db.name + "-wal")  # committed transactions not yet checkpointed into the file
-        if wal.is_file():
-            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
-        return ExperimentStore(copy).export_rows()
+    return ExperimentStore(db, readonly=True).export_rows()
 
 
 def render(result: dict) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from heconv.errors import InputError
 
-from .common import RESULTS
+from .common import MAX_IMAGES, RESULTS, at_most, seed
 
 DEFAULT_DB = RESULTS / "experiments.sqlite"
 
@@ -28,8 +28,8 @@ def add_parser(sub) -> None:
                                            "rotation ratio)")
     c.add_argument("--db", default=str(DEFAULT_DB))
     c.add_argument("--model", help="only runs of this model")
-    c.add_argument("--seed", type=int, default=0, help="only runs of this seed (default 0)")
-    c.add_argument("--images", type=int, default=1)
+    c.add_argument("--seed", type=seed, default=0, help="only runs of this seed (default 0)")
+    c.add_argument("--images", type=at_most(MAX_IMAGES), default=1)
     c.add_argument("--data-dir", help="the data set's folder, as the sweep was given")
     c.add_argument("--mode", choices=("encrypted", "plain"), default="encrypted")
     c.add_argument("--redo", action="store_true", help="measure runs already measured again")
@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
                                                "(lambdas chosen on validation, as the report chooses them)")
     k.add_argument("--db", default=str(DEFAULT_DB))
     k.add_argument("--model", required=True)
-    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--seed", type=seed, default=0)
     k.add_argument("--methods", help="comma-separated methods (default: every method of the model)")
     k.add_argument("--data-dir", help="the data set's folder, as the sweep was given")
     k.add_argument("--out", required=True, help="folder the checkpoints go into")
@@ -55,12 +55,11 @@ def add_parser(sub) -> None:
     s.set_defaults(func=status, render=_render_status)
 
 
-def _open(db: str):
+def _open(db: str, write: bool = False):
+    """The database, checked (bench.experiments.db); opened read-only unless the command writes to it."""
     from bench.experiments.store import ExperimentStore
 
-    if not Path(db).is_file():
-        raise InputError(f"--db {db}: no experiments database there (run 'artemis sweep' first)")
-    return ExperimentStore(db)
+    return ExperimentStore(db, readonly=not write)
 
 
 def export(args: argparse.Namespace) -> dict:
@@ -150,7 +149,7 @@ def encrypt(args: argparse.Namespace) -> dict:
 
     if args.images < 1:
         raise InputError(f"--images must be at least 1, got {args.images}")
-    store = _open(args.db)
+    store = _open(args.db, write=True)
     where = {"kind": "prune", "status": "done", "seed": args.seed} | ({"model": args.model} if args.model else {})
     runs = store.runs(**where)
     if not args.all_runs:

@@ -48,37 +48,68 @@ def add_parser(sub) -> None:
 
 def grid_from_args(args: argparse.Namespace):
     from bench.experiments.cells import PruneCell, TrainCell
+    from bench.experiments.grid import checked_grid
     from bench.experiments.sweep import SweepGrid
 
     base = TrainCell(args.models[0], dataset=args.dataset, schedule=args.schedule, data_dir=args.data_dir,
                      **cell_kwargs(args, "train"))
     prune = PruneCell(base, base, "dense", mode=args.mode, **cell_kwargs(args, "prune"))
-    return SweepGrid(models=args.models, methods=args.methods, seeds=args.seeds, lambdas_d=args.lambdas_d,
-                     lambdas_p=args.lambdas_p, input_sizes=args.input_sizes, base=base, prune=prune)
+    return checked_grid(SweepGrid(models=args.models, methods=args.methods, seeds=args.seeds,
+                                  lambdas_d=args.lambdas_d, lambdas_p=args.lambdas_p, input_sizes=args.input_sizes,
+                                  base=base, prune=prune))
 
 
 def run(args: argparse.Namespace) -> dict:
+    from bench.experiments.cluster import check_address
+    from bench.experiments.db import remove_database
     from bench.experiments.store import ExperimentStore
+
+    grid = grid_from_args(args)
+    cells = grid.prune_cells()
+    if args.dry_run:  # reads the database (if there is one), writes nothing
+        store = ExperimentStore(args.db, readonly=True) if Path(args.db).exists() else None
+        return {"db": args.db, "cells": [{"cell": c.run_id, "status": (store and store.status(c.run_id)) or "todo"}
+                                         for c in cells]}
+    check_address(args.address)  # a dead cluster fails here, before the database is made
+    made = not Path(args.db).exists()
+    store = ExperimentStore(args.db)
+    try:
+        return _sweep(args, grid, store)
+    except BaseException:
+        if made and not _has_runs(store):  # a database this command made and never used is not left behind
+            remove_database(Path(args.db))
+        raise
+
+
+def _has_runs(store) -> bool:
+    try:
+        return bool(store.runs())
+    except ValueError:  # it failed (e.g. a full disk) before holding anything
+        return False
+
+
+def _sweep(args: argparse.Namespace, grid, store) -> dict:
     from bench.experiments.sweep import run_sweep
 
     from ..provenance import provenance
-
-    grid = grid_from_args(args)
-    store = ExperimentStore(args.db)
-    cells = grid.prune_cells()
-    if args.dry_run:
-        return {"db": args.db, "cells": [{"cell": c.run_id, "status": store.status(c.run_id) or "todo"}
-                                         for c in cells]}
     from .progress import SweepView
 
     with SweepView("sweep", verbose=args.verbose) as view:
         summary = run_sweep(grid, store, Path(args.checkpoints), args.address, args.cpus_per_task, args.num_cpus,
                             provenance(), view.progress)
-    return {"db": args.db, **summary}
+    result = {"db": args.db, **summary}
+    if summary["failed"]:  # the command fails (exit 1) and names the cells; `artemis results status` has their errors
+        failed = summary["failed_cells"]
+        result["_error"] = (f"{len(failed)} of {summary['cells']} cells failed ({', '.join(failed[:3])}"
+                            f"{' ...' if len(failed) > 3 else ''}); see 'artemis results status --db {args.db}'")
+    return result
 
 
 def render(result: dict) -> str:
     if "cells" in result and isinstance(result["cells"], list):
         return "\n".join(f"{c['status']:8s} {c['cell']}" for c in result["cells"])
+    elsewhere = result.get("elsewhere") or []
     return (f"sweep: {result['done']} cells done, {result['failed']} failed, {result['skipped']} already done "
-            f"(of {result['cells']}); {result['trained']} models trained; database {result['db']}")
+            f"(of {result['cells']}); {result['trained']} models trained; database {result['db']}"
+            + (f"\n{len(elsewhere)} cells left to the sweep that holds them (pid {elsewhere[0]['pid']} on "
+               f"{elsewhere[0]['host']}); run again once it ends for any it did not finish" if elsewhere else ""))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from heconv.errors import InputError
 
-from .common import add_group_schedule_option, bar, fixed_schedules, non_negative, positive
+from .common import MAX_INPUT_SIZE, add_group_schedule_option, at_most, bar, fixed_schedules, non_negative, seed
 from .options import DEFAULT_MODEL, TRAIN_DEFAULTS, add_cell_options, cell_kwargs
 
 
@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
     p.add_argument("--data-dir", help="folder with the data set's standard files")
-    p.add_argument("--input-size", type=positive, default=TRAIN_DEFAULTS["input_size"])
+    p.add_argument("--input-size", type=at_most(MAX_INPUT_SIZE), default=TRAIN_DEFAULTS["input_size"])
     add_cell_options(p, "train", ("subset", "test_images", "epochs", "converge", "lr", "batch_size", "lasso_epochs",
                                   "lasso_lr", "poly_modulus_degree"))
     p.add_argument("--lambda-p", type=non_negative, default=0.0, help="positional group-Lasso weight")
@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--init", metavar="CHECKPOINT",
                    help="warm start: the plain model.pt to start the group-Lasso training from (--lasso-epochs at "
                         "--lasso-lr); without it a Lasso model trains from scratch on the plain schedule")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     add_group_schedule_option(p, "output-rotation")
     p.add_argument("--out", required=True, help="output folder (model.pt, train.json)")
     p.set_defaults(func=run, render=None)

@@ -9,6 +9,8 @@ Two tables and a view:
 - steps: one row per (run, pruning step): threshold, validation and test accuracy,
   rotations, multiplications, sparsity, whether the step was accepted and chosen.
 - pruning_summary: the old pruning_summary.csv's columns, as a view over both.
+- claims: the cells a running sweep has taken (its pid and host, refreshed while it runs), so
+  that two sweeps on one database never run a cell twice.
 
 Every write is one short IMMEDIATE transaction, so writers in several processes queue on
 the lock (busy timeout) instead of losing rows.
@@ -17,6 +19,9 @@ the lock (busy timeout) instead of losing rows.
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
 import sqlite3
 import time
 from contextlib import closing, contextmanager
@@ -24,6 +29,9 @@ from pathlib import Path
 from typing import Iterator
 
 from heconv.errors import InputError
+
+from ..atomic import check_space, process_alive, put_in_place, temporary, write_error
+from .db import APPLICATION_ID, check_database, connect, db_errors, remove_database
 
 RUN_COLUMNS = ("run_id", "kind", "parent", "model", "dataset", "input_size", "subset", "poly_modulus_degree",
                "schedule", "method", "lasso", "lambda_p", "lambda_d", "seed", "config", "data_source", "n_train",
@@ -36,6 +44,9 @@ EXPORT_COLUMNS = ("run_id", "model", "dataset", "input_size", "subset", "poly_mo
                   "lambda_p", "lambda_d", "seed", "step", "threshold", "fraction", "val_accuracy", "test_accuracy",
                   "accuracy_drop", "n_val", "n_test", "rotations", "pmuls", "sparsity", "accepted", "chosen",
                   "finetune_epochs", "cut_off", "encrypted_server_s", "encrypted_auto_server_s", "git_revision")
+# What a database of an older schema already has (newer columns are added when a writer opens it).
+REQUIRED_STEP_COLUMNS = tuple(c for c in STEP_COLUMNS if c != "finetune_epochs")
+_TABLES = {"runs": RUN_COLUMNS, "steps": REQUIRED_STEP_COLUMNS}
 JSON_COLUMNS = ("config", "history", "provenance", "encrypted")
 
 _SCHEMA = """
@@ -50,7 +61,12 @@ CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL REFERENCES runs(run_id), step INTEGER NOT NULL, threshold REAL, fraction REAL,
     val_accuracy REAL, test_accuracy REAL, accuracy_drop REAL, rotations INTEGER, pmuls INTEGER, sparsity REAL,
     accepted INTEGER, chosen INTEGER, finetune_epochs REAL, PRIMARY KEY (run_id, step));
+CREATE TABLE IF NOT EXISTS claims (run_id TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL,
+    claimed REAL NOT NULL);
 """
+# A claim whose sweep stopped refreshing it this long ago (or whose process is gone, on this
+# host) is stale: another sweep may take the cell over.
+CLAIM_STALE_S = 600.0
 # The views are made again when the database's user_version is older than VIEWS_VERSION, so
 # that a database written by an older version gets today's columns (and reading one writes
 # nothing); one IMMEDIATE transaction keeps racing openers apart.
@@ -76,6 +92,9 @@ PRAGMA user_version = {VIEWS_VERSION};
 COMMIT;
 """
 
+_TEMP_VIEWS = "\n".join(line.replace("CREATE VIEW", "CREATE TEMP VIEW") for line in _VIEWS.splitlines()
+                        if not line.startswith(("BEGIN", "COMMIT", "PRAGMA", "DROP")))
+
 
 class ExperimentStore:
     """The experiments database at `path` (created with its tables on first use).
@@ -88,30 +107,62 @@ class ExperimentStore:
     ('done', [90.0])
     """
 
-    def __init__(self, path: str | Path, timeout: float = 120.0):
+    def __init__(self, path: str | Path, timeout: float = 120.0, readonly: bool = False, option: str = "--db"):
+        """Check the file first (bench.experiments.db): a reader (`readonly`) opens it read-only and
+        creates nothing; a writer makes a missing one (removed again if that fails)."""
         self.path = Path(path)
-        if self.path.is_dir():
-            raise InputError(f"experiments database {self.path} is a folder; expected a .sqlite file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.timeout = timeout
-        with closing(self._connect()) as con:
-            con.executescript(_SCHEMA)  # its own transaction; IF NOT EXISTS makes racing creators harmless
-            if con.execute("PRAGMA user_version").fetchone()[0] < VIEWS_VERSION:
-                have = {r[1] for r in con.execute("PRAGMA table_info(steps)")}
-                if "finetune_epochs" not in have:  # a database from before the equal-budget protocol
-                    con.execute("ALTER TABLE steps ADD COLUMN finetune_epochs REAL")
-                con.executescript(_VIEWS)
+        self.readonly = readonly
+        make = check_database(self.path, not readonly, _TABLES, VIEWS_VERSION, option)
+        if readonly:
+            return
+        existed = self.path.exists()
+        try:
+            if make:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            with db_errors(self.path), closing(self._connect()) as con:
+                # one transaction: another opener sees every table or none; IF NOT EXISTS makes racing
+                # creators harmless
+                con.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nCOMMIT;")
+                if con.execute("PRAGMA application_id").fetchone()[0] == 0:
+                    con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                if con.execute("PRAGMA user_version").fetchone()[0] < VIEWS_VERSION:
+                    have = {r[1] for r in con.execute("PRAGMA table_info(steps)")}
+                    if "finetune_epochs" not in have:  # a database from before the equal-budget protocol
+                        con.execute("ALTER TABLE steps ADD COLUMN finetune_epochs REAL")
+                    con.executescript(_VIEWS)
+        except BaseException as e:
+            if not existed:  # nothing half-made is left behind
+                remove_database(self.path)
+            if isinstance(e, OSError):
+                raise write_error(self.path, e) from None
+            raise
+
+    @staticmethod
+    def check(path: str | Path, write: bool = True, option: str = "--db") -> None:
+        """Refuse an unusable database before any work, creating nothing (the constructor's checks)."""
+        check_database(Path(path), write, _TABLES, VIEWS_VERSION, option)
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-        con.row_factory = sqlite3.Row
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+        con = connect(self.path, self.timeout, self.readonly)
+        if self.readonly and con.execute("PRAGMA user_version").fetchone()[0] < VIEWS_VERSION:
+            have = {r[1] for r in con.execute("PRAGMA table_info(steps)")}
+            views = _TEMP_VIEWS
+            for c in set(STEP_COLUMNS) - have:  # columns an older schema lacks read as NULL
+                views = re.sub(rf"\bs\.{c}\b", f"NULL AS {c}", views)
+            con.executescript(views)  # an older file's views, today's columns, written nowhere
         return con
 
     @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with db_errors(self.path), closing(self._connect()) as con:
+            yield con
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with closing(self._connect()) as con:
+        if self.readonly:
+            raise RuntimeError(f"{self.path} was opened read-only")
+        with db_errors(self.path), closing(self._connect()) as con:
             con.execute("BEGIN IMMEDIATE")
             try:
                 yield con
@@ -149,14 +200,14 @@ class ExperimentStore:
             _update(con, run_id, _encode({c: v for c, v in fields.items() if c in RUN_COLUMNS}))
 
     def status(self, run_id: str) -> str | None:
-        with closing(self._connect()) as con:
+        with self._read() as con:
             row = con.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return row["status"] if row else None
 
     def run(self, run_id: str) -> dict | None:
-        with closing(self._connect()) as con:
+        with self._read() as con:
             row = con.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return _decode(dict(row)) if row else None
+        return _decode(dict(row), self.path) if row else None
 
     def runs(self, **where) -> list[dict]:
         """Runs whose columns equal the given values, e.g. runs(kind="prune", status="done")."""
@@ -164,12 +215,12 @@ class ExperimentStore:
         if bad:
             raise ValueError(f"unknown run columns {bad}; known: {RUN_COLUMNS}")
         clause = " AND ".join(f"{k} = ?" for k in where) or "1"
-        with closing(self._connect()) as con:
+        with self._read() as con:
             rows = con.execute(f"SELECT * FROM runs WHERE {clause} ORDER BY run_id", tuple(where.values()))
-            return [_decode(dict(r)) for r in rows]
+            return [_decode(dict(r), self.path) for r in rows]
 
     def steps(self, run_id: str) -> list[dict]:
-        with closing(self._connect()) as con:
+        with self._read() as con:
             rows = con.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY step", (run_id,))
             return [dict(r) for r in rows]
 
@@ -177,22 +228,59 @@ class ExperimentStore:
         """One row per (finished prune run, step): the `experiments` view (or `pruning_summary`)."""
         if view not in ("experiments", "pruning_summary"):
             raise ValueError(f"unknown view {view!r}; known: experiments, pruning_summary")
-        with closing(self._connect()) as con:
+        with self._read() as con:
             order = "run_id, step" if view == "experiments" else "model, dataset, input_size, method, seed, step"
             return [dict(r) for r in con.execute(f"SELECT * FROM {view} ORDER BY {order}")]
 
 
+    def claim(self, run_ids: list[str]) -> dict | None:
+        """Take every cell of `run_ids` for this process, or none: returns None when taken, else the
+        live claim (pid, host) that holds one of them. Stale claims are taken over."""
+        me = (os.getpid(), socket.gethostname())
+        now = time.time()
+        with self._write() as con:
+            for rid in run_ids:
+                row = con.execute("SELECT pid, host, claimed FROM claims WHERE run_id = ?", (rid,)).fetchone()
+                if row and (row["pid"], row["host"]) != me and not _stale(row, now):
+                    return {"run_id": rid, "pid": row["pid"], "host": row["host"]}
+            con.executemany("INSERT OR REPLACE INTO claims (run_id, pid, host, claimed) VALUES (?, ?, ?, ?)",
+                            [(rid, *me, now) for rid in run_ids])
+        return None
+
+    def refresh_claims(self) -> None:
+        """Keep this process's claims live (a sweep calls it while it waits for cells)."""
+        with self._write() as con:
+            con.execute("UPDATE claims SET claimed = ? WHERE pid = ? AND host = ?",
+                        (time.time(), os.getpid(), socket.gethostname()))
+
+    def release_claims(self) -> None:
+        with self._write() as con:
+            con.execute("DELETE FROM claims WHERE pid = ? AND host = ?", (os.getpid(), socket.gethostname()))
+
     def snapshot(self, path: str | Path) -> None:
-        """A consistent copy of the database at `path` (VACUUM INTO), e.g. to commit while a sweep writes."""
+        """A consistent copy of the database at `path` (VACUUM INTO), e.g. to commit while a sweep writes.
+        Its temporary (and journal) is removed on failure, and by clean_stale after a kill."""
         path = Path(path)
         if path.resolve() == self.path.resolve():
-            raise ValueError(f"snapshot of {self.path} onto itself")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.unlink(missing_ok=True)
-        with closing(self._connect()) as con:
-            con.execute("VACUUM INTO ?", (str(tmp),))
-        tmp.replace(path)
+            raise InputError(f"snapshot of {self.path} onto itself")
+        tmp = temporary(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            check_space(path, self.path.stat().st_size)
+            with self._read() as con:
+                con.execute("VACUUM INTO ?", (str(tmp),))
+        except BaseException as e:
+            remove_database(tmp)
+            if isinstance(e, OSError):
+                raise write_error(path, e) from None
+            raise
+        put_in_place(tmp, path)  # with the command's other outputs (bench.atomic.outputs_together)
+
+
+def _stale(claim: sqlite3.Row, now: float) -> bool:
+    if claim["host"] == socket.gethostname() and not process_alive(claim["pid"]):
+        return True
+    return now - claim["claimed"] > CLAIM_STALE_S
 
 
 def _sql(v):
@@ -203,8 +291,15 @@ def _encode(row: dict) -> dict:
     return {k: (json.dumps(v, default=str) if k in JSON_COLUMNS and v is not None else _sql(v)) for k, v in row.items()}
 
 
-def _decode(row: dict) -> dict:
-    return {k: (json.loads(v) if k in JSON_COLUMNS and v is not None else v) for k, v in row.items()}
+def _decode(row: dict, path: Path | None = None) -> dict:
+    out = {}
+    for k, v in row.items():
+        try:
+            out[k] = json.loads(v) if k in JSON_COLUMNS and v is not None else v
+        except ValueError:
+            raise InputError(f"{path}: run {row.get('run_id')!r}: its {k} is not valid JSON (a damaged "
+                             "database)") from None
+    return out
 
 
 def _upsert(con: sqlite3.Connection, table: str, row: dict) -> None:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,7 +24,11 @@ from pathlib import Path
 from heconv.errors import InputError
 from pruning.methods import get_method
 
+from ..atomic import atomic_write
 from .cells import PruneCell, TrainCell, run_prune_cell, run_train_cell
+from .claims import claim_cells
+from .cluster import start_ray
+from .grid import checked_grid
 from .progress import CellReporter, Progress, SweepTracker, progress_box
 from .store import ExperimentStore
 
@@ -91,12 +93,8 @@ class SweepGrid:
 
 
 def _save_checkpoint(blob: bytes, path: Path) -> str:
-    """Write bytes atomically (temporary file, then rename); returns their sha256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(blob)
-    os.replace(tmp, path)
+    """Write bytes atomically (bench.atomic, in place now: the database records it next); returns their sha256."""
+    atomic_write(path, blob, defer=False)
     return hashlib.sha256(blob).hexdigest()
 
 
@@ -120,24 +118,38 @@ def _reusable(store: ExperimentStore, cell: TrainCell) -> dict | None:
 def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, address: str | None = None,
               cpus_per_task: int = 1, num_cpus: int | None = None, provenance: dict | None = None,
               progress: Progress | None = None) -> dict:
-    """Run every cell of the grid not yet done in `store`; returns counts of done, failed and skipped cells.
-    `progress` (bench.experiments.progress): the cells reused, then epochs and pruning steps as they finish."""
-    import ray
-
+    """Run every cell of the grid (checked first: bench.experiments.grid) not yet done in `store` nor
+    claimed by another sweep; returns counts of done, failed and skipped cells, the failed cells'
+    ids and the cells another sweep holds. `progress` (bench.experiments.progress): the cells reused,
+    then epochs and pruning steps as they finish."""
+    grid = checked_grid(grid)
     folder = Path(checkpoints)
     prune_cells = grid.prune_cells()
-    todo = [c for c in prune_cells if store.status(c.run_id) != "done"]
+    todo, elsewhere = claim_cells(store, [c for c in prune_cells if store.status(c.run_id) != "done"])
+    try:
+        return _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_task, num_cpus,
+                    provenance, progress)
+    finally:
+        try:
+            store.release_claims()
+        except ValueError:  # the database failed (the error on its way out says why)
+            pass
+
+
+def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_task, num_cpus, provenance,
+         progress) -> dict:
+    import ray
+
     total = len(prune_cells)
-    skipped = total - len(todo)
+    skipped = total - len(todo) - len(elsewhere)
     reuse, to_train = _training_plan(store, [t for c in todo for t in (c.train, c.reference)])
     if progress:
         progress(0, 0, {"event": "reused", "cells": [c.run_id for c in prune_cells if c not in todo],
                         "trained": list(reuse)})
     if not todo:
-        return {"cells": total, "done": 0, "failed": 0, "skipped": skipped, "trained": 0}
-    if not ray.is_initialized():
-        ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        return {"cells": total, "done": 0, "failed": 0, "skipped": skipped, "trained": 0, "failed_cells": [],
+                "elsewhere": elsewhere}
+    start_ray(address, num_cpus)
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     train_task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=0)(run_train_cell)
     prune_task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=0)(run_prune_cell)
@@ -172,10 +184,15 @@ def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, 
                                 reporter(c.run_id, _steps(c)))
         pending[ref] = ("prune", c)
     done = failed = 0
+    failed_cells: list[str] = []
+    refreshed = time.time()
     while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0 if box is not None else None)
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0 if box is not None else 60.0)
         if box is not None:
             tracker.drain(box)
+        if time.time() - refreshed > 60:  # this sweep's claims stay live while it runs
+            store.refresh_claims()
+            refreshed = time.time()
         if not ready:
             continue
         kind, cell = pending.pop(ready[0])
@@ -183,8 +200,10 @@ def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, 
             result = ray.get(ready[0])
         except Exception as e:  # a failed cell is recorded and the others go on
             store.fail_run(cell.run_id, f"{type(e).__name__}: {e}")
-            log.warning("%s failed: %s", cell.run_id, str(e).splitlines()[-1] if str(e) else type(e).__name__)
+            log.info("%s failed: %s", cell.run_id, str(e).splitlines()[-1] if str(e) else type(e).__name__)
             failed += kind == "prune"
+            if kind == "prune":  # the command's last line names them
+                failed_cells.append(cell.run_id)
             tracker.finish(cell.run_id, False)
             continue
         path = _checkpoint_path(folder, cell.run_id)
@@ -199,7 +218,7 @@ def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, 
         trained += kind == "train"
         done += kind == "prune"
     return {"cells": total, "done": done, "failed": failed, "skipped": skipped, "trained": trained,
-            "finished": time.time()}
+            "failed_cells": failed_cells, "elsewhere": elsewhere, "finished": time.time()}
 
 
 def _steps(cell: PruneCell) -> int:

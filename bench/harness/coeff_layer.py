@@ -32,7 +32,7 @@ from heconv.coeff_plan import CoeffPlan, dense_coefficient_counts
 from heconv.cost import UnitCosts, floor_seconds
 
 from .layer import FLOOR_TARGET, INPUT_BOUND, torch_conv
-from .memory import check_memory
+from .memory import check_memory, plan_bytes
 from .unit_costs import measure_unit_costs
 
 
@@ -64,7 +64,7 @@ def prepare_coeff_layer(weight: np.ndarray, bias: np.ndarray | None, height: int
         bias_max = 0.0 if bias is None else float(np.abs(bias).max())
         check_bound(name, output_gain(weight) * INPUT_BOUND + bias_max, backend.params, plan.level)
     check_memory(f"layer {name} ({plan.spec.c_in}->{plan.spec.c_out}, {height}x{width}, {plan.plaintexts} plaintexts)",
-                 plan.plaintexts * backend.plaintext_bytes(plan.level))
+                 plan_bytes(backend.plaintext_bytes(plan.level), plan.plaintexts))
     backend.reset_counter()
     compiled = compile_coeff_conv(plan, weight, bias, backend)
     x = np.random.default_rng(seed + 1).uniform(-INPUT_BOUND, INPUT_BOUND, (plan.spec.c_in, height, width))

@@ -31,7 +31,7 @@ from heconv.params import CKKSParams
 from heconv.schedule import dense_rotations
 from models.checkpoint import safe_torch_load
 
-from .memory import check_memory
+from .memory import check_memory, plan_bytes
 from .unit_costs import measure_unit_costs
 
 FLOOR_TARGET = 1.15  # recorded per case (meets_floor_target), not asserted
@@ -150,7 +150,8 @@ def prepare_layer(
         bias_max = 0.0 if bias is None else float(np.abs(bias).max())
         check_bound(name, output_gain(weight) * INPUT_BOUND + bias_max, backend.params, plan.level)
     check_memory(f"layer {name} ({plan.spec.c_in}->{plan.spec.c_out}, {height}x{width}, {len(plan.terms)} plaintexts)",
-                 len(plan.terms) * backend.plaintext_bytes(plan.level))
+                 plan_bytes(backend.plaintext_bytes(plan.level), len(plan.terms), len(plan.rotation_steps),
+                            plan.packing.n_in + plan.packing.n_out, workers))
     backend.reset_counter()
     backend.generate_galois_keys(plan.rotation_steps)
     compiled = compile_conv(plan, weight, bias, backend)

@@ -35,7 +35,7 @@ from heconv.network import (
 )
 from heconv.params import SECURE_DEGREES, CKKSParams, max_secure_depth, params_for_input
 
-from .memory import check_memory
+from .memory import check_memory, plan_bytes
 from .unit_costs import measure_unit_costs
 
 FLOOR_TARGET = 1.15
@@ -88,10 +88,12 @@ def prepare_model(model: nn.Module, input_shape: tuple[int, int, int], params: C
     backend = make_backend(mode, params, seed)
     sizes = [getattr(a.plan, "plaintexts", None) or len(getattr(a.plan, "terms", ()))
              for a in plan.actions if isinstance(a, ServerConv)]
-    sizes = [n * backend.plaintext_bytes(0) for n in sizes]
+    # the plaintexts (all, or streamed: the largest layer's), the plan's Galois keys and a few
+    # live ciphertexts per worker
+    held = max(sizes, default=0) if stream else sum(sizes)
     check_memory(f"the {protocol} plan of {type(model).__name__} at {input_shape}"
                  + (" (streamed: its largest layer)" if stream else ""),
-                 max(sizes, default=0) if stream else sum(sizes))
+                 plan_bytes(backend.plaintext_bytes(0), held, len(plan.galois_steps), 8, workers))
     client = Client(backend)
     t = time.perf_counter()
     key_bytes = client.setup_keys(plan)

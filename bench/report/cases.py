@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -148,6 +149,8 @@ def _case(path: Path, b: dict, e: dict, stats: dict) -> Case:
         raise InputError(f"{path}: {name}: model case without extra_info server_s (the latency fitted)")
     # a layer's least round; a model's least server time per image (the client's refresh is simulated)
     latency = fitted_seconds({"stats": stats, "extra_info": e})
+    if not math.isfinite(latency) or latency <= 0:  # it would be fitted as a measurement
+        raise InputError(f"{path}: {name}: latency {latency!r} s; expected a finite time > 0")
     return Case(name, suite, int(e["poly_modulus_degree"]), latency,
                 {k: int(e["counts"].get(k, 0)) for k in OPS}, e)
 
@@ -157,6 +160,10 @@ def _read_run(path: Path) -> dict:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: a folder; expected a pytest-benchmark JSON file") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot be read ({e.strerror or e})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
@@ -260,7 +267,11 @@ def load_benchmarks(paths: list[str | Path]) -> tuple[list[Case], dict[tuple[int
             except (KeyError, TypeError):
                 raise InputError(f"{path}: benchmark entry without extra_info/stats: {str(b)[:80]}") from None
             if "primitive" in e:
-                units[(int(e["poly_modulus_degree"]), int(e["level"]), e["primitive"])] = float(stats["median"])
+                unit = float(stats["median"])
+                if not math.isfinite(unit) or unit <= 0:
+                    raise InputError(f"{path}: primitive {e['primitive']}: median {unit!r} s; expected a finite "
+                                     "time > 0")
+                units[(int(e["poly_modulus_degree"]), int(e["level"]), e["primitive"])] = unit
                 tally["primitive_cases"] += 1
             elif e.get("suite") == "peer":  # beside a peer engine (bench.report.peers), not fitted
                 tally["peer_cases"] += 1

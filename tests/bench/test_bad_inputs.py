@@ -45,9 +45,10 @@ CASES = [
     ("wrong weight shape", ["layer", "--c-in", "8", "--c-out", "4", "--hw", "8", "--weights", "{d}/ok.npy"],
      "shape [4, 4, 3, 3], expected [C_out, C_in, k, k] = [4, 8, 3, 3]"),
     ("plan beyond memory", ["layer", "--c-in", "1", "--c-out", "100000", "--hw", "16", "--mode", "plain"],
-     "needs about 27.5 GiB of encoded plaintexts"),
+     "GiB (keys, plaintexts, ciphertexts); this process may take"),  # the ciphertexts follow --workers
     ("prune: meta without input_size", PRUNE + ["--checkpoint", "{d}/no-size.pt"], "meta lacks ['input_size']"),
-    ("prune: input_size 0", PRUNE + ["--checkpoint", "{d}/size0.pt"], "meta lacks ['input_size > 0']"),
+    ("prune: input_size 0", PRUNE + ["--checkpoint", "{d}/size0.pt"],
+     "meta input_size = 0; expected a whole number of pixels in [1, 512]"),
     ("prune: another model's weights", PRUNE + ["--checkpoint", "{d}/other.pt"],
      "does not fit small-cnn: "),
     ("prune: max-drop nan", PRUNE + ["--checkpoint", "{d}/size0.pt", "--max-drop", "nan"],

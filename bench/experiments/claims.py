@@ -1,0 +1,25 @@
+"""Which cells of a sweep this process takes, so that two sweeps on one database never run a
+cell twice: a pruning cell is taken together with the trainings it needs that are not done
+yet (its model and its reference), all or nothing, through the store's claims
+(ExperimentStore.claim: pid and host, refreshed while the sweep runs, stale when not)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .cells import PruneCell
+from .store import ExperimentStore
+
+
+def claim_cells(store: ExperimentStore, cells: Sequence[PruneCell]) -> tuple[list[PruneCell], list[dict]]:
+    """(the cells this process took, one claim of another sweep per cell it holds)."""
+    mine, elsewhere = [], []
+    for c in cells:
+        needs = (c.train, c.reference, getattr(c.train, "parent", None))  # the parent: a warm start's plain model
+        ids = [c.run_id] + [t.run_id for t in needs if t is not None and store.status(t.run_id) != "done"]
+        holder = store.claim(list(dict.fromkeys(ids)))
+        if holder is None:
+            mine.append(c)
+        else:
+            elsewhere.append({"cell": c.run_id, **holder})
+    return mine, elsewhere
