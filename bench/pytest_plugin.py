@@ -7,8 +7,9 @@
 - The timing protocol (bench.harness.protocol) is pytest-benchmark's own options
   (`--benchmark-min-rounds`, `--benchmark-warmup`, `--benchmark-warmup-iterations`,
   `--benchmark-disable-gc`), set to the protocol's values unless the command line names them.
-- Runs are stored in pytest-benchmark's own layout under results/benchmarks (so that
-  `pytest-benchmark --storage results/benchmarks list|compare` read them), labelled
+- Runs are stored in pytest-benchmark's own layout under runs/benchmarks (git-ignored; `artemis bench
+  --publish` stores into the committed results/benchmarks; `pytest-benchmark --storage DIR
+  list|compare` read either), labelled
   `<revision>-<suite>-<time>-<pid>`, suite being full, quick or filtered (-k, another
   -m, or a narrower path). pytest-benchmark writes the run to the path of its public
   `--benchmark-json` option, a temporary file, which is then put in place numbered and
@@ -45,7 +46,7 @@ from .results import clean_stale
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-STORAGE = ROOT / "results" / "benchmarks"
+STORAGE = ROOT / "runs" / "benchmarks"  # git-ignored; `artemis bench --publish` stores into results/benchmarks
 DEFAULT_MARKEXPR = "not slow"  # pyproject's addopts
 HE_PARAMETERS = {"hybrid": {"poly_modulus_degree": 8192, "coeff_mod_bit_sizes": [60, 40, 60]},
                  "five-level chain": {"poly_modulus_degree": 16384,

@@ -1,6 +1,7 @@
 """`artemis bench`: K benchmark passes in random order, merged into one stored run.
 
-    artemis bench                      # 3 passes of the full suite, into results/benchmarks
+    artemis bench                      # 3 passes of the full suite, into runs/benchmarks
+    artemis bench --publish            # the same into the committed results/benchmarks
     artemis bench --passes 2 -m quick --storage /tmp/bench
 
 Each pass is its own `pytest --benchmark-only` process, its cases in an order shuffled by
@@ -24,7 +25,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .common import RESULTS, ROOT, positive
+from heconv.errors import InputError
+
+from .common import RESULTS, ROOT, RUNS, positive
 
 Runner = Callable[[list[str]], int]  # pytest's arguments -> its exit status
 
@@ -41,9 +44,11 @@ def add_parser(sub) -> None:
     p.add_argument("-m", dest="markexpr", default=None, help="pytest's -m: e.g. quick (default: not slow)")
     p.add_argument("-k", dest="keyword", default=None, help="pytest's -k: cases whose name matches")
     p.add_argument("--pruned", action="append", metavar="DIR", help="checkpoint folder(s), as the suites take it")
-    p.add_argument("--storage", default=str(RESULTS / "benchmarks"),
+    p.add_argument("--storage", default=None,
                    help="pytest-benchmark storage folder for the passes and the merged run "
-                        "(default results/benchmarks)")
+                        "(default runs/benchmarks, git-ignored)")
+    p.add_argument("--publish", action="store_true",
+                   help="store into the committed results/benchmarks instead (a maintainer's step)")
     p.set_defaults(func=run, render=render)
 
 
@@ -71,7 +76,10 @@ def run(args: argparse.Namespace, pytest_runner: Runner = pytest_subprocess) -> 
     from ..harness.passes import merge_runs, retry_cases, store_run
     from ..provenance import git_revision
 
-    storage = Path(args.storage).resolve()
+    publish = getattr(args, "publish", False)
+    if publish and args.storage is not None:
+        raise InputError("artemis bench: --publish stores into results/benchmarks; --storage contradicts it")
+    storage = Path(args.storage or (RESULTS if publish else RUNS) / "benchmarks").resolve()
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     common = ["--benchmark-only", "-p", "no:cacheprovider", "-q", "--benchmark-storage", f"file://{storage}",
@@ -81,8 +89,6 @@ def run(args: argparse.Namespace, pytest_runner: Runner = pytest_subprocess) -> 
     def one_pass(name: str, shuffle: int, extra: list[str]) -> dict:
         rc = pytest_runner([*common, "--artemis-pass", name, "--artemis-shuffle", str(shuffle), *extra])
         if rc == 5:
-            from heconv.errors import InputError
-
             raise InputError(f"the selection {extra or 'default'} picked no benchmark case")
         if rc != 0:
             raise RuntimeError(f"benchmark pass {name} exited with status {rc} (its output is above)")

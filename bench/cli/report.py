@@ -46,8 +46,10 @@ def run(args: argparse.Namespace) -> dict:
     for f in args.files:
         if Path(f).is_dir():
             raise InputError(f"{f}: a folder; expected pytest-benchmark JSON files (or none: the newest full run "
-                             "under results/benchmarks)")
-    files = args.files or default_benchmark_files(RESULTS / "benchmarks")
+                             "under runs/benchmarks and results/benchmarks)")
+    # Published reports read published runs only; a working report also this machine's runs/benchmarks.
+    files = args.files or default_benchmark_files(*([] if args.publish else [RUNS / "benchmarks"]),
+                                                  RESULTS / "benchmarks")
     experiments = _experiment_rows(Path(args.db)) if args.db and Path(args.db).is_file() else None
     model = write_report(files, out, args.pruning_csv or [RESULTS / "pruning_summary.csv"], experiments)
     if readme is not None:

@@ -206,8 +206,8 @@ def run_time(path: str | Path, data: dict) -> datetime:
     return datetime.fromtimestamp(Path(path).stat().st_mtime, tz=timezone.utc)
 
 
-def default_benchmark_files(folder: str | Path) -> list[Path]:
-    """The run a report reads by default: [the newest full run] anywhere under `folder`, by its datetime.
+def default_benchmark_files(*folders: str | Path) -> list[Path]:
+    """The run a report reads by default: [the newest full run] anywhere under the folders, by its datetime.
 
     Quick and filtered runs (and files that do not say) are never chosen, nor the single passes
     of `artemis bench` (their merged run is); older full runs stay on disk but would repeat the
@@ -227,9 +227,8 @@ def default_benchmark_files(folder: str | Path) -> list[Path]:
     >>> [p.name for p in default_benchmark_files(d)]
     ['0002_cc-full.json']
     """
-    folder = Path(folder)
     full = []
-    for path in sorted(folder.rglob("*.json")):
+    for path in sorted(p for folder in folders for p in Path(folder).rglob("*.json")):
         try:
             data = _read_run(path)
         except ValueError as e:
@@ -243,7 +242,8 @@ def default_benchmark_files(folder: str | Path) -> list[Path]:
         else:
             log.debug("%s: suite %s, not a default run", path, suite or "not recorded")
     if not full:
-        raise InputError(f"no full benchmark run under {folder} (quick and filtered runs are read only when "
+        raise InputError(f"no full benchmark run under {', '.join(map(str, folders))} (quick and filtered runs are "
+                         f"read only when "
                          f"named): make one with '{MAKE_A_RUN}', or name the run(s) to read")
     return [max(full)[2]]
 
