@@ -341,8 +341,8 @@ def verdict_lines(results: dict[str, MethodResult]) -> list[str]:
     groups = ratio(results, "dense", "diagonal-no-lasso")
     pos, both = ratio(results, "artemis-positional", REFERENCE), ratio(results, "artemis-both", REFERENCE)
     variant = f" (its variant chosen on validation: {results['hunter'].method})" if "hunter" in results else ""
-    out = [f"- Claim: at least {CLAIM:g}x fewer rotations than Hunter{variant} at the same accuracy budget: "
-           f"measured {fmt_ratio(hunter)}; the claim {claim_verdict(hunter)}; fewer rotations at all: "
+    out = [f"- Claim, at least {CLAIM:g}x fewer rotations than Hunter{variant} at the same accuracy budget: "
+           f"{fmt_ratio(hunter)}; the claim {claim_verdict(hunter)}; fewer rotations at all: "
            f"{better_at_all(hunter)}.",
            f"- The Lasso training against the same groups without it: {fmt_ratio(lasso)}; it helps: "
            f"{better_at_all(lasso)}. The choice of groups alone (dense over diagonal-no-lasso): {fmt_ratio(groups)}."]
