@@ -90,7 +90,8 @@ def check_address(address: str | None) -> str | None:
 
 def start_ray(address: str | None, num_cpus: int | None) -> None:
     """ray.init: a local Ray (`num_cpus`), or the cluster at `address` (checked first)."""
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # its C++ retries' warnings are not our one line
+    if address is not None:  # joining: its C++ retries' warnings are not our one line (a local start is quiet
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # without it, and the setting itself logs a line)
     import ray
 
     if ray.is_initialized():
