@@ -75,24 +75,32 @@ def watch(driver: int, roots: set[int], interval: float = INTERVAL_S) -> int:
     """Note the descendants of `roots` while `driver` (our parent) lives, then kill those
     still running; returns how many were killed (none when they all ended first)."""
     me = os.getpid()
-    known: dict[int, int] = {}
+    known = descendants(roots, process_table())  # pid -> start time: a reused pid is not ours
     while os.getppid() == driver:
-        now = descendants(roots | set(known), process_table())
+        time.sleep(interval)
+        table = process_table()
+        now = descendants(_same(known, table), table)
         now.pop(me, None)
         if not now:  # all ended (ray.shutdown): nothing can start under them any more
             return 0
         known.update(now)
-        time.sleep(interval)
     table = process_table()
-    # The same processes (by start time), and any child they started since the last look.
-    alive = {p for p, start in known.items() if p in table and table[p][1] == start}
-    doomed = set(descendants(alive, table)) - {me}
+    doomed = set(descendants(_same(known, table), table)) - {me}  # and any child started since the last look
     for pid in doomed:
         try:
             os.kill(pid, signal.SIGKILL)  # the agents would spend a minute on a dead GCS otherwise
         except OSError:
             pass
     return len(doomed)
+
+
+def _same(known: dict[int, int], table: dict[int, tuple[int, int]]) -> set[int]:
+    """The pids of `known` that still run the same process (same start time).
+
+    >>> _same({10: 5, 11: 6}, {10: (1, 5), 11: (1, 99)})
+    {10}
+    """
+    return {pid for pid, start in known.items() if pid in table and table[pid][1] == start}
 
 
 def ray_pids() -> set[int]:
