@@ -1,7 +1,8 @@
 """Starting Ray for a sweep, or joining a cluster, within a bounded time and with one line
 when it cannot: a dead `--address` fails in seconds (a TCP probe before Ray's own
 connection retries, which ran for minutes), `--address auto` with no cluster running says
-so, and a Ray that does not come up is one error naming the reason.
+so, and a Ray that does not come up is one error naming the reason. A local Ray dies with its
+sweep, even a SIGKILLed one (bench/experiments/reaper.py).
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from typing import Iterator
 
 from heconv.errors import InputError
 
+from .reaper import ray_pids, start_reaper
+
 PROBE_S = 5.0  # a cluster's head answers a TCP connection at once
 JOIN_S = 15  # the most joining a cluster that answered may take
+_REAPERS: list = []  # the watchers of the local Rays this process started (kept: they outlive it)
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -102,6 +106,9 @@ def start_ray(address: str | None, num_cpus: int | None) -> None:
     try:
         if address is None:
             ray.init(**options)
+            reaper = start_reaper(ray_pids())  # only the processes this ray.init started
+            if reaper is not None:
+                _REAPERS.append(reaper)
         else:
             with _deadline(JOIN_S, address):
                 ray.init(address=address, **options)
