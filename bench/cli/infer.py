@@ -17,7 +17,6 @@ from heconv.errors import InputError
 from heconv.network.parties import UPLOADS
 
 from ..harness.bandwidth import DEFAULT_BANDWIDTH, UNITS, show_bandwidth
-
 from .common import (
     MAX_CLASSES,
     MAX_IMAGES,

@@ -17,7 +17,6 @@ from ..params import CKKSParams, estimated_galois_key_bytes
 from .base import Backend, OpCounts, Wire, normalize_step
 from .embedding import negacyclic_product
 
-
 SEED_BYTES = 64  # SEAL's PRNG seed (prng_seed_byte_count), which a seeded ciphertext sends for its c1
 
 

@@ -36,8 +36,7 @@ from .actions import (
 )
 from .ir import ConvOp, LinearOp, Network
 
-
-# How the client encrypts what it uploads: name -> seeded (docs/design.md, "Security").
+# How the client encrypts what it uploads: name -> seeded (docs/design.md, "What crosses the network").
 # "seeded": with its secret key, each ciphertext's second polynomial sent as SEAL's seed (about
 # half the bytes); "public": with the public key, both polynomials (what anyone could send).
 UPLOADS: dict[str, bool] = {"seeded": True, "public": False}

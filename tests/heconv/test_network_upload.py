@@ -24,7 +24,7 @@ def test_seeded_uploads_halve_the_traffic_up_and_agree_with_torch():
         prep = prepare_model(model, shape, params_for_input(8, 8), mode="encrypted", upload=upload)
         loaded = []
         load = prep.server.backend.from_wire
-        prep.server.backend.from_wire = lambda w, load=load: loaded.append(w.nbytes) or load(w)
+        prep.server.backend.from_wire = lambda w, load=load, loaded=loaded: loaded.append(w.nbytes) or load(w)
         records[upload] = r = measure_model(prep, model, images)
         assert r.top1_agreement == 1.0 and r.max_abs_error < 1e-2 and r.upload == upload
         assert sum(loaded) == r.upload_bytes and len(loaded) == r.ciphertexts_in  # the server loaded each upload
