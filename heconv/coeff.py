@@ -25,9 +25,9 @@ import numpy as np
 
 from .backends.base import Backend
 from .bounds import level_bits
+from .checks import check_compile, check_stride_level, check_weight
 from .coeff_pack import kernel_polynomial, needed_coefficients, pack_coeff_input, pack_coeff_output, unpack_coeff_output
 from .coeff_plan import CoeffPlan, coefficient_counts
-from .conv import _check_weight
 from .conv_plan import ConvSpec
 from .cost import UnitCosts
 from .errors import InputError
@@ -60,13 +60,9 @@ def plan_coeff_conv(
     >>> p.chunking.c_w, p.chunking.group, p.predicted.rotations, p.predicted.pmuls, p.n_out
     (1, 22, 0, 192, 3)
     """
-    w, _ = _check_weight(name, weight, None)
+    w, _ = check_weight(name, weight, None)
     c_o, c_i, k, _ = w.shape
-    if stride not in (1, 2):
-        raise InputError(f"layer {name}: stride must be 1 or 2, got {stride}")
-    if not 0 <= level < params.depth:
-        raise InputError(f"layer {name}: input at level {level} needs a rescale, but the chain has "
-                         f"{params.depth} level(s) (0..{params.depth - 1} can multiply)")
+    check_stride_level(name, stride, level, params)
     try:
         ch = coefficient_chunking(c_i, c_o, height, width, k, params.poly_modulus_degree, frame_kernel, align, mask,
                                   unit_costs)
@@ -97,15 +93,8 @@ def compile_coeff_conv(plan: CoeffPlan, weight: np.ndarray, bias: np.ndarray | N
                        input_scale: float | None = None) -> CompiledCoeffConv:
     """Encode the kernel polynomials at the input level, scaled by the prime the rescale divides by
     (the output comes back at the input scale), and the bias at the output level. Touches no ciphertext."""
-    name, s = plan.spec.name, plan.spec
-    w, b = _check_weight(name, weight, bias)
-    if w.shape != (s.c_out, s.c_in, s.kernel, s.kernel):
-        raise ValueError(f"layer {name}: weight has shape {list(w.shape)}, the plan was made for "
-                         f"{[s.c_out, s.c_in, s.kernel, s.kernel]}")
-    if (b is not None) != plan.has_bias:
-        raise ValueError(f"layer {name}: the plan was made {'with' if plan.has_bias else 'without'} a bias")
-    if backend.params != plan.params:
-        raise ValueError(f"layer {name}: backend parameters {backend.params} differ from the plan's {plan.params}")
+    s = plan.spec
+    w, b = check_compile(plan, weight, bias, backend)
     ch, values = plan.chunking, backend.tracks_values
     w_scale = backend.rescale_divisor(plan.level)
     zero = np.zeros(ch.n)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .backends.base import Backend, OpCounts, normalize_step
+from .checks import check_compile, check_run_inputs, check_stride_level, check_weight
 from .conv_plan import ConvPlan, ConvSpec, Term
 from .cost import UnitCosts
 from .errors import InputError
@@ -48,24 +49,6 @@ class CompiledConv:
     outputs: list[Any]
 
 
-def _check_weight(name: str, weight: np.ndarray, bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    w = np.asarray(weight, dtype=np.float64)
-    if w.ndim != 4 or w.shape[2] != w.shape[3]:
-        raise InputError(f"layer {name}: weight must have shape [C_out, C_in, k, k], got {list(w.shape)}")
-    k = w.shape[2]
-    if k % 2 == 0:
-        raise InputError(f"layer {name}: kernel size must be odd for 'same' padding, got {k}x{k}")
-    if not np.all(np.isfinite(w)):
-        bad = int(np.size(w) - np.isfinite(w).sum())
-        raise InputError(f"layer {name}: weight {list(w.shape)} holds {bad} NaN or Inf values")
-    b = None
-    if bias is not None:
-        b = np.asarray(bias, dtype=np.float64)
-        if b.shape != (w.shape[0],):
-            raise InputError(f"layer {name}: bias must have shape [{w.shape[0]}], got {list(b.shape)}")
-        if not np.all(np.isfinite(b)):
-            raise InputError(f"layer {name}: bias holds NaN or Inf values")
-    return w, b
 
 
 def diagonal_weights(weight: np.ndarray, packing: Packing) -> np.ndarray:
@@ -115,16 +98,10 @@ def plan_conv(
     >>> p.schedule_name, p.predicted.rotations, [c.rotations for c in p.candidates][:3]   # 2*17 + 2*31
     ('bsgs:2', 96, [142, 96, 100])
     """
-    w, _ = _check_weight(name, weight, None)
+    w, _ = check_weight(name, weight, None)
     c_o, c_i, k, _ = w.shape
-    if stride not in (1, 2):
-        raise InputError(f"layer {name}: stride must be 1 or 2, got {stride}")
+    check_stride_level(name, stride, level, params)
     check_schedule(schedule, name)
-    if not 0 <= level < params.depth:
-        raise InputError(
-            f"layer {name}: input at level {level} needs a rescale, but the chain has "
-            f"{params.depth} level(s) (0..{params.depth - 1} can multiply)"
-        )
     try:
         packing = packing_geometry(c_i, c_o, height, width, params.slots, c_n)
     except ValueError as e:
@@ -236,18 +213,8 @@ def compile_conv(
     will divide by, so the output comes back at exactly the input scale (the default
     scale unless `input_scale` says otherwise); the bias is encoded at that scale.
     """
-    name = plan.spec.name
-    w, b = _check_weight(name, weight, bias)
     s = plan.spec
-    if w.shape != (s.c_out, s.c_in, s.kernel, s.kernel):
-        raise ValueError(
-            f"layer {name}: weight has shape {list(w.shape)}, the plan was made for "
-            f"{[s.c_out, s.c_in, s.kernel, s.kernel]}"
-        )
-    if (b is not None) != plan.has_bias:
-        raise ValueError(f"layer {name}: the plan was made {'with' if plan.has_bias else 'without'} a bias")
-    if backend.params != plan.params:
-        raise ValueError(f"layer {name}: backend parameters {backend.params} differ from the plan's {plan.params}")
+    w, b = check_compile(plan, weight, bias, backend)
     wd = diagonal_weights(w, plan.packing) if backend.tracks_values else None
     masks = valid_pixel_masks(s.kernel, s.height, s.width, plan.packing.channel_slots)
     w_scale = backend.rescale_divisor(plan.level)
@@ -266,18 +233,7 @@ def compile_conv(
 
 def check_inputs(layer: CompiledConv, inputs: list[Any], backend: Backend) -> None:
     """The n_in input ciphertexts at the plan's level, and a Galois key for every step the plan uses."""
-    plan = layer.plan
-    name, n_in = plan.spec.name, plan.packing.n_in
-    if len(inputs) != n_in:
-        raise ValueError(f"layer {name}: expected {n_in} input ciphertexts (c_n = {plan.packing.c_n}), "
-                         f"got {len(inputs)}")
-    for i, ct in enumerate(inputs):
-        if backend.level(ct) != plan.level:
-            raise ValueError(f"layer {name}: input ciphertext {i} is at level {backend.level(ct)}, "
-                             f"the plan expects {plan.level}")
-    missing = set(plan.rotation_steps) - backend.galois_steps
-    if missing:
-        raise ValueError(f"layer {name}: the backend lacks Galois keys for steps {sorted(missing)[:8]}")
+    check_run_inputs(layer.plan, inputs, layer.plan.packing.n_in, layer.plan.packing.c_n, backend)
 
 
 def rotate_inputs(inputs: Mapping[int, Any], shifts: Sequence[Sequence[int]],

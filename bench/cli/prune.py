@@ -7,7 +7,7 @@ from pathlib import Path
 
 from heconv.errors import InputError
 
-from .common import RESULTS, add_group_schedule_option, bar, fixed_schedules, seed
+from .common import RUNS, add_group_schedule_option, bar, fixed_schedules, seed
 from .options import add_cell_options, cell_kwargs
 
 
@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
                         "--fractions of every conv's units")
     p.add_argument("--db", help="experiments database the run is recorded in (default: experiments.sqlite "
                                 "beside --results)")
-    p.add_argument("--results", default=str(RESULTS / "pruning_summary.csv"),
+    p.add_argument("--results", default=str(RUNS / "pruning_summary.csv"),
                    help="CSV rewritten as the database's pruning_summary view")
     p.add_argument("--seed", type=seed, default=None, help="default: the training seed")
     add_group_schedule_option(p, None)

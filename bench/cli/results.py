@@ -8,9 +8,10 @@ from pathlib import Path
 
 from heconv.errors import InputError
 
-from .common import MAX_IMAGES, RESULTS, at_most, seed
+from .common import MAX_IMAGES, RESULTS, RUNS, add_publish_options, at_most, output_folder, seed
 
-DEFAULT_DB = RESULTS / "experiments.sqlite"
+DEFAULT_DB = RUNS / "experiments.sqlite"  # the working database a sweep writes (git-ignored)
+PUBLISHED_DB = RESULTS / "experiments.sqlite"
 
 
 def add_parser(sub) -> None:
@@ -21,7 +22,7 @@ def add_parser(sub) -> None:
                                           "(the old summary's columns, a view of the same rows) and, for a --db "
                                           "elsewhere, a consistent copy of the database into --out")
     e.add_argument("--db", default=str(DEFAULT_DB))
-    e.add_argument("--out", default=str(RESULTS), help="folder the CSV files go into")
+    add_publish_options(e, RUNS / "results", RESULTS, "experiments.csv, pruning_summary.csv and the database's copy")
     e.set_defaults(func=export, render=lambda r: f"{r['rows']} rows from {r['runs']} runs -> {r['csv']}")
     c = actions.add_parser("encrypt", help="run the chosen model of finished pruning runs encrypted on test images "
                                            "and record the measurement in the database (the latency beside the "
@@ -70,7 +71,7 @@ def export(args: argparse.Namespace) -> dict:
     store = _open(args.db)
     rows = store.export_rows()
     summary = store.export_rows("pruning_summary")
-    out = Path(args.out)
+    out = output_folder(args, RUNS / "results", RESULTS)
     if Path(args.db).resolve() != (out / "experiments.sqlite").resolve():
         store.snapshot(out / "experiments.sqlite")  # a consistent copy beside the CSV, even while a sweep writes
     atomic_write(out / "experiments.csv", csv_bytes(rows, EXPORT_COLUMNS))

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import RESULTS, positive
+from .common import RUNS, positive
 from .options import add_cell_options, cell_kwargs, comma_list
 
-DEFAULT_DB = RESULTS / "experiments.sqlite"
-DEFAULT_CHECKPOINTS = RESULTS / "checkpoints"  # git-ignored: the database records path and sha256
+# The working database and weights (git-ignored); `artemis results export --publish` copies a
+# database into the committed results/.
+DEFAULT_DB = RUNS / "experiments.sqlite"
+DEFAULT_CHECKPOINTS = RUNS / "checkpoints"  # the database records path and sha256
 
 
 def add_parser(sub) -> None:

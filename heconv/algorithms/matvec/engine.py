@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ...backends.base import Backend
-from ...conv import _check_weight
+from ...checks import check_compile, check_run_inputs
 from .geometry import diagonal_vectors, output_slots
 from .plan import MatvecPlan
 
@@ -52,15 +52,8 @@ def compile_matvec(plan: MatvecPlan, weight: np.ndarray, bias: np.ndarray | None
                    input_scale: float | None = None) -> CompiledMatvec:
     """Encode the plan's plaintexts at the input level, scaled by the prime the rescale divides by (the
     output comes back at the input scale); the bias at the output level. Touches no ciphertext."""
-    s, g = plan.spec, plan.geometry
-    w, b = _check_weight(s.name, weight, bias)
-    if w.shape != (s.c_out, s.c_in, s.kernel, s.kernel):
-        raise ValueError(f"layer {s.name}: weight has shape {list(w.shape)}, the plan was made for "
-                         f"{[s.c_out, s.c_in, s.kernel, s.kernel]}")
-    if (b is not None) != plan.has_bias:
-        raise ValueError(f"layer {s.name}: the plan was made {'with' if plan.has_bias else 'without'} a bias")
-    if backend.params != plan.params:
-        raise ValueError(f"layer {s.name}: backend parameters {backend.params} differ from the plan's {plan.params}")
+    g = plan.geometry
+    w, b = check_compile(plan, weight, bias, backend)
     w_scale, reps, big_b = backend.rescale_divisor(plan.level), g.slots // g.period, plan.baby_step
     steps: list[list[tuple[int, list[tuple[int, int, Any]]]]] = []
     for bo, row in enumerate(plan.diagonals):
@@ -84,16 +77,8 @@ def run_matvec(layer: CompiledMatvec, inputs: list[Any], backend: Backend) -> li
     """Evaluate the layer on n_in input ciphertexts; returns n_out output ciphertexts in the output layout
     (a stride-2 output multiplexed at the strided resolution)."""
     plan = layer.plan
-    g, name, big_b = plan.geometry, plan.spec.name, plan.baby_step
-    if len(inputs) != g.n_in:
-        raise ValueError(f"layer {name}: expected {g.n_in} input ciphertexts (c_n = {g.c_n}), got {len(inputs)}")
-    for i, ct in enumerate(inputs):
-        if backend.level(ct) != plan.level:
-            raise ValueError(f"layer {name}: input ciphertext {i} is at level {backend.level(ct)}, "
-                             f"the plan expects {plan.level}")
-    missing = set(plan.rotation_steps) - backend.galois_steps
-    if missing:
-        raise ValueError(f"layer {name}: the backend lacks Galois keys for steps {sorted(missing)[:8]}")
+    g, big_b = plan.geometry, plan.baby_step
+    check_run_inputs(plan, inputs, g.n_in, g.c_n, backend)
     # Baby steps: once per input and distinct j, shared by every output.
     rotated = [{0: x, **{j: backend.rotate(x, j) for j in plan.input_shifts[bi]}} for bi, x in enumerate(inputs)]
     outputs: list[Any] = []

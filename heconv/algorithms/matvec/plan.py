@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ...basics import OpCounts
-from ...conv import _check_weight
+from ...checks import check_stride_level, check_weight
 from ...conv_plan import ConvSpec
 from ...cost import DEFAULT_UNIT_COSTS, UnitCosts, floor_seconds
 from ...errors import InputError
@@ -138,13 +138,9 @@ def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams,
     >>> p.predicted.pmuls, p.predicted.rotations, p.baby_step      # 8 baby + 15 giant steps
     (144, 23, 256)
     """
-    w, _ = _check_weight(name, weight, None)
+    w, _ = check_weight(name, weight, None)
     c_o, c_i, k, _ = w.shape
-    if stride not in (1, 2):
-        raise InputError(f"layer {name}: stride must be 1 or 2, got {stride}")
-    if not 0 <= level < params.depth:
-        raise InputError(f"layer {name}: input at level {level} needs a rescale, but the chain has "
-                         f"{params.depth} level(s) (0..{params.depth - 1} can multiply)")
+    check_stride_level(name, stride, level, params)
     try:
         g = matvec_geometry(c_i, c_o, height, width, k, stride, params.slots, c_n)
     except ValueError as e:
