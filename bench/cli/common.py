@@ -77,6 +77,16 @@ def schedule(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def bandwidth(text: str) -> float:
+    """A link rate such as 1gbit or 100mbit, in bits per second (bench.harness.bandwidth)."""
+    from ..harness.bandwidth import parse_bandwidth
+
+    try:
+        return parse_bandwidth(text)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def add_schedule_option(p) -> None:
     """--schedule, shared by layer and infer (default auto)."""
     p.add_argument("--schedule", type=schedule, default="auto", metavar=SCHEDULE_CHOICES,

@@ -14,7 +14,9 @@ import logging
 import numpy as np
 
 from heconv.errors import InputError
+from heconv.network.parties import UPLOADS
 
+from ..harness.bandwidth import DEFAULT_BANDWIDTH, UNITS, show_bandwidth
 from .common import (
     MAX_CLASSES,
     MAX_IMAGES,
@@ -24,6 +26,7 @@ from .common import (
     add_schedule_option,
     add_workers_option,
     at_most,
+    bandwidth,
     fraction,
     resolve_workers,
     seed,
@@ -61,6 +64,12 @@ def add_parser(sub) -> None:
                    help="encode each layer's plaintexts just before it runs (memory of one layer, not the model)")
     p.add_argument("--poly-modulus-degree", type=int, default=None)
     p.add_argument("--toy-params", action="store_true", help="allow parameters below 128-bit security (testing only)")
+    p.add_argument("--upload", choices=tuple(UPLOADS), default="seeded",
+                   help="how the client encrypts what it sends: seeded (default: with its secret key, SEAL's seeded "
+                        "form, about half the bytes) or public (with the public key, both polynomials)")
+    p.add_argument("--bandwidth", type=bandwidth, default=DEFAULT_BANDWIDTH,
+                   help=f"link rate for the end-to-end time, e.g. 100mbit (default {DEFAULT_BANDWIDTH}; "
+                        f"units {', '.join(UNITS)})")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_precision_options(p, 1e-2)
@@ -148,11 +157,13 @@ def run(args: argparse.Namespace) -> dict:
 
     def measure(algorithm: str, schedule: str, workers: int):
         prep = prepare_model(model, shape, None, args.mode, args.stream, args.seed, args.protocol,
-                             args.poly_modulus_degree, args.toy_params, args.scale_bits, schedule, workers, algorithm)
+                             args.poly_modulus_degree, args.toy_params, args.scale_bits, schedule, workers, algorithm,
+                             args.upload)
         try:
             with bar(len(prep.plan.layers) * args.images, f"{s['model']} ({args.mode}, {algorithm})") as b:
                 return prep, measure_model(prep, model, images, labels=labels, check_bounds=not args.no_bound_check,
-                                           progress=lambda name: (b.set_postfix_str(name), b.update()))
+                                           progress=lambda name: (b.set_postfix_str(name), b.update()),
+                                           bandwidth_bps=args.bandwidth)
         finally:
             prep.close()
 
@@ -230,9 +241,15 @@ def render(r: dict) -> str:
                                                                f", forked after compile; transfer "
                                                                f"{r['transfer_bytes'] / 1e6:.1f} MB, "
                                                                f"{r['transfer_s']:.3f} s per image"),
-        f"client time      {r['client_s']:.3f} s per image (refresh: {r['refresh']})",
-        f"traffic          {r['bytes_client_to_server'] / 1e6:.2f} MB client->server, "
-        f"{r['bytes_server_to_client'] / 1e6:.2f} MB server->client per image",
+        f"client time      {r['client_s']:.3f} s per image = {r['client_upload_s']:.3f} s encoding and encrypting "
+        f"({r['upload']} uploads, every re-encryption included) + {r['client_refresh_s']:.3f} s loading, "
+        f"decrypting and refreshing (refresh: {r['refresh']})",
+        f"server I/O       {r['server_io_s']:.3f} s per image (loading the uploads, serializing the results)",
+        f"traffic          {r['upload_bytes'] / 1e6:.2f} MB up ({r['ciphertexts_in']} ciphertexts, {r['upload']}), "
+        f"{r['download_bytes'] / 1e6:.2f} MB down ({r['ciphertexts_out']}) per image",
+        f"end to end       {r['end_to_end_s']:.3f} s per image at {show_bandwidth(r['bandwidth_bps'])} = client "
+        f"{r['client_s']:.3f} + server {r['server_s']:.3f} + server I/O {r['server_io_s']:.3f} + transfer "
+        f"{r['network_s']:.3f} s",
         f"galois keys      {r['galois_keys']} ({r['galois_key_bytes'] / 1e6:.1f} MB, sent once)",
         f"agreement        top-1 {fmt(r['top1_agreement'], '.2f')}, "
         f"max abs logit error {fmt(r['max_abs_error'], '.2e')}"

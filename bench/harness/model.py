@@ -35,6 +35,7 @@ from heconv.network import (
 )
 from heconv.params import SECURE_DEGREES, CKKSParams, max_secure_depth, params_for_input
 
+from .bandwidth import DEFAULT_BANDWIDTH_BPS, transfer_seconds
 from .memory import check_memory, plan_bytes
 from .unit_costs import measure_unit_costs
 
@@ -76,11 +77,13 @@ def model_params(input_shape: tuple[int, int, int], net: Network, protocol: str 
 def prepare_model(model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams | None = None,
                   mode: str = "encrypted", stream: bool = False, seed: int = 0, protocol: str = "hybrid",
                   poly_modulus_degree: int | None = None, toy: bool = False, scale_bits: int = 40,
-                  schedule: str = "output-rotation", workers: int = 1, algorithm: str = "slot") -> PreparedModel:
+                  schedule: str = "output-rotation", workers: int = 1, algorithm: str = "slot",
+                  upload: str = "seeded") -> PreparedModel:
     """Lower the model, plan it (every conv with `schedule`; "auto": a baby step per layer; or by
     the coefficient `algorithm`, in-process), make the client's keys and the server's plaintexts.
     `workers` > 1: each slot conv split over up to that many processes, forked once the plaintexts
-    are encoded (`close()` stops them)."""
+    are encoded (`close()` stops them). `upload`: how the client encrypts what it sends
+    (heconv.network.parties.UPLOADS: "seeded" with its secret key, or "public")."""
     net = lower_model(model, input_shape)
     if params is None:
         params = model_params(input_shape, net, protocol, poly_modulus_degree, toy, scale_bits)
@@ -94,7 +97,7 @@ def prepare_model(model: nn.Module, input_shape: tuple[int, int, int], params: C
     check_memory(f"the {protocol} plan of {type(model).__name__} at {input_shape}"
                  + (" (streamed: its largest layer)" if stream else ""),
                  plan_bytes(backend.plaintext_bytes(0), held, len(plan.galois_steps), 8, workers))
-    client = Client(backend)
+    client = Client(backend, upload)
     t = time.perf_counter()
     key_bytes = client.setup_keys(plan)
     keygen = time.perf_counter() - t
@@ -133,9 +136,9 @@ class ModelRecord:
     floor_s: float | None
     server_over_floor: float | None
     meets_floor_target: bool | None
-    client_s: float
-    bytes_client_to_server: int
-    bytes_server_to_client: int
+    client_s: float  # client_upload_s + client_refresh_s
+    upload_bytes: int  # client -> server: SEAL's serialization of every ciphertext sent (cleartext: modelled)
+    download_bytes: int  # server -> client
     keygen_s: float
     encode_s: float
     top1_agreement: float | None
@@ -162,15 +165,35 @@ class ModelRecord:
     ciphertexts_out: int = 0  # per image, server -> client
     server_min_s: float | None = None  # the least and the median server time over the images (server_s: the mean)
     server_median_s: float | None = None
+    # the phases of an inference, per image: client_s = client_upload_s + client_refresh_s;
+    # end_to_end_s = client_s + server_s + server_io_s + network_s at bandwidth_bps
+    upload: str = "seeded"  # how the client encrypted its uploads (heconv.network.parties.UPLOADS)
+    client_upload_s: float = 0.0  # packing, encoding, encryption and serialization, every re-encryption included
+    client_refresh_s: float = 0.0  # loading what came back, decryption, ReLU, re-packing, pooling
+    server_io_s: float = 0.0  # the server loading the uploads and serializing what goes back
+    bandwidth_bps: float = DEFAULT_BANDWIDTH_BPS
+    network_s: float = 0.0  # every byte each way at bandwidth_bps (no latency)
+    end_to_end_s: float = 0.0
+
+    @property
+    def bytes_client_to_server(self) -> int:
+        return self.upload_bytes
+
+    @property
+    def bytes_server_to_client(self) -> int:
+        return self.download_bytes
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # the traffic under its older names too: the report and stored runs read those
+        return {**asdict(self), "bytes_client_to_server": self.upload_bytes,
+                "bytes_server_to_client": self.download_bytes}
 
 
 def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs: list[NetworkRun],
                  unit: UnitCosts | None = None, labels: np.ndarray | None = None,
-                 cpu_s: float | None = None) -> ModelRecord:
-    """Compare `runs` (one per image) with PyTorch in float64, compute floors per level."""
+                 cpu_s: float | None = None, bandwidth_bps: float = DEFAULT_BANDWIDTH_BPS) -> ModelRecord:
+    """Compare `runs` (one per image) with PyTorch in float64, compute floors per level, and the
+    end-to-end time with the traffic at `bandwidth_bps` bits per second."""
     with torch.no_grad():  # a float64 copy: the caller's model keeps its dtype
         ref = copy.deepcopy(model).double()(torch.from_numpy(np.asarray(images, dtype=np.float64))).numpy()
     logits = np.stack([r.logits for r in runs])
@@ -205,6 +228,11 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
     counts = last.counts
     server = float(np.mean([r.server_seconds for r in runs]))
     floor = sum(layer["floor_s"] for layer in layers) if units else None
+    client = float(np.mean([r.client_seconds for r in runs]))
+    io = float(np.mean([r.server_io_seconds for r in runs]))
+    up = int(np.mean([r.bytes_client_to_server for r in runs]))
+    down = int(np.mean([r.bytes_server_to_client for r in runs]))
+    network = transfer_seconds(up + down, bandwidth_bps)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     labels = None if labels is None else np.asarray(labels)
     return ModelRecord(
@@ -216,9 +244,7 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
         server_s=server, server_cpu_s=cpu_s, floor_s=floor,
         server_over_floor=server / floor if floor else None,
         meets_floor_target=server <= FLOOR_TARGET * floor if floor else None,
-        client_s=float(np.mean([r.client_seconds for r in runs])),
-        bytes_client_to_server=int(np.mean([r.bytes_client_to_server for r in runs])),
-        bytes_server_to_client=int(np.mean([r.bytes_server_to_client for r in runs])),
+        client_s=client, upload_bytes=up, download_bytes=down,
         keygen_s=prep.keygen_seconds, encode_s=prep.server.encode_seconds,
         top1_agreement=float(np.mean(logits.argmax(1) == ref.argmax(1))) if tracked else None,
         max_abs_error=float(np.abs(logits - ref).max()) if tracked else None,
@@ -240,16 +266,19 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
         ciphertexts_out=int(np.mean([r.ciphertexts_server_to_client for r in runs])),
         server_min_s=float(np.min([r.server_seconds for r in runs])),
         server_median_s=float(np.median([r.server_seconds for r in runs])),
+        upload=prep.client.upload, client_upload_s=float(np.mean([r.client_upload_seconds for r in runs])),
+        client_refresh_s=float(np.mean([r.client_refresh_seconds for r in runs])), server_io_s=io,
+        bandwidth_bps=bandwidth_bps, network_s=network, end_to_end_s=client + server + io + network,
     )
 
 
 
 def measure_model(prep: PreparedModel, model: nn.Module, images: np.ndarray, unit: UnitCosts | None = None,
                   labels: np.ndarray | None = None, progress: Callable[[str], None] | None = None,
-                  check_bounds: bool = True) -> ModelRecord:
-    """Run every image (timed) and gather the record."""
+                  check_bounds: bool = True, bandwidth_bps: float = DEFAULT_BANDWIDTH_BPS) -> ModelRecord:
+    """Run every image (timed) and gather the record (end to end at `bandwidth_bps`)."""
     c = time.process_time()
     runs = run_images(prep, images, progress, check_bounds)
     children = sum(lr.parallel.children_cpu_s for r in runs for lr in r.layers if lr.parallel is not None)
     cpu = (time.process_time() - c + children) / max(1, len(runs))  # the worker processes' CPU included
-    return model_record(prep, model, images, runs, unit, labels, cpu)
+    return model_record(prep, model, images, runs, unit, labels, cpu, bandwidth_bps)

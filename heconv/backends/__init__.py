@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..errors import InputError
 from ..params import CKKSParams
-from .base import Backend, OpCounts
+from .base import Backend, OpCounts, Wire
 
 MODES = ("encrypted", "plain", "count")
 
@@ -32,4 +32,4 @@ def make_backend(mode: str, params: CKKSParams, seed: int | None = None) -> Back
     raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
 
 
-__all__ = ["Backend", "OpCounts", "MODES", "make_backend"]
+__all__ = ["Backend", "OpCounts", "MODES", "Wire", "make_backend"]

@@ -12,6 +12,7 @@ rotations by `step` slots, normalised to 1 <= step < S.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,15 @@ def key_switch_plan(step: int, key_steps: frozenset[int], slots: int) -> list[in
             f"{parts} lacks keys for {missing}; generate keys for the plan's steps"
         )
     return parts
+
+
+@dataclass(frozen=True)
+class Wire:
+    """One ciphertext as it crosses the network: what the receiver loads (`payload`) and its
+    size on the wire in bytes (SEAL: its own serialization, measured; cleartext: modelled)."""
+
+    payload: Any
+    nbytes: int
 
 
 class Backend(ABC):
@@ -190,6 +200,22 @@ class Backend(ABC):
     @abstractmethod
     def ciphertext_bytes(self, ct: Any) -> int:
         """Serialized size of one ciphertext."""
+
+    # the network between client and server -----------------------------------
+    @abstractmethod
+    def encrypt_for_upload(self, plain: Any, seeded: bool = True) -> Wire:
+        """Encrypt an encoded plaintext and serialize it for the server. `seeded`: with the
+        secret key, the second polynomial sent as the seed it is expanded from (about half
+        the bytes); else with the public key, both polynomials. Counted as an encryption."""
+
+    @abstractmethod
+    def to_wire(self, ct: Any) -> Wire:
+        """Serialize a ciphertext for the other party. Not an HE operation: not counted."""
+
+    @abstractmethod
+    def from_wire(self, wire: Wire) -> Any:
+        """The ciphertext a `Wire` carries (a seeded one expanded): needs only the context, so a
+        public view loads it. Not counted."""
 
     # transfer between processes ----------------------------------------------
     @abstractmethod

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..params import CKKSParams, estimated_galois_key_bytes
-from .base import Backend, OpCounts, normalize_step
+from .base import Backend, OpCounts, Wire, normalize_step
 from .embedding import negacyclic_product
+
+SEED_BYTES = 64  # SEAL's PRNG seed (prng_seed_byte_count), which a seeded ciphertext sends for its c1
 
 
 def _copy(v: np.ndarray | None) -> np.ndarray | None:
@@ -202,6 +204,22 @@ class PlainBackend(Backend):
         return PlainVector(values, level, scale, is_cipher, coeffs)
 
     def ciphertext_bytes(self, ct: PlainVector) -> int:
-        # Two polynomials of N residues per remaining prime, 8 bytes each.
-        primes = len(self.params.coeff_mod_bit_sizes) - 1 - ct.level
-        return 2 * self.params.poly_modulus_degree * primes * 8
+        return 2 * self._polynomial_bytes(ct.level)
+
+    def _polynomial_bytes(self, level: int) -> int:
+        # N residues per remaining prime, 8 bytes each (SEAL's words, uncompressed).
+        return self.params.poly_modulus_degree * (len(self.params.coeff_mod_bit_sizes) - 1 - level) * 8
+
+    # the network: the same objects pass, their sizes modelled as SEAL's uncompressed words
+    def encrypt_for_upload(self, plain: PlainVector, seeded: bool = True) -> Wire:
+        if seeded and not self._secret:
+            raise PermissionError("this backend holds no secret key: it cannot encrypt symmetrically (seeded)")
+        ct = self.encrypt_plain(plain)
+        # seeded: one polynomial and SEAL's 64-byte seed for the other
+        return Wire(ct, self._polynomial_bytes(ct.level) + SEED_BYTES if seeded else self.ciphertext_bytes(ct))
+
+    def to_wire(self, ct: PlainVector) -> Wire:
+        return Wire(ct, self.ciphertext_bytes(ct))  # the sender lets go of it: no copy
+
+    def from_wire(self, wire: Wire) -> PlainVector:
+        return wire.payload

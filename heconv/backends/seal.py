@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import tenseal.sealapi as seal
 
 from ..errors import InputError
 from ..params import CKKSParams, check_security
-from .base import Backend, OpCounts, galois_element, normalize_step
+from .base import Backend, OpCounts, Wire, galois_element, normalize_step
 from .embedding import coefficients_to_slots, slots_to_coefficients
 
 
@@ -25,14 +27,47 @@ def seal_max_bits_128(poly_modulus_degree: int) -> int:
     return seal.CoeffModulus.MaxBitCount(poly_modulus_degree, seal.SEC_LEVEL_TYPE.TC128)
 
 
-def _serialized_size(obj: object) -> int:
-    fd, path = tempfile.mkstemp(prefix="heconv-", suffix=".seal")
+# Where SEAL's serialization goes. tenseal.sealapi binds only save(path) and load(context, path)
+# (no stream, no bytes, no save_size; SEAL's own Ciphertext::save_size is compiled in but not
+# bound, and the compression mode is SEAL's default, zstd here, with no choice offered), so
+# every byte count and every wire message goes through a file: in /dev/shm, which is memory,
+# where the machine has it.
+_SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+@contextmanager
+def _scratch_file() -> Iterator[str]:
+    """A fresh file path in memory (/dev/shm) where present, else the temporary folder; removed after."""
+    fd, path = tempfile.mkstemp(prefix="heconv-", suffix=".seal", dir=_SCRATCH)
     os.close(fd)
     try:
-        obj.save(path)  # type: ignore[attr-defined]
-        return os.path.getsize(path)
+        yield path
     finally:
         os.unlink(path)
+
+
+def _serialized(obj: object) -> bytes:
+    """SEAL's own serialization of a ciphertext, key or seeded `Serializable`, as bytes."""
+    with _scratch_file() as path:
+        obj.save(path)  # type: ignore[attr-defined]
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def _serialized_size(obj: object) -> int:
+    with _scratch_file() as path:
+        obj.save(path)  # type: ignore[attr-defined]
+        return os.path.getsize(path)
+
+
+def _loaded(context: seal.SEALContext, data: bytes) -> seal.Ciphertext:
+    """The ciphertext SEAL serialized as `data` (a seeded one expanded from its seed)."""
+    ct = seal.Ciphertext()
+    with _scratch_file() as path:
+        with open(path, "wb") as f:
+            f.write(data)
+        ct.load(context, path)
+    return ct
 
 
 class SealBackend(Backend):
@@ -71,6 +106,7 @@ class SealBackend(Backend):
         self._encoder = seal.CKKSEncoder(self.context)
         self._evaluator = seal.Evaluator(self.context)
         self._encryptor = seal.Encryptor(self.context, self.public_key)
+        self._symmetric: seal.Encryptor | None = seal.Encryptor(self.context, self._secret)  # holds the secret key
         self._decryptor: seal.Decryptor | None = seal.Decryptor(self.context, self._secret)
         self._parms_ids = self._chain()
 
@@ -93,6 +129,7 @@ class SealBackend(Backend):
         view.counter = OpCounts()
         view._keygen = None
         view._secret = None
+        view._symmetric = None
         view._decryptor = None
         return view
 
@@ -215,6 +252,23 @@ class SealBackend(Backend):
     def save_ciphertext(self, ct: seal.Ciphertext, path: str) -> int:
         ct.save(str(path))  # SEAL's own format, with its default compression
         return os.path.getsize(path)
+
+    # the network ------------------------------------------------------------
+    def encrypt_for_upload(self, plain: seal.Plaintext, seeded: bool = True) -> Wire:
+        if not seeded:
+            return self.to_wire(self.encrypt_plain(plain))
+        if self._symmetric is None:
+            raise PermissionError("this backend holds no secret key: it cannot encrypt symmetrically (seeded)")
+        data = _serialized(self._symmetric.encrypt_symmetric(plain))  # c1 saved as its seed
+        self.counter.encryptions += 1
+        return Wire(data, len(data))
+
+    def to_wire(self, ct: seal.Ciphertext) -> Wire:
+        data = _serialized(ct)
+        return Wire(data, len(data))
+
+    def from_wire(self, wire: Wire) -> seal.Ciphertext:
+        return _loaded(self.context, wire.payload)
 
     def load_ciphertext(self, path: str) -> seal.Ciphertext:
         ct = seal.Ciphertext()

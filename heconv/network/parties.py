@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import Backend
+from ..backends.base import Backend, Wire
 from ..bounds import output_gain
 from ..coeff import CompiledCoeffConv, compile_coeff_conv, evaluate_coeff_conv, mask_outputs, read_coeff_output
 from ..coeff_pack import pack_coeff_input, pack_coeff_output
@@ -36,12 +36,21 @@ from .actions import (
 )
 from .ir import ConvOp, LinearOp, Network
 
+# How the client encrypts what it uploads: name -> seeded (docs/design.md, "What crosses the network").
+# "seeded": with its secret key, each ciphertext's second polynomial sent as SEAL's seed (about
+# half the bytes); "public": with the public key, both polynomials (what anyone could send).
+UPLOADS: dict[str, bool] = {"seeded": True, "public": False}
+
 
 class Client:
-    """Holds the secret key: encrypts inputs, refreshes, decrypts logits."""
+    """Holds the secret key: encrypts inputs, refreshes, decrypts logits. What crosses the
+    network is a `Wire` (serialized, its bytes counted) each way."""
 
-    def __init__(self, backend: Backend):
+    def __init__(self, backend: Backend, upload: str = "seeded"):
+        if upload not in UPLOADS:
+            raise InputError(f"upload must be one of {', '.join(UPLOADS)}, got {upload!r}")
         self.backend = backend
+        self.upload = upload
         self.bytes_sent = 0
         self.bytes_received = 0
         self.ciphertexts_sent = 0
@@ -53,28 +62,30 @@ class Client:
         self.backend.generate_galois_keys(plan.galois_steps)
         return self.backend.galois_key_bytes()
 
-    def encrypt(self, a: Encrypt, value: np.ndarray) -> list[Any]:
+    def encrypt(self, a: Encrypt, value: np.ndarray) -> list[Wire]:
+        """Pack, encode, encrypt and serialize an input (or a refreshed value) for the server."""
         b = self.backend
+        encode = b.encode
         if a.coeff is not None:
             x = value[:, :: a.subsample, :: a.subsample]
             vectors = pack_coeff_output(x, a.coeff) if a.coeff_output else pack_coeff_input(x, a.coeff)
-            cts = [b.encrypt_plain(b.encode_coefficients(v, a.level)) for v in vectors]
-            self.bytes_sent += sum(b.ciphertext_bytes(c) for c in cts)
-            self.ciphertexts_sent += len(cts)
-            return cts
-        if a.linear is not None:
+            encode = b.encode_coefficients
+        elif a.linear is not None:
             vectors = [pack_linear_input(value, a.linear)]
         else:
             vectors = pack(value[:, :: a.subsample, :: a.subsample], a.packing)
-        cts = [b.encrypt_plain(b.encode(v, a.level)) for v in vectors]
-        self.bytes_sent += sum(b.ciphertext_bytes(c) for c in cts)
-        self.ciphertexts_sent += len(cts)
-        return cts
+        # one plaintext alive at a time
+        wires = [b.encrypt_for_upload(encode(v, a.level), UPLOADS[self.upload]) for v in vectors]
+        self.bytes_sent += sum(w.nbytes for w in wires)
+        self.ciphertexts_sent += len(wires)
+        return wires
 
-    def refresh(self, a: Refresh, cts: list[Any]) -> np.ndarray:
+    def refresh(self, a: Refresh, wires: list[Wire]) -> np.ndarray:
+        """Load what the server sent, decrypt, apply ReLU (and pooling) in the clear."""
         b = self.backend
-        self.bytes_received += sum(b.ciphertext_bytes(c) for c in cts)
-        self.ciphertexts_received += len(cts)
+        self.bytes_received += sum(w.nbytes for w in wires)
+        self.ciphertexts_received += len(wires)
+        cts = [b.from_wire(w) for w in wires]
         if a.linear is not None:
             y = read_linear_output(b.decrypt(cts[0]), a.linear)
         elif a.coeff is not None:
@@ -132,6 +143,14 @@ class Server:
                  if isinstance(a, ServerConv) and a.parallel is not None and a.parallel.workers > 1}
         if split:
             self.conv_pool = ConvPool(backend, split)  # forked after compile: the children hold every plaintext
+
+    def receive(self, wires: list[Wire]) -> list[Any]:
+        """Load the client's upload (a seeded ciphertext expanded from its seed): the context suffices."""
+        return [self.backend.from_wire(w) for w in wires]
+
+    def send(self, cts: list[Any]) -> list[Wire]:
+        """Serialize ciphertexts for the client."""
+        return [self.backend.to_wire(c) for c in cts]
 
     def close(self) -> None:
         """Stop the worker processes, if any. Idempotent."""

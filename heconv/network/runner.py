@@ -37,6 +37,12 @@ class LayerRun:
 
 @dataclass
 class NetworkRun:
+    """One input through the protocol. `server_seconds`: the layers' evaluation; the server's
+    network work (loading uploads, serializing what goes back) is `server_io_seconds`.
+    `client_seconds` = `client_upload_seconds` (packing, encoding, encryption, serialization,
+    re-encryption at every refresh included) + `client_refresh_seconds` (loading what comes
+    back, decryption, ReLU, re-packing, pooling)."""
+
     logits: np.ndarray
     layers: list[LayerRun]
     server_seconds: float
@@ -45,6 +51,9 @@ class NetworkRun:
     bytes_server_to_client: int
     ciphertexts_client_to_server: int = 0
     ciphertexts_server_to_client: int = 0
+    client_upload_seconds: float = 0.0
+    client_refresh_seconds: float = 0.0
+    server_io_seconds: float = 0.0
 
     @property
     def counts(self) -> OpCounts:
@@ -84,35 +93,43 @@ def run_network(plan: NetworkPlan, client: Client, server: Server, x: np.ndarray
     held: dict[str, list[Any]] = {}
     runs: list[LayerRun] = []
     predicted = {r.name: r.predicted for r in plan.layers}
-    sent0, recv0, client_s = client.bytes_sent, client.bytes_received, 0.0
+    sent0, recv0 = client.bytes_sent, client.bytes_received
     cts0 = (client.ciphertexts_sent, client.ciphertexts_received)
+    upload_s = refresh_s = io_s = 0.0
     check(0)
     for i, a in enumerate(plan.actions):
         t = time.perf_counter()
         if isinstance(a, Encrypt):
-            held[a.dst] = client.encrypt(a, clear[a.src])
-        elif isinstance(a, Refresh):
-            clear[a.dst] = client.refresh(a, held.pop(a.src))
-        elif isinstance(a, ClientOp):
-            clear[a.dst] = client.local(a, clear[a.src])
-        else:
-            kind, step = SERVER_STEPS[type(a)]
-            if isinstance(a, _ENCODED):
-                server.prepare(a)  # encoding (streaming mode) stays outside the timed evaluation
-                t = time.perf_counter()
-            server.backend.reset_counter()
-            held[a.dst] = step(server, a, held)
-            seconds = time.perf_counter() - t
-            if isinstance(a, _ENCODED):
-                server.release(a)
-            runs.append(LayerRun(a.name, kind, predicted[a.name], server.backend.reset_counter(), seconds,
-                                 server.pop_parallel()))
-            if progress:
-                progress(a.name)
+            wires = client.encrypt(a, clear[a.src])
+            t1 = time.perf_counter()
+            held[a.dst] = server.receive(wires)
+            upload_s, io_s = upload_s + t1 - t, io_s + time.perf_counter() - t1
             continue
-        client_s += time.perf_counter() - t
         if isinstance(a, Refresh):
+            wires = server.send(held.pop(a.src))
+            t1 = time.perf_counter()
+            clear[a.dst] = client.refresh(a, wires)
+            io_s, refresh_s = io_s + t1 - t, refresh_s + time.perf_counter() - t1
             check(i + 1)  # the guard is the harness's, not protocol work: outside the client's time
-    return NetworkRun(clear["logits"], runs, sum(r.seconds for r in runs), client_s,
+            continue
+        if isinstance(a, ClientOp):
+            clear[a.dst] = client.local(a, clear[a.src])
+            refresh_s += time.perf_counter() - t
+            continue
+        kind, step = SERVER_STEPS[type(a)]
+        if isinstance(a, _ENCODED):
+            server.prepare(a)  # encoding (streaming mode) stays outside the timed evaluation
+            t = time.perf_counter()
+        server.backend.reset_counter()
+        held[a.dst] = step(server, a, held)
+        seconds = time.perf_counter() - t
+        if isinstance(a, _ENCODED):
+            server.release(a)
+        runs.append(LayerRun(a.name, kind, predicted[a.name], server.backend.reset_counter(), seconds,
+                             server.pop_parallel()))
+        if progress:
+            progress(a.name)
+    return NetworkRun(clear["logits"], runs, sum(r.seconds for r in runs), upload_s + refresh_s,
                       client.bytes_sent - sent0, client.bytes_received - recv0,
-                      client.ciphertexts_sent - cts0[0], client.ciphertexts_received - cts0[1])
+                      client.ciphertexts_sent - cts0[0], client.ciphertexts_received - cts0[1],
+                      upload_s, refresh_s, io_s)

@@ -19,12 +19,14 @@ def test_infer_json_encrypted_small_cnn(capsys):
     r = json.loads(out)
     for key in ("rotations", "predicted_rotations", "key_switches", "pmuls", "server_s", "client_s", "floor_s",
                 "bytes_client_to_server", "bytes_server_to_client", "galois_key_bytes", "top1_agreement",
-                "max_abs_error"):
+                "max_abs_error", "upload_bytes", "download_bytes", "client_upload_s", "client_refresh_s",
+                "server_io_s", "network_s", "end_to_end_s"):
         assert key in r
     assert r["images"] == 2 and r["top1_agreement"] == 1.0 and r["max_abs_error"] < 1e-2
     assert r["rotations"] == r["predicted_rotations"] == sum(layer["rotations"] for layer in r["layers"])
     assert [layer["layer"] for layer in r["layers"]] == ["conv1", "conv2", "fc"]
     assert r["refresh"].startswith("simulated")
+    assert r["upload"] == "seeded" and r["end_to_end_s"] > r["server_s"] > 0 and r["client_s"] > 0
 
 
 def test_infer_count_mode_table(capsys):
