@@ -101,7 +101,7 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
 
     mode "threshold": one global threshold on the method's unit scores, raised through the
     values below which `fractions` of all units lie in the starting model; mode "fraction":
-    each conv loses `fractions` of its units. A step that zeroes nothing new is not fine-tuned.
+    each conv loses `fractions` of its units. Every step is fine-tuned (equal budgets).
     The loop stops after `patience` rejected steps in a row; the chosen step is the last accepted.
 
     `schedule` (one for every conv, or one per conv path) is the engine schedule the

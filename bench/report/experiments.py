@@ -80,6 +80,7 @@ class MethodResult:
     server_s: dict[int, float] = field(default_factory=dict)  # encrypted server time of the chosen step, where measured
     auto_s: dict[int, float] = field(default_factory=dict)  # the same under the auto schedule
     family: str = ""
+    members: list["MethodResult"] = field(default_factory=list)  # a family's members that ran (on its result)
 
     @property
     def within(self) -> list[int]:
@@ -119,10 +120,11 @@ def run_point(steps: list[dict]) -> dict:
             "auto_s": _num(c.get("encrypted_auto_server_s"))}
 
 
-def _validation_key(r: MethodResult) -> tuple[int, float]:
-    """Most seeds within the budget, then the fewest rotations (geometric mean), all chosen on validation."""
+def _validation_key(r: MethodResult) -> tuple[float, float]:
+    """The largest share of seeds within the budget (a share, so that candidates run on more seeds
+    gain nothing by it), then the fewest rotations (geometric mean), all chosen on validation."""
     vals = [r.rotations[s] for s in r.within]
-    return (-len(vals), float(np.mean(np.log(np.maximum(vals, 1)))) if vals else math.inf)
+    return (-len(vals) / max(1, len(r.seeds)), float(np.mean(np.log(np.maximum(vals, 1)))) if vals else math.inf)
 
 
 def candidates(rows: list[dict]) -> dict[tuple[str, tuple[float, float]], MethodResult]:
@@ -175,13 +177,16 @@ def model_results(rows: list[dict], max_drop: float = 1.0) -> dict[str, MethodRe
     out = dict(best)
     for fam, members in families.items():
         if len(members) > 1 or fam not in out:
-            out[fam] = min(members, key=_validation_key)
+            chosen = min(members, key=_validation_key)
+            # the family's entry is its chosen member's figures, with every member beside them
+            out[fam] = MethodResult(**{**chosen.__dict__, "members": sorted(members, key=_validation_key)})
     return out
 
 
 def family_members(results: dict[str, MethodResult], family: str) -> list[MethodResult]:
     """The members of a family that ran, best on validation first."""
-    return sorted((r for m, r in results.items() if r.family == family and m == r.method), key=_validation_key)
+    r = results.get(family)
+    return r.members if r is not None and r.members else ([r] if r is not None else [])
 
 
 def ratio(results: dict[str, MethodResult], num: str, den: str) -> dict | None:
@@ -190,9 +195,18 @@ def ratio(results: dict[str, MethodResult], num: str, den: str) -> dict | None:
     if a is None or b is None:
         return None
     seeds = sorted(set(a.seeds) & set(b.seeds))
-    per_seed = {s: a.rotations[s] / b.rotations[s] for s in seeds if a.rotations.get(s) and b.rotations.get(s)}
+    dense = results.get("dense")
+
+    def rot(r: MethodResult, s: int) -> int | None:
+        # A run with no step within the budget leaves the user the dense model: it counts as dense.
+        if r.rotations.get(s) is not None:
+            return r.rotations[s]
+        return dense.rotations.get(s) if dense is not None else None
+
+    per_seed = {s: rot(a, s) / rot(b, s) for s in seeds if rot(a, s) and rot(b, s)}
     base = {"num": num, "den": den, "num_method": a.method, "den_method": b.method, "seeds": len(per_seed),
-            "per_seed": per_seed, "outside_budget": [s for s in seeds if s not in per_seed]}
+            "per_seed": per_seed, "outside_budget": [s for s in seeds if s not in per_seed],
+            "as_dense": sorted({s for s in per_seed for r in (a, b) if r.rotations.get(s) is None})}
     if not per_seed:
         return {**base, "value": None, "interval": None}
     value, lo, hi = log_t_interval(list(per_seed.values()))
@@ -237,7 +251,8 @@ def fmt_ratio(r: dict | None) -> str:
     if r["interval"] is None:
         return f"{r['value']:.2f}x (1 seed, no interval)"
     lo, hi = r["interval"]
-    return f"{r['value']:.2f}x [95% t {lo:.2f}-{hi:.2f}, {r['seeds']} seeds]"
+    dense = f"; seeds {r['as_dense']} with no step within the budget count as dense" if r.get("as_dense") else ""
+    return f"{r['value']:.2f}x [95% t {lo:.2f}-{hi:.2f}, {r['seeds']} seeds{dense}]"
 
 
 def groups_by_model(rows: list[dict]) -> dict[tuple, list[dict]]:
@@ -279,7 +294,9 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0) -> list[str]:
           "selects nothing. Lambdas and Hunter's variant are chosen per model on validation. Ratios: geometric mean "
           "over seeds with a 95% t-interval on the log ratios. A claim of at least "
           f"{CLAIM:g}x holds when the interval's lower bound is at least {CLAIM:g}, does not hold when its upper "
-          "bound is below it, and is undecided otherwise.", "",
+          "bound is below it, and is undecided otherwise. A run with no step within the budget counts as the dense "
+          "model. The budget's reference is the dense model's best validation epoch (its plateau schedule keeps "
+          "those weights); a Lasso model's training from that model is not in the fine-tune column.", "",
           "![pareto with intervals](experiments_pareto.png)", ""]
     for key, sel in groups_by_model(rows).items():
         model, dataset, size, n = key
@@ -290,7 +307,9 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0) -> list[str]:
                "(mean; per seed) | test acc at the chosen step (95% CI) | fine-tune epochs to it | cut off |",
                "|---|---|---|---|---|---|---|"]
         for m, r in sorted(results.items()):
-            if m != r.family and r.family in results and len(family_members(results, r.family)) > 1:
+            compared = any(m in pair[:2] for pair in RATIOS)
+            if m != r.family and r.family in results and len(family_members(results, r.family)) > 1 \
+                    and not compared:
                 continue  # a family's members have their own table below
             name = m if m == r.method else f"{m} ({r.method})"
             per = ", ".join("-" if r.rotations[s] is None else str(r.rotations[s]) for s in r.seeds)

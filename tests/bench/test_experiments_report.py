@@ -143,3 +143,23 @@ def test_two_configurations_of_one_cell_are_refused():
     rows = _rows() + [dict(r, run_id=r["run_id"] + "/other") for r in _run("hunter", 0, [(1000, 90.0, 90.0)])]
     with pytest.raises(ValueError, match="two runs of seed 0"):
         model_results(rows)
+
+
+def test_a_seed_with_no_point_counts_as_dense_and_is_named():
+    rows = [r for r in _rows() if not (r["method"] == "artemis-diagonal" and (r["seed"] == 2 or r["lambda_d"] == 2.0))]
+    rows += _run("artemis-diagonal", 2, [(1000, 85.0, 85.0), (300, 84.0, 84.0)], 1.0)  # never within the budget
+    r = ratio(model_results(rows), "hunter", "artemis-diagonal")
+    assert r["seeds"] == 3 and r["as_dense"] == [2] and r["per_seed"][2] == pytest.approx(600 / 1000)
+    assert "seeds [2] with no step within the budget count as dense" in "\n".join(experiments_section(rows))
+
+
+def test_every_hunter_variant_and_the_ablation_stay_in_the_report():
+    rows = _rows()
+    for s in (0, 1, 2):
+        rows += _run("hunter-rms-all", s, [(1000, 90.0, 90.0), (400, 89.1, 89.0)])  # beats hunter (600)
+        rows += _run("diagonal-no-lasso", s, [(1000, 90.0, 90.0), (500, 89.2, 89.0)])
+    results = model_results(rows)
+    assert results["hunter"].method == "hunter-rms-all"
+    assert [m.method for m in results["hunter"].members] == ["hunter-rms-all", "diagonal-no-lasso", "hunter"]
+    md = "\n".join(experiments_section(rows))
+    assert "| diagonal-no-lasso | 0 / 0 | 3 of 3 |" in md and "| hunter | 3 of 3 | 600 |" in md
