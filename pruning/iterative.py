@@ -83,6 +83,9 @@ def choose_step(steps: list[PruneStep]) -> PruneStep:
 DEFAULT_FRACTIONS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99,
                      1.0)
 MODES = ("threshold", "fraction")
+# How the threshold schedule steps (part of a sweep cell's id, so that runs of another rule never mix):
+# quantiles over the method's rotation groups (PruningMethod.thresholds).
+STEP_RULE = "rotation-groups"
 
 
 def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGroups], method: str,

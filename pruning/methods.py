@@ -58,6 +58,7 @@ class Units:
     ids: torch.Tensor
     n: int
     scores: torch.Tensor
+    saves: torch.Tensor | None = None  # [n] rotations each unit saves (rotation groups only)
 
     def mask(self, weight: torch.Tensor, pruned: torch.Tensor) -> torch.Tensor:
         """0/1 mask of the weight's shape zeroing the units flagged in `pruned` ([n] bool)."""
@@ -156,12 +157,24 @@ class PruningMethod(ABC):
 
     def thresholds(self, weights: dict[str, torch.Tensor], groups: dict[str, LayerGroups],
                    fractions: tuple[float, ...]) -> tuple[float, ...]:
-        """The increasing thresholds below which these fractions of all units (pooled over convs) lie now."""
+        """The increasing thresholds below which these fractions of the method's rotation groups (the
+        units that save a rotation, pooled over convs; every unit where it has none) lie now.
+
+        Stepping through the rotation groups makes a step cost about as many rotations whatever
+        else a method prunes beside them (plaintexts go along when their score is under the
+        threshold); infinite scores are left out of the quantiles, and fraction 1 takes every unit.
+        """
         units = self.units(weights, groups)
         if not units:
             return ()
         pooled = np.concatenate([u.scores.detach().double().numpy() for u in units])
-        return tuple(float(t) for t in np.quantile(pooled, fractions, method="lower"))
+        base = np.concatenate([u.scores.detach().double().numpy()[u.saves.numpy() > 0] for u in units
+                               if u.saves is not None] or [np.zeros(0)])
+        base = base[np.isfinite(base)]
+        if base.size == 0:
+            base = pooled[np.isfinite(pooled)] if np.isfinite(pooled).any() else pooled
+        return tuple(float(pooled.max()) if f >= 1 else float(np.quantile(base, f, method="lower"))
+                     for f in fractions)
 
 
 class Dense(PruningMethod):
@@ -199,8 +212,13 @@ class GroupPruning(PruningMethod):
         for path, g in groups.items():
             for kind in self.kinds:
                 ids, n = getattr(g, KINDS[kind][0]), getattr(g, KINDS[kind][1])
-                out.append(Units(path, kind, ids, n, rms_scores(weights[path], ids, n)))
+                out.append(Units(path, kind, ids, n, rms_scores(weights[path], ids, n), _saves(g, kind)))
         return out
+
+
+def _saves(g: LayerGroups, kind: str) -> torch.Tensor | None:
+    """Rotations each unit of a kind saves (None for plaintexts: they save one only all together)."""
+    return None if kind == "plaintext" else getattr(g, KINDS[kind][2]).detach().cpu()
 
 
 def _seconds_saved(g: LayerGroups, kind: str, ids: torch.Tensor, n: int, cost) -> torch.Tensor:
@@ -264,7 +282,7 @@ class Hunter(PruningMethod):
             for kind in self.kinds:
                 ids, n = getattr(g, KINDS[kind][0]), getattr(g, KINDS[kind][1])
                 s = score(w, ids, n, _seconds_saved(g, kind, ids, n, self.cost), _rotations_saved(g, kind, n))
-                out.append(Units(path, kind, ids, n, s.to(w.dtype)))
+                out.append(Units(path, kind, ids, n, s.to(w.dtype), _saves(g, kind)))
         return out
 
 

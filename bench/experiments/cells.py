@@ -115,7 +115,10 @@ class PruneCell:
     @property
     def run_id(self) -> str:
         """Readable, with a short digest of the pruning schedule (another schedule is another cell)."""
-        steps = hashlib.sha256(repr(tuple(self.fractions or _default_fractions())).encode()).hexdigest()[:6]
+        from pruning.iterative import STEP_RULE
+
+        steps = hashlib.sha256(repr((tuple(self.fractions or _default_fractions()), STEP_RULE)).encode()
+                               ).hexdigest()[:6]
         return (f"prune/{self.method}/{self.mode}/d{self.max_drop:g}/r{self.recovery_epochs:g}"
                 f"-f{self.finetune_epochs:g}-lr{self.finetune_lr:g}/q{steps}/p{self.patience}/"
                 + self.train.run_id.removeprefix("train/"))
