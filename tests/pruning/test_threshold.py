@@ -115,3 +115,24 @@ def test_every_all_zero_group_lies_under_the_lowest_threshold(method):
     masks = pm.threshold_masks(w, groups, cut)
     for path, g in groups.items():
         assert torch.all(masks[path].view(-1)[g.diag_ids == 1] == 0), path
+
+
+@pytest.mark.parametrize("method", ["hunter", "hunter-rms-per-rot-all", "diagonal-no-lasso"])
+def test_thresholds_step_through_rotation_groups(method):
+    """Each fraction is a quantile of the method's rotation-saving groups alone (finite scores), whatever
+    else it prunes; fraction 1 takes every unit."""
+    import numpy as np
+
+    model, groups, _ = _model_and_groups()
+    pm = get_method(method)
+    weights = current_weights(model, groups)
+    units = pm.units(weights, groups)
+    base = np.concatenate([u.scores.double().numpy()[u.saves.numpy() > 0] for u in units if u.saves is not None])
+    base = base[np.isfinite(base)]
+    cuts = pm.thresholds(weights, groups, (0.25, 0.5, 1.0))
+    assert cuts[:2] == tuple(float(np.quantile(base, f, method="lower")) for f in (0.25, 0.5))
+    assert np.isfinite(cuts[:2]).all()
+    allscores = np.concatenate([u.scores.double().numpy() for u in units])
+    assert cuts[2] == allscores.max()
+    masks = pm.threshold_masks(weights, groups, cuts[2])
+    assert all(float(m.sum()) == 0 for m in masks.values())
