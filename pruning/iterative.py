@@ -84,8 +84,8 @@ DEFAULT_FRACTIONS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0
                      1.0)
 MODES = ("threshold", "fraction")
 # How the threshold schedule steps (part of a sweep cell's id, so that runs of another rule never mix):
-# quantiles over the method's rotation groups (PruningMethod.thresholds).
-STEP_RULE = "rotation-groups"
+# quantiles over the method's rotation groups (PruningMethod.thresholds), on the current weights.
+STEP_RULE = "rotation-groups-current"
 
 
 def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGroups], method: str,
@@ -102,8 +102,8 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
     with `finetune`, whatever the method, so that budgets are equal. The test split is
     evaluated once, at the chosen step.
 
-    mode "threshold": one global threshold on the method's unit scores, raised through the
-    values below which `fractions` of all units lie in the starting model; mode "fraction":
+    mode "threshold": one global threshold on the method's unit scores, at each step the value
+    below which `fractions` of its rotation groups lie in the current model; mode "fraction":
     each conv loses `fractions` of its units. Every step is fine-tuned (equal budgets).
     The loop stops after `patience` rejected steps in a row; the chosen step is the last accepted.
 
@@ -134,14 +134,15 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
     # A Lasso-trained model may start below the budget: its first step (the groups the Lasso
     # already zeroed, then the recovery fine-tune) is where it is judged, so step 0 never stops the loop.
     todo = [] if method == "dense" else list(fractions)
-    cuts = get_method(method).thresholds(current_weights(model, groups), groups, tuple(todo)) \
-        if mode == "threshold" else [None] * len(todo)
-    if mode == "threshold":  # a threshold equal to the one before it prunes nothing new: one step each
-        kept = [k for k in range(len(cuts)) if k == 0 or cuts[k] > cuts[k - 1]]
-        todo, cuts = [todo[k] for k in kept], [cuts[k] for k in kept]
+    pm = get_method(method)
     rejected = 0
     epochs = 0.0
-    for i, (frac, cut) in enumerate(zip(todo, cuts), start=1):
+    for i, frac in enumerate(todo, start=1):
+        # The threshold is taken on the current weights at each step: fine-tuning rescales the
+        # survivors (a Lasso model's shrunken groups regrow), so thresholds fixed on the starting
+        # model stop biting. Pruned groups score 0 and stay below it: `frac` of the rotation groups
+        # are pruned after the step.
+        cut = pm.thresholds(current_weights(model, groups), groups, (frac,))[0] if mode == "threshold" else None
         masks = (method_threshold_masks(model, groups, method, cut) if cut is not None
                  else method_masks(model, groups, method, frac))
         apply_masks(model, masks)
