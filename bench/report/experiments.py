@@ -120,11 +120,13 @@ def run_point(steps: list[dict]) -> dict:
             "auto_s": _num(c.get("encrypted_auto_server_s"))}
 
 
-def _validation_key(r: MethodResult) -> tuple[float, float]:
+def _validation_key(r: MethodResult) -> tuple[float, int, float]:
     """The largest share of seeds within the budget (a share, so that candidates run on more seeds
     gain nothing by it), then the fewest rotations (geometric mean), all chosen on validation."""
     vals = [r.rotations[s] for s in r.within]
-    return (-len(vals) / max(1, len(r.seeds)), float(np.mean(np.log(np.maximum(vals, 1)))) if vals else math.inf)
+    # on an equal share, more seeds first: a candidate run on fewer seeds (a sweep still running) waits
+    return (-len(vals) / max(1, len(r.seeds)), -len(r.seeds),
+            float(np.mean(np.log(np.maximum(vals, 1)))) if vals else math.inf)
 
 
 def candidates(rows: list[dict]) -> dict[tuple[str, tuple[float, float]], MethodResult]:
