@@ -39,7 +39,21 @@ class GroupArray:
 
 
 class ConvAlgorithm(ABC):
-    """A way to compute a 'same'-padded k x k conv (stride 1 or 2) on CKKS ciphertexts."""
+    """A way to compute a 'same'-padded k x k conv (stride 1 or 2) on CKKS ciphertexts.
+
+    What the network planner, the parties, pruning and the tools need to know about an algorithm is
+    an attribute or a method here, so nothing outside the registry branches on its name:
+    """
+
+    # Its ciphertexts cross the network in another encoding or masked (the protocol's traffic changes):
+    # a separate choice of the user's, never one `--schedule auto` makes for them.
+    changes_traffic: bool = False
+    # It reads the `schedule` option (heconv.schedule: output-rotation, input-rotation, bsgs:B, auto).
+    takes_schedule: bool = False
+    # The network protocols (heconv.network.PROTOCOLS) it runs in.
+    protocols: tuple[str, ...] = ("hybrid",)
+    # It can split a conv over worker processes (`split`); otherwise it runs in-process.
+    parallel: bool = False
 
     @property
     def summary(self) -> str:
@@ -80,6 +94,30 @@ class ConvAlgorithm(ABC):
     def rotation_steps(self, plan: Any) -> list[int]:
         """The Galois keys the plan needs (none for an algorithm that never rotates)."""
         return list(plan.rotation_steps)
+
+    def run_timed(self, compiled: Any, inputs: list[Any], backend: Backend) -> tuple[list[Any], dict[str, float]]:
+        """`run`, with the seconds of the parts a report shows apart (e.g. {"mask": s}); none by default."""
+        return self.run(compiled, inputs, backend), {}
+
+    def label(self, plan: Any) -> str:
+        """What a layer record's `schedule` column says ran: the registered name by default."""
+        from . import algorithm_name  # the registry imports this module
+
+        return algorithm_name(self)
+
+    def baby_step(self, plan: Any) -> int | None:
+        """The plan's baby step B, where it has one."""
+        return getattr(plan, "baby_step", None)
+
+    def split(self, plan: Any, workers: int) -> Any | None:
+        """The plan split over up to `workers` processes (heconv.parallel_plan), or None: in-process."""
+        return None
+
+    def residual_options(self, kernel: int, partner: Any | None) -> dict[str, Any]:
+        """Extra `plan` options for a conv whose output a residual add sums with another conv's: `kernel`
+        the larger kernel of the two, `partner` the other's plan when it is planned already (so the two
+        can share one output layout). None needed by default."""
+        return {}
 
     @abstractmethod
     def group_ids(self, plan: Any, shape: tuple[int, int, int, int]) -> Mapping[str, GroupArray]:

@@ -3,13 +3,15 @@ interface: a thin adapter, the engine itself unchanged."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from ..backends.base import Backend
-from ..coeff import CompiledCoeffConv, compile_coeff_conv, plan_coeff_conv, run_coeff_conv
+from ..coeff import (CompiledCoeffConv, compile_coeff_conv, evaluate_coeff_conv, mask_outputs, plan_coeff_conv,
+                     run_coeff_conv)
 from ..coeff_plan import CoeffPlan
 from ..geometry import coefficient_block_ids
 from ..params import CKKSParams
@@ -20,6 +22,25 @@ from .layout import CoeffLayout
 class CoefficientAlgorithm(ConvAlgorithm):
     """Channels in the coefficients of a polynomial, one multiplication per (output group, input chunk);
     options: mask, frame_kernel, align, unit_costs. The client reads the outputs' coefficients."""
+
+    changes_traffic = True  # coefficient-encoded, masked ciphertexts each way
+
+    def run_timed(self, compiled: CompiledCoeffConv, inputs: list[Any],
+                  backend: Backend) -> tuple[list[Any], dict[str, float]]:
+        """The run with its masking timed apart ({"mask": seconds} when the plan masks)."""
+        outputs = evaluate_coeff_conv(compiled, inputs, backend)
+        if not compiled.plan.mask:
+            return outputs, {}
+        t = time.perf_counter()
+        mask_outputs(compiled, outputs, backend)
+        return outputs, {"mask": time.perf_counter() - t}
+
+    def baby_step(self, plan: CoeffPlan) -> None:
+        return None
+
+    def residual_options(self, kernel: int, partner: CoeffPlan | None) -> dict[str, Any]:
+        """Both convs framed by the larger kernel, the second aligned with the first's chunking."""
+        return {"frame_kernel": kernel, "align": None if partner is None else partner.chunking}
 
     def plan(self, weight: np.ndarray, height: int, width: int, params: CKKSParams, *, stride: int = 1,
              has_bias: bool = False, name: str = "conv", level: int = 0, **options: Any) -> CoeffPlan:

@@ -46,6 +46,12 @@ class Layout(ABC):
     def unpack(self, vectors: list[np.ndarray]) -> np.ndarray:
         """The map back from the decrypted vectors."""
 
+    @property
+    def placement(self) -> Any:
+        """What places the values (equal placements: a residual add may sum the two maps slot by slot);
+        the layout itself unless some field does not place values."""
+        return self
+
     def _check(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         if x.shape != self.shape:
@@ -113,6 +119,14 @@ class CoeffLayout(Layout):
     role: str = "input"
     stride: int = 1
     encoding: ClassVar[str] = "coefficients"
+
+    @property
+    def placement(self) -> Any:
+        """An output is placed by the chunking's output layout alone (two convs summed by a residual add
+        share it, heconv.coeff_plan, while their input chunks differ)."""
+        if self.role == "output":
+            return (type(self).__name__, self.chunking.output_layout, self.channels, self.stride)
+        return self
 
     @property
     def shape(self) -> tuple[int, int, int]:

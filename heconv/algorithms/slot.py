@@ -11,6 +11,7 @@ import numpy as np
 from ..backends.base import Backend
 from ..conv import CompiledConv, ConvPlan, compile_conv, plan_conv, run_conv
 from ..geometry import group_ids, schedule_group_ids
+from ..parallel_plan import ParallelPlan, plan_parallel
 from ..params import CKKSParams
 from .base import ConvAlgorithm, GroupArray
 from .layout import SlotLayout
@@ -19,6 +20,16 @@ from .layout import SlotLayout
 class SlotAlgorithm(ConvAlgorithm):
     """Gazelle packing, a baby-step/giant-step schedule per layer (options: schedule, c_n, unit_costs);
     a stride-2 output stays at full resolution and the client reads every second pixel."""
+
+    takes_schedule = True
+    protocols = ("hybrid", "non-interactive")
+    parallel = True
+
+    def label(self, plan: ConvPlan) -> str:
+        return plan.schedule_name
+
+    def split(self, plan: ConvPlan, workers: int) -> ParallelPlan:
+        return plan_parallel(plan, workers)
 
     def plan(self, weight: np.ndarray, height: int, width: int, params: CKKSParams, *, stride: int = 1,
              has_bias: bool = False, name: str = "conv", level: int = 0, **options: Any) -> ConvPlan:

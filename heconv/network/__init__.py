@@ -16,8 +16,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+from ..algorithms import get_algorithm
 from ..errors import InputError
-from ..parallel_plan import check_workers, plan_parallel
+from ..parallel_plan import check_workers
 from ..params import CKKSParams
 from .actions import (
     Action,
@@ -47,32 +48,36 @@ def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
                  algorithm: str = "slot") -> NetworkPlan:
     """The protocol's plan of `net` (one of PROTOCOLS). Touches no ciphertext.
 
-    `schedule` is every conv's rotation schedule (heconv.schedule): "output-rotation",
-    "input-rotation", "bsgs:B" or "auto" (a baby step per layer, from its weights); or a
-    mapping from conv name to schedule (convs left out: output-rotation). `workers`: the
-    processes each conv may run on (heconv.parallel_plan; each uses at most its (bo, g)
-    groups); the layers' predicted counts are then the parallel runs'. `algorithm`: every conv's,
-    "slot" or "coefficient" (heconv.coeff; hybrid protocol only, always in-process).
+    `schedule` is every conv's rotation schedule (heconv.schedule), for an algorithm that takes one:
+    "output-rotation", "input-rotation", "bsgs:B" or "auto" (a baby step per layer, from its
+    weights); or a mapping from conv name to schedule (convs left out: output-rotation). `workers`:
+    the processes each conv may run on (heconv.parallel_plan; each uses at most its (bo, g) groups),
+    where the algorithm can split a conv (others run in-process); the layers' predicted counts are then
+    the parallel runs'. `algorithm`: every conv's, a name in heconv.algorithms; it names the protocols
+    it runs in (`ConvAlgorithm.protocols`).
     """
     planner = PLANNERS.get(protocol)
     if planner is None:
         raise InputError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     check_workers(workers)
-    if algorithm != "slot":
-        if protocol != "hybrid":
-            raise InputError(f"the {algorithm} algorithm runs in the hybrid protocol only, not {protocol!r}")
-        return plan_hybrid(net, params, schedule, algorithm)
-    plan = planner(net, params, schedule)
+    alg = get_algorithm(algorithm)
+    if protocol not in alg.protocols:
+        raise InputError(f"the {algorithm} algorithm runs in the {' and '.join(alg.protocols)} protocol only, "
+                         f"not {protocol!r}")
+    plan = planner(net, params, schedule, algorithm)
     return plan if workers == 1 else parallelize(plan, workers)
 
 
 def parallelize(plan: NetworkPlan, workers: int) -> NetworkPlan:
-    """The plan with every conv split over up to `workers` processes, predictions updated."""
+    """The plan with every conv whose algorithm can split it over up to `workers` processes, predictions
+    updated (the others stay in-process)."""
     actions, split = [], {}
     for a in plan.actions:
         if isinstance(a, ServerConv):
-            split[a.name] = plan_parallel(a.plan, workers)
-            a = dataclasses.replace(a, parallel=split[a.name])
+            par = get_algorithm(a.algorithm).split(a.plan, workers)
+            if par is not None:
+                split[a.name] = par
+                a = dataclasses.replace(a, parallel=par)
         actions.append(a)
     layers = [dataclasses.replace(r, predicted=split[r.name].predicted, workers=split[r.name].workers)
               if r.name in split else r for r in plan.layers]

@@ -7,10 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
+from typing import Any
+
+from ..algorithms import get_algorithm
+from ..algorithms.layout import Layout
 from ..basics import OpCounts
-from ..coeff_plan import CoeffPlan
-from ..conv import ConvPlan
-from ..geometry import CoeffChunking, Packing
 from ..linear import LinearPlan
 from ..parallel_plan import ParallelPlan
 from ..params import CKKSParams
@@ -18,29 +19,28 @@ from ..params import CKKSParams
 
 @dataclass(frozen=True)
 class Encrypt:
-    """Client: pack a cleartext value (subsampled first) and send it at `level`. `coeff`: in a
-    coefficient conv's input layout, or with `coeff_output` in its output layout (a residual operand)."""
+    """Client: subsample a cleartext value by `subsample`, pack it in `layout` (a conv's input layout, or
+    the layout of the encrypted operand of a residual add) or for the `linear` layer, and send it at `level`."""
 
     src: str
     dst: str
     level: int
     subsample: int = 1
-    packing: Packing | None = None
+    layout: Layout | None = None
     linear: LinearPlan | None = None
-    coeff: CoeffChunking | None = None
-    coeff_output: bool = False
 
 
 @dataclass(frozen=True)
 class ServerConv:
-    """A conv on the server (slot or coefficient plan); `parallel`: its split over worker processes
-    (None: in-process; coefficient plans always run in-process)."""
+    """A conv on the server: the `plan` of the registered `algorithm` (heconv.algorithms); `parallel`: its
+    split over worker processes (None: in-process)."""
 
     name: str
     src: str
     dst: str
-    plan: ConvPlan | CoeffPlan
+    plan: Any
     parallel: ParallelPlan | None = None
+    algorithm: str = "slot"
 
 
 @dataclass(frozen=True)
@@ -84,18 +84,17 @@ class ServerPool:
 
 @dataclass(frozen=True)
 class Refresh:
-    """Server -> client: decrypt, unpack, subsample, then activation / pooling."""
+    """Server -> client: decrypt, unpack from `layout` (which reads a strided output at its stride) or
+    from the `linear` layer's output, then activation / pooling."""
 
     name: str
     src: str
     dst: str
     channels: int
-    subsample: int
     activation: str  # relu | none
     pool: bool = False
-    packing: Packing | None = None
+    layout: Layout | None = None
     linear: LinearPlan | None = None
-    coeff: CoeffChunking | None = None  # a coefficient conv's output layout
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ class LayerReport:
     predicted: OpCounts
     galois_steps: int
     level: int = 0  # where its rotations and multiplications happen
-    schedule: str | None = None  # convs: the rotation schedule that runs ("output-rotation", "bsgs:4", "coefficient")
+    schedule: str | None = None  # convs: what ran (ConvAlgorithm.label: "output-rotation", "bsgs:4", "coefficient")
     baby_step: int | None = None  # convs: its baby step B
     workers: int = 1  # convs: the processes it runs on
 
@@ -134,7 +133,7 @@ class NetworkPlan:
     layers: list[LayerReport] = field(default_factory=list)
     protocol: str = "hybrid"
     workers: int = 1  # the most processes any conv runs on (heconv.parallel)
-    algorithm: str = "slot"  # every conv's: "slot" (heconv.conv) or "coefficient" (heconv.coeff)
+    algorithm: str = "slot"  # every conv's, a name in heconv.algorithms (the registry)
 
     @property
     def predicted(self) -> OpCounts:
@@ -153,7 +152,9 @@ class NetworkPlan:
 def galois_steps(actions: list[Action]) -> list[int]:
     steps: set[int] = set()
     for a in actions:
-        if isinstance(a, (ServerConv, ServerLinear)):
+        if isinstance(a, ServerConv):
+            steps.update(get_algorithm(a.algorithm).rotation_steps(a.plan))
+        elif isinstance(a, ServerLinear):
             steps.update(a.plan.rotation_steps)
         elif isinstance(a, ServerPool):
             steps.update(a.steps)

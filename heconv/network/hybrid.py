@@ -1,10 +1,11 @@
 """Planner for the hybrid protocol (docs/design.md, "Whole networks and the protocol"): the server runs every linear
 layer, the client refreshes at each ReLU. Touches no ciphertext.
 
-Every conv runs by one algorithm: "slot" (heconv.conv, with its rotation schedule) or
-"coefficient" (heconv.coeff). Under "coefficient", two convs whose outputs a residual add sums
-share one frame kernel and output layout (the second planned is aligned with the first), and a
-cleartext operand of such an add is uploaded in that output layout.
+Every conv runs by one registered algorithm (heconv.algorithms): the planner asks it for the plan, the
+layout the conv reads (what the client uploads) and writes (what a refresh unpacks). Two convs whose
+outputs a residual add sums are planned with the algorithm's `residual_options` (the coefficient
+algorithm gives both one frame kernel and output layout); a cleartext operand of such an add is uploaded
+in the encrypted operand's layout, and two encrypted operands must be placed alike.
 """
 
 from __future__ import annotations
@@ -12,14 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
-
+from ..algorithms import ConvAlgorithm, get_algorithm
+from ..algorithms.layout import Layout
 from ..basics import OpCounts
-from ..coeff import plan_coeff_conv
-from ..coeff_plan import ALGORITHMS
-from ..conv import plan_conv
 from ..errors import InputError
-from ..geometry import CoeffChunking, Packing, pack
 from ..linear import LinearPlan, plan_linear
 from ..params import CKKSParams
 from ..schedule import check_network_schedule, layer_schedule
@@ -40,21 +37,19 @@ from .ir import ActOp, AddOp, ConvOp, LinearOp, Network, Op, PadShortcutOp, Pool
 
 @dataclass
 class ServerTensor:
-    """Plan-time description of a server-side tensor."""
+    """Plan-time description of a server-side tensor: a feature map in `layout` (its shape, strided ones
+    included, is the layout's) or the `linear` layer's output."""
 
     channels: int
-    height: int  # logical (after the pending subsample)
+    height: int
     width: int
     level: int
-    pending: int = 1
-    packing: Packing | None = None
+    layout: Layout | None = None
     linear: LinearPlan | None = None
-    coeff: CoeffChunking | None = None
 
 
 def _add_partners(net: Network) -> dict[str, tuple[str, int]]:
-    """Coefficient algorithm: conv name -> (the conv whose output a residual add sums with its own,
-    the larger kernel of the two, which frames both)."""
+    """conv name -> (the conv whose output a residual add sums with its own, the larger kernel of the two)."""
     convs = {op.out: op for op in net.ops if isinstance(op, ConvOp)}
     partners = {}
     for op in net.ops:
@@ -73,24 +68,24 @@ class _HybridPlanner:
         self.params = params
         self.schedule = schedule
         self.algorithm = algorithm
-        self.partners = _add_partners(net) if algorithm == "coefficient" else {}
-        self.chunkings: dict[str, CoeffChunking] = {}
+        self.conv_algorithm: ConvAlgorithm = get_algorithm(algorithm)
+        self.partners = _add_partners(net)
+        self.plans: dict[str, object] = {}
         self.shapes: dict[str, tuple] = {net.input_name: tuple(net.input_shape)}  # client-side values
         self.enc: dict[str, ServerTensor] = {}  # server-side tensors
         self.actions: list[Action] = []
         self.layers: list[LayerReport] = []
         self.uploads: dict[tuple, str] = {}
 
-    def upload(self, src: str, level: int, subsample: int = 1, packing: Packing | None = None,
-               linear: LinearPlan | None = None, coeff: CoeffChunking | None = None, coeff_output: bool = False) -> str:
-        key = (src, level, subsample, packing, id(linear) if linear else None, coeff, coeff_output)
+    def upload(self, src: str, level: int, subsample: int = 1, layout: Layout | None = None,
+               linear: LinearPlan | None = None) -> str:
+        key = (src, level, subsample, layout, id(linear) if linear else None)
         if key not in self.uploads:
             dst = f"{src}@{len(self.uploads)}"
-            self.actions.append(Encrypt(src, dst, level, subsample, packing, linear, coeff, coeff_output))
+            self.actions.append(Encrypt(src, dst, level, subsample, layout, linear))
             shape = self.shapes[src]
             c, h, w = shape if len(shape) == 3 else (shape[0], 1, 1)
-            self.enc[dst] = ServerTensor(c, -(-h // subsample), -(-w // subsample), level, 1, packing, linear,
-                                         coeff if coeff_output else None)
+            self.enc[dst] = ServerTensor(c, -(-h // subsample), -(-w // subsample), level, layout, linear)
             self.uploads[key] = dst
         return self.uploads[key]
 
@@ -112,29 +107,20 @@ class _HybridPlanner:
         # A strided 1x1 conv is a subsample then a 1x1 conv: the client subsamples.
         sub = op.stride if k == 1 else 1
         hh, ww = -(-h // sub), -(-w // sub)
-        if self.algorithm == "coefficient":
-            self.coefficient_conv(op, hh, ww, sub)
-            return
-        plan = plan_conv(op.weight, hh, ww, self.params, stride=op.stride // sub, has_bias=op.bias is not None,
-                         name=op.name, schedule=layer_schedule(self.schedule, op.name))
-        src = self.upload(op.src, 0, sub, plan.packing)
-        self.actions.append(ServerConv(op.name, src, op.out, plan))
-        stride = op.stride // sub
-        self.enc[op.out] = ServerTensor(plan.spec.c_out, -(-hh // stride), -(-ww // stride), 1, stride, plan.packing)
-        self.layers.append(LayerReport(op.name, "conv", plan.predicted, len(plan.rotation_steps),
-                                       schedule=plan.schedule_name, baby_step=plan.baby_step))
-
-    def coefficient_conv(self, op: ConvOp, hh: int, ww: int, sub: int) -> None:
-        partner, frame = self.partners.get(op.name, (None, None))
-        plan = plan_coeff_conv(op.weight, hh, ww, self.params, stride=op.stride // sub, has_bias=op.bias is not None,
-                               name=op.name, frame_kernel=frame, align=self.chunkings.get(partner))
-        self.chunkings[op.name] = plan.chunking
-        src = self.upload(op.src, 0, sub, coeff=plan.chunking)
-        self.actions.append(ServerConv(op.name, src, op.out, plan))
-        stride = op.stride // sub
-        self.enc[op.out] = ServerTensor(plan.spec.c_out, -(-hh // stride), -(-ww // stride), 1, stride,
-                                        coeff=plan.chunking)
-        self.layers.append(LayerReport(op.name, "conv", plan.predicted, 0, schedule="coefficient"))
+        alg = self.conv_algorithm
+        options = {"schedule": layer_schedule(self.schedule, op.name)} if alg.takes_schedule else {}
+        if op.name in self.partners:
+            partner, kernel = self.partners[op.name]
+            options.update(alg.residual_options(kernel, self.plans.get(partner)))
+        plan = alg.plan(op.weight, hh, ww, self.params, stride=op.stride // sub, has_bias=op.bias is not None,
+                        name=op.name, **options)
+        self.plans[op.name] = plan
+        src = self.upload(op.src, 0, sub, alg.input_layout(plan))
+        self.actions.append(ServerConv(op.name, src, op.out, plan, algorithm=self.algorithm))
+        out = alg.output_layout(plan)
+        self.enc[op.out] = ServerTensor(out.shape[0], out.shape[1], out.shape[2], 1, out)
+        self.layers.append(LayerReport(op.name, "conv", alg.predicted(plan), len(alg.rotation_steps(plan)),
+                                       schedule=alg.label(plan), baby_step=alg.baby_step(plan)))
 
     def add(self, op: AddOp) -> None:
         self.known(op.a, op)
@@ -143,33 +129,27 @@ class _HybridPlanner:
         if op.a not in enc and op.b not in enc:
             raise InputError(f"layer {op.name}: at least one operand of a residual add must be encrypted")
         ref = enc[op.a] if op.a in enc else enc[op.b]
-        if ref.pending != 1 or (ref.packing is None and ref.coeff is None):
-            raise InputError(f"layer {op.name}: cannot add a strided or non-feature-map value before a refresh")
-
-        def layout(e: ServerTensor):
-            return e.coeff.output_layout if e.coeff is not None else e.packing.layout if e.packing else None
-
+        if ref.layout is None:
+            raise InputError(f"layer {op.name}: cannot add a non-feature-map value before a refresh")
         keys = []
         for name in (op.a, op.b):
             if name in enc:
                 e = enc[name]
-                if (layout(e), e.level, e.pending, e.channels) != (layout(ref), ref.level, 1, ref.channels):
+                if (e.layout is None or (e.layout.placement, e.level, e.channels)
+                        != (ref.layout.placement, ref.level, ref.channels)):
                     raise InputError(
-                        f"layer {op.name}: residual operands differ in layout: "
-                        f"{e.channels} ch layout {layout(e)} level {e.level} vs "
-                        f"{ref.channels} ch layout {layout(ref)} level {ref.level}"
+                        f"layer {op.name}: residual operands differ in layout: {e.channels} ch in {e.layout} at "
+                        f"level {e.level} vs {ref.channels} ch in {ref.layout} at level {ref.level}"
                     )
                 keys.append(name)
             else:
                 if tuple(shapes[name]) != (ref.channels, ref.height, ref.width):
                     raise InputError(f"layer {op.name}: operand {name!r} is {shapes[name]}, the other "
                                      f"{(ref.channels, ref.height, ref.width)}")
-                keys.append(self.upload(name, ref.level, 1, ref.packing, coeff=ref.coeff, coeff_output=True)
-                            if ref.coeff is not None else self.upload(name, ref.level, 1, ref.packing))
-        n = (ref.coeff.groups * ref.coeff.tiles if ref.coeff is not None
-             else len(pack(np.zeros((ref.channels, ref.height, ref.width)), ref.packing)))
+                keys.append(self.upload(name, ref.level, 1, ref.layout))
+        n = ref.layout.ciphertexts
         self.actions.append(ServerAdd(op.name, keys[0], keys[1], op.out, n))
-        enc[op.out] = ServerTensor(ref.channels, ref.height, ref.width, ref.level, 1, ref.packing, coeff=ref.coeff)
+        enc[op.out] = ServerTensor(ref.channels, ref.height, ref.width, ref.level, ref.layout)
         self.layers.append(LayerReport(op.name, "add", OpCounts(adds=n), 0, ref.level))
 
     def act(self, op: ActOp) -> None:
@@ -179,8 +159,7 @@ class _HybridPlanner:
                              f"the hybrid protocol refreshes with ReLU")
         if op.src in self.enc:
             e = self.enc[op.src]
-            self.actions.append(Refresh(op.name, op.src, op.out, e.channels, e.pending, "relu", False, e.packing,
-                                        e.linear, e.coeff))
+            self.actions.append(Refresh(op.name, op.src, op.out, e.channels, "relu", False, e.layout, e.linear))
             self.shapes[op.out] = (e.channels, e.height, e.width) if e.linear is None else (e.channels,)
         else:
             self.actions.append(ClientOp(op.name, op.src, op.out, "relu"))
@@ -198,8 +177,7 @@ class _HybridPlanner:
         self.known(op.src, op)
         if op.src in self.enc:
             e = self.enc[op.src]
-            self.actions.append(Refresh(op.name, op.src, op.out, e.channels, e.pending, "none", True, e.packing,
-                                        coeff=e.coeff))
+            self.actions.append(Refresh(op.name, op.src, op.out, e.channels, "none", True, e.layout))
             self.shapes[op.out] = (e.channels,)
         else:
             self.actions.append(ClientOp(op.name, op.src, op.out, "pool"))
@@ -215,14 +193,13 @@ class _HybridPlanner:
         plan = plan_linear(op.weight, self.params, has_bias=op.bias is not None, name=op.name)
         src = self.upload(op.src, 0, 1, None, plan)
         self.actions.append(ServerLinear(op.name, src, op.out, plan))
-        self.enc[op.out] = ServerTensor(op.weight.shape[0], 1, 1, 1, 1, None, plan)
+        self.enc[op.out] = ServerTensor(op.weight.shape[0], 1, 1, 1, None, plan)
         self.layers.append(LayerReport(op.name, "linear", plan.predicted, len(plan.rotation_steps)))
 
     def finish(self, output: str) -> NetworkPlan:
         if output in self.enc:
             e = self.enc[output]
-            self.actions.append(Refresh("output", output, "logits", e.channels, e.pending, "none", False, e.packing,
-                                        e.linear, e.coeff))
+            self.actions.append(Refresh("output", output, "logits", e.channels, "none", False, e.layout, e.linear))
         elif output in self.shapes:
             raise ValueError("the network output is never computed by the server")
         else:
@@ -239,13 +216,12 @@ def plan_hybrid(net: Network, params: CKKSParams, schedule: str | Mapping[str, s
                 algorithm: str = "slot") -> NetworkPlan:
     """Lower the IR onto the hybrid protocol's actions. Touches no ciphertext.
 
-    `schedule` applies to every slot conv (heconv.schedule): "auto" picks a baby step per layer
-    from its own weights; "bsgs:B" must divide every conv's c_n. A mapping gives one per
-    conv name (those left out: output-rotation). `algorithm`: "slot" or "coefficient" (no
-    schedule: it never rotates).
+    `algorithm`: every conv's, a name in heconv.algorithms. `schedule` applies to every conv of an
+    algorithm that takes one (heconv.schedule): "auto" picks a baby step per layer from its own
+    weights; "bsgs:B" must divide every conv's c_n. A mapping gives one per conv name (those left
+    out: output-rotation).
     """
-    if algorithm not in ALGORITHMS:
-        raise InputError(f"conv algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    get_algorithm(algorithm)  # an InputError naming the known ones
     check_network_schedule(schedule, [op.name for op in net.ops if isinstance(op, ConvOp)])
     planner = _HybridPlanner(net, params, schedule, algorithm)
     for op in net.ops:

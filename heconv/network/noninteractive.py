@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..algorithms.layout import SlotLayout
 from ..basics import OpCounts
 from ..conv import plan_conv
 from ..errors import InputError
@@ -28,11 +29,13 @@ from .actions import (
 from .ir import ActOp, AddOp, ConvOp, LinearOp, Network, PoolOp, levels_needed
 
 
-def plan_non_interactive(net: Network, params: CKKSParams,
-                         schedule: str | Mapping[str, str] = "output-rotation") -> NetworkPlan:
+def plan_non_interactive(net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
+                         algorithm: str = "slot") -> NetworkPlan:
     """Everything under encryption, no refresh: square activations within one modulus chain.
 
-    `schedule` applies to every conv, as in the hybrid planner (one c_n for all layers).
+    `schedule` applies to every conv, as in the hybrid planner (one c_n for all layers). The convs run
+    on the slot engine (heconv.conv), which keeps one layout from layer to layer; `algorithm` is the
+    name of an algorithm that lists this protocol (`ConvAlgorithm.protocols`, checked by plan_network).
 
     One c_n for the whole network keeps every layer's output in the layout the next
     layer reads; global pooling is a rotate-and-sum, the linear layer reads its result.
@@ -54,7 +57,7 @@ def plan_non_interactive(net: Network, params: CKKSParams,
     c_n = packing_geometry(widest, widest, h, w, params.slots).c_n  # one c_n for every layer
     layout = packing_geometry(c, c, h, w, params.slots, c_n)
     p = layout.channel_slots
-    actions: list[Action] = [Encrypt("x", "x@0", 0, 1, layout)]
+    actions: list[Action] = [Encrypt("x", "x@0", 0, 1, SlotLayout.of(layout, c))]
     layers: list[LayerReport] = []
     alias = {"x": "x@0"}
     level = {"x@0": 0}
@@ -106,5 +109,5 @@ def plan_non_interactive(net: Network, params: CKKSParams,
     last = actions[-1]
     if not isinstance(last, ServerLinear) or out != last.dst:
         raise InputError("the non-interactive mode needs the network to end in its linear layer")
-    actions.append(Refresh("output", out, "logits", last.plan.n_out, 1, "none", False, None, last.plan))
+    actions.append(Refresh("output", out, "logits", last.plan.n_out, "none", False, None, last.plan))
     return NetworkPlan(params, actions, "logits", galois_steps(actions), layers, "non-interactive")

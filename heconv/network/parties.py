@@ -13,15 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from ..algorithms import decrypt_map, get_algorithm
 from ..backends.base import Backend, Wire
 from ..bounds import output_gain
-from ..coeff import CompiledCoeffConv, compile_coeff_conv, evaluate_coeff_conv, mask_outputs, read_coeff_output
-from ..coeff_pack import pack_coeff_input, pack_coeff_output
-from ..coeff_plan import CoeffPlan
-from ..conv import CompiledConv, compile_conv, run_conv
 from ..errors import InputError
-from ..geometry import pack, unpack
-from ..linear import CompiledLinear, compile_linear, pack_linear_input, read_linear_output, run_linear
+from ..linear import compile_linear, pack_linear_input, read_linear_output, run_linear
 from ..parallel import ConvPool, ParallelRun
 from .actions import (
     ClientOp,
@@ -66,14 +62,12 @@ class Client:
         """Pack, encode, encrypt and serialize an input (or a refreshed value) for the server."""
         b = self.backend
         encode = b.encode
-        if a.coeff is not None:
-            x = value[:, :: a.subsample, :: a.subsample]
-            vectors = pack_coeff_output(x, a.coeff) if a.coeff_output else pack_coeff_input(x, a.coeff)
-            encode = b.encode_coefficients
-        elif a.linear is not None:
+        if a.linear is not None:
             vectors = [pack_linear_input(value, a.linear)]
         else:
-            vectors = pack(value[:, :: a.subsample, :: a.subsample], a.packing)
+            vectors = a.layout.pack(value[:, :: a.subsample, :: a.subsample])
+            if a.layout.encoding == "coefficients":
+                encode = b.encode_coefficients
         # one plaintext alive at a time
         wires = [b.encrypt_for_upload(encode(v, a.level), UPLOADS[self.upload]) for v in vectors]
         self.bytes_sent += sum(w.nbytes for w in wires)
@@ -88,10 +82,8 @@ class Client:
         cts = [b.from_wire(w) for w in wires]
         if a.linear is not None:
             y = read_linear_output(b.decrypt(cts[0]), a.linear)
-        elif a.coeff is not None:
-            y = read_coeff_output(cts, a.coeff, a.channels, a.subsample, b)
         else:
-            y = unpack([b.decrypt(c) for c in cts], a.packing, a.channels)[:, :: a.subsample, :: a.subsample]
+            y = decrypt_map(cts, a.layout, b)  # at the layout's stride
         if a.activation == "relu":
             y = np.maximum(y, 0.0)
         if a.pool:
@@ -131,10 +123,10 @@ class Server:
         self.conv_pool: ConvPool | None = None
         self.last_parallel: ParallelRun | None = None
         self._weights = {op.name: (op.weight, op.bias) for op in net.ops if isinstance(op, (ConvOp, LinearOp))}
-        self._compiled: dict[str, CompiledConv | CompiledCoeffConv | CompiledLinear] = {}
+        self._compiled: dict[str, Any] = {}  # a conv's compiled layer (its algorithm's) or a CompiledLinear
         self._input_scale = self._scales(plan)
         self.encode_seconds = 0.0
-        self.mask_seconds: dict[str, float] = {}  # coefficient convs: time spent masking, summed over runs
+        self.part_seconds: dict[str, dict[str, float]] = {}  # part ("mask") -> conv -> seconds, summed over runs
         if not stream:
             for a in plan.actions:
                 if isinstance(a, (ServerConv, ServerLinear)):
@@ -178,17 +170,15 @@ class Server:
                 scale[a.dst] = scale[a.src] ** 2 / self.backend.rescale_divisor(a.level)
         return inputs
 
-    def _compile(self, a: ServerConv | ServerLinear) -> CompiledConv | CompiledCoeffConv | CompiledLinear:
+    def _compile(self, a: ServerConv | ServerLinear) -> Any:
         w, b = self._weights[a.name]
         t = time.perf_counter()
         saved = self.backend.counter.copy()
         s = self._input_scale[a.name]
         if isinstance(a, ServerLinear):
             layer = compile_linear(a.plan, w * a.weight_scale, b, self.backend, s)
-        elif isinstance(a.plan, CoeffPlan):
-            layer = compile_coeff_conv(a.plan, w, b, self.backend, s)
         else:
-            layer = compile_conv(a.plan, w, b, self.backend, s)
+            layer = get_algorithm(a.algorithm).compile(a.plan, w, b, self.backend, s)
         self.backend.counter = saved  # encoding is set-up, not evaluation
         self.encode_seconds += time.perf_counter() - t
         return layer
@@ -202,25 +192,27 @@ class Server:
         if self.stream:
             self._compiled.pop(a.name, None)
 
-    def layer(self, a: ServerConv | ServerLinear) -> CompiledConv | CompiledCoeffConv | CompiledLinear:
+    def layer(self, a: ServerConv | ServerLinear) -> Any:
         return self._compiled[a.name]
 
     def conv(self, a: ServerConv, inputs: list[Any]) -> list[Any]:
         """Run a conv, on the worker pool when its plan splits it (the run's record in `last_parallel`);
-        a coefficient conv in-process, its masking timed apart (`mask_seconds`)."""
-        if isinstance(a.plan, CoeffPlan):
-            layer = self.layer(a)
-            outputs = evaluate_coeff_conv(layer, inputs, self.backend)
-            if a.plan.mask:
-                t = time.perf_counter()
-                mask_outputs(layer, outputs, self.backend)
-                self.mask_seconds[a.name] = self.mask_seconds.get(a.name, 0.0) + time.perf_counter() - t
-            return outputs
+        otherwise in-process by its algorithm, the parts it times apart summed per layer (`part_seconds`,
+        e.g. the coefficient algorithm's masking in `mask_seconds`)."""
         if self.conv_pool is not None and a.name in self.conv_pool.layers:
             outputs = self.conv_pool.run(a.name, inputs)
             self.last_parallel = self.conv_pool.last
             return outputs
-        return run_conv(self.layer(a), inputs, self.backend)
+        outputs, parts = get_algorithm(a.algorithm).run_timed(self.layer(a), inputs, self.backend)
+        for part, seconds in parts.items():
+            layer = self.part_seconds.setdefault(part, {})
+            layer[a.name] = layer.get(a.name, 0.0) + seconds
+        return outputs
+
+    @property
+    def mask_seconds(self) -> dict[str, float]:
+        """Per conv, the seconds its algorithm spent masking outputs, summed over runs."""
+        return self.part_seconds.get("mask", {})
 
     def pop_parallel(self) -> ParallelRun | None:
         """The record of the last parallel conv run, once."""

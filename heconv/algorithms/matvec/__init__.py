@@ -80,8 +80,17 @@ class MatvecAlgorithm(ConvAlgorithm):
         g = plan.geometry
         return SlotLayout(g.slots, g.height, g.width, g.c_n, g.c_in)
 
-    def output_layout(self, plan: MatvecPlan) -> MultiplexedLayout:
-        return MultiplexedLayout(plan.geometry, plan.spec.c_out)
+    def output_layout(self, plan: MatvecPlan) -> SlotLayout | MultiplexedLayout:
+        """Multiplexed when a strided output packs several parities per frame; otherwise (one parity) the
+        very places of Gazelle's packing, so it is given as the SlotLayout it equals (a residual add then
+        matches it with another conv's output or a client upload)."""
+        g = plan.geometry
+        if g.parities == 1:
+            return SlotLayout(g.slots, g.height, g.width, g.c_n, plan.spec.c_out, g.stride)
+        return MultiplexedLayout(g, plan.spec.c_out)
+
+    def label(self, plan: MatvecPlan) -> str:
+        return f"matvec bsgs:{plan.baby_step}"
 
     def group_ids(self, plan: MatvecPlan, shape: tuple[int, int, int, int]) -> Mapping[str, GroupArray]:
         return matvec_group_ids(plan, shape)
