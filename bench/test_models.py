@@ -25,6 +25,7 @@ import models
 from bench.conftest import CHECKPOINT_METHODS, no_checkpoint_param, pruned_checkpoints
 from bench.harness.model import model_record, prepare_model, run_images
 from bench.harness.protocol import MODEL_IMAGES
+from heconv.algorithms import algorithm_names, get_algorithm
 from heconv.params import params_for_input
 from models.checkpoint import load_checkpoint_model
 from pruning.synthetic import prune_model_diagonals
@@ -100,10 +101,13 @@ def test_checkpoint_model(benchmark, timed, unit_costs_8192, model, method, prun
 def _bench_model(benchmark, timed, unit, net, shape, params, x, label, info: dict, seed: int,
                  schedule: str = "output-rotation") -> None:
     benchmark.group = "models"
-    coefficient = schedule == "coefficient"
+    # A case's schedule is a rotation schedule of the first registered algorithm (the slot engine), or
+    # the name of another algorithm (heconv.algorithms), which then runs every conv.
+    names = algorithm_names()
+    algorithm = schedule if schedule in names else names[0]
     prep = prepare_model(net, shape, params, mode="encrypted", seed=seed,
-                         schedule="output-rotation" if coefficient else schedule,
-                         algorithm="coefficient" if coefficient else "slot")
+                         schedule=schedule if get_algorithm(algorithm).takes_schedule else "output-rotation",
+                         algorithm=algorithm)
     runs = []
     timed(lambda: runs.extend(run_images(prep, x[None])), rounds=MODEL_IMAGES)
     runs = runs[len(runs) - MODEL_IMAGES:]  # the timed images (the warm-up ran first)

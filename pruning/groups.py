@@ -18,7 +18,7 @@ before training ("auto" depends on the very weights being pruned, so it is refus
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -26,8 +26,9 @@ from torch import nn
 
 from heconv.errors import InputError
 from heconv.frontend import conv_packings
-from heconv.frontend.lower import conv_chunkings
-from heconv.geometry import coefficient_block_ids, group_ids, schedule_group_ids
+from heconv.algorithms import get_algorithm
+from heconv.frontend.lower import conv_plans
+from heconv.geometry import group_ids, schedule_group_ids
 from heconv.params import CKKSParams
 from heconv.schedule import resolve_schedule
 
@@ -52,9 +53,17 @@ class LayerGroups:
     diag_saves: torch.Tensor  # [n_diag] 1 where zeroing the group saves a rotation (d != 0; under B: g != 0)
     pos_saves: torch.Tensor  # [n_pos] 1 where it does (pos != centre; under B: (j, pos) != (0, centre))
     baby_step: int = 1
-    # the coefficient algorithm's kernel blocks (output group, input chunk), when asked for
-    block_ids: torch.Tensor | None = None
-    n_block: int = 0
+    # an algorithm's own groups (ConvAlgorithm.group_ids), when asked for: kind -> (ids, count)
+    extra: dict[str, tuple[torch.Tensor, int]] = field(default_factory=dict)
+
+    @property
+    def block_ids(self) -> torch.Tensor | None:
+        """The coefficient algorithm's kernel blocks (output group, input chunk), when asked for."""
+        return self.extra["block"][0] if "block" in self.extra else None
+
+    @property
+    def n_block(self) -> int:
+        return self.extra["block"][1] if "block" in self.extra else 0
 
 
 def groups_for_weight(shape: tuple[int, int, int, int], c_n: int, path: str = "conv",
@@ -88,11 +97,12 @@ def groups_for_weight(shape: tuple[int, int, int, int], c_n: int, path: str = "c
 
 def model_groups(model: nn.Module, input_shape: tuple[int, int, int], params: CKKSParams,
                  schedule: str | dict[str, str | int] | None = None,
-                 coefficient: bool = False) -> dict[str, LayerGroups]:
+                 algorithm: str | None = None) -> dict[str, LayerGroups]:
     """The pruning groups of every conv of `model`, from the engine's plan of it.
 
-    `coefficient`: also the kernel blocks of the coefficient algorithm's plan (block_ids,
-    heconv.geometry.coefficient_block_ids), which the `coefficient-block` method prunes.
+    `algorithm` (a name in heconv.algorithms, e.g. a method's `algorithm`): also that algorithm's own
+    groups under its network plan of the model (`LayerGroups.extra`, from `ConvAlgorithm.group_ids`),
+    e.g. the coefficient algorithm's kernel blocks (`block_ids`) that the `coefficient-block` method prunes.
 
     `schedule`: one schedule for every conv ("output-rotation", "input-rotation",
     "bsgs:B"), or one per conv path (a schedule or a baby step B; convs left out use
@@ -102,7 +112,7 @@ def model_groups(model: nn.Module, input_shape: tuple[int, int, int], params: CK
     model.eval()
     try:
         packings = conv_packings(model, input_shape, params)
-        chunkings = conv_chunkings(model, input_shape, params) if coefficient else {}
+        plans = conv_plans(model, input_shape, params, algorithm) if algorithm is not None else {}
     finally:
         model.train(was_training)
     per_layer = schedule if isinstance(schedule, dict) else {}
@@ -115,10 +125,10 @@ def model_groups(model: nn.Module, input_shape: tuple[int, int, int], params: CK
     for path, p in packings.items():
         spec = per_layer.get(path, "output-rotation") if isinstance(schedule, dict) else (schedule or "output-rotation")
         out[path] = groups_for_weight(tuple(modules[path].weight.shape), p.c_n, path, _baby_step(spec, p.c_n, path))
-        if path in chunkings:
-            ids, n = coefficient_block_ids(tuple(modules[path].weight.shape), chunkings[path])
-            out[path].block_ids = torch.from_numpy(np.ascontiguousarray(ids).reshape(-1).astype(np.int64))
-            out[path].n_block = n
+        if path in plans:
+            own = get_algorithm(algorithm).group_ids(plans[path], tuple(modules[path].weight.shape))
+            out[path].extra = {kind: (torch.from_numpy(np.ascontiguousarray(g.ids).reshape(-1).astype(np.int64)),
+                                      g.count) for kind, g in own.items()}
     return out
 
 

@@ -310,7 +310,7 @@ class CoefficientBlock(PruningMethod):
         for path, g in groups.items():
             if g.block_ids is None:
                 raise ValueError(f"layer {path}: coefficient-block needs the coefficient algorithm's kernel blocks; "
-                                 "build the groups with model_groups(..., coefficient=True)")
+                                 "build the groups with model_groups(..., algorithm='coefficient')")
             out.append(Units(path, "block", g.block_ids, g.n_block, rms_scores(weights[path], g.block_ids, g.n_block)))
         return out
 

@@ -95,19 +95,20 @@ def add_schedule_option(p) -> None:
                         "the lowest predicted time from its weights)")
 
 
-def add_algorithm_option(p, choices: tuple[str, ...] = ("slot", "coefficient")) -> None:
-    """--algorithm and --compare-slot, shared by layer and infer (default slot); `choices`: layer offers every
-    algorithm of the registry (heconv.algorithms)."""
-    from heconv.algorithms import get_algorithm
+def add_algorithm_option(p) -> None:
+    """--algorithm and --compare-slot, shared by layer and infer (default slot): every algorithm of the
+    registry (heconv.algorithms), each described by its own summary."""
+    from heconv.algorithms import algorithm_names, get_algorithm
 
-    more = "".join(f"; {n}: {get_algorithm(n).summary} (in-process)" for n in choices
-                   if n not in ("slot", "coefficient"))
-    p.add_argument("--algorithm", choices=choices, default="slot",
-                   help="convolution algorithm: slot (default; rotations, with --schedule) or coefficient "
-                        "(Cheetah-style coefficient encoding: no rotation, outputs masked; in-process)" + more)
+    names = algorithm_names()
+    p.add_argument("--algorithm", choices=names, default=names[0],
+                   help="convolution algorithm (default %(default)s): " + "; ".join(
+                       f"{n}: {get_algorithm(n).summary}" + ("" if get_algorithm(n).parallel else " (in-process)")
+                       for n in names))
     p.add_argument("--compare-slot", action="store_true",
-                   help="with --algorithm coefficient: also run the slot engine's output-rotation schedule, "
-                        "in-process, on the same weights and inputs in this process, and report the ratios")
+                   help="with an algorithm that changes the protocol's traffic (coefficient): also run the slot "
+                        "engine's output-rotation schedule, in-process, on the same weights and inputs in this "
+                        "process, and report the ratios")
 
 
 def add_workers_option(p) -> None:

@@ -13,6 +13,7 @@ import logging
 
 import numpy as np
 
+from heconv.algorithms import get_algorithm
 from heconv.errors import InputError
 from heconv.network.parties import UPLOADS
 
@@ -149,11 +150,14 @@ def run(args: argparse.Namespace) -> dict:
         prune_model_diagonals(model, shape, params, args.prune_diagonals, args.seed)
     images, labels, source = _images(args, meta, s)
     log.info("lowering %s, generating keys and encoding plaintexts", s["model"])
+    alg = get_algorithm(args.algorithm)
     workers = resolve_workers(args)
-    if (args.stream and args.workers is None) or args.algorithm == "coefficient":
-        workers = 1  # streaming encodes after the fork; the coefficient algorithm runs in-process
-    if args.compare_slot and args.algorithm != "coefficient":
-        raise InputError("--compare-slot applies to --algorithm coefficient")
+    in_process = (args.stream and args.workers is None) or not alg.parallel
+    if in_process:
+        workers = 1  # streaming encodes after the fork; an algorithm that cannot split a conv runs in-process
+    if args.compare_slot and not alg.changes_traffic:
+        raise InputError(f"--compare-slot applies to an algorithm that changes the protocol's traffic, not to "
+                         f"--algorithm {args.algorithm}")
 
     def measure(algorithm: str, schedule: str, workers: int):
         prep = prepare_model(model, shape, None, args.mode, args.stream, args.seed, args.protocol,
@@ -186,10 +190,10 @@ def run(args: argparse.Namespace) -> dict:
     for layer in result["layers"]:
         layer["recomputed_rotations"] = recomputed.get(layer["layer"], 0)
     result.update(recomputed_rotations=sum(recomputed.values()), workers_requested=workers,
-                  workers_chosen="the coefficient algorithm or --stream runs in-process" if workers == 1 and (
-                      args.stream or args.algorithm == "coefficient") else getattr(args, "workers_chosen", None))
+                  workers_chosen=f"--stream or the {args.algorithm} algorithm runs in-process" if in_process
+                  else getattr(args, "workers_chosen", None))
     result.update(model=s["model"], input_size=s["input_size"], in_channels=s["in_channels"], mode=args.mode,
-                  schedule=args.schedule if args.algorithm == "slot" else "coefficient",
+                  schedule=args.schedule if alg.takes_schedule else args.algorithm,
                   prune_diagonals=args.prune_diagonals, seed=args.seed, checkpoint=args.checkpoint,
                   checkpoint_meta=meta or None, inputs=source, insecure=prep.plan.params.allow_insecure,
                   refresh="simulated in-process (decrypt, ReLU, re-encrypt)" if args.protocol == "hybrid" else "none",
@@ -226,8 +230,7 @@ def render(r: dict) -> str:
         f"multiplications  {r['pmuls']} plaintext, {r['cmuls']} ciphertext, {r['adds']} additions, "
         f"{r['rescales']} rescales",
         f"algorithm        {r.get('algorithm', 'slot')}" + (
-            f" (masks {r['mask_s']:.3f} s per image, inside the server time)" if r.get("algorithm") == "coefficient"
-            else "") + (f"; slot output-rotation in this process: {r['slot_or_server_s']:.3f} s per image, "
+            f" (masks {r['mask_s']:.3f} s per image, inside the server time)" if r.get("mask_s") else "") + (f"; slot output-rotation in this process: {r['slot_or_server_s']:.3f} s per image, "
                         f"x{r['slot_or_over_server_s']:.2f} the coefficient server time, "
                         f"{r['slot_or_bytes_client_to_server'] / 1e6:.1f} MB up, "
                         f"{r['slot_or_bytes_server_to_client'] / 1e6:.1f} MB down" if "slot_or_server_s" in r else ""),

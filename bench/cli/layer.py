@@ -6,7 +6,9 @@ import argparse
 
 import numpy as np
 
-from heconv.algorithms import algorithm_names
+from heconv.algorithms import get_algorithm
+from heconv.algorithms.coefficient import CoefficientAlgorithm
+from heconv.algorithms.slot import SlotAlgorithm
 from heconv.errors import InputError
 
 from .common import (
@@ -42,7 +44,7 @@ def add_parser(sub) -> None:
                    help="encrypted: SEAL CKKS; plain: the cleartext backend (same counts, no encryption)")
     add_schedule_option(p)
     add_workers_option(p)
-    add_algorithm_option(p, algorithm_names())
+    add_algorithm_option(p)
     p.add_argument("--no-mask", action="store_true",
                    help="coefficient algorithm: leave the outputs unmasked (the client then sees partial sums "
                         "of the weights: no weight privacy)")
@@ -75,17 +77,14 @@ def run(args: argparse.Namespace) -> dict:
                                      args.prune_diagonals, args.prune_positions, args.seed)
     bias = np.random.default_rng(args.seed + 2).normal(0, 0.1, args.c_out) if args.bias else None
 
-    if args.algorithm == "coefficient":
-        result = _run_coefficient(args, weight, bias, params)
-    elif args.algorithm == "slot":
-        if args.compare_slot or args.no_mask:
-            raise InputError("--compare-slot and --no-mask apply to --algorithm coefficient")
-        result = _run_slot(args, weight, bias, params)
-    else:  # any other registered algorithm, through the heconv.algorithms interface alone
-        if args.compare_slot or args.no_mask or (args.workers or 1) > 1:
-            raise InputError(f"--compare-slot, --no-mask and --workers > 1 do not apply to "
-                             f"--algorithm {args.algorithm}")
-        result = run_registered(args, weight, bias, params)
+    alg = get_algorithm(args.algorithm)
+    if (args.compare_slot or args.no_mask) and not alg.changes_traffic:
+        raise InputError(f"--compare-slot and --no-mask apply to an algorithm that changes the protocol's traffic "
+                         f"(masked outputs), not to --algorithm {args.algorithm}")
+    if (args.workers or 1) > 1 and not alg.parallel:
+        raise InputError(f"--workers > 1 does not apply to --algorithm {args.algorithm}: it runs in-process")
+    # An algorithm with a harness of its own (more figures); any other through the interface alone.
+    result = HARNESSES.get(type(alg), run_registered)(args, weight, bias, params)
     result.update(mode=args.mode, prune_diagonals=args.prune_diagonals, prune_positions=args.prune_positions,
                   weights=args.weights, insecure=params.allow_insecure, scale_bits=params.scale_bits,
                   provenance=provenance())
@@ -217,10 +216,17 @@ def _render_coefficient(result: dict) -> list[tuple[str, str]]:
     return rows
 
 
+# The algorithms (by class) whose layer harness records more than run_registered's interface-only record:
+# the slot engine's (schedules, workers, group statistics) and the coefficient algorithm's (masking,
+# --compare-slot). A new algorithm needs no entry.
+HARNESSES = {SlotAlgorithm: lambda args, w, b, params: _run_slot(args, w, b, params),
+             CoefficientAlgorithm: _run_coefficient}
+
+
 def render(result: dict) -> str:
     if "input_layout" in result:  # run_registered's record
         return render_registered(result)
-    if result.get("algorithm") == "coefficient":
+    if "chunking" in result:  # the coefficient harness's record (bench.harness.coeff_layer)
         rows = [("layer", f"{result['c_in']}->{result['c_out']}, {result['kernel']}x{result['kernel']}, "
                           f"stride {result['stride']}, {result['hw']}x{result['hw']}"),
                 ("mode", f"{result['mode']} (N={result['poly_modulus_degree']}, moduli {result['coeff_mod_bit_sizes']})"

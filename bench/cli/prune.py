@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> dict:
                  else fixed_schedules(model, shape, params, args.schedule or "output-rotation"))
     from pruning.methods import get_method
 
-    groups = model_groups(model, shape, params, schedules, get_method(args.method).algorithm == "coefficient")
+    groups = model_groups(model, shape, params, schedules, get_method(args.method).algorithm)
     schedule = args.fractions or DEFAULT_FRACTIONS
     reference = None
     if args.reference:

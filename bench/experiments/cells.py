@@ -218,7 +218,7 @@ def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int
     model = build_model(cell.train.model, data.in_channels, data.num_classes)
     model.load_state_dict(checkpoint_from_bytes(trained["state"], cell.train.run_id)[0])
     schedules = trained["schedules"]
-    groups = model_groups(model, shape, params, schedules, get_method(cell.method).algorithm == "coefficient")
+    groups = model_groups(model, shape, params, schedules, get_method(cell.method).algorithm)
     seed = cell.train.seed
     result = iterative_prune(model, data, groups, cell.method, params, cell.max_drop,
                              cell.fractions or _default_fractions(),

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from heconv.algorithms import ALGORITHMS
 from heconv.errors import InputError
 
 from ..harness.passes import fitted_seconds
@@ -320,3 +321,10 @@ def tidy_table(cases: list[Case]) -> pd.DataFrame:
            "prune_diagonals",
            "prune_positions", "name", "latency_s"]
     return df.sort_values(key, na_position="first", kind="mergesort").reset_index(drop=True)
+
+
+def is_coefficient(c: Case) -> bool:
+    """Whether a case ran an algorithm that changes the protocol's traffic (the coefficient algorithm), by
+    its recorded algorithm or, in older records, its schedule label (heconv.algorithms)."""
+    alg = ALGORITHMS.get(c.info.get("algorithm")) or ALGORITHMS.get(c.schedule)
+    return alg is not None and alg.changes_traffic

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cases import Case
+from .cases import Case, is_coefficient
 
 # term -> the count field it is read from (in Case.info["counts"], else Case.counts)
 TERMS: dict[str, str] = {"rotations": "key_switches", "pmul_add_pairs": "pmuls", "outputs": "rescales",
@@ -214,7 +214,7 @@ def cross_validate(n: int, cases: list[Case], prim: dict[tuple[int, int, str], f
     terms = tuple(t for j, t in enumerate(TERMS) if j in used)
     x = x[:, used]
     coef = fit_terms(x, y) if len(y) else np.zeros(len(used))
-    rot_cases = [c for c in layers if c.info.get("algorithm", "slot") != "coefficient"]
+    rot_cases = [c for c in layers if not is_coefficient(c)]
     xr = np.array([[term_counts(c, ("rotations",))[0], 1.0] for c in rot_cases]).reshape(-1, 2)
     yr = np.array([c.latency for c in rot_cases])
     xm = np.array([term_counts(c, terms) for c in models]).reshape(-1, len(terms))

@@ -13,18 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .cases import Case
+from .cases import Case, is_coefficient
 from .compare import accuracy, last_by
 from .fits import fit_coefficient
 from .text import accuracy_text, fmt
 
 ENGINES = {"output-rotation": "slot-OR", "auto": "slot-auto", "coefficient": "coefficient"}
 BANDWIDTHS = {"1 Gbit/s": 1e9, "100 Mbit/s": 1e8}
-
-
-def is_coefficient(c: Case) -> bool:
-    """Whether a case ran the coefficient algorithm."""
-    return c.info.get("algorithm") == "coefficient" or c.schedule == "coefficient"
 
 
 def slot_cases(cases: list[Case]) -> list[Case]:
@@ -61,7 +56,7 @@ def _sentence(model: str, rows: dict[tuple[str, str], Case]) -> str | None:
     """At equal accuracy (same weights), the fastest engine against the next, and its traffic."""
     for variant in sorted({v for v, _ in rows}, key=lambda v: (v not in ("dense", "synthetic dense"), v)):
         got = {e: rows[(variant, e)] for e in ENGINES.values() if (variant, e) in rows}
-        if "coefficient" not in got or len(got) < 2:
+        if not any(is_coefficient(c) for c in got.values()) or len(got) < 2:
             continue
         fast = min(got, key=lambda e: got[e].latency)
         slow = min((e for e in got if e != fast), key=lambda e: got[e].latency)
@@ -95,7 +90,7 @@ def engines_section(cases: list[Case]) -> EnginesSection:
             down = (c.info.get("bytes_server_to_client") or 0) / 1e6
             md.append(f"| {variant} | {engine} | {c.latency:.3f} | {c.rotations} | {c.counts['pmuls']} | {up:.1f} | "
                       f"{down:.1f} | " + " | ".join(f"{with_traffic(c, bw):.2f}" for bw in BANDWIDTHS.values())
-                      + f" | {fmt(c.info.get('mask_s'), '.3f') if engine == 'coefficient' else '-'} | "
+                      + f" | {fmt(c.info.get('mask_s'), '.3f') if is_coefficient(c) else '-'} | "
                       f"{accuracy_text(accuracy(c)) or 'same weights'} |")
             summary["models"].setdefault(model, {})[f"{variant}/{engine}"] = {
                 "server_s": c.latency, "rotations": c.rotations, "pmuls": c.counts["pmuls"],

@@ -143,11 +143,17 @@ def conv_packings(model: nn.Module, input_shape: tuple[int, int, int], params) -
     return {a.name: a.plan.packing for a in plan.actions if isinstance(a, ServerConv)}
 
 
-def conv_chunkings(model: nn.Module, input_shape: tuple[int, int, int], params) -> dict[str, CoeffChunking]:
-    """The coefficient algorithm's chunking of each conv of `model`, keyed by module path: the
-    geometry of its kernel-block groups (heconv.geometry.coefficient_block_ids), with the frame
-    and alignment the engine gives convs whose outputs a residual add sums."""
+def conv_plans(model: nn.Module, input_shape: tuple[int, int, int], params, algorithm: str) -> dict:
+    """The plan each conv of `model` runs with under the registered `algorithm` (heconv.algorithms), keyed
+    by module path: the geometry of that algorithm's pruning groups (`ConvAlgorithm.group_ids`), with the
+    frame and alignment the network planner gives convs whose outputs a residual add sums."""
     from ..network import ServerConv, plan_network
 
-    plan = plan_network(lower_model(model, input_shape), params, algorithm="coefficient")
-    return {a.name: a.plan.chunking for a in plan.actions if isinstance(a, ServerConv)}
+    plan = plan_network(lower_model(model, input_shape), params, algorithm=algorithm)
+    return {a.name: a.plan for a in plan.actions if isinstance(a, ServerConv)}
+
+
+def conv_chunkings(model: nn.Module, input_shape: tuple[int, int, int], params) -> dict[str, CoeffChunking]:
+    """The coefficient algorithm's chunking of each conv of `model`, keyed by module path (its
+    kernel-block groups' geometry, heconv.geometry.coefficient_block_ids)."""
+    return {path: plan.chunking for path, plan in conv_plans(model, input_shape, params, "coefficient").items()}

@@ -173,4 +173,4 @@ def test_layer_coefficient_plain_with_slot_comparison(capsys):
 
 def test_layer_coefficient_options_need_the_algorithm(capsys):
     code, _, err = _run(capsys, "--c-in", "4", "--c-out", "4", "--hw", "4", "--mode", "plain", "--no-mask")
-    assert code == 2 and "--compare-slot and --no-mask apply to --algorithm coefficient" in err
+    assert code == 2 and "--compare-slot and --no-mask apply to an algorithm that changes the protocol's traffic" in err

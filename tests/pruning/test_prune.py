@@ -48,7 +48,7 @@ def test_masks_survive_finetuning_and_export(tmp_path, method):
     data = _tiny_data()
     model = _small_cnn()
     shape = (1, 8, 8)
-    groups = model_groups(model, shape, params_for_input(*shape[1:]), coefficient=True)
+    groups = model_groups(model, shape, params_for_input(*shape[1:]), algorithm="coefficient")
     masks = method_masks(model, groups, method, 0.5)
     apply_masks(model, masks)
     train(model, data, TrainConfig(epochs=2, lr=0.05, batch_size=16))

@@ -15,7 +15,7 @@ def _model_and_groups():
     torch.manual_seed(0)
     model = models.SmallCNN(1, 3)
     shape = (1, 8, 8)
-    return model, model_groups(model, shape, params_for_input(8, 8), coefficient=True), shape
+    return model, model_groups(model, shape, params_for_input(8, 8), algorithm="coefficient"), shape
 
 
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "dense"])
@@ -96,7 +96,7 @@ def test_a_zero_kernel_block_saves_the_coefficient_engine_one_multiplication_per
 
     tiles = conv_chunkings(model.eval(), shape, params)[path].tiles
     assert dense["pmuls"] - pruned["pmuls"] == tiles
-    with pytest.raises(ValueError, match="coefficient=True"):
+    with pytest.raises(ValueError, match="algorithm="):
         get_method("coefficient-block").units(current_weights(model, groups),
                                               model_groups(model, shape, params))
 
