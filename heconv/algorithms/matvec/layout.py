@@ -25,6 +25,13 @@ class MultiplexedLayout(Layout):
     channels: int
 
     @property
+    def placement(self) -> tuple:
+        """What places the values: the frame and the parities, not the conv's c_in, c_out or kernel."""
+        g = self.geometry
+        return (type(self).__name__, g.slots, g.height, g.width, g.stride, g.channel_slots, g.c_n, g.parities,
+                self.channels)
+
+    @property
     def shape(self) -> tuple[int, int, int]:
         return (self.channels, self.geometry.out_height, self.geometry.out_width)
 
