@@ -145,3 +145,16 @@ def test_infer_without_checkpoint_says_random_images(capsys):
                         "--json")
     r = json.loads(out)
     assert code == 0 and r["inputs"].startswith("random") and r["accuracy"] is None
+
+
+def test_infer_matvec_plain_counts_equal_the_plan(capsys):
+    """`artemis infer --algorithm matvec`: every conv by matvec (strided ones multiplexed), counted = predicted."""
+    code, out, _ = _run(capsys, "--model", "resnet20", "--input-size", "8", "--algorithm", "matvec", "--mode", "plain",
+                        "--json")
+    r = json.loads(out)
+    assert code == 0 and r["algorithm"] == "matvec" and r["schedule"] == "matvec"
+    assert r["rotations"] == r["predicted_rotations"] == r["key_switches"] > 0
+    assert r["top1_agreement"] == 1.0 and r["max_abs_error"] < 1e-9
+    convs = [layer for layer in r["layers"] if layer["kind"] == "conv"]
+    assert len(convs) == 19 and all(layer["schedule"].startswith("matvec bsgs:") for layer in convs)
+    assert all(layer["rotations"] == layer["predicted_rotations"] for layer in r["layers"])
