@@ -58,7 +58,7 @@ class ConvAlgorithm(ABC):
     @property
     def summary(self) -> str:
         """One line on what the algorithm does: the first line of its class docstring."""
-        line = (type(self).__doc__ or "").strip().splitlines()[0].rstrip(".")
+        line = (type(self).__doc__ or "").strip().splitlines()[0].rstrip(".;,")
         return line[:1].lower() + line[1:]
 
     @abstractmethod
