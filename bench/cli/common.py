@@ -95,14 +95,17 @@ def add_schedule_option(p) -> None:
                         "the lowest predicted time from its weights)")
 
 
-def add_algorithm_option(p) -> None:
+def add_algorithm_option(p, choose: bool = False) -> None:
     """--algorithm and --compare-slot, shared by layer and infer (default slot): every algorithm of the
-    registry (heconv.algorithms), each described by its own summary."""
+    registry (heconv.algorithms), each described by its own summary. `choose` (infer): left out, with
+    --schedule auto every conv runs by the algorithm of the lowest predicted time (heconv.algorithms.choice)."""
     from heconv.algorithms import algorithm_names, get_algorithm
 
     names = algorithm_names()
-    p.add_argument("--algorithm", choices=names, default=names[0],
-                   help="convolution algorithm (default %(default)s): " + "; ".join(
+    default = (f"default: with --schedule auto, per conv the one of the lowest predicted time among those that "
+               f"keep the protocol's traffic, else {names[0]}") if choose else f"default {names[0]}"
+    p.add_argument("--algorithm", choices=names, default=None if choose else names[0],
+                   help=f"convolution algorithm ({default}): " + "; ".join(
                        f"{n}: {get_algorithm(n).summary}" + ("" if get_algorithm(n).parallel else " (in-process)")
                        for n in names))
     p.add_argument("--compare-slot", action="store_true",

@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from heconv.algorithms import get_algorithm
+from heconv.algorithms import algorithm_names, get_algorithm
 from heconv.errors import InputError
 from heconv.network.parties import UPLOADS
 
@@ -58,7 +58,7 @@ def add_parser(sub) -> None:
                         "non-interactive: everything encrypted, square activations (small-cnn-square)")
     add_schedule_option(p)
     add_workers_option(p)
-    add_algorithm_option(p)
+    add_algorithm_option(p, choose=True)
     p.add_argument("--prune-diagonals", type=fraction, default=0.0,
                    help="zero this random fraction of every conv's diagonal groups (synthetic sparsity)")
     p.add_argument("--stream", action="store_true",
@@ -150,6 +150,9 @@ def run(args: argparse.Namespace) -> dict:
         prune_model_diagonals(model, shape, params, args.prune_diagonals, args.seed)
     images, labels, source = _images(args, meta, s)
     log.info("lowering %s, generating keys and encoding plaintexts", s["model"])
+    # No --algorithm and --schedule auto: every conv by the algorithm of the lowest predicted time.
+    choose = args.algorithm is None and args.schedule == "auto"
+    args.algorithm = args.algorithm or algorithm_names()[0]
     alg = get_algorithm(args.algorithm)
     workers = resolve_workers(args)
     in_process = (args.stream and args.workers is None) or not alg.parallel
@@ -162,7 +165,7 @@ def run(args: argparse.Namespace) -> dict:
     def measure(algorithm: str, schedule: str, workers: int):
         prep = prepare_model(model, shape, None, args.mode, args.stream, args.seed, args.protocol,
                              args.poly_modulus_degree, args.toy_params, args.scale_bits, schedule, workers, algorithm,
-                             args.upload)
+                             args.upload, choose)
         try:
             with bar(len(prep.plan.layers) * args.images, f"{s['model']} ({args.mode}, {algorithm})") as b:
                 return prep, measure_model(prep, model, images, labels=labels, check_bounds=not args.no_bound_check,
@@ -192,6 +195,9 @@ def run(args: argparse.Namespace) -> dict:
     result.update(recomputed_rotations=sum(recomputed.values()), workers_requested=workers,
                   workers_chosen=f"--stream or the {args.algorithm} algorithm runs in-process" if in_process
                   else getattr(args, "workers_chosen", None))
+    if choose:
+        ran = [layer["algorithm"] for layer in result["layers"] if layer["kind"] == "conv"]
+        result.update(algorithm="auto", algorithms={n: ran.count(n) for n in dict.fromkeys(ran)})
     result.update(model=s["model"], input_size=s["input_size"], in_channels=s["in_channels"], mode=args.mode,
                   schedule=args.schedule if alg.takes_schedule else args.algorithm,
                   prune_diagonals=args.prune_diagonals, seed=args.seed, checkpoint=args.checkpoint,
@@ -230,6 +236,8 @@ def render(r: dict) -> str:
         f"multiplications  {r['pmuls']} plaintext, {r['cmuls']} ciphertext, {r['adds']} additions, "
         f"{r['rescales']} rescales",
         f"algorithm        {r.get('algorithm', 'slot')}" + (
+            " (per conv the lowest predicted time: " + ", ".join(f"{n} {k} conv(s)" for n, k in r["algorithms"].items())
+            + "; why: 'reason' per layer in --json)" if r.get("algorithms") else "") + (
             f" (masks {r['mask_s']:.3f} s per image, inside the server time)" if r.get("mask_s") else "") + (f"; slot output-rotation in this process: {r['slot_or_server_s']:.3f} s per image, "
                         f"x{r['slot_or_over_server_s']:.2f} the coefficient server time, "
                         f"{r['slot_or_bytes_client_to_server'] / 1e6:.1f} MB up, "

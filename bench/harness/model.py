@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from heconv.algorithms import get_algorithm
 from heconv.backends import make_backend
 from heconv.cost import UnitCosts, floor_seconds
 from heconv.errors import InputError
@@ -78,19 +79,19 @@ def prepare_model(model: nn.Module, input_shape: tuple[int, int, int], params: C
                   mode: str = "encrypted", stream: bool = False, seed: int = 0, protocol: str = "hybrid",
                   poly_modulus_degree: int | None = None, toy: bool = False, scale_bits: int = 40,
                   schedule: str = "output-rotation", workers: int = 1, algorithm: str = "slot",
-                  upload: str = "seeded") -> PreparedModel:
+                  upload: str = "seeded", choose_algorithm: bool = False) -> PreparedModel:
     """Lower the model, plan it (every conv with `schedule`; "auto": a baby step per layer; or by
     the coefficient `algorithm`, in-process), make the client's keys and the server's plaintexts.
     `workers` > 1: each slot conv split over up to that many processes, forked once the plaintexts
     are encoded (`close()` stops them). `upload`: how the client encrypts what it sends
-    (heconv.network.parties.UPLOADS: "seeded" with its secret key, or "public")."""
+    (heconv.network.parties.UPLOADS: "seeded" with its secret key, or "public"). `choose_algorithm`: a conv
+    under "auto" runs by the algorithm of the lowest predicted time (heconv.network.plan_network)."""
     net = lower_model(model, input_shape)
     if params is None:
         params = model_params(input_shape, net, protocol, poly_modulus_degree, toy, scale_bits)
-    plan = plan_network(net, params, protocol, schedule, workers, algorithm)
+    plan = plan_network(net, params, protocol, schedule, workers, algorithm, choose_algorithm)
     backend = make_backend(mode, params, seed)
-    sizes = [getattr(a.plan, "plaintexts", None) or len(getattr(a.plan, "terms", ()))
-             for a in plan.actions if isinstance(a, ServerConv)]
+    sizes = [get_algorithm(a.algorithm).plaintexts(a.plan) for a in plan.actions if isinstance(a, ServerConv)]
     # the plaintexts (all, or streamed: the largest layer's), the plan's Galois keys and a few
     # live ciphertexts per worker
     held = max(sizes, default=0) if stream else sum(sizes)
@@ -215,7 +216,8 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
         serial = floor_seconds(lr.counts, u) if u else None
         layers.append({
             "layer": lr.name, "kind": lr.kind, "level": level_of[lr.name],
-            "schedule": report_of[lr.name].schedule, "baby_step": report_of[lr.name].baby_step,
+            "algorithm": report_of[lr.name].algorithm, "schedule": report_of[lr.name].schedule,
+            "baby_step": report_of[lr.name].baby_step, "reason": report_of[lr.name].reason,
             "predicted_rotations": lr.predicted.rotations, "rotations": lr.counts.rotations,
             "key_switches": lr.counts.key_switches, "pmuls": lr.counts.pmuls, "adds": lr.counts.adds,
             "server_s": float(np.mean([r.layers[i].seconds for r in runs])),

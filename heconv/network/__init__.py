@@ -45,7 +45,7 @@ PROTOCOLS = tuple(PLANNERS)
 
 def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
                  schedule: str | Mapping[str, str] = "output-rotation", workers: int = 1,
-                 algorithm: str = "slot") -> NetworkPlan:
+                 algorithm: str = "slot", choose_algorithm: bool = False) -> NetworkPlan:
     """The protocol's plan of `net` (one of PROTOCOLS). Touches no ciphertext.
 
     `schedule` is every conv's rotation schedule (heconv.schedule), for an algorithm that takes one:
@@ -54,7 +54,9 @@ def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
     the processes each conv may run on (heconv.parallel_plan; each uses at most its (bo, g) groups),
     where the algorithm can split a conv (others run in-process); the layers' predicted counts are then
     the parallel runs'. `algorithm`: every conv's, a name in heconv.algorithms; it names the protocols
-    it runs in (`ConvAlgorithm.protocols`).
+    it runs in (`ConvAlgorithm.protocols`). `choose_algorithm`: a conv under "auto" runs by whichever
+    registered algorithm that keeps the protocol's traffic predicts the lowest time (heconv.algorithms.choice;
+    hybrid protocol: the non-interactive one runs the slot engine only).
     """
     planner = PLANNERS.get(protocol)
     if planner is None:
@@ -64,7 +66,7 @@ def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
     if protocol not in alg.protocols:
         raise InputError(f"the {algorithm} algorithm runs in the {' and '.join(alg.protocols)} protocol only, "
                          f"not {protocol!r}")
-    plan = planner(net, params, schedule, algorithm)
+    plan = planner(net, params, schedule, algorithm, choose_algorithm, workers)
     return plan if workers == 1 else parallelize(plan, workers)
 
 

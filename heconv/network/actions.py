@@ -122,6 +122,8 @@ class LayerReport:
     schedule: str | None = None  # convs: what ran (ConvAlgorithm.label: "output-rotation", "bsgs:4", "coefficient")
     baby_step: int | None = None  # convs: its baby step B
     workers: int = 1  # convs: the processes it runs on
+    algorithm: str | None = None  # convs: the registered algorithm that runs it
+    reason: str | None = None  # convs chosen by `--schedule auto` across algorithms: why (predicted times)
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,8 @@ class NetworkPlan:
     def summary(self) -> list[dict]:
         """Per server layer: predicted rotations, multiplications, Galois keys."""
         return [
-            {"layer": r.name, "kind": r.kind, "schedule": r.schedule, "baby_step": r.baby_step,
+            {"layer": r.name, "kind": r.kind, "algorithm": r.algorithm, "schedule": r.schedule,
+             "baby_step": r.baby_step, "reason": r.reason,
              "workers": r.workers, "rotations": r.predicted.rotations, "pmuls": r.predicted.pmuls,
              "adds": r.predicted.adds, "galois_keys": r.galois_steps}
             for r in self.layers

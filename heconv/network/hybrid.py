@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..algorithms import ConvAlgorithm, get_algorithm
+from ..algorithms import ALGORITHMS, ConvAlgorithm, get_algorithm
+from ..algorithms.choice import auto_algorithms, choose_algorithm
 from ..algorithms.layout import Layout
 from ..basics import OpCounts
 from ..errors import InputError
@@ -64,10 +65,11 @@ class _HybridPlanner:
     """Walks the IR once; each op kind has its own method (see HANDLERS)."""
 
     def __init__(self, net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
-                 algorithm: str = "slot"):
+                 algorithm: str = "slot", choose: bool = False, workers: int = 1):
         self.params = params
         self.schedule = schedule
         self.algorithm = algorithm
+        self.choose, self.workers = choose, workers
         self.conv_algorithm: ConvAlgorithm = get_algorithm(algorithm)
         self.partners = _add_partners(net)
         self.plans: dict[str, object] = {}
@@ -107,20 +109,32 @@ class _HybridPlanner:
         # A strided 1x1 conv is a subsample then a 1x1 conv: the client subsamples.
         sub = op.stride if k == 1 else 1
         hh, ww = -(-h // sub), -(-w // sub)
-        alg = self.conv_algorithm
-        options = {"schedule": layer_schedule(self.schedule, op.name)} if alg.takes_schedule else {}
-        if op.name in self.partners:
-            partner, kernel = self.partners[op.name]
-            options.update(alg.residual_options(kernel, self.plans.get(partner)))
-        plan = alg.plan(op.weight, hh, ww, self.params, stride=op.stride // sub, has_bias=op.bias is not None,
-                        name=op.name, **options)
+        schedule = layer_schedule(self.schedule, op.name)
+
+        def plan_with(name: str):
+            alg = get_algorithm(name)
+            options = {"schedule": schedule} if alg.takes_schedule else {}
+            if op.name in self.partners:
+                partner, kernel = self.partners[op.name]
+                options.update(alg.residual_options(kernel, self.plans.get(partner)))
+            return alg.plan(op.weight, hh, ww, self.params, stride=op.stride // sub, has_bias=op.bias is not None,
+                            name=op.name, **options)
+
+        name, reason = self.algorithm, None
+        if self.choose and self.conv_algorithm.takes_schedule and schedule == "auto":
+            choice = choose_algorithm(ALGORITHMS, auto_algorithms(ALGORITHMS, "hybrid"), plan_with, self.workers)
+            name, plan, reason = choice.algorithm, choice.plan, choice.reason
+        else:
+            plan = plan_with(name)
+        alg = get_algorithm(name)
         self.plans[op.name] = plan
         src = self.upload(op.src, 0, sub, alg.input_layout(plan))
-        self.actions.append(ServerConv(op.name, src, op.out, plan, algorithm=self.algorithm))
+        self.actions.append(ServerConv(op.name, src, op.out, plan, algorithm=name))
         out = alg.output_layout(plan)
         self.enc[op.out] = ServerTensor(out.shape[0], out.shape[1], out.shape[2], 1, out)
         self.layers.append(LayerReport(op.name, "conv", alg.predicted(plan), len(alg.rotation_steps(plan)),
-                                       schedule=alg.label(plan), baby_step=alg.baby_step(plan)))
+                                       schedule=alg.label(plan), baby_step=alg.baby_step(plan), algorithm=name,
+                                       reason=reason))
 
     def add(self, op: AddOp) -> None:
         self.known(op.a, op)
@@ -213,17 +227,21 @@ HANDLERS = {ConvOp: _HybridPlanner.conv, AddOp: _HybridPlanner.add, ActOp: _Hybr
 
 
 def plan_hybrid(net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
-                algorithm: str = "slot") -> NetworkPlan:
+                algorithm: str = "slot", choose_algorithm: bool = False, workers: int = 1) -> NetworkPlan:
     """Lower the IR onto the hybrid protocol's actions. Touches no ciphertext.
 
     `algorithm`: every conv's, a name in heconv.algorithms. `schedule` applies to every conv of an
     algorithm that takes one (heconv.schedule): "auto" picks a baby step per layer from its own
     weights; "bsgs:B" must divide every conv's c_n. A mapping gives one per conv name (those left
     out: output-rotation).
+
+    `choose_algorithm`: a conv whose schedule is "auto" (under an algorithm that takes schedules) runs by
+    the registered algorithm of the lowest predicted time on `workers` processes, among those that keep
+    the protocol's traffic (heconv.algorithms.choice); its LayerReport says which and why (`reason`).
     """
     get_algorithm(algorithm)  # an InputError naming the known ones
     check_network_schedule(schedule, [op.name for op in net.ops if isinstance(op, ConvOp)])
-    planner = _HybridPlanner(net, params, schedule, algorithm)
+    planner = _HybridPlanner(net, params, schedule, algorithm, choose_algorithm, workers)
     for op in net.ops:
         handler = HANDLERS.get(type(op))
         if handler is None:

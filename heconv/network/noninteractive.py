@@ -30,12 +30,14 @@ from .ir import ActOp, AddOp, ConvOp, LinearOp, Network, PoolOp, levels_needed
 
 
 def plan_non_interactive(net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
-                         algorithm: str = "slot") -> NetworkPlan:
+                         algorithm: str = "slot", choose_algorithm: bool = False, workers: int = 1) -> NetworkPlan:
     """Everything under encryption, no refresh: square activations within one modulus chain.
 
     `schedule` applies to every conv, as in the hybrid planner (one c_n for all layers). The convs run
     on the slot engine (heconv.conv), which keeps one layout from layer to layer; `algorithm` is the
-    name of an algorithm that lists this protocol (`ConvAlgorithm.protocols`, checked by plan_network).
+    name of an algorithm that lists this protocol (`ConvAlgorithm.protocols`, checked by plan_network);
+    `choose_algorithm` and `workers` change nothing here (no other algorithm lists the protocol; plan_network
+    splits the convs afterwards).
 
     One c_n for the whole network keeps every layer's output in the layout the next
     layer reads; global pooling is a rotate-and-sum, the linear layer reads its result.

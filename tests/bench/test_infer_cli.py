@@ -41,12 +41,16 @@ def test_infer_count_mode_table(capsys):
 def test_infer_auto_schedule_resnet18_at_16(capsys):
     """docs/design.md: ResNet18 at 16x16 costs 5,041 rotations with OR; auto's per-layer B cuts that below 1,900."""
     runs = {}
-    for schedule in ("output-rotation", "auto"):
+    for key, schedule, more in (("output-rotation", "output-rotation", ()), ("auto", "auto", ("--algorithm", "slot")),
+                                ("auto-any", "auto", ())):
         code, out, _ = _run(capsys, "--model", "resnet18", "--input-size", "16", "--mode", "count", "--json",
-                            "--schedule", schedule, "--workers", "1")
+                            "--schedule", schedule, "--workers", "1", *more)
         assert code == 0
-        runs[schedule] = json.loads(out)
-    orr, auto = runs["output-rotation"], runs["auto"]
+        runs[key] = json.loads(out)
+    orr, auto, any_ = runs["output-rotation"], runs["auto"], runs["auto-any"]
+    # without --algorithm, auto also weighs matvec per conv (issue 22: at most 1,779 rotations)
+    assert any_["rotations"] == any_["predicted_rotations"] <= auto["rotations"] == 1779
+    assert any_["pmuls"] < auto["pmuls"] and any_["algorithms"]["matvec"] > 0
     assert orr["rotations"] == orr["predicted_rotations"] == 5041
     assert auto["rotations"] == auto["predicted_rotations"] <= 1900 and auto["counts_match_plan"]
     assert auto["schedule"] == "auto" and auto["pmuls"] == orr["pmuls"] and auto["galois_keys"] < orr["galois_keys"]
@@ -59,10 +63,10 @@ def test_infer_auto_schedule_resnet18_at_16(capsys):
 def test_infer_two_workers_count_the_split(capsys):
     """Every conv on two processes: counts equal the parallel plan's (baby steps recomputed per worker)."""
     code, out, _ = _run(capsys, "--model", "resnet20", "--input-size", "8", "--mode", "plain", "--json",
-                        "--workers", "2")
+                        "--workers", "2", "--algorithm", "slot")
     r = json.loads(out)
     code1, out1, _ = _run(capsys, "--model", "resnet20", "--input-size", "8", "--mode", "plain", "--json",
-                          "--workers", "1")
+                          "--workers", "1", "--algorithm", "slot")
     one = json.loads(out1)
     assert code == code1 == 0 and r["workers"] == 2 and one["workers"] == 1
     assert r["counts_match_plan"] and r["rotations"] == r["predicted_rotations"] > one["rotations"]
@@ -158,3 +162,20 @@ def test_infer_matvec_plain_counts_equal_the_plan(capsys):
     convs = [layer for layer in r["layers"] if layer["kind"] == "conv"]
     assert len(convs) == 19 and all(layer["schedule"].startswith("matvec bsgs:") for layer in convs)
     assert all(layer["rotations"] == layer["predicted_rotations"] for layer in r["layers"])
+
+
+def test_infer_auto_chooses_the_algorithm_per_conv(capsys):
+    """No --algorithm and --schedule auto (the default): each conv by the lowest predicted time, and why."""
+    code, out, _ = _run(capsys, "--model", "resnet20", "--input-size", "8", "--mode", "plain", "--workers", "1",
+                        "--json")
+    r = json.loads(out)
+    convs = [layer for layer in r["layers"] if layer["kind"] == "conv"]
+    assert code == 0 and r["algorithm"] == "auto" and r["schedule"] == "auto"
+    assert sum(r["algorithms"].values()) == len(convs) == 19 and set(r["algorithms"]) == {"slot", "matvec"}
+    assert all(layer["reason"].startswith(f"auto: {layer['schedule']} ({layer['algorithm']})") for layer in convs)
+    assert r["rotations"] == r["predicted_rotations"] and r["max_abs_error"] < 1e-9
+    code, out, _ = _run(capsys, "--model", "resnet20", "--input-size", "8", "--mode", "count", "--workers", "1",
+                        "--algorithm", "slot", "--json")
+    r = json.loads(out)
+    assert code == 0 and r["algorithm"] == "slot" and {layer["algorithm"] for layer in r["layers"]
+                                                       if layer["kind"] == "conv"} == {"slot"}
