@@ -7,7 +7,9 @@ The selection protocol (docs/pruning.md):
   accuracy are read at that step. Test never selects; nothing is interpolated. A run with no
   accepted step has no point.
 - Per model, a method's lambdas, and a family's member (the Hunter variants), are chosen on
-  validation: the most seeds with a point, then the fewest rotations (geometric mean).
+  validation, on the seeds every candidate ran: the largest share of seeds with a point, then the
+  fewest rotations (geometric mean). Seeds run only for the chosen candidates confirm: they
+  enter the ratios and are listed apart.
 - Ratios between methods are taken per seed; their geometric mean has a 95% t-interval on the
   log ratios (df = seeds - 1). A claim of at least `CLAIM`x "holds" when the interval's lower
   bound is at least CLAIM, "does not hold" when its upper bound is below it, and is
@@ -81,6 +83,7 @@ class MethodResult:
     auto_s: dict[int, float] = field(default_factory=dict)  # the same under the auto schedule
     family: str = ""
     members: list["MethodResult"] = field(default_factory=list)  # a family's members that ran (on its result)
+    chosen_on: list[int] = field(default_factory=list)  # the seeds its lambdas / variant were chosen on
 
     @property
     def within(self) -> list[int]:
@@ -120,13 +123,34 @@ def run_point(steps: list[dict]) -> dict:
             "auto_s": _num(c.get("encrypted_auto_server_s"))}
 
 
-def _validation_key(r: MethodResult) -> tuple[float, int, float]:
-    """The largest share of seeds within the budget (a share, so that candidates run on more seeds
-    gain nothing by it), then the fewest rotations (geometric mean), all chosen on validation."""
-    vals = [r.rotations[s] for s in r.within]
-    # on an equal share, more seeds first: a candidate run on fewer seeds (a sweep still running) waits
-    return (-len(vals) / max(1, len(r.seeds)), -len(r.seeds),
-            float(np.mean(np.log(np.maximum(vals, 1)))) if vals else math.inf)
+def selection_seeds(members: list[MethodResult]) -> list[int]:
+    """The seeds a choice among `members` is made on: those every candidate ran. Seeds run only for
+    the chosen candidates (the confirmation seeds of a staged grid) then cast no vote, and a candidate
+    is never preferred for having run on more seeds. With no seed in common (a sweep just started),
+    every seed any of them ran.
+
+    >>> a = MethodResult("artemis-diagonal", (0, 1), [0, 1, 2, 3, 4], {})
+    >>> b = MethodResult("artemis-diagonal", (0, 2), [0, 1, 2], {})
+    >>> selection_seeds([a, b]), selection_seeds([a])
+    ([0, 1, 2], [0, 1, 2, 3, 4])
+    """
+    common = set.intersection(*(set(m.seeds) for m in members)) if members else set()
+    return sorted(common) or sorted({s for m in members for s in m.seeds})
+
+
+def _validation_key(r: MethodResult, seeds: list[int]) -> tuple[float, float]:
+    """On the selection `seeds`: the largest share of them within the budget, then the fewest
+    rotations (geometric mean), all chosen on validation."""
+    ran = [s for s in seeds if s in r.seeds] or r.seeds
+    vals = [r.rotations[s] for s in ran if r.rotations.get(s) is not None]
+    return (-len(vals) / max(1, len(ran)), float(np.mean(np.log(np.maximum(vals, 1)))) if vals else math.inf)
+
+
+def choose(members: list[MethodResult]) -> tuple[MethodResult, list[MethodResult], list[int]]:
+    """(the member chosen on validation, all of them best first, the seeds the choice was made on)."""
+    seeds = selection_seeds(members)
+    ranked = sorted(members, key=lambda r: _validation_key(r, seeds))
+    return ranked[0], ranked, seeds
 
 
 def candidates(rows: list[dict]) -> dict[tuple[str, tuple[float, float]], MethodResult]:
@@ -171,7 +195,10 @@ def model_results(rows: list[dict], max_drop: float = 1.0) -> dict[str, MethodRe
     by_method: dict[str, list[MethodResult]] = {}
     for (method, _), res in candidates(rows).items():
         by_method.setdefault(method, []).append(res)
-    best = {m: min(rs, key=_validation_key) for m, rs in by_method.items()}
+    best = {}
+    for m, rs in by_method.items():
+        best[m], _, seeds = choose(rs)
+        best[m].chosen_on = seeds
     families: dict[str, list[MethodResult]] = {}
     for m, r in best.items():
         r.family = _family(m)
@@ -179,9 +206,10 @@ def model_results(rows: list[dict], max_drop: float = 1.0) -> dict[str, MethodRe
     out = dict(best)
     for fam, members in families.items():
         if len(members) > 1 or fam not in out:
-            chosen = min(members, key=_validation_key)
+            chosen, ranked, seeds = choose(members)
             # the family's entry is its chosen member's figures, with every member beside them
-            out[fam] = MethodResult(**{**chosen.__dict__, "members": sorted(members, key=_validation_key)})
+            out[fam] = MethodResult(**{**chosen.__dict__, "members": ranked,
+                                       "chosen_on": sorted(set(seeds) & set(chosen.chosen_on))})
     return out
 
 
@@ -208,7 +236,10 @@ def ratio(results: dict[str, MethodResult], num: str, den: str) -> dict | None:
     per_seed = {s: rot(a, s) / rot(b, s) for s in seeds if rot(a, s) and rot(b, s)}
     base = {"num": num, "den": den, "num_method": a.method, "den_method": b.method, "seeds": len(per_seed),
             "per_seed": per_seed, "outside_budget": [s for s in seeds if s not in per_seed],
-            "as_dense": sorted({s for s in per_seed for r in (a, b) if r.rotations.get(s) is None})}
+            "as_dense": sorted({s for s in per_seed for r in (a, b) if r.rotations.get(s) is None}),
+            # seeds that chose neither side's lambdas or variant: they confirm the choice
+            "confirmation": [s for s in per_seed if (a.chosen_on and s not in a.chosen_on)
+                             or (b.chosen_on and s not in b.chosen_on)]}
     if not per_seed:
         return {**base, "value": None, "interval": None}
     value, lo, hi = log_t_interval(list(per_seed.values()))
@@ -257,10 +288,20 @@ def fmt_ratio(r: dict | None) -> str:
     return f"{r['value']:.2f}x [95% t {lo:.2f}-{hi:.2f}, {r['seeds']} seeds{dense}]"
 
 
+PROTOCOL = ("subset", "n_val", "n_test")  # one model's rows share these, or their ratios compare unlike runs
+
+
 def groups_by_model(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """Rows per (model, dataset, input size, N); an InputError where one model's rows mix protocols."""
     out: dict[tuple, list[dict]] = {}
     for r in rows:
         out.setdefault((r["model"], r["dataset"], str(r["input_size"]), str(r["poly_modulus_degree"])), []).append(r)
+    for key, sel in out.items():
+        for col in PROTOCOL:
+            seen = sorted({str(r[col]) for r in sel if r.get(col) not in (None, "")})
+            if len(seen) > 1:
+                raise InputError(f"experiments: {key[0]}'s rows mix {col} {' and '.join(seen)}; a report compares "
+                                 "runs of one protocol (one database per protocol)")
     return out
 
 
@@ -367,6 +408,12 @@ def verdict_lines(results: dict[str, MethodResult]) -> list[str]:
            f"{better_at_all(hunter)}.",
            f"- The Lasso training against the same groups without it: {fmt_ratio(lasso)}; it helps: "
            f"{better_at_all(lasso)}. The choice of groups alone (dense over diagonal-no-lasso): {fmt_ratio(groups)}."]
+    conf = hunter["confirmation"] if hunter and hunter.get("confirmation") else []
+    if conf:
+        per = ", ".join(f"seed {s}: {hunter['per_seed'][s]:.2f}x" for s in conf)
+        out.append(f"- The choices were made on seeds {results[REFERENCE].chosen_on} (artemis-diagonal's lambda) and "
+                   f"{results['hunter'].chosen_on} (Hunter's variant); seeds {conf} ran only the chosen candidates and "
+                   f"confirm: {per}.")
     if pos or both:
         out.append(f"- Diagonal-only pruning against positional ({fmt_ratio(pos)}; diagonal needs fewer: "
                    f"{better_at_all(pos)}) and both kinds ({fmt_ratio(both)}; {better_at_all(both)}).")
