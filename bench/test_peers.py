@@ -24,6 +24,7 @@ import pytest
 from bench.harness.layer import layer_record, prepare_layer, run_layer
 from bench.peers.orion_conv import INSTALL_HINT, orion_record, orion_version, prepare_orion_conv, run_orion_conv
 from bench.test_layers import SHAPES as LAYER_SHAPES
+from heconv.algorithms import algorithm_names
 from heconv.backends import make_backend
 from heconv.conv import plan_conv
 from heconv.params import ckks_params
@@ -91,8 +92,8 @@ def test_peer_layer(benchmark, unit_costs_for, network, layer, n, peer, schedule
         assert record["max_abs_error"] < 1e-3 * max(1.0, record["max_abs_reference"])
         benchmark.extra_info.update(record | info)
         return
-    if schedule == "matvec":
-        _run_registered(benchmark, "matvec", w, bias, hw, stride, params, info)
+    if schedule in algorithm_names():  # a registered algorithm's name, not a slot schedule
+        _run_registered(benchmark, schedule, w, bias, hw, stride, params, info)
         return
     prep = prepare_layer(w, bias, hw, hw, stride, make_backend("encrypted", params, SEED), seed=SEED, name=layer,
                          schedule=schedule, workers=workers)
