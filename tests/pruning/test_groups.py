@@ -149,3 +149,26 @@ def test_gradient_drives_groups_to_zero():
     after = group_norms(conv.weight.detach(), g.diag_ids, g.n_diag)
     # Each step shrinks every group by lr along its own direction: norm falls by 0.01 per step.
     np.testing.assert_allclose((before - after).numpy(), 0.2, atol=1e-4)
+
+
+def test_an_algorithms_own_groups_come_from_the_registry(resnet20):
+    """model_groups(..., algorithm=name): every conv also holds that algorithm's group_ids (here matvec's
+    diagonals, giant and baby steps); zeroing one diagonal group drops one plaintext multiplication."""
+    params = params_for_input(*SHAPE[1:])
+    assert all(not g.extra for g in model_groups(resnet20, SHAPE, params).values())
+    groups = model_groups(resnet20, SHAPE, params, algorithm="matvec")
+    path = "layers.2.1.conv1"  # 64 -> 64 at 4x4
+    for g in groups.values():
+        assert set(g.extra) == {"diagonal", "giant", "baby"}
+        for ids, n in g.extra.values():
+            assert ids.numel() == int(np.prod(g.shape)) and 0 <= int(ids.min()) and int(ids.max()) < n
+    ids, _ = groups[path].extra["diagonal"]
+    cost = he_cost(resnet20, SHAPE, params, algorithm="matvec")["pmuls"]
+    m = dict(resnet20.named_modules())[path]
+    with torch.no_grad():
+        m.weight.view(-1)[ids == int(ids[0])] = 0.0
+    try:
+        assert he_cost(resnet20, SHAPE, params, algorithm="matvec")["pmuls"] == cost - 1
+    finally:
+        torch.manual_seed(0)
+        resnet20.load_state_dict(models.resnet20().eval().state_dict())
