@@ -16,8 +16,6 @@ from .conv_plan import ConvSpec
 from .geometry import CoeffChunking
 from .params import CKKSParams
 
-ALGORITHMS = ("slot", "coefficient")
-
 
 def coefficient_counts(blocks: list[list[int]], tiles: int, has_bias: bool, mask: bool) -> OpCounts:
     """The cost model of the coefficient algorithm from its kept blocks (blocks[g]: the input chunks

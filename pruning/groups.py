@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from heconv.algorithms import get_algorithm
 from heconv.errors import InputError
 from heconv.frontend import conv_packings
-from heconv.algorithms import get_algorithm
 from heconv.frontend.lower import conv_plans
 from heconv.geometry import group_ids, schedule_group_ids
 from heconv.params import CKKSParams

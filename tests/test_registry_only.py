@@ -35,7 +35,8 @@ def name_comparisons(source: str, names: set[str]) -> list[tuple[int, str]]:
 
     >>> name_comparisons('if a.algorithm == "slot":\\n    pass\\nf(algorithm="slot")', {"slot"})
     [(1, 'slot')]
-    >>> name_comparisons('x = y not in ("coefficient", "z")\\nmatch k:\\n    case "slot": pass', {"slot", "coefficient"})
+    >>> src = 'x = y not in ("coefficient", "z")\\nmatch k:\\n    case "slot": pass'
+    >>> name_comparisons(src, {"slot", "coefficient"})
     [(1, 'coefficient'), (3, 'slot')]
     """
     hits = []

@@ -208,6 +208,22 @@ def run(args: argparse.Namespace) -> dict:
     return result
 
 
+def _algorithm_row(r: dict) -> str:
+    """The algorithm, and what auto chose per conv, the masking time or the slot comparison."""
+    row = r.get("algorithm", "slot")
+    if r.get("algorithms"):
+        ran = ", ".join(f"{n} {k} conv(s)" for n, k in r["algorithms"].items())
+        row += f" (per conv the lowest predicted time: {ran}; why: 'reason' per layer in --json)"
+    if r.get("mask_s"):
+        row += f" (masks {r['mask_s']:.3f} s per image, inside the server time)"
+    if "slot_or_server_s" in r:
+        row += (f"; slot output-rotation in this process: {r['slot_or_server_s']:.3f} s per image, "
+                f"x{r['slot_or_over_server_s']:.2f} the coefficient server time, "
+                f"{r['slot_or_bytes_client_to_server'] / 1e6:.1f} MB up, "
+                f"{r['slot_or_bytes_server_to_client'] / 1e6:.1f} MB down")
+    return row
+
+
 def render(r: dict) -> str:
     def fmt(v, spec):
         return "-" if v is None else format(v, spec)
@@ -235,13 +251,7 @@ def render(r: dict) -> str:
         f"{r['key_switches']} key switches",
         f"multiplications  {r['pmuls']} plaintext, {r['cmuls']} ciphertext, {r['adds']} additions, "
         f"{r['rescales']} rescales",
-        f"algorithm        {r.get('algorithm', 'slot')}" + (
-            " (per conv the lowest predicted time: " + ", ".join(f"{n} {k} conv(s)" for n, k in r["algorithms"].items())
-            + "; why: 'reason' per layer in --json)" if r.get("algorithms") else "") + (
-            f" (masks {r['mask_s']:.3f} s per image, inside the server time)" if r.get("mask_s") else "") + (f"; slot output-rotation in this process: {r['slot_or_server_s']:.3f} s per image, "
-                        f"x{r['slot_or_over_server_s']:.2f} the coefficient server time, "
-                        f"{r['slot_or_bytes_client_to_server'] / 1e6:.1f} MB up, "
-                        f"{r['slot_or_bytes_server_to_client'] / 1e6:.1f} MB down" if "slot_or_server_s" in r else ""),
+        f"algorithm        {_algorithm_row(r)}",
         f"server time      {r['server_s']:.3f} s per image (floor {fmt(r['floor_s'], '.3f')} s: counts x unit costs, "
         f"no engine overhead" + (")" if r.get("workers", 1) == 1 else
                                  f"; per conv the larger worker's, plus transfer; {fmt(r['serial_floor_s'], '.3f')} s "

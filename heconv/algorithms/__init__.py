@@ -26,6 +26,8 @@ ALGORITHMS: dict[str, ConvAlgorithm] = {
     "matvec": MatvecAlgorithm(),
 }
 
+DEFAULT_ALGORITHM: str = next(iter(ALGORITHMS))  # the first registered (the slot engine): every default
+
 
 def algorithm_names() -> tuple[str, ...]:
     """The registered names, in registration order (the CLI's choices)."""
@@ -45,6 +47,7 @@ def algorithm_name(algorithm: ConvAlgorithm) -> str:
     return next(n for n, a in ALGORITHMS.items() if a is algorithm)
 
 
-__all__ = ["ALGORITHMS", "ConvAlgorithm", "GroupArray", "LayerRun", "Layout", "SlotLayout", "MultiplexedLayout",
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "ConvAlgorithm", "GroupArray", "LayerRun", "Layout", "SlotLayout",
+           "MultiplexedLayout",
            "CoeffLayout", "algorithm_name", "algorithm_names", "decrypt_map", "encrypt_map", "get_algorithm",
            "run_layer"]

@@ -10,8 +10,14 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import Backend
-from ..coeff import (CompiledCoeffConv, compile_coeff_conv, evaluate_coeff_conv, mask_outputs, plan_coeff_conv,
-                     run_coeff_conv)
+from ..coeff import (
+    CompiledCoeffConv,
+    compile_coeff_conv,
+    evaluate_coeff_conv,
+    mask_outputs,
+    plan_coeff_conv,
+    run_coeff_conv,
+)
 from ..coeff_plan import CoeffPlan
 from ..geometry import coefficient_block_ids
 from ..params import CKKSParams

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from ..algorithms import get_algorithm
+from ..algorithms import DEFAULT_ALGORITHM, get_algorithm
 from ..errors import InputError
 from ..parallel_plan import check_workers
 from ..params import CKKSParams
@@ -45,7 +45,7 @@ PROTOCOLS = tuple(PLANNERS)
 
 def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
                  schedule: str | Mapping[str, str] = "output-rotation", workers: int = 1,
-                 algorithm: str = "slot", choose_algorithm: bool = False) -> NetworkPlan:
+                 algorithm: str = DEFAULT_ALGORITHM, choose_algorithm: bool = False) -> NetworkPlan:
     """The protocol's plan of `net` (one of PROTOCOLS). Touches no ciphertext.
 
     `schedule` is every conv's rotation schedule (heconv.schedule), for an algorithm that takes one:

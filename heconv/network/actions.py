@@ -5,11 +5,9 @@ and the per-layer predictions. Built by the planners, executed by the runner.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
-from typing import Any
-
-from ..algorithms import get_algorithm
+from ..algorithms import DEFAULT_ALGORITHM, get_algorithm
 from ..algorithms.layout import Layout
 from ..basics import OpCounts
 from ..linear import LinearPlan
@@ -40,7 +38,7 @@ class ServerConv:
     dst: str
     plan: Any
     parallel: ParallelPlan | None = None
-    algorithm: str = "slot"
+    algorithm: str = DEFAULT_ALGORITHM
 
 
 @dataclass(frozen=True)
@@ -119,7 +117,7 @@ class LayerReport:
     predicted: OpCounts
     galois_steps: int
     level: int = 0  # where its rotations and multiplications happen
-    schedule: str | None = None  # convs: what ran (ConvAlgorithm.label: "output-rotation", "bsgs:4", "coefficient")
+    schedule: str | None = None  # convs: what ran (ConvAlgorithm.label, e.g. "output-rotation", "bsgs:4")
     baby_step: int | None = None  # convs: its baby step B
     workers: int = 1  # convs: the processes it runs on
     algorithm: str | None = None  # convs: the registered algorithm that runs it
@@ -135,7 +133,7 @@ class NetworkPlan:
     layers: list[LayerReport] = field(default_factory=list)
     protocol: str = "hybrid"
     workers: int = 1  # the most processes any conv runs on (heconv.parallel)
-    algorithm: str = "slot"  # every conv's, a name in heconv.algorithms (the registry)
+    algorithm: str = DEFAULT_ALGORITHM  # every conv's, a name in heconv.algorithms (the registry)
 
     @property
     def predicted(self) -> OpCounts:

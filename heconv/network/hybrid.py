@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..algorithms import ALGORITHMS, ConvAlgorithm, get_algorithm
+from ..algorithms import ALGORITHMS, DEFAULT_ALGORITHM, ConvAlgorithm, get_algorithm
 from ..algorithms.choice import auto_algorithms, choose_algorithm
 from ..algorithms.layout import Layout
 from ..basics import OpCounts
@@ -65,7 +65,7 @@ class _HybridPlanner:
     """Walks the IR once; each op kind has its own method (see HANDLERS)."""
 
     def __init__(self, net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
-                 algorithm: str = "slot", choose: bool = False, workers: int = 1):
+                 algorithm: str = DEFAULT_ALGORITHM, choose: bool = False, workers: int = 1):
         self.params = params
         self.schedule = schedule
         self.algorithm = algorithm
@@ -227,7 +227,8 @@ HANDLERS = {ConvOp: _HybridPlanner.conv, AddOp: _HybridPlanner.add, ActOp: _Hybr
 
 
 def plan_hybrid(net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
-                algorithm: str = "slot", choose_algorithm: bool = False, workers: int = 1) -> NetworkPlan:
+                algorithm: str = DEFAULT_ALGORITHM, choose_algorithm: bool = False,
+                workers: int = 1) -> NetworkPlan:
     """Lower the IR onto the hybrid protocol's actions. Touches no ciphertext.
 
     `algorithm`: every conv's, a name in heconv.algorithms. `schedule` applies to every conv of an

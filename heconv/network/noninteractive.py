@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..algorithms import DEFAULT_ALGORITHM
 from ..algorithms.layout import SlotLayout
 from ..basics import OpCounts
 from ..conv import plan_conv
@@ -30,7 +31,8 @@ from .ir import ActOp, AddOp, ConvOp, LinearOp, Network, PoolOp, levels_needed
 
 
 def plan_non_interactive(net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
-                         algorithm: str = "slot", choose_algorithm: bool = False, workers: int = 1) -> NetworkPlan:
+                         algorithm: str = DEFAULT_ALGORITHM, choose_algorithm: bool = False,
+                         workers: int = 1) -> NetworkPlan:
     """Everything under encryption, no refresh: square activations within one modulus chain.
 
     `schedule` applies to every conv, as in the hybrid planner (one c_n for all layers). The convs run
