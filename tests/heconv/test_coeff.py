@@ -19,7 +19,8 @@ from heconv.coeff import (
     run_coeff_conv,
 )
 from heconv.coeff_plan import CoeffPlan, dense_coefficient_counts
-from heconv.geometry import coefficient_block_ids, coefficient_chunking
+from heconv.coeff_choice import coefficient_chunking
+from heconv.geometry import coefficient_block_ids
 from heconv.params import ckks_params
 
 from .helpers import kaiming
