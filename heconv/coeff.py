@@ -26,12 +26,12 @@ import numpy as np
 from .backends.base import Backend
 from .bounds import level_bits
 from .checks import check_compile, check_stride_level, check_weight
+from .coeff_choice import choose_chunking
 from .coeff_pack import kernel_polynomial, needed_coefficients, pack_coeff_input, pack_coeff_output, unpack_coeff_output
 from .coeff_plan import CoeffPlan, coefficient_counts
 from .conv_plan import ConvSpec
 from .cost import UnitCosts, WireCosts
 from .errors import InputError
-from .coeff_choice import choose_chunking
 from .geometry import CoeffChunking
 from .params import CKKSParams
 from .traffic import Objective

@@ -37,6 +37,7 @@ from .actions import (
 )
 from .ir import ConvOp, LinearOp, Network
 
+
 class Client:
     """Holds the secret key: encrypts inputs, refreshes, decrypts logits. What crosses the
     network is a `Wire` (serialized, its bytes counted) each way."""
