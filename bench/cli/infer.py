@@ -14,19 +14,19 @@ import logging
 import numpy as np
 
 from heconv.errors import InputError
-from heconv.traffic import OBJECTIVES, UPLOADS
+from heconv.traffic import UPLOADS
 
-from ..harness.bandwidth import DEFAULT_BANDWIDTH, UNITS, show_bandwidth
+from ..harness.bandwidth import show_bandwidth
 from .common import (
     MAX_CLASSES,
     MAX_IMAGES,
     MAX_INPUT_SIZE,
     add_algorithm_option,
+    add_bandwidth_options,
     add_precision_options,
     add_schedule_option,
     add_workers_option,
     at_most,
-    bandwidth,
     fraction,
     resolve_workers,
     seed,
@@ -67,12 +67,7 @@ def add_parser(sub) -> None:
     p.add_argument("--upload", choices=tuple(UPLOADS), default="seeded",
                    help="how the client encrypts what it sends: seeded (default: with its secret key, SEAL's seeded "
                         "form, about half the bytes) or public (with the public key, both polynomials)")
-    p.add_argument("--bandwidth", type=bandwidth, default=DEFAULT_BANDWIDTH,
-                   help=f"link rate for the end-to-end time and the coefficient chunking's choice, e.g. 100mbit "
-                        f"(default {DEFAULT_BANDWIDTH}; units {', '.join(UNITS)})")
-    p.add_argument("--chunking", choices=OBJECTIVES, default=OBJECTIVES[0],
-                   help="what the coefficient algorithm's chunking minimises: end-to-end (default: client + server "
-                        "+ traffic at --bandwidth) or server (server time alone, the earlier rule, to compare)")
+    add_bandwidth_options(p)
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_precision_options(p, 1e-2)
