@@ -10,6 +10,9 @@ n_out = groups * tiles outputs (outs). Its share of one inference, for the dense
     server I/O = n_in * load + n_out * save
     wire       = (n_in * bytes of an upload + n_out * bytes of an output) * 8 / bandwidth
 
+and, where a residual add sums the output with a value the client uploads in the output layout
+(`output_uploads` = 1: an identity shortcut), n_out more uploads one level down.
+
 Wider chunks mean fewer inputs but fewer output channels per ciphertext, so more outputs: the
 multiplications stay about the same, and what moves is the ciphertexts each way. Server time
 alone favours one channel per chunk (few outputs: few rescales and masks) and uploads many;
@@ -66,7 +69,8 @@ class ChunkChoice:
 
 
 def chunking_phases(ch: CoeffChunking, params: CKKSParams, level: int, mask: bool, upload_seeded: bool,
-                    unit: UnitCosts = DEFAULT_UNIT_COSTS, wire: WireCosts = DEFAULT_WIRE_COSTS) -> Phases:
+                    unit: UnitCosts = DEFAULT_UNIT_COSTS, wire: WireCosts = DEFAULT_WIRE_COSTS,
+                    output_uploads: int = 0) -> Phases:
     """The predicted phases of one dense conv under chunking `ch` (the formulas above).
 
     >>> from heconv.geometry import chunking_candidates
@@ -78,21 +82,24 @@ def chunking_phases(ch: CoeffChunking, params: CKKSParams, level: int, mask: boo
     [8.39, 1.05]
     """
     n_in, outs = ch.chunks * ch.tiles, ch.groups * ch.tiles
+    extra = output_uploads * outs  # residual operands, uploaded in the output layout at the output's level
     u = unit
     server = (outs * ch.chunks * u.pmul + outs * (ch.chunks - 1 + mask) * u.add + outs * u.rescale
-              + mask * outs * (u.encrypt + u.encode))
-    return Phases(client_s=n_in * (u.encode + wire.encrypt(upload_seeded)) + outs * wire.decrypt, server_s=server,
-                  server_io_s=n_in * wire.load + outs * wire.save,
-                  upload_bytes=n_in * ciphertext_bytes(params, level, upload_seeded),
+              + mask * outs * (u.encrypt + u.encode) + extra * u.add)
+    return Phases(client_s=(n_in + extra) * (u.encode + wire.encrypt(upload_seeded)) + outs * wire.decrypt,
+                  server_s=server, server_io_s=(n_in + extra) * wire.load + outs * wire.save,
+                  upload_bytes=n_in * ciphertext_bytes(params, level, upload_seeded)
+                  + extra * ciphertext_bytes(params, level + 1, upload_seeded),
                   download_bytes=outs * ciphertext_bytes(params, level + 1))
 
 
 def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int, params: CKKSParams, level: int = 0,
                     frame_kernel: int | None = None, align: CoeffChunking | None = None, mask: bool = True,
                     objective: Objective | None = None, unit_costs: UnitCosts | None = None,
-                    wire_costs: WireCosts | None = None) -> tuple[CoeffChunking, ChunkChoice]:
+                    wire_costs: WireCosts | None = None, output_uploads: int = 0) -> tuple[CoeffChunking, ChunkChoice]:
     """The chunking with the least predicted cost under `objective` (default: end to end at the
-    default bandwidth, seeded uploads), and the record of the choice.
+    default bandwidth, seeded uploads), and the record of the choice. `output_uploads`: values the
+    client uploads in this conv's output layout (1 where an identity shortcut is added to it).
 
     >>> slow, fast = (choose_chunking(512, 512, 4, 4, 3, ckks_params(depth=1), objective=Objective(bw))[1].winner
     ...               for bw in (1e8, 1e9))                                # 100 Mbit/s and 1 Gbit/s
@@ -105,7 +112,7 @@ def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int,
                                     align)
     cands = []
     for ch in chunkings:
-        ph = chunking_phases(ch, params, level, mask, objective.seeded, unit, wire)
+        ph = chunking_phases(ch, params, level, mask, objective.seeded, unit, wire, output_uploads)
         cands.append(ChunkCandidate(ch.c_w, ch.tile_h, ch.tile_w, ch.chunks, ch.group, ch.chunks * ch.tiles,
                                     ch.groups * ch.tiles, ph, ph.cost(objective)))
 

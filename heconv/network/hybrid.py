@@ -67,6 +67,18 @@ def _add_partners(net: Network) -> dict[str, tuple[str, int]]:
     return partners
 
 
+def _output_uploads(net: Network) -> dict[str, int]:
+    """Coefficient algorithm: conv name -> the residual operands the client uploads in its output
+    layout (an add of its output and a value that is no conv's output: an identity shortcut)."""
+    convs = {op.out: op for op in net.ops if isinstance(op, ConvOp)}
+    out: dict[str, int] = {}
+    for op in net.ops:
+        if isinstance(op, AddOp) and (op.a in convs) != (op.b in convs):
+            name = convs[op.a if op.a in convs else op.b].name
+            out[name] = out.get(name, 0) + 1
+    return out
+
+
 class _HybridPlanner:
     """Walks the IR once; each op kind has its own method (see HANDLERS)."""
 
@@ -77,6 +89,7 @@ class _HybridPlanner:
         self.algorithm = algorithm
         self.objective = objective
         self.partners = _add_partners(net) if algorithm == "coefficient" else {}
+        self.output_uploads = _output_uploads(net) if algorithm == "coefficient" else {}
         self.chunkings: dict[str, CoeffChunking] = {}
         self.shapes: dict[str, tuple] = {net.input_name: tuple(net.input_shape)}  # client-side values
         self.enc: dict[str, ServerTensor] = {}  # server-side tensors
@@ -136,7 +149,7 @@ class _HybridPlanner:
         partner, frame = self.partners.get(op.name, (None, None))
         plan = plan_coeff_conv(op.weight, hh, ww, self.params, stride=op.stride // sub, has_bias=op.bias is not None,
                                name=op.name, frame_kernel=frame, align=self.chunkings.get(partner),
-                               objective=self.objective)
+                               objective=self.objective, output_uploads=self.output_uploads.get(op.name, 0))
         self.chunkings[op.name] = plan.chunking
         src = self.upload(op.src, 0, sub, coeff=plan.chunking)
         self.actions.append(ServerConv(op.name, src, op.out, plan))

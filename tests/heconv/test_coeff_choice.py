@@ -113,3 +113,30 @@ def test_the_chosen_plan_convolves_correctly():
 def test_a_bad_objective_is_an_input_error(kwargs, message):
     with pytest.raises(InputError, match=message):
         Objective(**kwargs)
+
+
+def test_an_identity_shortcut_prices_its_upload_in_the_output_layout():
+    plain = choose_chunking(64, 64, 16, 16, 3, P, objective=SLOW)[1]
+    shortcut = choose_chunking(64, 64, 16, 16, 3, P, objective=SLOW, output_uploads=1)[1]
+    for a, b in zip(plain.candidates, shortcut.candidates):
+        assert b.phases.upload_bytes == a.phases.upload_bytes + a.n_out * ciphertext_bytes(P, 1, seeded=True)
+        assert b.phases.download_bytes == a.phases.download_bytes
+    assert shortcut.winner.n_out <= plain.winner.n_out
+
+
+def test_the_hybrid_planner_tells_each_conv_its_residual_uploads():
+    import torch
+
+    import models
+    from heconv.frontend import lower_model
+    from heconv.network import ServerConv, plan_network
+
+    torch.manual_seed(0)
+    net = lower_model(models.build_model("resnet18", 3, 10).eval(), (3, 16, 16))
+    plan = plan_network(net, P, algorithm="coefficient", objective=SLOW)
+    convs = {a.name: a.plan for a in plan.actions if isinstance(a, ServerConv)}
+    identity, first = convs["layers.0.0.conv2"].choice.winner, convs["layers.0.0.conv1"].choice.winner
+    # the same shape; conv2's output is added to the uploaded block input, conv1's is not
+    assert identity.phases.upload_bytes == (identity.n_in * ciphertext_bytes(P, 0, True)
+                                            + identity.n_out * ciphertext_bytes(P, 1, True))
+    assert first.phases.upload_bytes == first.n_in * ciphertext_bytes(P, 0, True)
