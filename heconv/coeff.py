@@ -53,6 +53,7 @@ def plan_coeff_conv(
     objective: Objective | None = None,
     wire_costs: WireCosts | None = None,
     output_uploads: int = 0,
+    partner: tuple[int, int] | None = None,
 ) -> CoeffPlan:
     """Plan one convolution by coefficient encoding; all-zero kernel blocks (o, chunk) cost nothing.
 
@@ -61,7 +62,8 @@ def plan_coeff_conv(
     groups are fixed before training; the plan records every candidate and why one won
     (`plan.choice`). `frame_kernel` and `align` (the other conv's chunking) make two convs'
     outputs addable (a 1x1 shortcut framed as a 3x3); `output_uploads`: values the client uploads
-    in the output layout (an identity shortcut's operand), priced in the choice.
+    in the output layout (an identity shortcut's operand), and `partner`: (C_in, kernel) of the conv
+    to be aligned with this one, both priced in the choice (heconv.coeff_choice).
 
     >>> from heconv.params import ckks_params
     >>> p = plan_coeff_conv(np.ones((64, 64, 3, 3)), 16, 16, ckks_params(depth=1))
@@ -75,7 +77,7 @@ def plan_coeff_conv(
     check_stride_level(name, stride, level, params)
     try:
         ch, choice = choose_chunking(c_i, c_o, height, width, k, params, level, frame_kernel, align, mask, objective,
-                                     unit_costs, wire_costs, output_uploads)
+                                     unit_costs, wire_costs, output_uploads, partner)
     except ValueError as e:
         raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
     nonzero = np.zeros((ch.groups * ch.group, ch.chunks * ch.c_w), dtype=bool)

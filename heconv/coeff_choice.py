@@ -11,7 +11,9 @@ n_out = groups * tiles outputs (outs). Its share of one inference, for the dense
     wire       = (n_in * bytes of an upload + n_out * bytes of an output) * 8 / bandwidth
 
 and, where a residual add sums the output with a value the client uploads in the output layout
-(`output_uploads` = 1: an identity shortcut), n_out more uploads one level down.
+(`output_uploads` = 1: an identity shortcut), n_out more uploads one level down; where it sums
+the output with another conv's (`partner`: a projection shortcut, laid out like this one), that
+conv's uploads and evaluation too, the sum going back once.
 
 Wider chunks mean fewer inputs but fewer output channels per ciphertext, so more outputs: the
 multiplications stay about the same, and what moves is the ciphertexts each way. Server time
@@ -96,10 +98,13 @@ def chunking_phases(ch: CoeffChunking, params: CKKSParams, level: int, mask: boo
 def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int, params: CKKSParams, level: int = 0,
                     frame_kernel: int | None = None, align: CoeffChunking | None = None, mask: bool = True,
                     objective: Objective | None = None, unit_costs: UnitCosts | None = None,
-                    wire_costs: WireCosts | None = None, output_uploads: int = 0) -> tuple[CoeffChunking, ChunkChoice]:
+                    wire_costs: WireCosts | None = None, output_uploads: int = 0,
+                    partner: tuple[int, int] | None = None) -> tuple[CoeffChunking, ChunkChoice]:
     """The chunking with the least predicted cost under `objective` (default: end to end at the
     default bandwidth, seeded uploads), and the record of the choice. `output_uploads`: values the
-    client uploads in this conv's output layout (1 where an identity shortcut is added to it).
+    client uploads in this conv's output layout (1 where an identity shortcut is added to it);
+    `partner`: (C_in, kernel) of a conv on the same output grid whose output is added to this
+    one's, planned after it with this layout (`align`), priced with each candidate.
 
     >>> slow, fast = (choose_chunking(512, 512, 4, 4, 3, ckks_params(depth=1), objective=Objective(bw))[1].winner
     ...               for bw in (1e8, 1e9))                                # 100 Mbit/s and 1 Gbit/s
@@ -108,11 +113,15 @@ def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int,
     """
     objective = objective or Objective()
     unit, wire = unit_costs or DEFAULT_UNIT_COSTS, wire_costs or DEFAULT_WIRE_COSTS
+    if objective.kind == "server":  # the earlier rule exactly, kept to compare: each conv alone
+        output_uploads, partner = 0, None
     chunkings = chunking_candidates(c_in, c_out, height, width, kernel, params.poly_modulus_degree, frame_kernel,
                                     align)
     cands = []
     for ch in chunkings:
         ph = chunking_phases(ch, params, level, mask, objective.seeded, unit, wire, output_uploads)
+        if partner is not None:
+            ph = _with_partner(ph, ch, partner, params, level, mask, objective.seeded, unit, wire)
         cands.append(ChunkCandidate(ch.c_w, ch.tile_h, ch.tile_w, ch.chunks, ch.group, ch.chunks * ch.tiles,
                                     ch.groups * ch.tiles, ph, ph.cost(objective)))
 
@@ -122,6 +131,19 @@ def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int,
 
     best = min(range(len(cands)), key=key)
     return chunkings[best], ChunkChoice(objective, tuple(cands), best, _reason(cands, best, key, objective))
+
+
+def _with_partner(ph: Phases, ch: CoeffChunking, partner: tuple[int, int], params: CKKSParams, level: int,
+                  mask: bool, seeded: bool, unit: UnitCosts, wire: WireCosts) -> Phases:
+    """`ph` plus the partner conv aligned with `ch`: its uploads, evaluation and masks; nothing more
+    comes back (the residual add's sum is `ph`'s download)."""
+    c_in, kernel = partner
+    other = chunking_candidates(c_in, ch.c_out, ch.height, ch.width, kernel, ch.n, ch.kernel, ch)[0]
+    q = chunking_phases(other, params, level, mask, seeded, unit, wire)
+    outs = other.groups * other.tiles
+    return Phases(client_s=ph.client_s + q.client_s - outs * wire.decrypt, server_s=ph.server_s + q.server_s,
+                  server_io_s=ph.server_io_s + q.server_io_s - outs * wire.save,
+                  upload_bytes=ph.upload_bytes + q.upload_bytes, download_bytes=ph.download_bytes)
 
 
 def _reason(cands: list[ChunkCandidate], best: int, key, objective: Objective) -> str:

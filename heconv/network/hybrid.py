@@ -89,6 +89,7 @@ class _HybridPlanner:
         self.algorithm = algorithm
         self.objective = objective
         self.partners = _add_partners(net) if algorithm == "coefficient" else {}
+        self.convs = {op.name: op for op in net.ops if isinstance(op, ConvOp)}
         self.output_uploads = _output_uploads(net) if algorithm == "coefficient" else {}
         self.chunkings: dict[str, CoeffChunking] = {}
         self.shapes: dict[str, tuple] = {net.input_name: tuple(net.input_shape)}  # client-side values
@@ -147,9 +148,13 @@ class _HybridPlanner:
 
     def coefficient_conv(self, op: ConvOp, hh: int, ww: int, sub: int) -> None:
         partner, frame = self.partners.get(op.name, (None, None))
+        align = self.chunkings.get(partner)
+        # the first of an added pair chooses the layout for both: it prices its partner's share too
+        shape = self.convs[partner].weight.shape if partner and align is None else None
         plan = plan_coeff_conv(op.weight, hh, ww, self.params, stride=op.stride // sub, has_bias=op.bias is not None,
-                               name=op.name, frame_kernel=frame, align=self.chunkings.get(partner),
-                               objective=self.objective, output_uploads=self.output_uploads.get(op.name, 0))
+                               name=op.name, frame_kernel=frame, align=align, objective=self.objective,
+                               output_uploads=self.output_uploads.get(op.name, 0),
+                               partner=(shape[1], shape[2]) if shape else None)
         self.chunkings[op.name] = plan.chunking
         src = self.upload(op.src, 0, sub, coeff=plan.chunking)
         self.actions.append(ServerConv(op.name, src, op.out, plan))

@@ -140,3 +140,12 @@ def test_the_hybrid_planner_tells_each_conv_its_residual_uploads():
     assert identity.phases.upload_bytes == (identity.n_in * ciphertext_bytes(P, 0, True)
                                             + identity.n_out * ciphertext_bytes(P, 1, True))
     assert first.phases.upload_bytes == first.n_in * ciphertext_bytes(P, 0, True)
+    # a projection shortcut: conv2 (planned first) prices the aligned shortcut's uploads; the sum goes back once
+    pair, shortcut = convs["layers.1.0.conv2"], convs["layers.1.0.shortcut.0"]
+    assert len(shortcut.choice.candidates) == 1 and shortcut.chunking.output_layout == pair.chunking.output_layout
+    w = pair.choice.winner
+    assert w.phases.upload_bytes == (pair.n_in + shortcut.n_in) * ciphertext_bytes(P, 0, True)
+    assert w.phases.download_bytes == pair.n_out * ciphertext_bytes(P, 1)
+    server_rule = plan_network(net, P, algorithm="coefficient", objective=Objective(kind="server"))
+    alone = next(a.plan for a in server_rule.actions if getattr(a, "name", "") == "layers.1.0.conv2").choice.winner
+    assert alone.phases.upload_bytes == alone.n_in * ciphertext_bytes(P, 0, True)  # the earlier rule: each conv alone
