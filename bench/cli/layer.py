@@ -13,6 +13,7 @@ from heconv.errors import InputError
 
 from .common import (
     add_algorithm_option,
+    add_bandwidth_options,
     add_precision_options,
     add_schedule_option,
     add_workers_option,
@@ -48,6 +49,7 @@ def add_parser(sub) -> None:
     p.add_argument("--no-mask", action="store_true",
                    help="coefficient algorithm: leave the outputs unmasked (the client then sees partial sums "
                         "of the weights: no weight privacy)")
+    add_bandwidth_options(p)
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_precision_options(p, 1e-3)
@@ -122,6 +124,7 @@ def _run_coefficient(args: argparse.Namespace, weight, bias, params) -> dict:
     """The coefficient algorithm; with --compare-slot, then the slot engine's output-rotation run
     (one process) of the same weights and input in this process."""
     from heconv.backends import make_backend
+    from heconv.traffic import Objective
 
     from ..harness.coeff_layer import measure_coeff_layer, prepare_coeff_layer
     from .common import bar
@@ -130,7 +133,8 @@ def _run_coefficient(args: argparse.Namespace, weight, bias, params) -> dict:
         b.set_postfix_str("encoding")
         backend = make_backend(args.mode, params, args.seed)
         prep = prepare_coeff_layer(weight, bias, args.hw, args.hw, args.stride, backend, seed=args.seed,
-                                   check_bounds=not args.no_bound_check, mask=not args.no_mask)
+                                   check_bounds=not args.no_bound_check, mask=not args.no_mask,
+                                   objective=Objective(args.bandwidth, "seeded", args.chunking))
         b.update()
         b.set_postfix_str("run")
         record = measure_coeff_layer(prep)
@@ -193,8 +197,10 @@ def _render_coefficient(result: dict) -> list[tuple[str, str]]:
         ("algorithm", "coefficient encoding (no rotation)"),
         ("chunking", f"C_w={result['c_w']} channels per chunk, {result['chunks']} chunks, {result['group']} output "
                      f"channels per ciphertext, {result['tiles']} tile(s) of {ch['tile_h']}x{ch['tile_w']}"),
-        ("ciphertexts", f"{result['n_in']} in ({result['bytes_client_to_server'] / 1e6:.2f} MB), {result['n_out']} out "
+        ("ciphertexts", f"{result['n_in']} in ({result['bytes_client_to_server'] / 1e6:.2f} MB, "
+                        f"{result.get('upload', 'seeded')}), {result['n_out']} out "
                         f"({result['bytes_server_to_client'] / 1e6:.2f} MB)"),
+        *_choice_rows(result),
         ("rotations", f"{result['rotations']} counted, {result['predicted_rotations']} predicted"),
         ("plaintext mults", f"{result['pmuls']} counted, {result['predicted_pmuls']} predicted "
                             f"({result['kept_blocks']} of {result['block_groups']} kernel blocks kept)"),
@@ -214,6 +220,18 @@ def _render_coefficient(result: dict) -> list[tuple[str, str]]:
                                    f"coefficient/slot x{result['latency_over_slot_or']:.3f} wall, "
                                    f"x{result['cpu_over_slot_or']:.3f} CPU (same process, one worker)"))
     return rows
+
+
+def _choice_rows(result: dict) -> list[tuple[str, str]]:
+    """Why this chunking: the plan's record of its candidates (heconv.coeff_choice)."""
+    choice, p = result.get("chunk_choice"), result.get("predicted_phases")
+    if not choice:
+        return []
+    return [("chunking choice", choice["reason"]),
+            ("predicted", f"{result['predicted_end_to_end_s'] * 1e3:.1f} ms end to end at "
+                          f"{result['bandwidth_bps'] / 1e6:g} Mbit/s = client {p['client_s'] * 1e3:.1f} + server "
+                          f"{p['server_s'] * 1e3:.1f} + server I/O {p['server_io_s'] * 1e3:.1f} ms + "
+                          f"{(p['upload_bytes'] + p['download_bytes']) / 1e6:.2f} MB on the wire")]
 
 
 # The algorithms (by class) whose layer harness records more than run_registered's interface-only record:

@@ -159,10 +159,19 @@ def experiments_summary(rows: list[dict], max_drop: float = 1.0) -> dict:
             "methods": {m: {"method": r.method, "lambda_p": r.lambdas[0], "lambda_d": r.lambdas[1], "seeds": r.seeds,
                             "rotations": r.rotations, "test_accuracy": r.test, "finetune_epochs": r.epochs,
                             "cut_off": [s for s, c in r.cut_off.items() if c], "encrypted_server_s": r.server_s,
-                            "encrypted_auto_server_s": r.auto_s}
+                            "encrypted_auto_server_s": r.auto_s, "chosen_on": r.chosen_on}
                         for m, r in results.items()},
-            "ratios": {f"{n} / {d}": ratio(results, n, d) for n, d, _ in RATIOS}}
+            "ratios": {f"{n} / {d}": _judged(results, n, d) for n, d, _ in RATIOS}}
     return out
+
+
+def _judged(results: dict[str, MethodResult], num: str, den: str) -> dict | None:
+    """A ratio with its words: the paper's claim (Hunter's ratio only), better at all, and encrypted."""
+    r = ratio(results, num, den)
+    if r is None:
+        return None
+    claim = {"claim": claim_verdict(r)} if num == "hunter" and den == REFERENCE else {}
+    return {**r, **claim, "better_at_all": better_at_all(r), "encrypted": encrypted_ratios(results, num, den)}
 
 
 def _seeds_text(n: int) -> str:
@@ -220,20 +229,31 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0) -> list[str]:
     return md
 
 
-def _latency(results: dict[str, MethodResult], num: str, den: str) -> str:
-    """Rotation and server-time ratios of the chosen steps run encrypted (geometric means over the seeds
-    both ran), under the fixed schedule and, where measured, under auto."""
+def encrypted_ratios(results: dict[str, MethodResult], num: str, den: str) -> dict:
+    """Rotation and server-time ratios of the chosen steps run encrypted: geometric means over the seeds
+    both ran, under the fixed schedule ("fixed") and, where measured, under auto ("auto")."""
     a, b = results.get(num), results.get(den)
+    out: dict = {}
     if not a or not b:
-        return "not measured"
-    parts = []
-    for label, ta, tb in (("", a.server_s, b.server_s), ("auto: ", a.auto_s, b.auto_s)):
+        return out
+    for label, ta, tb in (("fixed", a.server_s, b.server_s), ("auto", a.auto_s, b.auto_s)):
         seeds = [s for s in sorted(set(ta) & set(tb)) if a.rotations.get(s) and b.rotations.get(s)]
         if seeds:
-            rot = float(np.exp(np.mean([math.log(a.rotations[s] / b.rotations[s]) for s in seeds])))
-            lat = float(np.exp(np.mean([math.log(ta[s] / tb[s]) for s in seeds])))
-            parts.append(f"{rot:.2f}x / {lat:.2f}x ({_seeds_text(len(seeds))})" if not label
-                         else f"auto: server time {lat:.2f}x ({_seeds_text(len(seeds))})")
+            out[label] = {"rotations": float(np.exp(np.mean([math.log(a.rotations[s] / b.rotations[s])
+                                                            for s in seeds]))),
+                          "server_time": float(np.exp(np.mean([math.log(ta[s] / tb[s]) for s in seeds]))),
+                          "seeds": seeds}
+    return out
+
+
+def _latency(results: dict[str, MethodResult], num: str, den: str) -> str:
+    e = encrypted_ratios(results, num, den)
+    parts = []
+    if "fixed" in e:
+        parts.append(f"{e['fixed']['rotations']:.2f}x / {e['fixed']['server_time']:.2f}x "
+                     f"({_seeds_text(len(e['fixed']['seeds']))})")
+    if "auto" in e:
+        parts.append(f"auto: server time {e['auto']['server_time']:.2f}x ({_seeds_text(len(e['auto']['seeds']))})")
     return "; ".join(parts) or "not measured"
 
 

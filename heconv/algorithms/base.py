@@ -113,16 +113,31 @@ class ConvAlgorithm(ABC):
         """The plan split over up to `workers` processes (heconv.parallel_plan), or None: in-process."""
         return None
 
-    def residual_options(self, kernel: int, partner: Any | None) -> dict[str, Any]:
-        """Extra `plan` options for a conv whose output a residual add sums with another conv's: `kernel`
-        the larger kernel of the two, `partner` the other's plan when it is planned already (so the two
-        can share one output layout). None needed by default."""
+    def network_options(self, context: "NetworkContext") -> dict[str, Any]:
+        """Extra `plan` options from the network around the conv (`context`: a residual partner, the
+        uploads in its output layout, the planner's traffic objective); none by default."""
         return {}
 
     @abstractmethod
     def group_ids(self, plan: Any, shape: tuple[int, int, int, int]) -> Mapping[str, GroupArray]:
         """The pruning groups of a [C_out, C_in, k, k] weight under the plan's layout (take the dense
         plan: the groups must be fixed before training)."""
+
+
+@dataclass(frozen=True)
+class NetworkContext:
+    """What the network planner knows around one conv.
+
+    partner_kernel: with a conv whose output a residual add sums with this one's, the larger kernel of
+    the two (else None); partner_plan: that conv's plan once planned (else None); partner_shape: its
+    weight's shape; output_uploads: residual operands the client uploads in this conv's output layout;
+    objective: what a traffic-aware plan minimises (heconv.traffic.Objective, None: the default)."""
+
+    partner_kernel: int | None = None
+    partner_plan: Any = None
+    partner_shape: tuple[int, ...] | None = None
+    output_uploads: int = 0
+    objective: Any = None
 
 
 @dataclass

@@ -21,7 +21,7 @@ from ..coeff import (
 from ..coeff_plan import CoeffPlan
 from ..geometry import coefficient_block_ids
 from ..params import CKKSParams
-from .base import ConvAlgorithm, GroupArray
+from .base import ConvAlgorithm, GroupArray, NetworkContext
 from .layout import CoeffLayout
 
 
@@ -44,9 +44,16 @@ class CoefficientAlgorithm(ConvAlgorithm):
     def baby_step(self, plan: CoeffPlan) -> None:
         return None
 
-    def residual_options(self, kernel: int, partner: CoeffPlan | None) -> dict[str, Any]:
-        """Both convs framed by the larger kernel, the second aligned with the first's chunking."""
-        return {"frame_kernel": kernel, "align": None if partner is None else partner.chunking}
+    def network_options(self, context: NetworkContext) -> dict[str, Any]:
+        """Two added convs framed by the larger kernel, the second aligned with the first's chunking (the
+        first prices its partner's share too); the chunking minimises the network's objective, with the
+        uploads in the output layout priced."""
+        options: dict[str, Any] = {"objective": context.objective, "output_uploads": context.output_uploads}
+        if context.partner_kernel is not None:
+            plan = context.partner_plan
+            options.update(frame_kernel=context.partner_kernel, align=None if plan is None else plan.chunking,
+                           partner=(context.partner_shape[1], context.partner_shape[2]) if plan is None else None)
+        return options
 
     def plan(self, weight: np.ndarray, height: int, width: int, params: CKKSParams, *, stride: int = 1,
              has_bias: bool = False, name: str = "conv", level: int = 0, **options: Any) -> CoeffPlan:

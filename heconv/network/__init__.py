@@ -20,6 +20,7 @@ from ..algorithms import DEFAULT_ALGORITHM, get_algorithm
 from ..errors import InputError
 from ..parallel_plan import check_workers
 from ..params import CKKSParams
+from ..traffic import Objective
 from .actions import (
     Action,
     ClientOp,
@@ -45,7 +46,8 @@ PROTOCOLS = tuple(PLANNERS)
 
 def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
                  schedule: str | Mapping[str, str] = "output-rotation", workers: int = 1,
-                 algorithm: str = DEFAULT_ALGORITHM, choose_algorithm: bool = False) -> NetworkPlan:
+                 algorithm: str = DEFAULT_ALGORITHM, choose_algorithm: bool = False,
+                 objective: Objective | None = None) -> NetworkPlan:
     """The protocol's plan of `net` (one of PROTOCOLS). Touches no ciphertext.
 
     `schedule` is every conv's rotation schedule (heconv.schedule), for an algorithm that takes one:
@@ -56,7 +58,9 @@ def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
     the parallel runs'. `algorithm`: every conv's, a name in heconv.algorithms; it names the protocols
     it runs in (`ConvAlgorithm.protocols`). `choose_algorithm`: a conv under "auto" runs by whichever
     registered algorithm that keeps the protocol's traffic predicts the lowest time (heconv.algorithms.choice;
-    hybrid protocol: the non-interactive one runs the slot engine only).
+    hybrid protocol: the non-interactive one runs the slot engine only). `objective`: what a traffic-aware
+    algorithm's plan minimises (the coefficient chunking, heconv.traffic.Objective; default end to end at the
+    default bandwidth with seeded uploads). The slot schedules never differ in traffic (heconv.schedule).
     """
     planner = PLANNERS.get(protocol)
     if planner is None:
@@ -66,7 +70,7 @@ def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
     if protocol not in alg.protocols:
         raise InputError(f"the {algorithm} algorithm runs in the {' and '.join(alg.protocols)} protocol only, "
                          f"not {protocol!r}")
-    plan = planner(net, params, schedule, algorithm, choose_algorithm, workers)
+    plan = planner(net, params, schedule, algorithm, choose_algorithm, workers, objective)
     return plan if workers == 1 else parallelize(plan, workers)
 
 

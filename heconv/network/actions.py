@@ -26,6 +26,7 @@ class Encrypt:
     subsample: int = 1
     layout: Layout | None = None
     linear: LinearPlan | None = None
+    ciphertexts: int = 0  # how many the packed value takes (heconv.network.traffic)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ class Refresh:
     pool: bool = False
     layout: Layout | None = None
     linear: LinearPlan | None = None
+    ciphertexts: int = 0  # how many come back (heconv.network.traffic)
+    level: int = 0  # theirs
 
 
 @dataclass(frozen=True)

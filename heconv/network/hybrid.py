@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..algorithms import ALGORITHMS, DEFAULT_ALGORITHM, ConvAlgorithm, get_algorithm
+from ..algorithms.base import NetworkContext
 from ..algorithms.choice import auto_algorithms, choose_algorithm
 from ..algorithms.layout import Layout
 from ..basics import OpCounts
@@ -21,6 +22,7 @@ from ..errors import InputError
 from ..linear import LinearPlan, plan_linear
 from ..params import CKKSParams
 from ..schedule import check_network_schedule, layer_schedule
+from ..traffic import Objective
 from .actions import (
     Action,
     ClientOp,
@@ -48,6 +50,22 @@ class ServerTensor:
     layout: Layout | None = None
     linear: LinearPlan | None = None
 
+    @property
+    def ciphertexts(self) -> int:
+        return 1 if self.layout is None else self.layout.ciphertexts
+
+
+def _output_uploads(net: Network) -> dict[str, int]:
+    """conv name -> the residual operands the client uploads in its output layout (an add of its output
+    and a value that is no conv's output: an identity shortcut)."""
+    convs = {op.out: op for op in net.ops if isinstance(op, ConvOp)}
+    out: dict[str, int] = {}
+    for op in net.ops:
+        if isinstance(op, AddOp) and (op.a in convs) != (op.b in convs):
+            name = convs[op.a if op.a in convs else op.b].name
+            out[name] = out.get(name, 0) + 1
+    return out
+
 
 def _add_partners(net: Network) -> dict[str, tuple[str, int]]:
     """conv name -> (the conv whose output a residual add sums with its own, the larger kernel of the two)."""
@@ -65,13 +83,16 @@ class _HybridPlanner:
     """Walks the IR once; each op kind has its own method (see HANDLERS)."""
 
     def __init__(self, net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
-                 algorithm: str = DEFAULT_ALGORITHM, choose: bool = False, workers: int = 1):
+                 algorithm: str = DEFAULT_ALGORITHM, choose: bool = False, workers: int = 1,
+                 objective: Objective | None = None):
         self.params = params
         self.schedule = schedule
         self.algorithm = algorithm
-        self.choose, self.workers = choose, workers
+        self.choose, self.workers, self.objective = choose, workers, objective
         self.conv_algorithm: ConvAlgorithm = get_algorithm(algorithm)
         self.partners = _add_partners(net)
+        self.convs = {op.name: op for op in net.ops if isinstance(op, ConvOp)}
+        self.output_uploads = _output_uploads(net)
         self.plans: dict[str, object] = {}
         self.shapes: dict[str, tuple] = {net.input_name: tuple(net.input_shape)}  # client-side values
         self.enc: dict[str, ServerTensor] = {}  # server-side tensors
@@ -84,7 +105,8 @@ class _HybridPlanner:
         key = (src, level, subsample, layout, id(linear) if linear else None)
         if key not in self.uploads:
             dst = f"{src}@{len(self.uploads)}"
-            self.actions.append(Encrypt(src, dst, level, subsample, layout, linear))
+            self.actions.append(Encrypt(src, dst, level, subsample, layout, linear,
+                                        1 if layout is None else layout.ciphertexts))
             shape = self.shapes[src]
             c, h, w = shape if len(shape) == 3 else (shape[0], 1, 1)
             self.enc[dst] = ServerTensor(c, -(-h // subsample), -(-w // subsample), level, layout, linear)
@@ -114,9 +136,10 @@ class _HybridPlanner:
         def plan_with(name: str):
             alg = get_algorithm(name)
             options = {"schedule": schedule} if alg.takes_schedule else {}
-            if op.name in self.partners:
-                partner, kernel = self.partners[op.name]
-                options.update(alg.residual_options(kernel, self.plans.get(partner)))
+            partner, kernel = self.partners.get(op.name, (None, None))
+            options.update(alg.network_options(NetworkContext(
+                kernel, self.plans.get(partner), self.convs[partner].weight.shape if partner else None,
+                self.output_uploads.get(op.name, 0), self.objective)))
             return alg.plan(op.weight, hh, ww, self.params, stride=op.stride // sub, has_bias=op.bias is not None,
                             name=op.name, **options)
 
@@ -173,7 +196,8 @@ class _HybridPlanner:
                              f"the hybrid protocol refreshes with ReLU")
         if op.src in self.enc:
             e = self.enc[op.src]
-            self.actions.append(Refresh(op.name, op.src, op.out, e.channels, "relu", False, e.layout, e.linear))
+            self.actions.append(Refresh(op.name, op.src, op.out, e.channels, "relu", False, e.layout, e.linear,
+                                        e.ciphertexts, e.level))
             self.shapes[op.out] = (e.channels, e.height, e.width) if e.linear is None else (e.channels,)
         else:
             self.actions.append(ClientOp(op.name, op.src, op.out, "relu"))
@@ -191,7 +215,8 @@ class _HybridPlanner:
         self.known(op.src, op)
         if op.src in self.enc:
             e = self.enc[op.src]
-            self.actions.append(Refresh(op.name, op.src, op.out, e.channels, "none", True, e.layout))
+            self.actions.append(Refresh(op.name, op.src, op.out, e.channels, "none", True, e.layout,
+                                        ciphertexts=e.ciphertexts, level=e.level))
             self.shapes[op.out] = (e.channels,)
         else:
             self.actions.append(ClientOp(op.name, op.src, op.out, "pool"))
@@ -213,7 +238,8 @@ class _HybridPlanner:
     def finish(self, output: str) -> NetworkPlan:
         if output in self.enc:
             e = self.enc[output]
-            self.actions.append(Refresh("output", output, "logits", e.channels, "none", False, e.layout, e.linear))
+            self.actions.append(Refresh("output", output, "logits", e.channels, "none", False, e.layout, e.linear,
+                                        e.ciphertexts, e.level))
         elif output in self.shapes:
             raise ValueError("the network output is never computed by the server")
         else:
@@ -228,13 +254,14 @@ HANDLERS = {ConvOp: _HybridPlanner.conv, AddOp: _HybridPlanner.add, ActOp: _Hybr
 
 def plan_hybrid(net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
                 algorithm: str = DEFAULT_ALGORITHM, choose_algorithm: bool = False,
-                workers: int = 1) -> NetworkPlan:
+                workers: int = 1, objective: Objective | None = None) -> NetworkPlan:
     """Lower the IR onto the hybrid protocol's actions. Touches no ciphertext.
 
     `algorithm`: every conv's, a name in heconv.algorithms. `schedule` applies to every conv of an
     algorithm that takes one (heconv.schedule): "auto" picks a baby step per layer from its own
     weights; "bsgs:B" must divide every conv's c_n. A mapping gives one per conv name (those left
-    out: output-rotation).
+    out: output-rotation). `objective`: what a traffic-aware algorithm's plan minimises (the coefficient
+    chunking: end to end at the default bandwidth by default, heconv.coeff_choice).
 
     `choose_algorithm`: a conv whose schedule is "auto" (under an algorithm that takes schedules) runs by
     the registered algorithm of the lowest predicted time on `workers` processes, among those that keep
@@ -242,7 +269,7 @@ def plan_hybrid(net: Network, params: CKKSParams, schedule: str | Mapping[str, s
     """
     get_algorithm(algorithm)  # an InputError naming the known ones
     check_network_schedule(schedule, [op.name for op in net.ops if isinstance(op, ConvOp)])
-    planner = _HybridPlanner(net, params, schedule, algorithm, choose_algorithm, workers)
+    planner = _HybridPlanner(net, params, schedule, algorithm, choose_algorithm, workers, objective)
     for op in net.ops:
         handler = HANDLERS.get(type(op))
         if handler is None:

@@ -15,6 +15,7 @@ from ..geometry import packing_geometry
 from ..linear import plan_linear
 from ..params import CKKSParams, max_secure_depth
 from ..schedule import check_network_schedule, layer_schedule
+from ..traffic import Objective
 from .actions import (
     Action,
     Encrypt,
@@ -32,14 +33,14 @@ from .ir import ActOp, AddOp, ConvOp, LinearOp, Network, PoolOp, levels_needed
 
 def plan_non_interactive(net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
                          algorithm: str = DEFAULT_ALGORITHM, choose_algorithm: bool = False,
-                         workers: int = 1) -> NetworkPlan:
+                         workers: int = 1, objective: Objective | None = None) -> NetworkPlan:
     """Everything under encryption, no refresh: square activations within one modulus chain.
 
     `schedule` applies to every conv, as in the hybrid planner (one c_n for all layers). The convs run
     on the slot engine (heconv.conv), which keeps one layout from layer to layer; `algorithm` is the
     name of an algorithm that lists this protocol (`ConvAlgorithm.protocols`, checked by plan_network);
-    `choose_algorithm` and `workers` change nothing here (no other algorithm lists the protocol; plan_network
-    splits the convs afterwards).
+    `choose_algorithm`, `workers` and `objective` change nothing here (no other algorithm lists the
+    protocol; plan_network splits the convs afterwards).
 
     One c_n for the whole network keeps every layer's output in the layout the next
     layer reads; global pooling is a rotate-and-sum, the linear layer reads its result.
@@ -61,7 +62,7 @@ def plan_non_interactive(net: Network, params: CKKSParams, schedule: str | Mappi
     c_n = packing_geometry(widest, widest, h, w, params.slots).c_n  # one c_n for every layer
     layout = packing_geometry(c, c, h, w, params.slots, c_n)
     p = layout.channel_slots
-    actions: list[Action] = [Encrypt("x", "x@0", 0, 1, SlotLayout.of(layout, c))]
+    actions: list[Action] = [Encrypt("x", "x@0", 0, 1, SlotLayout.of(layout, c), ciphertexts=layout.n_in)]
     layers: list[LayerReport] = []
     alias = {"x": "x@0"}
     level = {"x@0": 0}
@@ -113,5 +114,6 @@ def plan_non_interactive(net: Network, params: CKKSParams, schedule: str | Mappi
     last = actions[-1]
     if not isinstance(last, ServerLinear) or out != last.dst:
         raise InputError("the non-interactive mode needs the network to end in its linear layer")
-    actions.append(Refresh("output", out, "logits", last.plan.n_out, "none", False, None, last.plan))
+    actions.append(Refresh("output", out, "logits", last.plan.n_out, "none", False, None, last.plan,
+                           ciphertexts=1, level=level[out]))
     return NetworkPlan(params, actions, "logits", galois_steps(actions), layers, "non-interactive")

@@ -190,3 +190,22 @@ def test_one_models_rows_of_two_protocols_are_refused():
     rows = [dict(r, subset=20000 if r["seed"] else 6000) for r in rows]
     with pytest.raises(ValueError, match="resnet20's rows mix subset 20000 and 6000"):
         experiments_section(rows)
+
+
+def test_the_readme_states_the_claims_verdict_and_the_encrypted_ratios():
+    from bench.report.readme import render_readme_block
+
+    rows = _rows(jitter=0.1)
+    for r in rows:  # the chosen steps ran encrypted: server time proportional to rotations, auto 20% faster
+        if r["chosen"]:
+            r["encrypted_server_s"] = r["rotations"] / 100
+            r["encrypted_auto_server_s"] = r["rotations"] / 120
+    summary = experiments_summary(rows)
+    r = summary["resnet20/fashion-mnist/16/8192"]["ratios"]["hunter / artemis-diagonal"]
+    assert r["claim"] == "holds" and r["better_at_all"] == "yes (lower bound above 1)"
+    assert r["encrypted"]["fixed"]["server_time"] == pytest.approx(r["value"])
+    assert r["encrypted"]["auto"]["seeds"] == [0, 1, 2]
+    block = render_readme_block({"experiments": summary})
+    line = next(x for x in block.splitlines() if "hunter / artemis-diagonal" in x)
+    assert "the 1.2x claim holds" in line and "encrypted (auto schedule, 3 seeds)" in line
+    assert "claim" not in next(x for x in block.splitlines() if "dense / artemis-diagonal" in x)
