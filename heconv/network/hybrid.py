@@ -3,9 +3,10 @@ layer, the client refreshes at each ReLU. Touches no ciphertext.
 
 Every conv runs by one registered algorithm (heconv.algorithms): the planner asks it for the plan, the
 layout the conv reads (what the client uploads) and writes (what a refresh unpacks). Two convs whose
-outputs a residual add sums are planned with the algorithm's `residual_options` (the coefficient
-algorithm gives both one frame kernel and output layout); a cleartext operand of such an add is uploaded
-in the encrypted operand's layout, and two encrypted operands must be placed alike.
+outputs a residual add sums are planned with the algorithm's `network_options` (the coefficient
+algorithm gives both one frame kernel and output layout, and prices its chunking under the planner's
+objective); a cleartext operand of such an add is uploaded in the encrypted operand's layout, and two
+encrypted operands must be placed alike.
 """
 
 from __future__ import annotations
