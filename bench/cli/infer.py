@@ -198,6 +198,15 @@ def run(args: argparse.Namespace) -> dict:
     return result
 
 
+def _masking(r: dict) -> str:
+    """The coefficient algorithm's masking: its time and what it hides (heconv.coeff_mask)."""
+    if r.get("algorithm") != "coefficient":
+        return ""
+    bits = r.get("hiding_bits_per_coefficient")
+    hidden = "unmasked" if bits is None else f"unread coefficients hidden to {bits:.0f} bits"
+    return f" (masks {r['mask_s']:.3f} s per image, inside the server time; {hidden})"
+
+
 def render(r: dict) -> str:
     def fmt(v, spec):
         return "-" if v is None else format(v, spec)
@@ -225,9 +234,8 @@ def render(r: dict) -> str:
         f"{r['key_switches']} key switches",
         f"multiplications  {r['pmuls']} plaintext, {r['cmuls']} ciphertext, {r['adds']} additions, "
         f"{r['rescales']} rescales",
-        f"algorithm        {r.get('algorithm', 'slot')}" + (
-            f" (masks {r['mask_s']:.3f} s per image, inside the server time)" if r.get("algorithm") == "coefficient"
-            else "") + (f"; slot output-rotation in this process: {r['slot_or_server_s']:.3f} s per image, "
+        f"algorithm        {r.get('algorithm', 'slot')}" + _masking(r)
+        + (f"; slot output-rotation in this process: {r['slot_or_server_s']:.3f} s per image, "
                         f"x{r['slot_or_over_server_s']:.2f} the coefficient server time, "
                         f"{r['slot_or_bytes_client_to_server'] / 1e6:.1f} MB up, "
                         f"{r['slot_or_bytes_server_to_client'] / 1e6:.1f} MB down" if "slot_or_server_s" in r else ""),
