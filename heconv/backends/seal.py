@@ -63,17 +63,18 @@ def _serialized_size(obj: object) -> int:
 
 def _uniform_below(q: int, count: int, rng: np.random.Generator | None) -> np.ndarray:
     """`count` integers uniform in [0, q) (uint64): from `rng` when given (tests), else from the OS
-    CSPRNG by rejection sampling (words >= the largest multiple of q below 2^64 are drawn again),
-    so exactly uniform either way."""
+    CSPRNG by rejection sampling (words cut to q's bit length; those >= q drawn again), so exactly
+    uniform either way."""
     if rng is not None:
         return rng.integers(0, q, count, dtype=np.uint64)
-    limit, parts, got = np.uint64((2**64 // q) * q), [], 0
+    low = np.uint64((1 << q.bit_length()) - 1)
+    parts, got = [], 0
     while got < count:
-        words = np.frombuffer(os.urandom(8 * (count - got + 16)), dtype=np.uint64)
-        words = words[words < limit] % np.uint64(q)
+        words = np.frombuffer(os.urandom(8 * (count - got + 16)), dtype=np.uint64) & low
+        words = words[words < np.uint64(q)]
         parts.append(words)
         got += words.size
-    return np.concatenate(parts)[:count]
+    return np.concatenate(parts)[:count] if len(parts) > 1 else parts[0][:count]
 
 
 _HEADER = seal.Serialization.SEALHeader()  # this SEAL's magic number and version, for the files written below
@@ -90,12 +91,12 @@ def _trivial_ciphertext(parms_id: list[int], scale: float, residues: np.ndarray)
     coefficient form, m given by its residues [primes, N]: the only way the binding lets a
     polynomial be written exactly, residue by residue (its encoders go through floating point)."""
     primes, n = residues.shape
-    poly = np.zeros((2, primes, n), dtype="<u8")
-    poly[0] = residues
-    data = struct.pack("<Q", poly.size) + poly.tobytes()
-    body = (struct.pack("<4QBQQQdQ", *parms_id, 0, 2, n, primes, scale, 1)  # not NTT, size 2, correction 1
-            + _header(16 + len(data)) + data)
-    return _header(16 + len(body)) + body
+    words = 2 * primes * n
+    data = 8 + 8 * words  # the DynArray: its length, then c0's residues and c1's zeros
+    body = 32 + 1 + 8 * 5 + 16 + data
+    return b"".join([_header(16 + body), struct.pack("<4QBQQQdQ", *parms_id, 0, 2, n, primes, scale, 1),
+                     _header(16 + data), struct.pack("<Q", words), residues.astype("<u8").tobytes(),
+                     bytes(8 * primes * n)])  # not NTT form, size 2, correction factor 1
 
 
 def _loaded(context: seal.SEALContext, data: bytes) -> seal.Ciphertext:
