@@ -24,3 +24,13 @@ def backend(request, params):
     from heconv.backends.seal import SealBackend
 
     return SealBackend(params)
+
+
+@pytest.fixture(autouse=True)
+def _private_pause_file(tmp_path_factory, monkeypatch):
+    """Tests that time (artemis bench, results encrypt) pause sweeps through a file of their own, and
+    start at once: they must never pause a real sweep on the host, nor wait for its CPUs."""
+    import bench.experiments.pause as pause
+
+    monkeypatch.setenv("ARTEMIS_PAUSE_FILE", str(tmp_path_factory.mktemp("pause") / "sweeps.pause"))
+    monkeypatch.setattr(pause, "IDLE_TARGET", 0.0)

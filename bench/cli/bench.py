@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -49,6 +50,9 @@ def add_parser(sub) -> None:
                         "(default runs/benchmarks, git-ignored)")
     p.add_argument("--publish", action="store_true",
                    help="store into the committed results/benchmarks instead (a maintainer's step)")
+    p.add_argument("--no-pause", dest="pause", action="store_false",
+                   help="leave this host's sweeps running (by default they wait at their next batch or pruning "
+                        "step until the passes end, and the passes start once the CPUs are idle)")
     p.set_defaults(func=run, render=render)
 
 
@@ -73,8 +77,7 @@ def _stored(storage: Path, run_stamp: str, name: str) -> Path:
 
 
 def run(args: argparse.Namespace, pytest_runner: Runner = pytest_subprocess) -> dict:
-    from ..harness.passes import merge_runs, retry_cases, store_run
-    from ..provenance import git_revision
+    from ..experiments.pause import paused
 
     publish = getattr(args, "publish", False)
     if publish and args.storage is not None:
@@ -95,6 +98,15 @@ def run(args: argparse.Namespace, pytest_runner: Runner = pytest_subprocess) -> 
         files.append(_stored(storage, stamp, name))
         return json.loads(files[-1].read_text())
 
+    with paused() if getattr(args, "pause", True) else nullcontext(None) as idle:
+        return _passes(args, one_pass, files, storage, seed, stamp, idle)
+
+
+def _passes(args: argparse.Namespace, one_pass, files: list[Path], storage: Path, seed: int, stamp: str,
+            idle: float | None) -> dict:
+    from ..harness.passes import merge_runs, retry_cases, store_run
+    from ..provenance import git_revision
+
     main = [one_pass(f"pass{i + 1}of{args.passes}", seed + i, [*_selection(args), *args.tests])
             for i in range(args.passes)]
     medians = [((r.get("artemis") or {}).get("canary") or {}).get("median_s") for r in main]
@@ -111,7 +123,8 @@ def run(args: argparse.Namespace, pytest_runner: Runner = pytest_subprocess) -> 
     merged = merge_runs(runs, [f.name for f in files])
     suite = ((main[0].get("artemis") or {}).get("selection") or {}).get("suite") or "filtered"
     merged["artemis"]["selection"] = (main[0].get("artemis") or {}).get("selection")
-    merged["artemis"]["merged"] |= {"seed": seed, "canary_reference_s": reference, "retried": retried}
+    merged["artemis"]["merged"] |= {"seed": seed, "canary_reference_s": reference, "retried": retried,
+                                    "sweeps_paused": idle is not None, "idle_share_at_start": idle}
     merged["artemis"].pop("pass", None)
     rev = git_revision(ROOT)
     label = rev[:8] + ("-dirty" if rev.endswith("+dirty") else "") + f"-{suite}-{stamp}-merged"
@@ -119,11 +132,13 @@ def run(args: argparse.Namespace, pytest_runner: Runner = pytest_subprocess) -> 
     slow_left = [b["fullname"] for b in merged["benchmarks"] if (b.get("extra_info") or {}).get("canary_slow")]
     return {"merged": str(path), "passes": [str(f) for f in files], "seed": seed, "suite": suite,
             "cases": len(merged["benchmarks"]), "canary_reference_s": reference,
-            "retried": sum(len(r) for r in retried), "canary_slow_cases": slow_left}
+            "retried": sum(len(r) for r in retried), "canary_slow_cases": slow_left, "idle_share_at_start": idle}
 
 
 def render(result: dict) -> str:
-    lines = [f"{len(result['passes'])} runs (seed {result['seed']}, suite {result['suite']}):",
+    idle = result.get("idle_share_at_start")
+    lines = [f"{len(result['passes'])} runs (seed {result['seed']}, suite {result['suite']}"
+             + (f"; sweeps paused, CPUs {idle:.0%} idle at the start" if idle is not None else "") + "):",
              *[f"  {p}" for p in result["passes"]],
              f"merged ({result['cases']} cases, per case the least time over the passes on a quiet host): "
              f"{result['merged']}"]

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     pmeta = {**meta, "method": args.method, "max_drop": args.max_drop, "fraction": chosen.fraction,
              "val_accuracy": chosen.accuracy, "test_accuracy": chosen.test_accuracy, "prune_seed": seed,
-             "reference_val_accuracy": result.dense_accuracy, "schedules": schedules}
+             "reference_val_accuracy": result.dense_accuracy, "schedules": schedules, "cut_off": result.cut_off}
     save_checkpoint(model, out / f"pruned-{args.method}.pt", pmeta)
     summary = write_summary(out / f"summary-{args.method}.json", model, shape, params, schedules,
                             {**pmeta, "steps": [s.to_dict() for s in result.steps],
@@ -121,7 +121,11 @@ def run(args: argparse.Namespace) -> dict:
     store = ExperimentStore(db)
     store.start_run(cell.run_id, "prune", {**cell.fields(), "provenance": provenance()}, parent=trained.run_id)
     steps = [{**s.to_dict(), "val_accuracy": s.accuracy, "chosen": s.step == chosen.step} for s in result.steps]
-    store.finish_run(cell.run_id, {"val_accuracy": chosen.accuracy, "test_accuracy": pmeta["test_accuracy"],
+    # the config records the cut-off as a sweep's cell does, so the report flags it (docs/pruning.md)
+    config = {**cell.fields()["config"], "schedules": schedules, "cut_off": result.cut_off,
+              "within_budget": result.within_budget}
+    store.finish_run(cell.run_id, {"config": config, "val_accuracy": chosen.accuracy,
+                                   "test_accuracy": pmeta["test_accuracy"],
                                    "reference_val_accuracy": result.dense_accuracy, "data_source": data.source,
                                    "n_train": len(data.train.y), "n_val": len(data.val.y), "n_test": len(ty),
                                    "checkpoint": str(out / f"pruned-{args.method}.pt")}, steps)

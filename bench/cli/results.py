@@ -4,6 +4,7 @@ measurement, and their chosen pruned models as checkpoints for the benchmarks.""
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 from pathlib import Path
 
 from heconv.errors import InputError
@@ -40,6 +41,8 @@ def add_parser(sub) -> None:
     c.add_argument("--auto", action="store_true",
                    help="also run each model under the auto schedule (a baby step per layer), recorded beside the "
                         "fixed schedule it was pruned for")
+    c.add_argument("--no-pause", dest="pause", action="store_false",
+                   help="leave this host's sweeps running while timing (by default they wait, as for artemis bench)")
     c.set_defaults(func=encrypt, render=_render_encrypt)
     k = actions.add_parser("checkpoints", help="write each method's chosen pruned model of one seed as "
                                                "OUT/pruned-<method>.pt with its meta, for the benchmarks' --pruned OUT "
@@ -145,6 +148,7 @@ def encrypt(args: argparse.Namespace) -> dict:
     from models.checkpoint import checkpoint_from_bytes
     from pruning.data import load_dataset
 
+    from ..experiments.pause import paused
     from ..harness.model import measure_model, prepare_model
     from .common import bar
 
@@ -157,7 +161,8 @@ def encrypt(args: argparse.Namespace) -> dict:
         runs = _chosen_runs(store, runs)
     runs = [r for r in runs if args.redo or not r["encrypted"] or (args.auto and "auto" not in r["encrypted"])]
     measured = []
-    with bar(len(runs), "encrypted runs") as b:
+    with paused() if getattr(args, "pause", True) and runs else nullcontext(None) as idle, \
+            bar(len(runs), "encrypted runs") as b:
         for run in runs:
             path = Path(run["checkpoint"] or "")
             if not path.is_file():
@@ -183,6 +188,8 @@ def encrypt(args: argparse.Namespace) -> dict:
                                                    "top1_agreement", "max_abs_error") if k in rec}
             keep = found["fixed"]
             store.set_fields(run["run_id"], {"encrypted": {**keep, "images": args.images, "mode": args.mode,
+                                                           "sweeps_paused": idle is not None,
+                                                           "idle_share_at_start": idle,
                                                            **({"auto": found["auto"]} if "auto" in found else {})}})
             measured.append({"run": run["run_id"], **keep})
             b.update()

@@ -69,14 +69,18 @@ class TrainCell:
 
     @property
     def run_id(self) -> str:
-        if self.parent is not None:
+        # the batch size and the plain learning rate enter the id only off their defaults, so that the
+        # ids of the cells already in a database (all at the defaults) stay what they were
+        batch = f"/b{self.batch_size}" if self.batch_size != type(self).batch_size else ""
+        if self.parent is not None:  # the plain lr is the parent's, in its id
             return (f"{self.parent.run_id}/{self.lasso}/lp{self.lambda_p:g}/ld{self.lambda_d:g}/"
-                    f"warm-e{self.lasso_epochs:g}-lr{self.lasso_lr:g}")
+                    f"warm-e{self.lasso_epochs:g}-lr{self.lasso_lr:g}{batch}")
+        lr = f"/lr{self.lr:g}" if self.lr != type(self).lr else ""
         sched = f"plateau{self.converge:g}-e{self.epochs}" if self.converge is not None else f"cosine-e{self.epochs}"
         lasso = f"{self.lasso}/lp{self.lambda_p:g}/ld{self.lambda_d:g}" if self.has_lasso else "plain"
         return (f"train/{self.model}/{self.dataset}/{self.input_size}/n{self.subset or 'all'}/"
                 f"t{self.test_images or 'all'}/N{self.poly_modulus_degree}/{self.schedule}/{lasso}/s{self.seed}/"
-                f"{sched}")
+                f"{sched}{lr}{batch}")
 
     def config(self) -> "TrainConfig":
         """The pruning.train settings of this cell's own training (from its parent, for a warm start)."""

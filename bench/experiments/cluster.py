@@ -105,6 +105,9 @@ def start_ray(address: str | None, num_cpus: int | None) -> None:
                    configure_logging=False)
     try:
         if address is None:
+            # Ray starts its workers 15 levels nicer than the sweep (RAY_worker_niceness): the workers do all
+            # of a sweep's work, so they keep the niceness the user gave the sweep (`nice -n 10 artemis sweep`)
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(**options)
             reaper = start_reaper(ray_pids())  # only the processes this ray.init started
             if reaper is not None:

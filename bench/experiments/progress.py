@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .pause import wait_while_paused
+
 # progress(done, total, info): done and total in work units (epochs and steps) of the cells that run;
 # info["event"] says what happened: "reused", "running", "cell-done", "cell-failed".
 Progress = Callable[[float, float, dict], None]
@@ -55,7 +57,9 @@ class CellReporter:
     _whole: int = field(default=-1, repr=False)
 
     def __call__(self, done: int, total: int, info: dict) -> None:
-        """Scale (done, total) to units: batches to epochs, steps stay steps."""
+        """Scale (done, total) to units: batches to epochs, steps stay steps. Waits here while a
+        timing run pauses the host's sweeps (bench.experiments.pause)."""
+        wait_while_paused()
         units = self.units if total > self.units else total
         value = done * units / max(1, total)
         whole, now = int(value), time.monotonic()

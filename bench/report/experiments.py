@@ -7,7 +7,9 @@ The selection protocol (docs/pruning.md):
   accuracy are read at that step. Test never selects; nothing is interpolated. A run with no
   accepted step has no point.
 - Per model, a method's lambdas, and a family's member (the Hunter variants), are chosen on
-  validation: the most seeds with a point, then the fewest rotations (geometric mean).
+  validation, on the seeds every candidate ran: the largest share of seeds with a point, then the
+  fewest rotations (geometric mean). Seeds run only for the chosen candidates confirm: they
+  enter the ratios and are listed apart.
 - Ratios between methods are taken per seed; their geometric mean has a 95% t-interval on the
   log ratios (df = seeds - 1). A claim of at least `CLAIM`x "holds" when the interval's lower
   bound is at least CLAIM, "does not hold" when its upper bound is below it, and is
@@ -19,11 +21,20 @@ The selection protocol (docs/pruning.md):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from heconv.errors import InputError
+from .selection import (  # noqa: F401 (the selection's names, for this module's callers)
+    PROTOCOL,
+    MethodResult,
+    candidates,
+    choose,
+    family_members,
+    groups_by_model,
+    model_results,
+    run_point,
+    selection_seeds,
+)
 
 REFERENCE = "artemis-diagonal"
 MIN_SEEDS = 3  # fewer seeds give a ratio and no verdict
@@ -65,132 +76,6 @@ def log_t_interval(ratios: list[float]) -> tuple[float, float, float]:
     return math.exp(m), math.exp(lo), math.exp(hi)
 
 
-@dataclass
-class MethodResult:
-    """One method (at its chosen lambdas; for a family, its chosen member) on one model, per seed."""
-
-    method: str
-    lambdas: tuple[float, float]
-    seeds: list[int]
-    rotations: dict[int, int | None]  # at the chosen step; None: no step within the budget
-    test: dict[int, float | None] = field(default_factory=dict)  # test accuracy at the chosen step
-    val: dict[int, float | None] = field(default_factory=dict)
-    epochs: dict[int, float] = field(default_factory=dict)  # fine-tuning epochs up to the chosen step
-    cut_off: dict[int, bool] = field(default_factory=dict)
-    server_s: dict[int, float] = field(default_factory=dict)  # encrypted server time of the chosen step, where measured
-    auto_s: dict[int, float] = field(default_factory=dict)  # the same under the auto schedule
-    family: str = ""
-    members: list["MethodResult"] = field(default_factory=list)  # a family's members that ran (on its result)
-
-    @property
-    def within(self) -> list[int]:
-        return [s for s in self.seeds if self.rotations.get(s) is not None]
-
-
-def _runs(rows: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for r in rows:
-        out.setdefault(r["run_id"], []).append(r)
-    return {k: sorted(v, key=lambda r: int(r["step"])) for k, v in out.items()}
-
-
-def _flag(v) -> bool:
-    return str(v).strip().lower() in ("1", "true", "1.0")
-
-
-def _num(v) -> float | None:
-    return None if v in (None, "") else float(v)
-
-
-def run_point(steps: list[dict]) -> dict:
-    """A run's point: its chosen step's rotations and accuracies, None rotations when that step is
-    not within the budget. Reads the `chosen` column; test accuracy plays no part in the choice.
-
-    >>> run_point([{"step": 0, "rotations": 90, "val_accuracy": 90, "test_accuracy": "", "accepted": 1, "chosen": 0},
-    ...            {"step": 1, "rotations": 40, "val_accuracy": 89.5, "test_accuracy": 88.0, "accepted": 1,
-    ...             "chosen": 1, "finetune_epochs": 1.0}])["rotations"]
-    40
-    """
-    chosen = [s for s in steps if _flag(s.get("chosen"))] or steps[:1]
-    c = chosen[0]
-    ok = _flag(c.get("accepted", 1))
-    return {"rotations": int(c["rotations"]) if ok else None, "test": _num(c.get("test_accuracy")),
-            "val": _num(c.get("val_accuracy")), "epochs": _num(c.get("finetune_epochs")) or 0.0,
-            "cut_off": any(_flag(s.get("cut_off")) for s in steps), "server_s": _num(c.get("encrypted_server_s")),
-            "auto_s": _num(c.get("encrypted_auto_server_s"))}
-
-
-def _validation_key(r: MethodResult) -> tuple[float, int, float]:
-    """The largest share of seeds within the budget (a share, so that candidates run on more seeds
-    gain nothing by it), then the fewest rotations (geometric mean), all chosen on validation."""
-    vals = [r.rotations[s] for s in r.within]
-    # on an equal share, more seeds first: a candidate run on fewer seeds (a sweep still running) waits
-    return (-len(vals) / max(1, len(r.seeds)), -len(r.seeds),
-            float(np.mean(np.log(np.maximum(vals, 1)))) if vals else math.inf)
-
-
-def candidates(rows: list[dict]) -> dict[tuple[str, tuple[float, float]], MethodResult]:
-    """Every (method, lambdas) of one model's rows with its per-seed points (seeds with a dense run only)."""
-    runs = _runs(rows)
-    dense = {int(s[0]["seed"]) for s in runs.values() if s[0]["method"] == "dense"}
-    out: dict[tuple[str, tuple[float, float]], MethodResult] = {}
-    for steps in runs.values():
-        s0 = steps[0]
-        seed = int(s0["seed"])
-        if seed not in dense:
-            continue
-        lams = (float(s0["lambda_p"]), float(s0["lambda_d"]))
-        res = out.setdefault((s0["method"], lams), MethodResult(s0["method"], lams, [], {}))
-        if seed in res.seeds:  # two pruning configurations of one cell would be averaged as if one
-            raise InputError(f"experiments: {s0['method']} (lambdas {lams}) has two runs of seed {seed} in one model's "
-                             f"rows ({s0['run_id']} and another): a database holds one pruning configuration")
-        p = run_point(steps)
-        res.seeds.append(seed)
-        res.rotations[seed], res.test[seed], res.val[seed] = p["rotations"], p["test"], p["val"]
-        res.epochs[seed], res.cut_off[seed] = p["epochs"], p["cut_off"]
-        if p["server_s"] is not None:
-            res.server_s[seed] = p["server_s"]
-        if p["auto_s"] is not None:
-            res.auto_s[seed] = p["auto_s"]
-    return out
-
-
-def _family(method: str) -> str:
-    from pruning.methods import REGISTRY
-
-    m = REGISTRY.get(method)
-    return m.family if m is not None else method
-
-
-def model_results(rows: list[dict], max_drop: float = 1.0) -> dict[str, MethodResult]:
-    """Per method its result at the lambdas chosen on validation, and per family (a name such as
-    `hunter` that several methods share) the member chosen on validation.
-
-    `max_drop` is the budget the rows were pruned under (their `accepted` column); it is kept for
-    the callers' signature."""
-    by_method: dict[str, list[MethodResult]] = {}
-    for (method, _), res in candidates(rows).items():
-        by_method.setdefault(method, []).append(res)
-    best = {m: min(rs, key=_validation_key) for m, rs in by_method.items()}
-    families: dict[str, list[MethodResult]] = {}
-    for m, r in best.items():
-        r.family = _family(m)
-        families.setdefault(r.family, []).append(r)
-    out = dict(best)
-    for fam, members in families.items():
-        if len(members) > 1 or fam not in out:
-            chosen = min(members, key=_validation_key)
-            # the family's entry is its chosen member's figures, with every member beside them
-            out[fam] = MethodResult(**{**chosen.__dict__, "members": sorted(members, key=_validation_key)})
-    return out
-
-
-def family_members(results: dict[str, MethodResult], family: str) -> list[MethodResult]:
-    """The members of a family that ran, best on validation first."""
-    r = results.get(family)
-    return r.members if r is not None and r.members else ([r] if r is not None else [])
-
-
 def ratio(results: dict[str, MethodResult], num: str, den: str) -> dict | None:
     """Per-seed ratio of rotations at the chosen steps, geometric mean and t-interval on the logs."""
     a, b = results.get(num), results.get(den)
@@ -208,7 +93,10 @@ def ratio(results: dict[str, MethodResult], num: str, den: str) -> dict | None:
     per_seed = {s: rot(a, s) / rot(b, s) for s in seeds if rot(a, s) and rot(b, s)}
     base = {"num": num, "den": den, "num_method": a.method, "den_method": b.method, "seeds": len(per_seed),
             "per_seed": per_seed, "outside_budget": [s for s in seeds if s not in per_seed],
-            "as_dense": sorted({s for s in per_seed for r in (a, b) if r.rotations.get(s) is None})}
+            "as_dense": sorted({s for s in per_seed for r in (a, b) if r.rotations.get(s) is None}),
+            # seeds that chose neither side's lambdas or variant: they confirm the choice
+            "confirmation": [s for s in per_seed if (a.chosen_on and s not in a.chosen_on)
+                             or (b.chosen_on and s not in b.chosen_on)]}
     if not per_seed:
         return {**base, "value": None, "interval": None}
     value, lo, hi = log_t_interval(list(per_seed.values()))
@@ -257,13 +145,6 @@ def fmt_ratio(r: dict | None) -> str:
     return f"{r['value']:.2f}x [95% t {lo:.2f}-{hi:.2f}, {r['seeds']} seeds{dense}]"
 
 
-def groups_by_model(rows: list[dict]) -> dict[tuple, list[dict]]:
-    out: dict[tuple, list[dict]] = {}
-    for r in rows:
-        out.setdefault((r["model"], r["dataset"], str(r["input_size"]), str(r["poly_modulus_degree"])), []).append(r)
-    return out
-
-
 def _mean(values) -> float | None:
     v = [x for x in values if x is not None]
     return float(np.mean(v)) if v else None
@@ -278,10 +159,19 @@ def experiments_summary(rows: list[dict], max_drop: float = 1.0) -> dict:
             "methods": {m: {"method": r.method, "lambda_p": r.lambdas[0], "lambda_d": r.lambdas[1], "seeds": r.seeds,
                             "rotations": r.rotations, "test_accuracy": r.test, "finetune_epochs": r.epochs,
                             "cut_off": [s for s, c in r.cut_off.items() if c], "encrypted_server_s": r.server_s,
-                            "encrypted_auto_server_s": r.auto_s}
+                            "encrypted_auto_server_s": r.auto_s, "chosen_on": r.chosen_on}
                         for m, r in results.items()},
-            "ratios": {f"{n} / {d}": ratio(results, n, d) for n, d, _ in RATIOS}}
+            "ratios": {f"{n} / {d}": _judged(results, n, d) for n, d, _ in RATIOS}}
     return out
+
+
+def _judged(results: dict[str, MethodResult], num: str, den: str) -> dict | None:
+    """A ratio with its words: the paper's claim (Hunter's ratio only), better at all, and encrypted."""
+    r = ratio(results, num, den)
+    if r is None:
+        return None
+    claim = {"claim": claim_verdict(r)} if num == "hunter" and den == REFERENCE else {}
+    return {**r, **claim, "better_at_all": better_at_all(r), "encrypted": encrypted_ratios(results, num, den)}
 
 
 def _seeds_text(n: int) -> str:
@@ -339,20 +229,31 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0) -> list[str]:
     return md
 
 
-def _latency(results: dict[str, MethodResult], num: str, den: str) -> str:
-    """Rotation and server-time ratios of the chosen steps run encrypted (geometric means over the seeds
-    both ran), under the fixed schedule and, where measured, under auto."""
+def encrypted_ratios(results: dict[str, MethodResult], num: str, den: str) -> dict:
+    """Rotation and server-time ratios of the chosen steps run encrypted: geometric means over the seeds
+    both ran, under the fixed schedule ("fixed") and, where measured, under auto ("auto")."""
     a, b = results.get(num), results.get(den)
+    out: dict = {}
     if not a or not b:
-        return "not measured"
-    parts = []
-    for label, ta, tb in (("", a.server_s, b.server_s), ("auto: ", a.auto_s, b.auto_s)):
+        return out
+    for label, ta, tb in (("fixed", a.server_s, b.server_s), ("auto", a.auto_s, b.auto_s)):
         seeds = [s for s in sorted(set(ta) & set(tb)) if a.rotations.get(s) and b.rotations.get(s)]
         if seeds:
-            rot = float(np.exp(np.mean([math.log(a.rotations[s] / b.rotations[s]) for s in seeds])))
-            lat = float(np.exp(np.mean([math.log(ta[s] / tb[s]) for s in seeds])))
-            parts.append(f"{rot:.2f}x / {lat:.2f}x ({_seeds_text(len(seeds))})" if not label
-                         else f"auto: server time {lat:.2f}x ({_seeds_text(len(seeds))})")
+            out[label] = {"rotations": float(np.exp(np.mean([math.log(a.rotations[s] / b.rotations[s])
+                                                            for s in seeds]))),
+                          "server_time": float(np.exp(np.mean([math.log(ta[s] / tb[s]) for s in seeds]))),
+                          "seeds": seeds}
+    return out
+
+
+def _latency(results: dict[str, MethodResult], num: str, den: str) -> str:
+    e = encrypted_ratios(results, num, den)
+    parts = []
+    if "fixed" in e:
+        parts.append(f"{e['fixed']['rotations']:.2f}x / {e['fixed']['server_time']:.2f}x "
+                     f"({_seeds_text(len(e['fixed']['seeds']))})")
+    if "auto" in e:
+        parts.append(f"auto: server time {e['auto']['server_time']:.2f}x ({_seeds_text(len(e['auto']['seeds']))})")
     return "; ".join(parts) or "not measured"
 
 
@@ -367,6 +268,12 @@ def verdict_lines(results: dict[str, MethodResult]) -> list[str]:
            f"{better_at_all(hunter)}.",
            f"- The Lasso training against the same groups without it: {fmt_ratio(lasso)}; it helps: "
            f"{better_at_all(lasso)}. The choice of groups alone (dense over diagonal-no-lasso): {fmt_ratio(groups)}."]
+    conf = hunter["confirmation"] if hunter and hunter.get("confirmation") else []
+    if conf:
+        per = ", ".join(f"seed {s}: {hunter['per_seed'][s]:.2f}x" for s in conf)
+        out.append(f"- The choices were made on seeds {results[REFERENCE].chosen_on} (artemis-diagonal's lambda) and "
+                   f"{results['hunter'].chosen_on} (Hunter's variant); seeds {conf} ran only the chosen candidates and "
+                   f"confirm: {per}.")
     if pos or both:
         out.append(f"- Diagonal-only pruning against positional ({fmt_ratio(pos)}; diagonal needs fewer: "
                    f"{better_at_all(pos)}) and both kinds ({fmt_ratio(both)}; {better_at_all(both)}).")

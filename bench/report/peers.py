@@ -7,6 +7,7 @@ one slow round on a busy machine moves them less than the mean.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from heconv.errors import InputError
@@ -19,12 +20,13 @@ SHAPE_KEYS = ("poly_modulus_degree", "network", "layer", "c_in", "c_out", "hw", 
 
 
 def _variant(e: dict) -> str | None:
-    """Which column a peer case fills: ours_auto_w1, ours_auto_w2, ours_or_w1, orion (None: another)."""
+    """Which column a peer case fills: ours_auto_w1, ours_auto_w2, ours_or_w1, ours_matvec_w1, orion
+    (None: another)."""
     if e.get("peer") == ORION:
         return "orion"
     if e.get("peer") != OURS:
         return None
-    sched = {"auto": "auto", "output-rotation": "or"}.get(e.get("requested_schedule") or "")
+    sched = {"auto": "auto", "output-rotation": "or", "matvec": "matvec"}.get(e.get("requested_schedule") or "")
     workers = e.get("requested_workers", e.get("workers", 1))
     return f"ours_{sched}_w{workers}" if sched and workers in (1, 2) else None
 
@@ -59,7 +61,7 @@ def peer_rows(paths: list[str | Path]) -> list[dict]:
     rows = []
     for key in sorted({k for k, _ in chosen}, key=lambda k: tuple(map(str, k))):
         row = dict(zip(SHAPE_KEYS, key))
-        for variant in ("ours_auto_w1", "ours_auto_w2", "ours_or_w1", "orion"):
+        for variant in ("ours_auto_w1", "ours_auto_w2", "ours_or_w1", "ours_matvec_w1", "orion"):
             p = chosen.get((key, variant))
             row[f"{variant}_s"] = p["latency_s"] if p else None
             row[f"{variant}_max_abs_error"] = p["info"].get("max_abs_error") if p else None
@@ -70,10 +72,22 @@ def peer_rows(paths: list[str | Path]) -> list[dict]:
         row["orion_key_switches_estimate"] = orion["info"].get("key_switches_estimate") if orion else None
         row["ours_auto_w1_rotations"] = (chosen[(key, "ours_auto_w1")]["info"].get("rotations")
                                          if (key, "ours_auto_w1") in chosen else None)
-        for variant in ("ours_auto_w1", "ours_auto_w2", "ours_or_w1"):
+        mv = chosen.get((key, "ours_matvec_w1"))
+        row["ours_matvec_w1_pmuls"] = mv["info"].get("pmuls") if mv else None
+        for variant in ("ours_auto_w1", "ours_auto_w2", "ours_or_w1", "ours_matvec_w1"):
             row[f"{variant}_over_orion"] = _ratio(row[f"{variant}_s"], row["orion_s"])
         rows.append(row)
     return rows
+
+
+def geomean(values: list[float | None]) -> tuple[float, int] | None:
+    """(geometric mean, count) of the values that are there; None when none is.
+
+    >>> geomean([2.0, None, 0.5, 1.0])
+    (1.0, 3)
+    """
+    v = [x for x in values if x is not None and x > 0]
+    return (math.exp(sum(math.log(x) for x in v) / len(v)), len(v)) if v else None
 
 
 def _cell(v, spec: str) -> str:
@@ -91,18 +105,26 @@ def peers_section(rows: list[dict]) -> list[str]:
           "(w1) and on two (w2; in brackets, the workers the layer's split used). Orion: the compiled conv's "
           "forward on its ciphertext. Rotations: ours counted; Orion's key switches estimated from each block's "
           "Galois keys (Lattigo counts nothing).", "",
-          "| network | layer | C_in->C_out, HxW, stride | ours w1 | ours w2 | Orion | ours w1 / Orion "
-          "| ours w2 / Orion | rotations ours / Orion | max error ours / Orion |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
+          "| network | layer | C_in->C_out, HxW, stride | ours w1 | ours w2 | matvec w1 | Orion | ours w1 / Orion "
+          "| ours w2 / Orion | matvec w1 / Orion | rotations ours / Orion | max error ours / Orion |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         w2 = _cell(r["ours_auto_w2_s"], ".4f") + (f" ({r['ours_auto_w2_workers']})"
                                                   if r["ours_auto_w2_workers"] else "")
         md.append(
             f"| {r['network']} | {r['layer']} | {r['c_in']}->{r['c_out']}, {r['hw']}x{r['hw']}, {r['stride']} "
-            f"| {_cell(r['ours_auto_w1_s'], '.4f')} | {w2} | {_cell(r['orion_s'], '.4f')} "
+            f"| {_cell(r['ours_auto_w1_s'], '.4f')} | {w2} | {_cell(r['ours_matvec_w1_s'], '.4f')} "
+            f"| {_cell(r['orion_s'], '.4f')} "
             f"| {_cell(r['ours_auto_w1_over_orion'], '.2f')} | {_cell(r['ours_auto_w2_over_orion'], '.2f')} "
+            f"| {_cell(r['ours_matvec_w1_over_orion'], '.2f')} "
             f"| {_cell(r['ours_auto_w1_rotations'], 'd')} / {_cell(r['orion_key_switches_estimate'], 'd')} "
             f"| {_cell(r['ours_auto_w1_max_abs_error'], '.1e')} / {_cell(r['orion_max_abs_error'], '.1e')} |")
+    means = {v: geomean([r[f"{v}_over_orion"] for r in rows]) for v in ("ours_auto_w1", "ours_auto_w2",
+                                                                           "ours_matvec_w1")}
+    md += ["", "Geometric means over the shapes where both ran: " + "; ".join(
+        f"{v.removeprefix('ours_').replace('_', ' ')} / Orion {m[0]:.2f} ({m[1]} shapes)"
+        for v, m in means.items() if m is not None) + "." if any(m is not None for m in means.values())
+        else "No shape ran on both sides, so no geometric mean."]
     md.append("")
     versions = sorted({r["orion_version"] for r in rows if r["orion_version"]})
     if not versions:

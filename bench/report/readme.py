@@ -73,11 +73,20 @@ def render_readme_block(cost_model: dict) -> str:
                 if r and r.get("value") is not None:
                     iv = f"[{r['interval'][0]:.2f}, {r['interval'][1]:.2f}]" if r.get("interval") else "(no interval)"
                     n = r["seeds"]
-                    lines.append(f"- {key}: {name} = {r['value']:.2f}x {iv} ({n} seed{'s' * (n != 1)})")
+                    words = [f"the 1.2x claim {r['claim']}"] if r.get("claim") else []
+                    judged = r.get("better_at_all") not in (None, "not judged")
+                    words += [f"better at all: {r['better_at_all']}"] if judged else []
+                    for label, e in (r.get("encrypted") or {}).items():
+                        k = len(e["seeds"])
+                        words.append(f"encrypted ({label} schedule, {k} seed{'s' * (k != 1)}): rotations "
+                                     f"{e['rotations']:.2f}x, server time {e['server_time']:.2f}x")
+                    lines.append(f"- {key}: {name} = {r['value']:.2f}x {iv} ({n} seed{'s' * (n != 1)})"
+                                 + ("; " + "; ".join(words) if words else ""))
         lines.append("")
     methods = cost_model.get("method_ratios") or {}
     if methods:
-        lines += ["Pruned checkpoints run encrypted (model suite):", "",
+        lines += ["Pruned checkpoints of the model benchmark suite (`--pruned` folders of the runs named below), "
+                  "run encrypted:", "",
                   "| model | methods | rotations | server latency | accuracy |", "|---|---|---|---|---|"]
         for m, d in sorted(methods.items()):
             for k, v in d.items():

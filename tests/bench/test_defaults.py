@@ -47,3 +47,22 @@ def test_the_demo_is_the_sweep_but_for_its_explained_overrides():
         if hasattr(cfg, name) and name not in DEMO_OVERRIDES and name not in ("fractions", "lambda_d", "model", "mode"):
             assert getattr(cfg, name) == {**TRAIN_DEFAULTS, **PRUNE_DEFAULTS}[name], name
     assert all(why for _, why in DEMO_OVERRIDES.values())
+
+
+def test_every_training_setting_is_in_the_cell_id_and_the_default_ids_stay():
+    """Two trainings that differ in any setting are two cells; the ids of cells at the defaults are
+    the ones the committed database holds (a changed id would orphan them)."""
+    from dataclasses import replace
+
+    from bench.experiments.cells import TrainCell
+
+    base = TrainCell("resnet20", seed=1)
+    assert base.run_id == ("train/resnet20/fashion-mnist/16/n20000/tall/N8192/output-rotation/plain/s1/"
+                           "plateau0.2-e40")
+    variants = [replace(base, **{f: v}) for f, v in (("lr", 0.1), ("batch_size", 64), ("epochs", 5), ("converge", None),
+                                                    ("subset", 1000), ("test_images", 500), ("seed", 2))]
+    warm = replace(base, lambda_d=0.7)  # a warm start from `base` (its parent)
+    assert warm.parent == base
+    variants += [warm, replace(warm, batch_size=64), replace(warm, lasso_lr=0.02), replace(warm, lasso_epochs=2)]
+    ids = [base.run_id] + [v.run_id for v in variants]
+    assert len(set(ids)) == len(ids)

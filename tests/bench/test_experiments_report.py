@@ -163,3 +163,49 @@ def test_every_hunter_variant_and_the_ablation_stay_in_the_report():
     assert [m.method for m in results["hunter"].members] == ["hunter-rms-all", "diagonal-no-lasso", "hunter"]
     md = "\n".join(experiments_section(rows))
     assert "| diagonal-no-lasso | 0 / 0 | 3 of 3 |" in md and "| hunter | 3 of 3 | 600 |" in md
+
+
+def test_choices_are_made_on_the_seeds_every_candidate_ran_and_confirmation_seeds_are_named():
+    """Seeds 3-4 run only for the chosen lambda (a staged grid): they must not move the choice, and
+    they appear in the ratio as confirmation seeds."""
+    rows = _rows()
+    # on seeds 3 and 4 the chosen lambda (1) has no step within the budget: were they to vote (a
+    # share of 3 in 5), lambda 2 (3 in 3, seeds 0-2) would win
+    for seed in (3, 4):
+        rows += _run("dense", seed, [(1000, 90.0, 90.0)])
+        rows += _run("hunter", seed, [(1000, 90.0, 90.0), (600, 89.0, 89.0)])
+        rows += _run("artemis-diagonal", seed, [(1000, 88.0, 88.0), (900, 87.0, 87.0)], 1.0)
+    results = model_results(rows)
+    assert results["artemis-diagonal"].lambdas == (0.0, 1.0)
+    assert results["artemis-diagonal"].chosen_on == [0, 1, 2]
+    assert results["artemis-diagonal"].seeds == [0, 1, 2, 3, 4]
+    r = ratio(results, "hunter", "artemis-diagonal")
+    assert r["seeds"] == 5 and r["confirmation"] == [3, 4]
+    assert r["per_seed"][3] == pytest.approx(600 / 1000) and r["as_dense"] == [3, 4]  # no point: counts as dense
+    assert "seeds [3, 4] ran only the chosen candidates and confirm" in "\n".join(experiments_section(rows))
+
+
+def test_one_models_rows_of_two_protocols_are_refused():
+    rows = _rows()
+    rows = [dict(r, subset=20000 if r["seed"] else 6000) for r in rows]
+    with pytest.raises(ValueError, match="resnet20's rows mix subset 20000 and 6000"):
+        experiments_section(rows)
+
+
+def test_the_readme_states_the_claims_verdict_and_the_encrypted_ratios():
+    from bench.report.readme import render_readme_block
+
+    rows = _rows(jitter=0.1)
+    for r in rows:  # the chosen steps ran encrypted: server time proportional to rotations, auto 20% faster
+        if r["chosen"]:
+            r["encrypted_server_s"] = r["rotations"] / 100
+            r["encrypted_auto_server_s"] = r["rotations"] / 120
+    summary = experiments_summary(rows)
+    r = summary["resnet20/fashion-mnist/16/8192"]["ratios"]["hunter / artemis-diagonal"]
+    assert r["claim"] == "holds" and r["better_at_all"] == "yes (lower bound above 1)"
+    assert r["encrypted"]["fixed"]["server_time"] == pytest.approx(r["value"])
+    assert r["encrypted"]["auto"]["seeds"] == [0, 1, 2]
+    block = render_readme_block({"experiments": summary})
+    line = next(x for x in block.splitlines() if "hunter / artemis-diagonal" in x)
+    assert "the 1.2x claim holds" in line and "encrypted (auto schedule, 3 seeds)" in line
+    assert "claim" not in next(x for x in block.splitlines() if "dense / artemis-diagonal" in x)

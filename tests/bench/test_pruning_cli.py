@@ -19,6 +19,11 @@ def test_train_then_prune_on_digits(tmp_path, capsys):
                  "--results", str(results)]) == 0
     summary = json.loads((out / "summary-artemis-diagonal.json").read_text())
     assert summary["fraction"] == 0.9 and len(summary["layers"]) == 2
+    assert summary["cut_off"] is True  # the last fraction was accepted: the point is a bound
+    from bench.experiments.store import ExperimentStore
+
+    db = results.parent / "experiments.sqlite"
+    assert {r["cut_off"] for r in ExperimentStore(db).export_rows("experiments")} == {1}
     assert all(len(layer["kept_diagonals"]) >= 1 for layer in summary["layers"])
     rows = list(csv.DictReader(open(results)))
     assert [r["step"] for r in rows] == ["0", "1", "2"]

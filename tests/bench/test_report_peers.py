@@ -31,6 +31,7 @@ PEERS = [
     _peer("16-or", 0.06, "artemis", shape=(16, 16), schedule="output-rotation"),
     _peer("16-orion", 0.05, "orion", shape=(16, 16)),
     _peer("32-w1", 0.10, "artemis", shape=(32, 32)),  # no Orion beside it
+    _peer("64-matvec", 0.20, "artemis", schedule="matvec"),
 ]
 
 
@@ -55,8 +56,12 @@ def test_last_case_wins_across_runs(tmp_path):
 
 def test_section(tmp_path):
     md = "\n".join(peers_section(peer_rows([_write(tmp_path, PEERS, primitives=False)])))
-    assert "| resnet18 | l64 | 64->64, 16x16, 1 | 0.4000 | 0.2400 (2) | 0.8000 | 0.50 | 0.30 | 92 / 384 |" in md
-    assert "| resnet18 | l32 | 32->32, 16x16, 1 | 0.1000 | - | - | - | - |" in md
+    assert ("| resnet18 | l64 | 64->64, 16x16, 1 | 0.4000 | 0.2400 (2) | 0.2000 | 0.8000 | 0.50 | 0.30 | 0.25 "
+            "| 92 / 384 |") in md
+    assert "| resnet18 | l32 | 32->32, 16x16, 1 | 0.1000 | - | - | - | - | - | - |" in md
+    # geometric means over the shapes both ran: auto w1 (0.5, 1.0), w2 (0.3, 0.8), matvec (0.25)
+    assert ("Geometric means over the shapes where both ran: auto w1 / Orion 0.71 (2 shapes); auto w2 / Orion 0.49 "
+            "(2 shapes); matvec w1 / Orion 0.25 (1 shapes).") in md
     assert "Orion 1.0.2" in md and "l16 0.0600 s (1.20 of Orion's)" in md
     assert peers_section([]) == []
     only_ours = peers_section(peer_rows([_write(tmp_path, PEERS[:2], name="o.json", primitives=False)]))

@@ -74,3 +74,18 @@ def test_an_unknown_model_fails_before_any_cell(tmp_path):
         "artemis sweep: error: sweep --models: got 'no-such-model'; expected models from resnet18, resnet50, "
         "resnet20, small-cnn, small-cnn-square"]
     assert os.listdir(tmp_path) == []
+
+
+def test_a_sweeps_ray_workers_keep_the_sweeps_niceness(tmp_path):
+    """Ray would start its workers 15 levels nicer than the driver: below whatever else runs."""
+    code = ("import os, ray\n"
+            "from bench.experiments.cluster import start_ray\n"
+            "start_ray(None, 1)\n"
+            "print(os.nice(0), ray.get(ray.remote(lambda: os.nice(0)).remote()))\n"
+            "ray.shutdown()\n")
+    env = {k: v for k, v in _env().items() if k != "RAY_worker_niceness"}
+    out = subprocess.run(["nice", "-n", "3", sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    driver, worker = map(int, out.stdout.split()[-2:])
+    assert worker == driver >= 3

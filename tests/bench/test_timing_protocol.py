@@ -91,7 +91,7 @@ def test_artemis_bench_runs_shuffled_passes_retries_slow_cases_and_stores_the_me
     canaries = {"pass1of2": {"b": 0.08}, "pass2of2": {"b": 0.08}}  # b ran on a slow host in both passes
     runner, calls = _fake_pytest(times, canaries)
     args = argparse.Namespace(tests=[], passes=2, seed=11, retries=1, markexpr="quick", keyword=None, pruned=None,
-                              storage=str(tmp_path))
+                              storage=str(tmp_path), pause=False)
     result = bench_run(args, runner)
     assert [c[c.index("--artemis-shuffle") + 1] for c in calls] == ["11", "12", "13"]  # seed + pass index, recorded
     assert all("-m" in c and c[c.index("-m") + 1] == "quick" for c in calls)

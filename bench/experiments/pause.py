@@ -1,0 +1,108 @@
+"""Pausing the sweeps of this host while a timing run measures.
+
+A timing run (`artemis bench`) holds `paused()`: it writes the host's pause file (its pid in it),
+waits until the CPUs are idle, measures, and removes the file. Every sweep worker calls
+`wait_while_paused()` at each progress call (each training batch, each pruning step) and waits
+there while the file stands, so its cell goes on where it stopped: nothing is lost or redone.
+A pause file whose writer has died is stale and ignored, so a killed timing run pauses nothing.
+The file is host-wide (the CPUs are), `ARTEMIS_PAUSE_FILE` moves it (tests do).
+
+>>> import os, tempfile
+>>> f = os.path.join(tempfile.mkdtemp(), "pause")
+>>> with paused(f, idle=0.0) as idle:
+...     pause_requested(f)
+True
+>>> pause_requested(f)
+False
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+POLL_S = 0.5  # how often a parked worker looks at the file again
+IDLE_TARGET = 0.9  # the idle share of the CPUs that starts the measurements (2 cores: both nearly idle)
+IDLE_WAIT_S = 180.0  # the longest wait for it: a pruning step parks only at its end
+
+
+def pause_file() -> Path:
+    """The host's pause file (ARTEMIS_PAUSE_FILE, or artemis-sweeps.pause in the temporary folder)."""
+    return Path(os.environ.get("ARTEMIS_PAUSE_FILE") or Path(tempfile.gettempdir()) / "artemis-sweeps.pause")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def pause_requested(path: str | Path | None = None) -> bool:
+    """Whether a live process asks the sweeps to pause (a stale or unreadable file asks nothing)."""
+    p = Path(path) if path is not None else pause_file()
+    try:
+        pid = int(p.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return _alive(pid)
+
+
+def wait_while_paused(path: str | Path | None = None, poll_s: float = POLL_S) -> float:
+    """Wait while a pause is requested; the seconds waited (0.0 at once when none is)."""
+    start = time.monotonic()
+    while pause_requested(path):
+        time.sleep(poll_s)
+    return time.monotonic() - start
+
+
+def cpu_idle_share(window_s: float = 1.0) -> float:
+    """The share of the host's CPU time that was idle over `window_s` (from /proc/stat; 1.0 where
+    the host has no /proc/stat, so that the wait ends at once)."""
+    def sample() -> tuple[int, int] | None:
+        try:
+            fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields)  # idle + iowait, total
+
+    a = sample()
+    time.sleep(window_s)
+    b = sample()
+    if a is None or b is None or b[1] == a[1]:
+        return 1.0
+    return (b[0] - a[0]) / (b[1] - a[1])
+
+
+@contextmanager
+def paused(path: str | Path | None = None, idle: float | None = None,
+           timeout_s: float | None = None) -> Iterator[float]:
+    """Pause the host's sweeps for the block; yields the idle share reached before it (the wait ends
+    at `idle` (IDLE_TARGET) or after `timeout_s` (IDLE_WAIT_S): a busy host is then measured as it
+    is, and the caller records the share)."""
+    p = Path(path) if path is not None else pause_file()
+    idle = IDLE_TARGET if idle is None else idle
+    timeout_s = IDLE_WAIT_S if timeout_s is None else timeout_s
+    tmp = p.with_name(f".{p.name}.{os.getpid()}")
+    tmp.write_text(f"{os.getpid()}\n")
+    os.replace(tmp, p)  # whole or absent: a worker never reads half a pid
+    try:
+        deadline, share = time.monotonic() + timeout_s, 0.0
+        while True:
+            share = cpu_idle_share() if idle > 0 else 1.0
+            if share >= idle or time.monotonic() >= deadline:
+                break
+        yield share
+    finally:
+        try:
+            if p.read_text().split()[0] == str(os.getpid()):
+                p.unlink()
+        except (OSError, IndexError):
+            pass

@@ -1,0 +1,181 @@
+"""Which run stands for each method: a run's point, and the lambdas and Hunter variant chosen on
+validation (the selection protocol of bench.report.experiments and docs/pruning.md). Test
+accuracy plays no part in any choice here."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from heconv.errors import InputError
+
+
+@dataclass
+class MethodResult:
+    """One method (at its chosen lambdas; for a family, its chosen member) on one model, per seed."""
+
+    method: str
+    lambdas: tuple[float, float]
+    seeds: list[int]
+    rotations: dict[int, int | None]  # at the chosen step; None: no step within the budget
+    test: dict[int, float | None] = field(default_factory=dict)  # test accuracy at the chosen step
+    val: dict[int, float | None] = field(default_factory=dict)
+    epochs: dict[int, float] = field(default_factory=dict)  # fine-tuning epochs up to the chosen step
+    cut_off: dict[int, bool] = field(default_factory=dict)
+    server_s: dict[int, float] = field(default_factory=dict)  # encrypted server time of the chosen step, where measured
+    auto_s: dict[int, float] = field(default_factory=dict)  # the same under the auto schedule
+    family: str = ""
+    members: list["MethodResult"] = field(default_factory=list)  # a family's members that ran (on its result)
+    chosen_on: list[int] = field(default_factory=list)  # the seeds its lambdas / variant were chosen on
+
+    @property
+    def within(self) -> list[int]:
+        return [s for s in self.seeds if self.rotations.get(s) is not None]
+
+
+def _runs(rows: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r["run_id"], []).append(r)
+    return {k: sorted(v, key=lambda r: int(r["step"])) for k, v in out.items()}
+
+
+def _flag(v) -> bool:
+    return str(v).strip().lower() in ("1", "true", "1.0")
+
+
+def _num(v) -> float | None:
+    return None if v in (None, "") else float(v)
+
+
+def run_point(steps: list[dict]) -> dict:
+    """A run's point: its chosen step's rotations and accuracies, None rotations when that step is
+    not within the budget. Reads the `chosen` column; test accuracy plays no part in the choice.
+
+    >>> run_point([{"step": 0, "rotations": 90, "val_accuracy": 90, "test_accuracy": "", "accepted": 1, "chosen": 0},
+    ...            {"step": 1, "rotations": 40, "val_accuracy": 89.5, "test_accuracy": 88.0, "accepted": 1,
+    ...             "chosen": 1, "finetune_epochs": 1.0}])["rotations"]
+    40
+    """
+    chosen = [s for s in steps if _flag(s.get("chosen"))] or steps[:1]
+    c = chosen[0]
+    ok = _flag(c.get("accepted", 1))
+    return {"rotations": int(c["rotations"]) if ok else None, "test": _num(c.get("test_accuracy")),
+            "val": _num(c.get("val_accuracy")), "epochs": _num(c.get("finetune_epochs")) or 0.0,
+            "cut_off": any(_flag(s.get("cut_off")) for s in steps), "server_s": _num(c.get("encrypted_server_s")),
+            "auto_s": _num(c.get("encrypted_auto_server_s"))}
+
+
+def selection_seeds(members: list[MethodResult]) -> list[int]:
+    """The seeds a choice among `members` is made on: those every candidate ran. Seeds run only for
+    the chosen candidates (the confirmation seeds of a staged grid) then cast no vote, and a candidate
+    is never preferred for having run on more seeds. With no seed in common (a sweep just started),
+    every seed any of them ran.
+
+    >>> a = MethodResult("artemis-diagonal", (0, 1), [0, 1, 2, 3, 4], {})
+    >>> b = MethodResult("artemis-diagonal", (0, 2), [0, 1, 2], {})
+    >>> selection_seeds([a, b]), selection_seeds([a])
+    ([0, 1, 2], [0, 1, 2, 3, 4])
+    """
+    common = set.intersection(*(set(m.seeds) for m in members)) if members else set()
+    return sorted(common) or sorted({s for m in members for s in m.seeds})
+
+
+def _validation_key(r: MethodResult, seeds: list[int]) -> tuple[float, float]:
+    """On the selection `seeds`: the largest share of them within the budget, then the fewest
+    rotations (geometric mean), all chosen on validation."""
+    ran = [s for s in seeds if s in r.seeds] or r.seeds
+    vals = [r.rotations[s] for s in ran if r.rotations.get(s) is not None]
+    return (-len(vals) / max(1, len(ran)), float(np.mean(np.log(np.maximum(vals, 1)))) if vals else math.inf)
+
+
+def choose(members: list[MethodResult]) -> tuple[MethodResult, list[MethodResult], list[int]]:
+    """(the member chosen on validation, all of them best first, the seeds the choice was made on)."""
+    seeds = selection_seeds(members)
+    ranked = sorted(members, key=lambda r: _validation_key(r, seeds))
+    return ranked[0], ranked, seeds
+
+
+def candidates(rows: list[dict]) -> dict[tuple[str, tuple[float, float]], MethodResult]:
+    """Every (method, lambdas) of one model's rows with its per-seed points (seeds with a dense run only)."""
+    runs = _runs(rows)
+    dense = {int(s[0]["seed"]) for s in runs.values() if s[0]["method"] == "dense"}
+    out: dict[tuple[str, tuple[float, float]], MethodResult] = {}
+    for steps in runs.values():
+        s0 = steps[0]
+        seed = int(s0["seed"])
+        if seed not in dense:
+            continue
+        lams = (float(s0["lambda_p"]), float(s0["lambda_d"]))
+        res = out.setdefault((s0["method"], lams), MethodResult(s0["method"], lams, [], {}))
+        if seed in res.seeds:  # two pruning configurations of one cell would be averaged as if one
+            raise InputError(f"experiments: {s0['method']} (lambdas {lams}) has two runs of seed {seed} in one model's "
+                             f"rows ({s0['run_id']} and another): a database holds one pruning configuration")
+        p = run_point(steps)
+        res.seeds.append(seed)
+        res.rotations[seed], res.test[seed], res.val[seed] = p["rotations"], p["test"], p["val"]
+        res.epochs[seed], res.cut_off[seed] = p["epochs"], p["cut_off"]
+        if p["server_s"] is not None:
+            res.server_s[seed] = p["server_s"]
+        if p["auto_s"] is not None:
+            res.auto_s[seed] = p["auto_s"]
+    return out
+
+
+def _family(method: str) -> str:
+    from pruning.methods import REGISTRY
+
+    m = REGISTRY.get(method)
+    return m.family if m is not None else method
+
+
+def model_results(rows: list[dict], max_drop: float = 1.0) -> dict[str, MethodResult]:
+    """Per method its result at the lambdas chosen on validation, and per family (a name such as
+    `hunter` that several methods share) the member chosen on validation.
+
+    `max_drop` is the budget the rows were pruned under (their `accepted` column); it is kept for
+    the callers' signature."""
+    by_method: dict[str, list[MethodResult]] = {}
+    for (method, _), res in candidates(rows).items():
+        by_method.setdefault(method, []).append(res)
+    best = {}
+    for m, rs in by_method.items():
+        best[m], _, seeds = choose(rs)
+        best[m].chosen_on = seeds
+    families: dict[str, list[MethodResult]] = {}
+    for m, r in best.items():
+        r.family = _family(m)
+        families.setdefault(r.family, []).append(r)
+    out = dict(best)
+    for fam, members in families.items():
+        if len(members) > 1 or fam not in out:
+            chosen, ranked, seeds = choose(members)
+            # the family's entry is its chosen member's figures, with every member beside them
+            out[fam] = MethodResult(**{**chosen.__dict__, "members": ranked,
+                                       "chosen_on": sorted(set(seeds) & set(chosen.chosen_on))})
+    return out
+
+
+def family_members(results: dict[str, MethodResult], family: str) -> list[MethodResult]:
+    """The members of a family that ran, best on validation first."""
+    r = results.get(family)
+    return r.members if r is not None and r.members else ([r] if r is not None else [])
+
+
+PROTOCOL = ("subset", "n_val", "n_test")  # one model's rows share these, or their ratios compare unlike runs
+
+
+def groups_by_model(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """Rows per (model, dataset, input size, N); an InputError where one model's rows mix protocols."""
+    out: dict[tuple, list[dict]] = {}
+    for r in rows:
+        out.setdefault((r["model"], r["dataset"], str(r["input_size"]), str(r["poly_modulus_degree"])), []).append(r)
+    for key, sel in out.items():
+        for col in PROTOCOL:
+            seen = sorted({str(r[col]) for r in sel if r.get(col) not in (None, "")})
+            if len(seen) > 1:
+                raise InputError(f"experiments: {key[0]}'s rows mix {col} {' and '.join(seen)}; a report compares "
+                                 "runs of one protocol (one database per protocol)")
+    return out
