@@ -35,8 +35,9 @@ from bench.conftest import no_checkpoint_param, pruned_checkpoints
 from bench.harness.coeff_layer import coeff_layer_record, prepare_coeff_layer, run_coeff_layer
 from bench.harness.layer import layer_record, model_layers, prepare_layer, representative_layers, run_layer
 from heconv.backends import make_backend
+from heconv.coeff_choice import coefficient_chunking
 from heconv.conv import plan_conv
-from heconv.geometry import coefficient_block_ids, coefficient_chunking
+from heconv.geometry import coefficient_block_ids
 from heconv.params import ckks_params, params_for_input
 from models.checkpoint import load_checkpoint_model
 from pruning.synthetic import random_conv_weights

@@ -25,14 +25,16 @@ import numpy as np
 
 from .backends.base import Backend
 from .checks import check_compile, check_stride_level, check_weight
+from .coeff_choice import choose_chunking
 from .coeff_mask import mask_hiding_bits, mask_outputs, mask_range_bits  # noqa: F401  (re-exported)
 from .coeff_pack import kernel_polynomial, needed_coefficients, pack_coeff_input, pack_coeff_output, unpack_coeff_output
 from .coeff_plan import CoeffPlan, coefficient_counts
 from .conv_plan import ConvSpec
-from .cost import UnitCosts
+from .cost import UnitCosts, WireCosts
 from .errors import InputError
-from .geometry import CoeffChunking, coefficient_chunking
+from .geometry import CoeffChunking
 from .params import CKKSParams
+from .traffic import Objective
 
 
 def plan_coeff_conv(
@@ -48,24 +50,34 @@ def plan_coeff_conv(
     frame_kernel: int | None = None,
     align: CoeffChunking | None = None,
     unit_costs: UnitCosts | None = None,
+    objective: Objective | None = None,
+    wire_costs: WireCosts | None = None,
+    output_uploads: int = 0,
+    partner: tuple[int, int] | None = None,
 ) -> CoeffPlan:
     """Plan one convolution by coefficient encoding; all-zero kernel blocks (o, chunk) cost nothing.
 
-    The chunking is the dense shape's (heconv.geometry.coefficient_chunking), so the pruning
-    groups are fixed before training; `frame_kernel` and `align` (the other conv's chunking)
-    make two convs' outputs addable (a 1x1 shortcut framed as a 3x3).
+    The chunking is the dense shape's with the least predicted cost under `objective` (default:
+    end to end at the default bandwidth, seeded uploads; heconv.coeff_choice), so the pruning
+    groups are fixed before training; the plan records every candidate and why one won
+    (`plan.choice`). `frame_kernel` and `align` (the other conv's chunking) make two convs'
+    outputs addable (a 1x1 shortcut framed as a 3x3); `output_uploads`: values the client uploads
+    in the output layout (an identity shortcut's operand), and `partner`: (C_in, kernel) of the conv
+    to be aligned with this one, both priced in the choice (heconv.coeff_choice).
 
     >>> from heconv.params import ckks_params
     >>> p = plan_coeff_conv(np.ones((64, 64, 3, 3)), 16, 16, ckks_params(depth=1))
-    >>> p.chunking.c_w, p.chunking.group, p.predicted.rotations, p.predicted.pmuls, p.n_out
-    (1, 22, 0, 192, 3)
+    >>> p.chunking.c_w, p.chunking.group, p.predicted.rotations, p.predicted.pmuls, p.n_in, p.n_out
+    (4, 6, 0, 176, 16, 11)
+    >>> len(p.choice.candidates), p.choice.winner.c_w                    # C_w = 1..25 considered
+    (25, 4)
     """
     w, _ = check_weight(name, weight, None)
     c_o, c_i, k, _ = w.shape
     check_stride_level(name, stride, level, params)
     try:
-        ch = coefficient_chunking(c_i, c_o, height, width, k, params.poly_modulus_degree, frame_kernel, align, mask,
-                                  unit_costs)
+        ch, choice = choose_chunking(c_i, c_o, height, width, k, params, level, frame_kernel, align, mask, objective,
+                                     unit_costs, wire_costs, output_uploads, partner)
     except ValueError as e:
         raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
     nonzero = np.zeros((ch.groups * ch.group, ch.chunks * ch.c_w), dtype=bool)
@@ -74,7 +86,7 @@ def plan_coeff_conv(
     blocks = [[int(b) for b in np.nonzero(kept[g])[0]] for g in range(ch.groups)]
     return CoeffPlan(spec=ConvSpec(name, c_i, c_o, k, height, width, stride), chunking=ch, params=params, level=level,
                      has_bias=has_bias, mask=mask, blocks=blocks,
-                     predicted=coefficient_counts(blocks, ch.tiles, has_bias, mask))
+                     predicted=coefficient_counts(blocks, ch.tiles, has_bias, mask), choice=choice)
 
 
 @dataclass

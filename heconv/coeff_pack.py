@@ -41,7 +41,7 @@ def _padded(x: np.ndarray, ch: CoeffChunking, channels: int) -> np.ndarray:
 def tile_origins(ch: CoeffChunking) -> list[tuple[int, int]]:
     """Top-left output pixel of every tile, in tile order (row-major).
 
-    >>> from heconv.geometry import coefficient_chunking
+    >>> from heconv.coeff_choice import coefficient_chunking
     >>> tile_origins(coefficient_chunking(3, 8, 16, 16, 3, 256))
     [(0, 0), (8, 0)]
     """
@@ -52,7 +52,7 @@ def tile_origins(ch: CoeffChunking) -> list[tuple[int, int]]:
 def pack_coeff_input(x: np.ndarray, ch: CoeffChunking) -> list[np.ndarray]:
     """A feature map [C_in, H, W] as chunks * tiles coefficient vectors (index t * chunks + b).
 
-    >>> from heconv.geometry import coefficient_chunking
+    >>> from heconv.coeff_choice import coefficient_chunking
     >>> ch = coefficient_chunking(1, 1, 2, 2, 3, 32)           # one 4x4 frame: the 2x2 map with its halo
     >>> pack_coeff_input(np.array([[[1., 2.], [3., 4.]]]), ch)[0][:16].reshape(4, 4).tolist()[1]
     [0.0, 1.0, 2.0, 0.0]
@@ -75,7 +75,7 @@ def pack_coeff_input(x: np.ndarray, ch: CoeffChunking) -> list[np.ndarray]:
 def read_index(ch: CoeffChunking) -> np.ndarray:
     """[group, tile_h, tile_w]: the coefficient holding pixel (i, j) of member u, O + u*D + i*frame_w + j.
 
-    >>> from heconv.geometry import coefficient_chunking
+    >>> from heconv.coeff_choice import coefficient_chunking
     >>> read_index(coefficient_chunking(1, 1, 2, 2, 3, 32)).tolist()     # D = 16 + 2*5 = 26, O = D - 16 = 10
     [[[10, 11], [14, 15]]]
     """
@@ -103,7 +103,7 @@ def pack_coeff_output(y: np.ndarray, ch: CoeffChunking) -> list[np.ndarray]:
 def unpack_coeff_output(vectors: list[np.ndarray], ch: CoeffChunking, channels: int) -> np.ndarray:
     """Inverse of `pack_coeff_output`: [channels, H, W] from groups * tiles coefficient vectors.
 
-    >>> from heconv.geometry import coefficient_chunking
+    >>> from heconv.coeff_choice import coefficient_chunking
     >>> ch = coefficient_chunking(1, 2, 2, 2, 3, 32)
     >>> y = np.arange(8.).reshape(2, 2, 2)
     >>> bool((unpack_coeff_output(pack_coeff_output(y, ch), ch, 2) == y).all())
@@ -127,7 +127,7 @@ def kernel_polynomial(weight: np.ndarray, g: int, b: int, ch: CoeffChunking) -> 
     """The plaintext of output group g and input chunk b: K[g*m + u, chunk b] flipped and shifted by
     u*D for each member u, a smaller kernel centred in the frame's.
 
-    >>> from heconv.geometry import coefficient_chunking
+    >>> from heconv.coeff_choice import coefficient_chunking
     >>> ch = coefficient_chunking(1, 1, 2, 2, 3, 32)
     >>> v = kernel_polynomial(np.arange(9.).reshape(1, 1, 3, 3), 0, 0, ch)
     >>> v[[10, 0, 2]].tolist()              # K[0,0,0,0] at O = 10; K[..,2,2] at O - 2*4 - 2; K[..,2,0] at O - 2*4
@@ -149,7 +149,7 @@ def needed_coefficients(ch: CoeffChunking, stride: int = 1) -> list[np.ndarray]:
     """Per tile, a boolean N-vector: True where the client reads an output pixel (inside the
     image and on the stride grid). Every other coefficient is masked.
 
-    >>> from heconv.geometry import coefficient_chunking
+    >>> from heconv.coeff_choice import coefficient_chunking
     >>> [np.nonzero(m)[0].tolist() for m in needed_coefficients(coefficient_chunking(1, 1, 2, 2, 3, 32), 2)]
     [[10]]
     """

@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from .basics import OpCounts
+from .coeff_choice import ChunkChoice
 from .conv_plan import ConvSpec
 from .geometry import CoeffChunking
 from .params import CKKSParams
@@ -43,9 +44,9 @@ def dense_coefficient_counts(chunking: CoeffChunking, has_bias: bool = False, ma
     pmuls = G*tiles*chunks, adds = G*tiles*(chunks - 1 + mask), rescales = G*tiles,
     encryptions = encodes = mask*G*tiles.
 
-    >>> from heconv.geometry import coefficient_chunking
-    >>> c = dense_coefficient_counts(coefficient_chunking(64, 64, 16, 16, 3, 8192))
-    >>> c.pmuls, c.adds, c.rescales                    # G = 3 groups of 22 channels, 64 chunks of 1
+    >>> from heconv.geometry import chunking_candidates
+    >>> c = dense_coefficient_counts(chunking_candidates(64, 64, 16, 16, 3, 8192)[0])
+    >>> c.pmuls, c.adds, c.rescales                    # C_w = 1: G = 3 groups of 22 channels, 64 chunks
     (192, 192, 3)
     """
     ch = chunking
@@ -58,7 +59,8 @@ def dense_coefficient_counts(chunking: CoeffChunking, has_bias: bool = False, ma
 class CoeffPlan:
     """Everything `run_coeff_conv` will do, decided before any ciphertext exists.
 
-    chunking: C_w, chunks, output groups, tiles and the frame (heconv.geometry.coefficient_chunking);
+    chunking: C_w, chunks, output groups, tiles and the frame (heconv.coeff_choice); choice: every
+    chunking considered with its predicted phases, and why this one won (None: not recorded);
     blocks[g]: the input chunks whose kernel block K[channels of group g, chunk] is nonzero (one
     plaintext, one multiplication per tile each); mask: whether every output ciphertext gets a
     fresh public-key encryption of a random polynomial over the coefficients the client does not
@@ -73,6 +75,7 @@ class CoeffPlan:
     mask: bool
     blocks: list[list[int]]
     predicted: OpCounts = field(default_factory=OpCounts)
+    choice: ChunkChoice | None = None
 
     algorithm = "coefficient"
 
@@ -111,4 +114,5 @@ class CoeffPlan:
         params["coeff_mod_bit_sizes"] = tuple(params["coeff_mod_bit_sizes"])
         return cls(spec=ConvSpec(**d["spec"]), chunking=CoeffChunking(**d["chunking"]), params=CKKSParams(**params),
                    level=d["level"], has_bias=d["has_bias"], mask=d["mask"], blocks=d["blocks"],
-                   predicted=OpCounts(**d["predicted"]))
+                   predicted=OpCounts(**d["predicted"]),
+                   choice=ChunkChoice.from_dict(d["choice"]) if d.get("choice") else None)

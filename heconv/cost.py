@@ -51,8 +51,37 @@ def floor_seconds(counts: OpCounts, unit: UnitCosts) -> float:
 
 # Fixed unit costs for planning (docs/design.md, "The cost model"; N = 8192 [60, 40, 60], one thread, CPU
 # time inside a conv): rotation 1.25 ms, pmul 0.12 ms, add 0.04 ms, rescale 0.27 ms, encode
-# 0.60 ms. Encryption (not in the table) is a rough 2 ms: it is the same for every schedule of
-# a layer, so it never changes a choice. `plan_conv(schedule="auto")` ranks schedules with
-# these unless given measured ones; nothing is measured while planning.
+# 0.60 ms. Encryption (not in the table) is a rough 2 ms (1.7-3.5 ms measured in the benchmark runs): the
+# same for every schedule of a slot layer; in the coefficient chunking it prices each output's mask.
+# `plan_conv(schedule="auto")` and the coefficient chunking rank their candidates with these unless
+# given measured ones; nothing is measured while planning.
 DEFAULT_UNIT_COSTS = UnitCosts(rotation=1.25e-3, pmul=0.12e-3, add=0.04e-3, plain_add=0.04e-3, rescale=0.27e-3,
                                encrypt=2e-3, encode=0.60e-3, cmul=0.0)
+
+
+@dataclass(frozen=True)
+class WireCosts:
+    """Seconds per ciphertext of the work around the network, serialization included: the client
+    encrypting an upload (seeded with its secret key, or with the public key), the server loading
+    an upload (a seeded one expanded from its seed) and serializing an output, the client loading,
+    decrypting and decoding an output. The client's encoding is `UnitCosts.encode`."""
+
+    encrypt_seeded: float
+    encrypt_public: float
+    load: float
+    save: float
+    decrypt: float
+
+    def encrypt(self, seeded: bool) -> float:
+        return self.encrypt_seeded if seeded else self.encrypt_public
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+# Fixed wire costs for planning (N = 8192 [60, 40, 60], one thread, the mean of two runs' medians over
+# 30 ciphertexts each on a shared 2-core machine, `tests/heconv/measure_wire_costs.py`): seeded encryption
+# 1.9 ms against 6.1 ms with the public key (SEAL compresses the larger one), loading 0.85 ms,
+# serializing 0.47 ms, loading, decrypting and decoding 1.1 ms.
+DEFAULT_WIRE_COSTS = WireCosts(encrypt_seeded=1.9e-3, encrypt_public=6.1e-3, load=0.85e-3, save=0.47e-3,
+                               decrypt=1.1e-3)

@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .basics import next_pow2  # noqa: F401  (re-exported: the old import path)
-from .cost import DEFAULT_UNIT_COSTS
 from .errors import InputError
 
 
@@ -323,24 +322,16 @@ class CoeffChunking:
     to_dict = asdict
 
 
-def coefficient_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int, n: int,
-                         frame_kernel: int | None = None, align: CoeffChunking | None = None, mask: bool = True,
-                         unit_costs=None) -> CoeffChunking:
-    """The chunking (C_w channels per input chunk, output channels per ciphertext, spatial tiles
-    when the frame does not fit in N) with the lowest predicted server time of a dense conv: per
-    (output group, tile) one plaintext multiplication per chunk, their sum, one rescale and, with
-    `mask`, one mask (encode, encryption, addition); then fewest ciphertexts in and out, then the
-    largest tiles. (The client's encryptions and the traffic are not in it: see the README.)
-    `align`: take the tiles, group and spacing of that conv's chunking (outputs that are added).
+def chunking_candidates(c_in: int, c_out: int, height: int, width: int, kernel: int, n: int,
+                        frame_kernel: int | None = None, align: CoeffChunking | None = None) -> list[CoeffChunking]:
+    """Every chunking of a conv the coefficient algorithm could use (heconv.coeff_choice picks one):
+    each C_w from 1 to what fits in N beside the halo, with as many output channels per ciphertext
+    as fit; the whole map when one channel's frame fits, else the smallest tile of each tile count.
+    `align`: that conv's tiles, group and spacing (outputs that are added), so one candidate at most.
 
-    >>> c = coefficient_chunking(64, 64, 16, 16, 3, 8192)     # 18*18 = 324 per channel
-    >>> c.c_w, c.chunks, c.group, c.groups, c.tiles
-    (1, 64, 22, 3, 1)
-    >>> c = coefficient_chunking(3, 8, 16, 16, 3, 256)         # 18*18 > 256: tiles of 8x16, 10*18 each
-    >>> (c.tile_h, c.tile_w), c.tiles, c.c_w, c.group
-    ((8, 16), 2, 1, 1)
+    >>> [(c.c_w, c.chunks, c.group) for c in chunking_candidates(4, 4, 4, 4, 3, 128)]   # 6*6 = 36 per channel
+    [(1, 4, 2), (2, 2, 1), (3, 2, 1)]
     """
-    u = unit_costs or DEFAULT_UNIT_COSTS
     k = max(kernel, frame_kernel or kernel, align.kernel if align else 1)
     if kernel % 2 == 0 or k % 2 == 0 or k * k > n or n & (n - 1):
         raise InputError(f"coefficient chunking: kernel {kernel} (frame {k}) must be odd, N = {n} a power of 2 >= k*k")
@@ -351,7 +342,7 @@ def coefficient_chunking(c_in: int, c_out: int, height: int, width: int, kernel:
     else:  # the smallest tile of each tile count
         shapes = [(th, tw) for th in sorted({-(-height // q) for q in range(1, height + 1)})
                   for tw in sorted({-(-width // q) for q in range(1, width + 1)})]
-    best = None
+    out = []
     for th, tw in shapes:
         area, halo = (th + k - 1) * (tw + k - 1), (k - 1) * (tw + k)
         widths = range(1, min(c_in, (n - halo) // area) + 1)
@@ -360,16 +351,10 @@ def coefficient_chunking(c_in: int, c_out: int, height: int, width: int, kernel:
         for c_w in widths:
             spacing = align.spacing if align else c_w * area + halo
             group = align.group if align else min(c_out, n // spacing)
-            chunks, tiles = -(-c_in // c_w), -(-height // th) * -(-width // tw)
-            outs = -(-c_out // group) * tiles
-            seconds = (outs * chunks * u.pmul + outs * (chunks - 1 + mask) * u.add + outs * u.rescale
-                       + mask * outs * (u.encrypt + u.encode))
-            key = (seconds, outs + chunks * tiles, -th * tw)
-            if best is None or key < best[0]:
-                best = (key, CoeffChunking(n, c_in, c_out, height, width, k, th, tw, c_w, chunks, group, spacing))
-    if best is None:
+            out.append(CoeffChunking(n, c_in, c_out, height, width, k, th, tw, c_w, -(-c_in // c_w), group, spacing))
+    if not out:
         raise InputError(f"coefficient chunking: no {k}x{k} frame fits in N = {n}" + (" when aligned" if align else ""))
-    return best[1]
+    return out
 
 
 def coefficient_block_ids(shape: tuple[int, int, int, int], chunking: CoeffChunking) -> tuple[np.ndarray, int]:

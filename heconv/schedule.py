@@ -13,7 +13,8 @@ Split each diagonal d = g*B + j, with B a power of two dividing c_n and 0 <= j <
 B = 1 is the output-rotation (OR) method, B = c_n Gazelle's input-rotation method. The
 dense count is n_in*(k*k*B - 1) + n_out*(c_n/B - 1) when every (j, pos) has its own
 shift; multiplications and additions do not depend on B. "auto" ranks every B by the
-predicted time of its counts (counts x unit costs), Galois key count as tie-break.
+predicted time of its counts (counts x unit costs), Galois key count as tie-break; the
+traffic per image never differs between them (`best_schedule`).
 
 This module decides *which* rotations run, from the kept-term mask alone; `heconv.conv`
 builds the plan, compiles and runs it.
@@ -215,7 +216,12 @@ def rank_schedules(kept: np.ndarray, shifts: list[int], packing: Packing, has_bi
 
 
 def best_schedule(candidates: list[ScheduleCandidate]) -> ScheduleCandidate:
-    """Lowest predicted time; then fewest Galois keys; then the smallest B."""
+    """Lowest predicted time; then fewest Galois keys; then the smallest B.
+
+    Server time is the whole end-to-end objective here (heconv.traffic): every baby step of a layer
+    shares its packing (c_n, n_in, n_out are fixed before the schedule), so the client's work and
+    the ciphertexts and bytes each way per image are the same for all of them. Only the Galois keys
+    differ, which the client sends once, not per image: the tie-break."""
     return min(candidates, key=lambda c: (c.predicted_s, c.galois_keys, c.baby_step))
 
 

@@ -95,6 +95,21 @@ def add_schedule_option(p) -> None:
                         "the lowest predicted time from its weights)")
 
 
+def add_bandwidth_options(p) -> None:
+    """--bandwidth and --chunking, shared by layer and infer: the link rate the end-to-end time is
+    reckoned at, which the coefficient chunking also minimises (heconv.coeff_choice)."""
+    from heconv.traffic import OBJECTIVES
+
+    from ..harness.bandwidth import DEFAULT_BANDWIDTH, UNITS
+
+    p.add_argument("--bandwidth", type=bandwidth, default=DEFAULT_BANDWIDTH,
+                   help=f"link rate for the end-to-end time and the coefficient chunking's choice, e.g. 100mbit "
+                        f"(default {DEFAULT_BANDWIDTH}; units {', '.join(UNITS)})")
+    p.add_argument("--chunking", choices=OBJECTIVES, default=OBJECTIVES[0],
+                   help="what the coefficient algorithm's chunking minimises: end-to-end (default: client + server "
+                        "+ traffic at --bandwidth) or server (server time alone, the earlier rule, to compare)")
+
+
 def add_algorithm_option(p, choices: tuple[str, ...] = ("slot", "coefficient")) -> None:
     """--algorithm and --compare-slot, shared by layer and infer (default slot); `choices`: layer offers every
     algorithm of the registry (heconv.algorithms)."""

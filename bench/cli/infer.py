@@ -14,19 +14,19 @@ import logging
 import numpy as np
 
 from heconv.errors import InputError
-from heconv.network.parties import UPLOADS
+from heconv.traffic import UPLOADS
 
-from ..harness.bandwidth import DEFAULT_BANDWIDTH, UNITS, show_bandwidth
+from ..harness.bandwidth import show_bandwidth
 from .common import (
     MAX_CLASSES,
     MAX_IMAGES,
     MAX_INPUT_SIZE,
     add_algorithm_option,
+    add_bandwidth_options,
     add_precision_options,
     add_schedule_option,
     add_workers_option,
     at_most,
-    bandwidth,
     fraction,
     resolve_workers,
     seed,
@@ -67,9 +67,7 @@ def add_parser(sub) -> None:
     p.add_argument("--upload", choices=tuple(UPLOADS), default="seeded",
                    help="how the client encrypts what it sends: seeded (default: with its secret key, SEAL's seeded "
                         "form, about half the bytes) or public (with the public key, both polynomials)")
-    p.add_argument("--bandwidth", type=bandwidth, default=DEFAULT_BANDWIDTH,
-                   help=f"link rate for the end-to-end time, e.g. 100mbit (default {DEFAULT_BANDWIDTH}; "
-                        f"units {', '.join(UNITS)})")
+    add_bandwidth_options(p)
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_precision_options(p, 1e-2)
@@ -158,7 +156,7 @@ def run(args: argparse.Namespace) -> dict:
     def measure(algorithm: str, schedule: str, workers: int):
         prep = prepare_model(model, shape, None, args.mode, args.stream, args.seed, args.protocol,
                              args.poly_modulus_degree, args.toy_params, args.scale_bits, schedule, workers, algorithm,
-                             args.upload)
+                             args.upload, args.bandwidth, args.chunking)
         try:
             with bar(len(prep.plan.layers) * args.images, f"{s['model']} ({args.mode}, {algorithm})") as b:
                 return prep, measure_model(prep, model, images, labels=labels, check_bounds=not args.no_bound_check,
@@ -205,6 +203,18 @@ def _masking(r: dict) -> str:
     bits = r.get("hiding_bits_per_coefficient")
     hidden = "unmasked" if bits is None else f"unread coefficients hidden to {bits:.0f} bits"
     return f" (masks {r['mask_s']:.3f} s per image, inside the server time; {hidden})"
+
+
+def _predicted(r: dict) -> list[str]:
+    """The plan's prediction of the phases, and what the coefficient chunking minimised."""
+    p = r.get("predicted_phases")
+    if not p:
+        return []
+    return [f"predicted        {r['predicted_end_to_end_s']:.3f} s per image at {show_bandwidth(r['bandwidth_bps'])}"
+            f" = client {p['client_s']:.3f} + server {p['server_s']:.3f} (floor) + server I/O {p['server_io_s']:.3f} "
+            f"+ transfer; {p['upload_bytes'] / 1e6:.2f} MB up ({p['ciphertexts_in']}), {p['download_bytes'] / 1e6:.2f}"
+            f" MB down ({p['ciphertexts_out']}), SEAL's words uncompressed"
+            + (f"; chunking: {r['chunking_objective']}" if r.get("chunking_objective") else "")]
 
 
 def render(r: dict) -> str:
@@ -258,6 +268,7 @@ def render(r: dict) -> str:
         f"end to end       {r['end_to_end_s']:.3f} s per image at {show_bandwidth(r['bandwidth_bps'])} = client "
         f"{r['client_s']:.3f} + server {r['server_s']:.3f} + server I/O {r['server_io_s']:.3f} + transfer "
         f"{r['network_s']:.3f} s",
+        *_predicted(r),
         f"galois keys      {r['galois_keys']} ({r['galois_key_bytes'] / 1e6:.1f} MB, sent once)",
         f"agreement        top-1 {fmt(r['top1_agreement'], '.2f')}, "
         f"max abs logit error {fmt(r['max_abs_error'], '.2e')}"

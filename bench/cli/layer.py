@@ -11,6 +11,7 @@ from heconv.errors import InputError
 
 from .common import (
     add_algorithm_option,
+    add_bandwidth_options,
     add_precision_options,
     add_schedule_option,
     add_workers_option,
@@ -46,6 +47,7 @@ def add_parser(sub) -> None:
     p.add_argument("--no-mask", action="store_true",
                    help="coefficient algorithm: leave the outputs unmasked (the client then sees partial sums "
                         "of the weights: no weight privacy)")
+    add_bandwidth_options(p)
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_precision_options(p, 1e-3)
@@ -123,6 +125,7 @@ def _run_coefficient(args: argparse.Namespace, weight, bias, params) -> dict:
     """The coefficient algorithm; with --compare-slot, then the slot engine's output-rotation run
     (one process) of the same weights and input in this process."""
     from heconv.backends import make_backend
+    from heconv.traffic import Objective
 
     from ..harness.coeff_layer import measure_coeff_layer, prepare_coeff_layer
     from .common import bar
@@ -131,7 +134,8 @@ def _run_coefficient(args: argparse.Namespace, weight, bias, params) -> dict:
         b.set_postfix_str("encoding")
         backend = make_backend(args.mode, params, args.seed)
         prep = prepare_coeff_layer(weight, bias, args.hw, args.hw, args.stride, backend, seed=args.seed,
-                                   check_bounds=not args.no_bound_check, mask=not args.no_mask)
+                                   check_bounds=not args.no_bound_check, mask=not args.no_mask,
+                                   objective=Objective(args.bandwidth, "seeded", args.chunking))
         b.update()
         b.set_postfix_str("run")
         record = measure_coeff_layer(prep)
@@ -194,8 +198,10 @@ def _render_coefficient(result: dict) -> list[tuple[str, str]]:
         ("algorithm", "coefficient encoding (no rotation)"),
         ("chunking", f"C_w={result['c_w']} channels per chunk, {result['chunks']} chunks, {result['group']} output "
                      f"channels per ciphertext, {result['tiles']} tile(s) of {ch['tile_h']}x{ch['tile_w']}"),
-        ("ciphertexts", f"{result['n_in']} in ({result['bytes_client_to_server'] / 1e6:.2f} MB), {result['n_out']} out "
+        ("ciphertexts", f"{result['n_in']} in ({result['bytes_client_to_server'] / 1e6:.2f} MB, "
+                        f"{result.get('upload', 'seeded')}), {result['n_out']} out "
                         f"({result['bytes_server_to_client'] / 1e6:.2f} MB)"),
+        *_choice_rows(result),
         ("rotations", f"{result['rotations']} counted, {result['predicted_rotations']} predicted"),
         ("plaintext mults", f"{result['pmuls']} counted, {result['predicted_pmuls']} predicted "
                             f"({result['kept_blocks']} of {result['block_groups']} kernel blocks kept)"),
@@ -224,6 +230,18 @@ def _privacy(result: dict) -> str:
                         f"distance 0 (stated as {result['hiding_bits_per_coefficient']:.0f} bits)")
     return (masks + f"hides each unread coefficient to {result['hiding_bits_per_coefficient']:.1f} bits "
                     f"(mask range 2^{result['mask_range_bits']})")
+
+
+def _choice_rows(result: dict) -> list[tuple[str, str]]:
+    """Why this chunking: the plan's record of its candidates (heconv.coeff_choice)."""
+    choice, p = result.get("chunk_choice"), result.get("predicted_phases")
+    if not choice:
+        return []
+    return [("chunking choice", choice["reason"]),
+            ("predicted", f"{result['predicted_end_to_end_s'] * 1e3:.1f} ms end to end at "
+                          f"{result['bandwidth_bps'] / 1e6:g} Mbit/s = client {p['client_s'] * 1e3:.1f} + server "
+                          f"{p['server_s'] * 1e3:.1f} + server I/O {p['server_io_s'] * 1e3:.1f} ms + "
+                          f"{(p['upload_bytes'] + p['download_bytes']) / 1e6:.2f} MB on the wire")]
 
 
 def render(result: dict) -> str:

@@ -10,12 +10,12 @@ import math
 import re
 
 from heconv.errors import InputError
+from heconv.traffic import DEFAULT_BANDWIDTH_BPS, transfer_seconds  # noqa: F401  (one source of truth; re-exported)
 
 # prefix -> bits per second of one of its unit; rates are in bits, as links are sold
 PREFIXES: dict[str, float] = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 UNITS = tuple(f"{p}bit" for p in PREFIXES)  # also written .../s or ...bps
 _SHOWN = {"": "bit", "k": "kbit", "m": "Mbit", "g": "Gbit", "t": "Tbit"}
-DEFAULT_BANDWIDTH = "1gbit"
 _RATE = re.compile(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgt]?)(?:bit/s|bit|bps)\s*")
 
 
@@ -34,15 +34,6 @@ def parse_bandwidth(text: str) -> float:
     return rate * PREFIXES[m.group(2)]
 
 
-def transfer_seconds(nbytes: float, bits_per_second: float) -> float:
-    """Seconds `nbytes` take at `bits_per_second` (no latency, no protocol overhead).
-
-    >>> transfer_seconds(125_000_000, parse_bandwidth("1gbit"))
-    1.0
-    """
-    return 8.0 * nbytes / bits_per_second
-
-
 def show_bandwidth(bits_per_second: float) -> str:
     """A rate in the largest unit that keeps it at least 1.
 
@@ -54,4 +45,4 @@ def show_bandwidth(bits_per_second: float) -> str:
     return f"{bits_per_second / PREFIXES[prefix]:g} {_SHOWN[prefix]}/s"
 
 
-DEFAULT_BANDWIDTH_BPS = parse_bandwidth(DEFAULT_BANDWIDTH)
+DEFAULT_BANDWIDTH = show_bandwidth(DEFAULT_BANDWIDTH_BPS)  # the --bandwidth default as the CLI shows it (1 Gbit/s)

@@ -21,7 +21,6 @@ from heconv.coeff import (
     CompiledCoeffConv,
     compile_coeff_conv,
     decrypt_coeff_output,
-    encrypt_coeff_input,
     evaluate_coeff_conv,
     mask_hiding_bits,
     mask_outputs,
@@ -29,17 +28,21 @@ from heconv.coeff import (
     plan_coeff_conv,
 )
 from heconv.coeff_mask import mask_kind
+from heconv.coeff_pack import pack_coeff_input
 from heconv.coeff_plan import CoeffPlan, dense_coefficient_counts
 from heconv.cost import UnitCosts, floor_seconds
+from heconv.traffic import Objective
 
 from .layer import FLOOR_TARGET, INPUT_BOUND, torch_conv
 from .memory import check_memory, plan_bytes
 from .unit_costs import measure_unit_costs
+from .upload import upload_inputs
 
 
 @dataclass
 class PreparedCoeffLayer:
-    """A coefficient layer ready to run: plan, encoded kernel polynomials, encrypted input."""
+    """A coefficient layer ready to run: plan, encoded kernel polynomials, encrypted input. `backend` is
+    the server's public view (no secret key); `client` uploaded the input and decrypts the output."""
 
     plan: CoeffPlan
     compiled: CompiledCoeffConv
@@ -50,6 +53,8 @@ class PreparedCoeffLayer:
     bias: np.ndarray | None
     setup_counts: OpCounts
     seed: int = 0
+    client: Backend | None = None
+    upload_bytes: int = 0  # the input on the wire
 
     def close(self) -> None:
         """Nothing to stop (the coefficient algorithm runs in-process); for symmetry with PreparedLayer."""
@@ -57,22 +62,29 @@ class PreparedCoeffLayer:
 
 def prepare_coeff_layer(weight: np.ndarray, bias: np.ndarray | None, height: int, width: int, stride: int,
                         backend: Backend, seed: int = 0, name: str = "conv", check_bounds: bool = True,
-                        mask: bool = True) -> PreparedCoeffLayer:
-    """Plan, encode, encrypt a random input in [-1, 1] (the same input `prepare_layer` draws for `seed`)."""
+                        mask: bool = True, objective: Objective | None = None) -> PreparedCoeffLayer:
+    """Plan (the chunking minimising `objective`, default end to end at the default bandwidth with seeded
+    uploads), encode on the server's public view of `backend`, and upload a random input in [-1, 1] (the same
+    input `prepare_layer` draws for `seed`) from `backend`, the client, as the objective's uploads."""
+    objective = objective or Objective()
     plan = plan_coeff_conv(weight, height, width, backend.params, stride=stride, has_bias=bias is not None, name=name,
-                           mask=mask)
+                           mask=mask, objective=objective)
     if check_bounds:
         bias_max = 0.0 if bias is None else float(np.abs(bias).max())
         check_bound(name, output_gain(weight) * INPUT_BOUND + bias_max, backend.params, plan.level)
     check_memory(f"layer {name} ({plan.spec.c_in}->{plan.spec.c_out}, {height}x{width}, {plan.plaintexts} plaintexts)",
                  plan_bytes(backend.plaintext_bytes(plan.level), plan.plaintexts))
-    backend.reset_counter()
-    compiled = compile_coeff_conv(plan, weight, bias, backend)
+    client = backend
+    client.reset_counter()
+    server = client.public_view()
+    compiled = compile_coeff_conv(plan, weight, bias, server)
     x = np.random.default_rng(seed + 1).uniform(-INPUT_BOUND, INPUT_BOUND, (plan.spec.c_in, height, width))
-    inputs = encrypt_coeff_input(x, plan.chunking, backend)
-    setup = backend.reset_counter()
-    return PreparedCoeffLayer(plan, compiled, backend, x, inputs, np.asarray(weight, dtype=np.float64), bias, setup,
-                              seed)
+    inputs, nbytes = upload_inputs(pack_coeff_input(x, plan.chunking),
+                                   lambda v: client.encode_coefficients(v, plan.level), client, server,
+                                   objective.upload)
+    setup = client.reset_counter() + server.reset_counter()
+    return PreparedCoeffLayer(plan, compiled, server, x, inputs, np.asarray(weight, dtype=np.float64), bias, setup,
+                              seed, client, nbytes)
 
 
 @dataclass
@@ -148,6 +160,12 @@ class CoeffLayerRecord:
     galois_keys: int = 0
     galois_key_bytes: int = 0
     workers: int = 1
+    upload: str = "seeded"  # how the client encrypted the input (heconv.traffic.UPLOADS)
+    bandwidth_bps: float | None = None  # the chunking's objective: its link rate and what it minimised
+    chunking_objective: str | None = None
+    chunk_choice: dict | None = None  # every chunking considered, with its predicted phases, and why one won
+    predicted_phases: dict | None = None  # the chosen chunking's
+    predicted_end_to_end_s: float | None = None
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -164,12 +182,13 @@ def coeff_layer_record(prep: PreparedCoeffLayer, run: CoeffLayerRun, unit: UnitC
     """Decrypt `run`'s output, compare with torch, compute the floor and the traffic."""
     b, plan = prep.backend, prep.plan
     runs = runs or [run]
-    y = decrypt_coeff_output(run.outputs, plan, b)
-    b.reset_counter()
+    client = prep.client or b
+    y = decrypt_coeff_output(run.outputs, plan, client)
+    client.reset_counter()
     ref = torch_conv(prep.x, prep.weight, prep.bias, plan.spec.stride)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if unit is None:
-        unit = measure_unit_costs(b, level=plan.level)
+        unit = measure_unit_costs(client, level=plan.level)  # the client can make the keys a timing needs
     latency = run.wall_s if latency_s is None else latency_s
     floor = floor_seconds(run.counts, unit)
     ch, w = plan.chunking, prep.weight
@@ -192,9 +211,21 @@ def coeff_layer_record(prep: PreparedCoeffLayer, run: CoeffLayerRun, unit: UnitC
         floor_s=floor, latency_over_floor=latency / floor if floor > 0 else None,
         meets_floor_target=latency <= FLOOR_TARGET * floor, unit_costs_s=unit.to_dict(),
         max_abs_error=float(np.abs(y - ref).max()), max_abs_reference=float(np.abs(ref).max()),
-        bytes_client_to_server=sum(b.ciphertext_bytes(c) for c in prep.inputs),
+        bytes_client_to_server=prep.upload_bytes,
         bytes_server_to_client=sum(b.ciphertext_bytes(c) for c in run.outputs), peak_rss_bytes=peak, seed=prep.seed,
+        **_choice_fields(plan),
     )
+
+
+def _choice_fields(plan: CoeffPlan) -> dict:
+    """The record's view of the plan's chunking choice (nothing when the plan recorded none)."""
+    choice = plan.choice
+    if choice is None:
+        return {}
+    o, w = choice.objective, choice.winner
+    return {"upload": o.upload, "bandwidth_bps": o.bandwidth_bps, "chunking_objective": o.kind,
+            "chunk_choice": choice.to_dict(), "predicted_phases": w.phases.to_dict(),
+            "predicted_end_to_end_s": w.phases.end_to_end_s(o.bandwidth_bps)}
 
 
 def measure_coeff_layer(prep: PreparedCoeffLayer, unit: UnitCosts | None = None) -> CoeffLayerRecord:

@@ -20,10 +20,11 @@ import torch.nn.functional as F
 
 from heconv.backends import Backend, OpCounts
 from heconv.bounds import check_bound, output_gain
-from heconv.conv import CompiledConv, ConvPlan, compile_conv, decrypt_output, encrypt_input, plan_conv, run_conv
+from heconv.conv import CompiledConv, ConvPlan, compile_conv, decrypt_output, plan_conv, run_conv
 from heconv.cost import UnitCosts, floor_seconds
 from heconv.errors import InputError
 from heconv.frontend import lower_model
+from heconv.geometry import pack
 from heconv.network import ConvOp, ServerConv, plan_network
 from heconv.parallel import ConvPool, ParallelRun
 from heconv.parallel_plan import ParallelPlan, plan_parallel
@@ -33,6 +34,7 @@ from models.checkpoint import safe_torch_load
 
 from .memory import check_memory, plan_bytes
 from .unit_costs import measure_unit_costs
+from .upload import upload_inputs
 
 FLOOR_TARGET = 1.15  # recorded per case (meets_floor_target), not asserted
 INPUT_BOUND = 1.0  # the random input is uniform in [-INPUT_BOUND, INPUT_BOUND]
@@ -98,7 +100,9 @@ def torch_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, strid
 @dataclass
 class PreparedLayer:
     """A layer ready to run: plan, encoded plaintexts, keys, encrypted input; with workers > 1,
-    its split and the worker pool (forked after compile; `close()` stops it)."""
+    its split and the worker pool (forked after compile; `close()` stops it). `backend` is the
+    server's public view (no secret key); `client` holds the keys, uploaded the input (`upload`,
+    `upload_bytes` on the wire) and decrypts the output."""
 
     plan: ConvPlan
     compiled: CompiledConv
@@ -112,6 +116,9 @@ class PreparedLayer:
     seed: int = 0
     parallel: ParallelPlan | None = None
     pool: ConvPool | None = None
+    client: Backend | None = None
+    upload: str = "seeded"
+    upload_bytes: int = 0
 
     @property
     def predicted(self) -> OpCounts:
@@ -135,6 +142,7 @@ def prepare_layer(
     check_bounds: bool = True,
     schedule: str = "output-rotation",
     workers: int = 1,
+    upload: str = "seeded",
 ) -> PreparedLayer:
     """Plan, generate exactly the plan's Galois keys, encode, encrypt a random input in [-1, 1].
 
@@ -142,7 +150,8 @@ def prepare_layer(
     refused before any key or ciphertext exists (heconv.bounds). `schedule`: the rotation
     schedule (heconv.schedule; "auto" picks the baby step from the weights). `workers` > 1:
     split over that many processes (at most the layer's (bo, g) groups), forked here once
-    the plaintexts are encoded.
+    the plaintexts are encoded. `backend` is the client's (it makes the keys and uploads the
+    input, `upload`: heconv.traffic.UPLOADS); the server runs on its public view.
     """
     plan = plan_conv(weight, height, width, backend.params, stride=stride, has_bias=bias is not None, name=name,
                      schedule=schedule)
@@ -152,16 +161,19 @@ def prepare_layer(
     check_memory(f"layer {name} ({plan.spec.c_in}->{plan.spec.c_out}, {height}x{width}, {len(plan.terms)} plaintexts)",
                  plan_bytes(backend.plaintext_bytes(plan.level), len(plan.terms), len(plan.rotation_steps),
                             plan.packing.n_in + plan.packing.n_out, workers))
-    backend.reset_counter()
-    backend.generate_galois_keys(plan.rotation_steps)
-    compiled = compile_conv(plan, weight, bias, backend)
+    client = backend
+    client.reset_counter()
+    client.generate_galois_keys(plan.rotation_steps)
+    server = client.public_view()  # after the keys: the view shares them, not the secret key
+    compiled = compile_conv(plan, weight, bias, server)
     x = np.random.default_rng(seed + 1).uniform(-INPUT_BOUND, INPUT_BOUND, (plan.spec.c_in, height, width))
-    inputs = encrypt_input(x, plan.packing, backend)
+    inputs, nbytes = upload_inputs(pack(x, plan.packing), lambda v: client.encode(v, plan.level), client, server,
+                                   upload)
     split = plan_parallel(plan, workers) if workers != 1 else None
-    setup = backend.reset_counter()
-    pool = ConvPool(backend, {name: (compiled, split)}) if split and split.workers > 1 else None
-    return PreparedLayer(plan, compiled, backend, x, inputs, np.asarray(weight, dtype=np.float64),
-                         bias, backend.galois_key_bytes(), setup, seed, split, pool)
+    setup = client.reset_counter() + server.reset_counter()
+    pool = ConvPool(server, {name: (compiled, split)}) if split and split.workers > 1 else None
+    return PreparedLayer(plan, compiled, server, x, inputs, np.asarray(weight, dtype=np.float64),
+                         bias, client.galois_key_bytes(), setup, seed, split, pool, client, upload, nbytes)
 
 
 @dataclass
@@ -239,9 +251,10 @@ class LayerRecord:
     transfer_s: float = 0.0
     parallel_floor_s: float | None = None  # the larger worker's floor + transfer_s
     latency_over_parallel_floor: float | None = None
-    bytes_client_to_server: int = 0  # the input ciphertexts, serialized
+    bytes_client_to_server: int = 0  # the input ciphertexts as uploaded (`upload`), serialized
     bytes_server_to_client: int = 0  # the output ciphertexts
     algorithm: str = "slot"
+    upload: str = "seeded"  # how the client encrypted the input (heconv.traffic.UPLOADS)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -259,12 +272,13 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
     rounds, default just `run`) decide counts_match_plan; `latency_s` defaults to run's."""
     b, plan = prep.backend, prep.plan
     runs = runs or [run]
-    y = decrypt_output(run.outputs, plan, b)
-    b.reset_counter()
+    client = prep.client or b
+    y = decrypt_output(run.outputs, plan, client)
+    client.reset_counter()
     ref = torch_conv(prep.x, prep.weight, prep.bias, plan.spec.stride)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # before the unit costs' operand pools
     if unit is None:
-        unit = measure_unit_costs(b, level=plan.level)
+        unit = measure_unit_costs(client, level=plan.level)  # the client can make the keys a timing needs
     latency = run.wall_s if latency_s is None else latency_s
     floor = floor_seconds(run.counts, unit)
     w = prep.weight
@@ -290,7 +304,7 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
         max_abs_error=float(np.abs(y - ref).max()), max_abs_reference=float(np.abs(ref).max()),
         peak_rss_bytes=peak, seed=prep.seed,
         serial_predicted=plan.predicted.to_dict(), **workers,
-        bytes_client_to_server=sum(b.ciphertext_bytes(c) for c in prep.inputs),
+        bytes_client_to_server=prep.upload_bytes, upload=prep.upload,
         bytes_server_to_client=sum(b.ciphertext_bytes(c) for c in run.outputs),
     )
 

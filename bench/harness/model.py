@@ -35,7 +35,9 @@ from heconv.network import (
     plan_network,
     run_network,
 )
+from heconv.network.traffic import plan_traffic, predict_phases
 from heconv.params import SECURE_DEGREES, CKKSParams, max_secure_depth, params_for_input
+from heconv.traffic import Objective
 
 from .bandwidth import DEFAULT_BANDWIDTH_BPS, transfer_seconds
 from .memory import check_memory, plan_bytes
@@ -80,16 +82,19 @@ def prepare_model(model: nn.Module, input_shape: tuple[int, int, int], params: C
                   mode: str = "encrypted", stream: bool = False, seed: int = 0, protocol: str = "hybrid",
                   poly_modulus_degree: int | None = None, toy: bool = False, scale_bits: int = 40,
                   schedule: str = "output-rotation", workers: int = 1, algorithm: str = "slot",
-                  upload: str = "seeded") -> PreparedModel:
+                  upload: str = "seeded", bandwidth_bps: float = DEFAULT_BANDWIDTH_BPS,
+                  objective: str = "end-to-end") -> PreparedModel:
     """Lower the model, plan it (every conv with `schedule`; "auto": a baby step per layer; or by
     the coefficient `algorithm`, in-process), make the client's keys and the server's plaintexts.
     `workers` > 1: each slot conv split over up to that many processes, forked once the plaintexts
     are encoded (`close()` stops them). `upload`: how the client encrypts what it sends
-    (heconv.network.parties.UPLOADS: "seeded" with its secret key, or "public")."""
+    (heconv.traffic.UPLOADS: "seeded" with its secret key, or "public"). The coefficient chunking
+    minimises `objective` (heconv.traffic.OBJECTIVES) at `bandwidth_bps` with those uploads."""
     net = lower_model(model, input_shape)
     if params is None:
         params = model_params(input_shape, net, protocol, poly_modulus_degree, toy, scale_bits)
-    plan = plan_network(net, params, protocol, schedule, workers, algorithm)
+    plan = plan_network(net, params, protocol, schedule, workers, algorithm,
+                        Objective(bandwidth_bps, upload, objective))
     backend = make_backend(mode, params, seed)
     sizes = [getattr(a.plan, "plaintexts", None) or len(getattr(a.plan, "terms", ()))
              for a in plan.actions if isinstance(a, ServerConv)]
@@ -179,6 +184,11 @@ class ModelRecord:
     bandwidth_bps: float = DEFAULT_BANDWIDTH_BPS
     network_s: float = 0.0  # every byte each way at bandwidth_bps (no latency)
     end_to_end_s: float = 0.0
+    # the plan's prediction of the same phases (heconv.network.traffic; bytes: SEAL's uncompressed words,
+    # server: counts x the planning unit costs) and what the coefficient chunking minimised
+    predicted_phases: dict | None = None
+    predicted_end_to_end_s: float | None = None
+    chunking_objective: str | None = None
 
     @property
     def bytes_client_to_server(self) -> int:
@@ -249,6 +259,7 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
     network = transfer_seconds(up + down, bandwidth_bps)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     labels = None if labels is None else np.asarray(labels)
+    phases = predict_phases(prep.plan, prep.client.upload)
     return ModelRecord(
         images=len(runs), layers=layers, counts=counts.to_dict(), predicted=prep.plan.predicted.to_dict(),
         counts_match_plan=all(layer["counts_match_plan"] for layer in layers),
@@ -284,7 +295,19 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
         upload=prep.client.upload, client_upload_s=float(np.mean([r.client_upload_seconds for r in runs])),
         client_refresh_s=float(np.mean([r.client_refresh_seconds for r in runs])), server_io_s=io,
         bandwidth_bps=bandwidth_bps, network_s=network, end_to_end_s=client + server + io + network,
+        predicted_phases={**phases.to_dict(), **plan_traffic(prep.plan, prep.client.upload)},
+        predicted_end_to_end_s=phases.end_to_end_s(bandwidth_bps), chunking_objective=_objective(prep.plan),
     )
+
+
+def _objective(plan: NetworkPlan) -> str | None:
+    """What the coefficient convs' chunking minimised, in words (None for the slot algorithm)."""
+    choices = [a.plan.choice for a in plan.actions if isinstance(a, ServerConv) and getattr(a.plan, "choice", None)]
+    if not choices:
+        return None
+    o = choices[0].objective
+    return (f"end to end at {o.bandwidth_bps / 1e6:g} Mbit/s, {o.upload} uploads" if o.kind == "end-to-end"
+            else "server time alone")
 
 
 

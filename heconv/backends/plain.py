@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..params import CKKSParams, estimated_galois_key_bytes
+from ..traffic import SEED_BYTES, ciphertext_bytes  # noqa: F401  (SEED_BYTES: the old import path)
 from .base import Backend, OpCounts, Wire, normalize_step
 from .embedding import negacyclic_product
-
-SEED_BYTES = 64  # SEAL's PRNG seed (prng_seed_byte_count), which a seeded ciphertext sends for its c1
 
 
 def _copy(v: np.ndarray | None) -> np.ndarray | None:
@@ -218,11 +217,7 @@ class PlainBackend(Backend):
         return PlainVector(values, level, scale, is_cipher, coeffs)
 
     def ciphertext_bytes(self, ct: PlainVector) -> int:
-        return 2 * self._polynomial_bytes(ct.level)
-
-    def _polynomial_bytes(self, level: int) -> int:
-        # N residues per remaining prime, 8 bytes each (SEAL's words, uncompressed).
-        return self.params.poly_modulus_degree * (len(self.params.coeff_mod_bit_sizes) - 1 - level) * 8
+        return ciphertext_bytes(self.params, ct.level)  # SEAL's words, uncompressed (heconv.traffic)
 
     # the network: the same objects pass, their sizes modelled as SEAL's uncompressed words
     def encrypt_for_upload(self, plain: PlainVector, seeded: bool = True) -> Wire:
@@ -230,7 +225,7 @@ class PlainBackend(Backend):
             raise PermissionError("this backend holds no secret key: it cannot encrypt symmetrically (seeded)")
         ct = self.encrypt_plain(plain)
         # seeded: one polynomial and SEAL's 64-byte seed for the other
-        return Wire(ct, self._polynomial_bytes(ct.level) + SEED_BYTES if seeded else self.ciphertext_bytes(ct))
+        return Wire(ct, ciphertext_bytes(self.params, ct.level, seeded))
 
     def to_wire(self, ct: PlainVector) -> Wire:
         return Wire(ct, self.ciphertext_bytes(ct))  # the sender lets go of it: no copy

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from ..errors import InputError
 from ..parallel_plan import check_workers, plan_parallel
 from ..params import CKKSParams
+from ..traffic import Objective
 from .actions import (
     Action,
     ClientOp,
@@ -44,7 +45,7 @@ PROTOCOLS = tuple(PLANNERS)
 
 def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
                  schedule: str | Mapping[str, str] = "output-rotation", workers: int = 1,
-                 algorithm: str = "slot") -> NetworkPlan:
+                 algorithm: str = "slot", objective: Objective | None = None) -> NetworkPlan:
     """The protocol's plan of `net` (one of PROTOCOLS). Touches no ciphertext.
 
     `schedule` is every conv's rotation schedule (heconv.schedule): "output-rotation",
@@ -52,7 +53,9 @@ def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
     mapping from conv name to schedule (convs left out: output-rotation). `workers`: the
     processes each conv may run on (heconv.parallel_plan; each uses at most its (bo, g)
     groups); the layers' predicted counts are then the parallel runs'. `algorithm`: every conv's,
-    "slot" or "coefficient" (heconv.coeff; hybrid protocol only, always in-process).
+    "slot" or "coefficient" (heconv.coeff; hybrid protocol only, always in-process). `objective`:
+    what the coefficient chunking minimises (heconv.traffic.Objective; default end to end at the
+    default bandwidth with seeded uploads). The slot schedules never differ in traffic (heconv.schedule).
     """
     planner = PLANNERS.get(protocol)
     if planner is None:
@@ -61,7 +64,7 @@ def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
     if algorithm != "slot":
         if protocol != "hybrid":
             raise InputError(f"the {algorithm} algorithm runs in the hybrid protocol only, not {protocol!r}")
-        return plan_hybrid(net, params, schedule, algorithm)
+        return plan_hybrid(net, params, schedule, algorithm, objective)
     plan = planner(net, params, schedule)
     return plan if workers == 1 else parallelize(plan, workers)
 

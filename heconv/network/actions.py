@@ -29,6 +29,7 @@ class Encrypt:
     linear: LinearPlan | None = None
     coeff: CoeffChunking | None = None
     coeff_output: bool = False
+    ciphertexts: int = 0  # how many the packed value takes (heconv.network.traffic)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class Refresh:
     packing: Packing | None = None
     linear: LinearPlan | None = None
     coeff: CoeffChunking | None = None  # a coefficient conv's output layout
+    ciphertexts: int = 0  # how many come back (heconv.network.traffic)
+    level: int = 0  # theirs
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from ..geometry import CoeffChunking, Packing, pack
 from ..linear import LinearPlan, plan_linear
 from ..params import CKKSParams
 from ..schedule import check_network_schedule, layer_schedule
+from ..traffic import Objective
 from .actions import (
     Action,
     ClientOp,
@@ -50,6 +51,7 @@ class ServerTensor:
     packing: Packing | None = None
     linear: LinearPlan | None = None
     coeff: CoeffChunking | None = None
+    ciphertexts: int = 0
 
 
 def _add_partners(net: Network) -> dict[str, tuple[str, int]]:
@@ -65,15 +67,30 @@ def _add_partners(net: Network) -> dict[str, tuple[str, int]]:
     return partners
 
 
+def _output_uploads(net: Network) -> dict[str, int]:
+    """Coefficient algorithm: conv name -> the residual operands the client uploads in its output
+    layout (an add of its output and a value that is no conv's output: an identity shortcut)."""
+    convs = {op.out: op for op in net.ops if isinstance(op, ConvOp)}
+    out: dict[str, int] = {}
+    for op in net.ops:
+        if isinstance(op, AddOp) and (op.a in convs) != (op.b in convs):
+            name = convs[op.a if op.a in convs else op.b].name
+            out[name] = out.get(name, 0) + 1
+    return out
+
+
 class _HybridPlanner:
     """Walks the IR once; each op kind has its own method (see HANDLERS)."""
 
     def __init__(self, net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
-                 algorithm: str = "slot"):
+                 algorithm: str = "slot", objective: Objective | None = None):
         self.params = params
         self.schedule = schedule
         self.algorithm = algorithm
+        self.objective = objective
         self.partners = _add_partners(net) if algorithm == "coefficient" else {}
+        self.convs = {op.name: op for op in net.ops if isinstance(op, ConvOp)}
+        self.output_uploads = _output_uploads(net) if algorithm == "coefficient" else {}
         self.chunkings: dict[str, CoeffChunking] = {}
         self.shapes: dict[str, tuple] = {net.input_name: tuple(net.input_shape)}  # client-side values
         self.enc: dict[str, ServerTensor] = {}  # server-side tensors
@@ -86,11 +103,15 @@ class _HybridPlanner:
         key = (src, level, subsample, packing, id(linear) if linear else None, coeff, coeff_output)
         if key not in self.uploads:
             dst = f"{src}@{len(self.uploads)}"
-            self.actions.append(Encrypt(src, dst, level, subsample, packing, linear, coeff, coeff_output))
             shape = self.shapes[src]
             c, h, w = shape if len(shape) == 3 else (shape[0], 1, 1)
-            self.enc[dst] = ServerTensor(c, -(-h // subsample), -(-w // subsample), level, 1, packing, linear,
-                                         coeff if coeff_output else None)
+            hh, ww = -(-h // subsample), -(-w // subsample)
+            if coeff is not None:
+                n = coeff.tiles * (coeff.groups if coeff_output else coeff.chunks)
+            else:
+                n = 1 if linear is not None else len(pack(np.zeros((c, hh, ww)), packing))
+            self.actions.append(Encrypt(src, dst, level, subsample, packing, linear, coeff, coeff_output, n))
+            self.enc[dst] = ServerTensor(c, hh, ww, level, 1, packing, linear, coeff if coeff_output else None, n)
             self.uploads[key] = dst
         return self.uploads[key]
 
@@ -120,20 +141,26 @@ class _HybridPlanner:
         src = self.upload(op.src, 0, sub, plan.packing)
         self.actions.append(ServerConv(op.name, src, op.out, plan))
         stride = op.stride // sub
-        self.enc[op.out] = ServerTensor(plan.spec.c_out, -(-hh // stride), -(-ww // stride), 1, stride, plan.packing)
+        self.enc[op.out] = ServerTensor(plan.spec.c_out, -(-hh // stride), -(-ww // stride), 1, stride, plan.packing,
+                                        ciphertexts=plan.packing.n_out)
         self.layers.append(LayerReport(op.name, "conv", plan.predicted, len(plan.rotation_steps),
                                        schedule=plan.schedule_name, baby_step=plan.baby_step))
 
     def coefficient_conv(self, op: ConvOp, hh: int, ww: int, sub: int) -> None:
         partner, frame = self.partners.get(op.name, (None, None))
+        align = self.chunkings.get(partner)
+        # the first of an added pair chooses the layout for both: it prices its partner's share too
+        shape = self.convs[partner].weight.shape if partner and align is None else None
         plan = plan_coeff_conv(op.weight, hh, ww, self.params, stride=op.stride // sub, has_bias=op.bias is not None,
-                               name=op.name, frame_kernel=frame, align=self.chunkings.get(partner))
+                               name=op.name, frame_kernel=frame, align=align, objective=self.objective,
+                               output_uploads=self.output_uploads.get(op.name, 0),
+                               partner=(shape[1], shape[2]) if shape else None)
         self.chunkings[op.name] = plan.chunking
         src = self.upload(op.src, 0, sub, coeff=plan.chunking)
         self.actions.append(ServerConv(op.name, src, op.out, plan))
         stride = op.stride // sub
         self.enc[op.out] = ServerTensor(plan.spec.c_out, -(-hh // stride), -(-ww // stride), 1, stride,
-                                        coeff=plan.chunking)
+                                        coeff=plan.chunking, ciphertexts=plan.n_out)
         self.layers.append(LayerReport(op.name, "conv", plan.predicted, 0, schedule="coefficient"))
 
     def add(self, op: AddOp) -> None:
@@ -169,7 +196,8 @@ class _HybridPlanner:
         n = (ref.coeff.groups * ref.coeff.tiles if ref.coeff is not None
              else len(pack(np.zeros((ref.channels, ref.height, ref.width)), ref.packing)))
         self.actions.append(ServerAdd(op.name, keys[0], keys[1], op.out, n))
-        enc[op.out] = ServerTensor(ref.channels, ref.height, ref.width, ref.level, 1, ref.packing, coeff=ref.coeff)
+        enc[op.out] = ServerTensor(ref.channels, ref.height, ref.width, ref.level, 1, ref.packing, coeff=ref.coeff,
+                                   ciphertexts=n)
         self.layers.append(LayerReport(op.name, "add", OpCounts(adds=n), 0, ref.level))
 
     def act(self, op: ActOp) -> None:
@@ -180,7 +208,7 @@ class _HybridPlanner:
         if op.src in self.enc:
             e = self.enc[op.src]
             self.actions.append(Refresh(op.name, op.src, op.out, e.channels, e.pending, "relu", False, e.packing,
-                                        e.linear, e.coeff))
+                                        e.linear, e.coeff, e.ciphertexts, e.level))
             self.shapes[op.out] = (e.channels, e.height, e.width) if e.linear is None else (e.channels,)
         else:
             self.actions.append(ClientOp(op.name, op.src, op.out, "relu"))
@@ -199,7 +227,7 @@ class _HybridPlanner:
         if op.src in self.enc:
             e = self.enc[op.src]
             self.actions.append(Refresh(op.name, op.src, op.out, e.channels, e.pending, "none", True, e.packing,
-                                        coeff=e.coeff))
+                                        coeff=e.coeff, ciphertexts=e.ciphertexts, level=e.level))
             self.shapes[op.out] = (e.channels,)
         else:
             self.actions.append(ClientOp(op.name, op.src, op.out, "pool"))
@@ -215,14 +243,14 @@ class _HybridPlanner:
         plan = plan_linear(op.weight, self.params, has_bias=op.bias is not None, name=op.name)
         src = self.upload(op.src, 0, 1, None, plan)
         self.actions.append(ServerLinear(op.name, src, op.out, plan))
-        self.enc[op.out] = ServerTensor(op.weight.shape[0], 1, 1, 1, 1, None, plan)
+        self.enc[op.out] = ServerTensor(op.weight.shape[0], 1, 1, 1, 1, None, plan, ciphertexts=1)
         self.layers.append(LayerReport(op.name, "linear", plan.predicted, len(plan.rotation_steps)))
 
     def finish(self, output: str) -> NetworkPlan:
         if output in self.enc:
             e = self.enc[output]
             self.actions.append(Refresh("output", output, "logits", e.channels, e.pending, "none", False, e.packing,
-                                        e.linear, e.coeff))
+                                        e.linear, e.coeff, e.ciphertexts, e.level))
         elif output in self.shapes:
             raise ValueError("the network output is never computed by the server")
         else:
@@ -236,18 +264,19 @@ HANDLERS = {ConvOp: _HybridPlanner.conv, AddOp: _HybridPlanner.add, ActOp: _Hybr
 
 
 def plan_hybrid(net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
-                algorithm: str = "slot") -> NetworkPlan:
+                algorithm: str = "slot", objective: Objective | None = None) -> NetworkPlan:
     """Lower the IR onto the hybrid protocol's actions. Touches no ciphertext.
 
     `schedule` applies to every slot conv (heconv.schedule): "auto" picks a baby step per layer
     from its own weights; "bsgs:B" must divide every conv's c_n. A mapping gives one per
     conv name (those left out: output-rotation). `algorithm`: "slot" or "coefficient" (no
-    schedule: it never rotates).
+    schedule: it never rotates; each conv's chunking minimises `objective`, default end to end
+    at the default bandwidth, heconv.coeff_choice).
     """
     if algorithm not in ALGORITHMS:
         raise InputError(f"conv algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     check_network_schedule(schedule, [op.name for op in net.ops if isinstance(op, ConvOp)])
-    planner = _HybridPlanner(net, params, schedule, algorithm)
+    planner = _HybridPlanner(net, params, schedule, algorithm, objective)
     for op in net.ops:
         handler = HANDLERS.get(type(op))
         if handler is None:

@@ -54,7 +54,7 @@ def plan_non_interactive(net: Network, params: CKKSParams,
     c_n = packing_geometry(widest, widest, h, w, params.slots).c_n  # one c_n for every layer
     layout = packing_geometry(c, c, h, w, params.slots, c_n)
     p = layout.channel_slots
-    actions: list[Action] = [Encrypt("x", "x@0", 0, 1, layout)]
+    actions: list[Action] = [Encrypt("x", "x@0", 0, 1, layout, ciphertexts=layout.n_in)]
     layers: list[LayerReport] = []
     alias = {"x": "x@0"}
     level = {"x@0": 0}
@@ -106,5 +106,6 @@ def plan_non_interactive(net: Network, params: CKKSParams,
     last = actions[-1]
     if not isinstance(last, ServerLinear) or out != last.dst:
         raise InputError("the non-interactive mode needs the network to end in its linear layer")
-    actions.append(Refresh("output", out, "logits", last.plan.n_out, 1, "none", False, None, last.plan))
+    actions.append(Refresh("output", out, "logits", last.plan.n_out, 1, "none", False, None, last.plan,
+                           ciphertexts=1, level=level[out]))
     return NetworkPlan(params, actions, "logits", galois_steps(actions), layers, "non-interactive")

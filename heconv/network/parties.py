@@ -23,6 +23,7 @@ from ..errors import InputError
 from ..geometry import pack, unpack
 from ..linear import CompiledLinear, compile_linear, pack_linear_input, read_linear_output, run_linear
 from ..parallel import ConvPool, ParallelRun
+from ..traffic import UPLOADS  # how the client encrypts its uploads (docs/design.md, "What crosses the network")
 from .actions import (
     ClientOp,
     Encrypt,
@@ -35,11 +36,6 @@ from .actions import (
     ServerSquare,
 )
 from .ir import ConvOp, LinearOp, Network
-
-# How the client encrypts what it uploads: name -> seeded (docs/design.md, "What crosses the network").
-# "seeded": with its secret key, each ciphertext's second polynomial sent as SEAL's seed (about
-# half the bytes); "public": with the public key, both polynomials (what anyone could send).
-UPLOADS: dict[str, bool] = {"seeded": True, "public": False}
 
 
 class Client:

@@ -1,4 +1,4 @@
-"""--bandwidth: the rate parser, and the end-to-end time in `artemis infer`."""
+"""--bandwidth: the rate parser, the end-to-end time in `artemis infer`, and the coefficient chunking it drives."""
 
 import json
 
@@ -51,3 +51,32 @@ def test_infer_reports_every_phase_at_the_rate(capsys):
     assert public["upload_bytes"] > 1.9 * r["upload_bytes"] and public["download_bytes"] == r["download_bytes"]
     text = _infer(capsys, "--bandwidth", "100mbit")
     assert "end to end" in text and "at 100 Mbit/s = client" in text and "seeded uploads" in text
+
+
+def _layer(capsys, *argv):
+    code = main(["layer", "--c-in", "64", "--c-out", "64", "--hw", "16", "--algorithm", "coefficient", "--mode",
+                 "plain", "--json", *argv])
+    assert code == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_layer_chunking_follows_the_rate_and_the_objective(capsys):
+    r = _layer(capsys, "--bandwidth", "100mbit")
+    assert r["bandwidth_bps"] == 1e8 and r["chunking_objective"] == "end-to-end" and r["upload"] == "seeded"
+    choice = r["chunk_choice"]
+    assert len(choice["candidates"]) == 25 and choice["candidates"][choice["chosen"]]["c_w"] == r["c_w"] == 4
+    assert "100 Mbit/s" in choice["reason"]
+    old = _layer(capsys, "--chunking", "server")
+    assert old["c_w"] == 1 and old["bandwidth_bps"] == 1e9 and old["n_in"] == 64
+    assert old["bytes_client_to_server"] > 3 * r["bytes_client_to_server"]
+    assert main(["layer", "--c-in", "4", "--c-out", "4", "--hw", "4", "--bandwidth", "fast"]) == 2
+
+
+def test_infer_predicts_its_phases_and_names_the_chunking_objective(capsys):
+    new = json.loads(_infer(capsys, "--algorithm", "coefficient", "--bandwidth", "100mbit", "--json"))
+    old = json.loads(_infer(capsys, "--algorithm", "coefficient", "--chunking", "server", "--json"))
+    assert new["predicted_phases"]["upload_bytes"] == new["upload_bytes"]
+    assert new["chunking_objective"] == "end to end at 100 Mbit/s, seeded uploads"
+    assert old["chunking_objective"] == "server time alone"
+    text = _infer(capsys, "--algorithm", "coefficient")
+    assert "predicted" in text and "chunking: end to end at 1000 Mbit/s, seeded uploads" in text

@@ -18,11 +18,15 @@ def _shapes(path: Path) -> list[tuple]:
                 if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "SHAPES")
 
 
-def test_peer_shapes_are_the_layer_suites():
+def test_peer_shapes_are_the_layer_suites_and_resnet18s_strided_3x3s():
     from bench.test_peers import SHAPES as peers
+    from bench.test_peers import STRIDED
 
     layers = _shapes(ROOT / "bench" / "test_layers.py")
-    assert set(peers) <= set(layers)
+    assert set(peers) <= set(layers) | set(STRIDED)
+    # every strided 3x3 conv of ResNet18 at 16x16: 64->128 (16x16), 128->256 (8x8), 256->512 (4x4)
+    assert {(s[2], s[3], s[4]) for s in peers if s[0] == "resnet18" and s[6] == 2} == {(64, 128, 16), (128, 256, 8),
+                                                                                     (256, 512, 4)}
     assert {s for s in layers if s[0] == "resnet18" and s[5] == 3 and (s[4] == 16 or s[6] == 1)} <= set(peers)
     assert ("resnet20", "layer1.conv3x3", 16, 16, 16, 3, 1) in peers
 

@@ -18,8 +18,9 @@ from heconv.coeff import (
     plan_coeff_conv,
     run_coeff_conv,
 )
+from heconv.coeff_choice import coefficient_chunking
 from heconv.coeff_plan import CoeffPlan, dense_coefficient_counts
-from heconv.geometry import coefficient_block_ids, coefficient_chunking
+from heconv.geometry import coefficient_block_ids
 from heconv.params import ckks_params
 
 from .helpers import kaiming

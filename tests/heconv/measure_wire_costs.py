@@ -1,0 +1,65 @@
+"""Measure the work around the network per ciphertext, the figures behind `heconv.cost.DEFAULT_WIRE_COSTS`:
+the client encoding a coefficient vector and encrypting it for upload (seeded or with the public key),
+the server loading an upload and serializing a rescaled output, the client loading, decrypting and
+decoding that output; and the bytes of each.
+
+    PYTHONPATH=. python tests/heconv/measure_wire_costs.py [--degree 8192] [--count 30]
+
+Median per ciphertext, one thread, the hybrid protocol's chain ([60, 40, 60] at 8192). Prints one JSON
+line. Not a test (no test_ prefix): a measurement kept so it can be rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+
+from heconv.backends.seal import SealBackend
+from heconv.params import ckks_params
+
+
+def _timed(fn, items) -> tuple[list, float]:
+    out, seconds = [], []
+    for item in items:
+        t = time.perf_counter()
+        out.append(fn(item))
+        seconds.append(time.perf_counter() - t)
+    return out, 1e3 * statistics.median(seconds)
+
+
+def measure(degree: int, count: int) -> dict:
+    client = SealBackend(ckks_params(depth=1, poly_modulus_degree=degree), seed=0)
+    server = client.public_view()
+    rng = np.random.default_rng(0)
+    vectors = [rng.uniform(-1, 1, degree) for _ in range(count)]
+    plains, encode_ms = _timed(lambda v: client.encode_coefficients(v, 0), vectors)
+    seeded, seeded_ms = _timed(lambda p: client.encrypt_for_upload(p, True), plains)
+    public, public_ms = _timed(lambda p: client.encrypt_for_upload(p, False), plains)
+    loaded, load_ms = _timed(server.from_wire, seeded)
+    for ct in loaded:
+        server.rescale_inplace(ct)  # what goes back: one level down
+    down, save_ms = _timed(server.to_wire, loaded)
+    _, decrypt_ms = _timed(lambda w: client.decode_coefficients(client.from_wire(w)), down)
+    return {"poly_modulus_degree": degree, "coeff_mod_bit_sizes": list(client.params.coeff_mod_bit_sizes),
+            "ciphertexts": count, "median_ms": {"encode": encode_ms, "encrypt_seeded": seeded_ms,
+                                                "encrypt_public": public_ms, "load": load_ms, "save": save_ms,
+                                                "decrypt": decrypt_ms},
+            "mean_bytes": {"seeded": statistics.mean(w.nbytes for w in seeded),
+                           "public": statistics.mean(w.nbytes for w in public),
+                           "download": statistics.mean(w.nbytes for w in down)}}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--degree", type=int, default=8192)
+    p.add_argument("--count", type=int, default=30)
+    args = p.parse_args()
+    print(json.dumps(measure(args.degree, args.count)))
+
+
+if __name__ == "__main__":
+    main()
