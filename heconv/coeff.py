@@ -7,8 +7,9 @@ at O + i*frame_w + j are the 'same' convolution; the kernels of `group` output c
 one plaintext, each shifted to its own window. Per (output group, tile): one plaintext
 multiplication per kept input chunk, their sum, one rescale. The other coefficients of an
 output are partial sums of the weights, so by default (`mask=True`) each output gets a fresh
-public-key encryption of a random polynomial that is zero where the client reads and uniform
-in [-R, R] elsewhere (`mask_range_bits`); `mask_hiding_bits` states what that hides.
+public-key encryption of a random polynomial that is zero where the client reads and, after the
+rescale to one prime, uniform modulo it elsewhere (`heconv.coeff_mask`; `mask_hiding_bits` states
+what that hides).
 
 `plan_coeff_conv` decides everything from the weights (which blocks are nonzero, the
 chunking) and touches no backend; `compile_coeff_conv` encodes the kernel polynomials
@@ -17,16 +18,15 @@ once; `run_coeff_conv` executes the plan and never changes it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .backends.base import Backend
-from .bounds import level_bits
 from .checks import check_compile, check_stride_level, check_weight
 from .coeff_choice import choose_chunking
+from .coeff_mask import mask_hiding_bits, mask_outputs, mask_range_bits  # noqa: F401  (re-exported)
 from .coeff_pack import kernel_polynomial, needed_coefficients, pack_coeff_input, pack_coeff_output, unpack_coeff_output
 from .coeff_plan import CoeffPlan, coefficient_counts
 from .conv_plan import ConvSpec
@@ -156,50 +156,6 @@ def evaluate_coeff_conv(layer: CompiledCoeffConv, inputs: list[Any], backend: Ba
                 backend.add_plain_inplace(y, layer.outputs[g])
             outputs.append(y)
     return outputs
-
-
-def mask_range_bits(params: CKKSParams, level: int) -> int:
-    """log2 R of the mask's range [-R, R] at `level`: 3 bits under the level's modulus, so a masked
-    partial sum stays clear of wrap-around (and of SEAL's encoding limit).
-
-    >>> from heconv.params import ckks_params
-    >>> mask_range_bits(ckks_params(depth=1), 1)           # [60, 40, 60] after the rescale: q0 has 60 bits
-    57
-    """
-    return level_bits(params, level) - 3
-
-
-def mask_hiding_bits(params: CKKSParams, level: int, bound: float) -> float:
-    """Statistical hiding per masked coefficient, in bits: log2(R / (bound * scale)), where `bound`
-    limits |partial sum| (max|x| times the largest L1 norm of an output channel's weights). Two
-    partial sums v, v' under the same uniform mask on [-R, R] are within statistical distance
-    |v - v'| / (2R) <= 2^-bits; m masked coefficients lose up to log2(m) bits more (union bound).
-
-    >>> from heconv.params import ckks_params
-    >>> mask_hiding_bits(ckks_params(depth=1), 1, 1.0)     # 57 - 40 - 0
-    17.0
-    """
-    return float(mask_range_bits(params, level) - params.scale_bits - math.log2(max(bound, 2.0 ** -params.scale_bits)))
-
-
-def mask_outputs(layer: CompiledCoeffConv, outputs: list[Any], backend: Backend,
-                 rng: np.random.Generator | None = None) -> None:
-    """Add to every nonempty output a fresh public-key encryption of a random polynomial, zero on the
-    coefficients the client reads and uniform in [-R, R] elsewhere (in place). Server side: no secret key."""
-    plan = layer.plan
-    rng = rng or np.random.default_rng()  # fresh OS entropy on every run
-    tiles, n = plan.chunking.tiles, plan.chunking.n
-    r = float(2 ** mask_range_bits(plan.params, plan.level + 1))
-    for g, blocks in enumerate(plan.blocks):
-        if not blocks:
-            continue  # the encrypted bias alone: nothing of the weights to hide
-        for t in range(tiles):
-            y = outputs[g * tiles + t]
-            scale = backend.scale(y)
-            values = np.where(layer.needed[t], 0.0, rng.uniform(-r, r, n)) / scale if backend.tracks_values else None
-            noise = backend.encrypt_plain(backend.encode_coefficients(values if values is not None else np.zeros(n),
-                                                                      plan.level + 1, scale))
-            backend.add_inplace(y, noise)
 
 
 def run_coeff_conv(layer: CompiledCoeffConv, inputs: list[Any], backend: Backend,

@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from heconv.algorithms import algorithm_names, get_algorithm
+from heconv.algorithms import ALGORITHMS, algorithm_names, get_algorithm
 from heconv.errors import InputError
 from heconv.traffic import UPLOADS
 
@@ -207,13 +207,17 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _algorithm_row(r: dict) -> str:
-    """The algorithm, and what auto chose per conv, the masking time or the slot comparison."""
+    """The algorithm, and what auto chose per conv, the masking (time and what it hides, heconv.coeff_mask)
+    or the slot comparison."""
     row = r.get("algorithm", "slot")
     if r.get("algorithms"):
         ran = ", ".join(f"{n} {k} conv(s)" for n, k in r["algorithms"].items())
         row += f" (per conv the lowest predicted time: {ran}; why: 'reason' per layer in --json)"
-    if r.get("mask_s"):
-        row += f" (masks {r['mask_s']:.3f} s per image, inside the server time)"
+    alg = ALGORITHMS.get(r.get("algorithm"))
+    if alg is not None and alg.changes_traffic:  # masked outputs
+        bits = r.get("hiding_bits_per_coefficient")
+        hidden = "unmasked" if bits is None else f"unread coefficients hidden to {bits:.0f} bits"
+        row += f" (masks {r['mask_s']:.3f} s per image, inside the server time; {hidden})"
     if "slot_or_server_s" in r:
         row += (f"; slot output-rotation in this process: {r['slot_or_server_s']:.3f} s per image, "
                 f"x{r['slot_or_over_server_s']:.2f} the coefficient server time, "

@@ -207,11 +207,7 @@ def _render_coefficient(result: dict) -> list[tuple[str, str]]:
         ("additions", f"{result['adds']} ct-ct, {result['plain_adds']} ct-pt"),
         ("rescales", str(result["rescales"])),
         ("counts", "equal the plan's" if result["counts_match_plan"] else "DIFFER from the plan's"),
-        ("weight privacy", (f"masked: {result['encryptions']} fresh encryptions of random polynomials, "
-                            f"{result['mask_s'] * 1e3:.1f} ms; hides each unread coefficient to "
-                            f"{result['hiding_bits_per_coefficient']:.1f} bits "
-                            f"(mask range 2^{result['mask_range_bits']})")
-         if result["mask"] else "NONE (--no-mask): the client sees partial sums of the weights"),
+        ("weight privacy", _privacy(result)),
         ("latency", f"{result['latency_s']:.4f} s wall, {result['cpu_s']:.4f} s CPU"),
     ]
     if "slot_or_latency_s" in result:
@@ -220,6 +216,19 @@ def _render_coefficient(result: dict) -> list[tuple[str, str]]:
                                    f"coefficient/slot x{result['latency_over_slot_or']:.3f} wall, "
                                    f"x{result['cpu_over_slot_or']:.3f} CPU (same process, one worker)"))
     return rows
+
+
+def _privacy(result: dict) -> str:
+    """What the coefficient algorithm's mask hides, in one line (heconv.coeff_mask)."""
+    if not result["mask"]:
+        return "NONE (--no-mask): the client sees partial sums of the weights"
+    masks = (f"masked: {result['encryptions']} fresh encryptions of random polynomials, "
+             f"{result['mask_s'] * 1e3:.1f} ms; ")
+    if result.get("mask_kind") == "uniform":
+        return (masks + f"each unread coefficient uniform mod the {result['mask_range_bits']}-bit prime: statistical "
+                        f"distance 0 (stated as {result['hiding_bits_per_coefficient']:.0f} bits)")
+    return (masks + f"hides each unread coefficient to {result['hiding_bits_per_coefficient']:.1f} bits "
+                    f"(mask range 2^{result['mask_range_bits']})")
 
 
 def _choice_rows(result: dict) -> list[tuple[str, str]]:

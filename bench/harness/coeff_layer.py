@@ -27,6 +27,7 @@ from heconv.coeff import (
     mask_range_bits,
     plan_coeff_conv,
 )
+from heconv.coeff_mask import mask_kind
 from heconv.coeff_pack import pack_coeff_input
 from heconv.coeff_plan import CoeffPlan, dense_coefficient_counts
 from heconv.cost import UnitCosts, floor_seconds
@@ -141,8 +142,9 @@ class CoeffLayerRecord:
     cpu_s: float
     mask: bool
     mask_s: float
+    mask_kind: str | None  # heconv.coeff_mask: "uniform" (mod the one prime left) or "interval"; None unmasked
     mask_range_bits: int
-    hiding_bits_per_coefficient: float | None
+    hiding_bits_per_coefficient: float | None  # statistical, per unread coefficient (128: distance 0)
     floor_s: float
     latency_over_floor: float | None
     meets_floor_target: bool
@@ -202,7 +204,9 @@ def coeff_layer_record(prep: PreparedCoeffLayer, run: CoeffLayerRun, unit: UnitC
         counts_match_plan=all(r.counts == plan.predicted for r in runs), weight_sparsity=float((w == 0).mean()),
         encoded_plaintexts=prep.setup_counts.encodes - len(prep.inputs), latency_s=latency,
         cpu_s=float(np.mean([r.cpu_s for r in runs])), mask=plan.mask,
-        mask_s=float(np.mean([r.mask_s for r in runs])), mask_range_bits=mask_range_bits(plan.params, plan.level + 1),
+        mask_s=float(np.mean([r.mask_s for r in runs])),
+        mask_kind=mask_kind(plan.params, plan.level + 1) if plan.mask else None,
+        mask_range_bits=mask_range_bits(plan.params, plan.level + 1),
         hiding_bits_per_coefficient=mask_hiding_bits(plan.params, plan.level + 1, bound) if plan.mask else None,
         floor_s=floor, latency_over_floor=latency / floor if floor > 0 else None,
         meets_floor_target=latency <= FLOOR_TARGET * floor, unit_costs_s=unit.to_dict(),

@@ -20,6 +20,8 @@ from torch import nn
 
 from heconv.algorithms import get_algorithm
 from heconv.backends import make_backend
+from heconv.coeff_mask import mask_hiding_bits
+from heconv.coeff_plan import CoeffPlan
 from heconv.cost import UnitCosts, floor_seconds
 from heconv.errors import InputError
 from heconv.frontend import lower_model
@@ -168,6 +170,9 @@ class ModelRecord:
     serial_floor_s: float | None = None  # the floor on one core (floor_s: the parallel one when workers > 1)
     algorithm: str = "slot"
     mask_s: float = 0.0  # coefficient algorithm: server time spent masking, per image (inside server_s)
+    # coefficient algorithm: the least statistical hiding per masked coefficient over the convs
+    # (heconv.coeff_mask; 128: uniform mask, distance 0); None when nothing is masked
+    hiding_bits_per_coefficient: float | None = None
     ciphertexts_in: int = 0  # per image, client -> server
     ciphertexts_out: int = 0  # per image, server -> client
     server_min_s: float | None = None  # the least and the median server time over the images (server_s: the mean)
@@ -199,6 +204,15 @@ class ModelRecord:
         # the traffic under its older names too: the report and stored runs read those
         return {**asdict(self), "bytes_client_to_server": self.upload_bytes,
                 "bytes_server_to_client": self.download_bytes}
+
+
+def _hiding_bits(prep: PreparedModel) -> float | None:
+    """The least `mask_hiding_bits` over the masked coefficient convs (bound: each conv's gain, for
+    inputs within [-1, 1]; only the interval mask depends on it); None without any."""
+    gains = prep.server.gains()
+    bits = [mask_hiding_bits(a.plan.params, a.plan.level + 1, gains[a.name][0]) for a in prep.plan.actions
+            if isinstance(a, ServerConv) and isinstance(a.plan, CoeffPlan) and a.plan.mask]
+    return min(bits) if bits else None
 
 
 def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs: list[NetworkRun],
@@ -276,6 +290,7 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
         transfer_bytes=sum(layer["transfer_bytes"] for layer in layers),
         serial_floor_s=sum(layer["serial_floor_s"] for layer in layers) if units else None,
         algorithm=prep.plan.algorithm, mask_s=sum(prep.server.mask_seconds.values()) / max(1, len(runs)),
+        hiding_bits_per_coefficient=_hiding_bits(prep),
         ciphertexts_in=int(np.mean([r.ciphertexts_client_to_server for r in runs])),
         ciphertexts_out=int(np.mean([r.ciphertexts_server_to_client for r in runs])),
         server_min_s=float(np.min([r.server_seconds for r in runs])),

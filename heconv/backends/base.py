@@ -159,6 +159,13 @@ class Backend(ABC):
         """Decrypt a ciphertext and read the N coefficients of its polynomial (needs the secret key).
         Counted as a decryption."""
 
+    @abstractmethod
+    def add_uniform_mask(self, ct: Any, keep: np.ndarray, rng: np.random.Generator | None = None) -> None:
+        """ct += a fresh public-key encryption of a polynomial whose N coefficients are exactly 0 where
+        `keep` is True and uniform modulo the ciphertext's modulus Q elsewhere (written residue by residue,
+        not through the canonical embedding). Server side: needs no secret key. `rng`: a seeded source for
+        tests; by default the OS CSPRNG. Counted as one encode, one encryption and one addition."""
+
     # evaluation --------------------------------------------------------------
     @abstractmethod
     def rotate(self, ct: Any, step: int) -> Any:

@@ -124,6 +124,20 @@ class PlainBackend(Backend):
         self.counter.decryptions += 1
         return ct.values.copy() if ct.values is not None else np.zeros(self.params.poly_modulus_degree)
 
+    def add_uniform_mask(self, ct: PlainVector, keep: np.ndarray, rng: np.random.Generator | None = None) -> None:
+        # What the client decodes where the mask is uniform mod Q: a value uniform on [-Q/2, Q/2) / scale,
+        # whatever was there (Q: the 2^bits stand-ins of the primes left at the ciphertext's level).
+        if not ct.coeffs:
+            raise ValueError("add_uniform_mask: a slot-encoded ciphertext has no coefficients to mask")
+        self.counter.encodes += 1
+        self.counter.encryptions += 1
+        self.counter.adds += 1
+        if ct.values is not None:
+            half = 2.0 ** (sum(self.params.coeff_mod_bit_sizes[: len(self.params.coeff_mod_bit_sizes) - 1 - ct.level])
+                           - 1)
+            draw = (rng or np.random.default_rng()).uniform(-half, half, ct.values.shape) / ct.scale
+            ct.values = np.where(keep, ct.values, draw)
+
     def rotate(self, ct: PlainVector, step: int) -> PlainVector:
         if ct.coeffs:
             raise ValueError("rotate: a coefficient-encoded ciphertext has no slots to rotate")

@@ -9,6 +9,7 @@ decomposed.
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +59,44 @@ def _serialized_size(obj: object) -> int:
     with _scratch_file() as path:
         obj.save(path)  # type: ignore[attr-defined]
         return os.path.getsize(path)
+
+
+def _uniform_below(q: int, count: int, rng: np.random.Generator | None) -> np.ndarray:
+    """`count` integers uniform in [0, q) (uint64): from `rng` when given (tests), else from the OS
+    CSPRNG by rejection sampling (words cut to q's bit length; those >= q drawn again), so exactly
+    uniform either way."""
+    if rng is not None:
+        return rng.integers(0, q, count, dtype=np.uint64)
+    low = np.uint64((1 << q.bit_length()) - 1)
+    parts, got = [], 0
+    while got < count:
+        words = np.frombuffer(os.urandom(8 * (count - got + 16)), dtype=np.uint64) & low
+        words = words[words < np.uint64(q)]
+        parts.append(words)
+        got += words.size
+    return np.concatenate(parts)[:count] if len(parts) > 1 else parts[0][:count]
+
+
+_HEADER = seal.Serialization.SEALHeader()  # this SEAL's magic number and version, for the files written below
+
+
+def _header(size: int) -> bytes:
+    """SEAL's 16-byte serialization header: magic, header size, version, compression none, total size."""
+    return struct.pack("<HBBBBHQ", _HEADER.magic, _HEADER.header_size, _HEADER.version_major,
+                       _HEADER.version_minor, 0, 0, size)
+
+
+def _trivial_ciphertext(parms_id: list[int], scale: float, residues: np.ndarray) -> bytes:
+    """SEAL's serialization (Ciphertext::save_members, uncompressed) of the ciphertext (m, 0) in
+    coefficient form, m given by its residues [primes, N]: the only way the binding lets a
+    polynomial be written exactly, residue by residue (its encoders go through floating point)."""
+    primes, n = residues.shape
+    words = 2 * primes * n
+    data = 8 + 8 * words  # the DynArray: its length, then c0's residues and c1's zeros
+    body = 32 + 1 + 8 * 5 + 16 + data
+    return b"".join([_header(16 + body), struct.pack("<4QBQQQdQ", *parms_id, 0, 2, n, primes, scale, 1),
+                     _header(16 + data), struct.pack("<Q", words), residues.astype("<u8").tobytes(),
+                     bytes(8 * primes * n)])  # not NTT form, size 2, correction factor 1
 
 
 def _loaded(context: seal.SEALContext, data: bytes) -> seal.Ciphertext:
@@ -193,6 +232,30 @@ class SealBackend(Backend):
         self._encoder.encode(coefficients_to_slots(c).tolist(), self._parms_ids[level], scale or self.params.scale, pt)
         self.counter.encodes += 1
         return pt
+
+    def add_uniform_mask(self, ct: seal.Ciphertext, keep: np.ndarray, rng: np.random.Generator | None = None) -> None:
+        # m: residues uniform mod each prime (so m is uniform mod Q), zero where kept, written exactly as a
+        # trivial ciphertext (m, 0); a fresh public-key encryption of zero re-randomises both polynomials.
+        # (m, 0) is transparent, which SEAL refuses to transform alone: it is added to the zero encryption
+        # in coefficient form.
+        parms_id = ct.parms_id()
+        primes = [m.value() for m in self.context.get_context_data(parms_id).parms().coeff_modulus()]
+        n = self.params.poly_modulus_degree
+        residues = np.zeros((len(primes), n), dtype=np.uint64)
+        for j, q in enumerate(primes):
+            residues[j] = _uniform_below(q, n, rng)
+        residues[:, keep] = 0
+        mask = _loaded(self.context, _trivial_ciphertext(parms_id, ct.scale, residues))
+        zero = seal.Ciphertext()
+        self._encryptor.encrypt_zero(parms_id, zero)
+        zero.scale = ct.scale
+        self._evaluator.transform_from_ntt_inplace(zero)
+        self._evaluator.add_inplace(zero, mask)
+        self._evaluator.transform_to_ntt_inplace(zero)
+        self._evaluator.add_inplace(ct, zero)
+        self.counter.encodes += 1
+        self.counter.encryptions += 1
+        self.counter.adds += 1
 
     def decode_coefficients(self, ct: seal.Ciphertext) -> np.ndarray:
         if self._decryptor is None:
