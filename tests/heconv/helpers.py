@@ -66,3 +66,19 @@ def expected_schedule_rotations(w, c_n, baby_step):
     g = schedule_group_ids(w.shape, c_n, baby_step)
     nz = w != 0
     return int(g.baby_saves(np.unique(g.baby[nz])).sum() + g.giant_saves(np.unique(g.giant[nz])).sum())
+
+
+def bn_model(name, seed=0, classes=10, in_channels=3, spread=0.1):
+    """A model of the zoo in eval mode with non-trivial BatchNorm statistics (running means in
+    [-spread, spread], variances in [0.5, 1.5]), so that folding is exercised."""
+    import torch
+
+    import models
+
+    torch.manual_seed(seed)
+    m = models.build_model(name, in_channels, classes)
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-spread, spread)
+            mod.running_var.uniform_(0.5, 1.5)
+    return m.eval()

@@ -16,15 +16,11 @@ from heconv.frontend import PadShortcut, lower_model
 from heconv.network import Client, Encrypt, Refresh, Server, ServerAdd, ServerConv, plan_network, run_network
 from heconv.params import ckks_params, params_for_input
 
+from .helpers import bn_model
+
 
 def _model(name, seed=0):
-    torch.manual_seed(seed)
-    m = models.build_model(name, 3, 10)
-    for mod in m.modules():  # non-trivial BatchNorm statistics, so folding is exercised
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.running_mean.uniform_(-0.1, 0.1)
-            mod.running_var.uniform_(0.5, 1.5)
-    return m.eval()
+    return bn_model(name, seed)
 
 
 def _run(model, shape, params, backend=None):
