@@ -115,26 +115,14 @@ def test_peer_layer(benchmark, unit_costs_for, network, layer, n, peer, schedule
 def _run_registered(benchmark, name, w, bias, hw, stride, params, info):
     """A registered algorithm through heconv.algorithms' interface alone: plan, keys, compile and
     encryption untimed; the timed part is its run on the encrypted input (counted on the last)."""
-    from bench.harness.layer import INPUT_BOUND, torch_conv
-    from heconv.algorithms import decrypt_map, encrypt_map, get_algorithm
+    from bench.harness.registered import prepare_registered
 
-    alg, backend = get_algorithm(name), make_backend("encrypted", params, SEED)
-    plan = alg.plan(w, hw, hw, params, stride=stride, has_bias=True)
-    backend.generate_galois_keys(alg.rotation_steps(plan))
-    layer = alg.compile(plan, w, bias, backend)
-    x = np.random.default_rng(SEED + 1).uniform(-INPUT_BOUND, INPUT_BOUND, (w.shape[1], hw, hw))
-    inputs = encrypt_map(x, alg.input_layout(plan), backend)
+    prep = prepare_registered(name, w, bias, hw, stride, make_backend("encrypted", params, SEED), seed=SEED)
     outs = []
-
-    def once():
-        backend.reset_counter()
-        outs.append(alg.run(layer, inputs, backend))
-
-    benchmark.pedantic(once, rounds=ROUNDS, iterations=1, warmup_rounds=1)
-    counts = backend.reset_counter()
-    y, ref = decrypt_map(outs[-1], alg.output_layout(plan), backend), torch_conv(x, w, bias, stride)
-    err, top = float(np.abs(y - ref).max()), float(np.abs(ref).max())
-    assert counts == alg.predicted(plan)
+    benchmark.pedantic(lambda: outs.append(prep.run()), rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    checked = prep.check(outs[-1])
+    counts, y, err, top = (checked[k] for k in ("counts", "output", "max_abs_error", "max_abs_reference"))
+    assert checked["counts_match_plan"]
     assert err < 1e-3 * max(1.0, top)
     benchmark.extra_info.update(info | counts.to_dict() | {
         "peer": "artemis", "algorithm": name, "engine": "artemis (SEAL through tenseal.sealapi)",

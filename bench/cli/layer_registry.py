@@ -13,31 +13,30 @@ import numpy as np
 def run_registered(args: argparse.Namespace, weight: np.ndarray, bias: np.ndarray | None, params) -> dict:
     """Plan, key, compile and encrypt a random input in [-1, 1] (client), run once (server, timed and
     counted), decrypt and compare with torch."""
-    from heconv.algorithms import decrypt_map, encrypt_map, get_algorithm
     from heconv.backends import make_backend
     from heconv.bounds import check_bound, output_gain
     from heconv.cost import DEFAULT_UNIT_COSTS, floor_seconds
 
-    from ..harness.layer import INPUT_BOUND, torch_conv
+    from ..harness.layer import INPUT_BOUND
     from ..harness.memory import check_memory
+    from ..harness.registered import prepare_registered
 
-    alg, backend = get_algorithm(args.algorithm), make_backend(args.mode, params, args.seed)
-    plan = alg.plan(weight, args.hw, args.hw, params, stride=args.stride, has_bias=bias is not None)
-    if not args.no_bound_check:
-        bias_max = 0.0 if bias is None else float(np.abs(bias).max())
-        check_bound("conv", output_gain(weight) * INPUT_BOUND + bias_max, params, 0)
-    check_memory(f"layer conv ({args.c_in}->{args.c_out}, {args.hw}x{args.hw}, {alg.plaintexts(plan)} plaintexts)",
-                 alg.plaintexts(plan) * backend.plaintext_bytes(0))
-    backend.generate_galois_keys(alg.rotation_steps(plan))
-    layer = alg.compile(plan, weight, bias, backend)
-    x = np.random.default_rng(args.seed + 1).uniform(-INPUT_BOUND, INPUT_BOUND, (args.c_in, args.hw, args.hw))
-    inputs = encrypt_map(x, alg.input_layout(plan), backend)
-    backend.reset_counter()
+    backend = make_backend(args.mode, params, args.seed)
+
+    def check_plan(alg, plan) -> None:
+        if not args.no_bound_check:
+            bias_max = 0.0 if bias is None else float(np.abs(bias).max())
+            check_bound("conv", output_gain(weight) * INPUT_BOUND + bias_max, params, 0)
+        check_memory(f"layer conv ({args.c_in}->{args.c_out}, {args.hw}x{args.hw}, {alg.plaintexts(plan)} "
+                     "plaintexts)", alg.plaintexts(plan) * backend.plaintext_bytes(0))
+
+    prep = prepare_registered(args.algorithm, weight, bias, args.hw, args.stride, backend, args.seed, check_plan)
+    alg, plan, inputs = prep.alg, prep.plan, prep.inputs
     t, c = time.perf_counter(), time.process_time()
-    outputs = alg.run(layer, inputs, backend)
+    outputs = prep.run()
     wall, cpu = time.perf_counter() - t, time.process_time() - c
-    counts, predicted = backend.reset_counter(), alg.predicted(plan)
-    y, ref = decrypt_map(outputs, alg.output_layout(plan), backend), torch_conv(x, weight, bias, args.stride)
+    checked = prep.check(outputs)
+    counts, predicted, y = checked["counts"], checked["predicted"], checked["output"]
     floor = floor_seconds(counts, DEFAULT_UNIT_COSTS)
     return {
         "algorithm": args.algorithm, "c_in": args.c_in, "c_out": args.c_out, "hw": args.hw, "kernel": weight.shape[2],
@@ -52,7 +51,7 @@ def run_registered(args: argparse.Namespace, weight: np.ndarray, bias: np.ndarra
         "bytes_server_to_client": sum(backend.ciphertext_bytes(ct) for ct in outputs),
         "latency_s": wall, "cpu_s": cpu, "floor_s": floor, "floor_unit_costs": "planning defaults (heconv.cost)",
         "latency_over_floor": wall / floor if floor else None,
-        "max_abs_error": float(np.abs(y - ref).max()), "max_abs_reference": float(np.abs(ref).max()),
+        "max_abs_error": checked["max_abs_error"], "max_abs_reference": checked["max_abs_reference"],
         "workers": 1, "workers_requested": 1, "schedule_requested": None,
     }
 
