@@ -97,6 +97,55 @@ def worst_rel_err(y: np.ndarray, pred: np.ndarray) -> float | None:
     return float(err.max()) if len(err) else None
 
 
+UNRECORDED_MASK = "unrecorded"  # runs before the uniform mask record no kind: the interval mask was the only one
+
+
+def mask_kinds(cases: list[Case]) -> dict[str, int]:
+    """How many masked coefficient cases (a mask is an encryption) ran each mask kind
+    (heconv.coeff_mask.mask_kind), so a fitted mask unit cost says which mask it prices.
+
+    >>> def case(kind=None, **info):
+    ...     return Case("c", "layer", 8192, 1.0, {}, {"algorithm": "coefficient", "counts": {"encryptions": 3},
+    ...                                               **({"mask_kind": kind} if kind else {}), **info})
+    >>> mask_kinds([case("uniform"), case("uniform"), case(), case("uniform", mask=False),
+    ...             Case("s", "layer", 8192, 1.0, {}, {"counts": {"encryptions": 3}})])
+    {'uniform': 2, 'unrecorded': 1}
+    """
+    out: dict[str, int] = {}
+    for c in cases:
+        masked = (c.info.get("counts") or {}).get("encryptions", 0) > 0 and c.info.get("mask") is not False
+        if is_coefficient(c) and masked:
+            kind = c.info.get("mask_kind") or UNRECORDED_MASK
+            out[kind] = out.get(kind, 0) + 1
+    return out
+
+
+MASK_WORDS = {"uniform": "with the uniform mask (the default)", "interval": "with the interval mask",
+              UNRECORDED_MASK: "from runs before the uniform mask (the interval mask then; no kind recorded)"}
+
+
+def mask_cost_text(n: int | str, unit_costs: dict, kinds: dict | None) -> str | None:
+    """Which mask a fitted masks unit cost prices, from `mask_kinds`; None without a masks term or kinds
+    (a cost_model.json written before they were recorded).
+
+    >>> text = mask_cost_text(8192, {"masks": 2e-3}, {"unrecorded": 26})
+    >>> text[:88]
+    "The masks' unit cost at N = 8192 is fitted on 26 masked coefficient layer cases: 26 from"
+    >>> text[-60:]
+    'it prices that mask, not the default (heconv/coeff_mask.py).'
+    >>> mask_cost_text(8192, {"masks": 2e-3}, {"uniform": 3})[-61:]
+    '3 with the uniform mask (the default) (heconv/coeff_mask.py).'
+    """
+    if not kinds or "masks" not in (unit_costs or {}):
+        return None
+    total, uniform = sum(kinds.values()), kinds.get("uniform", 0)
+    which = ("" if uniform == total else "; it prices that mask, not the default" if uniform == 0
+             else "; it mixes the masks")
+    return (f"The masks' unit cost at N = {n} is fitted on {total} masked coefficient layer cases: "
+            + ", ".join(f"{v} {MASK_WORDS.get(k, 'with the ' + k + ' mask')}" for k, v in sorted(kinds.items()))
+            + f"{which} (heconv/coeff_mask.py).")
+
+
 def plan_key(c: Case) -> tuple:
     """What makes two cases the same plan for a count model: N, algorithm, suite and every count."""
     counts = c.info.get("counts") or c.counts
@@ -189,7 +238,7 @@ class CrossValidated:
             "models_worst_rel_err": worst_rel_err(ym, self.model_pred) if len(ym) else None,
             "models": {c.name: {"latency_s": c.latency, "predicted_s": float(p)}
                        for c, p in zip(self.models, self.model_pred)},
-            "unit_costs_primitives": measured,
+            "unit_costs_primitives": measured, "mask_kinds": mask_kinds(self.layers),
             "unit_costs_over_primitives": {t: (self.unit_costs[t] / m if m else None)
                                            for t, m in measured.items() if t in self.unit_costs},
         }

@@ -1,17 +1,25 @@
 """The convolution algorithms side by side, per model: the slot engine under output-rotation
 (slot-OR) and under "auto" (slot-auto), and the coefficient algorithm (docs/design.md, "The coefficient algorithm").
 
-One table per model from the model suite's cases (server time, rotations, multiplications,
-bytes each way, the time with the traffic at 1 Gbit/s and 100 Mbit/s, accuracy where a
-checkpoint recorded it), dense and pruned where checkpoints were run, and one sentence per
-model: at equal accuracy (the same weights, so the same model), which algorithm is faster, by
-how much, and what it costs in traffic. Then the count models on the coefficient cases
-(bench.report.fits.fit_coefficient): what rotation count predicts there.
+One table per model from the model suite's cases (server time, client time, rotations,
+multiplications, bytes each way, server time plus the traffic and the end-to-end time at 1 Gbit/s
+and 100 Mbit/s, accuracy where a checkpoint recorded it), dense and pruned where checkpoints were
+run, and one sentence per model: at equal accuracy (the same weights, so the same model), which
+algorithm is faster, by how much, and what it costs in traffic and end to end. Then the count
+models on the coefficient cases (bench.report.fits.fit_coefficient): what rotation count predicts
+there.
+
+End to end is the client's time, the server's, the server's I/O and every byte each way at the
+rate (bench.harness.model.ModelRecord). Runs before the phases were recorded (no
+`client_upload_s`; their `client_s` also timed the byte counting through temporary files, and
+the server loaded nothing) give "n/a" there, never a figure made up for them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from heconv.traffic import transfer_seconds
 
 from .cases import Case, is_coefficient
 from .compare import accuracy, last_by
@@ -28,14 +36,42 @@ def slot_cases(cases: list[Case]) -> list[Case]:
 
 
 def with_traffic(c: Case, bandwidth: float) -> float:
-    """Server time plus the bytes each way at `bandwidth` bits per second (the client's time left out).
+    """Server time plus the bytes each way at `bandwidth` bits per second (the client's time left
+    out: `end_to_end` adds it).
 
     >>> with_traffic(Case("c", "model", 8192, 1.0, {}, {"bytes_client_to_server": 10**8,
     ...                                                  "bytes_server_to_client": 2.5 * 10**7}), 1e9)
     2.0
     """
     up, down = c.info.get("bytes_client_to_server") or 0, c.info.get("bytes_server_to_client") or 0
-    return c.latency + 8.0 * (up + down) / bandwidth
+    return c.latency + transfer_seconds(up + down, bandwidth)
+
+
+def client_seconds(c: Case) -> float | None:
+    """The client's time per image (encoding, encryption, decryption, refresh), or None for a run
+    that did not record the phases: its `client_s` timed other work too (see the module's docstring).
+
+    >>> client_seconds(Case("c", "model", 8192, 1.0, {}, {"client_s": 0.5, "client_upload_s": 0.2,
+    ...                                                   "server_io_s": 0.1})), client_seconds(
+    ...     Case("c", "model", 8192, 1.0, {}, {"client_s": 9.0}))
+    (0.5, None)
+    """
+    e = c.info
+    if e.get("client_s") is None or e.get("client_upload_s") is None or e.get("server_io_s") is None:
+        return None
+    return float(e["client_s"])
+
+
+def end_to_end(c: Case, bandwidth: float) -> float | None:
+    """Client + server (the case's least) + server I/O + the bytes each way at `bandwidth` bits per
+    second; None where the run did not record the client's phases.
+
+    >>> end_to_end(Case("c", "model", 8192, 1.0, {}, {"client_s": 0.5, "client_upload_s": 0.2, "server_io_s": 0.25,
+    ...     "bytes_client_to_server": 10**8, "bytes_server_to_client": 2.5 * 10**7}), 1e9)
+    2.75
+    """
+    client = client_seconds(c)
+    return None if client is None else client + float(c.info["server_io_s"]) + with_traffic(c, bandwidth)
 
 
 @dataclass
@@ -52,8 +88,19 @@ def _variant(c: Case) -> str:
     return "synthetic dense" if not c.prune_diagonals else f"synthetic {c.prune_diagonals:.0%} diagonals"
 
 
+def _mb(c: Case) -> float:
+    """Megabytes each way per image, together."""
+    return ((c.info.get("bytes_client_to_server") or 0) + (c.info.get("bytes_server_to_client") or 0)) / 1e6
+
+
+def _key(name: str) -> str:
+    """A bandwidth's name as a summary key: '1 Gbit/s' -> '1_Gbitps'."""
+    return name.replace(" ", "_").replace("/", "p")
+
+
 def _sentence(model: str, rows: dict[tuple[str, str], Case]) -> str | None:
-    """At equal accuracy (same weights), the fastest engine against the next, and its traffic."""
+    """At equal accuracy (same weights), the fastest engine against the next, its traffic and, where
+    both runs recorded the client's phases, the end-to-end times."""
     for variant in sorted({v for v, _ in rows}, key=lambda v: (v not in ("dense", "synthetic dense"), v)):
         got = {e: rows[(variant, e)] for e in ENGINES.values() if (variant, e) in rows}
         if not any(is_coefficient(c) for c in got.values()) or len(got) < 2:
@@ -61,16 +108,19 @@ def _sentence(model: str, rows: dict[tuple[str, str], Case]) -> str | None:
         fast = min(got, key=lambda e: got[e].latency)
         slow = min((e for e in got if e != fast), key=lambda e: got[e].latency)
         a, b = got[fast], got[slow]
-
-        def mb(c):
-            return ((c.info.get("bytes_client_to_server") or 0) + (c.info.get("bytes_server_to_client") or 0)) / 1e6
-
         nets = ", ".join(f"{name}: {fast} {with_traffic(a, bw):.2f} s vs {slow} {with_traffic(b, bw):.2f} s"
                          for name, bw in BANDWIDTHS.items())
+        if client_seconds(a) is not None and client_seconds(b) is not None:
+            ends = "; end to end (client {:.2f} s against {:.2f} s, server and traffic), ".format(
+                client_seconds(a), client_seconds(b)) + ", ".join(
+                f"{name}: {fast} {end_to_end(a, bw):.2f} s vs {slow} {end_to_end(b, bw):.2f} s"
+                for name, bw in BANDWIDTHS.items())
+        else:
+            ends = "; end to end: n/a (the client's time is not recorded in these runs)"
         return (f"**{model}** ({variant}, the same weights so the same accuracy): {fast} is faster than {slow}, "
                 f"{a.latency:.2f} s against {b.latency:.2f} s of server time ({b.latency / a.latency:.1f}x), and "
-                f"moves {mb(a):.1f} MB against {mb(b):.1f} MB per image ({mb(a) / max(mb(b), 1e-9):.1f}x); with the "
-                f"traffic, {nets}.")
+                f"moves {_mb(a):.1f} MB against {_mb(b):.1f} MB per image ({_mb(a) / max(_mb(b), 1e-9):.1f}x); with "
+                f"the traffic, {nets}{ends}.")
     return None
 
 
@@ -79,25 +129,37 @@ def engines_section(cases: list[Case]) -> EnginesSection:
     models = last_by([c for c in cases if c.suite == "model" and c.schedule in ENGINES],
                      lambda c: (c.network, _variant(c), ENGINES[c.schedule]))
     md = ["## Convolution algorithms: slot (output-rotation, auto) against coefficient encoding", ""]
+    if models:
+        md += ["Per image. Server s: the least over the timed images. Client s: encoding, encryption, "
+               "decryption and the refresh at every ReLU. Server + traffic: the server's time and every byte each "
+               "way at the rate. End to end: client + server + the server's I/O (loading uploads, serializing "
+               "results) + traffic. n/a: the run did not record the client's phases (runs before them timed "
+               "the byte counting as client work).", ""]
     summary: dict = {"models": {}, "sentences": {}}
     for model in sorted({m for m, _, _ in models}):
         rows = {(v, e): c for (m, v, e), c in models.items() if m == model}
-        md += [f"### {model}", "", "| weights | algorithm | server s | rotations | pmuls | MB up | MB down | "
-               + " | ".join(f"s at {name}" for name in BANDWIDTHS) + " | masks s | accuracy |",
-               "|---|---|---|---|---|---|---|" + "---|" * len(BANDWIDTHS) + "---|---|"]
+        md += [f"### {model}", "",
+               "| weights | algorithm | server s | client s | rotations | pmuls | MB up | MB down | "
+               + " | ".join(f"server + traffic s at {name}" for name in BANDWIDTHS) + " | "
+               + " | ".join(f"end to end s at {name}" for name in BANDWIDTHS) + " | masks s | accuracy |",
+               "|---|---|---|---|---|---|---|---|" + "---|" * (2 * len(BANDWIDTHS)) + "---|---|"]
         for (variant, engine), c in sorted(rows.items()):
             up = (c.info.get("bytes_client_to_server") or 0) / 1e6
             down = (c.info.get("bytes_server_to_client") or 0) / 1e6
-            md.append(f"| {variant} | {engine} | {c.latency:.3f} | {c.rotations} | {c.counts['pmuls']} | {up:.1f} | "
-                      f"{down:.1f} | " + " | ".join(f"{with_traffic(c, bw):.2f}" for bw in BANDWIDTHS.values())
+            md.append(f"| {variant} | {engine} | {c.latency:.3f} | {fmt(client_seconds(c), '.3f')} | {c.rotations} | "
+                      f"{c.counts['pmuls']} | {up:.1f} | {down:.1f} | "
+                      + " | ".join(f"{with_traffic(c, bw):.2f}" for bw in BANDWIDTHS.values()) + " | "
+                      + " | ".join(fmt(end_to_end(c, bw), ".2f") for bw in BANDWIDTHS.values())
                       + f" | {fmt(c.info.get('mask_s'), '.3f') if is_coefficient(c) else '-'} | "
                       f"{accuracy_text(accuracy(c)) or 'same weights'} |")
             summary["models"].setdefault(model, {})[f"{variant}/{engine}"] = {
-                "server_s": c.latency, "rotations": c.rotations, "pmuls": c.counts["pmuls"],
+                "server_s": c.latency, "client_s": client_seconds(c),
+                "server_io_s": c.info.get("server_io_s") if client_seconds(c) is not None else None,
+                "rotations": c.rotations, "pmuls": c.counts["pmuls"],
                 "bytes_client_to_server": c.info.get("bytes_client_to_server"),
                 "bytes_server_to_client": c.info.get("bytes_server_to_client"),
-                **{f"s_at_{k.replace(' ', '_').replace('/', 'p')}": with_traffic(c, bw)
-                   for k, bw in BANDWIDTHS.items()}}
+                **{f"s_at_{_key(k)}": with_traffic(c, bw) for k, bw in BANDWIDTHS.items()},
+                **{f"end_to_end_s_at_{_key(k)}": end_to_end(c, bw) for k, bw in BANDWIDTHS.items()}}
         sentence = _sentence(model, rows)
         md += [""] + ([sentence, ""] if sentence else [])
         summary["sentences"][model] = sentence

@@ -27,7 +27,7 @@ from .compare import (
     sweep_fraction,
     sweep_series,
 )
-from .crossval import NOISE_TARGET, cross_validate
+from .crossval import NOISE_TARGET, cross_validate, mask_cost_text
 from .engines import engines_section, slot_cases
 from .experiments import experiments_section, experiments_summary
 from .fits import DOMINANT_SHARE, NFit, fit_n
@@ -73,7 +73,7 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v * 1e3:.4f} ms"
 
 
-def crossval_section(cv: dict | None) -> list[str]:
+def crossval_section(cv: dict | None, n: int | str = "this N") -> list[str]:
     """The cost model as a predictor at one N: leave-one-out on the layer cases, the noise floor,
     whole models predicted from the layer fit, and the fitted unit costs beside the primitives suite's."""
     if not cv:
@@ -103,6 +103,8 @@ def crossval_section(cv: dict | None) -> list[str]:
     md += ["", "| term | fitted unit cost | primitives suite (streamed) | fitted / primitives |", "|---|---|---|---|"]
     md += [f"| {t} | {_ms(u)} | {_ms(cv['unit_costs_primitives'].get(t))} "
            f"| {fmt(cv['unit_costs_over_primitives'].get(t), '.2f')} |" for t, u in cv["unit_costs"].items()]
+    masks = mask_cost_text(n, cv["unit_costs"], cv.get("mask_kinds"))
+    md += ["", masks] if masks else []
     md += ["", "Worst cross-validated cases: " + "; ".join(
         f"{w['case']} {w['rel_err']:+.1%}" for w in cv["cv_worst_cases"]), ""]
     if models:
@@ -116,7 +118,7 @@ def crossval_section(cv: dict | None) -> list[str]:
 def fits_section(f: NFit) -> list[str]:
     """One N's cross-validated cost model, then its in-sample fits table, fitted unit costs and cases."""
     rot, full, measured, scaled = f.rot, f.full, f.measured, f.scaled
-    md = [f"## N = {f.n} ({len(f.cases)} cases)", "", *crossval_section(f.cv),
+    md = [f"## N = {f.n} ({len(f.cases)} cases)", "", *crossval_section(f.cv, f.n),
           "In-sample fits on the slot engine's layer and model cases (descriptive):", ""]
     if f.empty:
         md += [f"{len(f.empty)} case(s) with every weight group pruned do no counted HE operation (the server "

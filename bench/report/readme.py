@@ -11,6 +11,7 @@ from pathlib import Path
 from heconv.errors import InputError
 
 from ..results import atomic_write
+from .crossval import mask_cost_text
 from .text import accuracy_text, fmt
 
 README_BEGIN = "<!-- results:begin -->"
@@ -46,6 +47,9 @@ def render_readme_block(cost_model: dict) -> str:
         units = p.get("unit_costs") or {}
         lines.append(f"Fitted unit costs at N = {n}: "
                      + (", ".join(f"{t} {u * 1e3:.4f} ms" for t, u in units.items()) if units else "n/a") + ".")
+    masks = [t for n, p in sorted(per_n.items(), key=lambda kv: int(kv[0]))
+             if (t := mask_cost_text(n, p.get("unit_costs") or {}, p.get("mask_kinds")))]
+    lines += [""] + masks if masks else []
     if all("rotations_dominate" in p for p in per_n.values()):
         dominant, total = sum(p["rotations_dominate"] for p in per_n.values()), sum(p["cases"] for p in per_n.values())
     else:  # files written before the per-N count: case names, which may repeat across N

@@ -1,7 +1,9 @@
 """bench.report.engines: the per-model algorithm tables, the sentences and the coefficient fit."""
 
+import pytest
+
 from bench.report.cases import Case
-from bench.report.engines import engines_section, slot_cases
+from bench.report.engines import client_seconds, end_to_end, engines_section, slot_cases
 
 
 def _case(model, schedule, server, rot, pmuls, up, down, extra=None):
@@ -25,7 +27,7 @@ def test_tables_sentence_and_fit():
                   "counts": {"pmuls": 576, "encryptions": 20, "encodes": 20}})]
     section = engines_section(cases)
     text = "\n".join(section.md)
-    assert "### resnet18" in text and "| synthetic dense | slot-OR | 10.000 | 5000 |" in text
+    assert "### resnet18" in text and "| synthetic dense | slot-OR | 10.000 | n/a | 5000 |" in text
     sentence = section.summary["sentences"]["resnet18"]
     assert "coefficient is faster than slot-auto" in sentence and "(6.0x)" in sentence
     assert "130.0 MB against 20.0 MB" in sentence and "100 Mbit/s" in sentence
@@ -34,3 +36,34 @@ def test_tables_sentence_and_fit():
     assert fit["rotations"] == [0] and fit["r2_rotation_only"] <= 0.0
     assert "rotation count predicts nothing" in text
     assert [c.name for c in slot_cases(cases)] == ["resnet18-output-rotation", "resnet18-auto"]
+
+
+PHASES = {"client_s": 0.5, "client_upload_s": 0.3, "client_refresh_s": 0.2, "server_io_s": 0.25}
+
+
+def test_end_to_end_adds_the_client_and_old_runs_say_n_a():
+    # 1.25 s server, 0.5 s client, 0.25 s server I/O, 130 MB = 1.04 s at 1 Gbit/s and 10.4 s at 100 Mbit/s
+    new = _case("resnet18", "coefficient", 1.25, 0, 6000, 10**8, 3 * 10**7, PHASES)
+    old = _case("resnet18", "auto", 7.5, 1800, 50000, 10**7, 10**7, {"client_s": 15.0})  # before the phases
+    assert end_to_end(new, 1e9) == pytest.approx(0.5 + 1.25 + 0.25 + 1.04)
+    assert end_to_end(new, 1e8) == pytest.approx(0.5 + 1.25 + 0.25 + 10.4)
+    assert client_seconds(old) is None and end_to_end(old, 1e9) is None  # its client_s timed other work
+    section = engines_section([new, old])
+    rows = {line.split(" | ")[1]: line for line in section.md if line.startswith("| synthetic dense |")}
+    assert "| 1.250 | 0.500 |" in rows["coefficient"] and "| 3.04 | 12.40 |" in rows["coefficient"]
+    assert "| 7.500 | n/a |" in rows["slot-auto"] and rows["slot-auto"].count("n/a") == 3
+    got = section.summary["models"]["resnet18"]
+    assert got["synthetic dense/coefficient"]["end_to_end_s_at_1_Gbitps"] == pytest.approx(3.04)
+    assert got["synthetic dense/coefficient"]["client_s"] == 0.5
+    assert got["synthetic dense/slot-auto"]["end_to_end_s_at_100_Mbitps"] is None
+    assert "end to end: n/a" in section.summary["sentences"]["resnet18"]
+
+
+def test_the_sentence_gives_end_to_end_when_both_runs_recorded_the_client():
+    # slot: 7.5 s server, 2 s client, 0.1 s I/O, 20 MB (0.16 s at 1 Gbit/s, 1.6 s at 100 Mbit/s)
+    slot = _case("resnet18", "auto", 7.5, 1800, 50000, 10**7, 10**7, {**PHASES, "client_s": 2.0, "server_io_s": 0.1})
+    coeff = _case("resnet18", "coefficient", 1.25, 0, 6000, 10**8, 3 * 10**7, PHASES)
+    sentence = engines_section([slot, coeff]).summary["sentences"]["resnet18"]
+    assert "client 0.50 s against 2.00 s" in sentence
+    assert "1 Gbit/s: coefficient 3.04 s vs slot-auto 9.76 s" in sentence
+    assert "100 Mbit/s: coefficient 12.40 s vs slot-auto 11.20 s" in sentence
