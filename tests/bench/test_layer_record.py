@@ -28,7 +28,8 @@ COMMON = {"layer", "c_in", "c_out", "hw", "kernel", "stride", "backend", "poly_m
 # What the suites add to a record in extra_info (bench/test_layers.py, bench/test_peers.py, the timing plugin)
 SUITE_KEYS = {"suite", "network", "weights", "method", "sweep", "prune_diagonals", "prune_positions", "prune_blocks",
               "requested_schedule", "requested_workers", "checkpoint", "engine", "peer", "timed", "rounds",
-              "warmup_rounds", "canary_slow", "canary_s", "pass_chosen", "passes", "passes_s", "passes_spread"}
+              "warmup_rounds", "canary_slow", "canary_s", "canary_before_s", "canary_after_s", "timing_protocol",
+              "pass_chosen", "passes", "passes_s", "passes_spread"}
 
 
 def _weights(c_out=5, c_in=3, k=3, seed=0):
