@@ -144,6 +144,7 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
         best, best_step, rejected, epochs = snapshot(model), 0, 0, 0.0
     else:
         result, best, best_step, rejected, epochs = _resumed(model, resume, method, todo)
+        base = result.dense_accuracy
         if progress:
             progress(len(result.steps) - 1, len(todo), {"resumed": len(result.steps) - 1})
     for i, frac in enumerate(todo, start=1):

@@ -73,13 +73,17 @@ class CellSnapshot:
         return replace(self, digest=_digest([self.digest, *inputs]))
 
     def save(self, state: dict) -> None:
-        """torch.save the state with this digest, atomically (a kill leaves the previous snapshot)."""
+        """torch.save the state with this digest, atomically (a kill leaves the previous snapshot).
+        A write that fails (a full disk) is logged and the cell goes on: it only loses its resume point."""
         import torch
 
         buf = io.BytesIO()
         torch.save({"format": FORMAT, "run_id": self.run_id, "digest": self.digest, "state": state}, buf)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.path, buf.getvalue(), defer=False)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, buf.getvalue(), defer=False)
+        except (OSError, ValueError) as e:  # bench.atomic's one-line errors are InputErrors (ValueErrors)
+            log.warning("%s: its snapshot was not written (%s); the cell goes on", self.run_id, e)
 
     def load(self) -> dict | None:
         """The saved state, or None: no file, an unreadable one, or one of another configuration."""

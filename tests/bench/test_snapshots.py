@@ -56,9 +56,15 @@ def _sweep(tmp_path, name: str) -> tuple[dict, list[dict]]:
 
 
 def _results(tmp_path, name: str) -> dict:
+    """Each run's status, history, steps and checkpoint contents (not its bytes: a checkpoint's pickle
+    shares equal strings only when they were one object, e.g. schedules not read back from the database)."""
     store = ExperimentStore(tmp_path / f"{name}.sqlite")
-    return {r["run_id"]: (r["status"], r["history"], r["checkpoint_sha256"], store.steps(r["run_id"]))
-            for r in store.runs()}
+    out = {}
+    for r in store.runs():
+        ck = torch.load(r["checkpoint"], weights_only=True)
+        out[r["run_id"]] = (r["status"], r["history"], store.steps(r["run_id"]), ck["meta"],
+                            {k: v.tolist() for k, v in ck["state_dict"].items()})
+    return out
 
 
 def test_killed_cells_resume_from_their_snapshots_and_end_as_an_uninterrupted_sweep(tmp_path, fake_ray,
@@ -70,7 +76,7 @@ def test_killed_cells_resume_from_their_snapshots_and_end_as_an_uninterrupted_sw
     with monkeypatch.context() as m:
         _kill_after(m, "train/", 1)
         summary, _ = _sweep(tmp_path, "cut")
-    assert summary["failed"] == 2
+    assert summary["done"] == 0 and summary["failed"] >= 1  # (FakeRay hands both the one failed reference)
     train_id = next(r for r in want if r.startswith("train/"))
     assert snapshot_path(tmp_path / "cut", train_id).is_file()
     # 2: the training goes on after epoch 1; hunter's pruning dies after its first step
@@ -86,7 +92,7 @@ def test_killed_cells_resume_from_their_snapshots_and_end_as_an_uninterrupted_sw
     summary, events = _sweep(tmp_path, "cut")
     assert summary["done"] == 1 and summary["skipped"] == 1
     assert [(e["cell"], e["resumed"]) for e in events if "resumed" in e] == [(hunter, 1)]
-    assert _results(tmp_path, "cut") == want  # same histories, steps and checkpoints (sha256) as uninterrupted
+    assert _results(tmp_path, "cut") == want  # the histories, steps and weights of an uninterrupted sweep
     assert list((tmp_path / "cut" / "snapshots").iterdir()) == []
     store = ExperimentStore(tmp_path / "cut.sqlite")
     assert store.run(hunter)["config"]["resumed_from"] == 1 and store.run(train_id)["config"]["resumed_from"] == 1
@@ -129,3 +135,11 @@ def test_a_pruning_snapshot_of_another_starting_model_is_ignored(tmp_path, monke
     other = dict(trained, state=run_train_cell(replace(BASE, seed=1))["state"])
     got = run_prune_cell(cell, other, trained, snapshot=snap)
     assert "snapshot_ignored" in got and "resumed_from" not in got
+
+
+def test_a_snapshot_that_cannot_be_written_costs_only_the_resume_point(tmp_path, caplog):
+    (tmp_path / "snapshots").write_text("a file where the folder should be")
+    snap = cell_snapshot(tmp_path, "train/x/s0", {"seed": 0})
+    with caplog.at_level(logging.WARNING):
+        snap.save({"epoch": 1, "w": torch.ones(3)})  # no exception: the cell goes on
+    assert "its snapshot was not written" in caplog.text and snap.load() is None
