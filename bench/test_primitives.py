@@ -19,9 +19,9 @@ from heconv.params import ckks_params
 
 # (N, depth): the hybrid protocol's one-level chain, and the non-interactive five-level one.
 CHAINS = [(8192, 1), (16384, 5)]
-PRIMITIVES = ["rotation", "pmul", "add", "plain_add", "rescale", "encode", "cmul"]
+PRIMITIVES = ["rotation", "pmul", "add", "plain_add", "rescale", "encode", "encrypt", "cmul"]
 # At least this many timed rounds, even where a pass over the pool is shorter.
-MIN_ROUNDS = {"rotation": 20, "encode": 10, "cmul": 10}
+MIN_ROUNDS = {"rotation": 20, "encode": 10, "encrypt": 10, "cmul": 10}
 DEFAULT_MIN_ROUNDS = 30
 
 

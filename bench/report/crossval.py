@@ -4,11 +4,15 @@ cross-validation, set beside the noise floor, and validated on whole models.
 Terms, per N (counts of one case; `TERMS`):
 
     latency = u_rot * rotations + u_mac * (pmul + add) pairs + u_out * outputs + u_mask * masks
+              + u_enc * encryptions
 
 No separately fitted additions, plain additions or rescales: in every case additions track
 multiplications and plain additions equal rescales (collinear, so a fit could split their
 cost any way). An output is a rescale and a bias add; a mask (coefficient algorithm) an
-encode and an encryption, whose counts are equal. Fitted by non-negative least squares on
+encode and an encryption, whose counts are equal. The server's other encryptions (the slot
+algorithm's zero ciphertext for an output whose every weight is pruned) are a term of their own:
+a mask also draws its random polynomial and adds it, so one shared term would price the slot's
+bare encryptions as masks and push the coefficient's extra per-output work onto `outputs`. Fitted by non-negative least squares on
 relative error on the layer cases of one N (slot and coefficient together), on each case's
 least time over its rounds; whole models are predicted from that fit, never fitted.
 
@@ -27,10 +31,13 @@ from .cases import Case, is_coefficient
 
 # term -> the count field it is read from (in Case.info["counts"], else Case.counts)
 TERMS: dict[str, str] = {"rotations": "key_switches", "pmul_add_pairs": "pmuls", "outputs": "rescales",
-                         "masks": "encryptions"}
+                         "masks": "encryptions", "encryptions": "encryptions"}
+# terms counted only in the cases of one kind of algorithm (is_coefficient: True/False); the others count 0
+TERM_ALGORITHM: dict[str, bool] = {"masks": True, "encryptions": False}
 # the primitives whose streamed unit costs (the primitives suite) make up one unit of each term
 TERM_PRIMITIVES: dict[str, tuple[str, ...]] = {"rotations": ("rotation",), "pmul_add_pairs": ("pmul", "add"),
-                                               "outputs": ("rescale", "plain_add"), "masks": ("encode", "encrypt")}
+                                               "outputs": ("rescale", "plain_add"), "masks": ("encode", "encrypt"),
+                                               "encryptions": ("encrypt",)}
 PLAN_FIELDS = ("rotations", "key_switches", "pmuls", "cmuls", "adds", "plain_adds", "rescales", "encodes",
                "encryptions")
 NOISE_TARGET = 0.05  # the issue's goal for the floor; cases whose passes agree within it are judged apart
@@ -40,11 +47,14 @@ def term_counts(c: Case, terms: tuple[str, ...] = tuple(TERMS)) -> np.ndarray:
     """The case's count of each term.
 
     >>> term_counts(Case("c", "layer", 8192, 1.0, {"key_switches": 4, "pmuls": 9, "rescales": 2},
-    ...                  {"counts": {"encryptions": 2}}))
-    array([4., 9., 2., 2.])
+    ...                  {"counts": {"encryptions": 2}, "algorithm": "coefficient"}))
+    array([4., 9., 2., 2., 0.])
+    >>> term_counts(Case("c", "layer", 8192, 1.0, {"encryptions": 1}, {"schedule": "output-rotation"}))
+    array([0., 0., 0., 0., 1.])
     """
-    counts = c.info.get("counts") or {}
-    return np.array([float(counts.get(TERMS[t], c.counts.get(TERMS[t], 0))) for t in terms])
+    counts, coefficient = c.info.get("counts") or {}, is_coefficient(c)
+    return np.array([0.0 if TERM_ALGORITHM.get(t, coefficient) != coefficient
+                     else float(counts.get(TERMS[t], c.counts.get(TERMS[t], 0))) for t in terms])
 
 
 def _nnls_relative(x: np.ndarray, y: np.ndarray) -> np.ndarray:

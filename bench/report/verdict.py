@@ -35,6 +35,10 @@ def _fit_text(name: str, r2: float, worst: float) -> str:
     return f"{name} R^2 {fmt(r2, '.4f')}, worst relative error {fmt(worst, '.1%')}"
 
 
+# the cost model's terms (bench.report.crossval.TERMS) in words; the terms a verdict names when its fit does not
+_TERM_WORDS = {"rotations": "rotations", "pmul_add_pairs": "multiplications", "outputs": "outputs", "masks": "masks"}
+
+
 def crossval_verdict(n: int, cv: dict) -> str:
     """Does the rotation count alone predict latency at this N, and does the cost model, out of sample?
 
@@ -57,7 +61,8 @@ def crossval_verdict(n: int, cv: dict) -> str:
     text = head + ("too few slot cases to judge the rotation count alone" if rot_ok is None else
                    "yes, the rotation count alone predicts latency" if rot_ok else "no, not on its own")
     text += f" ({rot}, on {cv['rotation_only_cases']} slot layer cases)"
-    text += (f"; the cost model (rotations, multiplications, outputs, masks) "
+    terms = ", ".join(_TERM_WORDS.get(t, t) for t in cv.get("terms") or _TERM_WORDS)
+    text += (f"; the cost model ({terms}) "
              f"{'meets' if full_ok else 'misses' if full_ok is False else 'cannot be judged against'} the bar "
              f"({full}), " + (f"beside a noise floor of {cv['noise_floor']:.1%}." if cv.get("noise_floor") is not None
                               else "with no noise floor measurable (no two cases share a plan)."))
