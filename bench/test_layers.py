@@ -10,11 +10,12 @@ Cases:
   (default results/demo/checkpoints, written by `artemis demo`).
 
 Timed: `bench.harness.layer.run_layer` only (keys, encoding and encryption are set up
-outside), the same code `artemis layer` runs, under the timing protocol (bench/conftest.py's
-`timed`: warm-up, at least 5 rounds, GC off, the canary before and after). Each case records the harness's
-LayerRecord (counts, the plan's prediction, the floor = counts x unit costs measured in
-this process, wall and CPU time) in extra_info. Exact counts are asserted; the 1.15 x
-floor target is recorded (`meets_floor_target`), not asserted.
+outside), the same code `artemis layer` runs for every algorithm, under the timing protocol
+(bench/conftest.py's `timed`: warm-up, at least 5 rounds, GC off, the canary before and after).
+Each case records the harness's LayerRecord (bench.harness.layer_record, one type for every
+algorithm: counts, the plan's prediction, the floor = counts x unit costs measured in this
+process, wall and CPU time, and the algorithm's own figures) in extra_info. Exact counts are
+asserted; the 1.15 x floor target is recorded (`meets_floor_target`), not asserted.
 
 Synthetic cases run under the output-rotation schedule, and the 0/50/90% diagonal grid
 also under "auto" (the baby step chosen per layer) where it picks another schedule.
@@ -32,8 +33,8 @@ import numpy as np
 import pytest
 
 from bench.conftest import no_checkpoint_param, pruned_checkpoints
-from bench.harness.coeff_layer import coeff_layer_record, prepare_coeff_layer, run_coeff_layer
-from bench.harness.layer import layer_record, model_layers, prepare_layer, representative_layers, run_layer
+from bench.harness.layer import model_layers, prepare_layer, representative_layers, run_layer
+from bench.harness.layer_record import layer_record
 from heconv.backends import make_backend
 from heconv.coeff_choice import coefficient_chunking
 from heconv.conv import plan_conv
@@ -163,10 +164,11 @@ def test_coefficient_layer(benchmark, timed, unit_costs_for, network, layer, n, 
     w = coefficient_weights(c_out, c_in, k, hw, n, fraction, seed)
     bias = np.random.default_rng(seed + 2).normal(0, 0.1, c_out)
     benchmark.group = f"layers-N{n}"
-    prep = prepare_coeff_layer(w, bias, hw, hw, stride, make_backend("encrypted", params, seed), seed=seed, name=name)
+    prep = prepare_layer(w, bias, hw, hw, stride, make_backend("encrypted", params, seed), seed=seed, name=name,
+                         algorithm=schedule)  # the algorithm's name as the schedule
     runs = []
-    timed(lambda: runs.append(run_coeff_layer(prep)))
-    record = coeff_layer_record(prep, runs[-1], unit_costs_for(params), runs, latency_s=benchmark.stats.stats.mean)
+    timed(lambda: runs.append(run_layer(prep)))
+    record = layer_record(prep, runs[-1], unit_costs_for(params), runs, latency_s=benchmark.stats.stats.mean)
     assert record.counts_match_plan and record.counts["rotations"] == 0
     assert record.max_abs_error < 1e-3 * max(1.0, record.max_abs_reference)
     benchmark.extra_info.update(suite="layer", **record.to_dict(), network=network, weights="synthetic",

@@ -4,15 +4,17 @@ Cases, for every 3x3 conv shape of ResNet18 at 16x16 input and ResNet-20's 16->1
 shapes of bench/test_layers.py), dense Kaiming weights, the same bias and the same input
 (uniform in [-1, 1]) on both sides, N = 8192 with primes [60, 40 | 60] and scale 2^40:
 
-- ours (`peer` artemis): schedule auto on one worker and on two (`heconv.parallel`, the
-  workers forked after compile), and output-rotation on one worker where auto picks another
-  schedule;
+- ours (`peer` artemis): auto on one worker and on two (`heconv.parallel`, the workers forked
+  after compile): the algorithm `artemis layer` and `artemis infer` choose per conv by predicted
+  time on that many workers (heconv.algorithms.choice: the slot schedules and matvec; extra_info
+  `algorithm`, `algorithm_candidates`, `algorithm_reason`), output-rotation on one worker where
+  the slot engine's auto picks another schedule, and matvec on one worker;
 - Orion (`peer` orion, `bench.peers.orion_conv`): skipped, with the command that installs
   it, when orion-fhe is not installed (its own environment, as the README says).
 
 Timed, one warm-up round then ROUNDS rounds each: ours `bench.harness.layer.run_layer` (as
-the layer suite), Orion the compiled conv's forward on its ciphertext. Set-up (keys,
-plaintexts, encryption; Orion's fit and compile) is never timed. Each output is decrypted
+the layer suite, one LayerRecord for every algorithm), Orion the compiled conv's forward on its
+ciphertext. Set-up (keys, plaintexts, encryption; Orion's fit and compile) is never timed. Each output is decrypted
 once, outside the timing, and checked against torch (max_abs_error in extra_info).
 extra_info["suite"] is "peer", so the cost-model fits leave these cases out; the report's
 peers section (bench.report.peers) puts ours beside Orion per shape with the ratios.
@@ -21,10 +23,11 @@ peers section (bench.report.peers) puts ours beside Orion per shape with the rat
 import numpy as np
 import pytest
 
-from bench.harness.layer import layer_record, prepare_layer, run_layer
+from bench.harness.layer import prepare_layer, run_layer
+from bench.harness.layer_record import layer_record
 from bench.peers.orion_conv import INSTALL_HINT, orion_record, orion_version, prepare_orion_conv, run_orion_conv
 from bench.test_layers import SHAPES as LAYER_SHAPES
-from heconv.algorithms import algorithm_names
+from heconv.algorithms import DEFAULT_ALGORITHM, algorithm_names
 from heconv.backends import make_backend
 from heconv.conv import plan_conv
 from heconv.params import ckks_params
@@ -92,11 +95,11 @@ def test_peer_layer(benchmark, unit_costs_for, network, layer, n, peer, schedule
         assert record["max_abs_error"] < 1e-3 * max(1.0, record["max_abs_reference"])
         benchmark.extra_info.update(record | info)
         return
-    if schedule in algorithm_names():  # a registered algorithm's name, not a slot schedule
-        _run_registered(benchmark, schedule, w, bias, hw, stride, params, info)
-        return
+    # "auto": the choice `artemis layer` and `artemis infer` make (heconv.algorithms.choice: the slot schedules
+    # and matvec by predicted time on `workers` processes); an algorithm's name: that algorithm.
+    algorithm = schedule if schedule in algorithm_names() else DEFAULT_ALGORITHM
     prep = prepare_layer(w, bias, hw, hw, stride, make_backend("encrypted", params, SEED), seed=SEED, name=layer,
-                         schedule=schedule, workers=workers)
+                         schedule=schedule, workers=workers, algorithm=algorithm, choose_algorithm=True)
     try:
         runs = []
         benchmark.pedantic(lambda: runs.append(run_layer(prep)), rounds=ROUNDS, iterations=1, warmup_rounds=1)
@@ -110,25 +113,3 @@ def test_peer_layer(benchmark, unit_costs_for, network, layer, n, peer, schedule
         "peer": "artemis", "engine": "artemis (SEAL through tenseal.sealapi)",
         "timed": "bench.harness.layer.run_layer: the compiled conv on the encrypted input"
                  + (", split over the worker processes" if record.workers > 1 else "")})
-
-
-def _run_registered(benchmark, name, w, bias, hw, stride, params, info):
-    """A registered algorithm through heconv.algorithms' interface alone: plan, keys, compile and
-    encryption untimed; the timed part is its run on the encrypted input (counted on the last)."""
-    from bench.harness.registered import prepare_registered
-
-    prep = prepare_registered(name, w, bias, hw, stride, make_backend("encrypted", params, SEED), seed=SEED)
-    outs = []
-    benchmark.pedantic(lambda: outs.append(prep.run()), rounds=ROUNDS, iterations=1, warmup_rounds=1)
-    checked = prep.check(outs[-1])
-    counts, y, err, top = (checked[k] for k in ("counts", "output", "max_abs_error", "max_abs_reference"))
-    assert checked["counts_match_plan"]
-    assert err < 1e-3 * max(1.0, top)
-    benchmark.extra_info.update(info | counts.to_dict() | {
-        "peer": "artemis", "algorithm": name, "engine": "artemis (SEAL through tenseal.sealapi)",
-        "poly_modulus_degree": params.poly_modulus_degree, "c_in": w.shape[1], "c_out": w.shape[0], "hw": hw,
-        "kernel": w.shape[2], "stride": stride,
-        "schedule": name, "workers": 1, "counts_match_plan": True, "n_out": len(outs[-1]),
-        "output_shape": list(y.shape), "max_abs_error": err, "max_abs_reference": top,
-        "latency_s": benchmark.stats.stats.mean,
-        "timed": f"heconv.algorithms {name}: the compiled conv's run on the encrypted input"})

@@ -75,8 +75,6 @@ class CoeffPlan:
     predicted: OpCounts = field(default_factory=OpCounts)
     choice: ChunkChoice | None = None
 
-    algorithm = "coefficient"
-
     @property
     def rotation_steps(self) -> list[int]:
         """No Galois key: the coefficient algorithm never rotates."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import torch
 from torch import nn
 
 from heconv.errors import InputError
@@ -22,7 +23,7 @@ from .groups import LayerGroups
 from .masks import apply_masks, restore, snapshot, sparsity
 from .methods import current_weights, get_method, method_masks, method_threshold_masks
 from .summary import he_cost
-from .train import Progress, TrainConfig, evaluate, train
+from .train import Progress, SaveState, TrainConfig, evaluate, train
 
 
 @dataclass
@@ -93,7 +94,8 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
                     finetune: TrainConfig | None = None, progress: Progress | None = None,
                     reference: float | None = None,
                     schedule: str | dict[str, str] = "output-rotation", mode: str = "threshold",
-                    patience: int = 2, recovery: TrainConfig | None = None) -> PruneResult:
+                    patience: int = 2, recovery: TrainConfig | None = None, save_state: SaveState | None = None,
+                    resume: dict | None = None) -> PruneResult:
     """Raise the pruning step by step, fine-tune with masks held (no Lasso), and keep the
     accepted step (validation accuracy within `max_drop` points of `reference`, the dense
     model's; by default the starting model's) with the fewest rotations.
@@ -111,6 +113,10 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
     rotations are counted under; the groups must follow the same one.
 
     The model is left at the chosen step, its masks beside the weights.
+
+    `save_state` gets a state after every step that another may follow (pruning.train.SaveState);
+    `resume`, such a state of the same starting model, data and settings, goes on at the next step
+    and ends with the result and weights an uninterrupted run gives.
     """
     if max_drop < 0:
         raise InputError(f"max_drop must be non-negative, got {max_drop}")
@@ -124,20 +130,26 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
     recovery = _plain(recovery) if recovery else finetune
     shape = (data.in_channels, data.input_size, data.input_size)
     vx, vy = data.tensors("val")
-    start = evaluate(model, vx, vy)
-    base = start if reference is None else reference
     algorithm = get_method(method).algorithm
-    cost = he_cost(model, shape, params, schedule, algorithm)
-    result = PruneResult(method, base, [PruneStep(0, 0.0, start, base - start, cost["rotations"], cost["pmuls"],
-                                                  sparsity(model, groups), base - start <= max_drop)])
-    best = snapshot(model)
     # A Lasso-trained model may start below the budget: its first step (the groups the Lasso
     # already zeroed, then the recovery fine-tune) is where it is judged, so step 0 never stops the loop.
     todo = [] if method == "dense" else list(fractions)
     pm = get_method(method)
-    rejected = 0
-    epochs = 0.0
+    if resume is None:
+        start = evaluate(model, vx, vy)
+        base = start if reference is None else reference
+        cost = he_cost(model, shape, params, schedule, algorithm)
+        result = PruneResult(method, base, [PruneStep(0, 0.0, start, base - start, cost["rotations"], cost["pmuls"],
+                                                      sparsity(model, groups), base - start <= max_drop)])
+        best, best_step, rejected, epochs = snapshot(model), 0, 0, 0.0
+    else:
+        result, best, best_step, rejected, epochs = _resumed(model, resume, method, todo)
+        base = result.dense_accuracy
+        if progress:
+            progress(len(result.steps) - 1, len(todo), {"resumed": len(result.steps) - 1})
     for i, frac in enumerate(todo, start=1):
+        if i < len(result.steps):  # done before the resumed state was saved
+            continue
         # The threshold is taken on the current weights at each step: fine-tuning rescales the
         # survivors (a Lasso model's shrunken groups regrow), so thresholds fixed on the starting
         # model stop biting. Pruned groups score 0 and stay below it: `frac` of the rotation groups
@@ -158,17 +170,56 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
         if progress:
             progress(i, len(todo), {"fraction": frac, "accuracy": acc, "rotations": cost["rotations"]})
         if ok and choose_step(result.steps) is step:
-            best = snapshot(model)
+            best, best_step = snapshot(model), i
         # One rejected step may be noise (the validation split's standard error is about half a point
         # at 2,000 images): the loop stops after `patience` rejected steps in a row.
         rejected = 0 if ok else rejected + 1
         if rejected >= patience:
             break
+        if save_state and i < len(todo):
+            save_state(_state(model, result, best, best_step, rejected, epochs, todo))
     else:
         result.cut_off = bool(todo) and result.steps[-1].accepted
     restore(model, best)
     result.chosen.test_accuracy = evaluate(model, *data.tensors("test"))  # the one reading of test
     return result
+
+
+def _state(model: nn.Module, result: PruneResult, best: tuple[dict, dict], best_step: int, rejected: int,
+           epochs: float, todo: list[float]) -> dict:
+    """What iterative_prune needs to go on after its last step: the weights with their masks (as
+    booleans, a quarter of the floats), the steps so far, the chosen step's weights (unless they
+    are the current ones), the patience count and the fine-tune epochs spent."""
+    masks = {n: m.weight_mask for n, m in model.named_modules() if hasattr(m, "weight_mask")}
+    return {"kind": "prune", "method": result.method, "fractions": todo, "dense_accuracy": result.dense_accuracy,
+            "steps": [s.to_dict() for s in result.steps], "rejected": rejected, "epochs": epochs,
+            "model": {k: v for k, v in model.state_dict().items() if not k.endswith(".weight_mask")},
+            "masks": _packed(masks), "best_step": best_step, "torch_rng": torch.get_rng_state(),
+            "best": None if best_step == result.steps[-1].step else {"state": best[0], "masks": _packed(best[1])}}
+
+
+def _packed(masks: dict[str, torch.Tensor]) -> dict:
+    """0/1 masks as booleans and the name of their dtype (exact both ways)."""
+    return {k: {"mask": m.bool(), "dtype": str(m.dtype).removeprefix("torch.")} for k, m in masks.items()}
+
+
+def _unpacked(masks: dict, device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: m["mask"].to(device=device, dtype=getattr(torch, m["dtype"])) for k, m in masks.items()}
+
+
+def _resumed(model: nn.Module, state: dict, method: str, todo: list[float]):
+    """The loop's variables back from _state's dict, and `model` (the run's starting model) at its last step."""
+    if state.get("kind") != "prune" or state["method"] != method or list(state["fractions"]) != todo:
+        raise ValueError(f"iterative_prune: the resume state is not one of this run ({method}, {len(todo)} steps)")
+    device = next(model.parameters()).device
+    masks = _unpacked(state["masks"], device)
+    apply_masks(model, masks)  # the pruned layout (weight_orig beside weight_mask) that the state fills
+    model.load_state_dict({**state["model"], **{f"{k}.weight_mask": m for k, m in masks.items()}})
+    torch.set_rng_state(state["torch_rng"])
+    result = PruneResult(method, state["dense_accuracy"], [PruneStep(**s) for s in state["steps"]])
+    saved = state["best"]  # None: the chosen step is the last one, whose weights are the model's now
+    best = snapshot(model) if saved is None else (saved["state"], _unpacked(saved["masks"], device))
+    return result, best, state["best_step"], state["rejected"], state["epochs"]
 
 
 def _plain(cfg: TrainConfig) -> TrainConfig:

@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 
 # progress(done, total, info): called by the long loops; the command line draws the bar.
 Progress = Callable[[int, int, dict], None]
+# save_state(state): called by the long loops after each finished epoch (pruning step) that another
+# follows, with everything the loop needs to go on from there (`resume=state`) and end exactly as an
+# uninterrupted run. Tensors, numbers, strings, lists and dicts only (a caller may torch.save it
+# and read it back with weights_only=True); the tensors are the live ones: write or copy them
+# before returning. Writing it is the caller's business (pruning writes nothing).
+SaveState = Callable[[dict], None]
 
 
 @dataclass
@@ -98,12 +104,18 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 
 def train(model: nn.Module, data: Dataset, cfg: TrainConfig, groups: dict[str, LayerGroups] | None = None,
-          progress: Progress | None = None) -> list[dict]:
+          progress: Progress | None = None, save_state: SaveState | None = None,
+          resume: dict | None = None) -> list[dict]:
     """SGD with a cosine schedule on the task loss, with the group-Lasso penalties applied by
     a proximal step after each optimizer step (or, with cfg.lasso = "subgradient", added to the loss).
 
     Returns one record per epoch: loss, penalty (the Lasso term at the epoch's end), train and
     validation accuracy, and the fractions of diagonal and positional groups that are all zero.
+
+    `save_state` gets a state after every epoch that another follows; `resume` (such a state, of
+    the same model, data and cfg) goes on after its epoch, to the weights and history an
+    uninterrupted run ends with: the data order's generator, the optimizer, the schedule and the
+    plateau rule's best weights are all in it.
     """
     if (cfg.lambda_p or cfg.lambda_d) and not groups:
         raise ValueError("train: group Lasso needs the model's pruning groups")
@@ -121,9 +133,27 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, groups: dict[str, L
     dev = _device(model)
     history: list[dict] = []
     best: tuple[float, dict] | None = None
+    best_epoch = 0
     cuts = 0
     done = 0
-    for epoch in range(math.ceil(total_steps / steps_per_epoch)):
+    first = 0
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    if resume is not None:
+        if resume.get("kind") != "train" or resume.get("total_steps") != total_steps:
+            raise ValueError(f"train: the resume state is not one of this training ({total_steps} batches)")
+        first, done, cuts, best_epoch = resume["epoch"], resume["done"], resume["cuts"], resume["best_epoch"]
+        history = [dict(h) for h in resume["history"]]
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        if sched:
+            sched.load_state_dict(resume["scheduler"])
+        _set_rng(gen, resume["rng"])
+        if resume["best_accuracy"] is not None:  # the plateau rule's best weights (the current ones: not saved twice)
+            best = (resume["best_accuracy"], copy.deepcopy(model.state_dict()) if resume["best_model"] is None
+                    else {k: v.to(dev) for k, v in resume["best_model"].items()})
+        if progress:
+            progress(done, total_steps, {"epoch": first, "resumed": first})
+    for epoch in range(first, epochs):
         model.train()
         order = torch.randperm(len(y), generator=gen)
         total = 0.0
@@ -164,6 +194,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, groups: dict[str, L
         if plateau:
             if best is None or record["val_accuracy"] > best[0]:
                 best = (record["val_accuracy"], copy.deepcopy(model.state_dict()))
+                best_epoch = epoch + 1
             # A plateau is judged on the epochs since the last cut, so a cut's own jump is not averaged away.
             since = [h["val_accuracy"] for h in history if h["lr"] == opt.param_groups[0]["lr"]]
             if plateaued(history_since_cut(history, since), cfg.window, cfg.converge):
@@ -173,9 +204,28 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, groups: dict[str, L
                     break
                 for g in opt.param_groups:
                     g["lr"] *= 0.1
+        if save_state and epoch + 1 < epochs:
+            save_state({"kind": "train", "total_steps": total_steps, "epoch": epoch + 1, "done": done, "cuts": cuts,
+                        "history": history, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict() if sched else None, "rng": _get_rng(gen),
+                        "best_accuracy": best[0] if best else None, "best_epoch": best_epoch,
+                        "best_model": best[1] if best and best_epoch != epoch + 1 else None})
     if plateau and best is not None:
         model.load_state_dict(best[1])
     return history
+
+
+def _get_rng(gen: torch.Generator) -> dict:
+    """The random states a training draws from: the data order's generator, torch's own (and CUDA's)."""
+    return {"order": gen.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _set_rng(gen: torch.Generator, rng: dict) -> None:
+    gen.set_state(rng["order"])
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
 
 
 def history_since_cut(history: list[dict], since: list[float]) -> list[float]:

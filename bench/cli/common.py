@@ -92,7 +92,8 @@ def add_schedule_option(p) -> None:
     p.add_argument("--schedule", type=schedule, default="auto", metavar=SCHEDULE_CHOICES,
                    help="rotation schedule of every conv: output-rotation (baby step B = 1), input-rotation "
                         "(B = c_n), bsgs:B (B a power of two dividing c_n), auto (default: per layer, the B with "
-                        "the lowest predicted time from its weights)")
+                        "the lowest predicted time from its weights; with no --algorithm, also the algorithm, see "
+                        "--algorithm)")
 
 
 def add_bandwidth_options(p) -> None:
@@ -112,8 +113,9 @@ def add_bandwidth_options(p) -> None:
 
 def add_algorithm_option(p, choose: bool = False) -> None:
     """--algorithm and --compare-slot, shared by layer and infer (default slot): every algorithm of the
-    registry (heconv.algorithms), each described by its own summary. `choose` (infer): left out, with
-    --schedule auto every conv runs by the algorithm of the lowest predicted time (heconv.algorithms.choice)."""
+    registry (heconv.algorithms), each described by its own summary. `choose` (layer and infer): left out,
+    with --schedule auto every conv runs by the algorithm of the lowest predicted time
+    (heconv.algorithms.choice)."""
     from heconv.algorithms import algorithm_names, get_algorithm
 
     names = algorithm_names()

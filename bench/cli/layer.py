@@ -6,9 +6,8 @@ import argparse
 
 import numpy as np
 
-from heconv.algorithms import get_algorithm
-from heconv.algorithms.coefficient import CoefficientAlgorithm
-from heconv.algorithms.slot import SlotAlgorithm
+from heconv.algorithms import DEFAULT_ALGORITHM, get_algorithm
+from heconv.algorithms.base import NetworkContext
 from heconv.errors import InputError
 
 from .common import (
@@ -23,7 +22,6 @@ from .common import (
     seed,
     tolerance_verdict,
 )
-from .layer_registry import render_registered, run_registered
 
 
 def add_parser(sub) -> None:
@@ -45,7 +43,7 @@ def add_parser(sub) -> None:
                    help="encrypted: SEAL CKKS; plain: the cleartext backend (same counts, no encryption)")
     add_schedule_option(p)
     add_workers_option(p)
-    add_algorithm_option(p)
+    add_algorithm_option(p, choose=True)
     p.add_argument("--no-mask", action="store_true",
                    help="coefficient algorithm: leave the outputs unmasked (the client then sees partial sums "
                         "of the weights: no weight privacy)")
@@ -58,6 +56,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     from heconv.params import params_for_input
+    from heconv.traffic import Objective
     from pruning.synthetic import random_conv_weights
 
     from ..harness.layer import load_weights
@@ -79,35 +78,52 @@ def run(args: argparse.Namespace) -> dict:
                                      args.prune_diagonals, args.prune_positions, args.seed)
     bias = np.random.default_rng(args.seed + 2).normal(0, 0.1, args.c_out) if args.bias else None
 
+    # No --algorithm and --schedule auto: the algorithm of the lowest predicted time (as `artemis infer` per conv).
+    choose = args.algorithm is None and args.schedule == "auto"
+    args.algorithm = args.algorithm or DEFAULT_ALGORITHM
     alg = get_algorithm(args.algorithm)
     if (args.compare_slot or args.no_mask) and not alg.changes_traffic:
         raise InputError(f"--compare-slot and --no-mask apply to an algorithm that changes the protocol's traffic "
                          f"(masked outputs), not to --algorithm {args.algorithm}")
-    if (args.workers or 1) > 1 and not alg.parallel:
+    if (args.workers or 1) > 1 and not alg.parallel and not choose:
         raise InputError(f"--workers > 1 does not apply to --algorithm {args.algorithm}: it runs in-process")
-    # An algorithm with a harness of its own (more figures); any other through the interface alone.
-    result = HARNESSES.get(type(alg), run_registered)(args, weight, bias, params)
-    result.update(mode=args.mode, prune_diagonals=args.prune_diagonals, prune_positions=args.prune_positions,
-                  weights=args.weights, insecure=params.allow_insecure, scale_bits=params.scale_bits,
-                  provenance=provenance())
+    workers = resolve_workers(args) if alg.parallel or choose else 1
+    # the algorithm's plan options for a lone conv: the coefficient chunking's objective, its mask
+    options = alg.network_options(NetworkContext(objective=Objective(args.bandwidth, "seeded", args.chunking)))
+    if args.no_mask:
+        options["mask"] = False
+    result = _measure(args, weight, bias, params, args.algorithm, args.schedule, workers, choose, options)
+    if args.compare_slot:
+        slot = _measure(args, weight, bias, params, DEFAULT_ALGORITHM, "output-rotation", 1)
+        result.update(slot_or_latency_s=slot["latency_s"], slot_or_cpu_s=slot["cpu_s"],
+                      slot_or_rotations=slot["rotations"], slot_or_pmuls=slot["pmuls"],
+                      slot_or_bytes_client_to_server=slot.get("bytes_client_to_server"),
+                      slot_or_bytes_server_to_client=slot.get("bytes_server_to_client"),
+                      latency_over_slot_or=result["latency_s"] / slot["latency_s"],
+                      cpu_over_slot_or=result["cpu_s"] / slot["cpu_s"],
+                      unmasked_latency_over_slot_or=(result["latency_s"] - result.get("mask_s", 0.0))
+                      / slot["latency_s"])
+    result.update(algorithm_requested="auto" if choose else args.algorithm, mode=args.mode,
+                  prune_diagonals=args.prune_diagonals, prune_positions=args.prune_positions, weights=args.weights,
+                  insecure=params.allow_insecure, scale_bits=params.scale_bits, provenance=provenance())
     result.update(tolerance_verdict(result, "max_abs_error", "max_abs_reference", args.tolerance))
     return result
 
 
-def _run_slot(args: argparse.Namespace, weight, bias, params, schedule: str | None = None,
-              workers: int | None = None) -> dict:
+def _measure(args: argparse.Namespace, weight, bias, params, algorithm: str, schedule: str, workers: int,
+             choose: bool = False, options: dict | None = None) -> dict:
+    """One conv through the one layer harness (bench.harness.layer), any algorithm: its record."""
     from heconv.backends import make_backend
 
-    from ..harness.layer import measure_layer, prepare_layer
+    from ..harness.layer import prepare_layer
+    from ..harness.layer_record import measure_layer
     from .common import bar
 
-    schedule = schedule or args.schedule
-    workers = workers or resolve_workers(args)
     with bar(2, "layer") as b:
         b.set_postfix_str("keys and encoding")
         prep = prepare_layer(weight, bias, args.hw, args.hw, args.stride, make_backend(args.mode, params, args.seed),
                              seed=args.seed, check_bounds=not args.no_bound_check, schedule=schedule,
-                             workers=workers)
+                             workers=workers, algorithm=algorithm, choose_algorithm=choose, options=options)
         b.update()
         b.set_postfix_str("run")
         try:
@@ -115,47 +131,23 @@ def _run_slot(args: argparse.Namespace, weight, bias, params, schedule: str | No
         finally:
             prep.close()
         b.update()
-    result.update(workers_requested=workers, schedule_requested=schedule, algorithm="slot",
-                  workers_chosen=getattr(args, "workers_chosen", "--workers"))
+    ran = result["algorithm"]
+    result.update(schedule_requested=schedule,
+                  workers_chosen=getattr(args, "workers_chosen", "--workers") if get_algorithm(ran).parallel
+                  else f"the {ran} algorithm runs in-process")
     return result
 
 
-def _run_coefficient(args: argparse.Namespace, weight, bias, params) -> dict:
-    """The coefficient algorithm; with --compare-slot, then the slot engine's output-rotation run
-    (one process) of the same weights and input in this process."""
-    from heconv.backends import make_backend
-    from heconv.traffic import Objective
-
-    from ..harness.coeff_layer import measure_coeff_layer, prepare_coeff_layer
-    from .common import bar
-
-    with bar(2, "layer (coefficient)") as b:
-        b.set_postfix_str("encoding")
-        backend = make_backend(args.mode, params, args.seed)
-        prep = prepare_coeff_layer(weight, bias, args.hw, args.hw, args.stride, backend, seed=args.seed,
-                                   check_bounds=not args.no_bound_check, mask=not args.no_mask,
-                                   objective=Objective(args.bandwidth, "seeded", args.chunking))
-        b.update()
-        b.set_postfix_str("run")
-        record = measure_coeff_layer(prep)
-        result = record.to_dict()
-        b.update()
-    result.update(workers_requested=1, schedule_requested=None)
-    if args.compare_slot:
-        slot = _run_slot(args, weight, bias, params, "output-rotation", 1)
-        result.update(slot_or_latency_s=slot["latency_s"], slot_or_cpu_s=slot["cpu_s"],
-                      slot_or_rotations=slot["rotations"], slot_or_pmuls=slot["pmuls"],
-                      slot_or_bytes_client_to_server=slot.get("bytes_client_to_server"),
-                      slot_or_bytes_server_to_client=slot.get("bytes_server_to_client"),
-                      latency_over_slot_or=result["latency_s"] / slot["latency_s"],
-                      cpu_over_slot_or=result["cpu_s"] / slot["cpu_s"],
-                      unmasked_latency_over_slot_or=(result["latency_s"] - result["mask_s"]) / slot["latency_s"])
-    return result
+def _algorithm_row(result: dict) -> str:
+    """The algorithm that ran, what it does, and for --schedule auto why it won (heconv.algorithms.choice)."""
+    row = f"{result['algorithm']}: {get_algorithm(result['algorithm']).summary}"
+    return row + (f"; {result['algorithm_reason']}" if result.get("algorithm_reason") else "")
 
 
 def _schedule_row(result: dict) -> str:
     """The schedule that ran, and for auto the rotations of every baby step considered."""
-    row = f"{result['schedule']} (baby step B = {result['baby_step']})"
+    b = result.get("baby_step")
+    row = result["schedule"] + (f" (baby step B = {b})" if b is not None else "")
     cands = result.get("schedule_candidates") or []
     if cands:
         row += "; auto chose from " + ", ".join(f"B={c['baby_step']}: {c['rotations']} rot" for c in cands)
@@ -166,7 +158,8 @@ def _workers_row(result: dict) -> str:
     chosen = f" ({result['workers_chosen']})" if result.get("workers_chosen") else ""
     if result["workers"] == 1:
         return "1 (in-process)" + chosen + (f"; {result['workers_requested']} asked, the layer has one giant-step "
-                                            f"group" if result.get("workers_requested", 1) > 1 else "")
+                                            f"group" if result.get("workers_requested", 1) > 1
+                                            and get_algorithm(result["algorithm"]).parallel else "")
     return (f"{result['workers']} processes{chosen}, split by giant-step groups (bo, g); "
             f"{result['extra_rotations']} baby-step rotations recomputed by more than one worker")
 
@@ -174,9 +167,12 @@ def _workers_row(result: dict) -> str:
 def _rotations_row(result: dict) -> str:
     """Counted rotations split into the plan's own and those workers recompute (issue 21)."""
     extra = result.get("extra_rotations", 0) or 0
-    return (f"{result['rotations']} counted = {result['rotations'] - extra} the plan's own + {extra} recomputed by "
-            f"{result['workers']} worker(s); {result['predicted_rotations']} predicted; "
-            f"{result['dense_formula_rotations']} dense formula for one process (B = {result['baby_step']})")
+    row = (f"{result['rotations']} counted = {result['rotations'] - extra} the plan's own + {extra} recomputed by "
+           f"{result['workers']} worker(s); {result['predicted_rotations']} predicted")
+    if result.get("dense_formula_rotations") is not None:
+        row += (f"; {result['dense_formula_rotations']} dense formula for one process "
+                f"(B = {result['baby_step']})")
+    return row
 
 
 def _parallel_rows(result: dict) -> list[tuple[str, str]]:
@@ -191,31 +187,19 @@ def _parallel_rows(result: dict) -> list[tuple[str, str]]:
     ]
 
 
-def _render_coefficient(result: dict) -> list[tuple[str, str]]:
-    ch = result["chunking"]
-    rows = [
-        ("algorithm", "coefficient encoding (no rotation)"),
-        ("chunking", f"C_w={result['c_w']} channels per chunk, {result['chunks']} chunks, {result['group']} output "
-                     f"channels per ciphertext, {result['tiles']} tile(s) of {ch['tile_h']}x{ch['tile_w']}"),
-        ("ciphertexts", f"{result['n_in']} in ({result['bytes_client_to_server'] / 1e6:.2f} MB, "
-                        f"{result.get('upload', 'seeded')}), {result['n_out']} out "
-                        f"({result['bytes_server_to_client'] / 1e6:.2f} MB)"),
-        *_choice_rows(result),
-        ("rotations", f"{result['rotations']} counted, {result['predicted_rotations']} predicted"),
-        ("plaintext mults", f"{result['pmuls']} counted, {result['predicted_pmuls']} predicted "
-                            f"({result['kept_blocks']} of {result['block_groups']} kernel blocks kept)"),
-        ("additions", f"{result['adds']} ct-ct, {result['plain_adds']} ct-pt"),
-        ("rescales", str(result["rescales"])),
-        ("counts", "equal the plan's" if result["counts_match_plan"] else "DIFFER from the plan's"),
-        ("weight privacy", _privacy(result)),
-        ("latency", f"{result['latency_s']:.4f} s wall, {result['cpu_s']:.4f} s CPU"),
-    ]
-    if "slot_or_latency_s" in result:
-        rows.append(("vs slot OR", f"{result['slot_or_latency_s']:.4f} s wall "
-                                   f"({result['slot_or_rotations']} rotations), "
-                                   f"coefficient/slot x{result['latency_over_slot_or']:.3f} wall, "
-                                   f"x{result['cpu_over_slot_or']:.3f} CPU (same process, one worker)"))
-    return rows
+def _figure_rows(result: dict) -> list[tuple[str, str]]:
+    """Rows of the figures an algorithm supplies (ConvAlgorithm.figures), each shown where present."""
+    rows = []
+    if "channel_slots" in result:
+        rows.append(("packing", f"c_n={result['c_n']}, P={result['channel_slots']}, n_in={result['n_in']}, "
+                                f"n_out={result['n_out']}" + (f", {result['parities']} parities multiplexed"
+                                                              if result.get("parities", 1) > 1 else "")))
+    if "chunking" in result:
+        ch = result["chunking"]
+        rows.append(("chunking", f"C_w={result['c_w']} channels per chunk, {result['chunks']} chunks, "
+                                 f"{result['group']} output channels per ciphertext, {result['tiles']} tile(s) of "
+                                 f"{ch['tile_h']}x{ch['tile_w']}"))
+    return rows + _choice_rows(result)
 
 
 def _privacy(result: dict) -> str:
@@ -243,47 +227,43 @@ def _choice_rows(result: dict) -> list[tuple[str, str]]:
                           f"{(p['upload_bytes'] + p['download_bytes']) / 1e6:.2f} MB on the wire")]
 
 
-# The algorithms (by class) whose layer harness records more than run_registered's interface-only record:
-# the slot engine's (schedules, workers, group statistics) and the coefficient algorithm's (masking,
-# --compare-slot). A new algorithm needs no entry.
-HARNESSES = {SlotAlgorithm: lambda args, w, b, params: _run_slot(args, w, b, params),
-             CoefficientAlgorithm: _run_coefficient}
-
-
 def render(result: dict) -> str:
-    if "input_layout" in result:  # run_registered's record
-        return render_registered(result)
-    if "chunking" in result:  # the coefficient harness's record (bench.harness.coeff_layer)
-        rows = [("layer", f"{result['c_in']}->{result['c_out']}, {result['kernel']}x{result['kernel']}, "
-                          f"stride {result['stride']}, {result['hw']}x{result['hw']}"),
-                ("mode", f"{result['mode']} (N={result['poly_modulus_degree']}, moduli {result['coeff_mod_bit_sizes']})"
-                         + (" INSECURE toy parameters" if result.get("insecure") else "")),
-                *_render_coefficient(result),
-                ("floor", f"{result['floor_s']:.4f} s (x{result['latency_over_floor'] or 0:.3f})"),
-                ("max abs error", f"{result['max_abs_error']:.3e} vs torch conv2d (limit {result['error_limit']:.1e}: "
-                                  f"{'ok' if result['within_tolerance'] else 'EXCEEDED'})")]
-        width = max(len(r[0]) for r in rows)
-        return "\n".join(f"{a:<{width}}  {b}" for a, b in rows)
+    """One table for every algorithm: the common rows, and the rows of the figures its record holds."""
+    kept = (f" ({result['kept_blocks']} of {result['block_groups']} kernel blocks kept)"
+            if "kept_blocks" in result else "")
     rows = [
         ("layer", f"{result['c_in']}->{result['c_out']}, {result['kernel']}x{result['kernel']}, "
                   f"stride {result['stride']}, {result['hw']}x{result['hw']}"),
         ("mode", f"{result['mode']} (N={result['poly_modulus_degree']}, moduli {result['coeff_mod_bit_sizes']})"
                  + (" INSECURE toy parameters" if result.get("insecure") else "")),
-        ("packing", f"c_n={result['c_n']}, P={result['channel_slots']}, n_in={result['n_in']}, "
-                    f"n_out={result['n_out']}"),
+        ("algorithm", _algorithm_row(result)),
+        *_figure_rows(result),
+        ("layouts", f"{result['n_in']} ciphertexts in ({result['input_layout']}, "
+                    f"{result['bytes_client_to_server'] / 1e6:.2f} MB, {result.get('upload', 'seeded')}), "
+                    f"{result['n_out']} out ({result['output_layout']}, map {result['output_shape']}, "
+                    f"{result['bytes_server_to_client'] / 1e6:.2f} MB)"),
         ("schedule", _schedule_row(result)),
         ("rotations", _rotations_row(result)),
         ("key switches", str(result["key_switches"])),
         ("galois keys", f"{result['galois_keys']} ({result['galois_key_bytes'] / 1e6:.2f} MB)"),
-        ("plaintext mults", f"{result['pmuls']}"),
+        ("plaintext mults", f"{result['pmuls']} counted, {result['predicted_pmuls']} predicted{kept}"),
         ("additions", f"{result['adds']} ct-ct, {result['plain_adds']} ct-pt"),
         ("rescales", str(result["rescales"])),
+        ("counts", "equal the plan's" if result["counts_match_plan"] else "DIFFER from the plan's"),
+        *([("weight privacy", _privacy(result))] if "mask" in result else []),
         ("workers", _workers_row(result)),
         ("latency", f"{result['latency_s']:.4f} s wall, {result['cpu_s']:.4f} s CPU"
                     + (" (all workers)" if result["workers"] > 1 else "")),
         ("floor", f"{result['floor_s']:.4f} s (x{result['latency_over_floor'] or 0:.3f}): counts x unit costs, "
                   f"the time with no engine overhead" + (" on one core" if result["workers"] > 1 else "")),
         *_parallel_rows(result),
+    ]
+    if "slot_or_latency_s" in result:
+        rows.append(("vs slot OR", f"{result['slot_or_latency_s']:.4f} s wall "
+                                   f"({result['slot_or_rotations']} rotations), "
+                                   f"{result['algorithm']}/slot x{result['latency_over_slot_or']:.3f} wall, "
+                                   f"x{result['cpu_over_slot_or']:.3f} CPU (same process, one worker)"))
+    rows += [
         ("max abs error", f"{result['max_abs_error']:.3e} vs torch conv2d (limit {result['error_limit']:.1e}: "
                           f"{'ok' if result['within_tolerance'] else 'EXCEEDED'})"),
         ("peak RSS", f"{result['peak_rss_bytes'] / 2**20:.0f} MiB"),

@@ -86,6 +86,10 @@ class SweepView:
         if event == "running":
             unit = "epoch" if info["cell"].startswith("train/") else "step"
             text = f"{cell}: {unit} {info['cell_done']:.0f}/{info['cell_total']}"
+            if "resumed" in info:  # a killed cell going on from its snapshot (bench.experiments.snapshots)
+                text = f"{cell}: resumed from its snapshot after {unit} {info['resumed']}/{info['cell_total']}"
+                self._last_line[info["cell"]] = text  # said once, here, in a terminal too
+                self._line(f"{text} ({done:.0f}/{total:.0f} units of the sweep)")
             if "accuracy" in info:
                 text += f", val {info['accuracy']:.2f}, {info.get('rotations', '?')} rotations"
         else:

@@ -1,5 +1,7 @@
 """One sweep cell each: train a model, or prune a trained one. Pure work: a cell's function
-takes its frozen configuration (and what it depends on) and returns data; it writes nothing.
+takes its frozen configuration (and what it depends on) and returns data; it writes nothing but,
+when the sweep hands it one, its mid-cell snapshot (bench.experiments.snapshots), from which a
+killed cell goes on at its last finished epoch or step.
 
 A training cell is keyed by what decides the trained weights (model, data, seed, lambdas,
 epochs ...), so every pruning method that starts from the same model shares it. A pruning
@@ -17,6 +19,8 @@ import torch
 
 if TYPE_CHECKING:
     from pruning.train import TrainConfig
+
+    from .snapshots import CellSnapshot
 
 
 @dataclass(frozen=True)
@@ -164,10 +168,12 @@ def _checkpoint(model: torch.nn.Module, meta: dict) -> bytes:
     return checkpoint_bytes({k: v.detach().cpu() for k, v in model.state_dict().items()}, meta)
 
 
-def run_train_cell(cell: TrainCell, threads: int = 1, parent: dict | None = None, progress=None) -> dict:
+def run_train_cell(cell: TrainCell, threads: int = 1, parent: dict | None = None, progress=None,
+                   snapshot: "CellSnapshot | None" = None) -> dict:
     """Train one model (from `parent`'s weights, run_train_cell's result for cell.parent, when it
     has one); returns its accuracies, per-epoch history, schedules and weights (bytes).
-    `progress`: pruning.train's callable (bench.experiments.progress.CellReporter in a sweep)."""
+    `progress`: pruning.train's callable (bench.experiments.progress.CellReporter in a sweep).
+    `snapshot`: saved after every epoch, and gone on from when it holds one of this cell (and parent)."""
     from models import build_model
     from models.checkpoint import checkpoint_from_bytes
     from pruning.groups import model_groups, model_schedules
@@ -184,7 +190,10 @@ def run_train_cell(cell: TrainCell, threads: int = 1, parent: dict | None = None
     schedules = model_schedules(model, shape, params, cell.schedule)  # fixed before training
     groups = model_groups(model, shape, params, schedules)
     model.to(_device())
-    history = train(model, data, cell.config(), groups, progress)
+    if snapshot is not None and parent is not None:
+        snapshot = snapshot.with_inputs(hashlib.sha256(parent["state"]).hexdigest())
+    save, resume, ignored = _resumable(snapshot)
+    history = train(model, data, cell.config(), groups, progress, save, resume)
     model.cpu()
     _check_finite(model, cell.run_id)
     blob = _checkpoint(model, {"model": cell.model, "in_channels": data.in_channels,
@@ -195,7 +204,21 @@ def run_train_cell(cell: TrainCell, threads: int = 1, parent: dict | None = None
             "history": history, "schedules": schedules, "data_source": data.source, "data_note": data.note,
             "n_train": len(data.train.y), "n_val": len(data.val.y), "n_test": len(data.test.y),
             "in_channels": data.in_channels, "num_classes": data.num_classes, "state": blob,
-            "checkpoint_sha256": hashlib.sha256(blob).hexdigest(), "wall_s": time.time() - start}
+            "checkpoint_sha256": hashlib.sha256(blob).hexdigest(), "wall_s": time.time() - start,
+            **_snapshot_fields(resume, ignored)}
+
+
+def _resumable(snapshot: "CellSnapshot | None") -> tuple:
+    """(save_state, resume, why a snapshot was ignored) for pruning's loops: the snapshot's saver and
+    what it holds (None without one)."""
+    return (snapshot.save, *snapshot.read()) if snapshot is not None else (None, None, None)
+
+
+def _snapshot_fields(resume: dict | None, ignored: str | None) -> dict:
+    """What the result says of its snapshot: the epoch or step it went on from, or why it was not used."""
+    if resume is not None:
+        return {"resumed_from": resume["epoch"] if resume["kind"] == "train" else len(resume["steps"]) - 1}
+    return {"snapshot_ignored": ignored} if ignored else {}
 
 
 def _check_finite(model: torch.nn.Module, run_id: str) -> None:
@@ -205,9 +228,11 @@ def _check_finite(model: torch.nn.Module, run_id: str) -> None:
         raise FloatingPointError(f"{run_id}: the training diverged (non-finite weights in {', '.join(bad[:3])})")
 
 
-def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int = 1, progress=None) -> dict:
+def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int = 1, progress=None,
+                   snapshot: "CellSnapshot | None" = None) -> dict:
     """Prune the trained model (`trained`: run_train_cell's result) with the cell's method;
-    returns the steps, the chosen step's accuracies and the pruned weights (bytes)."""
+    returns the steps, the chosen step's accuracies and the pruned weights (bytes).
+    `snapshot`: saved after every step, and gone on from when it holds one of this cell (and models)."""
     from models import build_model
     from models.checkpoint import checkpoint_from_bytes
     from pruning.groups import model_groups
@@ -224,12 +249,16 @@ def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int
     schedules = trained["schedules"]
     groups = model_groups(model, shape, params, schedules, get_method(cell.method).algorithm)
     seed = cell.train.seed
+    if snapshot is not None:
+        snapshot = snapshot.with_inputs(hashlib.sha256(trained["state"]).hexdigest(), repr(reference["val_accuracy"]))
+    save, resume, ignored = _resumable(snapshot)
     result = iterative_prune(model, data, groups, cell.method, params, cell.max_drop,
                              cell.fractions or _default_fractions(),
                              TrainConfig(epochs=cell.finetune_epochs, lr=cell.finetune_lr, seed=seed),
                              progress, reference=reference["val_accuracy"], schedule=schedules, mode=cell.mode,
                              patience=cell.patience,
-                             recovery=TrainConfig(epochs=cell.recovery_epochs, lr=cell.finetune_lr, seed=seed))
+                             recovery=TrainConfig(epochs=cell.recovery_epochs, lr=cell.finetune_lr, seed=seed),
+                             save_state=save, resume=resume)
     chosen = result.chosen
     steps = [{**s.to_dict(), "val_accuracy": s.accuracy, "chosen": s.step == chosen.step} for s in result.steps]
     blob = _checkpoint(fold_masks(model), {"model": cell.train.model, "in_channels": data.in_channels,
@@ -243,4 +272,5 @@ def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int
             "n_train": len(data.train.y), "n_val": len(data.val.y), "n_test": len(data.test.y),
             "in_channels": data.in_channels, "num_classes": data.num_classes, "state": blob,
             "cut_off": result.cut_off, "within_budget": result.within_budget,
-            "checkpoint_sha256": hashlib.sha256(blob).hexdigest(), "wall_s": time.time() - start}
+            "checkpoint_sha256": hashlib.sha256(blob).hexdigest(), "wall_s": time.time() - start,
+            **_snapshot_fields(resume, ignored)}

@@ -5,7 +5,9 @@ cell (train, or prune), results in the experiments database as each cell finishe
   store, by every method that prunes it; the plainly trained model of the same seed is the
   reference every drop is measured from.
 - Resumable: a cell that is done in the database is skipped; a trained model whose
-  checkpoint is on disk (sha256 as recorded) is read back instead of retrained.
+  checkpoint is on disk (sha256 as recorded) is read back instead of retrained; a cell killed
+  part-way goes on from its last finished epoch or pruning step (its snapshot under
+  `<checkpoints>/snapshots/`, bench.experiments.snapshots), removed once the cell is done.
 - A failed cell is recorded with its error and the others go on (the cells that needed it
   are recorded as failed too).
 - Ray schedules everything (local by default, a cluster with `address`): each task asks for
@@ -30,6 +32,7 @@ from .claims import claim_cells
 from .cluster import start_ray
 from .grid import checked_grid
 from .progress import CellReporter, Progress, SweepTracker, progress_box
+from .snapshots import cell_snapshot, clean_snapshots, snapshot_path
 from .store import ExperimentStore
 
 log = logging.getLogger(__name__)
@@ -149,6 +152,8 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
     if not todo:
         return {"cells": total, "done": 0, "failed": 0, "skipped": skipped, "trained": 0, "failed_cells": [],
                 "elsewhere": elsewhere}
+    snaps = folder.absolute()  # the cells' tasks write their snapshots, whatever their working folder
+    clean_snapshots(snaps)
     start_ray(address, num_cpus)
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     train_task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=0)(run_train_cell)
@@ -172,7 +177,8 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
                 parent = trained_ref(t.parent) if t.parent is not None else None  # a warm start waits for it
                 store.start_run(t.run_id, "train", {**t.fields(), "provenance": prov},
                                 parent=t.parent.run_id if t.parent is not None else None)
-                refs[t.run_id] = train_task.remote(t, cpus_per_task, parent, reporter(t.run_id, _epochs(t)))
+                refs[t.run_id] = train_task.remote(t, cpus_per_task, parent, reporter(t.run_id, _epochs(t)),
+                                                   cell_snapshot(snaps, t.run_id, t.fields()))
                 pending[refs[t.run_id]] = ("train", t)
         return refs[t.run_id]
 
@@ -181,7 +187,7 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
     for c in todo:
         store.start_run(c.run_id, "prune", {**c.fields(), "provenance": prov}, parent=c.train.run_id)
         ref = prune_task.remote(c, trained_ref(c.train), trained_ref(c.reference), cpus_per_task,
-                                reporter(c.run_id, _steps(c)))
+                                reporter(c.run_id, _steps(c)), cell_snapshot(snaps, c.run_id, c.fields()))
         pending[ref] = ("prune", c)
     done = failed = 0
     failed_cells: list[str] = []
@@ -210,8 +216,12 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
         sha = _save_checkpoint(result.pop("state"), path)
         fields = {**result, "checkpoint": str(path), "checkpoint_sha256": sha,
                   "config": {**(cell.fields()["config"]), "schedules": result.get("schedules"),
-                             **{k: result[k] for k in ("cut_off", "within_budget") if k in result}}}
+                             **{k: result[k] for k in ("cut_off", "within_budget", "resumed_from") if k in result}}}
         store.finish_run(cell.run_id, fields, result.get("steps"))
+        snapshot_path(snaps, cell.run_id).unlink(missing_ok=True)  # recorded done: nothing to go on from
+        if result.get("snapshot_ignored"):
+            log.warning("%s: %s; it was ignored and the cell ran from the start", cell.run_id,
+                        result["snapshot_ignored"])
         if box is not None:
             tracker.drain(box)  # the cell's last events before its end
         tracker.finish(cell.run_id, True)

@@ -1,16 +1,16 @@
-"""One measured convolution: weights, keys, encoding, encrypted run, error and floor.
+"""One measured convolution under any registered algorithm: weights, keys, encoding, encrypted run.
 
 `prepare_layer` does all the set-up (nothing of it is timed); `run_layer` is the timed
-part; `layer_record` checks the result against torch.nn.functional.conv2d and gathers
-the figures into a `LayerRecord`. `artemis layer` and the layer benchmarks both go
-through these three, so the README's figures and the command's come from one path.
+part; `bench.harness.layer_record.layer_record` checks the result against
+torch.nn.functional.conv2d and gathers the figures into a `LayerRecord`. `artemis layer`,
+the layer benchmarks and the peers suite all go through these three, for every algorithm,
+so the README's figures and the command's come from one path.
 """
 
 from __future__ import annotations
 
-import resource
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +18,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from heconv.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, ConvAlgorithm, get_algorithm
+from heconv.algorithms.base import NetworkContext
+from heconv.algorithms.choice import AlgorithmChoice, auto_algorithms
+from heconv.algorithms.choice import choose_algorithm as pick_algorithm
 from heconv.backends import Backend, OpCounts
 from heconv.bounds import check_bound, output_gain
-from heconv.conv import CompiledConv, ConvPlan, compile_conv, decrypt_output, plan_conv, run_conv
-from heconv.cost import UnitCosts, floor_seconds
 from heconv.errors import InputError
 from heconv.frontend import lower_model
-from heconv.geometry import pack
 from heconv.network import ConvOp, ServerConv, plan_network
 from heconv.parallel import ConvPool, ParallelRun
-from heconv.parallel_plan import ParallelPlan, plan_parallel
+from heconv.parallel_plan import ParallelPlan
 from heconv.params import CKKSParams
-from heconv.schedule import dense_rotations
 from models.checkpoint import safe_torch_load
 
 from .memory import check_memory, plan_bytes
-from .unit_costs import measure_unit_costs
 from .upload import upload_inputs
 
 FLOOR_TARGET = 1.15  # recorded per case (meets_floor_target), not asserted
@@ -99,13 +98,14 @@ def torch_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, strid
 
 @dataclass
 class PreparedLayer:
-    """A layer ready to run: plan, encoded plaintexts, keys, encrypted input; with workers > 1,
-    its split and the worker pool (forked after compile; `close()` stops it). `backend` is the
-    server's public view (no secret key); `client` holds the keys, uploaded the input (`upload`,
-    `upload_bytes` on the wire) and decrypts the output."""
+    """A layer ready to run under any registered algorithm (heconv.algorithms): plan, encoded plaintexts,
+    keys, encrypted input; with workers > 1 and an algorithm that splits, its split and the worker pool
+    (forked after compile; `close()` stops it). `backend` is the server's public view (no secret key);
+    `client` holds the keys, uploaded the input (`upload`, `upload_bytes` on the wire) and decrypts the
+    output. `choice`: the choice among algorithms that picked this one (--schedule auto), else None."""
 
-    plan: ConvPlan
-    compiled: CompiledConv
+    plan: Any
+    compiled: Any
     backend: Backend
     x: np.ndarray
     inputs: list[Any]
@@ -119,15 +119,45 @@ class PreparedLayer:
     client: Backend | None = None
     upload: str = "seeded"
     upload_bytes: int = 0
+    algorithm: str = DEFAULT_ALGORITHM
+    choice: AlgorithmChoice | None = None
+    workers_requested: int = 1
+
+    @property
+    def alg(self) -> ConvAlgorithm:
+        return get_algorithm(self.algorithm)
 
     @property
     def predicted(self) -> OpCounts:
         """What a run must count: the parallel split's counts when there is one."""
-        return self.parallel.predicted if self.parallel else self.plan.predicted
+        return self.parallel.predicted if self.parallel else self.alg.predicted(self.plan)
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.close()
+
+
+def plan_layer(weight: np.ndarray, has_bias: bool, height: int, width: int, stride: int, params: CKKSParams,
+               name: str = "conv", schedule: str = "output-rotation", workers: int = 1,
+               algorithm: str = DEFAULT_ALGORITHM, choose_algorithm: bool = False,
+               options: dict[str, Any] | None = None) -> tuple[str, Any, AlgorithmChoice | None]:
+    """(algorithm, plan, choice) of one conv: `algorithm`'s plan (`schedule` where it takes one; `options`,
+    default its `network_options` of a lone conv), or, with `choose_algorithm` and schedule "auto" under an
+    algorithm that takes schedules, the choice `artemis infer` makes per conv (heconv.algorithms.choice):
+    the registered algorithm of the lowest predicted time on `workers` processes among those that keep the
+    protocol's traffic, each with its own best schedule."""
+
+    def plan_with(n: str, opts: dict[str, Any] | None = None):
+        alg = get_algorithm(n)
+        opts = dict(alg.network_options(NetworkContext()) if opts is None else opts)
+        if alg.takes_schedule:
+            opts["schedule"] = schedule
+        return alg.plan(weight, height, width, params, stride=stride, has_bias=has_bias, name=name, **opts)
+
+    if choose_algorithm and schedule == "auto" and get_algorithm(algorithm).takes_schedule:
+        c = pick_algorithm(ALGORITHMS, auto_algorithms(ALGORITHMS, "hybrid"), plan_with, workers)
+        return c.algorithm, c.plan, c
+    return algorithm, plan_with(algorithm, options), None
 
 
 def prepare_layer(
@@ -143,37 +173,44 @@ def prepare_layer(
     schedule: str = "output-rotation",
     workers: int = 1,
     upload: str = "seeded",
+    algorithm: str = DEFAULT_ALGORITHM,
+    choose_algorithm: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> PreparedLayer:
-    """Plan, generate exactly the plan's Galois keys, encode, encrypt a random input in [-1, 1].
+    """Plan (`plan_layer`), generate exactly the plan's Galois keys, encode, encrypt a random input in [-1, 1].
 
     With `check_bounds`, a layer whose outputs could exceed what the parameters hold is
     refused before any key or ciphertext exists (heconv.bounds). `schedule`: the rotation
     schedule (heconv.schedule; "auto" picks the baby step from the weights). `workers` > 1:
-    split over that many processes (at most the layer's (bo, g) groups), forked here once
-    the plaintexts are encoded. `backend` is the client's (it makes the keys and uploads the
-    input, `upload`: heconv.traffic.UPLOADS); the server runs on its public view.
+    split over that many processes (at most the layer's (bo, g) groups) when the algorithm splits,
+    forked here once the plaintexts are encoded. `backend` is the client's (it makes the keys and
+    uploads the input in the algorithm's input layout, `upload`: heconv.traffic.UPLOADS); the server
+    runs on its public view.
     """
-    plan = plan_conv(weight, height, width, backend.params, stride=stride, has_bias=bias is not None, name=name,
-                     schedule=schedule)
+    algorithm, plan, choice = plan_layer(weight, bias is not None, height, width, stride, backend.params, name,
+                                         schedule, workers, algorithm, choose_algorithm, options)
+    alg = get_algorithm(algorithm)
     if check_bounds:
         bias_max = 0.0 if bias is None else float(np.abs(bias).max())
         check_bound(name, output_gain(weight) * INPUT_BOUND + bias_max, backend.params, plan.level)
-    check_memory(f"layer {name} ({plan.spec.c_in}->{plan.spec.c_out}, {height}x{width}, {len(plan.terms)} plaintexts)",
-                 plan_bytes(backend.plaintext_bytes(plan.level), len(plan.terms), len(plan.rotation_steps),
-                            plan.packing.n_in + plan.packing.n_out, workers))
+    lay_in, lay_out, steps = alg.input_layout(plan), alg.output_layout(plan), alg.rotation_steps(plan)
+    check_memory(f"layer {name} ({plan.spec.c_in}->{plan.spec.c_out}, {height}x{width}, {alg.plaintexts(plan)} "
+                 "plaintexts)", plan_bytes(backend.plaintext_bytes(plan.level), alg.plaintexts(plan), len(steps),
+                                           lay_in.ciphertexts + lay_out.ciphertexts, workers))
     client = backend
     client.reset_counter()
-    client.generate_galois_keys(plan.rotation_steps)
+    client.generate_galois_keys(steps)
     server = client.public_view()  # after the keys: the view shares them, not the secret key
-    compiled = compile_conv(plan, weight, bias, server)
+    compiled = alg.compile(plan, weight, bias, server)
     x = np.random.default_rng(seed + 1).uniform(-INPUT_BOUND, INPUT_BOUND, (plan.spec.c_in, height, width))
-    inputs, nbytes = upload_inputs(pack(x, plan.packing), lambda v: client.encode(v, plan.level), client, server,
+    inputs, nbytes = upload_inputs(lay_in.pack(x), lambda v: lay_in.encode(client, v, plan.level), client, server,
                                    upload)
-    split = plan_parallel(plan, workers) if workers != 1 else None
+    split = alg.split(plan, workers) if workers != 1 and alg.parallel else None
     setup = client.reset_counter() + server.reset_counter()
     pool = ConvPool(server, {name: (compiled, split)}) if split and split.workers > 1 else None
     return PreparedLayer(plan, compiled, server, x, inputs, np.asarray(weight, dtype=np.float64),
-                         bias, client.galois_key_bytes(), setup, seed, split, pool, client, upload, nbytes)
+                         bias, client.galois_key_bytes(), setup, seed, split, pool, client, upload, nbytes, algorithm,
+                         choice, workers)
 
 
 @dataclass
@@ -183,6 +220,7 @@ class LayerRun:
     wall_s: float
     cpu_s: float  # every worker's CPU time
     parallel: ParallelRun | None = None
+    parts: dict[str, float] = field(default_factory=dict)  # the parts `run_timed` timed apart, inside wall_s
 
 
 def run_layer(prep: PreparedLayer) -> LayerRun:
@@ -194,141 +232,9 @@ def run_layer(prep: PreparedLayer) -> LayerRun:
         outputs = prep.pool.run(prep.plan.spec.name, prep.inputs)
         wall = time.perf_counter() - t
         return LayerRun(outputs, b.reset_counter(), wall, prep.pool.last.cpu_s, prep.pool.last)
-    outputs = run_conv(prep.compiled, prep.inputs, b)
+    outputs, parts = prep.alg.run_timed(prep.compiled, prep.inputs, b)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
-    return LayerRun(outputs, b.reset_counter(), wall, cpu)
-
-
-@dataclass
-class LayerRecord:
-    """The figures of one measured layer (`to_dict` is what the command prints and the
-    benchmark records in extra_info)."""
-
-    layer: str
-    c_in: int
-    c_out: int
-    hw: int
-    kernel: int
-    stride: int
-    backend: str
-    poly_modulus_degree: int
-    coeff_mod_bit_sizes: list[int]
-    c_n: int
-    channel_slots: int
-    n_in: int
-    n_out: int
-    schedule: str
-    baby_step: int
-    schedule_candidates: list[dict]
-    predicted: dict
-    counts: dict
-    counts_match_plan: bool
-    dense_formula_rotations: int
-    kept_diagonals: int
-    diagonal_groups: int
-    kept_positions: int
-    positional_groups: int
-    weight_sparsity: float
-    galois_keys: int
-    galois_key_bytes: int
-    encoded_plaintexts: int
-    latency_s: float
-    cpu_s: float
-    floor_s: float
-    latency_over_floor: float | None
-    meets_floor_target: bool
-    unit_costs_s: dict
-    max_abs_error: float
-    max_abs_reference: float
-    peak_rss_bytes: int
-    seed: int
-    workers: int = 1
-    serial_predicted: dict | None = None  # the single-process plan's counts (predicted: the split's)
-    extra_rotations: int = 0  # baby steps computed by more than one worker
-    worker_counts: list[dict] | None = None
-    worker_floor_s: list[float] | None = None
-    transfer_bytes: int = 0
-    transfer_s: float = 0.0
-    parallel_floor_s: float | None = None  # the larger worker's floor + transfer_s
-    latency_over_parallel_floor: float | None = None
-    bytes_client_to_server: int = 0  # the input ciphertexts as uploaded (`upload`), serialized
-    bytes_server_to_client: int = 0  # the output ciphertexts
-    algorithm: str = "slot"
-    upload: str = "seeded"  # how the client encrypted the input (heconv.traffic.UPLOADS)
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        c, p = self.counts, self.predicted
-        out.update(rotations=c["rotations"], key_switches=c["key_switches"], pmuls=c["pmuls"], adds=c["adds"],
-                   plain_adds=c["plain_adds"], rescales=c["rescales"], encryptions=c["encryptions"],
-                   predicted_rotations=p["rotations"], predicted_pmuls=p["pmuls"], ciphertexts_in=self.n_in,
-                   ciphertexts_out=self.n_out)
-        return out
-
-
-def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = None,
-                 runs: list[LayerRun] | None = None, latency_s: float | None = None) -> LayerRecord:
-    """Decrypt `run`'s output, compare with torch, compute the floor. `runs` (all timed
-    rounds, default just `run`) decide counts_match_plan; `latency_s` defaults to run's."""
-    b, plan = prep.backend, prep.plan
-    runs = runs or [run]
-    client = prep.client or b
-    y = decrypt_output(run.outputs, plan, client)
-    client.reset_counter()
-    ref = torch_conv(prep.x, prep.weight, prep.bias, plan.spec.stride)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # before the unit costs' operand pools
-    if unit is None:
-        unit = measure_unit_costs(client, level=plan.level)  # the client can make the keys a timing needs
-    latency = run.wall_s if latency_s is None else latency_s
-    floor = floor_seconds(run.counts, unit)
-    w = prep.weight
-    par, split = run.parallel, prep.parallel
-    workers = _parallel_fields(par, split, runs, unit, latency)
-    return LayerRecord(
-        layer=plan.spec.name, c_in=plan.spec.c_in, c_out=plan.spec.c_out, hw=plan.spec.height,
-        kernel=plan.spec.kernel, stride=plan.spec.stride, backend=b.name,
-        poly_modulus_degree=plan.params.poly_modulus_degree, coeff_mod_bit_sizes=list(plan.params.coeff_mod_bit_sizes),
-        c_n=plan.packing.c_n, channel_slots=plan.packing.channel_slots, n_in=plan.packing.n_in,
-        n_out=plan.packing.n_out, schedule=plan.schedule_name, baby_step=plan.baby_step,
-        schedule_candidates=[asdict(c) for c in plan.candidates],
-        predicted=prep.predicted.to_dict(), counts=run.counts.to_dict(),
-        counts_match_plan=all(r.counts == prep.predicted for r in runs) and workers.pop("workers_match"),
-        dense_formula_rotations=dense_rotations(plan.packing, plan.spec.kernel, plan.baby_step),
-        kept_diagonals=sum(len(d) for d in plan.diagonals), diagonal_groups=plan.packing.n_out * plan.packing.c_n,
-        kept_positions=sum(len(p) for p in plan.positions), positional_groups=plan.packing.n_in * plan.spec.kernel ** 2,
-        weight_sparsity=float((w == 0).mean()), galois_keys=len(b.galois_steps), galois_key_bytes=prep.galois_key_bytes,
-        encoded_plaintexts=prep.setup_counts.encodes, latency_s=latency,
-        cpu_s=float(np.mean([r.cpu_s for r in runs])), floor_s=floor,
-        latency_over_floor=latency / floor if floor > 0 else None,
-        meets_floor_target=latency <= FLOOR_TARGET * floor, unit_costs_s=unit.to_dict(),
-        max_abs_error=float(np.abs(y - ref).max()), max_abs_reference=float(np.abs(ref).max()),
-        peak_rss_bytes=peak, seed=prep.seed,
-        serial_predicted=plan.predicted.to_dict(), **workers,
-        bytes_client_to_server=prep.upload_bytes, upload=prep.upload,
-        bytes_server_to_client=sum(b.ciphertext_bytes(c) for c in run.outputs),
-    )
-
-
-def _parallel_fields(par: ParallelRun | None, split: ParallelPlan | None, runs: list[LayerRun], unit: UnitCosts,
-                     latency: float) -> dict:
-    """The record's per-worker figures (workers_match: every run's per-worker counts equal the split's)."""
-    if par is None or split is None:
-        return {"workers_match": True}
-    transfer = float(np.mean([r.parallel.transfer_s for r in runs if r.parallel is not None]))
-    floor = max(par.floors(unit)) + transfer
-    return {
-        "workers_match": all(r.parallel is not None and r.parallel.worker_counts() == split.worker_counts()
-                             for r in runs),
-        "workers": par.workers, "extra_rotations": split.extra_rotations,
-        "worker_counts": [c.to_dict() for c in par.worker_counts()], "worker_floor_s": par.floors(unit),
-        "transfer_bytes": par.transfer_bytes, "transfer_s": transfer,
-        "parallel_floor_s": floor, "latency_over_parallel_floor": latency / floor if floor > 0 else None,
-    }
-
-
-def measure_layer(prep: PreparedLayer, unit: UnitCosts | None = None) -> LayerRecord:
-    """Run the prepared layer once (timed) and gather its record."""
-    return layer_record(prep, run_layer(prep), unit)
+    return LayerRun(outputs, b.reset_counter(), wall, cpu, parts=parts)
 
 
 @dataclass

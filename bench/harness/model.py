@@ -20,8 +20,6 @@ from torch import nn
 
 from heconv.algorithms import get_algorithm
 from heconv.backends import make_backend
-from heconv.coeff_mask import mask_hiding_bits
-from heconv.coeff_plan import CoeffPlan
 from heconv.cost import UnitCosts, floor_seconds
 from heconv.errors import InputError
 from heconv.frontend import lower_model
@@ -207,11 +205,12 @@ class ModelRecord:
 
 
 def _hiding_bits(prep: PreparedModel) -> float | None:
-    """The least `mask_hiding_bits` over the masked coefficient convs (bound: each conv's gain, for
-    inputs within [-1, 1]; only the interval mask depends on it); None without any."""
+    """The least hiding over the convs whose algorithm masks their outputs (`ConvAlgorithm.hiding_bits`;
+    bound: each conv's gain, for inputs within [-1, 1]; only the interval mask depends on it); None without any."""
     gains = prep.server.gains()
-    bits = [mask_hiding_bits(a.plan.params, a.plan.level + 1, gains[a.name][0]) for a in prep.plan.actions
-            if isinstance(a, ServerConv) and isinstance(a.plan, CoeffPlan) and a.plan.mask]
+    bits = [get_algorithm(a.algorithm).hiding_bits(a.plan, gains[a.name][0]) for a in prep.plan.actions
+            if isinstance(a, ServerConv)]
+    bits = [b for b in bits if b is not None]
     return min(bits) if bits else None
 
 
@@ -304,11 +303,13 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
 
 
 def _objective(plan: NetworkPlan) -> str | None:
-    """What the coefficient convs' chunking minimised, in words (None for the slot algorithm)."""
-    choices = [a.plan.choice for a in plan.actions if isinstance(a, ServerConv) and getattr(a.plan, "choice", None)]
-    if not choices:
+    """What the convs' traffic-aware plans minimised (the coefficient chunking), in words; None where no plan
+    made such a choice."""
+    objectives = [get_algorithm(a.algorithm).traffic_objective(a.plan) for a in plan.actions
+                  if isinstance(a, ServerConv)]
+    o = next((o for o in objectives if o is not None), None)
+    if o is None:
         return None
-    o = choices[0].objective
     return (f"end to end at {o.bandwidth_bps / 1e6:g} Mbit/s, {o.upload} uploads" if o.kind == "end-to-end"
             else "server time alone")
 

@@ -99,6 +99,26 @@ class ConvAlgorithm(ABC):
         """`run`, with the seconds of the parts a report shows apart (e.g. {"mask": s}); none by default."""
         return self.run(compiled, inputs, backend), {}
 
+    # The parts `run_timed` may time apart: a layer record holds "<part>_s" for each (0 where a run had none).
+    timed_parts: tuple[str, ...] = ()
+
+    def figures(self, plan: Any, output_bound: float) -> dict[str, Any]:
+        """The plan's own figures a layer record shows beside the common ones (bench.harness.layer_record),
+        under keys of the algorithm's own (e.g. the slot engine's packing and schedule candidates, the
+        coefficient chunking and its mask); none by default. `output_bound`: the largest |output| the
+        layer's inputs allow (what a mask must hide)."""
+        return {}
+
+    def hiding_bits(self, plan: Any, output_bound: float) -> float | None:
+        """What a mask on the outputs the client reads hides, in bits per masked value (heconv.coeff_mask)
+        for outputs up to `output_bound`; None: the plan masks nothing (the default)."""
+        return None
+
+    def traffic_objective(self, plan: Any) -> Any | None:
+        """What the plan's traffic-aware choice minimised (a heconv.traffic.Objective), or None: the plan
+        made no such choice (the default)."""
+        return None
+
     def label(self, plan: Any) -> str:
         """What a layer record's `schedule` column says ran: the registered name by default."""
         from . import algorithm_name  # the registry imports this module

@@ -18,7 +18,8 @@ from ..coeff import (
     plan_coeff_conv,
     run_coeff_conv,
 )
-from ..coeff_plan import CoeffPlan
+from ..coeff_mask import mask_hiding_bits, mask_kind, mask_range_bits
+from ..coeff_plan import CoeffPlan, dense_coefficient_counts
 from ..geometry import coefficient_block_ids
 from ..params import CKKSParams
 from .base import ConvAlgorithm, GroupArray, NetworkContext
@@ -41,8 +42,38 @@ class CoefficientAlgorithm(ConvAlgorithm):
         mask_outputs(compiled, outputs, backend)
         return outputs, {"mask": time.perf_counter() - t}
 
+    timed_parts = ("mask",)
+
     def baby_step(self, plan: CoeffPlan) -> None:
         return None
+
+    def hiding_bits(self, plan: CoeffPlan, output_bound: float) -> float | None:
+        """Statistical hiding per unread output coefficient (128: a uniform mask, distance 0)."""
+        return mask_hiding_bits(plan.params, plan.level + 1, output_bound) if plan.mask else None
+
+    def traffic_objective(self, plan: CoeffPlan) -> Any | None:
+        """What the chunking minimised (heconv.coeff_choice), when the plan recorded its choice."""
+        return None if plan.choice is None else plan.choice.objective
+
+    def figures(self, plan: CoeffPlan, output_bound: float) -> dict[str, Any]:
+        """The chunking, the kept kernel blocks, the dense counts, the mask and what it hides, and the
+        chunking's choice (every candidate with its predicted phases, and the objective)."""
+        ch, top = plan.chunking, plan.level + 1
+        out: dict[str, Any] = {
+            "chunking": ch.to_dict(), "c_w": ch.c_w, "chunks": ch.chunks, "group": ch.group, "tiles": ch.tiles,
+            "kept_blocks": plan.plaintexts, "block_groups": ch.groups * ch.chunks,
+            "dense_formula": dense_coefficient_counts(ch, plan.has_bias, plan.mask).to_dict(), "mask": plan.mask,
+            "mask_kind": mask_kind(plan.params, top) if plan.mask else None,
+            "mask_range_bits": mask_range_bits(plan.params, top),
+            "hiding_bits_per_coefficient": self.hiding_bits(plan, output_bound),
+            "bandwidth_bps": None, "chunking_objective": None, "chunk_choice": None, "predicted_phases": None,
+            "predicted_end_to_end_s": None}
+        if plan.choice is not None:
+            o, w = plan.choice.objective, plan.choice.winner
+            out.update(bandwidth_bps=o.bandwidth_bps, chunking_objective=o.kind, chunk_choice=plan.choice.to_dict(),
+                       predicted_phases=w.phases.to_dict(),
+                       predicted_end_to_end_s=w.phases.end_to_end_s(o.bandwidth_bps))
+        return out
 
     def network_options(self, context: NetworkContext) -> dict[str, Any]:
         """Two added convs framed by the larger kernel, the second aligned with the first's chunking (the

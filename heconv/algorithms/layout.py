@@ -46,6 +46,10 @@ class Layout(ABC):
     def unpack(self, vectors: list[np.ndarray]) -> np.ndarray:
         """The map back from the decrypted vectors."""
 
+    def encode(self, backend: Backend, vector: np.ndarray, level: int = 0) -> Any:
+        """The client's plaintext of one packed vector, in the layout's encoding (slots here)."""
+        return backend.encode(vector, level)
+
     @property
     def placement(self) -> Any:
         """What places the values (equal placements: a residual add may sum the two maps slot by slot);
@@ -119,6 +123,9 @@ class CoeffLayout(Layout):
     role: str = "input"
     stride: int = 1
     encoding: ClassVar[str] = "coefficients"
+
+    def encode(self, backend: Backend, vector: np.ndarray, level: int = 0) -> Any:
+        return backend.encode_coefficients(vector, level)
 
     @property
     def placement(self) -> Any:

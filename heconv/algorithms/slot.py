@@ -4,6 +4,7 @@ interface: a thin adapter, the engine itself unchanged."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from ..conv import CompiledConv, ConvPlan, compile_conv, plan_conv, run_conv
 from ..geometry import group_ids, schedule_group_ids
 from ..parallel_plan import ParallelPlan, plan_parallel
 from ..params import CKKSParams
+from ..schedule import dense_rotations
 from .base import ConvAlgorithm, GroupArray
 from .layout import SlotLayout
 
@@ -27,6 +29,16 @@ class SlotAlgorithm(ConvAlgorithm):
 
     def label(self, plan: ConvPlan) -> str:
         return plan.schedule_name
+
+    def figures(self, plan: ConvPlan, output_bound: float) -> dict[str, Any]:
+        """Its packing, the baby steps "auto" considered, the dense count of the schedule, and the kept
+        diagonal and positional groups (what pruning them saved)."""
+        p, k = plan.packing, plan.spec.kernel
+        return {"c_n": p.c_n, "channel_slots": p.channel_slots,
+                "schedule_candidates": [asdict(c) for c in plan.candidates],
+                "dense_formula_rotations": dense_rotations(p, k, plan.baby_step),
+                "kept_diagonals": sum(len(d) for d in plan.diagonals), "diagonal_groups": p.n_out * p.c_n,
+                "kept_positions": sum(len(q) for q in plan.positions), "positional_groups": p.n_in * k * k}
 
     def split(self, plan: ConvPlan, workers: int) -> ParallelPlan:
         return plan_parallel(plan, workers)

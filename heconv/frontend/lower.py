@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-from ..geometry import CoeffChunking, Packing
+from ..geometry import Packing
 from ..network.ir import ActOp, AddOp, ConvOp, LinearOp, Network, PadShortcutOp, PoolOp
 from .batchnorm import fold_batchnorm
 from .modules import PadShortcut, Square
@@ -152,8 +152,3 @@ def conv_plans(model: nn.Module, input_shape: tuple[int, int, int], params, algo
     plan = plan_network(lower_model(model, input_shape), params, algorithm=algorithm)
     return {a.name: a.plan for a in plan.actions if isinstance(a, ServerConv)}
 
-
-def conv_chunkings(model: nn.Module, input_shape: tuple[int, int, int], params) -> dict[str, CoeffChunking]:
-    """The coefficient algorithm's chunking of each conv of `model`, keyed by module path (its
-    kernel-block groups' geometry, heconv.geometry.coefficient_block_ids)."""
-    return {path: plan.chunking for path, plan in conv_plans(model, input_shape, params, "coefficient").items()}

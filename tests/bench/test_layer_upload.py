@@ -4,8 +4,8 @@ the server runs on a public view that holds none, and the record states the byte
 import numpy as np
 import pytest
 
-from bench.harness.coeff_layer import measure_coeff_layer, prepare_coeff_layer
-from bench.harness.layer import measure_layer, prepare_layer
+from bench.harness.layer import prepare_layer
+from bench.harness.layer_record import measure_layer
 from heconv.backends import make_backend
 from heconv.cost import DEFAULT_UNIT_COSTS
 from heconv.params import ckks_params
@@ -42,9 +42,10 @@ def test_a_slot_layer_uploads_seeded_and_the_server_cannot_decrypt():
 
 def test_a_coefficient_layer_uploads_as_its_objective_says():
     w, bias = _weights()
-    prep = prepare_coeff_layer(w, bias, 4, 4, 1, make_backend("plain", P), objective=Objective(1e8))
+    prep = prepare_layer(w, bias, 4, 4, 1, make_backend("plain", P), algorithm="coefficient",
+                         options={"objective": Objective(1e8)})
     assert prep.backend._secret is False and prep.client._secret is True
-    d = measure_coeff_layer(prep, DEFAULT_UNIT_COSTS).to_dict()
+    d = measure_layer(prep, DEFAULT_UNIT_COSTS).to_dict()
     assert d["upload"] == "seeded" and d["bandwidth_bps"] == 1e8 and d["chunking_objective"] == "end-to-end"
     assert d["bytes_client_to_server"] == d["n_in"] * ciphertext_bytes(P, 0, seeded=True)  # modelled words
     assert d["predicted_phases"]["upload_bytes"] == d["bytes_client_to_server"]
@@ -55,8 +56,8 @@ def test_a_coefficient_layer_uploads_as_its_objective_says():
 
 def test_an_encrypted_coefficient_layer_keeps_the_secret_with_the_client():
     w, bias = _weights()
-    prep = prepare_coeff_layer(w, bias, 4, 4, 1, make_backend("encrypted", P))
+    prep = prepare_layer(w, bias, 4, 4, 1, make_backend("encrypted", P), algorithm="coefficient")
     _server_holds_no_secret(prep)
-    r = measure_coeff_layer(prep, DEFAULT_UNIT_COSTS)
+    r = measure_layer(prep, DEFAULT_UNIT_COSTS)
     assert r.counts_match_plan and r.max_abs_error < 1e-3 and r.upload == "seeded"
     assert 0.4 < r.bytes_client_to_server / (r.n_in * ciphertext_bytes(P, 0)) < 0.55

@@ -67,3 +67,17 @@ def test_nothing_reused_says_nothing():
     view, stream = _view()
     view.progress(0, 0, {"event": "reused", "cells": [], "trained": []})
     assert stream.getvalue() == ""
+
+
+def test_a_resumed_cell_says_from_which_epoch_and_step():
+    view, stream = _view()
+    tracker = SweepTracker({TRAIN: 4, PRUNE: 14}, view.progress)
+    tracker.event(TRAIN, 2.0, 4, {"epoch": 2, "resumed": 2})  # went on from its snapshot after epoch 2
+    tracker.event(TRAIN, 3.0, 4, {"epoch": 3})
+    tracker.event(PRUNE, 5.0, 14, {"resumed": 5})
+    lines = [line.split("] ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert lines == [
+        "train resnet20 ld0.3 s0: resumed from its snapshot after epoch 2/4 (2/18 units of the sweep)",
+        "train resnet20 ld0.3 s0: epoch 3/4 (3/18 units of the sweep)",
+        "prune hunter s0: resumed from its snapshot after step 5/14 (8/18 units of the sweep)",
+    ]

@@ -8,7 +8,7 @@ import torch
 import models
 from heconv.backends.plain import PlainBackend
 from heconv.coeff_plan import CoeffPlan
-from heconv.frontend import conv_chunkings, lower_model
+from heconv.frontend import conv_plans, lower_model
 from heconv.geometry import coefficient_block_ids
 from heconv.network import Client, Server, ServerAdd, ServerConv, plan_network, run_network
 from heconv.params import ckks_params, params_for_input
@@ -59,7 +59,7 @@ def test_count_mode_large_model_and_chunkings():
     params = params_for_input(16, 16)
     plan, _, run, _ = _run(model, (3, 16, 16), params, mode="count")
     assert all(r.counts == r.predicted for r in run.layers)
-    chunkings = conv_chunkings(model, (3, 16, 16), params)
+    chunkings = {path: p.chunking for path, p in conv_plans(model, (3, 16, 16), params, "coefficient").items()}
     conv = dict(model.named_modules())["layers.0.0.conv1"]
     ids, n = coefficient_block_ids(tuple(conv.weight.shape), chunkings["layers.0.0.conv1"])
     assert ids.shape == tuple(conv.weight.shape) and ids.max() == n - 1

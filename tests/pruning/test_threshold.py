@@ -92,9 +92,9 @@ def test_a_zero_kernel_block_saves_the_coefficient_engine_one_multiplication_per
     mask.view(-1)[g.block_ids == 0] = 0.0
     apply_masks(model, {path: mask})
     pruned = he_cost(model, shape, params, algorithm="coefficient")
-    from heconv.frontend.lower import conv_chunkings
+    from heconv.frontend.lower import conv_plans
 
-    tiles = conv_chunkings(model.eval(), shape, params)[path].tiles
+    tiles = conv_plans(model.eval(), shape, params, "coefficient")[path].chunking.tiles
     assert dense["pmuls"] - pruned["pmuls"] == tiles
     with pytest.raises(ValueError, match="algorithm="):
         get_method("coefficient-block").units(current_weights(model, groups),

@@ -9,6 +9,7 @@ geometry.py: where the terms sit; plan.py: the frozen plan and its counts; engin
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -88,6 +89,14 @@ class MatvecAlgorithm(ConvAlgorithm):
         if g.parities == 1:
             return SlotLayout(g.slots, g.height, g.width, g.c_n, plan.spec.c_out, g.stride)
         return MultiplexedLayout(g, plan.spec.c_out)
+
+    def figures(self, plan: MatvecPlan, output_bound: float) -> dict[str, Any]:
+        """Its frame (c_n channels of P slots, the strided parities multiplexed), its nonzero diagonals and the
+        baby steps considered."""
+        g = plan.geometry
+        return {"c_n": g.c_n, "channel_slots": g.channel_slots, "parities": g.parities,
+                "nonzero_diagonals": plan.plaintexts,
+                "schedule_candidates": [dataclasses.asdict(c) for c in plan.candidates]}
 
     def label(self, plan: MatvecPlan) -> str:
         return f"matvec bsgs:{plan.baby_step}"
