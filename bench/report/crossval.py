@@ -12,9 +12,10 @@ cost any way). An output is a rescale and a bias add; a mask (coefficient algori
 encode and an encryption, whose counts are equal. The server's other encryptions (the slot
 algorithm's zero ciphertext for an output whose every weight is pruned) are a term of their own:
 a mask also draws its random polynomial and adds it, so one shared term would price the slot's
-bare encryptions as masks and push the coefficient's extra per-output work onto `outputs`. Fitted by non-negative least squares on
-relative error on the layer cases of one N (slot and coefficient together), on each case's
-least time over its rounds; whole models are predicted from that fit, never fitted.
+bare encryptions as masks and push the coefficient's extra per-output work onto `outputs`.
+Fitted by non-negative least squares on relative error on the layer cases of one N (slot and
+coefficient together), on each case's least time over its rounds; whole models are predicted
+from that fit, never fitted.
 
 The **noise floor** is the worst disagreement among cases with identical plans (every count
 equal, same algorithm and N): (max - min) / (max + min) of their times. No model of the

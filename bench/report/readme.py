@@ -57,7 +57,8 @@ def render_readme_block(cost_model: dict) -> str:
         dominant, total = sum(s > 0.5 for s in shares), len(shares)
     lines += ["", ("R^2 and worst relative errors are leave-one-out cross-validated on the layer cases. Rotation-only "
                    "model: latency = a x rotations + b; cost model: non-negative unit costs for rotations, "
-                   "(pmul + add) pairs, outputs (rescale + bias add) and masks. Noise floor: the worst "
+                   "(pmul + add) pairs, outputs (rescale + bias add), the coefficient algorithm's masks and the "
+                   "server's other encryptions (a fully pruned slot output's zero ciphertext). Noise floor: the worst "
                    "(max - min) / (max + min) of "
                    "the times of cases with identical plans. Whole models are predicted from the layer fit. Rotations "
                    f"dominate (more than half of a case's time by measured unit costs) in {dominant} of {total} "
