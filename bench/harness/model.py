@@ -36,9 +36,9 @@ from heconv.network import (
 )
 from heconv.network.traffic import plan_traffic, predict_phases
 from heconv.params import SECURE_DEGREES, CKKSParams, max_secure_depth, params_for_input
-from heconv.traffic import Objective
+from heconv.traffic import Objective, Phases
 
-from .bandwidth import DEFAULT_BANDWIDTH_BPS, transfer_seconds
+from .bandwidth import DEFAULT_BANDWIDTH_BPS
 from .memory import check_memory, plan_bytes
 from .unit_costs import measure_unit_costs
 
@@ -258,7 +258,7 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
     io = float(np.mean([r.server_io_seconds for r in runs]))
     up = int(np.mean([r.bytes_client_to_server for r in runs]))
     down = int(np.mean([r.bytes_server_to_client for r in runs]))
-    network = transfer_seconds(up + down, bandwidth_bps)
+    measured = Phases(client_s=client, server_s=server, server_io_s=io, upload_bytes=up, download_bytes=down)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     labels = None if labels is None else np.asarray(labels)
     phases = predict_phases(prep.plan, prep.client.upload)
@@ -296,7 +296,8 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
         server_median_s=float(np.median([r.server_seconds for r in runs])),
         upload=prep.client.upload, client_upload_s=float(np.mean([r.client_upload_seconds for r in runs])),
         client_refresh_s=float(np.mean([r.client_refresh_seconds for r in runs])), server_io_s=io,
-        bandwidth_bps=bandwidth_bps, network_s=network, end_to_end_s=client + server + io + network,
+        bandwidth_bps=bandwidth_bps, network_s=measured.transfer_s(bandwidth_bps),
+        end_to_end_s=measured.end_to_end_s(bandwidth_bps),
         predicted_phases={**phases.to_dict(), **plan_traffic(prep.plan, prep.client.upload)},
         predicted_end_to_end_s=phases.end_to_end_s(bandwidth_bps), chunking_objective=_objective(prep.plan),
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from heconv.traffic import transfer_seconds
+from heconv.traffic import Phases, transfer_seconds
 
 from .cases import Case, is_coefficient
 from .compare import accuracy, last_by
@@ -71,7 +71,11 @@ def end_to_end(c: Case, bandwidth: float) -> float | None:
     2.75
     """
     client = client_seconds(c)
-    return None if client is None else client + float(c.info["server_io_s"]) + with_traffic(c, bandwidth)
+    if client is None:
+        return None
+    return Phases(client_s=client, server_s=c.latency, server_io_s=float(c.info["server_io_s"]),
+                  upload_bytes=c.info.get("bytes_client_to_server") or 0,
+                  download_bytes=c.info.get("bytes_server_to_client") or 0).end_to_end_s(bandwidth)
 
 
 @dataclass
