@@ -8,7 +8,8 @@ Two kinds of case: random-weight models with a synthetic fraction of diagonals z
 set. Both take the same parameters (model, method, prune_diagonals, schedule), and every
 case runs under the output-rotation schedule and under "auto" (a baby step per layer); the
 dense synthetic models and every checkpoint also under the coefficient algorithm (schedule
-"coefficient", heconv.coeff, masked, in-process).
+"coefficient", heconv.coeff, masked, in-process), and dense ResNet18 under its earlier way too
+("coefficient-rescale": level 0 and a rescale per output, twice the upload).
 
 Set-up (lowering, Galois keys, encoding every plaintext) is outside the timed part;
 the timed part is `bench.harness.model.run_images` on one image a round (server evaluation
@@ -58,6 +59,8 @@ def _cases():
         if frac == 0.0:
             yield pytest.param(name, "synthetic", frac, "coefficient", id=f"{name}-diag0-coefficient",
                                marks=[pytest.mark.quick] if (name, frac) in COEFF_QUICK else [])
+    # the coefficient algorithm's earlier way (level 0, a rescale per output) beside its default, ResNet18 only
+    yield pytest.param("resnet18", "synthetic", 0.0, "coefficient-rescale", id="resnet18-diag0-coefficient-rescale")
     for name, schedule in SLOW_CASES:
         yield pytest.param(name, "synthetic", 0.0, schedule, id=f"{name}-diag0-{schedule}", marks=[pytest.mark.slow])
 
@@ -118,7 +121,7 @@ def _bench_model(benchmark, timed, unit, net, shape, params, x, label, info: dic
     stream = (info["model"], schedule) in STREAMED
     prep = prepare_model(net, shape, params, mode="encrypted", seed=seed, stream=stream,
                          schedule=schedule if get_algorithm(algorithm).takes_schedule else "output-rotation",
-                         algorithm=algorithm)
+                         algorithm=algorithm, choose_algorithm=schedule == "auto")  # auto: per conv across algorithms
     runs = []
     timed(lambda: runs.extend(run_images(prep, x[None])), rounds=MODEL_IMAGES)
     runs = runs[len(runs) - MODEL_IMAGES:]  # the timed images (the warm-up ran first)

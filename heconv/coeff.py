@@ -5,11 +5,12 @@ A chunk of C_w input channels (each in a frame with its k - 1 halo) is one polyn
 output channel o's flipped kernel block is one polynomial w_o; the coefficients of x * w_o
 at O + i*frame_w + j are the 'same' convolution; the kernels of `group` output channels share
 one plaintext, each shifted to its own window. Per (output group, tile): one plaintext
-multiplication per kept input chunk, their sum, one rescale. The other coefficients of an
-output are partial sums of the weights, so by default (`mask=True`) each output gets a fresh
-public-key encryption of a random polynomial that is zero where the client reads and, after the
-rescale to one prime, uniform modulo it elsewhere (`heconv.coeff_mask`; `mask_hiding_bits` states
-what that hides).
+multiplication per kept input chunk and their sum, at the chain's last level (one prime) with the
+scale split between input and weights, so nothing is rescaled (`rescale=True`: at level 0, then one
+rescale; heconv.coeff_plan.CoeffPlan). The other coefficients of an output are partial sums of the
+weights, so by default (`mask=True`) each output gets a fresh public-key encryption of a random
+polynomial that is zero where the client reads and uniform modulo the output's one prime elsewhere
+(`heconv.coeff_mask`; `mask_hiding_bits` states what that hides).
 
 `plan_coeff_conv` decides everything from the weights (which blocks are nonzero, the
 chunking) and touches no backend; `compile_coeff_conv` encodes the kernel polynomials
@@ -45,7 +46,7 @@ def plan_coeff_conv(
     stride: int = 1,
     has_bias: bool = False,
     name: str = "conv",
-    level: int = 0,
+    level: int | None = None,
     mask: bool = True,
     frame_kernel: int | None = None,
     align: CoeffChunking | None = None,
@@ -54,6 +55,7 @@ def plan_coeff_conv(
     wire_costs: WireCosts | None = None,
     output_uploads: int = 0,
     partner: tuple[int, int] | None = None,
+    rescale: bool = False,
 ) -> CoeffPlan:
     """Plan one convolution by coefficient encoding; all-zero kernel blocks (o, chunk) cost nothing.
 
@@ -63,21 +65,31 @@ def plan_coeff_conv(
     (`plan.choice`). `frame_kernel` and `align` (the other conv's chunking) make two convs'
     outputs addable (a 1x1 shortcut framed as a 3x3); `output_uploads`: values the client uploads
     in the output layout (an identity shortcut's operand), and `partner`: (C_in, kernel) of the conv
-    to be aligned with this one, both priced in the choice (heconv.coeff_choice).
+    to be aligned with this one, both priced in the choice (heconv.coeff_choice). `level`: the input's
+    (default: the chain's last without `rescale`, else 0).
 
     >>> from heconv.params import ckks_params
     >>> p = plan_coeff_conv(np.ones((64, 64, 3, 3)), 16, 16, ckks_params(depth=1))
     >>> p.chunking.c_w, p.chunking.group, p.predicted.rotations, p.predicted.pmuls, p.n_in, p.n_out
     (4, 6, 0, 176, 16, 11)
+    >>> p.level, p.output_level, p.input_scale_bits, p.predicted.rescales   # one prime, no rescale
+    (1, 1, 20, 0)
     >>> len(p.choice.candidates), p.choice.winner.c_w                    # C_w = 1..25 considered
     (25, 4)
     """
     w, _ = check_weight(name, weight, None)
     c_o, c_i, k, _ = w.shape
-    check_stride_level(name, stride, level, params)
+    if level is None:
+        level = 0 if rescale else params.depth
+    if rescale:
+        check_stride_level(name, stride, level, params)
+    else:
+        check_stride_level(name, stride, 0, params)
+        if not 0 <= level <= params.depth:
+            raise InputError(f"layer {name}: input at level {level} is outside the chain (0..{params.depth})")
     try:
         ch, choice = choose_chunking(c_i, c_o, height, width, k, params, level, frame_kernel, align, mask, objective,
-                                     unit_costs, wire_costs, output_uploads, partner)
+                                     unit_costs, wire_costs, output_uploads, partner, rescale)
     except ValueError as e:
         raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
     nonzero = np.zeros((ch.groups * ch.group, ch.chunks * ch.c_w), dtype=bool)
@@ -86,7 +98,8 @@ def plan_coeff_conv(
     blocks = [[int(b) for b in np.nonzero(kept[g])[0]] for g in range(ch.groups)]
     return CoeffPlan(spec=ConvSpec(name, c_i, c_o, k, height, width, stride), chunking=ch, params=params, level=level,
                      has_bias=has_bias, mask=mask, blocks=blocks,
-                     predicted=coefficient_counts(blocks, ch.tiles, has_bias, mask), choice=choice)
+                     predicted=coefficient_counts(blocks, ch.tiles, has_bias, mask, rescale), choice=choice,
+                     rescale=rescale)
 
 
 @dataclass
@@ -103,12 +116,19 @@ class CompiledCoeffConv:
 
 def compile_coeff_conv(plan: CoeffPlan, weight: np.ndarray, bias: np.ndarray | None, backend: Backend,
                        input_scale: float | None = None) -> CompiledCoeffConv:
-    """Encode the kernel polynomials at the input level, scaled by the prime the rescale divides by
-    (the output comes back at the input scale), and the bias at the output level. Touches no ciphertext."""
+    """Encode the kernel polynomials at the input level and the bias at the output level. Touches no
+    ciphertext. With a rescale the weights are scaled by the prime it divides by (the output comes back
+    at the input scale); without, by 2^s over the input scale (the output is at 2^s).
+    `input_scale`: the input's, when not the plan's 2^input_scale_bits."""
     s = plan.spec
     w, b = check_compile(plan, weight, bias, backend)
     ch, values = plan.chunking, backend.tracks_values
-    w_scale = backend.rescale_divisor(plan.level)
+    if plan.rescale:
+        w_scale = backend.rescale_divisor(plan.level)
+        out_scale = input_scale or plan.params.scale
+    else:
+        w_scale = plan.params.scale / (input_scale or 2.0 ** plan.input_scale_bits)
+        out_scale = plan.params.scale
     zero = np.zeros(ch.n)
     weights = [{blk: backend.encode_coefficients(kernel_polynomial(w, g, blk, ch) if values else zero, plan.level,
                                                  w_scale) for blk in blocks} for g, blocks in enumerate(plan.blocks)]
@@ -121,7 +141,7 @@ def compile_coeff_conv(plan: CoeffPlan, weight: np.ndarray, bias: np.ndarray | N
             outputs.append(None)
             continue
         vec = packed[g * ch.tiles] if packed is not None else zero  # every tile reads the same coefficients
-        outputs.append(backend.encode_coefficients(vec, plan.level + 1, input_scale or plan.params.scale))
+        outputs.append(backend.encode_coefficients(vec, plan.output_level, out_scale))
     return CompiledCoeffConv(plan, weights, outputs, needed_coefficients(ch, s.stride))
 
 
@@ -138,7 +158,8 @@ def check_coeff_inputs(layer: CompiledCoeffConv, inputs: list[Any], backend: Bac
 
 
 def evaluate_coeff_conv(layer: CompiledCoeffConv, inputs: list[Any], backend: Backend) -> list[Any]:
-    """Products, sums, rescales and bias of every output ciphertext (g * tiles + t); no mask."""
+    """Products, sums, rescales (where the plan rescales) and bias of every output ciphertext
+    (g * tiles + t); no mask."""
     check_coeff_inputs(layer, inputs, backend)
     plan = layer.plan
     chunks, tiles = plan.chunking.chunks, plan.chunking.tiles
@@ -151,7 +172,8 @@ def evaluate_coeff_conv(layer: CompiledCoeffConv, inputs: list[Any], backend: Ba
             y = backend.multiply_plain(inputs[t * chunks + blocks[0]], layer.weights[g][blocks[0]])
             for blk in blocks[1:]:
                 backend.add_inplace(y, backend.multiply_plain(inputs[t * chunks + blk], layer.weights[g][blk]))
-            backend.rescale_inplace(y)
+            if plan.rescale:
+                backend.rescale_inplace(y)
             if layer.outputs[g] is not None:
                 backend.add_plain_inplace(y, layer.outputs[g])
             outputs.append(y)
@@ -168,9 +190,12 @@ def run_coeff_conv(layer: CompiledCoeffConv, inputs: list[Any], backend: Backend
     return outputs
 
 
-def encrypt_coeff_input(x: np.ndarray, chunking: CoeffChunking, backend: Backend, level: int = 0) -> list[Any]:
-    """Client side: pack a [C, H, W] feature map into coefficients and encrypt each chunk of each tile."""
-    return [backend.encrypt_plain(backend.encode_coefficients(v, level)) for v in pack_coeff_input(x, chunking)]
+def encrypt_coeff_input(x: np.ndarray, plan: CoeffPlan, backend: Backend) -> list[Any]:
+    """Client side: pack a [C, H, W] feature map into coefficients and encrypt each chunk of each tile,
+    at the plan's input level and scale."""
+    scale = 2.0 ** plan.input_scale_bits
+    return [backend.encrypt_plain(backend.encode_coefficients(v, plan.level, scale))
+            for v in pack_coeff_input(x, plan.chunking)]
 
 
 def read_coeff_output(cts: list[Any], chunking: CoeffChunking, channels: int, stride: int,

@@ -6,7 +6,7 @@ A candidate with C_w channels per input chunk has n_in = chunks * tiles input ci
 n_out = groups * tiles outputs (outs). Its share of one inference, for the dense shape:
 
     client     = n_in * (encode + encrypt, seeded or public) + n_out * decrypt
-    server     = outs * (chunks * pmul + (chunks - 1 + mask) * add + rescale + mask * (encrypt + encode))
+    server     = outs * (chunks * pmul + (chunks - 1 + mask) * add + rescale? + mask * (encrypt + encode))
     server I/O = n_in * load + n_out * save
     wire       = (n_in * bytes of an upload + n_out * bytes of an output) * 8 / bandwidth
 
@@ -19,6 +19,8 @@ Wider chunks mean fewer inputs but fewer output channels per ciphertext, so more
 multiplications stay about the same, and what moves is the ciphertexts each way. Server time
 alone favours one channel per chunk (few outputs: few rescales and masks) and uploads many;
 the end-to-end time balances the two sides, and the slower the link the more it weighs bytes.
+The unit costs are level 0's (two primes at [60, 40, 60]): a plan at a level with fewer primes left
+pays pmul and add in proportion to them (both work prime by prime), and a rescale only if it rescales.
 Ties: fewest ciphertexts both ways, then the largest tiles. Pure: nothing here touches a backend.
 """
 
@@ -70,10 +72,15 @@ class ChunkChoice:
         return cls(Objective(**d["objective"]), cands, d["chosen"], d["reason"])
 
 
+def _primes(params: CKKSParams, level: int) -> int:
+    return len(params.coeff_mod_bit_sizes) - 1 - level
+
+
 def chunking_phases(ch: CoeffChunking, params: CKKSParams, level: int, mask: bool, upload_seeded: bool,
                     unit: UnitCosts = DEFAULT_UNIT_COSTS, wire: WireCosts = DEFAULT_WIRE_COSTS,
-                    output_uploads: int = 0) -> Phases:
-    """The predicted phases of one dense conv under chunking `ch` (the formulas above).
+                    output_uploads: int = 0, rescale: bool = True) -> Phases:
+    """The predicted phases of one dense conv under chunking `ch` (the formulas above), its input at
+    `level` and its output there too, or one level down where it rescales.
 
     >>> from heconv.geometry import chunking_candidates
     >>> one, eight = [c for c in chunking_candidates(64, 64, 16, 16, 3, 8192) if c.c_w in (1, 8)]
@@ -82,24 +89,27 @@ def chunking_phases(ch: CoeffChunking, params: CKKSParams, level: int, mask: boo
     [(64, 3), (8, 22)]
     >>> [round(chunking_phases(c, p, 0, True, True).upload_bytes / 1e6, 2) for c in (one, eight)]   # MB up
     [8.39, 1.05]
+    >>> [round(chunking_phases(c, p, 1, True, True, rescale=False).upload_bytes / 1e6, 2) for c in (one, eight)]
+    [4.2, 0.52]
     """
     n_in, outs = ch.chunks * ch.tiles, ch.groups * ch.tiles
     extra = output_uploads * outs  # residual operands, uploaded in the output layout at the output's level
-    u = unit
-    server = (outs * ch.chunks * u.pmul + outs * (ch.chunks - 1 + mask) * u.add + outs * u.rescale
+    out_level = level + rescale
+    u, work = unit, _primes(params, level) / _primes(params, 0)
+    server = (work * (outs * ch.chunks * u.pmul + outs * (ch.chunks - 1 + mask) * u.add) + rescale * outs * u.rescale
               + mask * outs * (u.encrypt + u.encode) + extra * u.add)
     return Phases(client_s=(n_in + extra) * (u.encode + wire.encrypt(upload_seeded)) + outs * wire.decrypt,
                   server_s=server, server_io_s=(n_in + extra) * wire.load + outs * wire.save,
                   upload_bytes=n_in * ciphertext_bytes(params, level, upload_seeded)
-                  + extra * ciphertext_bytes(params, level + 1, upload_seeded),
-                  download_bytes=outs * ciphertext_bytes(params, level + 1))
+                  + extra * ciphertext_bytes(params, out_level, upload_seeded),
+                  download_bytes=outs * ciphertext_bytes(params, out_level))
 
 
 def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int, params: CKKSParams, level: int = 0,
                     frame_kernel: int | None = None, align: CoeffChunking | None = None, mask: bool = True,
                     objective: Objective | None = None, unit_costs: UnitCosts | None = None,
                     wire_costs: WireCosts | None = None, output_uploads: int = 0,
-                    partner: tuple[int, int] | None = None) -> tuple[CoeffChunking, ChunkChoice]:
+                    partner: tuple[int, int] | None = None, rescale: bool = True) -> tuple[CoeffChunking, ChunkChoice]:
     """The chunking with the least predicted cost under `objective` (default: end to end at the
     default bandwidth, seeded uploads), and the record of the choice. `output_uploads`: values the
     client uploads in this conv's output layout (1 where an identity shortcut is added to it);
@@ -119,9 +129,9 @@ def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int,
                                     align)
     cands = []
     for ch in chunkings:
-        ph = chunking_phases(ch, params, level, mask, objective.seeded, unit, wire, output_uploads)
+        ph = chunking_phases(ch, params, level, mask, objective.seeded, unit, wire, output_uploads, rescale)
         if partner is not None:
-            ph = _with_partner(ph, ch, partner, params, level, mask, objective.seeded, unit, wire)
+            ph = _with_partner(ph, ch, partner, params, level, mask, objective.seeded, unit, wire, rescale)
         cands.append(ChunkCandidate(ch.c_w, ch.tile_h, ch.tile_w, ch.chunks, ch.group, ch.chunks * ch.tiles,
                                     ch.groups * ch.tiles, ph, ph.cost(objective)))
 
@@ -134,12 +144,12 @@ def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int,
 
 
 def _with_partner(ph: Phases, ch: CoeffChunking, partner: tuple[int, int], params: CKKSParams, level: int,
-                  mask: bool, seeded: bool, unit: UnitCosts, wire: WireCosts) -> Phases:
+                  mask: bool, seeded: bool, unit: UnitCosts, wire: WireCosts, rescale: bool = True) -> Phases:
     """`ph` plus the partner conv aligned with `ch`: its uploads, evaluation and masks; nothing more
     comes back (the residual add's sum is `ph`'s download)."""
     c_in, kernel = partner
     other = chunking_candidates(c_in, ch.c_out, ch.height, ch.width, kernel, ch.n, ch.kernel, ch)[0]
-    q = chunking_phases(other, params, level, mask, seeded, unit, wire)
+    q = chunking_phases(other, params, level, mask, seeded, unit, wire, rescale=rescale)
     outs = other.groups * other.tiles
     return Phases(client_s=ph.client_s + q.client_s - outs * wire.decrypt, server_s=ph.server_s + q.server_s,
                   server_io_s=ph.server_io_s + q.server_io_s - outs * wire.save,
@@ -177,5 +187,5 @@ def coefficient_chunking(c_in: int, c_out: int, height: int, width: int, kernel:
     params = params or ckks_params(depth=1, poly_modulus_degree=n, allow_insecure=True)
     if params.poly_modulus_degree != n:
         raise ValueError(f"coefficient_chunking: N = {n}, the parameters' is {params.poly_modulus_degree}")
-    return choose_chunking(c_in, c_out, height, width, kernel, params, 0, frame_kernel, align, mask, objective,
-                           unit_costs)[0]
+    return choose_chunking(c_in, c_out, height, width, kernel, params, params.depth, frame_kernel, align, mask,
+                           objective, unit_costs, rescale=False)[0]  # as plan_coeff_conv's default plan

@@ -97,7 +97,7 @@ def mask_outputs(layer: CompiledCoeffConv, outputs: list[Any], backend: Backend,
     """Mask every nonempty output in place (zero on the coefficients its tile's client reads): uniform
     mod the prime at a one-prime level, else on [-R, R]. Server side: no secret key."""
     plan = layer.plan
-    level = plan.level + 1
+    level = plan.output_level
     tiles, n = plan.chunking.tiles, plan.chunking.n
     uniform = mask_kind(plan.params, level) == "uniform"
     r = float(2 ** mask_range_bits(plan.params, level))

@@ -18,39 +18,44 @@ from .geometry import CoeffChunking
 from .params import CKKSParams
 
 
-def coefficient_counts(blocks: list[list[int]], tiles: int, has_bias: bool, mask: bool) -> OpCounts:
+def coefficient_counts(blocks: list[list[int]], tiles: int, has_bias: bool, mask: bool,
+                       rescale: bool = False) -> OpCounts:
     """The cost model of the coefficient algorithm from its kept blocks (blocks[g]: the input chunks
     whose kernel block of output group g is nonzero).
 
-    Per (output group g, tile): one plaintext multiplication per kept chunk, their sum, one
-    rescale, the bias, and with `mask` a fresh mask (encode, encryption, addition); an output
-    with no kept block is the encrypted bias alone. No rotation.
+    Per (output group g, tile): one plaintext multiplication per kept chunk, their sum, a rescale
+    where the plan rescales, the bias, and with `mask` a fresh mask (encode, encryption, addition);
+    an output with no kept block is the encrypted bias alone. No rotation.
 
     >>> c = coefficient_counts([list(range(64))] * 3, 1, False, True)   # dense 64->64 3x3 on 16x16, N = 8192
     >>> c.rotations, c.pmuls, c.adds, c.rescales, c.encryptions
-    (0, 192, 192, 3, 3)
+    (0, 192, 192, 0, 3)
+    >>> coefficient_counts([list(range(64))] * 3, 1, False, True, rescale=True).rescales
+    3
     """
     kept = sum(len(b) for b in blocks)
     full = sum(1 for b in blocks if b)
     masks = tiles * full if mask else 0
     return OpCounts(pmuls=tiles * kept, adds=tiles * (kept - full) + masks, plain_adds=tiles * full if has_bias else 0,
-                    rescales=tiles * full, encryptions=tiles * (len(blocks) - full) + masks, encodes=masks)
+                    rescales=tiles * full if rescale else 0, encryptions=tiles * (len(blocks) - full) + masks,
+                    encodes=masks)
 
 
-def dense_coefficient_counts(chunking: CoeffChunking, has_bias: bool = False, mask: bool = True) -> OpCounts:
+def dense_coefficient_counts(chunking: CoeffChunking, has_bias: bool = False, mask: bool = True,
+                             rescale: bool = False) -> OpCounts:
     """The closed formula of a dense layer, with G = ceil(C_out / group) output groups:
-    pmuls = G*tiles*chunks, adds = G*tiles*(chunks - 1 + mask), rescales = G*tiles,
+    pmuls = G*tiles*chunks, adds = G*tiles*(chunks - 1 + mask), rescales = rescale*G*tiles,
     encryptions = encodes = mask*G*tiles.
 
     >>> from heconv.geometry import chunking_candidates
-    >>> c = dense_coefficient_counts(chunking_candidates(64, 64, 16, 16, 3, 8192)[0])
+    >>> c = dense_coefficient_counts(chunking_candidates(64, 64, 16, 16, 3, 8192)[0], rescale=True)
     >>> c.pmuls, c.adds, c.rescales                    # C_w = 1: G = 3 groups of 22 channels, 64 chunks
     (192, 192, 3)
     """
     ch = chunking
     outs = ch.groups * ch.tiles
     return OpCounts(pmuls=outs * ch.chunks, adds=outs * (ch.chunks - 1 + mask), plain_adds=outs if has_bias else 0,
-                    rescales=outs, encryptions=outs * mask, encodes=outs * mask)
+                    rescales=outs if rescale else 0, encryptions=outs * mask, encodes=outs * mask)
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,13 @@ class CoeffPlan:
     plaintext, one multiplication per tile each); mask: whether every output ciphertext gets a
     fresh public-key encryption of a random polynomial over the coefficients the client does not
     read (the weights' partial sums). Input ciphertexts t * chunks + b, outputs g * tiles + t.
+
+    level, rescale: the input's level, and whether the products are rescaled. Without a rescale (the
+    default) the client encrypts at the chain's last level (one prime: half the bytes of level 0) at
+    scale 2^(s - s//2), the weights are encoded at 2^(s//2), and the output stays at that level at
+    scale 2^s, with the same headroom a rescaled output has (heconv.bounds). With one (the earlier
+    way), the input is at 2^s, the weights at the prime the rescale divides by, and the output one
+    level down at 2^s.
     """
 
     spec: ConvSpec
@@ -74,6 +86,17 @@ class CoeffPlan:
     blocks: list[list[int]]
     predicted: OpCounts = field(default_factory=OpCounts)
     choice: ChunkChoice | None = None
+    rescale: bool = False
+
+    @property
+    def output_level(self) -> int:
+        return self.level + self.rescale
+
+    @property
+    def input_scale_bits(self) -> int:
+        """log2 of the scale the client encrypts the input at (the weights take the rest of 2^s)."""
+        s = self.params.scale_bits
+        return s if self.rescale else s - s // 2
 
     @property
     def rotation_steps(self) -> list[int]:
@@ -111,4 +134,5 @@ class CoeffPlan:
         return cls(spec=ConvSpec(**d["spec"]), chunking=CoeffChunking(**d["chunking"]), params=CKKSParams(**params),
                    level=d["level"], has_bias=d["has_bias"], mask=d["mask"], blocks=d["blocks"],
                    predicted=OpCounts(**d["predicted"]),
-                   choice=ChunkChoice.from_dict(d["choice"]) if d.get("choice") else None)
+                   choice=ChunkChoice.from_dict(d["choice"]) if d.get("choice") else None,
+                   rescale=d.get("rescale", True))  # plans written before the option rescaled

@@ -192,7 +192,7 @@ def prepare_layer(
     alg = get_algorithm(algorithm)
     if check_bounds:
         bias_max = 0.0 if bias is None else float(np.abs(bias).max())
-        check_bound(name, output_gain(weight) * INPUT_BOUND + bias_max, backend.params, plan.level)
+        check_bound(name, output_gain(weight) * INPUT_BOUND + bias_max, backend.params, *alg.bound_point(plan))
     lay_in, lay_out, steps = alg.input_layout(plan), alg.output_layout(plan), alg.rotation_steps(plan)
     check_memory(f"layer {name} ({plan.spec.c_in}->{plan.spec.c_out}, {height}x{width}, {alg.plaintexts(plan)} "
                  "plaintexts)", plan_bytes(backend.plaintext_bytes(plan.level), alg.plaintexts(plan), len(steps),
@@ -203,7 +203,8 @@ def prepare_layer(
     server = client.public_view()  # after the keys: the view shares them, not the secret key
     compiled = alg.compile(plan, weight, bias, server)
     x = np.random.default_rng(seed + 1).uniform(-INPUT_BOUND, INPUT_BOUND, (plan.spec.c_in, height, width))
-    inputs, nbytes = upload_inputs(lay_in.pack(x), lambda v: lay_in.encode(client, v, plan.level), client, server,
+    level = alg.input_level(plan)
+    inputs, nbytes = upload_inputs(lay_in.pack(x), lambda v: lay_in.encode(client, v, level), client, server,
                                    upload)
     split = alg.split(plan, workers) if workers != 1 and alg.parallel else None
     setup = client.reset_counter() + server.reset_counter()

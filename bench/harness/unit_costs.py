@@ -149,9 +149,12 @@ class OperandPool:
 
     def __init__(self, backend: Backend, level: int = 0, seed: int = 0, sizes: PoolSizes | None = None,
                  cache_bytes: int | None = None):
-        if not 0 <= level < backend.params.depth:
-            raise ValueError(f"measure_unit_costs: level {level} cannot be rescaled (depth {backend.params.depth})")
+        if not 0 <= level <= backend.params.depth:
+            raise ValueError(f"measure_unit_costs: level {level} is outside the chain (depth {backend.params.depth})")
         self.level = level
+        # At the chain's last level nothing rescales (the coefficient algorithm's default): the operands
+        # are a fresh input at 2^(s - s//2) and weights at 2^(s//2), their products at 2^s, as it runs them.
+        self.last = level == backend.params.depth
         self.cache_bytes = cache_bytes or last_level_cache_bytes()
         self.sizes = sizes or PoolSizes.for_backend(backend, level, self.cache_bytes)
         work = copy.copy(backend)
@@ -160,15 +163,23 @@ class OperandPool:
         self.key_steps = self._keys(backend, work, self.sizes.keys)
         b, rng = work, np.random.default_rng(seed)
         self._rng = rng
-        self.divisor = b.rescale_divisor(level)
-        self.ciphertexts = [self._at_level(b.encrypt(self._vec())) for _ in range(self.sizes.ciphertexts)]
+        s = b.params.scale_bits
+        self.divisor = 2.0 ** (s // 2) if self.last else b.rescale_divisor(level)
+        if self.last:
+            self.ciphertexts = [b.encrypt_plain(b.encode(self._vec(), level, 2.0 ** (s - s // 2)))
+                                for _ in range(self.sizes.ciphertexts)]
+        else:
+            self.ciphertexts = [self._at_level(b.encrypt(self._vec())) for _ in range(self.sizes.ciphertexts)]
         self.plaintexts = [b.encode(self._vec(), level, self.divisor) for _ in range(self.sizes.plaintexts)]
         self.values = [self._vec() for _ in range(8)]
         # Biases are added after the rescale, at the output's scale (a product's, divided by the prime).
         probe = b.multiply_plain(self.ciphertexts[0], self.plaintexts[0])
-        b.rescale_inplace(probe)
+        if not self.last:
+            b.rescale_inplace(probe)
         self.out_scale = b.scale(probe)
-        self.biases = [b.encode(v, level + 1, self.out_scale) for v in self.values]
+        self.out_level = level + (not self.last)
+        self.in_scale = 2.0 ** (s - s // 2) if self.last else None  # a square of it stays within the prime
+        self.biases = [b.encode(v, self.out_level, self.out_scale) for v in self.values]
         self._next = {p: 0 for p in PRIMITIVES}
 
     @staticmethod
@@ -241,7 +252,8 @@ class OperandPool:
             def setup():
                 i = self._take("plain_add")
                 y = self._product(i)
-                b.rescale_inplace(y)
+                if not self.last:
+                    b.rescale_inplace(y)
                 return y, self.biases[i % len(self.biases)]
             return Stream(primitive, b.add_plain_inplace, setup, 2 * nct)
         if primitive == "encode":
@@ -255,7 +267,7 @@ class OperandPool:
         if primitive == "cmul":
             def setup():
                 v = self.values[self._take("cmul") % len(self.values)]
-                return (b.encrypt_plain(b.encode(v, self.level)),)
+                return (b.encrypt_plain(b.encode(v, self.level, self.in_scale)),)
             return Stream(primitive, b.square_inplace, setup, 4)
         raise ValueError(f"unknown primitive {primitive!r}; known: {PRIMITIVES}")
 
@@ -346,16 +358,18 @@ def measure_unit_costs_both(backend: Backend, level: int = 0, reps: int = 30, se
     t0 = time.perf_counter()
     pool = OperandPool(backend, level, seed, sizes)
     overhead = clock_overhead()
-    streams = {p: pool.stream(p) for p in PRIMITIVES}
+    # at the last level no rescale can be timed: it costs 0 there (none happens)
+    streams = {p: pool.stream(p) for p in PRIMITIVES if not (pool.last and p == "rescale")}
     for s in streams.values():
         s.call(*s.setup())  # one untimed call each: first-touch allocations
-    timings: dict[str, list[Timing]] = {p: [] for p in PRIMITIVES}
+    timings: dict[str, list[Timing]] = {p: [] for p in streams}
     for _ in range(passes):
         for prim, s in streams.items():
             least = max(3, reps // 10) if prim in ("encode", "encrypt", "cmul") else reps
             timings[prim].append(time_stream(s, max(s.rounds, least), overhead))
-    wall = UnitCosts(**{p: min(t.wall_median for t in ts) for p, ts in timings.items()})
-    cpu = UnitCosts(**{p: min(t.cpu_mean for t in ts) for p, ts in timings.items()})
+    none = {p: 0.0 for p in PRIMITIVES if p not in streams}
+    wall = UnitCosts(**{p: min(t.wall_median for t in ts) for p, ts in timings.items()}, **none)
+    cpu = UnitCosts(**{p: min(t.cpu_mean for t in ts) for p, ts in timings.items()}, **none)
     return UnitCostMeasurement(wall, cpu, timings, level, pool.sizes, pool.cache_bytes, time.perf_counter() - t0)
 
 

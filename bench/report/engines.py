@@ -1,5 +1,7 @@
 """The convolution algorithms side by side, per model: the slot engine under output-rotation
-(slot-OR) and under "auto" (slot-auto), and the coefficient algorithm (docs/design.md, "The coefficient algorithm").
+(slot-OR), "auto" (per conv the algorithm of the lowest predicted time among those that keep the
+traffic: slot schedules and matvec, in runs since the model suite asked for it; the slot schedules alone
+before), and the coefficient algorithm (docs/design.md, "The coefficient algorithm").
 
 One table per model from the model suite's cases (server time, client time, rotations,
 multiplications, bytes each way, server time plus the traffic and the end-to-end time at 1 Gbit/s
@@ -26,7 +28,7 @@ from .compare import accuracy, last_by
 from .fits import fit_coefficient
 from .text import accuracy_text, fmt
 
-ENGINES = {"output-rotation": "slot-OR", "auto": "slot-auto", "coefficient": "coefficient"}
+ENGINES = {"output-rotation": "slot-OR", "auto": "auto", "coefficient": "coefficient"}
 BANDWIDTHS = {"1 Gbit/s": 1e9, "100 Mbit/s": 1e8}
 
 
@@ -132,7 +134,7 @@ def engines_section(cases: list[Case]) -> EnginesSection:
     """The per-model tables and sentences, and the coefficient cases' cost-model fit."""
     models = last_by([c for c in cases if c.suite == "model" and c.schedule in ENGINES],
                      lambda c: (c.network, _variant(c), ENGINES[c.schedule]))
-    md = ["## Convolution algorithms: slot (output-rotation, auto) against coefficient encoding", ""]
+    md = ["## Convolution algorithms: slot output-rotation, auto and coefficient encoding", ""]
     if models:
         md += ["Per image. Server s: the least over the timed images. Client s: encoding, encryption, "
                "decryption and the refresh at every ReLU. Server + traffic: the server's time and every byte each "

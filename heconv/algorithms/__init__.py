@@ -4,18 +4,18 @@ Each algorithm implements `heconv.algorithms.base.ConvAlgorithm` (plan, compile,
 `Layout`, predicted counts, pruning groups). Adding one is a folder and one line here.
 
 >>> algorithm_names()
-('slot', 'coefficient', 'matvec')
+('slot', 'coefficient', 'matvec', 'coefficient-rescale')
 >>> get_algorithm("winograd")
 Traceback (most recent call last):
 ...
-heconv.errors.InputError: unknown conv algorithm 'winograd'; known: slot, coefficient, matvec
+heconv.errors.InputError: unknown conv algorithm 'winograd'; known: slot, coefficient, matvec, coefficient-rescale
 """
 
 from __future__ import annotations
 
 from ..errors import InputError
 from .base import ConvAlgorithm, GroupArray, LayerRun, run_layer
-from .coefficient import CoefficientAlgorithm
+from .coefficient import CoefficientAlgorithm, RescaledCoefficientAlgorithm
 from .layout import CoeffLayout, Layout, SlotLayout, decrypt_map, encrypt_map
 from .matvec import MatvecAlgorithm, MultiplexedLayout
 from .slot import SlotAlgorithm
@@ -24,6 +24,7 @@ ALGORITHMS: dict[str, ConvAlgorithm] = {
     "slot": SlotAlgorithm(),
     "coefficient": CoefficientAlgorithm(),
     "matvec": MatvecAlgorithm(),
+    "coefficient-rescale": RescaledCoefficientAlgorithm(),
 }
 
 DEFAULT_ALGORITHM: str = next(iter(ALGORITHMS))  # the first registered (the slot engine): every default

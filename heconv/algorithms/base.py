@@ -83,6 +83,19 @@ class ConvAlgorithm(ABC):
     def output_layout(self, plan: Any) -> Layout:
         """Where the plan writes its output map (at the strided resolution)."""
 
+    def input_level(self, plan: Any) -> int:
+        """The level the client encrypts the input at (the plan's level by default)."""
+        return plan.level
+
+    def output_level(self, plan: Any) -> int:
+        """The level of the outputs (one rescale below the input by default)."""
+        return plan.level + 1
+
+    def bound_point(self, plan: Any) -> tuple[int, bool]:
+        """Where the layer's largest value sits, as heconv.bounds.check_bound's (level, product): by
+        default in the products at the input level, at scale 2^(2s) before the rescale."""
+        return plan.level, True
+
     def predicted(self, plan: Any) -> OpCounts:
         """What a run of the plan counts, exactly."""
         return plan.predicted
@@ -185,7 +198,7 @@ def run_layer(algorithm: ConvAlgorithm, weight: np.ndarray, bias: np.ndarray | N
     plan = algorithm.plan(weight, h, w, backend.params, stride=stride, has_bias=bias is not None, **options)
     backend.generate_galois_keys(algorithm.rotation_steps(plan))
     layer = algorithm.compile(plan, weight, bias, backend)
-    inputs = encrypt_map(x, algorithm.input_layout(plan), backend)
+    inputs = encrypt_map(x, algorithm.input_layout(plan), backend, algorithm.input_level(plan))
     backend.reset_counter()
     outputs = algorithm.run(layer, inputs, backend)
     counts = backend.reset_counter()

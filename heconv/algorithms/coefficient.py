@@ -28,9 +28,10 @@ from .layout import CoeffLayout
 
 class CoefficientAlgorithm(ConvAlgorithm):
     """Channels in the coefficients of a polynomial, one multiplication per (output group, input chunk);
-    options: mask, frame_kernel, align, unit_costs. The client reads the outputs' coefficients."""
+    options: mask, frame_kernel, align, unit_costs, rescale. The client reads the outputs' coefficients."""
 
     changes_traffic = True  # coefficient-encoded, masked ciphertexts each way
+    rescale = False  # the plans' default (heconv.coeff_plan.CoeffPlan): at the last level, no rescale
 
     def run_timed(self, compiled: CompiledCoeffConv, inputs: list[Any],
                   backend: Backend) -> tuple[list[Any], dict[str, float]]:
@@ -44,12 +45,22 @@ class CoefficientAlgorithm(ConvAlgorithm):
 
     timed_parts = ("mask",)
 
+    def input_level(self, plan: CoeffPlan) -> int:
+        return plan.level
+
+    def output_level(self, plan: CoeffPlan) -> int:
+        return plan.output_level
+
+    def bound_point(self, plan: CoeffPlan) -> tuple[int, bool]:
+        """Without a rescale the products sit at scale 2^s at the input level."""
+        return plan.level, plan.rescale
+
     def baby_step(self, plan: CoeffPlan) -> None:
         return None
 
     def hiding_bits(self, plan: CoeffPlan, output_bound: float) -> float | None:
         """Statistical hiding per unread output coefficient (128: a uniform mask, distance 0)."""
-        return mask_hiding_bits(plan.params, plan.level + 1, output_bound) if plan.mask else None
+        return mask_hiding_bits(plan.params, plan.output_level, output_bound) if plan.mask else None
 
     def traffic_objective(self, plan: CoeffPlan) -> Any | None:
         """What the chunking minimised (heconv.coeff_choice), when the plan recorded its choice."""
@@ -58,11 +69,13 @@ class CoefficientAlgorithm(ConvAlgorithm):
     def figures(self, plan: CoeffPlan, output_bound: float) -> dict[str, Any]:
         """The chunking, the kept kernel blocks, the dense counts, the mask and what it hides, and the
         chunking's choice (every candidate with its predicted phases, and the objective)."""
-        ch, top = plan.chunking, plan.level + 1
+        ch, top = plan.chunking, plan.output_level
         out: dict[str, Any] = {
             "chunking": ch.to_dict(), "c_w": ch.c_w, "chunks": ch.chunks, "group": ch.group, "tiles": ch.tiles,
             "kept_blocks": plan.plaintexts, "block_groups": ch.groups * ch.chunks,
-            "dense_formula": dense_coefficient_counts(ch, plan.has_bias, plan.mask).to_dict(), "mask": plan.mask,
+            "dense_formula": dense_coefficient_counts(ch, plan.has_bias, plan.mask, plan.rescale).to_dict(),
+            "mask": plan.mask, "input_level": plan.level, "input_scale_bits": plan.input_scale_bits,
+            "rescale": plan.rescale,
             "mask_kind": mask_kind(plan.params, top) if plan.mask else None,
             "mask_range_bits": mask_range_bits(plan.params, top),
             "hiding_bits_per_coefficient": self.hiding_bits(plan, output_bound),
@@ -87,7 +100,9 @@ class CoefficientAlgorithm(ConvAlgorithm):
         return options
 
     def plan(self, weight: np.ndarray, height: int, width: int, params: CKKSParams, *, stride: int = 1,
-             has_bias: bool = False, name: str = "conv", level: int = 0, **options: Any) -> CoeffPlan:
+             has_bias: bool = False, name: str = "conv", level: int | None = None, **options: Any) -> CoeffPlan:
+        """`level` None: the chain's last (or 0 with the option `rescale=True`): the client encrypts fresh."""
+        options.setdefault("rescale", self.rescale)
         return plan_coeff_conv(weight, height, width, params, stride=stride, has_bias=has_bias, name=name,
                                level=level, **options)
 
@@ -99,7 +114,7 @@ class CoefficientAlgorithm(ConvAlgorithm):
         return run_coeff_conv(compiled, inputs, backend)
 
     def input_layout(self, plan: CoeffPlan) -> CoeffLayout:
-        return CoeffLayout(plan.chunking, plan.spec.c_in, "input")
+        return CoeffLayout(plan.chunking, plan.spec.c_in, "input", scale_bits=plan.input_scale_bits)
 
     def output_layout(self, plan: CoeffPlan) -> CoeffLayout:
         return CoeffLayout(plan.chunking, plan.spec.c_out, "output", plan.spec.stride)
@@ -107,3 +122,12 @@ class CoefficientAlgorithm(ConvAlgorithm):
     def group_ids(self, plan: CoeffPlan, shape: tuple[int, int, int, int]) -> Mapping[str, GroupArray]:
         ids, n = coefficient_block_ids(shape, plan.chunking)
         return {"block": GroupArray(ids, n, "pmul", np.ones(n, dtype=bool))}
+
+
+class RescaledCoefficientAlgorithm(CoefficientAlgorithm):
+    """The coefficient algorithm at level 0 with one rescale per output (its earlier default): twice the upload.
+
+    The input at 2^s with two primes, the weights at the prime the rescale divides by: errors about 1e-9
+    on a 64->64 layer where the last-level default gives about 5e-5 (docs/design.md)."""
+
+    rescale = True

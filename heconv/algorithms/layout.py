@@ -46,9 +46,13 @@ class Layout(ABC):
     def unpack(self, vectors: list[np.ndarray]) -> np.ndarray:
         """The map back from the decrypted vectors."""
 
+    def scale(self, params: Any) -> float:
+        """The CKKS scale the client encodes at: the parameters' 2^s unless the layout says otherwise."""
+        return params.scale
+
     def encode(self, backend: Backend, vector: np.ndarray, level: int = 0) -> Any:
         """The client's plaintext of one packed vector, in the layout's encoding (slots here)."""
-        return backend.encode(vector, level)
+        return backend.encode(vector, level, self.scale(backend.params))
 
     @property
     def placement(self) -> Any:
@@ -116,16 +120,21 @@ class SlotLayout(Layout):
 @dataclass(frozen=True)
 class CoeffLayout(Layout):
     """The coefficient algorithm's input (`role` "input": chunks of channels per tile) or output ("output":
-    groups of channels per tile, read at `stride`), heconv.coeff_pack."""
+    groups of channels per tile, read at `stride`), heconv.coeff_pack; `scale_bits`: the client encodes
+    at 2^scale_bits (None: the parameters' scale)."""
 
     chunking: CoeffChunking
     channels: int
     role: str = "input"
     stride: int = 1
+    scale_bits: int | None = None
     encoding: ClassVar[str] = "coefficients"
 
+    def scale(self, params: Any) -> float:
+        return params.scale if self.scale_bits is None else 2.0 ** self.scale_bits
+
     def encode(self, backend: Backend, vector: np.ndarray, level: int = 0) -> Any:
-        return backend.encode_coefficients(vector, level)
+        return backend.encode_coefficients(vector, level, self.scale(backend.params))
 
     @property
     def placement(self) -> Any:
@@ -159,12 +168,8 @@ class CoeffLayout(Layout):
 
 
 def encrypt_map(x: np.ndarray, layout: Layout, backend: Backend, level: int = 0) -> list[Any]:
-    """Client side: pack a [C, H, W] map in `layout` and encrypt each vector."""
-    if layout.encoding == "coefficients":
-        return [backend.encrypt_plain(backend.encode_coefficients(v, level)) for v in layout.pack(x)]
-    if level:
-        return [backend.encrypt_plain(backend.encode(v, level)) for v in layout.pack(x)]
-    return [backend.encrypt(v) for v in layout.pack(x)]
+    """Client side: pack a [C, H, W] map in `layout` and encrypt each vector at `level`."""
+    return [backend.encrypt_plain(layout.encode(backend, v, level)) for v in layout.pack(x)]
 
 
 def decrypt_map(cts: list[Any], layout: Layout, backend: Backend) -> np.ndarray:

@@ -10,6 +10,7 @@ modulus.
 
 from __future__ import annotations
 
+from ..algorithms import get_algorithm
 from ..bounds import check_bound
 from .actions import (
     ClientOp,
@@ -45,7 +46,9 @@ def check_segment(plan: NetworkPlan, start: int, clear_bounds: dict[str, float],
         elif isinstance(a, (ServerConv, ServerLinear)):
             gain, bias = gains[a.name]
             out = gain * b + bias
-            check_bound(a.name, max(out, b), params, a.plan.level)
+            is_conv = isinstance(a, ServerConv)
+            point = get_algorithm(a.algorithm).bound_point(a.plan) if is_conv else (a.plan.level, True)
+            check_bound(a.name, max(out, b), params, *point)
         elif isinstance(a, ServerAdd):
             out = b + bound.get(a.b, 0.0)
             check_bound(a.name, out, params, depth, product=False)  # sums happen after the rescale

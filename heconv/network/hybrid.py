@@ -152,10 +152,10 @@ class _HybridPlanner:
             plan = plan_with(name)
         alg = get_algorithm(name)
         self.plans[op.name] = plan
-        src = self.upload(op.src, 0, sub, alg.input_layout(plan))
+        src = self.upload(op.src, alg.input_level(plan), sub, alg.input_layout(plan))
         self.actions.append(ServerConv(op.name, src, op.out, plan, algorithm=name))
         out = alg.output_layout(plan)
-        self.enc[op.out] = ServerTensor(out.shape[0], out.shape[1], out.shape[2], 1, out)
+        self.enc[op.out] = ServerTensor(out.shape[0], out.shape[1], out.shape[2], alg.output_level(plan), out)
         self.layers.append(LayerReport(op.name, "conv", alg.predicted(plan), len(alg.rotation_steps(plan)),
                                        schedule=alg.label(plan), baby_step=alg.baby_step(plan), algorithm=name,
                                        reason=reason))

@@ -57,13 +57,15 @@ class Client:
     def encrypt(self, a: Encrypt, value: np.ndarray) -> list[Wire]:
         """Pack, encode, encrypt and serialize an input (or a refreshed value) for the server."""
         b = self.backend
-        encode = b.encode
         if a.linear is not None:
             vectors = [pack_linear_input(value, a.linear)]
+            encode = b.encode
         else:
             vectors = a.layout.pack(value[:, :: a.subsample, :: a.subsample])
-            if a.layout.encoding == "coefficients":
-                encode = b.encode_coefficients
+            layout = a.layout
+
+            def encode(v: np.ndarray, level: int) -> Any:
+                return layout.encode(b, v, level)
         # one plaintext alive at a time
         wires = [b.encrypt_for_upload(encode(v, a.level), UPLOADS[self.upload]) for v in vectors]
         self.bytes_sent += sum(w.nbytes for w in wires)
@@ -157,7 +159,7 @@ class Server:
         inputs: dict[str, float] = {}
         for a in plan.actions:
             if isinstance(a, Encrypt):
-                scale[a.dst] = plan.params.scale
+                scale[a.dst] = plan.params.scale if a.layout is None else a.layout.scale(plan.params)
             elif isinstance(a, (ServerConv, ServerLinear, ServerPool)):
                 inputs[a.name] = scale[a.dst] = scale[a.src]
             elif isinstance(a, ServerAdd):

@@ -29,7 +29,7 @@ def test_tables_sentence_and_fit():
     text = "\n".join(section.md)
     assert "### resnet18" in text and "| synthetic dense | slot-OR | 10.000 | n/a | 5000 |" in text
     sentence = section.summary["sentences"]["resnet18"]
-    assert "coefficient is faster than slot-auto" in sentence and "(6.0x)" in sentence
+    assert "coefficient is faster than auto" in sentence and "(6.0x)" in sentence
     assert "130.0 MB against 20.0 MB" in sentence and "100 Mbit/s" in sentence
     assert section.summary["sentences"]["resnet20"] is None  # no slot case to compare with
     fit = section.summary["coefficient_fit"]
@@ -51,11 +51,11 @@ def test_end_to_end_adds_the_client_and_old_runs_say_n_a():
     section = engines_section([new, old])
     rows = {line.split(" | ")[1]: line for line in section.md if line.startswith("| synthetic dense |")}
     assert "| 1.250 | 0.500 |" in rows["coefficient"] and "| 3.04 | 12.40 |" in rows["coefficient"]
-    assert "| 7.500 | n/a |" in rows["slot-auto"] and rows["slot-auto"].count("n/a") == 3
+    assert "| 7.500 | n/a |" in rows["auto"] and rows["auto"].count("n/a") == 3
     got = section.summary["models"]["resnet18"]
     assert got["synthetic dense/coefficient"]["end_to_end_s_at_1_Gbitps"] == pytest.approx(3.04)
     assert got["synthetic dense/coefficient"]["client_s"] == 0.5
-    assert got["synthetic dense/slot-auto"]["end_to_end_s_at_100_Mbitps"] is None
+    assert got["synthetic dense/auto"]["end_to_end_s_at_100_Mbitps"] is None
     assert "end to end: n/a" in section.summary["sentences"]["resnet18"]
 
 
@@ -65,5 +65,5 @@ def test_the_sentence_gives_end_to_end_when_both_runs_recorded_the_client():
     coeff = _case("resnet18", "coefficient", 1.25, 0, 6000, 10**8, 3 * 10**7, PHASES)
     sentence = engines_section([slot, coeff]).summary["sentences"]["resnet18"]
     assert "client 0.50 s against 2.00 s" in sentence
-    assert "1 Gbit/s: coefficient 3.04 s vs slot-auto 9.76 s" in sentence
-    assert "100 Mbit/s: coefficient 12.40 s vs slot-auto 11.20 s" in sentence
+    assert "1 Gbit/s: coefficient 3.04 s vs auto 9.76 s" in sentence
+    assert "100 Mbit/s: coefficient 12.40 s vs auto 11.20 s" in sentence

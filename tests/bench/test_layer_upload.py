@@ -47,7 +47,8 @@ def test_a_coefficient_layer_uploads_as_its_objective_says():
     assert prep.backend._secret is False and prep.client._secret is True
     d = measure_layer(prep, DEFAULT_UNIT_COSTS).to_dict()
     assert d["upload"] == "seeded" and d["bandwidth_bps"] == 1e8 and d["chunking_objective"] == "end-to-end"
-    assert d["bytes_client_to_server"] == d["n_in"] * ciphertext_bytes(P, 0, seeded=True)  # modelled words
+    # modelled words, at the last level
+    assert d["bytes_client_to_server"] == d["n_in"] * ciphertext_bytes(P, P.depth, seeded=True)
     assert d["predicted_phases"]["upload_bytes"] == d["bytes_client_to_server"]
     assert d["predicted_phases"]["download_bytes"] == d["bytes_server_to_client"]
     chosen = d["chunk_choice"]["candidates"][d["chunk_choice"]["chosen"]]
@@ -60,4 +61,4 @@ def test_an_encrypted_coefficient_layer_keeps_the_secret_with_the_client():
     _server_holds_no_secret(prep)
     r = measure_layer(prep, DEFAULT_UNIT_COSTS)
     assert r.counts_match_plan and r.max_abs_error < 1e-3 and r.upload == "seeded"
-    assert 0.4 < r.bytes_client_to_server / (r.n_in * ciphertext_bytes(P, 0)) < 0.55
+    assert 0.4 < r.bytes_client_to_server / (r.n_in * ciphertext_bytes(P, P.depth)) < 0.55

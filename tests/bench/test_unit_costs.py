@@ -32,8 +32,10 @@ def test_measure_unit_costs_without_keys(params):
     b = PlainBackend(params)
     measure_unit_costs(b, reps=2)
     assert b.galois_steps == frozenset()
-    with pytest.raises(ValueError, match="cannot be rescaled"):
-        measure_unit_costs(b, level=1)
+    last = measure_unit_costs(b, level=1, reps=2)  # the chain's last level: nothing to rescale, so 0
+    assert last.rescale == 0.0 and last.pmul > 0
+    with pytest.raises(ValueError, match="outside the chain"):
+        measure_unit_costs(b, level=2)
 
 
 def test_rotation_costs_more_than_pmul_on_seal(params):

@@ -85,7 +85,7 @@ def measure_layer(rounds: int) -> dict:
     x = rng.uniform(-1, 1, (64, 16, 16))
     plan = plan_coeff_conv(w, 16, 16, params)
     layer = compile_coeff_conv(plan, w, None, server)
-    inputs = encrypt_coeff_input(x, plan.chunking, client)
+    inputs = encrypt_coeff_input(x, plan, client)
     wall = {k: [] for k in KINDS}
     cpu = {k: [] for k in KINDS}
     mask_wall = {k: [] for k in KINDS}
