@@ -114,7 +114,9 @@ def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int,
     default bandwidth, seeded uploads), and the record of the choice. `output_uploads`: values the
     client uploads in this conv's output layout (1 where an identity shortcut is added to it);
     `partner`: (C_in, kernel) of a conv on the same output grid whose output is added to this
-    one's, planned after it with this layout (`align`), priced with each candidate.
+    one's, planned after it with this layout (`align`), priced with each candidate. `level`, `rescale`:
+    the input's level and whether the plan rescales (here by default, as `coefficient-rescale` plans;
+    `plan_coeff_conv`'s default passes the chain's last level and no rescale).
 
     >>> slow, fast = (choose_chunking(512, 512, 4, 4, 3, ckks_params(depth=1), objective=Objective(bw))[1].winner
     ...               for bw in (1e8, 1e9))                                # 100 Mbit/s and 1 Gbit/s

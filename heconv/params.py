@@ -50,6 +50,15 @@ class CKKSParams:
     def total_bits(self) -> int:
         return sum(self.coeff_mod_bit_sizes)
 
+    def primes(self, level: int) -> int:
+        """Data primes a ciphertext at `level` holds: what its multiplications and additions work on,
+        prime by prime (the special prime left out).
+
+        >>> ckks_params(depth=1).primes(0), ckks_params(depth=1).primes(1)
+        (2, 1)
+        """
+        return len(self.coeff_mod_bit_sizes) - 1 - level
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["coeff_mod_bit_sizes"] = list(self.coeff_mod_bit_sizes)

@@ -33,7 +33,7 @@ def polynomial_bytes(params: CKKSParams, level: int) -> int:
     >>> polynomial_bytes(ckks_params(depth=1), 0), polynomial_bytes(ckks_params(depth=1), 1)
     (131072, 65536)
     """
-    return params.poly_modulus_degree * (len(params.coeff_mod_bit_sizes) - 1 - level) * 8
+    return params.poly_modulus_degree * params.primes(level) * 8
 
 
 def ciphertext_bytes(params: CKKSParams, level: int, seeded: bool = False) -> int:

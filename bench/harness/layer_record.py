@@ -76,6 +76,8 @@ class LayerRecord:
     worker_floor_s: list[float] | None = None
     transfer_bytes: int = 0
     transfer_s: float = 0.0
+    # the multiplications weighted by the primes at the input's level, in level-0 multiplications
+    pmuls_level0: float | None = None
     parallel_floor_s: float | None = None  # the larger worker's floor + transfer_s
     latency_over_parallel_floor: float | None = None
     # --schedule auto across algorithms (heconv.algorithms.choice): every candidate with its predicted
@@ -140,6 +142,7 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
         peak_rss_bytes=peak, seed=prep.seed, bytes_client_to_server=prep.upload_bytes,
         bytes_server_to_client=sum(b.ciphertext_bytes(c) for c in run.outputs), upload=prep.upload,
         workers_requested=prep.workers_requested, serial_predicted=alg.predicted(plan).to_dict(), **workers,
+        pmuls_level0=run.counts.pmuls * plan.params.primes(alg.input_level(plan)) / plan.params.primes(0),
         algorithm_candidates=None if choice is None else [asdict(c) for c in choice.candidates],
         algorithm_reason=None if choice is None else choice.reason,
         # the algorithm's own figures; a mask hides partial sums up to the conv's gain on inputs in [-1, 1]

@@ -133,6 +133,7 @@ class ModelRecord:
     predicted_rotations: int
     key_switches: int
     pmuls: int
+    pmuls_level0: float  # the plan's, weighted by the primes each works on (heconv.network.NetworkPlan)
     cmuls: int
     adds: int
     rescales: int
@@ -230,11 +231,11 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
     units: dict[int, UnitCosts] = {}
     if tracked:
         # Unit costs at every level a layer runs at: deeper levels have fewer primes and cost less.
-        for lv in sorted({min(level_of[r.name], depth - 1) for r in last.layers}):
+        for lv in sorted({min(level_of[r.name], depth) for r in last.layers}):
             units[lv] = unit if (unit is not None and lv == 0) else measure_unit_costs(prep.server.backend, level=lv)
     layers = []
     for i, lr in enumerate(last.layers):
-        u = units.get(min(level_of[lr.name], depth - 1))
+        u = units.get(min(level_of[lr.name], depth))
         par = [r.layers[i].parallel for r in runs if r.layers[i].parallel is not None]
         transfer = float(np.mean([p.transfer_s for p in par])) if par else 0.0
         serial = floor_seconds(lr.counts, u) if u else None
@@ -266,7 +267,8 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
         images=len(runs), layers=layers, counts=counts.to_dict(), predicted=prep.plan.predicted.to_dict(),
         counts_match_plan=all(layer["counts_match_plan"] for layer in layers),
         rotations=counts.rotations, predicted_rotations=prep.plan.predicted.rotations,
-        key_switches=counts.key_switches, pmuls=counts.pmuls, cmuls=counts.cmuls, adds=counts.adds,
+        key_switches=counts.key_switches, pmuls=counts.pmuls, pmuls_level0=prep.plan.pmuls_level0,
+        cmuls=counts.cmuls, adds=counts.adds,
         rescales=counts.rescales, galois_keys=len(prep.plan.galois_steps), galois_key_bytes=prep.galois_key_bytes,
         server_s=server, server_cpu_s=cpu_s, floor_s=floor,
         server_over_floor=server / floor if floor else None,

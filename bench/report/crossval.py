@@ -52,10 +52,24 @@ def term_counts(c: Case, terms: tuple[str, ...] = tuple(TERMS)) -> np.ndarray:
     array([4., 9., 2., 2., 0.])
     >>> term_counts(Case("c", "layer", 8192, 1.0, {"encryptions": 1}, {"schedule": "output-rotation"}))
     array([0., 0., 0., 0., 1.])
+
+    The multiply-accumulates are read in level-0 multiplications where the case records them
+    (`pmuls_level0`: each weighted by the primes it works on), since one at the last level of
+    [60, 40, 60] costs half; older records ran every multiplication at level 0.
+
+    >>> term_counts(Case("c", "layer", 8192, 1.0, {"pmuls": 8}, {"pmuls_level0": 4.0}), ("pmul_add_pairs",))
+    array([4.])
     """
     counts, coefficient = c.info.get("counts") or {}, is_coefficient(c)
-    return np.array([0.0 if TERM_ALGORITHM.get(t, coefficient) != coefficient
-                     else float(counts.get(TERMS[t], c.counts.get(TERMS[t], 0))) for t in terms])
+
+    def count(t: str) -> float:
+        if TERM_ALGORITHM.get(t, coefficient) != coefficient:
+            return 0.0
+        if t == "pmul_add_pairs" and c.info.get("pmuls_level0") is not None:
+            return float(c.info["pmuls_level0"])
+        return float(counts.get(TERMS[t], c.counts.get(TERMS[t], 0)))
+
+    return np.array([count(t) for t in terms])
 
 
 def _nnls_relative(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -142,6 +142,14 @@ class NetworkPlan:
     def predicted(self) -> OpCounts:
         return sum((layer.predicted for layer in self.layers), OpCounts())
 
+    @property
+    def pmuls_level0(self) -> float:
+        """The plaintext multiplications weighted by the primes each works on, in level-0 multiplications
+        (a coefficient conv at the last level of [60, 40, 60] counts half): what the cost model's
+        multiply-accumulate term reads (bench.report.crossval)."""
+        p = self.params
+        return float(sum(r.predicted.pmuls * p.primes(r.level) / p.primes(0) for r in self.layers))
+
     def summary(self) -> list[dict]:
         """Per server layer: predicted rotations, multiplications, Galois keys."""
         return [

@@ -157,8 +157,8 @@ class _HybridPlanner:
         out = alg.output_layout(plan)
         self.enc[op.out] = ServerTensor(out.shape[0], out.shape[1], out.shape[2], alg.output_level(plan), out)
         self.layers.append(LayerReport(op.name, "conv", alg.predicted(plan), len(alg.rotation_steps(plan)),
-                                       schedule=alg.label(plan), baby_step=alg.baby_step(plan), algorithm=name,
-                                       reason=reason))
+                                       level=alg.input_level(plan), schedule=alg.label(plan),
+                                       baby_step=alg.baby_step(plan), algorithm=name, reason=reason))
 
     def add(self, op: AddOp) -> None:
         self.known(op.a, op)

@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-import heconv.network.parties as parties
+import heconv.algorithms.coefficient as coefficient  # its run_timed masks the outputs
 from heconv.backends.seal import SealBackend
 from heconv.coeff import (
     compile_coeff_conv,
@@ -46,7 +46,7 @@ def interval_mask(layer, outputs, backend, rng=None) -> None:
     plan = layer.plan
     rng = rng or np.random.default_rng()
     tiles, n = plan.chunking.tiles, plan.chunking.n
-    r = float(2 ** (sum(plan.params.coeff_mod_bit_sizes[:-1]) - plan.params.scale_bits * (plan.level + 1) - 3))
+    r = float(2 ** (sum(plan.params.coeff_mod_bit_sizes[:-1]) - plan.params.scale_bits * (plan.output_level) - 3))
     for g, blocks in enumerate(plan.blocks):
         if not blocks:
             continue
@@ -54,7 +54,7 @@ def interval_mask(layer, outputs, backend, rng=None) -> None:
             y = outputs[g * tiles + t]
             scale = backend.scale(y)
             values = np.where(layer.needed[t], 0.0, rng.uniform(-r, r, n)) / scale
-            backend.add_inplace(y, backend.encrypt_plain(backend.encode_coefficients(values, plan.level + 1, scale)))
+            backend.add_inplace(y, backend.encrypt_plain(backend.encode_coefficients(values, plan.output_level, scale)))
 
 
 KINDS = {"none": None, "interval": interval_mask, "uniform": mask_outputs}
@@ -142,14 +142,14 @@ def measure_resnet20(rounds: int, images: int) -> dict:
     try:
         for i in range(rounds):
             for kind in order[i % 3:] + order[: i % 3]:
-                parties.mask_outputs, spent = cpu_timed(kind), [0.0]
+                coefficient.mask_outputs, spent = cpu_timed(kind), [0.0]
                 prep.server.mask_seconds.clear()
                 runs = run_images(prep, x)
                 server[kind] += [r.server_seconds for r in runs]
                 masks[kind].append(sum(prep.server.mask_seconds.values()) / images)
                 mask_cpu[kind].append(spent[0] / images)
     finally:
-        parties.mask_outputs = mask_outputs
+        coefficient.mask_outputs = mask_outputs
         prep.close()
     cpu = _summary(mask_cpu)
     return {"case": "resnet20 3x16x16 N=8192 coefficient, hybrid", "rounds": rounds, "images_per_round": images,

@@ -75,3 +75,22 @@ def test_a_level_outside_the_chain_is_refused():
 
     with pytest.raises(InputError, match="outside the chain"):
         plan_coeff_conv(np.ones((2, 2, 3, 3)), 4, 4, ckks_params(depth=1), level=2)
+
+
+def test_the_network_plan_weighs_each_multiplication_by_its_primes():
+    """What the cost model reads (bench.report.crossval): a last-level conv's multiplications count half."""
+    from heconv.network import ServerConv, ServerLinear
+
+    p = ckks_params(depth=1)
+    torch.manual_seed(0)
+    net = lower_model(models.build_model("resnet20", 3, 10).eval(), (3, 16, 16))
+    for name, conv_level in (("coefficient", 1), ("coefficient-rescale", 0), ("slot", 0)):
+        plan = plan_network(net, p, algorithm=name)
+        convs = [r for r in plan.layers if r.kind == "conv"]
+        assert {r.level for r in convs} == {conv_level}
+        conv_pmuls = sum(r.predicted.pmuls for r in convs)
+        expected = plan.predicted.pmuls - conv_pmuls * (1 - p.primes(conv_level) / p.primes(0))
+        assert plan.pmuls_level0 == pytest.approx(expected)
+        assert any(isinstance(a, ServerConv) for a in plan.actions) and any(
+            isinstance(a, ServerLinear) for a in plan.actions)
+    assert plan_network(net, p, algorithm="coefficient").pmuls_level0 < plan.pmuls_level0
