@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from heconv.algorithms import ALGORITHMS
 from heconv.traffic import Phases, transfer_seconds
 
 from .cases import Case, is_coefficient
@@ -28,7 +29,10 @@ from .compare import accuracy, last_by
 from .fits import fit_coefficient
 from .text import accuracy_text, fmt
 
-ENGINES = {"output-rotation": "slot-OR", "auto": "auto", "coefficient": "coefficient"}
+# a model case's schedule -> its row label: the slot engine's two schedules, and every algorithm that changes
+# the traffic by its registered name (the coefficient algorithm and its rescaled form)
+ENGINES = {"output-rotation": "slot-OR", "auto": "auto",
+           **{name: name for name, alg in ALGORITHMS.items() if alg.changes_traffic}}
 BANDWIDTHS = {"1 Gbit/s": 1e9, "100 Mbit/s": 1e8}
 
 
@@ -105,14 +109,16 @@ def _key(name: str) -> str:
 
 
 def _sentence(model: str, rows: dict[tuple[str, str], Case]) -> str | None:
-    """At equal accuracy (same weights), the fastest engine against the next, its traffic and, where
-    both runs recorded the client's phases, the end-to-end times."""
+    """At equal accuracy (same weights), the fastest engine that changes the traffic against the fastest
+    that keeps it, their traffic and, where both runs recorded the client's phases, the end-to-end times."""
     for variant in sorted({v for v, _ in rows}, key=lambda v: (v not in ("dense", "synthetic dense"), v)):
         got = {e: rows[(variant, e)] for e in ENGINES.values() if (variant, e) in rows}
-        if not any(is_coefficient(c) for c in got.values()) or len(got) < 2:
+        changing = [e for e in got if is_coefficient(got[e])]
+        keeping = [e for e in got if e not in changing]
+        if not changing or not keeping:
             continue
-        fast = min(got, key=lambda e: got[e].latency)
-        slow = min((e for e in got if e != fast), key=lambda e: got[e].latency)
+        pair = (min(changing, key=lambda e: got[e].latency), min(keeping, key=lambda e: got[e].latency))
+        fast, slow = sorted(pair, key=lambda e: got[e].latency)
         a, b = got[fast], got[slow]
         nets = ", ".join(f"{name}: {fast} {with_traffic(a, bw):.2f} s vs {slow} {with_traffic(b, bw):.2f} s"
                          for name, bw in BANDWIDTHS.items())
