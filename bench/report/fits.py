@@ -198,10 +198,22 @@ class CoefficientFit:
                 "fitted_unit_costs_s": self.full.coef}
 
 
-def coefficient_counts(c: Case) -> dict[str, int]:
-    """A coefficient case's counts, masks included (Case.counts holds the slot engine's OPS only)."""
+def coefficient_counts(c: Case) -> dict[str, float]:
+    """A coefficient case's counts, masks included (Case.counts holds the slot engine's OPS only); its
+    multiplications and additions in level-0 operations where the case records `pmuls_level0` (a
+    last-level conv's work on one prime of two: each counts half), as the crossval reads them.
+
+    >>> coefficient_counts(Case("c", "layer", 8192, 1.0, {}, {"counts": {"pmuls": 8, "adds": 6},
+    ...                                                       "pmuls_level0": 4.0}))["adds"]
+    3.0
+    """
     counts = c.info.get("counts") or {}
-    return {op: int(counts.get(op, 0)) for op in COEFF_OPS}
+    out = {op: float(counts.get(op, 0)) for op in COEFF_OPS}
+    if c.info.get("pmuls_level0") is not None and out["pmuls"]:
+        factor = float(c.info["pmuls_level0"]) / out["pmuls"]
+        out["pmuls"] *= factor
+        out["adds"] *= factor
+    return out
 
 
 def fit_coefficient(cases: list[Case]) -> CoefficientFit | None:
