@@ -72,10 +72,6 @@ class ChunkChoice:
         return cls(Objective(**d["objective"]), cands, d["chosen"], d["reason"])
 
 
-def _primes(params: CKKSParams, level: int) -> int:
-    return len(params.coeff_mod_bit_sizes) - 1 - level
-
-
 def chunking_phases(ch: CoeffChunking, params: CKKSParams, level: int, mask: bool, upload_seeded: bool,
                     unit: UnitCosts = DEFAULT_UNIT_COSTS, wire: WireCosts = DEFAULT_WIRE_COSTS,
                     output_uploads: int = 0, rescale: bool = True) -> Phases:
@@ -95,7 +91,7 @@ def chunking_phases(ch: CoeffChunking, params: CKKSParams, level: int, mask: boo
     n_in, outs = ch.chunks * ch.tiles, ch.groups * ch.tiles
     extra = output_uploads * outs  # residual operands, uploaded in the output layout at the output's level
     out_level = level + rescale
-    u, work = unit, _primes(params, level) / _primes(params, 0)
+    u, work = unit, params.level_work(level)
     server = (work * (outs * ch.chunks * u.pmul + outs * (ch.chunks - 1 + mask) * u.add) + rescale * outs * u.rescale
               + mask * outs * (u.encrypt + u.encode) + extra * u.add)
     return Phases(client_s=(n_in + extra) * (u.encode + wire.encrypt(upload_seeded)) + outs * wire.decrypt,

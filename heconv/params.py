@@ -59,6 +59,15 @@ class CKKSParams:
         """
         return len(self.coeff_mod_bit_sizes) - 1 - level
 
+    def level_work(self, level: int) -> float:
+        """What a multiplication or an addition at `level` costs against one at level 0: they work prime
+        by prime, so the primes left over level 0's.
+
+        >>> ckks_params(depth=1).level_work(1)
+        0.5
+        """
+        return self.primes(level) / self.primes(0)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["coeff_mod_bit_sizes"] = list(self.coeff_mod_bit_sizes)

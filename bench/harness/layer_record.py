@@ -142,7 +142,7 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
         peak_rss_bytes=peak, seed=prep.seed, bytes_client_to_server=prep.upload_bytes,
         bytes_server_to_client=sum(b.ciphertext_bytes(c) for c in run.outputs), upload=prep.upload,
         workers_requested=prep.workers_requested, serial_predicted=alg.predicted(plan).to_dict(), **workers,
-        pmuls_level0=run.counts.pmuls * plan.params.primes(alg.input_level(plan)) / plan.params.primes(0),
+        pmuls_level0=run.counts.pmuls * plan.params.level_work(alg.input_level(plan)),
         algorithm_candidates=None if choice is None else [asdict(c) for c in choice.candidates],
         algorithm_reason=None if choice is None else choice.reason,
         # the algorithm's own figures; a mask hides partial sums up to the conv's gain on inputs in [-1, 1]

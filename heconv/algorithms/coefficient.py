@@ -45,9 +45,6 @@ class CoefficientAlgorithm(ConvAlgorithm):
 
     timed_parts = ("mask",)
 
-    def input_level(self, plan: CoeffPlan) -> int:
-        return plan.level
-
     def output_level(self, plan: CoeffPlan) -> int:
         return plan.output_level
 

@@ -148,7 +148,7 @@ class NetworkPlan:
         (a coefficient conv at the last level of [60, 40, 60] counts half): what the cost model's
         multiply-accumulate term reads (bench.report.crossval)."""
         p = self.params
-        return float(sum(r.predicted.pmuls * p.primes(r.level) / p.primes(0) for r in self.layers))
+        return float(sum(r.predicted.pmuls * p.level_work(r.level) for r in self.layers))
 
     def summary(self) -> list[dict]:
         """Per server layer: predicted rotations, multiplications, Galois keys."""
