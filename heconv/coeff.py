@@ -56,6 +56,8 @@ def plan_coeff_conv(
     output_uploads: int = 0,
     partner: tuple[int, int] | None = None,
     rescale: bool = False,
+    partner_masks: bool = True,
+    covered: tuple[int, ...] = (),
 ) -> CoeffPlan:
     """Plan one convolution by coefficient encoding; all-zero kernel blocks (o, chunk) cost nothing.
 
@@ -65,17 +67,19 @@ def plan_coeff_conv(
     (`plan.choice`). `frame_kernel` and `align` (the other conv's chunking) make two convs'
     outputs addable (a 1x1 shortcut framed as a 3x3); `output_uploads`: values the client uploads
     in the output layout (an identity shortcut's operand), and `partner`: (C_in, kernel) of the conv
-    to be aligned with this one, both priced in the choice (heconv.coeff_choice). `level`: the input's
-    (default: the chain's last without `rescale`, else 0).
+    to be aligned with this one, both priced in the choice (heconv.coeff_choice), with its masks
+    unless `partner_masks` is False (this conv's mask will cover their sum). `covered`: output groups
+    left unmasked because the partner planned first masks their sum (`CoeffPlan.covered`). `level`:
+    the input's (default: the chain's last without `rescale`, else 0).
 
     >>> from heconv.params import ckks_params
     >>> p = plan_coeff_conv(np.ones((64, 64, 3, 3)), 16, 16, ckks_params(depth=1))
     >>> p.chunking.c_w, p.chunking.group, p.predicted.rotations, p.predicted.pmuls, p.n_in, p.n_out
-    (4, 6, 0, 176, 16, 11)
+    (3, 8, 0, 176, 22, 8)
     >>> p.level, p.output_level, p.input_scale_bits, p.predicted.rescales   # one prime, no rescale
     (1, 1, 20, 0)
     >>> len(p.choice.candidates), p.choice.winner.c_w                    # C_w = 1..25 considered
-    (25, 4)
+    (25, 3)
     """
     w, _ = check_weight(name, weight, None)
     c_o, c_i, k, _ = w.shape
@@ -89,7 +93,7 @@ def plan_coeff_conv(
             raise InputError(f"layer {name}: input at level {level} is outside the chain (0..{params.depth})")
     try:
         ch, choice = choose_chunking(c_i, c_o, height, width, k, params, level, frame_kernel, align, mask, objective,
-                                     unit_costs, wire_costs, output_uploads, partner, rescale)
+                                     unit_costs, wire_costs, output_uploads, partner, rescale, partner_masks)
     except ValueError as e:
         raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
     nonzero = np.zeros((ch.groups * ch.group, ch.chunks * ch.c_w), dtype=bool)
@@ -98,8 +102,8 @@ def plan_coeff_conv(
     blocks = [[int(b) for b in np.nonzero(kept[g])[0]] for g in range(ch.groups)]
     return CoeffPlan(spec=ConvSpec(name, c_i, c_o, k, height, width, stride), chunking=ch, params=params, level=level,
                      has_bias=has_bias, mask=mask, blocks=blocks,
-                     predicted=coefficient_counts(blocks, ch.tiles, has_bias, mask, rescale), choice=choice,
-                     rescale=rescale)
+                     predicted=coefficient_counts(blocks, ch.tiles, has_bias, mask, rescale, tuple(covered)),
+                     choice=choice, rescale=rescale, covered=tuple(covered))
 
 
 @dataclass

@@ -20,7 +20,8 @@ multiplications stay about the same, and what moves is the ciphertexts each way.
 alone favours one channel per chunk (few outputs: few rescales and masks) and uploads many;
 the end-to-end time balances the two sides, and the slower the link the more it weighs bytes.
 The unit costs are level 0's (two primes at [60, 40, 60]): a plan at a level with fewer primes left
-pays pmul and add in proportion to them (both work prime by prime), and a rescale only if it rescales.
+pays pmul and add in proportion to them (both work prime by prime), and a rescale only if it rescales;
+an upload's encoding, encryption and loading likewise (heconv.cost.WireCosts).
 Ties: fewest ciphertexts both ways, then the largest tiles. Pure: nothing here touches a backend.
 """
 
@@ -94,8 +95,9 @@ def chunking_phases(ch: CoeffChunking, params: CKKSParams, level: int, mask: boo
     u, work = unit, params.level_work(level)
     server = (work * (outs * ch.chunks * u.pmul + outs * (ch.chunks - 1 + mask) * u.add) + rescale * outs * u.rescale
               + mask * outs * (u.encrypt + u.encode) + extra * u.add)
-    return Phases(client_s=(n_in + extra) * (u.encode + wire.encrypt(upload_seeded)) + outs * wire.decrypt,
-                  server_s=server, server_io_s=(n_in + extra) * wire.load + outs * wire.save,
+    ups = n_in * work + extra * params.level_work(out_level)  # uploads in level-0 equivalents
+    return Phases(client_s=ups * (u.encode + wire.encrypt(upload_seeded)) + outs * wire.decrypt,
+                  server_s=server, server_io_s=ups * wire.load + outs * wire.save,
                   upload_bytes=n_in * ciphertext_bytes(params, level, upload_seeded)
                   + extra * ciphertext_bytes(params, out_level, upload_seeded),
                   download_bytes=outs * ciphertext_bytes(params, out_level))
@@ -105,12 +107,14 @@ def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int,
                     frame_kernel: int | None = None, align: CoeffChunking | None = None, mask: bool = True,
                     objective: Objective | None = None, unit_costs: UnitCosts | None = None,
                     wire_costs: WireCosts | None = None, output_uploads: int = 0,
-                    partner: tuple[int, int] | None = None, rescale: bool = True) -> tuple[CoeffChunking, ChunkChoice]:
+                    partner: tuple[int, int] | None = None, rescale: bool = True,
+                    partner_masks: bool = True) -> tuple[CoeffChunking, ChunkChoice]:
     """The chunking with the least predicted cost under `objective` (default: end to end at the
     default bandwidth, seeded uploads), and the record of the choice. `output_uploads`: values the
     client uploads in this conv's output layout (1 where an identity shortcut is added to it);
     `partner`: (C_in, kernel) of a conv on the same output grid whose output is added to this
-    one's, planned after it with this layout (`align`), priced with each candidate. `level`, `rescale`:
+    one's, planned after it with this layout (`align`), priced with each candidate (with its masks
+    unless `partner_masks` is False: this conv's masks cover the sum). `level`, `rescale`:
     the input's level and whether the plan rescales (here by default, as `coefficient-rescale` plans;
     `plan_coeff_conv`'s default passes the chain's last level and no rescale).
 
@@ -129,7 +133,8 @@ def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int,
     for ch in chunkings:
         ph = chunking_phases(ch, params, level, mask, objective.seeded, unit, wire, output_uploads, rescale)
         if partner is not None:
-            ph = _with_partner(ph, ch, partner, params, level, mask, objective.seeded, unit, wire, rescale)
+            ph = _with_partner(ph, ch, partner, params, level, mask and partner_masks, objective.seeded, unit, wire,
+                               rescale)
         cands.append(ChunkCandidate(ch.c_w, ch.tile_h, ch.tile_w, ch.chunks, ch.group, ch.chunks * ch.tiles,
                                     ch.groups * ch.tiles, ph, ph.cost(objective)))
 
@@ -178,7 +183,7 @@ def coefficient_chunking(c_in: int, c_out: int, height: int, width: int, kernel:
 
     >>> c = coefficient_chunking(64, 64, 16, 16, 3, 8192)     # 18*18 = 324 per channel, at 1 Gbit/s
     >>> c.c_w, c.chunks, c.group, c.groups, c.tiles
-    (4, 16, 6, 11, 1)
+    (3, 22, 8, 8, 1)
     >>> coefficient_chunking(64, 64, 16, 16, 3, 8192, objective=Objective(kind="server")).c_w   # the old rule
     1
     """

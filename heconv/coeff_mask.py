@@ -14,6 +14,12 @@ holds no secret key) of a mask that is exactly zero where the client reads and r
   uniform on [-R, R] with R one prime's worth, encoded like any coefficient vector: it hides
   log2(R / (B * scale)) bits (the mask this project had everywhere before).
 
+Two convs whose outputs a residual add sums on the server (a ResNet block and its projection
+shortcut), and which reach the client only as that sum, need one uniform mask between them: the
+partner planned second leaves `plan.covered` groups unmasked where the first masks (same layout, so
+the same read coefficients). The sum's unread coefficients are v_a + m + v_b mod q, uniform; its second
+polynomial is re-randomised by the first's encryption of zero.
+
 `mask_hiding_bits` states the figure from the plan's parameters; `artemis layer` and `artemis infer`
 write it into their JSON.
 """
@@ -95,7 +101,8 @@ def mask_hiding_bits(params: CKKSParams, level: int, bound: float) -> float:
 def mask_outputs(layer: CompiledCoeffConv, outputs: list[Any], backend: Backend,
                  rng: np.random.Generator | None = None) -> None:
     """Mask every nonempty output in place (zero on the coefficients its tile's client reads): uniform
-    mod the prime at a one-prime level, else on [-R, R]. Server side: no secret key."""
+    mod the prime at a one-prime level, else on [-R, R]; not the `covered` groups (a residual
+    partner's mask covers them). Server side: no secret key."""
     plan = layer.plan
     level = plan.output_level
     tiles, n = plan.chunking.tiles, plan.chunking.n
@@ -103,8 +110,8 @@ def mask_outputs(layer: CompiledCoeffConv, outputs: list[Any], backend: Backend,
     r = float(2 ** mask_range_bits(plan.params, level))
     draws = rng or np.random.default_rng()  # the interval mask's source: fresh OS entropy on every run
     for g, blocks in enumerate(plan.blocks):
-        if not blocks:
-            continue  # the encrypted bias alone: nothing of the weights to hide
+        if not blocks or g in plan.covered:
+            continue  # the encrypted bias alone: nothing of the weights to hide; or the partner's mask hides it
         for t in range(tiles):
             y = outputs[g * tiles + t]
             if uniform:

@@ -19,23 +19,26 @@ from .params import CKKSParams
 
 
 def coefficient_counts(blocks: list[list[int]], tiles: int, has_bias: bool, mask: bool,
-                       rescale: bool = False) -> OpCounts:
+                       rescale: bool = False, covered: tuple[int, ...] = ()) -> OpCounts:
     """The cost model of the coefficient algorithm from its kept blocks (blocks[g]: the input chunks
     whose kernel block of output group g is nonzero).
 
     Per (output group g, tile): one plaintext multiplication per kept chunk, their sum, a rescale
-    where the plan rescales, the bias, and with `mask` a fresh mask (encode, encryption, addition);
-    an output with no kept block is the encrypted bias alone. No rotation.
+    where the plan rescales, the bias, and with `mask` a fresh mask (encode, encryption, addition)
+    unless its group is `covered` (a residual partner's mask covers the sum); an output with no kept
+    block is the encrypted bias alone. No rotation.
 
     >>> c = coefficient_counts([list(range(64))] * 3, 1, False, True)   # dense 64->64 3x3 on 16x16, N = 8192
     >>> c.rotations, c.pmuls, c.adds, c.rescales, c.encryptions
     (0, 192, 192, 0, 3)
     >>> coefficient_counts([list(range(64))] * 3, 1, False, True, rescale=True).rescales
     3
+    >>> coefficient_counts([list(range(64))] * 3, 1, False, True, covered=(0, 2)).encryptions   # one mask left
+    1
     """
     kept = sum(len(b) for b in blocks)
     full = sum(1 for b in blocks if b)
-    masks = tiles * full if mask else 0
+    masks = tiles * sum(1 for g, b in enumerate(blocks) if b and g not in covered) if mask else 0
     return OpCounts(pmuls=tiles * kept, adds=tiles * (kept - full) + masks, plain_adds=tiles * full if has_bias else 0,
                     rescales=tiles * full if rescale else 0, encryptions=tiles * (len(blocks) - full) + masks,
                     encodes=masks)
@@ -67,7 +70,10 @@ class CoeffPlan:
     blocks[g]: the input chunks whose kernel block K[channels of group g, chunk] is nonzero (one
     plaintext, one multiplication per tile each); mask: whether every output ciphertext gets a
     fresh public-key encryption of a random polynomial over the coefficients the client does not
-    read (the weights' partial sums). Input ciphertexts t * chunks + b, outputs g * tiles + t.
+    read (the weights' partial sums); covered: the output groups left unmasked because a residual
+    add sums them, before anything reaches the client, with the masked outputs of a partner conv of
+    the same layout (one mask hides the sum; `heconv.coeff_mask`). Input ciphertexts
+    t * chunks + b, outputs g * tiles + t.
 
     level, rescale: the input's level, and whether the products are rescaled. Without a rescale (the
     default) the client encrypts at the chain's last level (one prime: half the bytes of level 0) at
@@ -87,6 +93,7 @@ class CoeffPlan:
     predicted: OpCounts = field(default_factory=OpCounts)
     choice: ChunkChoice | None = None
     rescale: bool = False
+    covered: tuple[int, ...] = ()
 
     @property
     def output_level(self) -> int:
@@ -135,4 +142,5 @@ class CoeffPlan:
                    level=d["level"], has_bias=d["has_bias"], mask=d["mask"], blocks=d["blocks"],
                    predicted=OpCounts(**d["predicted"]),
                    choice=ChunkChoice.from_dict(d["choice"]) if d.get("choice") else None,
-                   rescale=d.get("rescale", True))  # plans written before the option rescaled
+                   rescale=d.get("rescale", True),  # plans written before the option rescaled
+                   covered=tuple(d.get("covered", ())))

@@ -163,12 +163,15 @@ class NetworkContext:
 
     partner_kernel: with a conv whose output a residual add sums with this one's, the larger kernel of
     the two (else None); partner_plan: that conv's plan once planned (else None); partner_shape: its
-    weight's shape; output_uploads: residual operands the client uploads in this conv's output layout;
-    objective: what a traffic-aware plan minimises (heconv.traffic.Objective, None: the default)."""
+    weight's shape; sum_only: the two outputs reach the client only as the add's sum (each is read by
+    the add alone), so what hides the sum may sit on one of them; output_uploads: residual operands
+    the client uploads in this conv's output layout; objective: what a traffic-aware plan minimises
+    (heconv.traffic.Objective, None: the default)."""
 
     partner_kernel: int | None = None
     partner_plan: Any = None
     partner_shape: tuple[int, ...] | None = None
+    sum_only: bool = False
     output_uploads: int = 0
     objective: Any = None
 

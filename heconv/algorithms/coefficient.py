@@ -88,12 +88,19 @@ class CoefficientAlgorithm(ConvAlgorithm):
     def network_options(self, context: NetworkContext) -> dict[str, Any]:
         """Two added convs framed by the larger kernel, the second aligned with the first's chunking (the
         first prices its partner's share too); the chunking minimises the network's objective, with the
-        uploads in the output layout priced."""
+        uploads in the output layout priced. Where only their sum reaches the client and the first's
+        mask is uniform (exact hiding whatever it is added to), the second leaves the groups the first
+        masks unmasked (`CoeffPlan.covered`), and the first prices its partner without masks."""
         options: dict[str, Any] = {"objective": context.objective, "output_uploads": context.output_uploads}
         if context.partner_kernel is not None:
             plan = context.partner_plan
             options.update(frame_kernel=context.partner_kernel, align=None if plan is None else plan.chunking,
                            partner=(context.partner_shape[1], context.partner_shape[2]) if plan is None else None)
+            if plan is None:
+                options["partner_masks"] = not context.sum_only
+            elif context.sum_only and isinstance(plan, CoeffPlan) and plan.mask and \
+                    mask_kind(plan.params, plan.output_level) == "uniform":
+                options["covered"] = tuple(g for g, b in enumerate(plan.blocks) if b and g not in plan.covered)
         return options
 
     def plan(self, weight: np.ndarray, height: int, width: int, params: CKKSParams, *, stride: int = 1,

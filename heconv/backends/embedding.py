@@ -29,11 +29,26 @@ def _tables(n: int) -> tuple[np.ndarray, np.ndarray]:
     return twist, powers
 
 
-def _evaluations(coeffs: np.ndarray) -> np.ndarray:
-    """m(zeta^(2t+1)) for t < N: an FFT of the twisted coefficients."""
+@lru_cache(maxsize=8)
+def _half_tables(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the half-length transform: (twist exp(i*pi*j/N) for j < N/2, each slot's even power index
+    t' (slot i is m(zeta^(4t'+1)), or its conjugate), whether slot i is the conjugate).
+
+    A slot's power 2t+1 has t even, or else its conjugate's, 2(N-1-t)+1, has: N - 1 is odd."""
+    twist, powers = _tables(n)
+    conj = powers % 2 == 1
+    even = np.where(conj, n - 1 - powers, powers) // 2
+    return twist[: n // 2], even, conj
+
+
+def _even_evaluations(coeffs: np.ndarray) -> np.ndarray:
+    """m(zeta^(4t'+1)) for t' < N/2, by one FFT of half the length: with h = N/2,
+    m(X) = sum_j (c_j + c_(j+h) X^h) X^j and X^h = i at those points, so they are the DFT of
+    (c_j + i c_(j+h)) zeta^j."""
     n = coeffs.shape[-1]
-    twist, _ = _tables(n)
-    return np.fft.ifft(coeffs * twist, axis=-1) * n
+    h = n // 2
+    twist, _, _ = _half_tables(n)
+    return np.fft.ifft((coeffs[..., :h] + 1j * coeffs[..., h:]) * twist, axis=-1) * h
 
 
 def coefficients_to_slots(coeffs: np.ndarray) -> np.ndarray:
@@ -44,8 +59,9 @@ def coefficients_to_slots(coeffs: np.ndarray) -> np.ndarray:
     True
     """
     c = np.asarray(coeffs, dtype=np.float64)
-    _, powers = _tables(c.shape[-1])
-    return _evaluations(c)[..., powers]
+    _, even, conj = _half_tables(c.shape[-1])
+    z = _even_evaluations(c)[..., even]
+    return np.where(conj, np.conj(z), z)
 
 
 def slots_to_coefficients(slots: np.ndarray) -> np.ndarray:
@@ -56,12 +72,19 @@ def slots_to_coefficients(slots: np.ndarray) -> np.ndarray:
     True
     """
     z = np.asarray(slots, dtype=np.complex128)
-    n = 2 * z.shape[-1]
-    twist, powers = _tables(n)
-    values = np.empty(z.shape[:-1] + (n,), dtype=np.complex128)
-    values[..., powers] = z
-    values[..., n - 1 - powers] = np.conj(z)  # zeta^-(2t+1) = zeta^(2(N-1-t)+1)
-    return (np.fft.fft(values, axis=-1) / n / twist).real
+    h = z.shape[-1]
+    twist, even, conj = _half_tables(2 * h)
+    values = np.empty(z.shape, dtype=np.complex128)
+    values[..., even] = np.where(conj, np.conj(z), z)  # every even power once
+    a = np.fft.fft(values, axis=-1) / h / twist
+    return np.concatenate([a.real, a.imag], axis=-1)
+
+
+def _evaluations(coeffs: np.ndarray) -> np.ndarray:
+    """m(zeta^(2t+1)) for t < N: an FFT of the twisted coefficients."""
+    n = coeffs.shape[-1]
+    twist, _ = _tables(n)
+    return np.fft.ifft(coeffs * twist, axis=-1) * n
 
 
 def negacyclic_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:

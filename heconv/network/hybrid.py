@@ -11,6 +11,7 @@ encrypted operands must be placed alike.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -68,16 +69,25 @@ def _output_uploads(net: Network) -> dict[str, int]:
     return out
 
 
-def _add_partners(net: Network) -> dict[str, tuple[str, int]]:
-    """conv name -> (the conv whose output a residual add sums with its own, the larger kernel of the two)."""
+def _add_partners(net: Network) -> dict[str, tuple[str, int, bool]]:
+    """conv name -> (the conv whose output a residual add sums with its own, the larger kernel of the two,
+    whether the add alone reads both outputs: then only their sum reaches the client)."""
     convs = {op.out: op for op in net.ops if isinstance(op, ConvOp)}
+    readers = Counter(name for op in net.ops for name in _reads(op))
+    readers[net.output] += 1
     partners = {}
     for op in net.ops:
         if isinstance(op, AddOp) and op.a in convs and op.b in convs:
             a, b = convs[op.a], convs[op.b]
             k = max(a.weight.shape[2], b.weight.shape[2])
-            partners[a.name], partners[b.name] = (b.name, k), (a.name, k)
+            sum_only = readers[op.a] == readers[op.b] == 1 and op.a != op.b
+            partners[a.name], partners[b.name] = (b.name, k, sum_only), (a.name, k, sum_only)
     return partners
+
+
+def _reads(op: Op) -> tuple[str, ...]:
+    """The values an IR op reads."""
+    return (op.a, op.b) if isinstance(op, AddOp) else (op.src,)
 
 
 class _HybridPlanner:
@@ -137,10 +147,10 @@ class _HybridPlanner:
         def plan_with(name: str):
             alg = get_algorithm(name)
             options = {"schedule": schedule} if alg.takes_schedule else {}
-            partner, kernel = self.partners.get(op.name, (None, None))
+            partner, kernel, sum_only = self.partners.get(op.name, (None, None, False))
             options.update(alg.network_options(NetworkContext(
                 kernel, self.plans.get(partner), self.convs[partner].weight.shape if partner else None,
-                self.output_uploads.get(op.name, 0), self.objective)))
+                sum_only, self.output_uploads.get(op.name, 0), self.objective)))
             return alg.plan(op.weight, hh, ww, self.params, stride=op.stride // sub, has_bias=op.bias is not None,
                             name=op.name, **options)
 

@@ -25,11 +25,16 @@ def plan_traffic(plan: NetworkPlan, upload: str = "seeded") -> dict[str, int]:
 def predict_phases(plan: NetworkPlan, upload: str = "seeded", unit: UnitCosts | None = None,
                    wire: WireCosts | None = None) -> Phases:
     """The plan's phases per image: the client encodes and encrypts every upload and decrypts every
-    ciphertext that comes back; the server's evaluation is the plan's counts x unit costs (the
-    floor: no engine overhead), its I/O the uploads loaded and the outputs serialized."""
+    ciphertext that comes back (an upload's work in proportion to its primes, heconv.cost.WireCosts);
+    the server's evaluation is the plan's counts x unit costs (the floor: no engine overhead), each
+    layer's multiplications and additions priced at its level, its I/O the uploads loaded and the
+    outputs serialized."""
     unit, wire = unit or DEFAULT_UNIT_COSTS, wire or DEFAULT_WIRE_COSTS
     t = plan_traffic(plan, upload)
-    n_in, n_out = t["ciphertexts_in"], t["ciphertexts_out"]
-    return Phases(client_s=n_in * (unit.encode + wire.encrypt(UPLOADS[upload])) + n_out * wire.decrypt,
-                  server_s=floor_seconds(plan.predicted, unit), server_io_s=n_in * wire.load + n_out * wire.save,
+    n_out = t["ciphertexts_out"]
+    ups = sum(a.ciphertexts * plan.params.level_work(a.level) for a in plan.actions if isinstance(a, Encrypt))
+    return Phases(client_s=ups * (unit.encode + wire.encrypt(UPLOADS[upload])) + n_out * wire.decrypt,
+                  server_s=sum(floor_seconds(r.predicted, unit.at_work(plan.params.level_work(r.level)))
+                               for r in plan.layers),
+                  server_io_s=ups * wire.load + n_out * wire.save,
                   upload_bytes=t["upload_bytes"], download_bytes=t["download_bytes"])

@@ -3,10 +3,11 @@ the client encoding a coefficient vector and encrypting it for upload (seeded or
 the server loading an upload and serializing a rescaled output, the client loading, decrypting and
 decoding that output; and the bytes of each.
 
-    PYTHONPATH=. python tests/heconv/measure_wire_costs.py [--degree 8192] [--count 30]
+    PYTHONPATH=. python tests/heconv/measure_wire_costs.py [--degree 8192] [--count 30] [--level 1]
 
-Median per ciphertext, one thread, the hybrid protocol's chain ([60, 40, 60] at 8192). Prints one JSON
-line. Not a test (no test_ prefix): a measurement kept so it can be rerun.
+Median per ciphertext, one thread, the hybrid protocol's chain ([60, 40, 60] at 8192), the uploads at
+`--level` (0: two primes, the output rescaled one level down; 1, the last: one prime, the output there
+too). Prints one JSON line. Not a test (no test_ prefix): a measurement kept so it can be rerun.
 """
 
 from __future__ import annotations
@@ -31,20 +32,21 @@ def _timed(fn, items) -> tuple[list, float]:
     return out, 1e3 * statistics.median(seconds)
 
 
-def measure(degree: int, count: int) -> dict:
+def measure(degree: int, count: int, level: int = 0) -> dict:
     client = SealBackend(ckks_params(depth=1, poly_modulus_degree=degree), seed=0)
     server = client.public_view()
     rng = np.random.default_rng(0)
     vectors = [rng.uniform(-1, 1, degree) for _ in range(count)]
-    plains, encode_ms = _timed(lambda v: client.encode_coefficients(v, 0), vectors)
+    plains, encode_ms = _timed(lambda v: client.encode_coefficients(v, level), vectors)
     seeded, seeded_ms = _timed(lambda p: client.encrypt_for_upload(p, True), plains)
     public, public_ms = _timed(lambda p: client.encrypt_for_upload(p, False), plains)
     loaded, load_ms = _timed(server.from_wire, seeded)
-    for ct in loaded:
-        server.rescale_inplace(ct)  # what goes back: one level down
+    for ct in loaded if level < client.params.depth else ():
+        server.rescale_inplace(ct)  # what goes back: one level down (at the last level: there)
     down, save_ms = _timed(server.to_wire, loaded)
     _, decrypt_ms = _timed(lambda w: client.decode_coefficients(client.from_wire(w)), down)
     return {"poly_modulus_degree": degree, "coeff_mod_bit_sizes": list(client.params.coeff_mod_bit_sizes),
+            "level": level,
             "ciphertexts": count, "median_ms": {"encode": encode_ms, "encrypt_seeded": seeded_ms,
                                                 "encrypt_public": public_ms, "load": load_ms, "save": save_ms,
                                                 "decrypt": decrypt_ms},
@@ -57,8 +59,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--degree", type=int, default=8192)
     p.add_argument("--count", type=int, default=30)
+    p.add_argument("--level", type=int, default=0)
     args = p.parse_args()
-    print(json.dumps(measure(args.degree, args.count)))
+    print(json.dumps(measure(args.degree, args.count, args.level)))
 
 
 if __name__ == "__main__":

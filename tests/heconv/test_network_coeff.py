@@ -7,6 +7,9 @@ import torch
 
 import models
 from heconv.backends.plain import PlainBackend
+from heconv.algorithms import get_algorithm
+from heconv.algorithms.base import NetworkContext
+from heconv.coeff import plan_coeff_conv
 from heconv.coeff_plan import CoeffPlan
 from heconv.frontend import conv_plans, lower_model
 from heconv.geometry import coefficient_block_ids
@@ -71,3 +74,90 @@ def test_coefficient_needs_the_hybrid_protocol():
         plan_network(net, ckks_params(depth=4, poly_modulus_degree=16384), "non-interactive", algorithm="coefficient")
     with pytest.raises(ValueError, match="unknown conv algorithm"):
         plan_network(net, ckks_params(depth=1), algorithm="cheetah")
+
+
+class _Projection(torch.nn.Module):
+    """One residual block with a 1x1 projection shortcut: the two convs a residual add sums."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.stem = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.conv1 = torch.nn.Conv2d(4, 8, 3, stride=2, padding=1)
+        self.conv2 = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.proj = torch.nn.Conv2d(4, 8, 1, stride=2)
+        self.pool = torch.nn.AdaptiveAvgPool2d(1)
+        self.fc = torch.nn.Linear(8, 10)
+        for p in self.parameters():
+            p.data = torch.randn(p.shape, generator=g) * 0.3
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        y = torch.relu(self.conv2(torch.relu(self.conv1(x))) + self.proj(x))
+        return self.fc(torch.flatten(self.pool(y), 1))
+
+
+def _pairs(plan):
+    """(first planned, second planned) for each residual add of two convs."""
+    convs = {a.dst: a for a in plan.actions if isinstance(a, ServerConv)}
+    order = [a.name for a in plan.actions if isinstance(a, ServerConv)]
+    out = []
+    for add in (a for a in plan.actions if isinstance(a, ServerAdd) and a.a in convs and a.b in convs):
+        a, b = sorted((convs[add.a], convs[add.b]), key=lambda c: order.index(c.name))
+        out.append((a, b))
+    return out
+
+
+def test_projection_pairs_share_one_mask():
+    """Only the sum of a block and its projection reaches the client, so the conv planned second leaves
+    unmasked every output group the first masks: ResNet18's three pairs mask their sums once."""
+    plan = plan_network(lower_model(_model("resnet18"), (3, 16, 16)), ckks_params(depth=1), algorithm="coefficient")
+    pairs = _pairs(plan)
+    assert len(pairs) == 3
+    for a, b in pairs:
+        assert a.plan.covered == () and b.plan.covered == tuple(g for g, k in enumerate(a.plan.blocks) if k)
+        assert b.plan.predicted.encryptions == b.plan.n_out - b.plan.chunking.tiles * len(b.plan.covered)
+    # a pruned first conv with an output group left empty masks nothing there: the second masks it;
+    # outputs read elsewhere too (not sum-only) are masked on both
+    w = np.random.default_rng(0).normal(size=(64, 64, 3, 3))
+    first = plan_coeff_conv(w, 16, 16, ckks_params(depth=1))
+    w[:first.chunking.group] = 0.0  # the first output group's channels
+    first = plan_coeff_conv(w, 16, 16, ckks_params(depth=1))
+    assert first.chunking.groups > 1 and first.blocks[0] == []
+    alg = get_algorithm("coefficient")
+    covered = alg.network_options(NetworkContext(3, first, (64, 64, 3, 3), True))["covered"]
+    assert 0 not in covered and covered == tuple(range(1, first.chunking.groups))
+    assert "covered" not in alg.network_options(NetworkContext(3, first, (64, 64, 3, 3), False))
+
+
+def test_encrypted_sum_of_a_pair_is_masked_once_and_decrypts():
+    """SEAL: the residual sum's unread coefficients decode uniform over the prime (the first conv's
+    mask), its read ones and the logits as PyTorch's; counts equal the plan's."""
+    from heconv.backends.seal import SealBackend
+
+    model = _Projection().eval()
+    net = lower_model(model, (3, 8, 8))
+    params = ckks_params(depth=1)
+    plan = plan_network(net, params, algorithm="coefficient")
+    (a, b), = _pairs(plan)
+    assert b.plan.covered and not a.plan.covered
+    backend = SealBackend(params, seed=0)
+    client = Client(backend)
+    client.setup_keys(plan)
+    server = Server(backend.public_view(), net, plan)
+    sums = []
+    add = server.add
+
+    def watched(action, x, y):
+        out = add(action, x, y)
+        sums.extend(backend.decode_coefficients(ct) for ct in out)
+        return out
+
+    server.add = watched
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 8, 8))
+    run = run_network(plan, client, server, x)
+    ref = model.double()(torch.from_numpy(x)[None]).detach().numpy()[0]
+    assert np.abs(run.logits - ref).max() < 1e-2
+    assert all(r.counts == r.predicted for r in run.layers)
+    read = server.layer(a).needed[0]
+    assert sums and all(0.9 < np.abs(s[~read]).mean() / (2.0 ** 58 / params.scale) < 1.1 for s in sums)
