@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import models
-from heconv.backends.plain import PlainBackend
 from heconv.algorithms import get_algorithm
 from heconv.algorithms.base import NetworkContext
+from heconv.backends.plain import PlainBackend
 from heconv.coeff import plan_coeff_conv
 from heconv.coeff_plan import CoeffPlan
 from heconv.frontend import conv_plans, lower_model
