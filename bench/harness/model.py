@@ -290,7 +290,8 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
         transfer_s=sum(layer["transfer_s"] for layer in layers),
         transfer_bytes=sum(layer["transfer_bytes"] for layer in layers),
         serial_floor_s=sum(layer["serial_floor_s"] for layer in layers) if units else None,
-        algorithm=prep.plan.algorithm, mask_s=sum(prep.server.mask_seconds.values()) / max(1, len(runs)),
+        algorithm=prep.plan.algorithm,
+        mask_s=sum(r.part_seconds.get("mask", 0.0) for r in runs) / max(1, len(runs)),  # the timed runs' own
         hiding_bits_per_coefficient=_hiding_bits(prep),
         ciphertexts_in=int(np.mean([r.ciphertexts_client_to_server for r in runs])),
         ciphertexts_out=int(np.mean([r.ciphertexts_server_to_client for r in runs])),

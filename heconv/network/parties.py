@@ -207,6 +207,10 @@ class Server:
             layer[a.name] = layer.get(a.name, 0.0) + seconds
         return outputs
 
+    def part_totals(self) -> dict[str, float]:
+        """Per part, the seconds summed over every conv and run so far."""
+        return {part: sum(layers.values()) for part, layers in self.part_seconds.items()}
+
     @property
     def mask_seconds(self) -> dict[str, float]:
         """Per conv, the seconds its algorithm spent masking outputs, summed over runs."""

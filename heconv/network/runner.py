@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -41,7 +41,8 @@ class NetworkRun:
     network work (loading uploads, serializing what goes back) is `server_io_seconds`.
     `client_seconds` = `client_upload_seconds` (packing, encoding, encryption, serialization,
     re-encryption at every refresh included) + `client_refresh_seconds` (loading what comes
-    back, decryption, ReLU, re-packing, pooling)."""
+    back, decryption, ReLU, re-packing, pooling). `part_seconds`: the parts of `server_seconds`
+    the algorithms time apart (`Server.part_seconds`), this run's alone."""
 
     logits: np.ndarray
     layers: list[LayerRun]
@@ -54,6 +55,7 @@ class NetworkRun:
     client_upload_seconds: float = 0.0
     client_refresh_seconds: float = 0.0
     server_io_seconds: float = 0.0
+    part_seconds: dict[str, float] = field(default_factory=dict)  # this run's parts timed apart ("mask")
 
     @property
     def counts(self) -> OpCounts:
@@ -96,6 +98,7 @@ def run_network(plan: NetworkPlan, client: Client, server: Server, x: np.ndarray
     sent0, recv0 = client.bytes_sent, client.bytes_received
     cts0 = (client.ciphertexts_sent, client.ciphertexts_received)
     upload_s = refresh_s = io_s = 0.0
+    parts0 = server.part_totals()
     check(0)
     for i, a in enumerate(plan.actions):
         t = time.perf_counter()
@@ -132,4 +135,5 @@ def run_network(plan: NetworkPlan, client: Client, server: Server, x: np.ndarray
     return NetworkRun(clear["logits"], runs, sum(r.seconds for r in runs), upload_s + refresh_s,
                       client.bytes_sent - sent0, client.bytes_received - recv0,
                       client.ciphertexts_sent - cts0[0], client.ciphertexts_received - cts0[1],
-                      upload_s, refresh_s, io_s)
+                      upload_s, refresh_s, io_s,
+                      {k: v - parts0.get(k, 0.0) for k, v in server.part_totals().items()})

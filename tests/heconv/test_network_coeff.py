@@ -31,14 +31,14 @@ def _run(model, shape, params, mode="plain"):
     client.setup_keys(plan)
     server = Server(backend.public_view(), net, plan)
     x = np.random.default_rng(0).uniform(-1, 1, shape)
-    return plan, server, run_network(plan, client, server, x), x
+    return plan, client, server, run_network(plan, client, server, x), x
 
 
 @pytest.mark.parametrize("name", ["resnet20", "resnet18"])
 def test_network_matches_torch_with_exact_counts(name):
     model = _model(name)
     shape = (3, 8, 8)
-    plan, server, run, x = _run(model, shape, params_for_input(8, 8))
+    plan, client, server, run, x = _run(model, shape, params_for_input(8, 8))
     ref = model.double()(torch.from_numpy(x)[None]).detach().numpy()[0]
     assert np.abs(run.logits - ref).max() < 1e-9
     assert all(r.counts == r.predicted for r in run.layers)
@@ -47,6 +47,9 @@ def test_network_matches_torch_with_exact_counts(name):
     assert sum(r.counts.rotations for r in run.layers if r.kind == "conv") == 0  # only the linear layer rotates
     assert run.ciphertexts_client_to_server > 0 and run.bytes_server_to_client > 0
     assert set(server.mask_seconds) == {a.name for a in convs}
+    again = run_network(plan, client, server, x)  # a run's parts are its own, not the totals
+    assert 0 < run.part_seconds["mask"] and 0 < again.part_seconds["mask"]
+    assert run.part_seconds["mask"] + again.part_seconds["mask"] == pytest.approx(server.part_totals()["mask"])
 
 
 def test_resnet18_shortcuts_share_the_output_layout():
@@ -60,7 +63,7 @@ def test_resnet18_shortcuts_share_the_output_layout():
 def test_count_mode_large_model_and_chunkings():
     model = _model("resnet18")
     params = params_for_input(16, 16)
-    plan, _, run, _ = _run(model, (3, 16, 16), params, mode="count")
+    plan, _, _, run, _ = _run(model, (3, 16, 16), params, mode="count")
     assert all(r.counts == r.predicted for r in run.layers)
     chunkings = {path: p.chunking for path, p in conv_plans(model, (3, 16, 16), params, "coefficient").items()}
     conv = dict(model.named_modules())["layers.0.0.conv1"]
