@@ -27,7 +27,7 @@ import numpy as np
 from .backends.base import Backend
 from .checks import check_compile, check_stride_level, check_weight
 from .coeff_choice import choose_chunking
-from .coeff_mask import mask_hiding_bits, mask_outputs, mask_range_bits  # noqa: F401  (re-exported)
+from .coeff_mask import mask_hiding_bits, mask_kind, mask_outputs, mask_range_bits  # noqa: F401  (re-exported)
 from .coeff_pack import kernel_polynomial, needed_coefficients, pack_coeff_input, pack_coeff_output, unpack_coeff_output
 from .coeff_plan import CoeffPlan, coefficient_counts
 from .conv_plan import ConvSpec
@@ -56,7 +56,7 @@ def plan_coeff_conv(
     output_uploads: int = 0,
     partner: tuple[int, int] | None = None,
     rescale: bool = False,
-    partner_masks: bool = True,
+    shared_mask: bool = False,
     covered: tuple[int, ...] = (),
 ) -> CoeffPlan:
     """Plan one convolution by coefficient encoding; all-zero kernel blocks (o, chunk) cost nothing.
@@ -68,9 +68,11 @@ def plan_coeff_conv(
     outputs addable (a 1x1 shortcut framed as a 3x3); `output_uploads`: values the client uploads
     in the output layout (an identity shortcut's operand), and `partner`: (C_in, kernel) of the conv
     to be aligned with this one, both priced in the choice (heconv.coeff_choice), with its masks
-    unless `partner_masks` is False (this conv's mask will cover their sum). `covered`: output groups
-    left unmasked because the partner planned first masks their sum (`CoeffPlan.covered`). `level`:
-    the input's (default: the chain's last without `rescale`, else 0).
+    unless `shared_mask` (only their sum reaches the client) and this conv's mask is the uniform one,
+    which then covers the sum. `covered`: output groups left unmasked because the partner planned
+    first masks their sum (`CoeffPlan.covered`; sound only inside its network plan, which
+    `heconv.network.check_placements` verifies). `level`: the input's (default: the chain's last
+    without `rescale`, else 0).
 
     >>> from heconv.params import ckks_params
     >>> p = plan_coeff_conv(np.ones((64, 64, 3, 3)), 16, 16, ckks_params(depth=1))
@@ -91,9 +93,12 @@ def plan_coeff_conv(
         check_stride_level(name, stride, 0, params)
         if not 0 <= level <= params.depth:
             raise InputError(f"layer {name}: input at level {level} is outside the chain (0..{params.depth})")
+    # the partner's masks are left to this conv's only where its mask is exact whatever is added to it
+    partner_masks = not (shared_mask and mask and mask_kind(params, level + rescale) == "uniform")
     try:
         ch, choice = choose_chunking(c_i, c_o, height, width, k, params, level, frame_kernel, align, mask, objective,
-                                     unit_costs, wire_costs, output_uploads, partner, rescale, partner_masks)
+                                     unit_costs, wire_costs, output_uploads, partner, rescale, partner_masks,
+                                     len(covered))
     except ValueError as e:
         raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
     nonzero = np.zeros((ch.groups * ch.group, ch.chunks * ch.c_w), dtype=bool)

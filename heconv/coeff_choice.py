@@ -11,9 +11,10 @@ n_out = groups * tiles outputs (outs). Its share of one inference, for the dense
     wire       = (n_in * bytes of an upload + n_out * bytes of an output) * 8 / bandwidth
 
 and, where a residual add sums the output with a value the client uploads in the output layout
-(`output_uploads` = 1: an identity shortcut), n_out more uploads one level down; where it sums
-the output with another conv's (`partner`: a projection shortcut, laid out like this one), that
-conv's uploads and evaluation too, the sum going back once.
+(`output_uploads` = 1: an identity shortcut), n_out more uploads at the output's level (one down
+where the plan rescales); where it sums the output with another conv's (`partner`: a projection
+shortcut, laid out like this one), that conv's uploads and evaluation too (without masks where
+this conv's uniform mask covers the sum), the sum going back once.
 
 Wider chunks mean fewer inputs but fewer output channels per ciphertext, so more outputs: the
 multiplications stay about the same, and what moves is the ciphertexts each way. Server time
@@ -75,9 +76,10 @@ class ChunkChoice:
 
 def chunking_phases(ch: CoeffChunking, params: CKKSParams, level: int, mask: bool, upload_seeded: bool,
                     unit: UnitCosts = DEFAULT_UNIT_COSTS, wire: WireCosts = DEFAULT_WIRE_COSTS,
-                    output_uploads: int = 0, rescale: bool = True) -> Phases:
+                    output_uploads: int = 0, rescale: bool = True, covered: int = 0) -> Phases:
     """The predicted phases of one dense conv under chunking `ch` (the formulas above), its input at
-    `level` and its output there too, or one level down where it rescales.
+    `level` and its output there too, or one level down where it rescales; `covered` output groups
+    (their tiles) unmasked, a partner's mask covering them.
 
     >>> from heconv.geometry import chunking_candidates
     >>> one, eight = [c for c in chunking_candidates(64, 64, 16, 16, 3, 8192) if c.c_w in (1, 8)]
@@ -93,8 +95,9 @@ def chunking_phases(ch: CoeffChunking, params: CKKSParams, level: int, mask: boo
     extra = output_uploads * outs  # residual operands, uploaded in the output layout at the output's level
     out_level = level + rescale
     u, work = unit, params.level_work(level)
-    server = (work * (outs * ch.chunks * u.pmul + outs * (ch.chunks - 1 + mask) * u.add) + rescale * outs * u.rescale
-              + mask * outs * (u.encrypt + u.encode) + extra * u.add)
+    masks = mask * (outs - min(covered, ch.groups) * ch.tiles)
+    server = (work * (outs * ch.chunks * u.pmul + (outs * (ch.chunks - 1) + masks) * u.add) + rescale * outs * u.rescale
+              + masks * (u.encrypt + u.encode) + extra * u.add)
     ups = n_in * work + extra * params.level_work(out_level)  # uploads in level-0 equivalents
     return Phases(client_s=ups * (u.encode + wire.encrypt(upload_seeded)) + outs * wire.decrypt,
                   server_s=server, server_io_s=ups * wire.load + outs * wire.save,
@@ -108,13 +111,14 @@ def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int,
                     objective: Objective | None = None, unit_costs: UnitCosts | None = None,
                     wire_costs: WireCosts | None = None, output_uploads: int = 0,
                     partner: tuple[int, int] | None = None, rescale: bool = True,
-                    partner_masks: bool = True) -> tuple[CoeffChunking, ChunkChoice]:
+                    partner_masks: bool = True, covered: int = 0) -> tuple[CoeffChunking, ChunkChoice]:
     """The chunking with the least predicted cost under `objective` (default: end to end at the
     default bandwidth, seeded uploads), and the record of the choice. `output_uploads`: values the
     client uploads in this conv's output layout (1 where an identity shortcut is added to it);
     `partner`: (C_in, kernel) of a conv on the same output grid whose output is added to this
     one's, planned after it with this layout (`align`), priced with each candidate (with its masks
-    unless `partner_masks` is False: this conv's masks cover the sum). `level`, `rescale`:
+    unless `partner_masks` is False: this conv's masks cover the sum); `covered`: output groups whose
+    masks a partner's cover (`CoeffPlan.covered`), priced without theirs. `level`, `rescale`:
     the input's level and whether the plan rescales (here by default, as `coefficient-rescale` plans;
     `plan_coeff_conv`'s default passes the chain's last level and no rescale).
 
@@ -131,7 +135,8 @@ def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int,
                                     align)
     cands = []
     for ch in chunkings:
-        ph = chunking_phases(ch, params, level, mask, objective.seeded, unit, wire, output_uploads, rescale)
+        ph = chunking_phases(ch, params, level, mask, objective.seeded, unit, wire, output_uploads, rescale,
+                             covered)
         if partner is not None:
             ph = _with_partner(ph, ch, partner, params, level, mask and partner_masks, objective.seeded, unit, wire,
                                rescale)

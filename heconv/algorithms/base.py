@@ -151,6 +151,13 @@ class ConvAlgorithm(ABC):
         uploads in its output layout, the planner's traffic objective); none by default."""
         return {}
 
+    def check_placement(self, name: str, plan: Any, partner: Any | None, sum_only: bool) -> None:
+        """Raise InputError where `plan` is unsound where a network plan placed it (`partner`: the plan
+        of the conv whose output a residual add sums with this one's, else None; `sum_only`: that sum
+        is the only way either output reaches the client). A plan made from `network_options` passes;
+        one loaded or moved elsewhere may not. Nothing to check by default."""
+        return None
+
     @abstractmethod
     def group_ids(self, plan: Any, shape: tuple[int, int, int, int]) -> Mapping[str, GroupArray]:
         """The pruning groups of a [C_out, C_in, k, k] weight under the plan's layout (take the dense

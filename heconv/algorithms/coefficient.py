@@ -20,6 +20,7 @@ from ..coeff import (
 )
 from ..coeff_mask import mask_hiding_bits, mask_kind, mask_range_bits
 from ..coeff_plan import CoeffPlan, dense_coefficient_counts
+from ..errors import InputError
 from ..geometry import coefficient_block_ids
 from ..params import CKKSParams
 from .base import ConvAlgorithm, GroupArray, NetworkContext
@@ -90,18 +91,33 @@ class CoefficientAlgorithm(ConvAlgorithm):
         first prices its partner's share too); the chunking minimises the network's objective, with the
         uploads in the output layout priced. Where only their sum reaches the client and the first's
         mask is uniform (exact hiding whatever it is added to), the second leaves the groups the first
-        masks unmasked (`CoeffPlan.covered`), and the first prices its partner without masks."""
+        masks unmasked (`CoeffPlan.covered`), and the first prices its partner without masks (where its own
+        mask is the uniform one)."""
         options: dict[str, Any] = {"objective": context.objective, "output_uploads": context.output_uploads}
         if context.partner_kernel is not None:
             plan = context.partner_plan
             options.update(frame_kernel=context.partner_kernel, align=None if plan is None else plan.chunking,
                            partner=(context.partner_shape[1], context.partner_shape[2]) if plan is None else None)
             if plan is None:
-                options["partner_masks"] = not context.sum_only
+                options["shared_mask"] = context.sum_only
             elif context.sum_only and isinstance(plan, CoeffPlan) and plan.mask and \
                     mask_kind(plan.params, plan.output_level) == "uniform":
                 options["covered"] = tuple(g for g, b in enumerate(plan.blocks) if b and g not in plan.covered)
         return options
+
+    def check_placement(self, name: str, plan: CoeffPlan, partner: Any | None, sum_only: bool) -> None:
+        """Groups left to a partner's mask (`covered`) need that partner: the same layout, only the sum
+        read, and a uniform mask on each of those groups; else their weight partial sums go out bare."""
+        if not plan.covered:
+            return
+        if not (sum_only and isinstance(partner, CoeffPlan) and partner.mask
+                and partner.chunking.output_layout == plan.chunking.output_layout
+                and mask_kind(partner.params, partner.output_level) == "uniform"
+                and all(g < len(partner.blocks) and partner.blocks[g] and g not in partner.covered
+                        for g in plan.covered)):
+            raise InputError(f"layer {name}: output groups {list(plan.covered)} are left to a residual partner's "
+                             f"mask, but no partner of the same layout masks each of them uniformly with only the "
+                             f"sum read; plan the network again")
 
     def plan(self, weight: np.ndarray, height: int, width: int, params: CKKSParams, *, stride: int = 1,
              has_bias: bool = False, name: str = "conv", level: int | None = None, **options: Any) -> CoeffPlan:

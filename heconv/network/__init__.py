@@ -33,6 +33,7 @@ from .actions import (
     ServerLinear,
     ServerPool,
     ServerSquare,
+    check_placements,
 )
 from .hybrid import plan_hybrid
 from .ir import ActOp, AddOp, ConvOp, LinearOp, Network, Op, PadShortcutOp, PoolOp, levels_needed
@@ -96,4 +97,5 @@ __all__ = [
     "ServerLinear", "ServerPool", "ServerSquare", "ActOp", "AddOp", "ConvOp", "LinearOp", "Network", "Op",
     "PadShortcutOp", "PoolOp", "levels_needed", "Client", "Server", "LayerRun", "NetworkRun", "run_network",
     "PLANNERS", "PROTOCOLS", "plan_network", "parallelize", "plan_hybrid", "plan_non_interactive",
+    "check_placements",
 ]

@@ -171,3 +171,30 @@ def galois_steps(actions: list[Action]) -> list[int]:
         elif isinstance(a, ServerPool):
             steps.update(a.steps)
     return sorted(steps)
+
+
+def _server_reads(action: Action) -> tuple[str, ...]:
+    """The server-side values an action reads (an upload and a client op read client values)."""
+    if isinstance(action, ServerAdd):
+        return action.a, action.b
+    return () if isinstance(action, (Encrypt, ClientOp)) else (action.src,)
+
+
+def check_placements(plan: NetworkPlan) -> None:
+    """Ask each conv's algorithm whether its plan is sound where the network plan placed it
+    (`ConvAlgorithm.check_placement`: its residual partner, and whether only their sum is read);
+    InputError if not. The planner's own plans pass; this guards loaded or edited ones."""
+    convs = {a.dst: a for a in plan.actions if isinstance(a, ServerConv)}
+    readers: dict[str, int] = {}
+    for a in plan.actions:
+        for name in _server_reads(a):
+            readers[name] = readers.get(name, 0) + 1
+    partner: dict[str, tuple[ServerConv, bool]] = {}
+    for a in plan.actions:
+        if isinstance(a, ServerAdd) and a.a in convs and a.b in convs and a.a != a.b:
+            sum_only = readers[a.a] == readers[a.b] == 1
+            partner[a.a], partner[a.b] = (convs[a.b], sum_only), (convs[a.a], sum_only)
+    for dst, conv in convs.items():
+        other, sum_only = partner.get(dst, (None, False))
+        get_algorithm(conv.algorithm).check_placement(conv.name, conv.plan, other.plan if other else None, sum_only)
+

@@ -35,6 +35,7 @@ from .actions import (
     ServerAdd,
     ServerConv,
     ServerLinear,
+    check_placements,
     galois_steps,
 )
 from .ir import ActOp, AddOp, ConvOp, LinearOp, Network, Op, PadShortcutOp, PoolOp
@@ -255,8 +256,10 @@ class _HybridPlanner:
             raise ValueError("the network output is never computed by the server")
         else:
             raise ValueError(f"network output {output!r} is not produced by any layer")
-        return NetworkPlan(self.params, self.actions, "logits", galois_steps(self.actions), self.layers,
+        plan = NetworkPlan(self.params, self.actions, "logits", galois_steps(self.actions), self.layers,
                            algorithm=self.algorithm)
+        check_placements(plan)
+        return plan
 
 
 HANDLERS = {ConvOp: _HybridPlanner.conv, AddOp: _HybridPlanner.add, ActOp: _HybridPlanner.act,

@@ -30,6 +30,7 @@ from .actions import (
     ServerLinear,
     ServerPool,
     ServerSquare,
+    check_placements,
 )
 from .ir import ConvOp, LinearOp, Network
 
@@ -115,6 +116,7 @@ class Server:
             raise InputError(f"stream=True encodes each layer after the worker processes are forked, so they would "
                              f"lack its plaintexts; run the {plan.workers}-worker plan without streaming, or plan "
                              f"with workers=1")
+        check_placements(plan)  # a loaded or edited plan: each conv sound where it sits (e.g. a shared mask)
         self.backend = backend
         self.stream = stream
         self.plan = plan

@@ -11,6 +11,7 @@ from heconv.algorithms.base import NetworkContext
 from heconv.backends.plain import PlainBackend
 from heconv.coeff import plan_coeff_conv
 from heconv.coeff_plan import CoeffPlan
+from heconv.errors import InputError
 from heconv.frontend import conv_plans, lower_model
 from heconv.geometry import coefficient_block_ids
 from heconv.network import Client, Server, ServerAdd, ServerConv, plan_network, run_network
@@ -164,3 +165,21 @@ def test_encrypted_sum_of_a_pair_is_masked_once_and_decrypts():
     assert all(r.counts == r.predicted for r in run.layers)
     read = server.layer(a).needed[0]
     assert sums and all(0.9 < np.abs(s[~read]).mean() / (2.0 ** 58 / params.scale) < 1.1 for s in sums)
+
+
+def test_a_plan_whose_covered_groups_lost_their_partner_is_refused():
+    """`covered` is sound only beside its partner: a network plan whose partner no longer masks (edited,
+    or loaded from elsewhere) is refused by the server, before any ciphertext exists."""
+    import dataclasses
+
+    model = _Projection().eval()
+    net = lower_model(model, (3, 8, 8))
+    params = ckks_params(depth=1)
+    plan = plan_network(net, params, algorithm="coefficient")
+    (a, b), = _pairs(plan)
+    bare = dataclasses.replace(a, plan=dataclasses.replace(a.plan, mask=False))
+    edited = dataclasses.replace(plan, actions=[bare if x is a else x for x in plan.actions])
+    backend = PlainBackend(params)
+    with pytest.raises(InputError, match=r"layer proj: output groups \[0\] are left to a residual partner's mask"):
+        Server(backend.public_view(), net, edited)
+    Server(backend.public_view(), net, plan)  # the planner's own passes
