@@ -183,3 +183,57 @@ def test_a_plan_whose_covered_groups_lost_their_partner_is_refused():
     with pytest.raises(InputError, match=r"layer proj: output groups \[0\] are left to a residual partner's mask"):
         Server(backend.public_view(), net, edited)
     Server(backend.public_view(), net, plan)  # the planner's own passes
+
+
+class _WideProjection(_Projection):
+    """`_Projection` with enough channels for several output groups (16 -> 64 on 8x8 maps)."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(1)
+        self.stem = torch.nn.Conv2d(3, 16, 3, padding=1)
+        self.conv1 = torch.nn.Conv2d(16, 64, 3, stride=2, padding=1)
+        self.conv2 = torch.nn.Conv2d(64, 64, 3, padding=1)
+        self.proj = torch.nn.Conv2d(16, 64, 1, stride=2)
+        self.fc = torch.nn.Linear(64, 10)
+        for p in self.parameters():
+            p.data = torch.randn(p.shape, generator=g) * 0.1
+
+
+def test_every_download_of_a_pruned_pair_is_masked_where_unread():
+    """SEAL, a pair whose first conv has an empty (pruned) output group: every ciphertext the client
+    receives from the sum decodes uniform over the prime at every coefficient it does not read."""
+    from heconv.backends.seal import SealBackend
+
+    model = _WideProjection().eval()
+    params = ckks_params(depth=1)
+    first = plan_network(lower_model(model, (3, 16, 16)), params, algorithm="coefficient")
+    (a, _), = _pairs(first)
+    group = a.plan.chunking.group
+    with torch.no_grad():
+        model.conv2.weight[:group] = 0.0  # conv2's first output group: empty, so proj must mask it
+    net = lower_model(model, (3, 16, 16))
+    plan = plan_network(net, params, algorithm="coefficient")
+    (a, b), = _pairs(plan)
+    assert a.plan.chunking.groups > 1 and a.plan.blocks[0] == [] and 0 not in b.plan.covered and b.plan.covered
+    backend = SealBackend(params, seed=1)
+    client = Client(backend)
+    client.setup_keys(plan)
+    server = Server(backend.public_view(), net, plan)
+    add = next(x for x in plan.actions if isinstance(x, ServerAdd) and x.a in (a.dst, b.dst))
+    sums = []
+    step = server.add
+
+    def watched(action, x, y):
+        out = step(action, x, y)
+        if action is add:
+            sums.extend(backend.decode_coefficients(ct) for ct in out)
+        return out
+
+    server.add = watched
+    run_network(plan, client, server, np.random.default_rng(0).uniform(-1, 1, (3, 16, 16)))
+    tiles, needed = a.plan.chunking.tiles, server.layer(a).needed
+    assert len(sums) == a.plan.n_out
+    for i, s in enumerate(sums):
+        unread = np.abs(s[~needed[i % tiles]]) / (2.0 ** 58 / params.scale)
+        assert 0.9 < unread.mean() < 1.1, f"output {i} (group {i // tiles}) is not masked"
