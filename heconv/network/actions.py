@@ -197,4 +197,3 @@ def check_placements(plan: NetworkPlan) -> None:
     for dst, conv in convs.items():
         other, sum_only = partner.get(dst, (None, False))
         get_algorithm(conv.algorithm).check_placement(conv.name, conv.plan, other.plan if other else None, sum_only)
-
