@@ -81,19 +81,20 @@ def test_coefficient_needs_the_hybrid_protocol():
 
 
 class _Projection(torch.nn.Module):
-    """One residual block with a 1x1 projection shortcut: the two convs a residual add sums."""
+    """One residual block with a 1x1 projection shortcut: the two convs a residual add sums
+    (`stem` channels into the block, `width` out of it)."""
 
-    def __init__(self):
+    def __init__(self, stem=4, width=8, seed=0, std=0.3):
         super().__init__()
-        g = torch.Generator().manual_seed(0)
-        self.stem = torch.nn.Conv2d(3, 4, 3, padding=1)
-        self.conv1 = torch.nn.Conv2d(4, 8, 3, stride=2, padding=1)
-        self.conv2 = torch.nn.Conv2d(8, 8, 3, padding=1)
-        self.proj = torch.nn.Conv2d(4, 8, 1, stride=2)
+        g = torch.Generator().manual_seed(seed)
+        self.stem = torch.nn.Conv2d(3, stem, 3, padding=1)
+        self.conv1 = torch.nn.Conv2d(stem, width, 3, stride=2, padding=1)
+        self.conv2 = torch.nn.Conv2d(width, width, 3, padding=1)
+        self.proj = torch.nn.Conv2d(stem, width, 1, stride=2)
         self.pool = torch.nn.AdaptiveAvgPool2d(1)
-        self.fc = torch.nn.Linear(8, 10)
+        self.fc = torch.nn.Linear(width, 10)
         for p in self.parameters():
-            p.data = torch.randn(p.shape, generator=g) * 0.3
+            p.data = torch.randn(p.shape, generator=g) * std
 
     def forward(self, x):
         x = torch.relu(self.stem(x))
@@ -185,27 +186,12 @@ def test_a_plan_whose_covered_groups_lost_their_partner_is_refused():
     Server(backend.public_view(), net, plan)  # the planner's own passes
 
 
-class _WideProjection(_Projection):
-    """`_Projection` with enough channels for several output groups (16 -> 64 on 8x8 maps)."""
-
-    def __init__(self):
-        super().__init__()
-        g = torch.Generator().manual_seed(1)
-        self.stem = torch.nn.Conv2d(3, 16, 3, padding=1)
-        self.conv1 = torch.nn.Conv2d(16, 64, 3, stride=2, padding=1)
-        self.conv2 = torch.nn.Conv2d(64, 64, 3, padding=1)
-        self.proj = torch.nn.Conv2d(16, 64, 1, stride=2)
-        self.fc = torch.nn.Linear(64, 10)
-        for p in self.parameters():
-            p.data = torch.randn(p.shape, generator=g) * 0.1
-
-
 def test_every_download_of_a_pruned_pair_is_masked_where_unread():
     """SEAL, a pair whose first conv has an empty (pruned) output group: every ciphertext the client
     receives from the sum decodes uniform over the prime at every coefficient it does not read."""
     from heconv.backends.seal import SealBackend
 
-    model = _WideProjection().eval()
+    model = _Projection(stem=16, width=64, seed=1, std=0.1).eval()  # several output groups on 8x8 maps
     params = ckks_params(depth=1)
     first = plan_network(lower_model(model, (3, 16, 16)), params, algorithm="coefficient")
     (a, _), = _pairs(first)
