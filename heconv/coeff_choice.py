@@ -94,12 +94,13 @@ def chunking_phases(ch: CoeffChunking, params: CKKSParams, level: int, mask: boo
     n_in, outs = ch.chunks * ch.tiles, ch.groups * ch.tiles
     extra = output_uploads * outs  # residual operands, uploaded in the output layout at the output's level
     out_level = level + rescale
-    u, work = unit, params.level_work(level)
+    work = params.level_work(level)
+    u = unit.at_work(work)  # multiplications and additions at the input's level
     masks = mask * (outs - min(covered, ch.groups) * ch.tiles)
-    server = (work * (outs * ch.chunks * u.pmul + (outs * (ch.chunks - 1) + masks) * u.add) + rescale * outs * u.rescale
-              + masks * (u.encrypt + u.encode) + extra * u.add)
+    server = (outs * ch.chunks * u.pmul + (outs * (ch.chunks - 1) + masks) * u.add + rescale * outs * unit.rescale
+              + masks * (unit.encrypt + unit.encode) + extra * unit.add)
     ups = n_in * work + extra * params.level_work(out_level)  # uploads in level-0 equivalents
-    return Phases(client_s=ups * (u.encode + wire.encrypt(upload_seeded)) + outs * wire.decrypt,
+    return Phases(client_s=ups * (unit.encode + wire.encrypt(upload_seeded)) + outs * wire.decrypt,
                   server_s=server, server_io_s=ups * wire.load + outs * wire.save,
                   upload_bytes=n_in * ciphertext_bytes(params, level, upload_seeded)
                   + extra * ciphertext_bytes(params, out_level, upload_seeded),

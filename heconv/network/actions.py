@@ -183,7 +183,8 @@ def _server_reads(action: Action) -> tuple[str, ...]:
 def check_placements(plan: NetworkPlan) -> None:
     """Ask each conv's algorithm whether its plan is sound where the network plan placed it
     (`ConvAlgorithm.check_placement`: its residual partner, and whether only their sum is read);
-    InputError if not. The planner's own plans pass; this guards loaded or edited ones."""
+    InputError if not. The planner's own plans pass; `Server` calls it, so a loaded or edited plan is
+    checked before anything is compiled."""
     convs = {a.dst: a for a in plan.actions if isinstance(a, ServerConv)}
     readers: dict[str, int] = {}
     for a in plan.actions:

@@ -35,7 +35,6 @@ from .actions import (
     ServerAdd,
     ServerConv,
     ServerLinear,
-    check_placements,
     galois_steps,
 )
 from .ir import ActOp, AddOp, ConvOp, LinearOp, Network, Op, PadShortcutOp, PoolOp
@@ -256,10 +255,8 @@ class _HybridPlanner:
             raise ValueError("the network output is never computed by the server")
         else:
             raise ValueError(f"network output {output!r} is not produced by any layer")
-        plan = NetworkPlan(self.params, self.actions, "logits", galois_steps(self.actions), self.layers,
+        return NetworkPlan(self.params, self.actions, "logits", galois_steps(self.actions), self.layers,
                            algorithm=self.algorithm)
-        check_placements(plan)
-        return plan
 
 
 HANDLERS = {ConvOp: _HybridPlanner.conv, AddOp: _HybridPlanner.add, ActOp: _HybridPlanner.act,
