@@ -8,8 +8,8 @@ one plaintext, each shifted to its own window. Per (output group, tile): one pla
 multiplication per kept input chunk and their sum, at the chain's last level (one prime) with the
 scale split between input and weights, so nothing is rescaled (`rescale=True`: at level 0, then one
 rescale; heconv.coeff_plan.CoeffPlan). The other coefficients of an output are partial sums of the
-weights, so by default (`mask=True`) each output gets a fresh public-key encryption of a random
-polynomial that is zero where the client reads and uniform modulo the output's one prime elsewhere
+weights: they never go back (an output is sent as c1 and the read part of c0), and by default
+(`mask=True`) each output's c1 is re-randomised by a fresh public-key encryption of zero
 (`heconv.coeff_mask`; `mask_hiding_bits` states what that hides).
 
 `plan_coeff_conv` decides everything from the weights (which blocks are nonzero, the
@@ -27,7 +27,7 @@ import numpy as np
 from .backends.base import Backend
 from .checks import check_compile, check_stride_level, check_weight
 from .coeff_choice import choose_chunking
-from .coeff_mask import mask_hiding_bits, mask_kind, mask_outputs, mask_range_bits  # noqa: F401  (re-exported)
+from .coeff_mask import mask_hiding_bits, mask_kind, mask_outputs  # noqa: F401  (re-exported)
 from .coeff_pack import kernel_polynomial, needed_coefficients, pack_coeff_input, pack_coeff_output, unpack_coeff_output
 from .coeff_plan import CoeffPlan, coefficient_counts
 from .conv_plan import ConvSpec
@@ -93,8 +93,8 @@ def plan_coeff_conv(
         check_stride_level(name, stride, 0, params)
         if not 0 <= level <= params.depth:
             raise InputError(f"layer {name}: input at level {level} is outside the chain (0..{params.depth})")
-    # the partner's masks are left to this conv's only where its mask is exact whatever is added to it
-    partner_masks = not (shared_mask and mask and mask_kind(params, level + rescale) == "uniform")
+    # the partner's re-randomisations are left to this conv's where only their sum goes back
+    partner_masks = not (shared_mask and mask)
     try:
         ch, choice = choose_chunking(c_i, c_o, height, width, k, params, level, frame_kernel, align, mask, objective,
                                      unit_costs, wire_costs, output_uploads, partner, rescale, partner_masks,
@@ -115,7 +115,7 @@ def plan_coeff_conv(
 class CompiledCoeffConv:
     """A plan with its plaintexts encoded on one backend: weights[g][b] for the kept blocks, the bias
     (or, for an empty output, what it encrypts) per output group, and the coefficients each tile's
-    client reads (the mask leaves those at zero)."""
+    client reads (every member of a group; `heconv.coeff_pack.read_coefficients` trims the last)."""
 
     plan: CoeffPlan
     weights: list[dict[int, Any]]
@@ -189,13 +189,13 @@ def evaluate_coeff_conv(layer: CompiledCoeffConv, inputs: list[Any], backend: Ba
     return outputs
 
 
-def run_coeff_conv(layer: CompiledCoeffConv, inputs: list[Any], backend: Backend,
-                   rng: np.random.Generator | None = None) -> list[Any]:
-    """Evaluate the layer on chunks * tiles input ciphertexts; returns groups * tiles outputs, masked
-    when the plan says so. Stride 2 is computed at input resolution: the client subsamples."""
+def run_coeff_conv(layer: CompiledCoeffConv, inputs: list[Any], backend: Backend) -> list[Any]:
+    """Evaluate the layer on chunks * tiles input ciphertexts; returns groups * tiles outputs,
+    re-randomised when the plan masks (heconv.coeff_mask). Stride 2 is computed at input resolution:
+    the client subsamples."""
     outputs = evaluate_coeff_conv(layer, inputs, backend)
     if layer.plan.mask:
-        mask_outputs(layer, outputs, backend, rng)
+        mask_outputs(layer, outputs, backend)
     return outputs
 
 

@@ -6,15 +6,19 @@ A candidate with C_w channels per input chunk has n_in = chunks * tiles input ci
 n_out = groups * tiles outputs (outs). Its share of one inference, for the dense shape:
 
     client     = n_in * (encode + encrypt, seeded or public) + n_out * decrypt
-    server     = outs * (chunks * pmul + (chunks - 1 + mask) * add + rescale? + mask * (encrypt + encode))
-    server I/O = n_in * load + n_out * save
-    wire       = (n_in * bytes of an upload + n_out * bytes of an output) * 8 / bandwidth
+    server     = outs * (chunks * pmul + (chunks - 1 + mask) * add + rescale? + mask * encrypt)
+    server I/O = n_in * load + n_out * save (extracted)
+    wire       = (n_in * bytes of an upload + bytes of the outputs) * 8 / bandwidth
+
+where an output goes back extracted (heconv.coeff_mask), at the chain's last level: its second
+polynomial whole and the first at the coefficients the client reads, C_out * H * W of them in all
+(an upper bound where the conv is strided).
 
 and, where a residual add sums the output with a value the client uploads in the output layout
 (`output_uploads` = 1: an identity shortcut), n_out more uploads at the output's level (one down
 where the plan rescales); where it sums the output with another conv's (`partner`: a projection
 shortcut, laid out like this one), that conv's uploads and evaluation too (without masks where
-this conv's uniform mask covers the sum), the sum going back once.
+this conv's re-randomisation covers the sum), the sum going back once.
 
 Wider chunks mean fewer inputs but fewer output channels per ciphertext, so more outputs: the
 multiplications stay about the same, and what moves is the ciphertexts each way. Server time
@@ -33,7 +37,7 @@ from dataclasses import asdict, dataclass
 from .cost import DEFAULT_UNIT_COSTS, DEFAULT_WIRE_COSTS, UnitCosts, WireCosts
 from .geometry import CoeffChunking, chunking_candidates
 from .params import CKKSParams, ckks_params
-from .traffic import Objective, Phases, ciphertext_bytes
+from .traffic import Objective, Phases, ciphertext_bytes, extracted_bytes
 
 
 @dataclass(frozen=True)
@@ -98,13 +102,15 @@ def chunking_phases(ch: CoeffChunking, params: CKKSParams, level: int, mask: boo
     u = unit.at_work(work)  # multiplications and additions at the input's level
     masks = mask * (outs - min(covered, ch.groups) * ch.tiles)
     server = (outs * ch.chunks * u.pmul + (outs * (ch.chunks - 1) + masks) * u.add + rescale * outs * unit.rescale
-              + masks * (unit.encrypt + unit.encode) + extra * unit.add)
+              + masks * unit.encrypt + extra * unit.add)
     ups = n_in * work + extra * params.level_work(out_level)  # uploads in level-0 equivalents
-    return Phases(client_s=ups * (unit.encode + wire.encrypt(upload_seeded)) + outs * wire.decrypt,
-                  server_s=server, server_io_s=ups * wire.load + outs * wire.save,
+    last = params.depth  # outputs go back at the last level (Backend.to_wire)
+    read = ch.c_out * ch.height * ch.width  # coefficients read back in all (stride 1: an upper bound)
+    return Phases(client_s=ups * (unit.encode + wire.encrypt(upload_seeded)) + outs * wire.decrypt_extracted,
+                  server_s=server, server_io_s=ups * wire.load + outs * wire.save_extracted,
                   upload_bytes=n_in * ciphertext_bytes(params, level, upload_seeded)
                   + extra * ciphertext_bytes(params, out_level, upload_seeded),
-                  download_bytes=outs * ciphertext_bytes(params, out_level))
+                  download_bytes=outs * extracted_bytes(params, last, 0) + 8 * read * params.primes(last))
 
 
 def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int, params: CKKSParams, level: int = 0,
@@ -126,7 +132,7 @@ def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int,
     >>> slow, fast = (choose_chunking(512, 512, 4, 4, 3, ckks_params(depth=1), objective=Objective(bw))[1].winner
     ...               for bw in (1e8, 1e9))                                # 100 Mbit/s and 1 Gbit/s
     >>> (slow.c_w, slow.n_in, slow.n_out), (fast.c_w, fast.n_in, fast.n_out)   # fewer, fuller at 100 Mbit/s
-    ((17, 31, 40), (12, 43, 29))
+    ((20, 26, 47), (17, 31, 40))
     """
     objective = objective or Objective()
     unit, wire = unit_costs or DEFAULT_UNIT_COSTS, wire_costs or DEFAULT_WIRE_COSTS
@@ -160,8 +166,9 @@ def _with_partner(ph: Phases, ch: CoeffChunking, partner: tuple[int, int], param
     other = chunking_candidates(c_in, ch.c_out, ch.height, ch.width, kernel, ch.n, ch.kernel, ch)[0]
     q = chunking_phases(other, params, level, mask, seeded, unit, wire, rescale=rescale)
     outs = other.groups * other.tiles
-    return Phases(client_s=ph.client_s + q.client_s - outs * wire.decrypt, server_s=ph.server_s + q.server_s,
-                  server_io_s=ph.server_io_s + q.server_io_s - outs * wire.save,
+    return Phases(client_s=ph.client_s + q.client_s - outs * wire.decrypt_extracted,
+                  server_s=ph.server_s + q.server_s,
+                  server_io_s=ph.server_io_s + q.server_io_s - outs * wire.save_extracted,
                   upload_bytes=ph.upload_bytes + q.upload_bytes, download_bytes=ph.download_bytes)
 
 

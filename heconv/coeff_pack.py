@@ -145,6 +145,24 @@ def kernel_polynomial(weight: np.ndarray, g: int, b: int, ch: CoeffChunking) -> 
     return v
 
 
+def read_coefficients(ch: CoeffChunking, channels: int, stride: int = 1) -> list[np.ndarray]:
+    """Per output ciphertext (g * tiles + t), a boolean N-vector: True where the client reads a pixel of
+    one of the `channels` (inside the image, on the stride grid); what an extracted download sends of c0.
+
+    >>> from heconv.coeff_choice import coefficient_chunking
+    >>> ch = coefficient_chunking(1, 2, 2, 2, 3, 32)                       # 2 groups of 1 channel
+    >>> [np.nonzero(m)[0].tolist() for m in read_coefficients(ch, 2, 2)]
+    [[10], [10]]
+    """
+    tiles = needed_coefficients(ch, stride)
+    out = []
+    for g in range(-(-channels // ch.group)):
+        members = np.zeros(ch.n, dtype=bool)
+        members[read_index(ch)[: channels - g * ch.group]] = True  # the last group may hold fewer channels
+        out.extend(m & members for m in tiles)
+    return out
+
+
 def needed_coefficients(ch: CoeffChunking, stride: int = 1) -> list[np.ndarray]:
     """Per tile, a boolean N-vector: True where the client reads an output pixel (inside the
     image and on the stride grid). Every other coefficient is masked.

@@ -24,9 +24,9 @@ def coefficient_counts(blocks: list[list[int]], tiles: int, has_bias: bool, mask
     whose kernel block of output group g is nonzero).
 
     Per (output group g, tile): one plaintext multiplication per kept chunk, their sum, a rescale
-    where the plan rescales, the bias, and with `mask` a fresh mask (encode, encryption, addition)
-    unless its group is `covered` (a residual partner's mask covers the sum); an output with no kept
-    block is the encrypted bias alone. No rotation.
+    where the plan rescales, the bias, and with `mask` a re-randomisation (an encryption of zero and an
+    addition) unless its group is `covered` (a residual partner's covers the sum); an output with no
+    kept block is the encrypted bias alone. No rotation.
 
     >>> c = coefficient_counts([list(range(64))] * 3, 1, False, True)   # dense 64->64 3x3 on 16x16, N = 8192
     >>> c.rotations, c.pmuls, c.adds, c.rescales, c.encryptions
@@ -40,15 +40,14 @@ def coefficient_counts(blocks: list[list[int]], tiles: int, has_bias: bool, mask
     full = sum(1 for b in blocks if b)
     masks = tiles * sum(1 for g, b in enumerate(blocks) if b and g not in covered) if mask else 0
     return OpCounts(pmuls=tiles * kept, adds=tiles * (kept - full) + masks, plain_adds=tiles * full if has_bias else 0,
-                    rescales=tiles * full if rescale else 0, encryptions=tiles * (len(blocks) - full) + masks,
-                    encodes=masks)
+                    rescales=tiles * full if rescale else 0, encryptions=tiles * (len(blocks) - full) + masks)
 
 
 def dense_coefficient_counts(chunking: CoeffChunking, has_bias: bool = False, mask: bool = True,
                              rescale: bool = False) -> OpCounts:
     """The closed formula of a dense layer, with G = ceil(C_out / group) output groups:
     pmuls = G*tiles*chunks, adds = G*tiles*(chunks - 1 + mask), rescales = rescale*G*tiles,
-    encryptions = encodes = mask*G*tiles.
+    encryptions = mask*G*tiles.
 
     >>> from heconv.geometry import chunking_candidates
     >>> c = dense_coefficient_counts(chunking_candidates(64, 64, 16, 16, 3, 8192)[0], rescale=True)
@@ -58,7 +57,7 @@ def dense_coefficient_counts(chunking: CoeffChunking, has_bias: bool = False, ma
     ch = chunking
     outs = ch.groups * ch.tiles
     return OpCounts(pmuls=outs * ch.chunks, adds=outs * (ch.chunks - 1 + mask), plain_adds=outs if has_bias else 0,
-                    rescales=outs if rescale else 0, encryptions=outs * mask, encodes=outs * mask)
+                    rescales=outs if rescale else 0, encryptions=outs * mask)
 
 
 @dataclass(frozen=True)
@@ -68,11 +67,11 @@ class CoeffPlan:
     chunking: C_w, chunks, output groups, tiles and the frame (heconv.coeff_choice); choice: every
     chunking considered with its predicted phases, and why this one won (None: not recorded);
     blocks[g]: the input chunks whose kernel block K[channels of group g, chunk] is nonzero (one
-    plaintext, one multiplication per tile each); mask: whether every output ciphertext gets a
-    fresh public-key encryption of a random polynomial over the coefficients the client does not
-    read (the weights' partial sums); covered: the output groups left unmasked because a residual
-    add sums them, before anything reaches the client, with the masked outputs of a partner conv of
-    the same layout (one mask hides the sum; `heconv.coeff_mask`). Input ciphertexts
+    plaintext, one multiplication per tile each); mask: whether every output ciphertext is
+    re-randomised by a fresh public-key encryption of zero (its unread coefficients, the weights'
+    partial sums, never go back: `heconv.coeff_mask`); covered: the output groups left as they are
+    because a residual add sums them, before anything reaches the client, with the re-randomised
+    outputs of a partner conv of the same layout (one re-randomisation covers the sum). Input ciphertexts
     t * chunks + b, outputs g * tiles + t.
 
     level, rescale: the input's level, and whether the products are rescaled. Without a rescale (the

@@ -20,6 +20,7 @@ DEFAULT_BANDWIDTH_BPS = 1e9  # 1 Gbit/s, the link rate when none is given (no la
 # public key, both polynomials (what anyone could send).
 UPLOADS: dict[str, bool] = {"seeded": True, "public": False}
 SEED_BYTES = 64  # SEAL's PRNG seed (prng_seed_byte_count), which a seeded ciphertext sends for its c1
+EXTRACT_HEADER_BYTES = 16  # an extracted download's level and scale (heconv.backends.seal: `to_wire` with `read`)
 
 # What a choice minimises: "end-to-end" (client + server + every byte at the bandwidth) or
 # "server" (the server's evaluation alone: the rule before bandwidth-aware choices, kept to compare).
@@ -47,6 +48,20 @@ def ciphertext_bytes(params: CKKSParams, level: int, seeded: bool = False) -> in
     (131136, 262144, 131072)
     """
     return polynomial_bytes(params, level) + SEED_BYTES if seeded else 2 * polynomial_bytes(params, level)
+
+
+def extracted_bytes(params: CKKSParams, level: int, read: int) -> int:
+    """Bytes of one coefficient-encoded ciphertext at `level` sent with only the `read` coefficients of
+    its first polynomial (`Backend.to_wire`, which sends at the chain's last level): the second
+    polynomial whole, `read` residues per prime of the first, and a 16-byte header. The positions come
+    from the plan, so they are not sent.
+
+    >>> from heconv.params import ckks_params
+    >>> p = ckks_params(depth=1)
+    >>> extracted_bytes(p, 1, 2048), ciphertext_bytes(p, 1)     # a quarter read: 39% fewer bytes
+    (81936, 131072)
+    """
+    return EXTRACT_HEADER_BYTES + polynomial_bytes(params, level) + 8 * read * params.primes(level)
 
 
 def transfer_seconds(nbytes: float, bits_per_second: float) -> float:

@@ -216,7 +216,7 @@ def _algorithm_row(r: dict) -> str:
     alg = ALGORITHMS.get(r.get("algorithm"))
     if alg is not None and alg.changes_traffic:  # masked outputs
         bits = r.get("hiding_bits_per_coefficient")
-        hidden = "unmasked" if bits is None else f"unread coefficients hidden to {bits:.0f} bits"
+        hidden = "c1 not re-randomised" if bits is None else f"unread coefficients withheld, {bits:.0f} bits"
         row += f" (masks {r['mask_s']:.3f} s per image, inside the server time; {hidden})"
     if "slot_or_server_s" in r:
         row += (f"; slot output-rotation in this process: {r['slot_or_server_s']:.3f} s per image, "

@@ -45,8 +45,9 @@ def add_parser(sub) -> None:
     add_workers_option(p)
     add_algorithm_option(p, choose=True)
     p.add_argument("--no-mask", action="store_true",
-                   help="coefficient algorithm: leave the outputs unmasked (the client then sees partial sums "
-                        "of the weights: no weight privacy)")
+                   help="coefficient algorithm: leave the outputs' second polynomials as the weights made "
+                        "them (the unread coefficients still stay behind, but the weights can be solved for: "
+                        "no weight privacy)")
     add_bandwidth_options(p)
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -203,16 +204,12 @@ def _figure_rows(result: dict) -> list[tuple[str, str]]:
 
 
 def _privacy(result: dict) -> str:
-    """What the coefficient algorithm's mask hides, in one line (heconv.coeff_mask)."""
+    """What the coefficient algorithm's server does to what goes back, in one line (heconv.coeff_mask)."""
+    sent = "the unread coefficients are not sent (c1 and the read part of c0 go back)"
     if not result["mask"]:
-        return "NONE (--no-mask): the client sees partial sums of the weights"
-    masks = (f"masked: {result['encryptions']} fresh encryptions of random polynomials, "
-             f"{result['mask_s'] * 1e3:.1f} ms; ")
-    if result.get("mask_kind") == "uniform":
-        return (masks + f"each unread coefficient uniform mod the {result['mask_range_bits']}-bit prime: statistical "
-                        f"distance 0 (stated as {result['hiding_bits_per_coefficient']:.0f} bits)")
-    return (masks + f"hides each unread coefficient to {result['hiding_bits_per_coefficient']:.1f} bits "
-                    f"(mask range 2^{result['mask_range_bits']})")
+        return f"NONE (--no-mask): {sent}, but c1 is the weights' map of the client's own upload"
+    return (f"masked: {sent}; {result['encryptions']} fresh encryptions of zero re-randomise c1, "
+            f"{result['mask_s'] * 1e3:.1f} ms (stated as {result['hiding_bits_per_coefficient']:.0f} bits)")
 
 
 def _choice_rows(result: dict) -> list[tuple[str, str]]:

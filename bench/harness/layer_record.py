@@ -140,7 +140,7 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
         meets_floor_target=latency <= FLOOR_TARGET * floor, unit_costs_s=unit.to_dict(),
         max_abs_error=float(np.abs(y - ref).max()), max_abs_reference=float(np.abs(ref).max()),
         peak_rss_bytes=peak, seed=prep.seed, bytes_client_to_server=prep.upload_bytes,
-        bytes_server_to_client=sum(b.ciphertext_bytes(c) for c in run.outputs), upload=prep.upload,
+        bytes_server_to_client=_download_bytes(b, run.outputs, layout), upload=prep.upload,
         workers_requested=prep.workers_requested, serial_predicted=alg.predicted(plan).to_dict(), **workers,
         pmuls_level0=run.counts.pmuls * plan.params.level_work(alg.input_level(plan)),
         algorithm_candidates=None if choice is None else [asdict(c) for c in choice.candidates],
@@ -171,3 +171,12 @@ def _parallel_fields(run: LayerRun, split: ParallelPlan | None, runs: list[Layer
 def measure_layer(prep: PreparedLayer, unit: UnitCosts | None = None) -> LayerRecord:
     """Run the prepared layer once (timed) and gather its record."""
     return layer_record(prep, run_layer(prep), unit)
+
+
+def _download_bytes(backend, outputs: list, layout) -> int:
+    """What the outputs weigh on the way back: whole, or extracted where the layout reads some
+    coefficients alone (`Layout.reads`, heconv.backends: `to_wire`)."""
+    reads = layout.reads()
+    if reads is None:
+        return sum(backend.ciphertext_bytes(c) for c in outputs)
+    return sum(backend.to_wire(c, r).nbytes for c, r in zip(outputs, reads))

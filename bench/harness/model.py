@@ -170,7 +170,7 @@ class ModelRecord:
     algorithm: str = "slot"
     mask_s: float = 0.0  # coefficient algorithm: server time spent masking, per image (inside server_s)
     # coefficient algorithm: the least statistical hiding per masked coefficient over the convs
-    # (heconv.coeff_mask; 128: uniform mask, distance 0); None when nothing is masked
+    # (heconv.coeff_mask; 128: not sent, c1 re-randomised); None when nothing is masked
     hiding_bits_per_coefficient: float | None = None
     ciphertexts_in: int = 0  # per image, client -> server
     ciphertexts_out: int = 0  # per image, server -> client

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from heconv.coeff_mask import MASK_KIND
+
 from .cases import Case, is_coefficient
 
 # term -> the count field it is read from (in Case.info["counts"], else Case.counts)
@@ -145,7 +147,8 @@ def mask_kinds(cases: list[Case]) -> dict[str, int]:
     return out
 
 
-MASK_WORDS = {"uniform": "with the uniform mask (the default)", "interval": "with the interval mask",
+MASK_WORDS = {MASK_KIND: "with the unread coefficients withheld (the default: an encryption of zero each)",
+              "uniform": "with the uniform mask (before the extraction)", "interval": "with the interval mask",
               UNRECORDED_MASK: "from runs before the uniform mask (the interval mask then; no kind recorded)"}
 
 
@@ -158,13 +161,13 @@ def mask_cost_text(n: int | str, unit_costs: dict, kinds: dict | None) -> str | 
     "The masks' unit cost at N = 8192 is fitted on 26 masked coefficient layer cases: 26 from"
     >>> text[-60:]
     'it prices that mask, not the default (heconv/coeff_mask.py).'
-    >>> mask_cost_text(8192, {"masks": 2e-3}, {"uniform": 3})[-61:]
-    '3 with the uniform mask (the default) (heconv/coeff_mask.py).'
+    >>> mask_cost_text(8192, {"masks": 2e-3}, {"withheld": 3})[-48:]
+    'encryption of zero each) (heconv/coeff_mask.py).'
     """
     if not kinds or "masks" not in (unit_costs or {}):
         return None
-    total, uniform = sum(kinds.values()), kinds.get("uniform", 0)
-    which = ("" if uniform == total else "; it prices that mask, not the default" if uniform == 0
+    total, default = sum(kinds.values()), kinds.get(MASK_KIND, 0)
+    which = ("" if default == total else "; it prices that mask, not the default" if default == 0
              else "; it mixes the masks")
     return (f"The masks' unit cost at N = {n} is fitted on {total} masked coefficient layer cases: "
             + ", ".join(f"{v} {MASK_WORDS.get(k, 'with the ' + k + ' mask')}" for k, v in sorted(kinds.items()))

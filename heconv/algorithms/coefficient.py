@@ -18,7 +18,7 @@ from ..coeff import (
     plan_coeff_conv,
     run_coeff_conv,
 )
-from ..coeff_mask import mask_hiding_bits, mask_kind, mask_range_bits
+from ..coeff_mask import mask_hiding_bits, mask_kind
 from ..coeff_plan import CoeffPlan, dense_coefficient_counts
 from ..errors import InputError
 from ..geometry import coefficient_block_ids
@@ -57,7 +57,7 @@ class CoefficientAlgorithm(ConvAlgorithm):
         return None
 
     def hiding_bits(self, plan: CoeffPlan, output_bound: float) -> float | None:
-        """Statistical hiding per unread output coefficient (128: a uniform mask, distance 0)."""
+        """Hiding per unread output coefficient (128: not sent, and the second polynomial re-randomised)."""
         return mask_hiding_bits(plan.params, plan.output_level, output_bound) if plan.mask else None
 
     def traffic_objective(self, plan: CoeffPlan) -> Any | None:
@@ -75,7 +75,7 @@ class CoefficientAlgorithm(ConvAlgorithm):
             "mask": plan.mask, "input_level": plan.level, "input_scale_bits": plan.input_scale_bits,
             "rescale": plan.rescale,
             "mask_kind": mask_kind(plan.params, top) if plan.mask else None,
-            "mask_range_bits": mask_range_bits(plan.params, top),
+            "mask_range_bits": None,  # no mask polynomial since the extraction; older records hold its range
             "hiding_bits_per_coefficient": self.hiding_bits(plan, output_bound),
             "bandwidth_bps": None, "chunking_objective": None, "chunk_choice": None, "predicted_phases": None,
             "predicted_end_to_end_s": None}
@@ -90,9 +90,8 @@ class CoefficientAlgorithm(ConvAlgorithm):
         """Two added convs framed by the larger kernel, the second aligned with the first's chunking (the
         first prices its partner's share too); the chunking minimises the network's objective, with the
         uploads in the output layout priced. Where only their sum reaches the client and the first's
-        mask is uniform (exact hiding whatever it is added to), the second leaves the groups the first
-        masks unmasked (`CoeffPlan.covered`), and the first prices its partner without masks (where its own
-        mask is the uniform one)."""
+        masks, the second leaves the groups the first re-randomises as they are (`CoeffPlan.covered`), and
+        the first prices its partner without them."""
         options: dict[str, Any] = {"objective": context.objective, "output_uploads": context.output_uploads}
         if context.partner_kernel is not None:
             plan = context.partner_plan
@@ -100,23 +99,22 @@ class CoefficientAlgorithm(ConvAlgorithm):
                            partner=(context.partner_shape[1], context.partner_shape[2]) if plan is None else None)
             if plan is None:
                 options["shared_mask"] = context.sum_only
-            elif context.sum_only and isinstance(plan, CoeffPlan) and plan.mask and \
-                    mask_kind(plan.params, plan.output_level) == "uniform":
+            elif context.sum_only and isinstance(plan, CoeffPlan) and plan.mask:
                 options["covered"] = tuple(g for g, b in enumerate(plan.blocks) if b and g not in plan.covered)
         return options
 
     def check_placement(self, name: str, plan: CoeffPlan, partner: Any | None, sum_only: bool) -> None:
-        """Groups left to a partner's mask (`covered`) need that partner: the same layout, only the sum
-        read, and a uniform mask on each of those groups; else their weight partial sums go out bare."""
+        """Groups left to a partner's re-randomisation (`covered`) need that partner: the same layout, only
+        the sum read, and each of those groups re-randomised there; else their second polynomials go out
+        as the weights made them."""
         if not plan.covered:
             return
         if not (sum_only and isinstance(partner, CoeffPlan) and partner.mask
                 and partner.chunking.output_layout == plan.chunking.output_layout
-                and mask_kind(partner.params, partner.output_level) == "uniform"
                 and all(g < len(partner.blocks) and partner.blocks[g] and g not in partner.covered
                         for g in plan.covered)):
             raise InputError(f"layer {name}: output groups {list(plan.covered)} are left to a residual partner's "
-                             f"mask, but no partner of the same layout masks each of them uniformly with only the "
+                             f"mask, but no partner of the same layout re-randomises each of them with only the "
                              f"sum read; plan the network again")
 
     def plan(self, weight: np.ndarray, height: int, width: int, params: CKKSParams, *, stride: int = 1,

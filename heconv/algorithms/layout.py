@@ -9,6 +9,7 @@ other's input layout.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -16,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..backends.base import Backend
-from ..coeff_pack import pack_coeff_input, pack_coeff_output, unpack_coeff_output
+from ..coeff_pack import pack_coeff_input, pack_coeff_output, read_coefficients, unpack_coeff_output
 from ..errors import InputError
 from ..geometry import CoeffChunking, Packing, pack, packing_geometry, unpack
 
@@ -49,6 +50,11 @@ class Layout(ABC):
     def scale(self, params: Any) -> float:
         """The CKKS scale the client encodes at: the parameters' 2^s unless the layout says otherwise."""
         return params.scale
+
+    def reads(self) -> tuple[np.ndarray, ...] | None:
+        """Per ciphertext, the coefficients (a boolean N-vector) `unpack` reads, where only those need to
+        cross the network (`Backend.to_wire`); None: every ciphertext is sent whole (slots)."""
+        return None
 
     def encode(self, backend: Backend, vector: np.ndarray, level: int = 0) -> Any:
         """The client's plaintext of one packed vector, in the layout's encoding (slots here)."""
@@ -136,6 +142,10 @@ class CoeffLayout(Layout):
     def encode(self, backend: Backend, vector: np.ndarray, level: int = 0) -> Any:
         return backend.encode_coefficients(vector, level, self.scale(backend.params))
 
+    def reads(self) -> tuple[np.ndarray, ...] | None:
+        """An output's read coefficients (heconv.coeff_pack.read_coefficients); an input is not read back."""
+        return _output_reads(self.chunking, self.channels, self.stride) if self.role == "output" else None
+
     @property
     def placement(self) -> Any:
         """An output is placed by the chunking's output layout alone (two convs summed by a residual add
@@ -165,6 +175,14 @@ class CoeffLayout(Layout):
         if self.role != "output":
             raise InputError("CoeffLayout: only an output layout is read back by the client")
         return unpack_coeff_output(list(vectors), self.chunking, self.channels)[:, :: self.stride, :: self.stride]
+
+
+@functools.lru_cache(maxsize=64)
+def _output_reads(chunking: CoeffChunking, channels: int, stride: int) -> tuple[np.ndarray, ...]:
+    reads = tuple(read_coefficients(chunking, channels, stride))
+    for r in reads:
+        r.flags.writeable = False  # shared between calls
+    return reads
 
 
 def encrypt_map(x: np.ndarray, layout: Layout, backend: Backend, level: int = 0) -> list[Any]:

@@ -96,6 +96,7 @@ class Wire:
 
     payload: Any
     nbytes: int
+    read: np.ndarray | None = None  # the coefficients the receiver reads, from the plan (not sent): `to_wire`
 
 
 class Backend(ABC):
@@ -160,11 +161,9 @@ class Backend(ABC):
         Counted as a decryption."""
 
     @abstractmethod
-    def add_uniform_mask(self, ct: Any, keep: np.ndarray, rng: np.random.Generator | None = None) -> None:
-        """ct += a fresh public-key encryption of a polynomial whose N coefficients are exactly 0 where
-        `keep` is True and uniform modulo the ciphertext's modulus Q elsewhere (written residue by residue,
-        not through the canonical embedding). Server side: needs no secret key. `rng`: a seeded source for
-        tests; by default the OS CSPRNG. Counted as one encode, one encryption and one addition."""
+    def rerandomize(self, ct: Any) -> None:
+        """ct += a fresh public-key encryption of zero, so that its second polynomial no longer tells how it
+        was computed. Server side: needs no secret key. Counted as one encryption and one addition."""
 
     # evaluation --------------------------------------------------------------
     @abstractmethod
@@ -216,8 +215,15 @@ class Backend(ABC):
         the bytes); else with the public key, both polynomials. Counted as an encryption."""
 
     @abstractmethod
-    def to_wire(self, ct: Any) -> Wire:
-        """Serialize a ciphertext for the other party. Not an HE operation: not counted."""
+    def to_wire(self, ct: Any, read: np.ndarray | None = None) -> Wire:
+        """Serialize a ciphertext for the other party. Not an HE operation: not counted.
+
+        `read`: for a coefficient-encoded ciphertext, the N coefficients (a boolean mask) the receiver
+        reads. The ciphertext is switched to the chain's last level (one prime: fewer bytes, and what the
+        receiver decodes where nothing was sent stays within one prime, which the canonical embedding's
+        doubles hold), then only its second polynomial c1 and the first, c0, at those coefficients are
+        sent (heconv.traffic.extracted_bytes): coefficient j of c0 + c1*s needs c0 at j alone, so the
+        receiver decrypts them exactly, and every other coefficient never leaves the sender."""
 
     @abstractmethod
     def from_wire(self, wire: Wire) -> Any:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..params import CKKSParams, estimated_galois_key_bytes
-from ..traffic import SEED_BYTES, ciphertext_bytes  # noqa: F401  (SEED_BYTES: the old import path)
+from ..traffic import SEED_BYTES, ciphertext_bytes, extracted_bytes  # noqa: F401  (SEED_BYTES: the old import path)
 from .base import Backend, OpCounts, Wire, normalize_step
 from .embedding import negacyclic_product
 
@@ -124,19 +124,9 @@ class PlainBackend(Backend):
         self.counter.decryptions += 1
         return ct.values.copy() if ct.values is not None else np.zeros(self.params.poly_modulus_degree)
 
-    def add_uniform_mask(self, ct: PlainVector, keep: np.ndarray, rng: np.random.Generator | None = None) -> None:
-        # What the client decodes where the mask is uniform mod Q: a value uniform on [-Q/2, Q/2) / scale,
-        # whatever was there (Q: the 2^bits stand-ins of the primes left at the ciphertext's level).
-        if not ct.coeffs:
-            raise ValueError("add_uniform_mask: a slot-encoded ciphertext has no coefficients to mask")
-        self.counter.encodes += 1
-        self.counter.encryptions += 1
+    def rerandomize(self, ct: PlainVector) -> None:
+        self.counter.encryptions += 1  # a fresh encryption of zero: the values stay
         self.counter.adds += 1
-        if ct.values is not None:
-            half = 2.0 ** (sum(self.params.coeff_mod_bit_sizes[: len(self.params.coeff_mod_bit_sizes) - 1 - ct.level])
-                           - 1)
-            draw = (rng or np.random.default_rng()).uniform(-half, half, ct.values.shape) / ct.scale
-            ct.values = np.where(keep, ct.values, draw)
 
     def rotate(self, ct: PlainVector, step: int) -> PlainVector:
         if ct.coeffs:
@@ -227,8 +217,14 @@ class PlainBackend(Backend):
         # seeded: one polynomial and SEAL's 64-byte seed for the other
         return Wire(ct, ciphertext_bytes(self.params, ct.level, seeded))
 
-    def to_wire(self, ct: PlainVector) -> Wire:
-        return Wire(ct, self.ciphertext_bytes(ct))  # the sender lets go of it: no copy
+    def to_wire(self, ct: PlainVector, read: np.ndarray | None = None) -> Wire:
+        if read is None:
+            return Wire(ct, self.ciphertext_bytes(ct))  # the sender lets go of it: no copy
+        if not ct.coeffs:
+            raise ValueError("to_wire: only a coefficient-encoded ciphertext is sent with some coefficients read")
+        values = None if ct.values is None else np.where(read, ct.values, 0.0)  # what SEAL's receiver decrypts
+        sent = PlainVector(values, self.params.depth, ct.scale, ct.is_cipher, True)  # switched to the last level
+        return Wire(sent, extracted_bytes(self.params, self.params.depth, int(np.count_nonzero(read))), read)
 
     def from_wire(self, wire: Wire) -> PlainVector:
         return wire.payload

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import tenseal.sealapi as seal
+import zstandard
 
 from ..errors import InputError
 from ..params import CKKSParams, check_security
@@ -61,23 +62,8 @@ def _serialized_size(obj: object) -> int:
         return os.path.getsize(path)
 
 
-def _uniform_below(q: int, count: int, rng: np.random.Generator | None) -> np.ndarray:
-    """`count` integers uniform in [0, q) (uint64): from `rng` when given (tests), else from the OS
-    CSPRNG by rejection sampling (words cut to q's bit length; those >= q drawn again), so exactly
-    uniform either way."""
-    if rng is not None:
-        return rng.integers(0, q, count, dtype=np.uint64)
-    low = np.uint64((1 << q.bit_length()) - 1)
-    parts, got = [], 0
-    while got < count:
-        words = np.frombuffer(os.urandom(8 * (count - got + 16)), dtype=np.uint64) & low
-        words = words[words < np.uint64(q)]
-        parts.append(words)
-        got += words.size
-    return np.concatenate(parts)[:count] if len(parts) > 1 else parts[0][:count]
-
-
-_HEADER = seal.Serialization.SEALHeader()  # this SEAL's magic number and version, for the files written below
+_HEADER = seal.Serialization.SEALHeader()  # this SEAL's magic number and version, for the bytes written below
+_MEMBERS = struct.Struct("<4QBQQQdQ")  # Ciphertext::save_members: parms_id, NTT form, size, N, primes, scale, factor
 
 
 def _header(size: int) -> bytes:
@@ -86,17 +72,28 @@ def _header(size: int) -> bytes:
                        _HEADER.version_minor, 0, 0, size)
 
 
-def _trivial_ciphertext(parms_id: list[int], scale: float, residues: np.ndarray) -> bytes:
-    """SEAL's serialization (Ciphertext::save_members, uncompressed) of the ciphertext (m, 0) in
-    coefficient form, m given by its residues [primes, N]: the only way the binding lets a
-    polynomial be written exactly, residue by residue (its encoders go through floating point)."""
-    primes, n = residues.shape
-    words = 2 * primes * n
-    data = 8 + 8 * words  # the DynArray: its length, then c0's residues and c1's zeros
-    body = 32 + 1 + 8 * 5 + 16 + data
-    return b"".join([_header(16 + body), struct.pack("<4QBQQQdQ", *parms_id, 0, 2, n, primes, scale, 1),
-                     _header(16 + data), struct.pack("<Q", words), residues.astype("<u8").tobytes(),
-                     bytes(8 * primes * n)])  # not NTT form, size 2, correction factor 1
+def _ciphertext_bytes(parms_id: list[int], scale: float, polys: np.ndarray, ntt_form: bool = False) -> bytes:
+    """SEAL's serialization (Ciphertext::save_members, uncompressed) of the ciphertext whose polynomials
+    are `polys` [size, primes, N] (residues): the only way the binding lets a polynomial be written
+    exactly, residue by residue (its encoders go through floating point)."""
+    size, primes, n = polys.shape
+    data = 8 + 8 * polys.size  # the DynArray: its length, then the residues
+    body = _MEMBERS.size + 16 + data
+    return b"".join([_header(16 + body), _MEMBERS.pack(*parms_id, ntt_form, size, n, primes, scale, 1),
+                     _header(16 + data), struct.pack("<Q", polys.size), polys.astype("<u8").tobytes()])
+
+
+def _polynomials(data: bytes) -> np.ndarray:
+    """The residues [size, primes, N] of a ciphertext SEAL serialized as `data` (zstd-compressed, as the
+    binding's save always does, or not)."""
+    compression, total = struct.unpack_from("<BxxQ", data, 5)  # the header: magic, sizes, version, mode
+    body = data[16:total]
+    if compression == seal.COMPR_MODE_TYPE.ZSTD.value:
+        body = zstandard.ZstdDecompressor().decompress(body, max_output_size=1 << 28)
+    elif compression != seal.COMPR_MODE_TYPE.NONE.value:
+        raise ValueError(f"SEAL serialization with compression mode {compression}: not read here")
+    *_, size, n, primes, _, _ = _MEMBERS.unpack_from(body)
+    return np.frombuffer(body, dtype="<u8", count=size * primes * n, offset=_MEMBERS.size + 24).reshape(size, primes, n)
 
 
 def _loaded(context: seal.SEALContext, data: bytes) -> seal.Ciphertext:
@@ -233,27 +230,11 @@ class SealBackend(Backend):
         self.counter.encodes += 1
         return pt
 
-    def add_uniform_mask(self, ct: seal.Ciphertext, keep: np.ndarray, rng: np.random.Generator | None = None) -> None:
-        # m: residues uniform mod each prime (so m is uniform mod Q), zero where kept, written exactly as a
-        # trivial ciphertext (m, 0); a fresh public-key encryption of zero re-randomises both polynomials.
-        # (m, 0) is transparent, which SEAL refuses to transform alone: it is added to the zero encryption
-        # in coefficient form.
-        parms_id = ct.parms_id()
-        primes = [m.value() for m in self.context.get_context_data(parms_id).parms().coeff_modulus()]
-        n = self.params.poly_modulus_degree
-        residues = np.zeros((len(primes), n), dtype=np.uint64)
-        for j, q in enumerate(primes):
-            residues[j] = _uniform_below(q, n, rng)
-        residues[:, keep] = 0
-        mask = _loaded(self.context, _trivial_ciphertext(parms_id, ct.scale, residues))
+    def rerandomize(self, ct: seal.Ciphertext) -> None:
         zero = seal.Ciphertext()
-        self._encryptor.encrypt_zero(parms_id, zero)
+        self._encryptor.encrypt_zero(ct.parms_id(), zero)  # public key: fresh u, e0, e1 from SEAL's CSPRNG
         zero.scale = ct.scale
-        self._evaluator.transform_from_ntt_inplace(zero)
-        self._evaluator.add_inplace(zero, mask)
-        self._evaluator.transform_to_ntt_inplace(zero)
         self._evaluator.add_inplace(ct, zero)
-        self.counter.encodes += 1
         self.counter.encryptions += 1
         self.counter.adds += 1
 
@@ -326,12 +307,29 @@ class SealBackend(Backend):
         self.counter.encryptions += 1
         return Wire(data, len(data))
 
-    def to_wire(self, ct: seal.Ciphertext) -> Wire:
-        data = _serialized(ct)
-        return Wire(data, len(data))
+    def to_wire(self, ct: seal.Ciphertext, read: np.ndarray | None = None) -> Wire:
+        if read is None:
+            data = _serialized(ct)
+            return Wire(data, len(data))
+        last = seal.Ciphertext()
+        self._evaluator.mod_switch_to(ct, self._parms_ids[-1], last)  # one prime: what the client decodes stays small
+        self._evaluator.transform_from_ntt_inplace(last)  # c0's coefficients, not its NTT values, can be cut
+        c0, c1 = _polynomials(_serialized(last))
+        data = b"".join([struct.pack("<Qd", self.params.depth, ct.scale), c1.tobytes(), c0[:, read].tobytes()])
+        return Wire(data, len(data), read)
 
     def from_wire(self, wire: Wire) -> seal.Ciphertext:
-        return _loaded(self.context, wire.payload)
+        if wire.read is None:
+            return _loaded(self.context, wire.payload)
+        level, scale = struct.unpack_from("<Qd", wire.payload)
+        primes, n = self.params.primes(level), self.params.poly_modulus_degree
+        polys = np.zeros((2, primes, n), dtype=np.uint64)  # c0 zero where not read: those are never decrypted
+        words = np.frombuffer(wire.payload, dtype="<u8", offset=16)
+        polys[1] = words[: primes * n].reshape(primes, n)
+        polys[0][:, wire.read] = words[primes * n:].reshape(primes, -1)
+        ct = _loaded(self.context, _ciphertext_bytes(self._parms_ids[level], scale, polys))
+        self._evaluator.transform_to_ntt_inplace(ct)
+        return ct
 
     def load_ciphertext(self, path: str) -> seal.Ciphertext:
         ct = seal.Ciphertext()

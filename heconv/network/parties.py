@@ -140,9 +140,14 @@ class Server:
         """Load the client's upload (a seeded ciphertext expanded from its seed): the context suffices."""
         return [self.backend.from_wire(w) for w in wires]
 
-    def send(self, cts: list[Any]) -> list[Wire]:
-        """Serialize ciphertexts for the client."""
-        return [self.backend.to_wire(c) for c in cts]
+    def send(self, cts: list[Any], reads: tuple[np.ndarray, ...] | None = None) -> list[Wire]:
+        """Serialize ciphertexts for the client; with `reads` (per ciphertext, the coefficients its layout
+        reads: `Layout.reads`), only those of each first polynomial go (`Backend.to_wire`)."""
+        if reads is None:
+            return [self.backend.to_wire(c) for c in cts]
+        if len(reads) != len(cts):
+            raise ValueError(f"send: {len(cts)} ciphertexts, the layout reads {len(reads)}")
+        return [self.backend.to_wire(c, r) for c, r in zip(cts, reads)]
 
     def close(self) -> None:
         """Stop the worker processes, if any. Idempotent."""

@@ -109,7 +109,7 @@ def run_network(plan: NetworkPlan, client: Client, server: Server, x: np.ndarray
             upload_s, io_s = upload_s + t1 - t, io_s + time.perf_counter() - t1
             continue
         if isinstance(a, Refresh):
-            wires = server.send(held.pop(a.src))
+            wires = server.send(held.pop(a.src), None if a.layout is None else a.layout.reads())
             t1 = time.perf_counter()
             clear[a.dst] = client.refresh(a, wires)
             io_s, refresh_s = io_s + t1 - t, refresh_s + time.perf_counter() - t1

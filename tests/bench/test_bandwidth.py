@@ -64,7 +64,7 @@ def test_layer_chunking_follows_the_rate_and_the_objective(capsys):
     r = _layer(capsys, "--bandwidth", "100mbit")
     assert r["bandwidth_bps"] == 1e8 and r["chunking_objective"] == "end-to-end" and r["upload"] == "seeded"
     choice = r["chunk_choice"]
-    assert len(choice["candidates"]) == 25 and choice["candidates"][choice["chosen"]]["c_w"] == r["c_w"] == 3
+    assert len(choice["candidates"]) == 25 and choice["candidates"][choice["chosen"]]["c_w"] == r["c_w"] == 4
     assert "100 Mbit/s" in choice["reason"]
     old = _layer(capsys, "--chunking", "server")
     assert old["c_w"] == 1 and old["bandwidth_bps"] == 1e9 and old["n_in"] == 64

@@ -309,9 +309,9 @@ def test_readme_says_which_mask_the_fitted_mask_cost_prices():
     old = render_readme_block({"per_n": {"8192": {**per_n, "mask_kinds": {"unrecorded": 26}}}})
     assert ("The masks' unit cost at N = 8192 is fitted on 26 masked coefficient layer cases: 26 from runs before "
             "the uniform mask") in old and "it prices that mask, not the default" in old
-    new = render_readme_block({"per_n": {"8192": {**per_n, "mask_kinds": {"uniform": 20}}}})
-    assert "20 with the uniform mask (the default) (heconv/coeff_mask.py)." in new and "not the default" not in new
-    mixed = render_readme_block({"per_n": {"8192": {**per_n, "mask_kinds": {"uniform": 2, "unrecorded": 3}}}})
+    new = render_readme_block({"per_n": {"8192": {**per_n, "mask_kinds": {"withheld": 20}}}})
+    assert "20 with the unread coefficients withheld (the default" in new and "not the default" not in new
+    mixed = render_readme_block({"per_n": {"8192": {**per_n, "mask_kinds": {"uniform": 2, "withheld": 3}}}})
     assert "it mixes the masks" in mixed
     # a cost_model.json written before the kinds were recorded: nothing claimed either way
     assert "masks' unit cost" not in render_readme_block({"per_n": {"8192": per_n}})

@@ -1,7 +1,8 @@
 """Measure the work around the network per ciphertext, the figures behind `heconv.cost.DEFAULT_WIRE_COSTS`:
 the client encoding a coefficient vector and encrypting it for upload (seeded or with the public key),
-the server loading an upload and serializing a rescaled output, the client loading, decrypting and
-decoding that output; and the bytes of each.
+the server loading an upload and serializing a rescaled output (whole, and extracted: c1 and the
+coefficients of c0 a dense 64->64 layer's client reads, a quarter of them), the client loading,
+decrypting and decoding that output; and the bytes of each.
 
     PYTHONPATH=. python tests/heconv/measure_wire_costs.py [--degree 8192] [--count 30] [--level 1]
 
@@ -20,6 +21,8 @@ import time
 import numpy as np
 
 from heconv.backends.seal import SealBackend
+from heconv.coeff_choice import coefficient_chunking
+from heconv.coeff_pack import read_coefficients
 from heconv.params import ckks_params
 
 
@@ -45,14 +48,20 @@ def measure(degree: int, count: int, level: int = 0) -> dict:
         server.rescale_inplace(ct)  # what goes back: one level down (at the last level: there)
     down, save_ms = _timed(server.to_wire, loaded)
     _, decrypt_ms = _timed(lambda w: client.decode_coefficients(client.from_wire(w)), down)
+    read = read_coefficients(coefficient_chunking(64, 64, 16, 16, 3, degree), 64)[0]
+    cut, extract_ms = _timed(lambda ct: server.to_wire(ct, read), loaded)
+    _, decrypt_cut_ms = _timed(lambda w: client.decode_coefficients(client.from_wire(w)), cut)
     return {"poly_modulus_degree": degree, "coeff_mod_bit_sizes": list(client.params.coeff_mod_bit_sizes),
             "level": level,
             "ciphertexts": count, "median_ms": {"encode": encode_ms, "encrypt_seeded": seeded_ms,
                                                 "encrypt_public": public_ms, "load": load_ms, "save": save_ms,
-                                                "decrypt": decrypt_ms},
+                                                "decrypt": decrypt_ms, "save_extracted": extract_ms,
+                                                "decrypt_extracted": decrypt_cut_ms},
+            "read_fraction": float(read.mean()),
             "mean_bytes": {"seeded": statistics.mean(w.nbytes for w in seeded),
                            "public": statistics.mean(w.nbytes for w in public),
-                           "download": statistics.mean(w.nbytes for w in down)}}
+                           "download": statistics.mean(w.nbytes for w in down),
+                           "download_extracted": statistics.mean(w.nbytes for w in cut)}}
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from heconv.coeff import (
     run_coeff_conv,
 )
 from heconv.coeff_choice import coefficient_chunking
+from heconv.coeff_pack import read_coefficients
 from heconv.coeff_plan import CoeffPlan, dense_coefficient_counts
 from heconv.geometry import coefficient_block_ids
 from heconv.params import ckks_params
@@ -57,7 +58,7 @@ def test_dense_counts_equal_formula(backend, rng, c_in, c_out, hw, k):
     assert counts == plan.predicted == dense_coefficient_counts(ch, has_bias=True)
     assert counts.rotations == counts.key_switches == 0
     assert counts.pmuls == ch.groups * ch.chunks * ch.tiles
-    assert counts.encryptions == counts.encodes == plan.n_out  # one mask per output ciphertext
+    assert counts.encryptions == plan.n_out and counts.encodes == 0  # one re-randomisation per output
     assert plan.rotation_steps == [] and not backend.galois_steps
 
 
@@ -130,8 +131,8 @@ def test_resnet18_layer_encrypted_against_torch_and_plain_counts():
 
 
 def test_mask_hides_the_partial_sums_and_keeps_the_outputs():
-    """The coefficients the client does not read change (uniform mask), the ones it reads do not;
-    the server's public view (no secret key) makes the masks."""
+    """What goes back holds the coefficients the client reads and nothing of the partial sums around
+    them (the bare product has them); the server's public view (no secret key) re-randomises."""
     params = ckks_params(depth=1)
     rng = np.random.default_rng(2)
     w, x = kaiming(rng, 4, 3, 3), rng.uniform(-1, 1, (3, 8, 8))
@@ -141,15 +142,15 @@ def test_mask_hides_the_partial_sums_and_keeps_the_outputs():
     layer = compile_coeff_conv(plan, w, None, server)
     inputs = encrypt_coeff_input(x, plan, client)
     bare = [client.decode_coefficients(c) for c in evaluate_coeff_conv(layer, inputs, server)]
-    masked_cts = run_coeff_conv(layer, inputs, server)
-    masked = [client.decode_coefficients(c) for c in masked_cts]
-    read = layer.needed[0]
-    for a, m in zip(bare, masked):
+    reads = read_coefficients(plan.chunking, 4, 2)
+    sent = [client.from_wire(server.to_wire(c, r)) for c, r in zip(run_coeff_conv(layer, inputs, server), reads)]
+    for a, m, read in zip(bare, [client.decode_coefficients(c) for c in sent], reads):
         assert np.array_equal(a[read], m[read])
-        assert np.abs(m[~read]).max() > 2.0 ** 10 and np.abs(a[~read]).max() < 10  # partial sums of the weights
-    assert np.abs(decrypt_coeff_output(masked_cts, plan, client) - reference(x, w, None, 2)).max() < 1e-9
-    assert read.sum() == 4 * 4 * plan.chunking.group  # stride 2: only the subsampled pixels are read
-    assert mask_hiding_bits(params, 1, 1.0) == 128.0  # uniform mod the one prime left (tests/heconv/test_coeff_mask.py)
+        assert not m[~read].any() and np.abs(a[~read]).max() > 0.1  # partial sums of the weights stay behind
+    assert np.abs(decrypt_coeff_output(sent, plan, client) - reference(x, w, None, 2)).max() < 1e-9
+    assert reads[0].sum() == 4 * 4 * 4  # stride 2: only the subsampled pixels of the 4 channels are read
+    assert server.counter.encryptions == plan.n_out  # one fresh encryption of zero each
+    assert mask_hiding_bits(params, 1, 1.0) == 128.0  # not sent (tests/heconv/test_coeff_mask.py)
 
 
 def test_aligned_convs_add():

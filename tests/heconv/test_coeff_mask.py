@@ -1,5 +1,6 @@
-"""The coefficient algorithm's output mask (heconv/coeff_mask.py): the hiding it states, and that the
-uniform mask hides the unread coefficients while the read ones still decrypt, encrypted and in clear."""
+"""What the coefficient algorithm's server does to its outputs (heconv/coeff_mask.py): the hiding it
+states; that only the read coefficients of c0 go back, and they decrypt as without the mask; that c1 is
+re-randomised; encrypted and in clear, with the same counts and bytes."""
 
 import numpy as np
 import pytest
@@ -14,17 +15,19 @@ from heconv.coeff import (
     plan_coeff_conv,
     run_coeff_conv,
 )
-from heconv.coeff_mask import SECURITY_BITS, mask_hiding_bits, mask_range_bits, output_primes
+from heconv.coeff_mask import SECURITY_BITS, mask_hiding_bits, output_primes
+from heconv.coeff_pack import read_coefficients
 from heconv.params import ckks_params, params_for_input
+from heconv.traffic import extracted_bytes
 
 from .helpers import kaiming
 from .test_coeff import reference
 
 
-def test_default_hides_at_least_40_bits_and_a_weak_configuration_does_not():
+def test_default_hides_at_least_40_bits_at_every_level():
     """The issue's goal: >= 40 bits per masked coefficient with the default parameters (a random dense
-    64->64 layer on 16x16, N = 8192); a plan whose output keeps two primes gets the interval mask,
-    which the bound shows to be weak (12 bits on this layer, as every masked layer had before)."""
+    64->64 layer on 16x16, N = 8192), and now also where the output keeps two primes (the interval
+    mask that stood there hid 12 bits): an unread coefficient is not sent at all."""
     rng = np.random.default_rng(0)
     w = kaiming(rng, 64, 64, 3)
     bound = output_gain(w) * 1.0  # inputs in [-1, 1]
@@ -32,11 +35,9 @@ def test_default_hides_at_least_40_bits_and_a_weak_configuration_does_not():
     plan = plan_coeff_conv(w, 16, 16, params)
     assert params.coeff_mod_bit_sizes == (60, 40, 60) and output_primes(params, plan.output_level) == 1
     assert mask_hiding_bits(plan.params, plan.output_level, bound) == SECURITY_BITS >= 40
-    weak = ckks_params(depth=2)  # [60, 40, 40, 60]: from level 0, after the rescale [60, 40] is left
-    assert mask_hiding_bits(weak, plan_coeff_conv(w, 16, 16, weak).output_level, bound) == SECURITY_BITS
-    bits = mask_hiding_bits(weak, plan_coeff_conv(w, 16, 16, weak, rescale=True).output_level, bound)
-    assert bits < 40 and bits == pytest.approx(57 - 40 - np.log2(bound))
-    assert mask_range_bits(weak, 1) == 57 and mask_range_bits(params, 1) == 60
+    two = ckks_params(depth=2)  # [60, 40, 40, 60]: from level 0, after the rescale [60, 40] is left
+    level = plan_coeff_conv(w, 16, 16, two, rescale=True).output_level
+    assert output_primes(two, level) == 2 and mask_hiding_bits(two, level, bound) == SECURITY_BITS
 
 
 def _masked_and_bare(backend, w, x, stride=1, rescale=False):
@@ -46,50 +47,55 @@ def _masked_and_bare(backend, w, x, stride=1, rescale=False):
     layer = compile_coeff_conv(plan, w, None, server)
     inputs = encrypt_coeff_input(x, plan, client)
     bare = evaluate_coeff_conv(layer, inputs, server)
-    masked = run_coeff_conv(layer, inputs, server, np.random.default_rng(3))
-    return plan, layer, bare, masked
+    masked = run_coeff_conv(layer, inputs, server)
+    return plan, layer, bare, masked, server
 
 
 @pytest.mark.parametrize("depth", [1, 2])
-def test_encrypted_mask_hides_unread_and_keeps_read_coefficients(depth):
-    """Depth 1: the unread coefficients decode uniform over the prime, the read ones as without the
-    mask. Depth 2 from level 0 with a rescale (two primes left): the interval mask, still decryptable."""
-    from heconv.backends.seal import SealBackend
+def test_encrypted_download_sends_the_read_coefficients_alone(depth):
+    """SEAL, one prime left (depth 1) and two (depth 2, rescaled): the download weighs c1 and the read
+    part of c0 exactly; the client decrypts the read coefficients as without the mask and gets the
+    layer's output; c1 differs from the bare product's nearly everywhere (re-randomised); the server's
+    view cannot decrypt."""
+    from heconv.backends.seal import SealBackend, _polynomials, _serialized
 
     rng = np.random.default_rng(1)
     params = ckks_params(depth=depth)
     w, x = kaiming(rng, 6, 5, 3), rng.uniform(-1, 1, (5, 8, 8))
     client = SealBackend(params)
-    plan, layer, bare, masked = _masked_and_bare(client, w, x, rescale=depth == 2)
-    read = layer.needed[0]
-    for a, m in zip(bare, masked):
-        a, m = client.decode_coefficients(a), client.decode_coefficients(m)
-        assert np.abs(a[read] - m[read]).max() < 1e-7
-        # uniform on [-q/2, q/2) (q ~ 2^60): mean |value| q/4; on [-R, R] (R = 2^57): R/2
-        expected = 2.0 ** (mask_range_bits(params, plan.output_level) - (2 if depth == 1 else 1)) / params.scale
-        assert 0.9 < np.abs(m[~read]).mean() / expected < 1.1
+    plan, layer, bare, masked, server = _masked_and_bare(client, w, x, stride=2, rescale=depth == 2)
+    reads = read_coefficients(plan.chunking, 6, 2)
+    assert plan.predicted.encryptions == plan.n_out and plan.predicted.encodes == 0
+    for a, m, r in zip(bare, masked, reads):
+        wire = server.to_wire(m, r)
+        assert wire.nbytes == len(wire.payload) == extracted_bytes(params, params.depth, int(r.sum()))  # one prime
+        got, want = client.decode_coefficients(client.from_wire(wire)), client.decode_coefficients(a)
+        assert np.abs(got[r] - want[r]).max() < 1e-3
+        c1_bare, c1_masked = _polynomials(_serialized(a))[1], _polynomials(_serialized(m))[1]
+        assert (c1_bare != c1_masked).mean() > 0.99
     # without a rescale the input sits at 2^20, so a public-key encryption's noise (~2^7) shows: ~1e-4
     tol = 1e-6 if plan.rescale else 1e-3
-    assert np.abs(decrypt_coeff_output(masked, plan, client) - reference(x, w, None, 1)).max() < tol
+    back = [client.from_wire(server.to_wire(m, r)) for m, r in zip(masked, reads)]
+    assert np.abs(decrypt_coeff_output(back, plan, client) - reference(x, w, None, 2)).max() < tol
     with pytest.raises(PermissionError):
-        client.public_view().decode_coefficients(masked[0])
+        server.decode_coefficients(masked[0])
 
 
-def test_plain_mask_matches_the_encrypted_one_in_distribution():
-    """The cleartext backend stands in for the uniform mask: unread values uniform on [-q/2, q/2) / scale,
-    read ones untouched, the same counts as SEAL (an encode, an encryption and an addition)."""
+def test_plain_download_matches_the_encrypted_one():
+    """The cleartext backend: the same counts as SEAL (an encryption and an addition per output, no
+    encode), the same bytes, and what the client decodes is the read values, zero elsewhere."""
     rng = np.random.default_rng(2)
     params = ckks_params(depth=1)
     w, x = kaiming(rng, 4, 3, 3), rng.uniform(-1, 1, (3, 8, 8))
-    plan, layer, bare, masked = _masked_and_bare(PlainBackend(params), w, x, stride=2)
-    read = layer.needed[0]
-    for a, m in zip(bare, masked):
-        assert np.array_equal(a.values[read], m.values[read])
-        assert 0.45 < np.abs(m.values[~read]).mean() / 2.0 ** 19 < 0.55
-    assert plan.predicted.encodes == plan.predicted.encryptions == plan.n_out
+    plan, layer, bare, masked, server = _masked_and_bare(PlainBackend(params), w, x, stride=2)
+    assert plan.predicted.encryptions == plan.n_out and plan.predicted.encodes == 0
+    for a, m, r in zip(bare, masked, read_coefficients(plan.chunking, 4, 2)):
+        wire = server.to_wire(m, r)
+        assert wire.nbytes == extracted_bytes(params, params.depth, int(r.sum()))
+        assert np.array_equal(wire.payload.values[r], a.values[r]) and not wire.payload.values[~r].any()
 
 
-def test_uniform_mask_refuses_slot_ciphertexts():
+def test_extracted_download_refuses_slot_ciphertexts():
     b = PlainBackend(ckks_params(depth=1))
-    with pytest.raises(ValueError, match="slot-encoded"):
-        b.add_uniform_mask(b.encrypt(np.zeros(4096)), np.zeros(8192, dtype=bool))
+    with pytest.raises(ValueError, match="coefficient-encoded"):
+        b.to_wire(b.encrypt(np.zeros(4096)), np.zeros(8192, dtype=bool))
