@@ -67,10 +67,10 @@ def plan_coeff_conv(
     (`plan.choice`). `frame_kernel` and `align` (the other conv's chunking) make two convs'
     outputs addable (a 1x1 shortcut framed as a 3x3); `output_uploads`: values the client uploads
     in the output layout (an identity shortcut's operand), and `partner`: (C_in, kernel) of the conv
-    to be aligned with this one, both priced in the choice (heconv.coeff_choice), with its masks
-    unless `shared_mask` (only their sum reaches the client) and this conv's mask is the uniform one,
-    which then covers the sum. `covered`: output groups left unmasked because the partner planned
-    first masks their sum (`CoeffPlan.covered`; sound only inside its network plan, which
+    to be aligned with this one, both priced in the choice (heconv.coeff_choice), with its
+    re-randomisations unless `shared_mask` (only their sum reaches the client: this conv's cover it).
+    `covered`: output groups left as they are because the partner planned first re-randomises their
+    sum (`CoeffPlan.covered`; sound only inside its network plan, which
     `heconv.network.check_placements` verifies). `level`: the input's (default: the chain's last
     without `rescale`, else 0).
 

@@ -10,7 +10,9 @@ sums of the weights. Two things keep those partial sums from the client:
   unread coefficient never leaves the server (nothing of it is sent, at any level);
 - **c1 is re-randomised** (`mask_outputs`): c1 = sum_i w_i * c1_i is a known linear map of the
   client's own upload polynomials, from which the weights could be solved. Every output gets a fresh
-  public-key encryption of zero (the server holds no secret key), so c1 is an RLWE sample to the client.
+  public-key encryption of zero (the server holds no secret key), so c1 looks random to the client
+  under RLWE. A heuristic, not a proof: nothing floods the noise, and the read coefficients' noise
+  (e*u + e0 + e1*s, the client knowing its public key's e) is a function of the server's u.
 
 What is not hidden: the read coefficients' noise is not flooded (it depends on the weights, as in any
 CKKS protocol that does not flood), and the architecture (shapes, the chunking, the kept blocks'
@@ -34,8 +36,8 @@ from .params import CKKSParams
 if TYPE_CHECKING:
     from .coeff import CompiledCoeffConv
 
-# The parameters' security level: an unread coefficient is not sent at all, and the re-randomised second
-# polynomial hides the weights under RLWE at this level, so this many bits are stated.
+# The parameters' security level, stated (not derived) for an unread coefficient: nothing of it is sent,
+# and what the re-randomised second polynomial tells is bounded by RLWE at this level (heuristically, above).
 SECURITY_BITS = 128
 MASK_KIND = "withheld"  # the records' name for it (bench.report.crossval fits a mask unit cost per kind)
 
@@ -52,7 +54,7 @@ def output_primes(params: CKKSParams, level: int) -> int:
 
 def mask_kind(params: CKKSParams, level: int) -> str:
     """What a masked output at `level` gets: "withheld" at every level (unread coefficients not sent,
-    the second polynomial re-randomised). Until 2026-12-07 it was "uniform" (a random polynomial mod
+    the second polynomial re-randomised). Until 2026-12-06 it was "uniform" (a random polynomial mod
     one prime added at the unread coefficients) or "interval" (on [-R, R], with several primes).
 
     >>> from heconv.params import ckks_params
@@ -63,9 +65,10 @@ def mask_kind(params: CKKSParams, level: int) -> str:
 
 
 def mask_hiding_bits(params: CKKSParams, level: int, bound: float) -> float:
-    """Hiding per unread output coefficient, in bits: it is not sent, so the client's view of it is
-    what the re-randomised second polynomial tells, an RLWE sample at the parameters' security level
-    (SECURITY_BITS), whatever the level or the partial sums' `bound`.
+    """Hiding per unread output coefficient, in bits, as stated: it is not sent, so the client's view of
+    it is what the re-randomised second polynomial tells, bounded by RLWE at the parameters' security
+    level (SECURITY_BITS; heuristically, the noise not flooded), whatever the level or the partial
+    sums' `bound`.
 
     >>> from heconv.params import ckks_params
     >>> mask_hiding_bits(ckks_params(depth=1), 1, 32.0), mask_hiding_bits(ckks_params(depth=2), 1, 32.0)

@@ -165,7 +165,8 @@ def read_coefficients(ch: CoeffChunking, channels: int, stride: int = 1) -> list
 
 def needed_coefficients(ch: CoeffChunking, stride: int = 1) -> list[np.ndarray]:
     """Per tile, a boolean N-vector: True where the client reads an output pixel (inside the
-    image and on the stride grid). Every other coefficient is masked.
+    image and on the stride grid) of any of the tile's `group` members. Every other coefficient
+    stays on the server (`read_coefficients`, per output ciphertext).
 
     >>> from heconv.coeff_choice import coefficient_chunking
     >>> [np.nonzero(m)[0].tolist() for m in needed_coefficients(coefficient_chunking(1, 1, 2, 2, 3, 32), 2)]

@@ -39,8 +39,8 @@ class UnitCosts:
 
 
 def floor_seconds(counts: OpCounts, unit: UnitCosts) -> float:
-    """Counts times unit costs (key switches carry the rotation cost; encodes are the coefficient
-    algorithm's masks, the only encoding a run does).
+    """Counts times unit costs (key switches carry the rotation cost; a run encodes nothing, the
+    encodes term kept for plans that do).
 
     >>> u = UnitCosts(rotation=2e-3, pmul=2e-4, add=5e-5, plain_add=3e-5, rescale=8e-4, encrypt=0, encode=0)
     >>> round(floor_seconds(OpCounts(key_switches=92, pmuls=2304, adds=2300, rescales=4), u), 4)

@@ -16,10 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from heconv.algorithms import decrypt_map
+from heconv.algorithms import Layout, decrypt_map
+from heconv.backends import Backend
 from heconv.bounds import output_gain
 from heconv.cost import UnitCosts, floor_seconds
 from heconv.parallel_plan import ParallelPlan
+from heconv.traffic import extracted_bytes
 
 from .layer import FLOOR_TARGET, INPUT_BOUND, LayerRun, PreparedLayer, run_layer, torch_conv
 from .unit_costs import measure_unit_costs
@@ -173,10 +175,12 @@ def measure_layer(prep: PreparedLayer, unit: UnitCosts | None = None) -> LayerRe
     return layer_record(prep, run_layer(prep), unit)
 
 
-def _download_bytes(backend, outputs: list, layout) -> int:
+def _download_bytes(backend: Backend, outputs: list[Any], layout: Layout) -> int:
     """What the outputs weigh on the way back: whole, or extracted where the layout reads some
-    coefficients alone (`Layout.reads`, heconv.backends: `to_wire`)."""
+    coefficients alone (`Layout.reads`, heconv.traffic.extracted_bytes: our format, exact)."""
     reads = layout.reads()
     if reads is None:
         return sum(backend.ciphertext_bytes(c) for c in outputs)
-    return sum(backend.to_wire(c, r).nbytes for c, r in zip(outputs, reads))
+    if len(reads) != len(outputs):
+        raise ValueError(f"{len(outputs)} outputs, the layout reads {len(reads)}")
+    return sum(extracted_bytes(backend.params, backend.params.depth, int(np.count_nonzero(r))) for r in reads)

@@ -169,7 +169,7 @@ class ModelRecord:
     serial_floor_s: float | None = None  # the floor on one core (floor_s: the parallel one when workers > 1)
     algorithm: str = "slot"
     mask_s: float = 0.0  # coefficient algorithm: server time spent masking, per image (inside server_s)
-    # coefficient algorithm: the least statistical hiding per masked coefficient over the convs
+    # coefficient algorithm: the least hiding per unread coefficient over the convs
     # (heconv.coeff_mask; 128: not sent, c1 re-randomised); None when nothing is masked
     hiding_bits_per_coefficient: float | None = None
     ciphertexts_in: int = 0  # per image, client -> server

@@ -8,11 +8,12 @@ Terms, per N (counts of one case; `TERMS`):
 
 No separately fitted additions, plain additions or rescales: in every case additions track
 multiplications and plain additions equal rescales (collinear, so a fit could split their
-cost any way). An output is a rescale and a bias add; a mask (coefficient algorithm) an
-encode and an encryption, whose counts are equal. The server's other encryptions (the slot
-algorithm's zero ciphertext for an output whose every weight is pruned) are a term of their own:
-a mask also draws its random polynomial and adds it, so one shared term would price the slot's
-bare encryptions as masks and push the coefficient's extra per-output work onto `outputs`.
+cost any way). An output is a rescale and a bias add; a mask (coefficient algorithm) a
+public-key encryption of zero and its addition (before 2026-12-06's extraction also a random
+polynomial drawn, or encoded, and added; the records' `mask_kind` says which). The server's other
+encryptions (the slot algorithm's zero ciphertext for an output whose every weight is pruned) are a
+term of their own, as they were when a mask did more than encrypt, so that the older runs' masks
+are not priced as bare encryptions.
 Fitted by non-negative least squares on relative error on the layer cases of one N (slot and
 coefficient together), on each case's least time over its rounds; whole models are predicted
 from that fit, never fitted.
@@ -39,7 +40,7 @@ TERMS: dict[str, str] = {"rotations": "key_switches", "pmul_add_pairs": "pmuls",
 TERM_ALGORITHM: dict[str, bool] = {"masks": True, "encryptions": False}
 # the primitives whose streamed unit costs (the primitives suite) make up one unit of each term
 TERM_PRIMITIVES: dict[str, tuple[str, ...]] = {"rotations": ("rotation",), "pmul_add_pairs": ("pmul", "add"),
-                                               "outputs": ("rescale", "plain_add"), "masks": ("encode", "encrypt"),
+                                               "outputs": ("rescale", "plain_add"), "masks": ("encrypt", "add"),
                                                "encryptions": ("encrypt",)}
 PLAN_FIELDS = ("rotations", "key_switches", "pmuls", "cmuls", "adds", "plain_adds", "rescales", "encodes",
                "encryptions")

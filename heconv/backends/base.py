@@ -226,9 +226,10 @@ class Backend(ABC):
         receiver decrypts them exactly, and every other coefficient never leaves the sender."""
 
     @abstractmethod
-    def from_wire(self, wire: Wire) -> Any:
+    def from_wire(self, wire: Wire, read: np.ndarray | None = None) -> Any:
         """The ciphertext a `Wire` carries (a seeded one expanded): needs only the context, so a
-        public view loads it. Not counted."""
+        public view loads it. `read`: the receiver's own read mask for an extracted one (from its
+        plan; default the wire's). Not counted."""
 
     # transfer between processes ----------------------------------------------
     @abstractmethod

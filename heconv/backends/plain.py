@@ -222,9 +222,13 @@ class PlainBackend(Backend):
             return Wire(ct, self.ciphertext_bytes(ct))  # the sender lets go of it: no copy
         if not ct.coeffs:
             raise ValueError("to_wire: only a coefficient-encoded ciphertext is sent with some coefficients read")
-        values = None if ct.values is None else np.where(read, ct.values, 0.0)  # what SEAL's receiver decrypts
+        # NaN where nothing was sent (SEAL's receiver decodes noise there): reading it shows
+        values = None if ct.values is None else np.where(read, ct.values, np.nan)
         sent = PlainVector(values, self.params.depth, ct.scale, ct.is_cipher, True)  # switched to the last level
         return Wire(sent, extracted_bytes(self.params, self.params.depth, int(np.count_nonzero(read))), read)
 
-    def from_wire(self, wire: Wire) -> PlainVector:
+    def from_wire(self, wire: Wire, read: np.ndarray | None = None) -> PlainVector:
+        read = wire.read if read is None else read
+        if read is not None and (wire.read is None or not np.array_equal(read, wire.read)):
+            raise ValueError("from_wire: the receiver reads other coefficients than were sent")
         return wire.payload

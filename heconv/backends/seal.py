@@ -318,15 +318,19 @@ class SealBackend(Backend):
         data = b"".join([struct.pack("<Qd", self.params.depth, ct.scale), c1.tobytes(), c0[:, read].tobytes()])
         return Wire(data, len(data), read)
 
-    def from_wire(self, wire: Wire) -> seal.Ciphertext:
-        if wire.read is None:
+    def from_wire(self, wire: Wire, read: np.ndarray | None = None) -> seal.Ciphertext:
+        read = wire.read if read is None else read
+        if read is None:
             return _loaded(self.context, wire.payload)
         level, scale = struct.unpack_from("<Qd", wire.payload)
-        primes, n = self.params.primes(level), self.params.poly_modulus_degree
+        primes, n = self.params.primes(self.params.depth), self.params.poly_modulus_degree
+        if level != self.params.depth or len(wire.payload) != 16 + 8 * primes * (n + int(np.count_nonzero(read))):
+            raise ValueError(f"from_wire: an extracted ciphertext of {len(wire.payload)} bytes at level {level}, "
+                             f"expected level {self.params.depth} with {int(np.count_nonzero(read))} read coefficients")
         polys = np.zeros((2, primes, n), dtype=np.uint64)  # c0 zero where not read: those are never decrypted
         words = np.frombuffer(wire.payload, dtype="<u8", offset=16)
         polys[1] = words[: primes * n].reshape(primes, n)
-        polys[0][:, wire.read] = words[primes * n:].reshape(primes, -1)
+        polys[0][:, read] = words[primes * n:].reshape(primes, -1)
         ct = _loaded(self.context, _ciphertext_bytes(self._parms_ids[level], scale, polys))
         self._evaluator.transform_to_ntt_inplace(ct)
         return ct

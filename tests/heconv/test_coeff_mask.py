@@ -73,6 +73,8 @@ def test_encrypted_download_sends_the_read_coefficients_alone(depth):
         assert np.abs(got[r] - want[r]).max() < 1e-3
         c1_bare, c1_masked = _polynomials(_serialized(a))[1], _polynomials(_serialized(m))[1]
         assert (c1_bare != c1_masked).mean() > 0.99
+    with pytest.raises(ValueError, match="read coefficients"):  # the client's plan reads other coefficients
+        client.from_wire(wire, ~r)
     # without a rescale the input sits at 2^20, so a public-key encryption's noise (~2^7) shows: ~1e-4
     tol = 1e-6 if plan.rescale else 1e-3
     back = [client.from_wire(server.to_wire(m, r)) for m, r in zip(masked, reads)]
@@ -83,7 +85,8 @@ def test_encrypted_download_sends_the_read_coefficients_alone(depth):
 
 def test_plain_download_matches_the_encrypted_one():
     """The cleartext backend: the same counts as SEAL (an encryption and an addition per output, no
-    encode), the same bytes, and what the client decodes is the read values, zero elsewhere."""
+    encode), the same bytes, and what the client decodes is the read values, NaN where nothing was sent
+    (so that reading there shows); a receiver whose plan reads other coefficients refuses the wire."""
     rng = np.random.default_rng(2)
     params = ckks_params(depth=1)
     w, x = kaiming(rng, 4, 3, 3), rng.uniform(-1, 1, (3, 8, 8))
@@ -92,7 +95,9 @@ def test_plain_download_matches_the_encrypted_one():
     for a, m, r in zip(bare, masked, read_coefficients(plan.chunking, 4, 2)):
         wire = server.to_wire(m, r)
         assert wire.nbytes == extracted_bytes(params, params.depth, int(r.sum()))
-        assert np.array_equal(wire.payload.values[r], a.values[r]) and not wire.payload.values[~r].any()
+        assert np.array_equal(wire.payload.values[r], a.values[r]) and np.isnan(wire.payload.values[~r]).all()
+        with pytest.raises(ValueError, match="other coefficients"):
+            server.from_wire(wire, ~r)
 
 
 def test_extracted_download_refuses_slot_ciphertexts():
