@@ -35,13 +35,16 @@ from .cases import Case, is_coefficient
 
 # term -> the count field it is read from (in Case.info["counts"], else Case.counts)
 TERMS: dict[str, str] = {"rotations": "key_switches", "pmul_add_pairs": "pmuls", "outputs": "rescales",
-                         "masks": "encryptions", "encryptions": "encryptions"}
+                         "masks": "encryptions", "masks_before": "encryptions", "encryptions": "encryptions"}
 # terms counted only in the cases of one kind of algorithm (is_coefficient: True/False); the others count 0
-TERM_ALGORITHM: dict[str, bool] = {"masks": True, "encryptions": False}
+TERM_ALGORITHM: dict[str, bool] = {"masks": True, "masks_before": True, "encryptions": False}
+# the mask terms, each counted only in the cases of its era: "masks" today's (an encryption of zero; no
+# encode counted), "masks_before" the masks before the extraction (each counted an encode too)
+TERM_MASK_ERA: dict[str, bool] = {"masks": True, "masks_before": False}
 # the primitives whose streamed unit costs (the primitives suite) make up one unit of each term
 TERM_PRIMITIVES: dict[str, tuple[str, ...]] = {"rotations": ("rotation",), "pmul_add_pairs": ("pmul", "add"),
                                                "outputs": ("rescale", "plain_add"), "masks": ("encrypt", "add"),
-                                               "encryptions": ("encrypt",)}
+                                               "masks_before": ("encode", "encrypt"), "encryptions": ("encrypt",)}
 PLAN_FIELDS = ("rotations", "key_switches", "pmuls", "cmuls", "adds", "plain_adds", "rescales", "encodes",
                "encryptions")
 NOISE_TARGET = 0.05  # the issue's goal for the floor; cases whose passes agree within it are judged apart
@@ -52,9 +55,12 @@ def term_counts(c: Case, terms: tuple[str, ...] = tuple(TERMS)) -> np.ndarray:
 
     >>> term_counts(Case("c", "layer", 8192, 1.0, {"key_switches": 4, "pmuls": 9, "rescales": 2},
     ...                  {"counts": {"encryptions": 2}, "algorithm": "coefficient"}))
-    array([4., 9., 2., 2., 0.])
+    array([4., 9., 2., 2., 0., 0.])
+    >>> term_counts(Case("c", "layer", 8192, 1.0, {}, {"counts": {"encryptions": 2, "encodes": 2},
+    ...                                                "algorithm": "coefficient"}))      # a mask before
+    array([0., 0., 0., 0., 2., 0.])
     >>> term_counts(Case("c", "layer", 8192, 1.0, {"encryptions": 1}, {"schedule": "output-rotation"}))
-    array([0., 0., 0., 0., 1.])
+    array([0., 0., 0., 0., 0., 1.])
 
     The multiply-accumulates are read in level-0 multiplications where the case records them
     (`pmuls_level0`: each weighted by the primes it works on), since one at the last level of
@@ -64,9 +70,12 @@ def term_counts(c: Case, terms: tuple[str, ...] = tuple(TERMS)) -> np.ndarray:
     array([4.])
     """
     counts, coefficient = c.info.get("counts") or {}, is_coefficient(c)
+    today = not counts.get("encodes", c.counts.get("encodes", 0))  # a mask before the extraction encoded
 
     def count(t: str) -> float:
         if TERM_ALGORITHM.get(t, coefficient) != coefficient:
+            return 0.0
+        if TERM_MASK_ERA.get(t, today) != today:
             return 0.0
         if t == "pmul_add_pairs" and c.info.get("pmuls_level0") is not None:
             return float(c.info["pmuls_level0"])
@@ -154,25 +163,27 @@ MASK_WORDS = {MASK_KIND: "with the unread coefficients withheld (the default: an
 
 
 def mask_cost_text(n: int | str, unit_costs: dict, kinds: dict | None) -> str | None:
-    """Which mask a fitted masks unit cost prices, from `mask_kinds`; None without a masks term or kinds
-    (a cost_model.json written before they were recorded).
+    """Which masks the fitted mask unit costs price, from `mask_kinds`: `masks` today's, `masks_before`
+    the kinds before the extraction (their own term: they cost more); None without a mask term or
+    kinds (a cost_model.json written before they were recorded).
 
-    >>> text = mask_cost_text(8192, {"masks": 2e-3}, {"unrecorded": 26})
-    >>> text[:88]
-    "The masks' unit cost at N = 8192 is fitted on 26 masked coefficient layer cases: 26 from"
-    >>> text[-60:]
-    'it prices that mask, not the default (heconv/coeff_mask.py).'
-    >>> mask_cost_text(8192, {"masks": 2e-3}, {"withheld": 3})[-48:]
-    'encryption of zero each) (heconv/coeff_mask.py).'
+    >>> mask_cost_text(8192, {"masks_before": 2e-3}, {"uniform": 26})[-92:]
+    "ran today's mask, so a whole model that did is predicted without one (heconv/coeff_mask.py)."
+    >>> mask_cost_text(8192, {"masks": 2e-3, "masks_before": 2e-3}, {"withheld": 3, "uniform": 2})[55:113]
+    '`masks` on 3 layer cases with the unread coefficients with'
     """
-    if not kinds or "masks" not in (unit_costs or {}):
+    if not kinds or not {"masks", "masks_before"} & set(unit_costs or {}):
         return None
-    total, default = sum(kinds.values()), kinds.get(MASK_KIND, 0)
-    which = ("" if default == total else "; it prices that mask, not the default" if default == 0
-             else "; it mixes the masks")
-    return (f"The masks' unit cost at N = {n} is fitted on {total} masked coefficient layer cases: "
-            + ", ".join(f"{v} {MASK_WORDS.get(k, 'with the ' + k + ' mask')}" for k, v in sorted(kinds.items()))
-            + f"{which} (heconv/coeff_mask.py).")
+    today = kinds.get(MASK_KIND, 0)
+    before = sorted((k, v) for k, v in kinds.items() if k != MASK_KIND)
+    parts = [f"`masks` on {today} layer cases {MASK_WORDS[MASK_KIND]}"] if today else []
+    if before:
+        parts.append("`masks_before` on " + ", ".join(f"{v} {MASK_WORDS.get(k, 'with the ' + k + ' mask')}"
+                                                     for k, v in before))
+    text = f"The masks' unit costs at N = {n} are fitted per kind: " + "; ".join(parts)
+    if not today:
+        text += "; no layer case ran today's mask, so a whole model that did is predicted without one"
+    return text + " (heconv/coeff_mask.py)."
 
 
 def plan_key(c: Case) -> tuple:

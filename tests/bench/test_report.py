@@ -305,14 +305,15 @@ def test_readme_round_trip(tmp_path):
 
 
 def test_readme_says_which_mask_the_fitted_mask_cost_prices():
-    per_n = {"cases": 30, "n_cases": 30, "unit_costs": {"rotations": 1.2e-3, "masks": 2.19e-3}}
+    per_n = {"cases": 30, "n_cases": 30, "unit_costs": {"rotations": 1.2e-3, "masks_before": 2.19e-3}}
     old = render_readme_block({"per_n": {"8192": {**per_n, "mask_kinds": {"unrecorded": 26}}}})
-    assert ("The masks' unit cost at N = 8192 is fitted on 26 masked coefficient layer cases: 26 from runs before "
-            "the uniform mask") in old and "it prices that mask, not the default" in old
-    new = render_readme_block({"per_n": {"8192": {**per_n, "mask_kinds": {"withheld": 20}}}})
-    assert "20 with the unread coefficients withheld (the default" in new and "not the default" not in new
-    mixed = render_readme_block({"per_n": {"8192": {**per_n, "mask_kinds": {"uniform": 2, "withheld": 3}}}})
-    assert "it mixes the masks" in mixed
+    assert ("The masks' unit costs at N = 8192 are fitted per kind: `masks_before` on 26 from runs before the "
+            "uniform mask") in old and "no layer case ran today's mask" in old
+    both = {"rotations": 1.2e-3, "masks": 1.9e-3, "masks_before": 2.19e-3}
+    new = render_readme_block({"per_n": {"8192": {**per_n, "unit_costs": both,
+                                                  "mask_kinds": {"withheld": 20, "uniform": 2}}}})
+    assert "`masks` on 20 layer cases with the unread coefficients withheld" in new
+    assert "`masks_before` on 2 with the uniform mask" in new and "no layer case ran today's" not in new
     # a cost_model.json written before the kinds were recorded: nothing claimed either way
     assert "masks' unit cost" not in render_readme_block({"per_n": {"8192": per_n}})
 
