@@ -17,11 +17,10 @@ from typing import Any
 import numpy as np
 
 from heconv.algorithms import Layout, decrypt_map
-from heconv.backends import Backend
+from heconv.backends import Backend, Wire
 from heconv.bounds import output_gain
 from heconv.cost import UnitCosts, floor_seconds
 from heconv.parallel_plan import ParallelPlan
-from heconv.traffic import extracted_bytes
 
 from .layer import FLOOR_TARGET, INPUT_BOUND, LayerRun, PreparedLayer, run_layer, torch_conv
 from .unit_costs import measure_unit_costs
@@ -106,7 +105,8 @@ class LayerRecord:
 
 def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = None,
                  runs: list[LayerRun] | None = None, latency_s: float | None = None) -> LayerRecord:
-    """Decrypt `run`'s output, compare with torch, compute the floor. `runs` (all timed
+    """Send `run`'s output to the client as the protocol does (extracted where the layout reads some
+    coefficients alone), decrypt it, compare with torch, compute the floor. `runs` (all timed
     rounds, default just `run`) decide counts_match_plan and the mean CPU and part times;
     `latency_s` defaults to run's."""
     b, plan, alg = prep.backend, prep.plan, prep.alg
@@ -114,7 +114,8 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
     runs = runs or [run]
     client = prep.client or b
     layout = alg.output_layout(plan)
-    y = decrypt_map(run.outputs, layout, client)
+    sent = _downloads(b, run.outputs, layout)
+    y = decrypt_map([client.from_wire(w, w.read) for w in sent], layout, client)
     client.reset_counter()
     ref = torch_conv(prep.x, prep.weight, prep.bias, spec.stride)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # before the unit costs' operand pools
@@ -142,7 +143,7 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
         meets_floor_target=latency <= FLOOR_TARGET * floor, unit_costs_s=unit.to_dict(),
         max_abs_error=float(np.abs(y - ref).max()), max_abs_reference=float(np.abs(ref).max()),
         peak_rss_bytes=peak, seed=prep.seed, bytes_client_to_server=prep.upload_bytes,
-        bytes_server_to_client=_download_bytes(b, run.outputs, layout), upload=prep.upload,
+        bytes_server_to_client=sum(w.nbytes for w in sent), upload=prep.upload,
         workers_requested=prep.workers_requested, serial_predicted=alg.predicted(plan).to_dict(), **workers,
         pmuls_level0=run.counts.pmuls * plan.params.level_work(alg.input_level(plan)),
         algorithm_candidates=None if choice is None else [asdict(c) for c in choice.candidates],
@@ -175,12 +176,12 @@ def measure_layer(prep: PreparedLayer, unit: UnitCosts | None = None) -> LayerRe
     return layer_record(prep, run_layer(prep), unit)
 
 
-def _download_bytes(backend: Backend, outputs: list[Any], layout: Layout) -> int:
-    """What the outputs weigh on the way back: whole, or extracted where the layout reads some
-    coefficients alone (`Layout.reads`, heconv.traffic.extracted_bytes: our format, exact)."""
+def _downloads(backend: Backend, outputs: list[Any], layout: Layout) -> list[Wire]:
+    """The outputs as they cross the network: whole, or extracted where the layout reads some
+    coefficients alone (`Layout.reads`, `Backend.to_wire`); their bytes measured (SEAL) or modelled."""
     reads = layout.reads()
     if reads is None:
-        return sum(backend.ciphertext_bytes(c) for c in outputs)
+        return [backend.to_wire(c) for c in outputs]
     if len(reads) != len(outputs):
         raise ValueError(f"{len(outputs)} outputs, the layout reads {len(reads)}")
-    return sum(extracted_bytes(backend.params, backend.params.depth, int(np.count_nonzero(r))) for r in reads)
+    return [backend.to_wire(c, r) for c, r in zip(outputs, reads)]
