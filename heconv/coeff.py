@@ -98,7 +98,7 @@ def plan_coeff_conv(
     try:
         ch, choice = choose_chunking(c_i, c_o, height, width, k, params, level, frame_kernel, align, mask, objective,
                                      unit_costs, wire_costs, output_uploads, partner, rescale, partner_masks,
-                                     len(covered))
+                                     len(covered), stride)
     except ValueError as e:
         raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
     nonzero = np.zeros((ch.groups * ch.group, ch.chunks * ch.c_w), dtype=bool)

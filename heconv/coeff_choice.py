@@ -11,8 +11,8 @@ n_out = groups * tiles outputs (outs). Its share of one inference, for the dense
     wire       = (n_in * bytes of an upload + bytes of the outputs) * 8 / bandwidth
 
 where an output goes back extracted (heconv.coeff_mask), at the chain's last level: its second
-polynomial whole and the first at the coefficients the client reads, C_out * H * W of them in all
-(an upper bound where the conv is strided).
+polynomial whole and the first at the coefficients the client reads, C_out * ceil(H/s) * ceil(W/s)
+of them in all (s the stride).
 
 and, where a residual add sums the output with a value the client uploads in the output layout
 (`output_uploads` = 1: an identity shortcut), n_out more uploads at the output's level (one down
@@ -80,7 +80,7 @@ class ChunkChoice:
 
 def chunking_phases(ch: CoeffChunking, params: CKKSParams, level: int, mask: bool, upload_seeded: bool,
                     unit: UnitCosts = DEFAULT_UNIT_COSTS, wire: WireCosts = DEFAULT_WIRE_COSTS,
-                    output_uploads: int = 0, rescale: bool = True, covered: int = 0) -> Phases:
+                    output_uploads: int = 0, rescale: bool = True, covered: int = 0, stride: int = 1) -> Phases:
     """The predicted phases of one dense conv under chunking `ch` (the formulas above), its input at
     `level` and its output there too, or one level down where it rescales; `covered` output groups
     (their tiles) unmasked, a partner's mask covering them.
@@ -107,8 +107,7 @@ def chunking_phases(ch: CoeffChunking, params: CKKSParams, level: int, mask: boo
               + masks * unit.encrypt + extra * unit.add)
     ups = n_in * work + extra * params.level_work(out_level)  # uploads in level-0 equivalents
     last = params.depth  # outputs go back at the last level (Backend.to_wire)
-    read = ch.c_out * ch.height * ch.width  # read back in all; the chunking knows no stride, so a strided conv's
-    # is an upper bound (heconv.network.traffic.download_bytes counts the layout's exactly)
+    read = ch.c_out * -(-ch.height // stride) * -(-ch.width // stride)  # read back in all: the stride grid's pixels
     return Phases(client_s=ups * (unit.encode + wire.encrypt(upload_seeded)) + outs * wire.decrypt_extracted,
                   server_s=server, server_io_s=ups * wire.load + outs * wire.save_extracted,
                   upload_bytes=n_in * ciphertext_bytes(params, level, upload_seeded)
@@ -121,7 +120,7 @@ def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int,
                     objective: Objective | None = None, unit_costs: UnitCosts | None = None,
                     wire_costs: WireCosts | None = None, output_uploads: int = 0,
                     partner: tuple[int, int] | None = None, rescale: bool = True,
-                    partner_masks: bool = True, covered: int = 0) -> tuple[CoeffChunking, ChunkChoice]:
+                    partner_masks: bool = True, covered: int = 0, stride: int = 1) -> tuple[CoeffChunking, ChunkChoice]:
     """The chunking with the least predicted cost under `objective` (default: end to end at the
     default bandwidth, seeded uploads), and the record of the choice. `output_uploads`: values the
     client uploads in this conv's output layout (1 where an identity shortcut is added to it);
@@ -146,10 +145,10 @@ def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int,
     cands = []
     for ch in chunkings:
         ph = chunking_phases(ch, params, level, mask, objective.seeded, unit, wire, output_uploads, rescale,
-                             covered)
+                             covered, stride)
         if partner is not None:
             ph = _with_partner(ph, ch, partner, params, level, mask and partner_masks, objective.seeded, unit, wire,
-                               rescale)
+                               rescale, stride)
         cands.append(ChunkCandidate(ch.c_w, ch.tile_h, ch.tile_w, ch.chunks, ch.group, ch.chunks * ch.tiles,
                                     ch.groups * ch.tiles, ph, ph.cost(objective)))
 
@@ -162,12 +161,13 @@ def choose_chunking(c_in: int, c_out: int, height: int, width: int, kernel: int,
 
 
 def _with_partner(ph: Phases, ch: CoeffChunking, partner: tuple[int, int], params: CKKSParams, level: int,
-                  mask: bool, seeded: bool, unit: UnitCosts, wire: WireCosts, rescale: bool = True) -> Phases:
+                  mask: bool, seeded: bool, unit: UnitCosts, wire: WireCosts, rescale: bool = True,
+                  stride: int = 1) -> Phases:
     """`ph` plus the partner conv aligned with `ch`: its uploads, evaluation and masks; nothing more
     comes back (the residual add's sum is `ph`'s download)."""
     c_in, kernel = partner
     other = chunking_candidates(c_in, ch.c_out, ch.height, ch.width, kernel, ch.n, ch.kernel, ch)[0]
-    q = chunking_phases(other, params, level, mask, seeded, unit, wire, rescale=rescale)
+    q = chunking_phases(other, params, level, mask, seeded, unit, wire, rescale=rescale, stride=stride)
     outs = other.groups * other.tiles
     return Phases(client_s=ph.client_s + q.client_s - outs * wire.decrypt_extracted,
                   server_s=ph.server_s + q.server_s,

@@ -163,3 +163,14 @@ def test_the_hybrid_planner_tells_each_conv_its_residual_uploads():
     alone = next(a.plan for a in server_rule.actions if getattr(a, "name", "") == "layers.1.0.conv2").choice.winner
     # the earlier rule: each conv alone
     assert alone.phases.upload_bytes == alone.n_in * ciphertext_bytes(P, P.depth, True)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_the_chosen_download_is_what_the_layout_reads(stride):
+    """The chooser's bytes down equal the extracted downloads of the chosen plan's output layout, strided too."""
+    from heconv.coeff_pack import read_coefficients
+    from heconv.traffic import extracted_bytes
+
+    plan = plan_coeff_conv(np.ones((128, 64, 3, 3)), 16, 16, P, stride=stride)
+    reads = read_coefficients(plan.chunking, 128, stride)
+    assert plan.choice.winner.phases.download_bytes == sum(extracted_bytes(P, P.depth, int(r.sum())) for r in reads)
