@@ -121,6 +121,9 @@ class PruningMethod(ABC):
     algorithm: str = "slot"
     # The verdicts compare families: a family's member (and lambdas) is chosen per model on validation.
     family: str = ""
+    # Before pruning, each conv's weight scale is set back to the reference model's (pruning.rescale):
+    # what the Lasso shrank and BatchNorm cancelled no longer makes the fine-tuning's step hotter.
+    rescale: bool = False
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -201,11 +204,13 @@ class Unstructured(PruningMethod):
 class GroupPruning(PruningMethod):
     """Named group kinds of every conv, scored by their RMS."""
 
-    def __init__(self, name: str, kinds: tuple[str, ...], lasso: tuple[str, ...] = (), family: str | None = None):
+    def __init__(self, name: str, kinds: tuple[str, ...], lasso: tuple[str, ...] = (), family: str | None = None,
+                 rescale: bool = False):
         unknown = [k for k in kinds if k not in KINDS]
         if unknown:
             raise InputError(f"unknown group kinds {unknown}; known: {list(KINDS)}")
         self.name, self.kinds, self.lasso, self.family = name, kinds, lasso, family or name
+        self.rescale = rescale
 
     def units(self, weights, groups):
         out = []
@@ -331,6 +336,9 @@ _ALL = [Dense(), Unstructured(), Hunter(), *hunter_variants(), GroupPruning("hun
                                                                             family="hunter"),
         GroupPruning("diagonal-no-lasso", ("diagonal",), family="hunter"),
         GroupPruning("artemis-diagonal", ("diagonal",), ("d",)),
+        # The Lasso model at the dense model's weight scale (pruning.rescale): a member of the family, so the
+        # artemis-diagonal of the verdicts is the better of the two on validation.
+        GroupPruning("artemis-diagonal-rescaled", ("diagonal",), ("d",), family="artemis-diagonal", rescale=True),
         GroupPruning("artemis-positional", ("positional",), ("p",)),
         GroupPruning("artemis-both", ("diagonal", "positional"), ("p", "d")), CoefficientBlock()]
 REGISTRY: dict[str, PruningMethod] = {m.name: m for m in _ALL}

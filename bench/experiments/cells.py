@@ -246,8 +246,16 @@ def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int
     torch.manual_seed(cell.train.seed)
     model = build_model(cell.train.model, data.in_channels, data.num_classes)
     model.load_state_dict(checkpoint_from_bytes(trained["state"], cell.train.run_id)[0])
+    method = get_method(cell.method)
+    factors = None
+    if method.rescale:  # the reference's weight scale, before anything is scored (pruning.rescale)
+        from pruning.rescale import match_weight_scale
+
+        ref_model = build_model(cell.train.model, data.in_channels, data.num_classes)
+        ref_model.load_state_dict(checkpoint_from_bytes(reference["state"], cell.reference.run_id)[0])
+        factors = match_weight_scale(model, ref_model)
     schedules = trained["schedules"]
-    groups = model_groups(model, shape, params, schedules, get_method(cell.method).algorithm)
+    groups = model_groups(model, shape, params, schedules, method.algorithm)
     seed = cell.train.seed
     if snapshot is not None:
         snapshot = snapshot.with_inputs(hashlib.sha256(trained["state"]).hexdigest(), repr(reference["val_accuracy"]))
@@ -271,6 +279,6 @@ def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int
             "reference_val_accuracy": result.dense_accuracy, "schedules": schedules, "data_source": data.source,
             "n_train": len(data.train.y), "n_val": len(data.val.y), "n_test": len(data.test.y),
             "in_channels": data.in_channels, "num_classes": data.num_classes, "state": blob,
-            "cut_off": result.cut_off, "within_budget": result.within_budget,
+            "cut_off": result.cut_off, "within_budget": result.within_budget, "scale_factors": factors,
             "checkpoint_sha256": hashlib.sha256(blob).hexdigest(), "wall_s": time.time() - start,
             **_snapshot_fields(resume, ignored)}

@@ -216,7 +216,8 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
         sha = _save_checkpoint(result.pop("state"), path)
         fields = {**result, "checkpoint": str(path), "checkpoint_sha256": sha,
                   "config": {**(cell.fields()["config"]), "schedules": result.get("schedules"),
-                             **{k: result[k] for k in ("cut_off", "within_budget", "resumed_from") if k in result}}}
+                             **{k: result[k] for k in ("cut_off", "within_budget", "resumed_from", "scale_factors")
+                                if result.get(k) is not None}}}
         store.finish_run(cell.run_id, fields, result.get("steps"))
         snapshot_path(snaps, cell.run_id).unlink(missing_ok=True)  # recorded done: nothing to go on from
         if result.get("snapshot_ignored"):

@@ -213,12 +213,15 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0) -> list[str]:
             md.append(f"| {name} | {r.lambdas[0]:g} / {r.lambdas[1]:g} | {len(r.within)} of {len(r.seeds)} | "
                       f"{'-' if rot is None else f'{rot:.0f}'} ({per}) | {acc} | "
                       f"{_mean(r.epochs.values()) or 0:.1f} | {f'{cut} of {len(r.seeds)}' if cut else 'no'} |")
-        variants = family_members(results, "hunter")
-        if len(variants) > 1:
-            md += ["", "Hunter's variants (validation decides; the first is `hunter` above):", "",
-                   "| variant | seeds within budget | rotations at the chosen step (mean) |", "|---|---|---|"]
-            md += [f"| {v.method} | {len(v.within)} of {len(v.seeds)} | "
-                   f"{'-' if not v.within else f'{_mean(v.rotations[s] for s in v.within):.0f}'} |" for v in variants]
+        for fam in sorted({r.family for r in results.values() if r.family}):
+            variants = family_members(results, fam)
+            if len(variants) > 1:
+                md += ["", f"{fam}'s variants (validation decides; the first is `{fam}` above):", "",
+                       "| variant | lambda_p / lambda_d | seeds within budget | rotations at the chosen step (mean) |",
+                       "|---|---|---|---|"]
+                md += [f"| {v.method} | {v.lambdas[0]:g} / {v.lambdas[1]:g} | {len(v.within)} of {len(v.seeds)} | "
+                       f"{'-' if not v.within else f'{_mean(v.rotations[s] for s in v.within):.0f}'} |"
+                       for v in variants]
         md += ["", "| ratio | rotations at the chosen steps | better at all | chosen steps, encrypted: "
                    "rotations / server time | what it says |", "|---|---|---|---|---|"]
         for num, den, what in RATIOS:

@@ -53,6 +53,30 @@ def _check_conv(path: str, m: nn.Conv2d) -> None:
         raise InputError(f"cannot lower {path} (Conv2d): stride {m.stride} must be 1 or 2 in both axes")
 
 
+def conv_batchnorm_pairs(model: nn.Module) -> list[tuple[str, str]]:
+    """(conv path, BatchNorm2d path) for every BatchNorm2d that directly follows a conv whose only user it
+    is: the pairs `lower_model` folds, where the conv's weight scale is free (BN cancels it).
+
+    >>> m = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.Conv2d(2, 2, 1))
+    >>> conv_batchnorm_pairs(m)
+    [('0', '1')]
+    """
+    graph = _Tracer().trace(model)
+    modules = dict(model.named_modules())
+    users: dict[str, int] = {}
+    for node in graph.nodes:
+        for arg in node.all_input_nodes:
+            users[arg.name] = users.get(arg.name, 0) + 1
+    pairs = []
+    for node in graph.nodes:
+        if node.op == "call_module" and isinstance(modules[node.target], nn.BatchNorm2d):
+            src = node.args[0]
+            if (isinstance(src, fx.Node) and src.op == "call_module" and isinstance(modules[src.target], nn.Conv2d)
+                    and users.get(src.name, 0) == 1):
+                pairs.append((str(src.target), str(node.target)))
+    return pairs
+
+
 def lower_model(model: nn.Module, input_shape: tuple[int, int, int]) -> Network:
     """The network IR of `model` for inputs of shape [C, H, W]."""
     if model.training:

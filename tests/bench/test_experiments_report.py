@@ -162,7 +162,7 @@ def test_every_hunter_variant_and_the_ablation_stay_in_the_report():
     assert results["hunter"].method == "hunter-rms-all"
     assert [m.method for m in results["hunter"].members] == ["hunter-rms-all", "diagonal-no-lasso", "hunter"]
     md = "\n".join(experiments_section(rows))
-    assert "| diagonal-no-lasso | 0 / 0 | 3 of 3 |" in md and "| hunter | 3 of 3 | 600 |" in md
+    assert "| diagonal-no-lasso | 0 / 0 | 3 of 3 |" in md and "| hunter | 0 / 0 | 3 of 3 | 600 |" in md
 
 
 def test_choices_are_made_on_the_seeds_every_candidate_ran_and_confirmation_seeds_are_named():
@@ -209,3 +209,18 @@ def test_the_readme_states_the_claims_verdict_and_the_encrypted_ratios():
     line = next(x for x in block.splitlines() if "hunter / artemis-diagonal" in x)
     assert "the 1.2x claim holds" in line and "encrypted (auto schedule, 3 seeds)" in line
     assert "claim" not in next(x for x in block.splitlines() if "dense / artemis-diagonal" in x)
+
+
+def test_the_rescaled_lasso_member_stands_for_artemis_diagonal_where_validation_prefers_it():
+    rows = _rows()
+    for seed in (0, 1, 2):  # the rescaled member reaches 200 rotations within the budget, at lambda_d 2
+        rows += _run("artemis-diagonal-rescaled", seed, [(1000, 90.0, 90.0), (200, 89.2, 89.2)], 2.0)
+    results = model_results(rows)
+    art = results["artemis-diagonal"]
+    assert (art.method, art.lambdas) == ("artemis-diagonal-rescaled", (0.0, 2.0))
+    assert art.rotations == {0: 200, 1: 200, 2: 200}
+    assert [m.method for m in art.members] == ["artemis-diagonal-rescaled", "artemis-diagonal"]
+    assert ratio(results, "hunter", "artemis-diagonal")["value"] == pytest.approx(3.0)
+    md = "\n".join(experiments_section(rows))
+    assert "artemis-diagonal's variants (validation decides; the first is `artemis-diagonal` above)" in md
+    assert "| artemis-diagonal-rescaled | 0 / 2 | 3 of 3 | 200 |" in md
