@@ -28,16 +28,50 @@ def level_bits(params: CKKSParams, level: int) -> int:
     return sum(params.coeff_mod_bit_sizes[:-1]) - params.scale_bits * level
 
 
-def headroom(params: CKKSParams, level: int, product: bool = True) -> float:
+def headroom(params: CKKSParams, level: int, product: bool = True, scale_bits: int | None = None) -> float:
     """The largest magnitude a value may reach at `level`: in a product (scale 2^2s) or a
-    sum of fresh or rescaled ciphertexts (scale 2^s).
+    sum of fresh or rescaled ciphertexts (scale 2^s), or at scale 2^scale_bits when given.
 
     >>> from heconv.params import ckks_params
     >>> headroom(ckks_params(depth=1), 0), headroom(ckks_params(depth=1), 1, product=False)
     (524288.0, 524288.0)
+    >>> headroom(ckks_params(depth=1), 1, scale_bits=50)     # 60 bits left, a value at 2^50
+    512.0
     """
-    scale_bits = params.scale_bits * (2 if product else 1)
+    if scale_bits is None:
+        scale_bits = params.scale_bits * (2 if product else 1)
     return 2.0 ** (level_bits(params, level) - scale_bits - 1)
+
+
+# The split of a last-level product's scale 2^T between input (2^a) and weights (2^(T - a)), from the
+# measured error of a 64->64 3x3 slot conv at 16x16, N = 8192, [60, 40, 60], Kaiming weights, inputs in
+# [-1, 1] (tests/heconv/measure_last_level.py): max |error| ~ 1.6e-3 * 2^(20 - w) + 2.4e-3 * 2^(26 - a), the
+# weights' encoding error and the key switches' noise on the input. Their sum is least near a - w = 7:
+# 1.4e-4 at T = 54 (30 / 24), 1.5e-3 at 50 (30 / 20), 1.7e-3 at 48 (28 / 20), 2.6e-2 at 40 (24 / 16).
+LAST_LEVEL_MAX_BITS = 54  # more buys little precision and costs headroom
+LAST_LEVEL_MIN_BITS = 46  # below, about 4e-3 of error on that layer: the conv rescales at level 0 instead
+
+
+def last_level_split(params: CKKSParams, bound: float) -> tuple[int, int] | None:
+    """(input bits, weight bits) for a product summed at the chain's last level without a rescale, with
+    values up to `bound` in absolute value: the largest total T <= LAST_LEVEL_MAX_BITS that leaves them
+    room (`headroom` at scale 2^T), split for the least error; None where T < LAST_LEVEL_MIN_BITS.
+
+    >>> from heconv.params import ckks_params
+    >>> p = ckks_params(depth=1)                    # the last level keeps the 60-bit prime
+    >>> last_level_split(p, 20.0), last_level_split(p, 400.0), last_level_split(p, 5000.0), last_level_split(p, 2e4)
+    ((30, 24), (28, 22), (26, 20), None)
+    """
+    if not np.isfinite(bound) or bound < 0:
+        return None
+    room_bits = level_bits(params, params.depth) - 1
+    total = min(LAST_LEVEL_MAX_BITS, room_bits - int(np.floor(np.log2(max(bound, 1e-300)))) - 1)
+    while total >= LAST_LEVEL_MIN_BITS and bound >= 2.0 ** (room_bits - total):
+        total -= 1
+    if total < LAST_LEVEL_MIN_BITS:
+        return None
+    a = (total + 7) // 2
+    return a, total - a
 
 
 def output_gain(weight: np.ndarray) -> float:
@@ -50,12 +84,14 @@ def output_gain(weight: np.ndarray) -> float:
     return float(np.abs(w.reshape(w.shape[0], -1)).sum(axis=1).max()) if w.size else 0.0
 
 
-def check_bound(layer: str, bound: float, params: CKKSParams, level: int, product: bool = True) -> None:
+def check_bound(layer: str, bound: float, params: CKKSParams, level: int, product: bool = True,
+                scale_bits: int | None = None) -> None:
     """Raise ValueError naming the layer, the bound and what to change when `bound` does not fit."""
-    room = headroom(params, level, product)
+    room = headroom(params, level, product, scale_bits)
     if not np.isfinite(bound) or bound >= room:
+        scale = params.scale_bits if scale_bits is None else scale_bits
         raise InputError(
-            f"layer {layer}: values may reach {bound:.3g}, beyond the {room:.3g} that scale 2^{params.scale_bits} "
+            f"layer {layer}: values may reach {bound:.3g}, beyond the {room:.3g} that scale 2^{scale} "
             f"leaves in the {level_bits(params, level)}-bit modulus at level {level}; decryption would give garbage. "
             "Use smaller weights or inputs, a larger modulus (larger first prime), or fewer --scale-bits "
             "(less precision); --no-bound-check runs anyway"

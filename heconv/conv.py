@@ -23,7 +23,7 @@ import numpy as np
 from .backends.base import Backend, OpCounts, normalize_step
 from .checks import check_compile, check_run_inputs, check_stride_level, check_weight
 from .conv_plan import ConvPlan, ConvSpec, Term
-from .cost import UnitCosts
+from .cost import DEFAULT_UNIT_COSTS, UnitCosts
 from .errors import InputError
 from .geometry import Packing, kernel_offsets, pack, packing_geometry, position_shift, unpack, valid_pixel_masks
 from .params import CKKSParams
@@ -79,16 +79,24 @@ def plan_conv(
     stride: int = 1,
     has_bias: bool = False,
     name: str = "conv",
-    level: int = 0,
+    level: int | None = None,
     schedule: str = "output-rotation",
     c_n: int | None = None,
     unit_costs: UnitCosts | None = None,
+    rescale: bool = True,
+    input_scale_bits: int | None = None,
+    weight_scale_bits: int | None = None,
 ) -> ConvPlan:
     """Plan one convolution from its weights; all-zero groups cost nothing.
 
     `schedule`: "output-rotation" (B = 1), "input-rotation" (B = c_n), "bsgs:B", or
     "auto": the B with the lowest predicted time from the kept terms, with `unit_costs`
-    (default heconv.cost.DEFAULT_UNIT_COSTS; nothing is measured here).
+    (default heconv.cost.DEFAULT_UNIT_COSTS, at the level's work; nothing is measured here).
+
+    `rescale` False: the input at 2^input_scale_bits and the weights at 2^weight_scale_bits (both
+    required; heconv.bounds.last_level_split chooses them), the products summed and left unrescaled at
+    `level` (default: the chain's last, one prime, where a rotation and a multiplication cost about
+    half of level 0's). `level` defaults to 0 with a rescale.
 
     >>> from heconv.params import ckks_params
     >>> p = plan_conv(np.ones((64, 64, 3, 3)), 16, 16, ckks_params(depth=1))
@@ -100,7 +108,17 @@ def plan_conv(
     """
     w, _ = check_weight(name, weight, None)
     c_o, c_i, k, _ = w.shape
-    check_stride_level(name, stride, level, params)
+    if rescale:
+        level = 0 if level is None else level
+        check_stride_level(name, stride, level, params)
+    else:
+        level = params.depth if level is None else level
+        check_stride_level(name, stride, 0, params)
+        if not 0 <= level <= params.depth:
+            raise InputError(f"layer {name}: input at level {level} is outside the chain (0..{params.depth})")
+        if input_scale_bits is None or weight_scale_bits is None:
+            raise InputError(f"layer {name}: without a rescale the plan needs input_scale_bits and "
+                             f"weight_scale_bits (heconv.bounds.last_level_split)")
     check_schedule(schedule, name)
     try:
         packing = packing_geometry(c_i, c_o, height, width, params.slots, c_n)
@@ -115,7 +133,8 @@ def plan_conv(
     baby = resolve_schedule(schedule, packing.c_n, name)
     candidates: list[ScheduleCandidate] = []
     if baby is None:
-        candidates = rank_schedules(nonzero, shifts, packing, has_bias, unit_costs)
+        unit = (unit_costs or DEFAULT_UNIT_COSTS).at_work(params.level_work(level))
+        candidates = rank_schedules(nonzero, shifts, packing, has_bias, unit)
         baby = best_schedule(candidates).baby_step
     rot = schedule_rotations(nonzero, shifts, packing, baby)
     p, slots = packing.channel_slots, packing.slots
@@ -142,6 +161,9 @@ def plan_conv(
         baby_step=baby,
         giants=rot.giants,
         candidates=candidates,
+        rescale=rescale,
+        input_scale_bits=None if rescale else input_scale_bits,
+        weight_scale_bits=None if rescale else weight_scale_bits,
     )
     return dataclasses.replace(plan, predicted=predicted_counts(plan))
 
@@ -154,7 +176,7 @@ def predicted_counts(plan: ConvPlan) -> OpCounts:
 
     (B = 1: kept non-centre positions plus kept diagonals d != 0.) Multiplications are
     the nonzero plaintexts; products and giant-step sums are accumulated by additions;
-    one rescale per nonempty output ciphertext.
+    one rescale per nonempty output ciphertext (none without a rescale).
     """
     b = plan.baby_step
     terms_per: dict[tuple[int, int], int] = {}
@@ -169,7 +191,7 @@ def predicted_counts(plan: ConvPlan) -> OpCounts:
         pmuls=len(plan.terms),
         adds=adds,
         plain_adds=full if plan.has_bias else 0,
-        rescales=full,
+        rescales=full if plan.rescale else 0,
         encryptions=len(plan.empty_outputs),
     )
 
@@ -212,18 +234,25 @@ def compile_conv(
     Weights are encoded at the input level with scale equal to the prime the rescale
     will divide by, so the output comes back at exactly the input scale (the default
     scale unless `input_scale` says otherwise); the bias is encoded at that scale.
+    Without a rescale the weights are at 2^weight_scale_bits and the bias at the products'
+    scale (the input's times the weights'), at the input level.
     """
     s = plan.spec
     w, b = check_compile(plan, weight, bias, backend)
     wd = diagonal_weights(w, plan.packing) if backend.tracks_values else None
     masks = valid_pixel_masks(s.kernel, s.height, s.width, plan.packing.channel_slots)
-    w_scale = backend.rescale_divisor(plan.level)
+    if plan.rescale:
+        w_scale = backend.rescale_divisor(plan.level)
+        out_scale = input_scale or plan.params.scale
+    else:
+        w_scale = 2.0 ** plan.weight_scale_bits
+        out_scale = (input_scale or 2.0 ** plan.input_scale_bits) * w_scale
     vectors = (_term_vectors(wd, masks, plan.terms, plan.packing, plan.baby_step) if backend.tracks_values
                else [None] * len(plan.terms))
     weights = [backend.encode(v, plan.level, w_scale) for v in vectors]
     empty = set(plan.empty_outputs)
     outputs = [
-        backend.encode(_bias_vector(b, bo, plan.packing), plan.level + 1, input_scale or plan.params.scale)
+        backend.encode(_bias_vector(b, bo, plan.packing), plan.output_level, out_scale)
         if (plan.has_bias or bo in empty)
         else None
         for bo in range(plan.packing.n_out)
@@ -275,8 +304,9 @@ def accumulate_terms(layer: CompiledConv, rotated: Mapping[int, Mapping[int, Any
 
 
 def finish_output(layer: CompiledConv, bo: int, y: Any, backend: Backend) -> None:
-    """Complete output ciphertext bo in place: one rescale, then the bias (if any)."""
-    backend.rescale_inplace(y)
+    """Complete output ciphertext bo in place: one rescale (where the plan rescales), then the bias (if any)."""
+    if layer.plan.rescale:
+        backend.rescale_inplace(y)
     if layer.outputs[bo] is not None:
         backend.add_plain_inplace(y, layer.outputs[bo])
 

@@ -73,6 +73,21 @@ class ConvPlan:
     giants: list[list[int]]
     candidates: list[ScheduleCandidate] = field(default_factory=list)
     predicted: OpCounts = field(default_factory=OpCounts)
+    # Without a rescale (heconv.bounds.last_level_split): the input at 2^input_scale_bits, the weights at
+    # 2^weight_scale_bits, the products summed at the input's level (the chain's last) and left there.
+    rescale: bool = True
+    input_scale_bits: int | None = None  # None: the parameters' scale
+    weight_scale_bits: int | None = None  # None: the prime the rescale divides by
+
+    @property
+    def output_level(self) -> int:
+        """The outputs' level: one rescale below the input, or the input's own without one."""
+        return self.level + self.rescale
+
+    @property
+    def output_scale_bits(self) -> int | None:
+        """log2 of the outputs' scale without a rescale (input + weight bits); None: the parameters' scale."""
+        return None if self.rescale else self.input_scale_bits + self.weight_scale_bits
 
     @property
     def schedule_name(self) -> str:
@@ -112,4 +127,7 @@ class ConvPlan:
             giants=d.get("giants", d["diagonals"]),  # plans written before schedules: B = 1
             candidates=[ScheduleCandidate(**c) for c in d.get("candidates", [])],
             predicted=OpCounts(**d["predicted"]),
+            rescale=d.get("rescale", True),  # plans written before the last-level option rescaled
+            input_scale_bits=d.get("input_scale_bits"),
+            weight_scale_bits=d.get("weight_scale_bits"),
         )

@@ -121,7 +121,7 @@ def _touch(backend: Backend, layers: Mapping[str, tuple[CompiledConv, ParallelPl
         if worker >= split.workers:
             continue
         share = split.shares[worker]
-        x = dummies[layer.plan.level]
+        x = dummies[(layer.plan.level, layer.plan.input_scale_bits)]
         for i in range(share.start, share.end):
             backend.multiply_plain(x, layer.weights[i])
         giant = layer.plan.packing.channel_slots * layer.plan.baby_step
@@ -224,8 +224,9 @@ class ConvPool:
         ctx = get_context("fork")
         saved = backend.counter.copy()
         zeros = np.zeros(backend.slots)
-        dummies = {lv: backend.encrypt_plain(backend.encode(zeros, lv))  # operands of the children's first touch
-                   for lv in {layer.plan.level for layer, _ in self.layers.values()}}
+        dummies = {(lv, bits): backend.encrypt_plain(backend.encode(zeros, lv, None if bits is None else 2.0 ** bits))
+                   for lv, bits in {(layer.plan.level, layer.plan.input_scale_bits)  # at each layer's input
+                                    for layer, _ in self.layers.values()}}  # (the children's first touch)
         backend.counter = saved
         gc.collect()
         gc.freeze()  # children's collections leave the inherited objects (and their pages) alone

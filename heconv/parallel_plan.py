@@ -165,7 +165,7 @@ def _share_counts(plan: ConvPlan, groups: list[_Group], shifts: list[list[int]],
     pmuls = sum(grp.end - grp.start for grp in groups)
     adds = sum(grp.end - grp.start - 1 for grp in groups) + sum(n - 1 for n in per_bo.values())
     return OpCounts(rotations=rot, key_switches=rot, pmuls=pmuls, adds=adds,
-                    plain_adds=len(finals) if plan.has_bias else 0, rescales=len(finals))
+                    plain_adds=len(finals) if plan.has_bias else 0, rescales=len(finals) if plan.rescale else 0)
 
 
 def plan_parallel(plan: ConvPlan, workers: int, unit_costs: UnitCosts | None = None) -> ParallelPlan:
@@ -206,6 +206,7 @@ def plan_parallel(plan: ConvPlan, workers: int, unit_costs: UnitCosts | None = N
     merged = sorted(bo for bo, ws in contributors.items() if len(ws) > 1)
     empty = [bo for bo in range(n_out) if bo not in contributors]
     merge = OpCounts(adds=sum(len(contributors[bo]) - 1 for bo in merged),
-                     plain_adds=len(merged) if plan.has_bias else 0, rescales=len(merged), encryptions=len(empty))
+                     plain_adds=len(merged) if plan.has_bias else 0, rescales=len(merged) if plan.rescale else 0,
+                     encryptions=len(empty))
     predicted = sum((s.predicted for s in shares), OpCounts()) + merge
     return ParallelPlan(plan.spec.name, len(shares), shares, merged, merge, predicted, plan.predicted)

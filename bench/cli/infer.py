@@ -29,6 +29,7 @@ from .common import (
     add_workers_option,
     at_most,
     fraction,
+    positive_float,
     resolve_workers,
     seed,
     tolerance_verdict,
@@ -69,6 +70,12 @@ def add_parser(sub) -> None:
                    help="how the client encrypts what it sends: seeded (default: with its secret key, SEAL's seeded "
                         "form, about half the bytes) or public (with the public key, both polynomials)")
     add_bandwidth_options(p)
+    p.add_argument("--value-bound", type=positive_float, default=None, metavar="B",
+                   help="hybrid protocol: the largest |value| the client uploads (the image and every refreshed "
+                        "activation). A slot conv whose output then fits runs at the chain's last level with no "
+                        "rescale: about half the work per rotation and multiplication, errors about 1e-4 to 1e-3 "
+                        "where level 0 gives about 1e-7. The bound check refuses an input beyond B (default: none, "
+                        "every slot conv at level 0)")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_precision_options(p, 1e-2)
@@ -163,7 +170,8 @@ def run(args: argparse.Namespace) -> dict:
     def measure(algorithm: str, schedule: str, workers: int):
         prep = prepare_model(model, shape, None, args.mode, args.stream, args.seed, args.protocol,
                              args.poly_modulus_degree, args.toy_params, args.scale_bits, schedule, workers, algorithm,
-                             args.upload, args.bandwidth, args.chunking, choose_algorithm=choose)
+                             args.upload, args.bandwidth, args.chunking, choose_algorithm=choose,
+                             value_bound=args.value_bound)
         try:
             with bar(len(prep.plan.layers) * args.images, f"{s['model']} ({args.mode}, {algorithm})") as b:
                 return prep, measure_model(prep, model, images, labels=labels, check_bounds=not args.no_bound_check,

@@ -82,7 +82,8 @@ def prepare_model(model: nn.Module, input_shape: tuple[int, int, int], params: C
                   poly_modulus_degree: int | None = None, toy: bool = False, scale_bits: int = 40,
                   schedule: str = "output-rotation", workers: int = 1, algorithm: str = "slot",
                   upload: str = "seeded", bandwidth_bps: float = DEFAULT_BANDWIDTH_BPS,
-                  objective: str = "end-to-end", choose_algorithm: bool = False) -> PreparedModel:
+                  objective: str = "end-to-end", choose_algorithm: bool = False,
+                  value_bound: float | None = None) -> PreparedModel:
     """Lower the model, plan it (every conv with `schedule`; "auto": a baby step per layer; or by
     the coefficient `algorithm`, in-process), make the client's keys and the server's plaintexts.
     `workers` > 1: each slot conv split over up to that many processes, forked once the plaintexts
@@ -90,12 +91,13 @@ def prepare_model(model: nn.Module, input_shape: tuple[int, int, int], params: C
     (heconv.traffic.UPLOADS: "seeded" with its secret key, or "public"). The coefficient chunking
     minimises `objective` (heconv.traffic.OBJECTIVES) at `bandwidth_bps` with those uploads.
     `choose_algorithm`: a conv under "auto" runs by the algorithm of the lowest predicted time
-    (heconv.network.plan_network)."""
+    (heconv.network.plan_network). `value_bound`: the largest |value| the client uploads, which lets a
+    slot conv run at the chain's last level (heconv.network.plan_hybrid)."""
     net = lower_model(model, input_shape)
     if params is None:
         params = model_params(input_shape, net, protocol, poly_modulus_degree, toy, scale_bits)
     plan = plan_network(net, params, protocol, schedule, workers, algorithm, choose_algorithm,
-                        Objective(bandwidth_bps, upload, objective))
+                        Objective(bandwidth_bps, upload, objective), value_bound)
     backend = make_backend(mode, params, seed)
     sizes = [get_algorithm(a.algorithm).plaintexts(a.plan) for a in plan.actions if isinstance(a, ServerConv)]
     # the plaintexts (all, or streamed: the largest layer's), the plan's Galois keys and a few
@@ -190,6 +192,7 @@ class ModelRecord:
     predicted_phases: dict | None = None
     predicted_end_to_end_s: float | None = None
     chunking_objective: str | None = None
+    value_bound: float | None = None  # the plan's bound on what the client uploads (heconv.network.plan_network)
 
     @property
     def bytes_client_to_server(self) -> int:
@@ -303,6 +306,7 @@ def model_record(prep: PreparedModel, model: nn.Module, images: np.ndarray, runs
         end_to_end_s=measured.end_to_end_s(bandwidth_bps),
         predicted_phases={**phases.to_dict(), **plan_traffic(prep.plan, prep.client.upload)},
         predicted_end_to_end_s=phases.end_to_end_s(bandwidth_bps), chunking_objective=_objective(prep.plan),
+        value_bound=prep.plan.value_bound,
     )
 
 

@@ -181,6 +181,10 @@ class NetworkContext:
     sum_only: bool = False
     output_uploads: int = 0
     objective: Any = None
+    # The largest |value| the conv's output can reach (with its residual partner's or upload's added)
+    # when every refreshed input stays within the planner's value bound; None: no bound given.
+    output_bound: float | None = None
+    params: Any = None  # the network's CKKSParams
 
 
 @dataclass

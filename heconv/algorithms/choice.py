@@ -56,8 +56,9 @@ def auto_algorithms(algorithms: dict[str, ConvAlgorithm], protocol: str) -> list
 
 
 def predicted_seconds(algorithm: ConvAlgorithm, plan: Any, workers: int = 1, unit: UnitCosts | None = None) -> float:
-    """The plan's predicted time: its counts x unit costs, or its slowest worker's when it splits."""
-    unit = unit or DEFAULT_UNIT_COSTS
+    """The plan's predicted time: its counts x unit costs at its input level (`UnitCosts.at_work`), or its
+    slowest worker's when it splits."""
+    unit = (unit or DEFAULT_UNIT_COSTS).at_work(plan.params.level_work(algorithm.input_level(plan)))
     split = algorithm.split(plan, workers) if workers > 1 and algorithm.parallel else None
     if split is None:
         return floor_seconds(algorithm.predicted(plan), unit)
@@ -65,13 +66,16 @@ def predicted_seconds(algorithm: ConvAlgorithm, plan: Any, workers: int = 1, uni
 
 
 def choose_algorithm(algorithms: dict[str, ConvAlgorithm], names: list[str], plan_with: Callable[[str], Any],
-                     workers: int = 1, unit: UnitCosts | None = None) -> AlgorithmChoice:
+                     workers: int = 1, unit: UnitCosts | None = None,
+                     accept: Callable[[str, Any], bool] | None = None) -> AlgorithmChoice:
     """Plan the conv with every algorithm of `names` (`plan_with(name)`), keep the lowest predicted time
-    (ties: the first registered)."""
+    (ties: the first registered) among the plans `accept(name, plan)` takes (all where it takes none:
+    e.g. a residual partner's output placement that no candidate matches; the planner then says so)."""
+    planned = [(i, name, plan_with(name)) for i, name in enumerate(names)]
+    kept = [t for t in planned if accept is None or accept(t[1], t[2])] or planned
     scored = []
-    for i, name in enumerate(names):
+    for i, name, plan in kept:
         alg = algorithms[name]
-        plan = plan_with(name)
         scored.append((predicted_seconds(alg, plan, workers, unit), i, name, plan))
     scored.sort(key=lambda t: (t[0], t[1]))
     cands = tuple(AlgorithmCandidate(n, algorithms[n].label(p), s) for s, _, n, p in scored)

@@ -83,7 +83,7 @@ class SlotLayout(Layout):
     >>> from heconv.geometry import packing_geometry
     >>> lay = SlotLayout.of(packing_geometry(2, 3, 2, 2, 16), 2, stride=2)
     >>> lay, lay.shape, lay.unpack(lay.pack(np.array([[[1.]], [[2.]]])))[:, 0, 0].tolist()
-    (SlotLayout(slots=16, height=2, width=2, c_n=4, channels=2, stride=2), (2, 1, 1), [1.0, 2.0])
+    (SlotLayout(slots=16, height=2, width=2, c_n=4, channels=2, stride=2, scale_bits=None), (2, 1, 1), [1.0, 2.0])
     >>> lay == SlotLayout.of(packing_geometry(2, 4, 2, 2, 16), 2, stride=2)      # c_out does not place values
     True
     """
@@ -94,11 +94,15 @@ class SlotLayout(Layout):
     c_n: int
     channels: int
     stride: int = 1
+    scale_bits: int | None = None  # the map sits at 2^scale_bits (None: the parameters' scale)
 
     @classmethod
-    def of(cls, packing: Packing, channels: int, stride: int = 1) -> "SlotLayout":
+    def of(cls, packing: Packing, channels: int, stride: int = 1, scale_bits: int | None = None) -> "SlotLayout":
         """The layout of `channels` channels in a layer's packing."""
-        return cls(packing.slots, packing.height, packing.width, packing.c_n, channels, stride)
+        return cls(packing.slots, packing.height, packing.width, packing.c_n, channels, stride, scale_bits)
+
+    def scale(self, params: Any) -> float:
+        return params.scale if self.scale_bits is None else 2.0 ** self.scale_bits
 
     @property
     def packing(self) -> Packing:

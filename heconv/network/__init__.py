@@ -48,7 +48,7 @@ PROTOCOLS = tuple(PLANNERS)
 def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
                  schedule: str | Mapping[str, str] = "output-rotation", workers: int = 1,
                  algorithm: str = DEFAULT_ALGORITHM, choose_algorithm: bool = False,
-                 objective: Objective | None = None) -> NetworkPlan:
+                 objective: Objective | None = None, value_bound: float | None = None) -> NetworkPlan:
     """The protocol's plan of `net` (one of PROTOCOLS). Touches no ciphertext.
 
     `schedule` is every conv's rotation schedule (heconv.schedule), for an algorithm that takes one:
@@ -62,6 +62,8 @@ def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
     hybrid protocol: the non-interactive one runs the slot engine only). `objective`: what a traffic-aware
     algorithm's plan minimises (the coefficient chunking, heconv.traffic.Objective; default end to end at the
     default bandwidth with seeded uploads). The slot schedules never differ in traffic (heconv.schedule).
+    `value_bound` (hybrid protocol): the largest |value| the client uploads; a slot conv whose output then
+    fits runs at the chain's last level without a rescale (heconv.network.hybrid.plan_hybrid).
     """
     planner = PLANNERS.get(protocol)
     if planner is None:
@@ -71,7 +73,7 @@ def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
     if protocol not in alg.protocols:
         raise InputError(f"the {algorithm} algorithm runs in the {' and '.join(alg.protocols)} protocol only, "
                          f"not {protocol!r}")
-    plan = planner(net, params, schedule, algorithm, choose_algorithm, workers, objective)
+    plan = planner(net, params, schedule, algorithm, choose_algorithm, workers, objective, value_bound)
     return plan if workers == 1 else parallelize(plan, workers)
 
 

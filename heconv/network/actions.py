@@ -137,6 +137,7 @@ class NetworkPlan:
     protocol: str = "hybrid"
     workers: int = 1  # the most processes any conv runs on (heconv.parallel)
     algorithm: str = DEFAULT_ALGORITHM  # every conv's, a name in heconv.algorithms (the registry)
+    value_bound: float | None = None  # the largest |value| the plan assumes the client uploads (hybrid)
 
     @property
     def predicted(self) -> OpCounts:

@@ -10,6 +10,8 @@ modulus.
 
 from __future__ import annotations
 
+import math
+
 from ..algorithms import get_algorithm
 from ..bounds import check_bound
 from .actions import (
@@ -34,6 +36,7 @@ def check_segment(plan: NetworkPlan, start: int, clear_bounds: dict[str, float],
     """
     params, depth = plan.params, plan.params.depth
     bound = dict(clear_bounds)
+    scale: dict[str, int] = {}  # log2 of each server value's scale, where it is not the parameters'
     for a in plan.actions[start:]:
         if isinstance(a, Refresh):
             return
@@ -43,15 +46,22 @@ def check_segment(plan: NetworkPlan, start: int, clear_bounds: dict[str, float],
         b = bound[src]
         if isinstance(a, (ClientOp, Encrypt)):
             out = b
+            if isinstance(a, Encrypt) and a.layout is not None:
+                scale[a.dst] = round(math.log2(a.layout.scale(params)))
         elif isinstance(a, (ServerConv, ServerLinear)):
             gain, bias = gains[a.name]
             out = gain * b + bias
             is_conv = isinstance(a, ServerConv)
-            point = get_algorithm(a.algorithm).bound_point(a.plan) if is_conv else (a.plan.level, True)
+            alg = get_algorithm(a.algorithm) if is_conv else None
+            point = alg.bound_point(a.plan) if is_conv else (a.plan.level, True)
             check_bound(a.name, max(out, b), params, *point)
+            if is_conv:
+                scale[a.dst] = round(math.log2(alg.output_layout(a.plan).scale(params)))
         elif isinstance(a, ServerAdd):
             out = b + bound.get(a.b, 0.0)
-            check_bound(a.name, out, params, depth, product=False)  # sums happen after the rescale
+            scale[a.dst] = scale.get(a.a, params.scale_bits)
+            # sums happen after the rescale, or unrescaled at the last level at the products' scale
+            check_bound(a.name, out, params, depth, product=False, scale_bits=scale[a.dst])
         elif isinstance(a, ServerSquare):
             out = b * b
             check_bound(a.name, out, params, a.level)

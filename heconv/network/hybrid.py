@@ -15,11 +15,14 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..algorithms import ALGORITHMS, DEFAULT_ALGORITHM, ConvAlgorithm, get_algorithm
 from ..algorithms.base import NetworkContext
 from ..algorithms.choice import auto_algorithms, choose_algorithm
 from ..algorithms.layout import Layout
 from ..basics import OpCounts
+from ..bounds import output_gain
 from ..errors import InputError
 from ..linear import LinearPlan, plan_linear
 from ..params import CKKSParams
@@ -95,8 +98,10 @@ class _HybridPlanner:
 
     def __init__(self, net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
                  algorithm: str = DEFAULT_ALGORITHM, choose: bool = False, workers: int = 1,
-                 objective: Objective | None = None):
+                 objective: Objective | None = None, value_bound: float | None = None):
         self.params = params
+        self.value_bound = value_bound
+        self.chosen: dict[str, str] = {}  # conv name -> the algorithm it runs by
         self.schedule = schedule
         self.algorithm = algorithm
         self.choose, self.workers, self.objective = choose, workers, objective
@@ -144,24 +149,39 @@ class _HybridPlanner:
         hh, ww = -(-h // sub), -(-w // sub)
         schedule = layer_schedule(self.schedule, op.name)
 
+        partner, kernel, sum_only = self.partners.get(op.name, (None, None, False))
+        uploads = self.output_uploads.get(op.name, 0)
+        output_bound = None
+        if self.value_bound is not None:  # the output plus what a residual add sums with it
+            output_bound = (self._conv_bound(op) + (self._conv_bound(self.convs[partner]) if partner else 0.0)
+                            + uploads * self.value_bound)
+
         def plan_with(name: str):
             alg = get_algorithm(name)
             options = {"schedule": schedule} if alg.takes_schedule else {}
-            partner, kernel, sum_only = self.partners.get(op.name, (None, None, False))
             options.update(alg.network_options(NetworkContext(
                 kernel, self.plans.get(partner), self.convs[partner].weight.shape if partner else None,
-                sum_only, self.output_uploads.get(op.name, 0), self.objective)))
+                sum_only, uploads, self.objective, output_bound, self.params)))
             return alg.plan(op.weight, hh, ww, self.params, stride=op.stride // sub, has_bias=op.bias is not None,
                             name=op.name, **options)
 
+        def matches_partner(name: str, plan) -> bool:
+            """The output sits where a residual partner planned already has its own (same place, level, scale)."""
+            if partner not in self.plans:
+                return True
+            alg, other = get_algorithm(name), get_algorithm(self.chosen[partner])
+            return ((alg.output_layout(plan).placement, alg.output_level(plan))
+                    == (other.output_layout(self.plans[partner]).placement, other.output_level(self.plans[partner])))
+
         name, reason = self.algorithm, None
         if self.choose and self.conv_algorithm.takes_schedule and schedule == "auto":
-            choice = choose_algorithm(ALGORITHMS, auto_algorithms(ALGORITHMS, "hybrid"), plan_with, self.workers)
+            choice = choose_algorithm(ALGORITHMS, auto_algorithms(ALGORITHMS, "hybrid"), plan_with, self.workers,
+                                      accept=matches_partner)
             name, plan, reason = choice.algorithm, choice.plan, choice.reason
         else:
             plan = plan_with(name)
         alg = get_algorithm(name)
-        self.plans[op.name] = plan
+        self.plans[op.name], self.chosen[op.name] = plan, name
         src = self.upload(op.src, alg.input_level(plan), sub, alg.input_layout(plan))
         self.actions.append(ServerConv(op.name, src, op.out, plan, algorithm=name))
         out = alg.output_layout(plan)
@@ -169,6 +189,11 @@ class _HybridPlanner:
         self.layers.append(LayerReport(op.name, "conv", alg.predicted(plan), len(alg.rotation_steps(plan)),
                                        level=alg.input_level(plan), schedule=alg.label(plan),
                                        baby_step=alg.baby_step(plan), algorithm=name, reason=reason))
+
+    def _conv_bound(self, op: ConvOp) -> float:
+        """The largest |output| of a conv whose input is within the value bound."""
+        bias = 0.0 if op.bias is None or not np.size(op.bias) else float(np.abs(op.bias).max())
+        return output_gain(op.weight) * self.value_bound + bias
 
     def add(self, op: AddOp) -> None:
         self.known(op.a, op)
@@ -256,7 +281,7 @@ class _HybridPlanner:
         else:
             raise ValueError(f"network output {output!r} is not produced by any layer")
         return NetworkPlan(self.params, self.actions, "logits", galois_steps(self.actions), self.layers,
-                           algorithm=self.algorithm)
+                           algorithm=self.algorithm, value_bound=self.value_bound)
 
 
 HANDLERS = {ConvOp: _HybridPlanner.conv, AddOp: _HybridPlanner.add, ActOp: _HybridPlanner.act,
@@ -265,7 +290,8 @@ HANDLERS = {ConvOp: _HybridPlanner.conv, AddOp: _HybridPlanner.add, ActOp: _Hybr
 
 def plan_hybrid(net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
                 algorithm: str = DEFAULT_ALGORITHM, choose_algorithm: bool = False,
-                workers: int = 1, objective: Objective | None = None) -> NetworkPlan:
+                workers: int = 1, objective: Objective | None = None,
+                value_bound: float | None = None) -> NetworkPlan:
     """Lower the IR onto the hybrid protocol's actions. Touches no ciphertext.
 
     `algorithm`: every conv's, a name in heconv.algorithms. `schedule` applies to every conv of an
@@ -277,10 +303,15 @@ def plan_hybrid(net: Network, params: CKKSParams, schedule: str | Mapping[str, s
     `choose_algorithm`: a conv whose schedule is "auto" (under an algorithm that takes schedules) runs by
     the registered algorithm of the lowest predicted time on `workers` processes, among those that keep
     the protocol's traffic (heconv.algorithms.choice); its LayerReport says which and why (`reason`).
+
+    `value_bound`: the largest |value| the client will upload (every refreshed input and the image). A
+    conv whose output (plus what a residual add sums with it) then stays small enough runs where its
+    algorithm can make use of that (the slot engine: at the chain's last level with no rescale,
+    heconv.bounds.last_level_split); the run's bound check refuses an input beyond it. None: no bound.
     """
     get_algorithm(algorithm)  # an InputError naming the known ones
     check_network_schedule(schedule, [op.name for op in net.ops if isinstance(op, ConvOp)])
-    planner = _HybridPlanner(net, params, schedule, algorithm, choose_algorithm, workers, objective)
+    planner = _HybridPlanner(net, params, schedule, algorithm, choose_algorithm, workers, objective, value_bound)
     for op in net.ops:
         handler = HANDLERS.get(type(op))
         if handler is None:

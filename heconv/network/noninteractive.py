@@ -33,18 +33,22 @@ from .ir import ActOp, AddOp, ConvOp, LinearOp, Network, PoolOp, levels_needed
 
 def plan_non_interactive(net: Network, params: CKKSParams, schedule: str | Mapping[str, str] = "output-rotation",
                          algorithm: str = DEFAULT_ALGORITHM, choose_algorithm: bool = False,
-                         workers: int = 1, objective: Objective | None = None) -> NetworkPlan:
+                         workers: int = 1, objective: Objective | None = None,
+                         value_bound: float | None = None) -> NetworkPlan:
     """Everything under encryption, no refresh: square activations within one modulus chain.
 
     `schedule` applies to every conv, as in the hybrid planner (one c_n for all layers). The convs run
     on the slot engine (heconv.conv), which keeps one layout from layer to layer; `algorithm` is the
     name of an algorithm that lists this protocol (`ConvAlgorithm.protocols`, checked by plan_network);
     `choose_algorithm`, `workers` and `objective` change nothing here (no other algorithm lists the
-    protocol; plan_network splits the convs afterwards).
+    protocol; plan_network splits the convs afterwards); a `value_bound` is refused.
 
     One c_n for the whole network keeps every layer's output in the layout the next
     layer reads; global pooling is a rotate-and-sum, the linear layer reads its result.
     """
+    if value_bound is not None:
+        raise InputError("a value bound places convs at the chain's last level between refreshes: the hybrid "
+                         "protocol's; the non-interactive one spends one level per layer")
     check_network_schedule(schedule, [op.name for op in net.ops if isinstance(op, ConvOp)])
     need = levels_needed(net)
     if need > params.depth:

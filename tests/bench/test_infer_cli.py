@@ -179,3 +179,19 @@ def test_infer_auto_chooses_the_algorithm_per_conv(capsys):
     r = json.loads(out)
     assert code == 0 and r["algorithm"] == "slot" and {layer["algorithm"] for layer in r["layers"]
                                                        if layer["kind"] == "conv"} == {"slot"}
+
+
+def test_infer_value_bound_runs_the_slot_convs_at_the_last_level(capsys):
+    code, out, _ = _run(capsys, "--model", "resnet20", "--input-size", "8", "--mode", "plain", "--images", "1",
+                        "--schedule", "output-rotation", "--algorithm", "slot", "--workers", "1",
+                        "--value-bound", "16", "--json")
+    assert code == 0
+    r = json.loads(out)
+    convs = [layer for layer in r["layers"] if layer["kind"] == "conv"]
+    assert r["value_bound"] == 16.0 and {c["level"] for c in convs} == {1} and r["counts_match_plan"]
+    assert r["max_abs_error"] < 1e-9
+    code, _, err = _run(capsys, "--model", "small-cnn-square", "--protocol", "non-interactive", "--input-size", "8",
+                        "--value-bound", "4")
+    assert code == 2 and "hybrid protocol" in err
+    code, _, err = _run(capsys, "--model", "resnet20", "--input-size", "8", "--value-bound", "0")
+    assert code == 2 and "--value-bound" in err
