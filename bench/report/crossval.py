@@ -68,6 +68,13 @@ def term_counts(c: Case, terms: tuple[str, ...] = tuple(TERMS)) -> np.ndarray:
 
     >>> term_counts(Case("c", "layer", 8192, 1.0, {"pmuls": 8}, {"pmuls_level0": 4.0}), ("pmul_add_pairs",))
     array([4.])
+
+    Likewise the key switches of a whole model whose layers ran at other levels (slot convs at the last
+    level, `--value-bound`), from its per-layer records: a key switch on one prime of two costs half.
+
+    >>> term_counts(Case("m", "model", 8192, 1.0, {"key_switches": 30}, {"coeff_mod_bit_sizes": [60, 40, 60],
+    ...     "layers": [{"level": 0, "key_switches": 10}, {"level": 1, "key_switches": 20}]}), ("rotations",))
+    array([20.])
     """
     counts, coefficient = c.info.get("counts") or {}, is_coefficient(c)
     today = not counts.get("encodes", c.counts.get("encodes", 0))  # a mask before the extraction encoded
@@ -79,9 +86,22 @@ def term_counts(c: Case, terms: tuple[str, ...] = tuple(TERMS)) -> np.ndarray:
             return 0.0
         if t == "pmul_add_pairs" and c.info.get("pmuls_level0") is not None:
             return float(c.info["pmuls_level0"])
+        if t == "rotations" and (level0 := _key_switches_level0(c.info)) is not None:
+            return level0
         return float(counts.get(TERMS[t], c.counts.get(TERMS[t], 0)))
 
     return np.array([count(t) for t in terms])
+
+
+def _key_switches_level0(info: dict) -> float | None:
+    """A whole model's key switches in level-0 ones: each layer's weighted by the primes left at its level
+    (CKKSParams.level_work); None without per-layer levels (a layer case: its record's own count)."""
+    layers, bits = info.get("layers"), info.get("coeff_mod_bit_sizes")
+    if not layers or not bits or any("level" not in r for r in layers):
+        return None
+    primes = len(bits) - 1
+    return float(sum(float(r.get("key_switches") or 0) * (primes - min(int(r["level"]), primes - 1)) / primes
+                     for r in layers))
 
 
 def _nnls_relative(x: np.ndarray, y: np.ndarray) -> np.ndarray:
