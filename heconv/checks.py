@@ -47,6 +47,24 @@ def check_stride_level(name: str, stride: int, level: int, params: CKKSParams) -
                          f"{params.depth} level(s) (0..{params.depth - 1} can multiply)")
 
 
+def check_plan_level(name: str, stride: int, level: int | None, params: CKKSParams, rescale: bool,
+                     input_scale_bits: int | None, weight_scale_bits: int | None) -> int:
+    """The input level a plan runs at (None: 0 with a rescale, the chain's last without), checked with the
+    stride; without a rescale both scale splits must be given. Returns the level."""
+    if rescale:
+        level = 0 if level is None else level
+        check_stride_level(name, stride, level, params)
+        return level
+    level = params.depth if level is None else level
+    check_stride_level(name, stride, 0, params)
+    if not 0 <= level <= params.depth:
+        raise InputError(f"layer {name}: input at level {level} is outside the chain (0..{params.depth})")
+    if input_scale_bits is None or weight_scale_bits is None:
+        raise InputError(f"layer {name}: without a rescale the plan needs input_scale_bits and "
+                         f"weight_scale_bits (heconv.bounds.last_level_split)")
+    return level
+
+
 def check_compile(plan: Any, weight: np.ndarray, bias: np.ndarray | None,
                   backend: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """The weights and backend a plan (with .spec, .has_bias, .params) is compiled with are the ones it was made for."""

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .backends.base import Backend, OpCounts, normalize_step
-from .checks import check_compile, check_run_inputs, check_stride_level, check_weight
+from .checks import check_compile, check_plan_level, check_run_inputs, check_weight
 from .conv_plan import ConvPlan, ConvSpec, Term
 from .cost import DEFAULT_UNIT_COSTS, UnitCosts
 from .errors import InputError
@@ -108,17 +108,7 @@ def plan_conv(
     """
     w, _ = check_weight(name, weight, None)
     c_o, c_i, k, _ = w.shape
-    if rescale:
-        level = 0 if level is None else level
-        check_stride_level(name, stride, level, params)
-    else:
-        level = params.depth if level is None else level
-        check_stride_level(name, stride, 0, params)
-        if not 0 <= level <= params.depth:
-            raise InputError(f"layer {name}: input at level {level} is outside the chain (0..{params.depth})")
-        if input_scale_bits is None or weight_scale_bits is None:
-            raise InputError(f"layer {name}: without a rescale the plan needs input_scale_bits and "
-                             f"weight_scale_bits (heconv.bounds.last_level_split)")
+    level = check_plan_level(name, stride, level, params, rescale, input_scale_bits, weight_scale_bits)
     check_schedule(schedule, name)
     try:
         packing = packing_geometry(c_i, c_o, height, width, params.slots, c_n)

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..backends.base import Backend
 from ..basics import OpCounts
+from ..bounds import last_level_split
 from ..params import CKKSParams
 from .layout import Layout, decrypt_map, encrypt_map
 
@@ -185,6 +186,33 @@ class NetworkContext:
     # when every refreshed input stays within the planner's value bound; None: no bound given.
     output_bound: float | None = None
     params: Any = None  # the network's CKKSParams
+
+
+def last_level_options(context: NetworkContext) -> dict[str, Any]:
+    """The plan options of a slot-packed conv (the slot engine, matvec) at the chain's last level without a
+    rescale, where the planner's bound on its output leaves heconv.bounds.last_level_split enough bits and
+    a residual partner planned already sits at the same scale; {} otherwise (level 0, one rescale).
+
+    >>> from heconv.params import ckks_params
+    >>> last_level_options(NetworkContext(output_bound=20.0, params=ckks_params(depth=1)))
+    {'rescale': False, 'input_scale_bits': 30, 'weight_scale_bits': 24}
+    >>> last_level_options(NetworkContext(output_bound=1e6, params=ckks_params(depth=1)))
+    {}
+    """
+    if context.output_bound is None or context.params is None:
+        return {}
+    split = last_level_split(context.params, context.output_bound)
+    if split is None:
+        return {}
+    if context.partner_plan is not None and getattr(context.partner_plan, "output_scale_bits", None) != sum(split):
+        return {}  # its output is rescaled (or at another scale): this one's must sit where it does
+    return {"rescale": False, "input_scale_bits": split[0], "weight_scale_bits": split[1]}
+
+
+def rescale_bound_point(plan: Any) -> tuple:
+    """`ConvAlgorithm.bound_point` of a plan with a `rescale` flag: with one, the products at 2^(2s) at the
+    input level; without, at 2^(input + weight bits) (`plan.output_scale_bits`)."""
+    return (plan.level, True) if plan.rescale else (plan.level, False, plan.output_scale_bits)
 
 
 @dataclass

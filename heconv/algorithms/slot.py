@@ -10,13 +10,12 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import Backend
-from ..bounds import last_level_split
 from ..conv import CompiledConv, ConvPlan, compile_conv, plan_conv, run_conv
 from ..geometry import group_ids, schedule_group_ids
 from ..parallel_plan import ParallelPlan, plan_parallel
 from ..params import CKKSParams
 from ..schedule import dense_rotations
-from .base import ConvAlgorithm, GroupArray, NetworkContext
+from .base import ConvAlgorithm, GroupArray, NetworkContext, last_level_options, rescale_bound_point
 from .layout import SlotLayout
 
 
@@ -54,24 +53,12 @@ class SlotAlgorithm(ConvAlgorithm):
         return plan.output_level
 
     def bound_point(self, plan: ConvPlan) -> tuple:
-        """With a rescale, the products at 2^(2s) at the input level; without, at 2^(input + weight bits)."""
-        return (plan.level, True) if plan.rescale else (plan.level, False, plan.output_scale_bits)
+        return rescale_bound_point(plan)
 
     def network_options(self, context: NetworkContext) -> dict[str, Any]:
-        """At the chain's last level without a rescale where the planner gives a bound on the conv's output
-        (its sum with a residual partner or upload included) that leaves `heconv.bounds.last_level_split`
-        enough bits, and a residual partner planned already sits there at the same scale; else none (level
-        0, one rescale)."""
-        if context.output_bound is None:
-            return {}
-        split = last_level_split(context.params, context.output_bound) if context.params is not None else None
-        if split is None:
-            return {}
-        partner = context.partner_plan
-        if partner is not None and (getattr(partner, "rescale", True)
-                                    or (partner.input_scale_bits, partner.weight_scale_bits) != split):
-            return {}  # its output is at level 0's rescaled scale (or another): this one's must match it
-        return {"rescale": False, "input_scale_bits": split[0], "weight_scale_bits": split[1]}
+        """At the chain's last level without a rescale where the planner's value bound allows
+        (`last_level_options`); else none (level 0, one rescale)."""
+        return last_level_options(context)
 
     def compile(self, plan: ConvPlan, weight: np.ndarray, bias: np.ndarray | None, backend: Backend,
                 input_scale: float | None = None) -> CompiledConv:

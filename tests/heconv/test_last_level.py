@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from heconv.algorithms import SlotLayout, get_algorithm, run_layer
+from heconv.algorithms.matvec.plan import MatvecPlan
 from heconv.backends import make_backend
 from heconv.backends.plain import PlainBackend
 from heconv.bounds import LAST_LEVEL_MAX_BITS, LAST_LEVEL_MIN_BITS, headroom, last_level_split
@@ -42,25 +43,30 @@ def test_the_split_leaves_the_bound_room_and_stays_within_its_limits(bound):
     assert 6 <= a - w <= 7
 
 
-@pytest.mark.parametrize("stride,schedule", [(1, "output-rotation"), (2, "auto"), (1, "input-rotation")])
-def test_counts_and_outputs_match_on_both_backends(stride, schedule):
+@pytest.mark.parametrize("algorithm,stride,options", [
+    ("slot", 1, {"schedule": "output-rotation"}), ("slot", 2, {"schedule": "auto"}),
+    ("slot", 1, {"schedule": "input-rotation"}), ("matvec", 1, {}), ("matvec", 2, {"baby_step": 4})])
+def test_counts_and_outputs_match_on_both_backends(algorithm, stride, options):
     """An odd shape (5 -> 7 channels on 6x5, bias, one output ciphertext with no kept term): no rescale is
-    counted, the output stays at the input's level, and it equals torch's."""
+    counted, the output stays at the input's level, and it equals torch's (matvec's stride 2 multiplexed)."""
     rng = np.random.default_rng(1)
     w = kaiming(rng, 7, 5, 3)
     w[4:] = 0.0  # c_n 4: the second output ciphertext keeps no term (the bias encrypted alone)
     b = rng.normal(0, 0.1, 7)
     x = rng.uniform(-1, 1, (5, 6, 5))
     a, wb = last_level_split(P, 50.0)
+    alg = get_algorithm(algorithm)
     for mode, tol in (("plain", 1e-12), ("encrypted", 2e-3)):
-        run = run_layer(get_algorithm("slot"), w, b, x, make_backend(mode, P, seed=0), stride=stride,
-                        schedule=schedule, c_n=4, rescale=False, input_scale_bits=a, weight_scale_bits=wb)
+        run = run_layer(alg, w, b, x, make_backend(mode, P, seed=0), stride=stride, c_n=4, rescale=False,
+                        input_scale_bits=a, weight_scale_bits=wb, **options)
         plan = run.plan
-        assert (plan.level, plan.output_level, plan.predicted.rescales) == (1, 1, 0)
-        assert plan.empty_outputs == [1] and run.counts == plan.predicted
+        assert (plan.level, alg.output_level(plan), plan.predicted.rescales) == (1, 1, 0)
+        assert run.counts == plan.predicted and alg.output_layout(plan).scale(P) == 2.0 ** (a + wb)
         assert np.abs(run.output - _torch(x, w, b, stride)).max() < tol
-    rescaled = plan_conv(w, 6, 5, P, stride=stride, has_bias=True, schedule=schedule, c_n=4)
-    assert rescaled.predicted.rescales == 1 and rescaled.level == 0
+    if algorithm == "slot":
+        assert plan.empty_outputs == [1]
+    rescaled = alg.plan(w, 6, 5, P, stride=stride, has_bias=True, c_n=4, **options)
+    assert rescaled.predicted.rescales > 0 and rescaled.level == 0
     assert (plan.predicted.rotations, plan.predicted.pmuls) == (rescaled.predicted.rotations, rescaled.predicted.pmuls)
 
 
@@ -72,6 +78,8 @@ def test_the_plan_round_trips_and_names_what_it_lacks():
     alg = get_algorithm("slot")
     assert alg.input_layout(plan) == SlotLayout.of(plan.packing, 4, scale_bits=30)
     assert alg.output_layout(plan).scale(P) == 2.0 ** 54 and alg.bound_point(plan) == (1, False, 54)
+    mv = get_algorithm("matvec").plan(w, 4, 4, P, rescale=False, input_scale_bits=30, weight_scale_bits=24)
+    assert MatvecPlan.from_dict(json.loads(mv.to_json())) == mv and mv.output_scale_bits == 54
     with pytest.raises(InputError, match="needs input_scale_bits and weight_scale_bits"):
         plan_conv(w, 4, 4, P, rescale=False)
     with pytest.raises(InputError, match="outside the chain"):
@@ -94,8 +102,7 @@ def _network(name, hw, value_bound, mode="plain", choose=False):
 def test_networks_with_a_value_bound_run_their_slot_convs_at_the_last_level(name):
     model, net, plan, client, server = _network(name, 8, 8.0, choose=True)
     convs = [a for a in plan.actions if isinstance(a, ServerConv)]
-    slot = [a for a in convs if a.algorithm == "slot"]
-    assert slot and all(not a.plan.rescale and a.plan.level == 1 for a in slot)
+    assert convs and all(not a.plan.rescale and a.plan.level == 1 for a in convs)  # slot and matvec alike
     plans = {a.dst: a for a in convs}
     for add in (a for a in plan.actions if isinstance(a, ServerAdd)):  # partners sum at one scale and level
         if add.a in plans and add.b in plans:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ...backends.base import Backend
 from ...params import CKKSParams
-from ..base import ConvAlgorithm, GroupArray
+from ..base import ConvAlgorithm, GroupArray, NetworkContext, last_level_options, rescale_bound_point
 from ..layout import SlotLayout
 from .engine import CompiledMatvec, compile_matvec, run_matvec
 from .geometry import MatvecGeometry, matvec_geometry, term_shifts
@@ -66,7 +66,8 @@ class MatvecAlgorithm(ConvAlgorithm):
     Options: baby_step (None: chosen by predicted time), c_n, unit_costs."""
 
     def plan(self, weight: np.ndarray, height: int, width: int, params: CKKSParams, *, stride: int = 1,
-             has_bias: bool = False, name: str = "conv", level: int = 0, **options: Any) -> MatvecPlan:
+             has_bias: bool = False, name: str = "conv", level: int | None = None, **options: Any) -> MatvecPlan:
+        """`level` None: 0 with a rescale (the default), the chain's last with `rescale=False`."""
         return plan_matvec(weight, height, width, params, stride=stride, has_bias=has_bias, name=name, level=level,
                            **options)
 
@@ -77,9 +78,20 @@ class MatvecAlgorithm(ConvAlgorithm):
     def run(self, compiled: CompiledMatvec, inputs: list[Any], backend: Backend) -> list[Any]:
         return run_matvec(compiled, inputs, backend)
 
+    def output_level(self, plan: MatvecPlan) -> int:
+        return plan.output_level
+
+    def bound_point(self, plan: MatvecPlan) -> tuple:
+        return rescale_bound_point(plan)
+
+    def network_options(self, context: NetworkContext) -> dict[str, Any]:
+        """At the chain's last level without a rescale where the planner's value bound allows, as the slot
+        engine (`last_level_options`)."""
+        return last_level_options(context)
+
     def input_layout(self, plan: MatvecPlan) -> SlotLayout:
         g = plan.geometry
-        return SlotLayout(g.slots, g.height, g.width, g.c_n, g.c_in)
+        return SlotLayout(g.slots, g.height, g.width, g.c_n, g.c_in, scale_bits=plan.input_scale_bits)
 
     def output_layout(self, plan: MatvecPlan) -> SlotLayout | MultiplexedLayout:
         """Multiplexed when a strided output packs several parities per frame; otherwise (one parity) the
@@ -87,8 +99,8 @@ class MatvecAlgorithm(ConvAlgorithm):
         matches it with another conv's output or a client upload)."""
         g = plan.geometry
         if g.parities == 1:
-            return SlotLayout(g.slots, g.height, g.width, g.c_n, plan.spec.c_out, g.stride)
-        return MultiplexedLayout(g, plan.spec.c_out)
+            return SlotLayout(g.slots, g.height, g.width, g.c_n, plan.spec.c_out, g.stride, plan.output_scale_bits)
+        return MultiplexedLayout(g, plan.spec.c_out, plan.output_scale_bits)
 
     def figures(self, plan: MatvecPlan, output_bound: float) -> dict[str, Any]:
         """Its frame (c_n channels of P slots, the strided parities multiplexed), its nonzero diagonals and the

@@ -51,10 +51,16 @@ def bias_vector(bias: np.ndarray | None, bo: int, plan: MatvecPlan) -> np.ndarra
 def compile_matvec(plan: MatvecPlan, weight: np.ndarray, bias: np.ndarray | None, backend: Backend,
                    input_scale: float | None = None) -> CompiledMatvec:
     """Encode the plan's plaintexts at the input level, scaled by the prime the rescale divides by (the
-    output comes back at the input scale); the bias at the output level. Touches no ciphertext."""
+    output comes back at the input scale); the bias at the output level. Without a rescale the weights
+    are at 2^weight_scale_bits and the bias at the products' scale. Touches no ciphertext."""
     g = plan.geometry
     w, b = check_compile(plan, weight, bias, backend)
-    w_scale, reps, big_b = backend.rescale_divisor(plan.level), g.slots // g.period, plan.baby_step
+    reps, big_b = g.slots // g.period, plan.baby_step
+    if plan.rescale:
+        w_scale, out_scale = backend.rescale_divisor(plan.level), input_scale or plan.params.scale
+    else:
+        w_scale = 2.0 ** plan.weight_scale_bits
+        out_scale = (input_scale or 2.0 ** plan.input_scale_bits) * w_scale
     steps: list[list[tuple[int, list[tuple[int, int, Any]]]]] = []
     for bo, row in enumerate(plan.diagonals):
         by_giant: dict[int, list[tuple[int, int, Any]]] = {gs: [] for gs in plan.giants[bo]}
@@ -67,8 +73,8 @@ def compile_matvec(plan: MatvecPlan, weight: np.ndarray, bias: np.ndarray | None
                 by_giant[k // big_b].append((bi, k % big_b, backend.encode(v, plan.level, w_scale)))
         steps.append(list(by_giant.items()))
     empty = set(plan.empty_outputs)
-    outputs = [backend.encode(bias_vector(b, bo, plan) if backend.tracks_values else None, plan.level + 1,
-                              input_scale or plan.params.scale) if (plan.has_bias or bo in empty) else None
+    outputs = [backend.encode(bias_vector(b, bo, plan) if backend.tracks_values else None, plan.output_level,
+                              out_scale) if (plan.has_bias or bo in empty) else None
                for bo in range(g.n_out)]
     return CompiledMatvec(plan, steps, outputs)
 
@@ -101,7 +107,8 @@ def run_matvec(layer: CompiledMatvec, inputs: list[Any], backend: Backend) -> li
                 y = q
             else:
                 backend.add_inplace(y, q)
-        backend.rescale_inplace(y)
+        if plan.rescale:
+            backend.rescale_inplace(y)
         if layer.outputs[bo] is not None:
             backend.add_plain_inplace(y, layer.outputs[bo])
         outputs.append(y)

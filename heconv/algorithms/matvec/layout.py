@@ -23,13 +23,18 @@ class MultiplexedLayout(Layout):
 
     geometry: MatvecGeometry
     channels: int
+    scale_bits: int | None = None  # the map sits at 2^scale_bits (None: the parameters' scale)
+
+    def scale(self, params) -> float:
+        return params.scale if self.scale_bits is None else 2.0 ** self.scale_bits
 
     @property
     def placement(self) -> tuple:
-        """What places the values: the frame and the parities, not the conv's c_in, c_out or kernel."""
+        """What places the values: the frame and the parities (and the scale), not the conv's c_in, c_out or
+        kernel."""
         g = self.geometry
         return (type(self).__name__, g.slots, g.height, g.width, g.stride, g.channel_slots, g.c_n, g.parities,
-                self.channels)
+                self.channels, self.scale_bits)
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ...basics import OpCounts
-from ...checks import check_stride_level, check_weight
+from ...checks import check_plan_level, check_weight
 from ...conv_plan import ConvSpec
 from ...cost import DEFAULT_UNIT_COSTS, UnitCosts, floor_seconds
 from ...errors import InputError
@@ -60,6 +60,20 @@ class MatvecPlan:
     rotation_steps: tuple[int, ...]
     candidates: tuple[BabyStepCandidate, ...] = ()
     predicted: OpCounts = field(default_factory=OpCounts)
+    # Without a rescale, as the slot engine's (heconv.conv_plan.ConvPlan): input at 2^input_scale_bits,
+    # weights at 2^weight_scale_bits, the products left at the input's level (the chain's last).
+    rescale: bool = True
+    input_scale_bits: int | None = None
+    weight_scale_bits: int | None = None
+
+    @property
+    def output_level(self) -> int:
+        return self.level + self.rescale
+
+    @property
+    def output_scale_bits(self) -> int | None:
+        """log2 of the outputs' scale without a rescale; None: the parameters' scale."""
+        return None if self.rescale else self.input_scale_bits + self.weight_scale_bits
 
     @property
     def empty_outputs(self) -> list[int]:
@@ -87,7 +101,8 @@ class MatvecPlan:
                    baby_step=d["baby_step"], input_shifts=tuple(map(tuple, d["input_shifts"])),
                    giants=tuple(map(tuple, d["giants"])), rotation_steps=tuple(d["rotation_steps"]),
                    candidates=tuple(BabyStepCandidate(**c) for c in d["candidates"]),
-                   predicted=OpCounts(**d["predicted"]))
+                   predicted=OpCounts(**d["predicted"]), rescale=d.get("rescale", True),
+                   input_scale_bits=d.get("input_scale_bits"), weight_scale_bits=d.get("weight_scale_bits"))
 
 
 def _rotations(diagonals, n_in: int, n_out: int, b: int, slots: int):
@@ -98,8 +113,8 @@ def _rotations(diagonals, n_in: int, n_out: int, b: int, slots: int):
     return input_shifts, giants, sorted(steps)
 
 
-def matvec_counts(diagonals, input_shifts, giants, has_bias: bool) -> OpCounts:
-    """The cost model above, from the plan's diagonals and rotations.
+def matvec_counts(diagonals, input_shifts, giants, has_bias: bool, rescale: bool = True) -> OpCounts:
+    """The cost model above, from the plan's diagonals and rotations (no rescale without `rescale`).
 
     >>> matvec_counts([[[0, 1, 5]]], [[1]], [[0, 1]], False).to_dict() == OpCounts(
     ...     rotations=2, key_switches=2, pmuls=3, adds=2, rescales=1).to_dict()
@@ -109,7 +124,8 @@ def matvec_counts(diagonals, input_shifts, giants, has_bias: bool) -> OpCounts:
     full = sum(1 for row in diagonals if any(row))
     rot = sum(len(s) for s in input_shifts) + sum(sum(1 for g in gs if g) for gs in giants)
     return OpCounts(rotations=rot, key_switches=rot, pmuls=pmuls, adds=pmuls - full,
-                    plain_adds=full if has_bias else 0, rescales=full, encryptions=len(diagonals) - full)
+                    plain_adds=full if has_bias else 0, rescales=full if rescale else 0,
+                    encryptions=len(diagonals) - full)
 
 
 def baby_step_candidates(period: int) -> list[int]:
@@ -122,13 +138,15 @@ def baby_step_candidates(period: int) -> list[int]:
 
 
 def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams, stride: int = 1,
-                has_bias: bool = False, name: str = "conv", level: int = 0, baby_step: int | None = None,
-                c_n: int | None = None, unit_costs: UnitCosts | None = None) -> MatvecPlan:
+                has_bias: bool = False, name: str = "conv", level: int | None = None, baby_step: int | None = None,
+                c_n: int | None = None, unit_costs: UnitCosts | None = None, rescale: bool = True,
+                input_scale_bits: int | None = None, weight_scale_bits: int | None = None) -> MatvecPlan:
     """Plan one conv as block matrices between slot vectors; zero diagonals cost nothing.
 
     `baby_step`: B (any positive integer up to T); None chooses, among the powers of two up to T, the
-    lowest predicted time with `unit_costs` (default heconv.cost.DEFAULT_UNIT_COSTS), then the fewest
-    Galois keys, then the smallest B.
+    lowest predicted time with `unit_costs` (default heconv.cost.DEFAULT_UNIT_COSTS, at the level's
+    work), then the fewest Galois keys, then the smallest B. `rescale` False: at the chain's last level
+    (by default) with the scale split as given, as heconv.conv.plan_conv.
 
     >>> from heconv.params import ckks_params
     >>> p = plan_matvec(np.ones((512, 512, 3, 3)), 2, 2, ckks_params(depth=1))
@@ -140,7 +158,7 @@ def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams,
     """
     w, _ = check_weight(name, weight, None)
     c_o, c_i, k, _ = w.shape
-    check_stride_level(name, stride, level, params)
+    level = check_plan_level(name, stride, level, params, rescale, input_scale_bits, weight_scale_bits)
     try:
         g = matvec_geometry(c_i, c_o, height, width, k, stride, params.slots, c_n)
     except ValueError as e:
@@ -150,16 +168,18 @@ def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams,
     shifts, masks = term_shifts(g), term_masks(g)[0]
     diagonals = tuple(tuple(tuple(pair_diagonals(w, g, bo, bi, shifts, masks)) for bi in range(g.n_in))
                       for bo in range(g.n_out))
-    unit = unit_costs or DEFAULT_UNIT_COSTS
+    unit = (unit_costs or DEFAULT_UNIT_COSTS).at_work(params.level_work(level))
     candidates = []
     for b in [baby_step] if baby_step is not None else baby_step_candidates(g.period):
         ins, gis, steps = _rotations(diagonals, g.n_in, g.n_out, b, g.slots)
-        counts = matvec_counts(diagonals, ins, gis, has_bias)
+        counts = matvec_counts(diagonals, ins, gis, has_bias, rescale)
         candidates.append(BabyStepCandidate(b, counts.rotations, len(steps), floor_seconds(counts, unit)))
     best = min(candidates, key=lambda c: (c.predicted_s, c.galois_keys, c.baby_step))
     ins, gis, steps = _rotations(diagonals, g.n_in, g.n_out, best.baby_step, g.slots)
     plan = MatvecPlan(spec=ConvSpec(name, c_i, c_o, k, height, width, stride), geometry=g, params=params,
                       level=level, has_bias=has_bias, diagonals=diagonals, baby_step=best.baby_step,
                       input_shifts=tuple(map(tuple, ins)), giants=tuple(map(tuple, gis)), rotation_steps=tuple(steps),
-                      candidates=tuple(candidates) if baby_step is None else ())
-    return dataclasses.replace(plan, predicted=matvec_counts(diagonals, ins, gis, has_bias))
+                      candidates=tuple(candidates) if baby_step is None else (), rescale=rescale,
+                      input_scale_bits=None if rescale else input_scale_bits,
+                      weight_scale_bits=None if rescale else weight_scale_bits)
+    return dataclasses.replace(plan, predicted=matvec_counts(diagonals, ins, gis, has_bias, rescale))
