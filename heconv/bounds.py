@@ -90,6 +90,11 @@ def check_bound(layer: str, bound: float, params: CKKSParams, level: int, produc
     room = headroom(params, level, product, scale_bits)
     if not np.isfinite(bound) or bound >= room:
         scale = params.scale_bits if scale_bits is None else scale_bits
+        if scale_bits is not None:  # a split chosen from the planner's value bound (last_level_split)
+            raise InputError(
+                f"layer {layer}: values may reach {bound:.3g}, beyond the {room:.3g} that scale 2^{scale} leaves "
+                f"in the {level_bits(params, level)}-bit modulus at level {level}: an input exceeds the plan's "
+                "--value-bound; plan with a larger one (or none), or --no-bound-check runs anyway")
         raise InputError(
             f"layer {layer}: values may reach {bound:.3g}, beyond the {room:.3g} that scale 2^{scale} "
             f"leaves in the {level_bits(params, level)}-bit modulus at level {level}; decryption would give garbage. "

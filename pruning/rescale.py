@@ -1,7 +1,7 @@
 """Giving a Lasso-trained model back its reference's weight scale before it is pruned.
 
 A conv followed by BatchNorm has a free scale: W and c*W compute the same network once BN's running
-statistics are scaled alike (mean by c, variance by c^2; up to BN's eps). The group Lasso spends most
+statistics are scaled alike (mean by c, variance plus eps by c^2). The group Lasso spends most
 of its penalty on that free scale: on ResNet18 (Fashion-MNIST 16x16, lambda_d 0.5, 4 warm epochs) it
 shrank every conv's RMS weight to 0.25-0.32 of the dense model's while BN's gamma / sd grew 3-6x to
 compensate, and no group reached zero. A smaller weight makes the same learning rate hotter (with BN,
@@ -28,7 +28,9 @@ def _rms(w: torch.Tensor) -> float:
 def match_weight_scale(model: nn.Module, reference: nn.Module) -> dict[str, float]:
     """Scale every conv that BatchNorm follows to its counterpart's RMS weight in `reference` (same
     architecture), BN's running mean by the same factor and its running variance by its square, in place.
-    Returns {conv path: factor}. The function is unchanged up to BN's eps.
+    Returns {conv path: factor}. In eval mode the function is unchanged (the variance takes eps along:
+    (var + eps) * c^2 - eps); in train mode, where BN normalises by the batch's variance plus eps, up to
+    that eps.
 
     >>> m = nn.Sequential(nn.Conv2d(1, 2, 3, bias=False), nn.BatchNorm2d(2)).eval()
     >>> ref = nn.Sequential(nn.Conv2d(1, 2, 3, bias=False), nn.BatchNorm2d(2))
@@ -54,6 +56,7 @@ def match_weight_scale(model: nn.Module, reference: nn.Module) -> dict[str, floa
             conv.bias.mul_(c)
         if bn.running_mean is not None:
             bn.running_mean.mul_(c)
-            bn.running_var.mul_(c * c)
+            # (var + eps) * c^2 - eps: BN's eval output exactly unchanged, near-dead channels (var ~ eps) too
+            bn.running_var.mul_(c * c).add_((c * c - 1.0) * bn.eps)
         factors[conv_path] = c
     return factors

@@ -74,8 +74,9 @@ def add_parser(sub) -> None:
                    help="hybrid protocol: the largest |value| the client uploads (the image and every refreshed "
                         "activation). A slot conv whose output then fits runs at the chain's last level with no "
                         "rescale: about half the work per rotation and multiplication, errors about 1e-4 to 1e-3 "
-                        "where level 0 gives about 1e-7. The bound check refuses an input beyond B (default: none, "
-                        "every slot conv at level 0)")
+                        "where level 0 gives about 1e-7. The harness's bound check (it knows the server's weights) "
+                        "refuses, before each stretch from an upload to the next refresh is encrypted, a value whose "
+                        "worst case would not fit (default: none, every slot conv at level 0)")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_precision_options(p, 1e-2)

@@ -258,7 +258,10 @@ def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int
     groups = model_groups(model, shape, params, schedules, method.algorithm)
     seed = cell.train.seed
     if snapshot is not None:
-        snapshot = snapshot.with_inputs(hashlib.sha256(trained["state"]).hexdigest(), repr(reference["val_accuracy"]))
+        inputs = [hashlib.sha256(trained["state"]).hexdigest(), repr(reference["val_accuracy"])]
+        if method.rescale:  # the starting weights depend on the reference's too
+            inputs.append(hashlib.sha256(reference["state"]).hexdigest())
+        snapshot = snapshot.with_inputs(*inputs)
     save, resume, ignored = _resumable(snapshot)
     result = iterative_prune(model, data, groups, cell.method, params, cell.max_drop,
                              cell.fractions or _default_fractions(),

@@ -266,6 +266,9 @@ def verdict_lines(results: dict[str, MethodResult]) -> list[str]:
     groups = ratio(results, "dense", "diagonal-no-lasso")
     pos, both = ratio(results, "artemis-positional", REFERENCE), ratio(results, "artemis-both", REFERENCE)
     variant = f" (its variant chosen on validation: {results['hunter'].method})" if "hunter" in results else ""
+    ours = results.get(REFERENCE)
+    if ours is not None and ours.method != REFERENCE:
+        variant += f", for {REFERENCE} its variant chosen on validation: {ours.method}"
     out = [f"- Claim, at least {CLAIM:g}x fewer rotations than Hunter{variant} at the same accuracy budget: "
            f"{fmt_ratio(hunter)}; the claim {claim_verdict(hunter)}; fewer rotations at all: "
            f"{better_at_all(hunter)}.",
@@ -274,9 +277,9 @@ def verdict_lines(results: dict[str, MethodResult]) -> list[str]:
     conf = hunter["confirmation"] if hunter and hunter.get("confirmation") else []
     if conf:
         per = ", ".join(f"seed {s}: {hunter['per_seed'][s]:.2f}x" for s in conf)
-        out.append(f"- The choices were made on seeds {results[REFERENCE].chosen_on} (artemis-diagonal's lambda) and "
-                   f"{results['hunter'].chosen_on} (Hunter's variant); seeds {conf} ran only the chosen candidates and "
-                   f"confirm: {per}.")
+        out.append(f"- The choices were made on seeds {results[REFERENCE].chosen_on} (artemis-diagonal's lambda and "
+                   f"variant) and {results['hunter'].chosen_on} (Hunter's variant); seeds {conf} ran only the chosen "
+                   f"candidates and confirm: {per}.")
     if pos or both:
         out.append(f"- Diagonal-only pruning against positional ({fmt_ratio(pos)}; diagonal needs fewer: "
                    f"{better_at_all(pos)}) and both kinds ({fmt_ratio(both)}; {better_at_all(both)}).")

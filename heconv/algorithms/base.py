@@ -92,6 +92,11 @@ class ConvAlgorithm(ABC):
         """The level of the outputs (one rescale below the input by default)."""
         return plan.level + 1
 
+    def output_scale(self, plan: Any, input_scale: float) -> float:
+        """The outputs' CKKS scale for inputs at `input_scale`: a rescale brings the products back to the
+        input's (the default)."""
+        return input_scale
+
     def bound_point(self, plan: Any) -> tuple[int, bool]:
         """Where the layer's largest value sits, as heconv.bounds.check_bound's (level, product): by
         default in the products at the input level, at scale 2^(2s) before the rescale."""
@@ -207,6 +212,17 @@ def last_level_options(context: NetworkContext) -> dict[str, Any]:
     if context.partner_plan is not None and getattr(context.partner_plan, "output_scale_bits", None) != sum(split):
         return {}  # its output is rescaled (or at another scale): this one's must sit where it does
     return {"rescale": False, "input_scale_bits": split[0], "weight_scale_bits": split[1]}
+
+
+def split_output_scale(plan: Any, input_scale: float) -> float:
+    """`ConvAlgorithm.output_scale` of a plan with a `rescale` flag: the input's with one, times the weights'
+    2^weight_scale_bits without (the products are left as they are).
+
+    >>> from types import SimpleNamespace as P
+    >>> split_output_scale(P(rescale=False, weight_scale_bits=24), 2.0 ** 30) == 2.0 ** 54
+    True
+    """
+    return input_scale if plan.rescale else input_scale * 2.0 ** plan.weight_scale_bits
 
 
 def rescale_bound_point(plan: Any) -> tuple:

@@ -49,6 +49,10 @@ class CoefficientAlgorithm(ConvAlgorithm):
     def output_level(self, plan: CoeffPlan) -> int:
         return plan.output_level
 
+    def output_scale(self, plan: CoeffPlan, input_scale: float) -> float:
+        """Without a rescale the weights take 2^s over the input's scale: the outputs sit at 2^s."""
+        return input_scale if plan.rescale else plan.params.scale
+
     def bound_point(self, plan: CoeffPlan) -> tuple[int, bool]:
         """Without a rescale the products sit at scale 2^s at the input level."""
         return plan.level, plan.rescale

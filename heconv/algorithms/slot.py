@@ -15,7 +15,7 @@ from ..geometry import group_ids, schedule_group_ids
 from ..parallel_plan import ParallelPlan, plan_parallel
 from ..params import CKKSParams
 from ..schedule import dense_rotations
-from .base import ConvAlgorithm, GroupArray, NetworkContext, last_level_options, rescale_bound_point
+from .base import ConvAlgorithm, GroupArray, NetworkContext, last_level_options, rescale_bound_point, split_output_scale
 from .layout import SlotLayout
 
 
@@ -54,6 +54,9 @@ class SlotAlgorithm(ConvAlgorithm):
 
     def bound_point(self, plan: ConvPlan) -> tuple:
         return rescale_bound_point(plan)
+
+    def output_scale(self, plan: ConvPlan, input_scale: float) -> float:
+        return split_output_scale(plan, input_scale)
 
     def network_options(self, context: NetworkContext) -> dict[str, Any]:
         """At the chain's last level without a rescale where the planner's value bound allows

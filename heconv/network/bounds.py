@@ -36,7 +36,12 @@ def check_segment(plan: NetworkPlan, start: int, clear_bounds: dict[str, float],
     """
     params, depth = plan.params, plan.params.depth
     bound = dict(clear_bounds)
-    scale: dict[str, int] = {}  # log2 of each server value's scale, where it is not the parameters'
+    scale: dict[str, int | None] = {}  # log2 of each server value's scale; None: the parameters'
+
+    def bits(layout) -> int | None:
+        s = layout.scale(params)
+        return None if s == params.scale else round(math.log2(s))
+
     for a in plan.actions[start:]:
         if isinstance(a, Refresh):
             return
@@ -47,7 +52,7 @@ def check_segment(plan: NetworkPlan, start: int, clear_bounds: dict[str, float],
         if isinstance(a, (ClientOp, Encrypt)):
             out = b
             if isinstance(a, Encrypt) and a.layout is not None:
-                scale[a.dst] = round(math.log2(a.layout.scale(params)))
+                scale[a.dst] = bits(a.layout)
         elif isinstance(a, (ServerConv, ServerLinear)):
             gain, bias = gains[a.name]
             out = gain * b + bias
@@ -56,10 +61,10 @@ def check_segment(plan: NetworkPlan, start: int, clear_bounds: dict[str, float],
             point = alg.bound_point(a.plan) if is_conv else (a.plan.level, True)
             check_bound(a.name, max(out, b), params, *point)
             if is_conv:
-                scale[a.dst] = round(math.log2(alg.output_layout(a.plan).scale(params)))
+                scale[a.dst] = bits(alg.output_layout(a.plan))
         elif isinstance(a, ServerAdd):
             out = b + bound.get(a.b, 0.0)
-            scale[a.dst] = scale.get(a.a, params.scale_bits)
+            scale[a.dst] = scale.get(a.a)
             # sums happen after the rescale, or unrescaled at the last level at the products' scale
             check_bound(a.name, out, params, depth, product=False, scale_bits=scale[a.dst])
         elif isinstance(a, ServerSquare):

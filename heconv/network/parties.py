@@ -168,7 +168,10 @@ class Server:
         for a in plan.actions:
             if isinstance(a, Encrypt):
                 scale[a.dst] = plan.params.scale if a.layout is None else a.layout.scale(plan.params)
-            elif isinstance(a, (ServerConv, ServerLinear, ServerPool)):
+            elif isinstance(a, ServerConv):  # a conv without a rescale leaves its products' scale
+                inputs[a.name] = scale[a.src]
+                scale[a.dst] = get_algorithm(a.algorithm).output_scale(a.plan, scale[a.src])
+            elif isinstance(a, (ServerLinear, ServerPool)):
                 inputs[a.name] = scale[a.dst] = scale[a.src]
             elif isinstance(a, ServerAdd):
                 scale[a.dst] = scale[a.a]

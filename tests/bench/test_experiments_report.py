@@ -224,3 +224,4 @@ def test_the_rescaled_lasso_member_stands_for_artemis_diagonal_where_validation_
     md = "\n".join(experiments_section(rows))
     assert "artemis-diagonal's variants (validation decides; the first is `artemis-diagonal` above)" in md
     assert "| artemis-diagonal-rescaled | 0 / 2 | 3 of 3 | 200 |" in md
+    assert "for artemis-diagonal its variant chosen on validation: artemis-diagonal-rescaled" in md

@@ -82,6 +82,11 @@ def test_the_plan_round_trips_and_names_what_it_lacks():
     assert MatvecPlan.from_dict(json.loads(mv.to_json())) == mv and mv.output_scale_bits == 54
     with pytest.raises(InputError, match="needs input_scale_bits and weight_scale_bits"):
         plan_conv(w, 4, 4, P, rescale=False)
+    with pytest.raises(InputError, match="does not fit the 60-bit modulus at level 1"):
+        plan_conv(w, 4, 4, P, rescale=False, input_scale_bits=40, weight_scale_bits=20)
+    old = {k: v for k, v in json.loads(plan_conv(w, 4, 4, P).to_json()).items()
+           if k not in ("rescale", "input_scale_bits", "weight_scale_bits")}  # a plan saved before the option
+    assert ConvPlan.from_dict(old) == plan_conv(w, 4, 4, P)
     with pytest.raises(InputError, match="outside the chain"):
         plan_conv(w, 4, 4, P, rescale=False, input_scale_bits=30, weight_scale_bits=24, level=2)
 
@@ -120,6 +125,25 @@ def test_networks_with_a_value_bound_run_their_slot_convs_at_the_last_level(name
     assert plan.value_bound == 8.0
 
 
+def test_a_bound_too_loose_for_some_convs_keeps_them_and_their_partners_at_level_0():
+    """resnet18 at 8x8 with B = 300: some convs' outputs leave too few bits and stay at level 0 with their
+    rescale; a residual partner of one of them follows it there (or auto drops the candidate that would
+    not), so every add still sums two values at one place, level and scale; the run equals torch's."""
+    model, net, plan, client, server = _network("resnet18", 8, 300.0, choose=True)
+    convs = {a.dst: a for a in plan.actions if isinstance(a, ServerConv)}
+    levels = {a.plan.level for a in convs.values()}
+    assert levels == {0, 1}
+    for add in (a for a in plan.actions if isinstance(a, ServerAdd)):
+        if add.a in convs and add.b in convs:
+            pa, pb = convs[add.a], convs[add.b]
+            la, lb = get_algorithm(pa.algorithm), get_algorithm(pb.algorithm)
+            assert (la.output_layout(pa.plan).placement, la.output_level(pa.plan)) == \
+                (lb.output_layout(pb.plan).placement, lb.output_level(pb.plan))
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 8, 8))
+    run = run_network(plan, client, server, x)
+    assert np.abs(run.logits - model.double()(torch.from_numpy(x)[None]).detach().numpy()[0]).max() < 1e-9
+
+
 def test_without_a_value_bound_the_plan_is_unchanged():
     _, _, plan, _, _ = _network("resnet20", 8, None)
     assert all(a.plan.rescale and a.plan.level == 0 for a in plan.actions if isinstance(a, ServerConv))
@@ -128,7 +152,7 @@ def test_without_a_value_bound_the_plan_is_unchanged():
 def test_an_input_beyond_the_bound_is_refused_before_it_is_encrypted():
     _, _, plan, client, server = _network("resnet20", 8, 1.0)
     x = np.full((3, 8, 8), 50.0)
-    with pytest.raises(InputError, match="values may reach .* scale 2\\^"):
+    with pytest.raises(InputError, match="values may reach .* exceeds the plan's --value-bound"):
         run_network(plan, client, server, x)
 
 

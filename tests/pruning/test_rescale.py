@@ -66,6 +66,21 @@ def test_the_reference_scale_is_restored_and_the_function_kept():
     assert torch.allclose(lasso(x), _shrunk_copy(ref).train()(x), atol=1e-2)
 
 
+def test_a_near_dead_channel_keeps_its_output_exactly():
+    """A channel whose running variance is near BN's eps (what a Lasso leaves of a dying channel): scaling
+    the variance alone would change its eval output by about 100%."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(1, 2, 3, bias=False), nn.BatchNorm2d(2)).eval()
+    ref = nn.Sequential(nn.Conv2d(1, 2, 3, bias=False), nn.BatchNorm2d(2))
+    with torch.no_grad():
+        m[1].running_var.copy_(torch.tensor([2.5e-6, 1.0]))
+        ref[0].weight.copy_(4.64 * m[0].weight)
+    x = torch.randn(3, 1, 6, 6)
+    before = m(x)
+    match_weight_scale(m, ref)
+    assert torch.allclose(m(x), before, rtol=1e-5, atol=1e-6)
+
+
 def test_a_conv_without_batchnorm_and_a_zero_conv_are_left_alone():
     torch.manual_seed(0)
     m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Conv2d(2, 2, 1)).eval()

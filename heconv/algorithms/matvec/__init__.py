@@ -17,7 +17,14 @@ import numpy as np
 
 from ...backends.base import Backend
 from ...params import CKKSParams
-from ..base import ConvAlgorithm, GroupArray, NetworkContext, last_level_options, rescale_bound_point
+from ..base import (
+    ConvAlgorithm,
+    GroupArray,
+    NetworkContext,
+    last_level_options,
+    rescale_bound_point,
+    split_output_scale,
+)
 from ..layout import SlotLayout
 from .engine import CompiledMatvec, compile_matvec, run_matvec
 from .geometry import MatvecGeometry, matvec_geometry, term_shifts
@@ -83,6 +90,9 @@ class MatvecAlgorithm(ConvAlgorithm):
 
     def bound_point(self, plan: MatvecPlan) -> tuple:
         return rescale_bound_point(plan)
+
+    def output_scale(self, plan: MatvecPlan, input_scale: float) -> float:
+        return split_output_scale(plan, input_scale)
 
     def network_options(self, context: NetworkContext) -> dict[str, Any]:
         """At the chain's last level without a rescale where the planner's value bound allows, as the slot
