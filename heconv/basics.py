@@ -54,3 +54,23 @@ class OpCounts:
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+class ScaleSplit:
+    """What a conv plan with `level`, `rescale`, `input_scale_bits` and `weight_scale_bits` fields (the slot
+    engine's and matvec's) says of its outputs: their level and scale."""
+
+    level: int
+    rescale: bool
+    input_scale_bits: int | None
+    weight_scale_bits: int | None
+
+    @property
+    def output_level(self) -> int:
+        """One rescale below the input, or the input's own level without one."""
+        return self.level + self.rescale
+
+    @property
+    def output_scale_bits(self) -> int | None:
+        """log2 of the outputs' scale without a rescale (input + weight bits); None: the parameters' scale."""
+        return None if self.rescale else self.input_scale_bits + self.weight_scale_bits

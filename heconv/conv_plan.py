@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from .basics import OpCounts
+from .basics import OpCounts, ScaleSplit
 from .geometry import Packing
 from .params import CKKSParams
 from .schedule import ScheduleCandidate, schedule_name
@@ -45,7 +45,7 @@ class Term:
 
 
 @dataclass(frozen=True)
-class ConvPlan:
+class ConvPlan(ScaleSplit):
     """Everything `run_conv` will do, decided before any ciphertext exists.
 
     schedule: as asked ("output-rotation", "input-rotation", "bsgs:B" or "auto");
@@ -78,16 +78,6 @@ class ConvPlan:
     rescale: bool = True
     input_scale_bits: int | None = None  # None: the parameters' scale
     weight_scale_bits: int | None = None  # None: the prime the rescale divides by
-
-    @property
-    def output_level(self) -> int:
-        """The outputs' level: one rescale below the input, or the input's own without one."""
-        return self.level + self.rescale
-
-    @property
-    def output_scale_bits(self) -> int | None:
-        """log2 of the outputs' scale without a rescale (input + weight bits); None: the parameters' scale."""
-        return None if self.rescale else self.input_scale_bits + self.weight_scale_bits
 
     @property
     def schedule_name(self) -> str:

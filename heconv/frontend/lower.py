@@ -53,6 +53,16 @@ def _check_conv(path: str, m: nn.Conv2d) -> None:
         raise InputError(f"cannot lower {path} (Conv2d): stride {m.stride} must be 1 or 2 in both axes")
 
 
+def _traced(model: nn.Module) -> tuple[fx.Graph, dict[str, nn.Module], dict[str, int]]:
+    """The model's fx graph, its modules by path, and how many nodes read each node."""
+    graph = _Tracer().trace(model)
+    users: dict[str, int] = {}
+    for node in graph.nodes:
+        for arg in node.all_input_nodes:
+            users[arg.name] = users.get(arg.name, 0) + 1
+    return graph, dict(model.named_modules()), users
+
+
 def conv_batchnorm_pairs(model: nn.Module) -> list[tuple[str, str]]:
     """(conv path, BatchNorm2d path) for every BatchNorm2d that directly follows a conv whose only user it
     is: the pairs `lower_model` folds, where the conv's weight scale is free (BN cancels it).
@@ -61,12 +71,7 @@ def conv_batchnorm_pairs(model: nn.Module) -> list[tuple[str, str]]:
     >>> conv_batchnorm_pairs(m)
     [('0', '1')]
     """
-    graph = _Tracer().trace(model)
-    modules = dict(model.named_modules())
-    users: dict[str, int] = {}
-    for node in graph.nodes:
-        for arg in node.all_input_nodes:
-            users[arg.name] = users.get(arg.name, 0) + 1
+    graph, modules, users = _traced(model)
     pairs = []
     for node in graph.nodes:
         if node.op == "call_module" and isinstance(modules[node.target], nn.BatchNorm2d):
@@ -82,12 +87,7 @@ def lower_model(model: nn.Module, input_shape: tuple[int, int, int]) -> Network:
     if model.training:
         raise InputError("lower_model: the model must be in eval mode (call model.eval()): "
                          "BatchNorm folds its running statistics")
-    graph = _Tracer().trace(model)
-    modules = dict(model.named_modules())
-    users: dict[str, int] = {}
-    for node in graph.nodes:
-        for arg in node.all_input_nodes:
-            users[arg.name] = users.get(arg.name, 0) + 1
+    graph, modules, users = _traced(model)
 
     alias: dict[str, str] = {}
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ...basics import OpCounts
+from ...basics import OpCounts, ScaleSplit
 from ...checks import check_plan_level, check_weight
 from ...conv_plan import ConvSpec
 from ...cost import DEFAULT_UNIT_COSTS, UnitCosts, floor_seconds
@@ -40,7 +40,7 @@ class BabyStepCandidate:
 
 
 @dataclass(frozen=True)
-class MatvecPlan:
+class MatvecPlan(ScaleSplit):
     """Everything a matvec run does, decided from the weights before any ciphertext exists.
 
     diagonals[bo][bi]: the nonzero diagonals k of the pair (one plaintext, one multiplication each);
@@ -65,15 +65,6 @@ class MatvecPlan:
     rescale: bool = True
     input_scale_bits: int | None = None
     weight_scale_bits: int | None = None
-
-    @property
-    def output_level(self) -> int:
-        return self.level + self.rescale
-
-    @property
-    def output_scale_bits(self) -> int | None:
-        """log2 of the outputs' scale without a rescale; None: the parameters' scale."""
-        return None if self.rescale else self.input_scale_bits + self.weight_scale_bits
 
     @property
     def empty_outputs(self) -> list[int]:
