@@ -29,7 +29,7 @@ import torch
 import models
 from bench.conftest import CHECKPOINT_METHODS, no_checkpoint_param, pruned_checkpoints
 from bench.harness.model import model_record, prepare_model, run_images
-from bench.harness.protocol import MODEL_IMAGES
+from bench.harness.protocol import MODEL_IMAGES, VALUE_BOUND
 from heconv.algorithms import algorithm_names, get_algorithm
 from heconv.params import params_for_input
 from models.checkpoint import load_checkpoint_model
@@ -45,10 +45,8 @@ COEFF_QUICK = {("resnet20", 0.0)}
 # ResNet50 (issue 23): one case per algorithm, slot under "auto" and the coefficient algorithm, too
 # slow for the default runs (each a warm-up and MODEL_IMAGES timed images of minutes)
 SLOW_CASES = [("resnet50", "auto"), ("resnet50", "coefficient")]
-# "auto" with a bound on what the client uploads (heconv.network.plan_network's value_bound): the slot convs
-# then run at the chain's last level with no rescale (issue 22). 16 is about 3x the largest refreshed value
-# measured on the dense Fashion-MNIST ResNet18 (5.5 over 200 test images) and 12x these synthetic models'.
-VALUE_BOUND = 16.0
+# "auto" with a bound on what the client uploads (bench.harness.protocol.VALUE_BOUND): the slot and matvec
+# convs then run at the chain's last level with no rescale (issue 22).
 BOUNDED = {"auto-last-level": "auto"}  # case schedule -> the planner's schedule, with VALUE_BOUND
 # (model, schedule) cases whose plaintexts would not all fit in memory: each layer's are encoded just
 # before it runs (`artemis infer --stream`; outside the server's time, inside the benchmark's rounds)

@@ -8,7 +8,9 @@ shapes of bench/test_layers.py), dense Kaiming weights, the same bias and the sa
   after compile): the algorithm `artemis layer` and `artemis infer` choose per conv by predicted
   time on that many workers (heconv.algorithms.choice: the slot schedules and matvec; extra_info
   `algorithm`, `algorithm_candidates`, `algorithm_reason`), output-rotation on one worker where
-  the slot engine's auto picks another schedule, and matvec on one worker;
+  the slot engine's auto picks another schedule, matvec on one worker, and auto on one and two workers
+  planned with a value bound (`auto-last-level`: the slot engine and matvec at the chain's last level,
+  one prime, no rescale; errors about 1e-4 where level 0 gives about 1e-7);
 - Orion (`peer` orion, `bench.peers.orion_conv`): skipped, with the command that installs
   it, when orion-fhe is not installed (its own environment, as the README says).
 
@@ -25,6 +27,7 @@ import pytest
 
 from bench.harness.layer import prepare_layer, run_layer
 from bench.harness.layer_record import layer_record
+from bench.harness.protocol import VALUE_BOUND
 from bench.peers.orion_conv import INSTALL_HINT, orion_record, orion_version, prepare_orion_conv, run_orion_conv
 from bench.test_layers import SHAPES as LAYER_SHAPES
 from heconv.algorithms import DEFAULT_ALGORITHM, algorithm_names
@@ -42,6 +45,7 @@ SEED = 0
 STRIDED = [("resnet18", "layer3.0.conv1", 128, 256, 8, 3, 2), ("resnet18", "layer4.0.conv1", 256, 512, 4, 3, 2)]
 SHAPES = [s for s in LAYER_SHAPES if s[5] == 3 and (s[0] == "resnet18" or s[1] == "layer1.conv3x3")] + STRIDED
 SHAPE_OF = {(s[0], s[1]): s for s in SHAPES}
+LAST_LEVEL = "auto-last-level"  # auto planned with bench.harness.protocol.VALUE_BOUND (the model suite's cases)
 NO_ORION = f"orion-fhe is not installed; to run Orion beside our engine, {INSTALL_HINT}"
 
 
@@ -68,6 +72,7 @@ def _cases():
         base = f"{net}-{layer}-{c_in}to{c_out}"
         ours = [("auto", 1), ("auto", 2)] + ([("output-rotation", 1)] if _auto_differs(shape) else [])
         ours += [("matvec", 1)]  # the matvec algorithm (heconv.algorithms.matvec), one worker
+        ours += [(LAST_LEVEL, 1), (LAST_LEVEL, 2)]  # auto with the value bound: at the chain's last level
         for schedule, workers in ours:
             tag = "or" if schedule == "output-rotation" else schedule
             yield pytest.param(net, layer, N, "artemis", schedule, workers, id=f"{base}-ours-{tag}-w{workers}")
@@ -98,8 +103,10 @@ def test_peer_layer(benchmark, unit_costs_for, network, layer, n, peer, schedule
     # "auto": the choice `artemis layer` and `artemis infer` make (heconv.algorithms.choice: the slot schedules
     # and matvec by predicted time on `workers` processes); an algorithm's name: that algorithm.
     algorithm = schedule if schedule in algorithm_names() else DEFAULT_ALGORITHM
+    bound = VALUE_BOUND if schedule == LAST_LEVEL else None
     prep = prepare_layer(w, bias, hw, hw, stride, make_backend("encrypted", params, SEED), seed=SEED, name=layer,
-                         schedule=schedule, workers=workers, algorithm=algorithm, choose_algorithm=True)
+                         schedule="auto" if bound else schedule, workers=workers, algorithm=algorithm,
+                         choose_algorithm=True, value_bound=bound)
     try:
         runs = []
         benchmark.pedantic(lambda: runs.append(run_layer(prep)), rounds=ROUNDS, iterations=1, warmup_rounds=1)

@@ -140,16 +140,19 @@ class PreparedLayer:
 def plan_layer(weight: np.ndarray, has_bias: bool, height: int, width: int, stride: int, params: CKKSParams,
                name: str = "conv", schedule: str = "output-rotation", workers: int = 1,
                algorithm: str = DEFAULT_ALGORITHM, choose_algorithm: bool = False,
-               options: dict[str, Any] | None = None) -> tuple[str, Any, AlgorithmChoice | None]:
+               options: dict[str, Any] | None = None,
+               output_bound: float | None = None) -> tuple[str, Any, AlgorithmChoice | None]:
     """(algorithm, plan, choice) of one conv: `algorithm`'s plan (`schedule` where it takes one; `options`,
     default its `network_options` of a lone conv), or, with `choose_algorithm` and schedule "auto" under an
     algorithm that takes schedules, the choice `artemis infer` makes per conv (heconv.algorithms.choice):
     the registered algorithm of the lowest predicted time on `workers` processes among those that keep the
-    protocol's traffic, each with its own best schedule."""
+    protocol's traffic, each with its own best schedule. `output_bound`: the largest |output| (a lone
+    conv's NetworkContext.output_bound), which lets the slot engine and matvec run at the last level."""
 
     def plan_with(n: str, opts: dict[str, Any] | None = None):
         alg = get_algorithm(n)
-        opts = dict(alg.network_options(NetworkContext()) if opts is None else opts)
+        context = NetworkContext(output_bound=output_bound, params=params)
+        opts = dict(alg.network_options(context) if opts is None else opts)
         if alg.takes_schedule:
             opts["schedule"] = schedule
         return alg.plan(weight, height, width, params, stride=stride, has_bias=has_bias, name=name, **opts)
@@ -176,6 +179,7 @@ def prepare_layer(
     algorithm: str = DEFAULT_ALGORITHM,
     choose_algorithm: bool = False,
     options: dict[str, Any] | None = None,
+    value_bound: float | None = None,
 ) -> PreparedLayer:
     """Plan (`plan_layer`), generate exactly the plan's Galois keys, encode, encrypt a random input in [-1, 1].
 
@@ -185,13 +189,15 @@ def prepare_layer(
     split over that many processes (at most the layer's (bo, g) groups) when the algorithm splits,
     forked here once the plaintexts are encoded. `backend` is the client's (it makes the keys and
     uploads the input in the algorithm's input layout, `upload`: heconv.traffic.UPLOADS); the server
-    runs on its public view.
+    runs on its public view. `value_bound`: a bound on the input's values (at least the random input's
+    INPUT_BOUND) for the plan (heconv.network.plan_network's), which may put the conv at the last level.
     """
+    bias_max = 0.0 if bias is None else float(np.abs(bias).max())
+    bound = None if value_bound is None else output_gain(weight) * max(value_bound, INPUT_BOUND) + bias_max
     algorithm, plan, choice = plan_layer(weight, bias is not None, height, width, stride, backend.params, name,
-                                         schedule, workers, algorithm, choose_algorithm, options)
+                                         schedule, workers, algorithm, choose_algorithm, options, bound)
     alg = get_algorithm(algorithm)
     if check_bounds:
-        bias_max = 0.0 if bias is None else float(np.abs(bias).max())
         check_bound(name, output_gain(weight) * INPUT_BOUND + bias_max, backend.params, *alg.bound_point(plan))
     lay_in, lay_out, steps = alg.input_layout(plan), alg.output_layout(plan), alg.rotation_steps(plan)
     check_memory(f"layer {name} ({plan.spec.c_in}->{plan.spec.c_out}, {height}x{width}, {alg.plaintexts(plan)} "

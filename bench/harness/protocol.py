@@ -16,6 +16,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 MODEL_IMAGES = 3  # at least 3 images per whole model
+# The bound on uploaded values of the suites' last-level cases (`--value-bound`, heconv.network.plan_network):
+# about 3x the largest refreshed value measured on the dense Fashion-MNIST ResNet18 (5.5 over 200 test
+# images), 12x the synthetic models' and 16x the layer cases' random inputs (in [-1, 1]).
+VALUE_BOUND = 16.0
 # pytest-benchmark option (its dest) -> the protocol's value, set when the command line does not name it
 DEFAULTS: dict[str, Any] = {"benchmark_min_rounds": 5, "benchmark_warmup": True, "benchmark_warmup_iterations": 1,
                             "benchmark_disable_gc": True}

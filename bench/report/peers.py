@@ -16,17 +16,19 @@ from .cases import _read_run
 from .compare import last_by
 
 OURS, ORION = "artemis", "orion"
+OUR_VARIANTS = ("ours_auto_w1", "ours_auto_w2", "ours_or_w1", "ours_matvec_w1", "ours_ll_w1", "ours_ll_w2")
 SHAPE_KEYS = ("poly_modulus_degree", "network", "layer", "c_in", "c_out", "hw", "kernel", "stride")
 
 
 def _variant(e: dict) -> str | None:
-    """Which column a peer case fills: ours_auto_w1, ours_auto_w2, ours_or_w1, ours_matvec_w1, orion
-    (None: another)."""
+    """Which column a peer case fills: ours_auto_w1, ours_auto_w2, ours_or_w1, ours_matvec_w1, ours_ll_w1,
+    ours_ll_w2 (auto at the last level, with the value bound), orion (None: another)."""
     if e.get("peer") == ORION:
         return "orion"
     if e.get("peer") != OURS:
         return None
-    sched = {"auto": "auto", "output-rotation": "or", "matvec": "matvec"}.get(e.get("requested_schedule") or "")
+    sched = {"auto": "auto", "output-rotation": "or", "matvec": "matvec",
+             "auto-last-level": "ll"}.get(e.get("requested_schedule") or "")
     workers = e.get("requested_workers", e.get("workers", 1))
     return f"ours_{sched}_w{workers}" if sched and workers in (1, 2) else None
 
@@ -61,7 +63,7 @@ def peer_rows(paths: list[str | Path]) -> list[dict]:
     rows = []
     for key in sorted({k for k, _ in chosen}, key=lambda k: tuple(map(str, k))):
         row = dict(zip(SHAPE_KEYS, key))
-        for variant in ("ours_auto_w1", "ours_auto_w2", "ours_or_w1", "ours_matvec_w1", "orion"):
+        for variant in (*OUR_VARIANTS, "orion"):
             p = chosen.get((key, variant))
             row[f"{variant}_s"] = p["latency_s"] if p else None
             row[f"{variant}_max_abs_error"] = p["info"].get("max_abs_error") if p else None
@@ -74,7 +76,7 @@ def peer_rows(paths: list[str | Path]) -> list[dict]:
                                          if (key, "ours_auto_w1") in chosen else None)
         mv = chosen.get((key, "ours_matvec_w1"))
         row["ours_matvec_w1_pmuls"] = mv["info"].get("pmuls") if mv else None
-        for variant in ("ours_auto_w1", "ours_auto_w2", "ours_or_w1", "ours_matvec_w1"):
+        for variant in OUR_VARIANTS:
             row[f"{variant}_over_orion"] = _ratio(row[f"{variant}_s"], row["orion_s"])
         rows.append(row)
     return rows
@@ -108,6 +110,7 @@ def peers_section(rows: list[dict]) -> list[str]:
           "| network | layer | C_in->C_out, HxW, stride | ours w1 | ours w2 | matvec w1 | Orion | ours w1 / Orion "
           "| ours w2 / Orion | matvec w1 / Orion | rotations ours / Orion | max error ours / Orion |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    last = [r for r in rows if r["ours_ll_w1_s"] is not None or r["ours_ll_w2_s"] is not None]
     for r in rows:
         w2 = _cell(r["ours_auto_w2_s"], ".4f") + (f" ({r['ours_auto_w2_workers']})"
                                                   if r["ours_auto_w2_workers"] else "")
@@ -119,8 +122,18 @@ def peers_section(rows: list[dict]) -> list[str]:
             f"| {_cell(r['ours_matvec_w1_over_orion'], '.2f')} "
             f"| {_cell(r['ours_auto_w1_rotations'], 'd')} / {_cell(r['orion_key_switches_estimate'], 'd')} "
             f"| {_cell(r['ours_auto_w1_max_abs_error'], '.1e')} / {_cell(r['orion_max_abs_error'], '.1e')} |")
+    if last:
+        md += ["", "Ours at the chain's last level (`auto-last-level`: auto planned with the value bound "
+               "bench.harness.protocol.VALUE_BOUND, one prime, no rescale; Orion keeps its 2^40 precision):", "",
+               "| layer | ours w1 | ours w2 | ours w1 / Orion | ours w2 / Orion | max error ours / Orion |",
+               "|---|---|---|---|---|---|"]
+        md += [f"| {r['layer']} | {_cell(r['ours_ll_w1_s'], '.4f')} | {_cell(r['ours_ll_w2_s'], '.4f')} "
+               f"| {_cell(r['ours_ll_w1_over_orion'], '.2f')} | {_cell(r['ours_ll_w2_over_orion'], '.2f')} "
+               f"| {_cell(r['ours_ll_w1_max_abs_error'], '.1e')} / {_cell(r['orion_max_abs_error'], '.1e')} |"
+               for r in last]
     means = {v: geomean([r[f"{v}_over_orion"] for r in rows]) for v in ("ours_auto_w1", "ours_auto_w2",
-                                                                           "ours_matvec_w1")}
+                                                                           "ours_matvec_w1", "ours_ll_w1",
+                                                                           "ours_ll_w2")}
     md += ["", "Geometric means over the shapes where both ran: " + "; ".join(
         f"{v.removeprefix('ours_').replace('_', ' ')} / Orion {m[0]:.2f} ({m[1]} shapes)"
         for v, m in means.items() if m is not None) + "." if any(m is not None for m in means.values())

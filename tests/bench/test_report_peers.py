@@ -89,3 +89,15 @@ def test_peer_case_without_its_shape_is_refused(tmp_path):
     del bad["extra_info"]["c_out"]
     with pytest.raises(ValueError, match=r"x: peer case without extra_info \['c_out'\]"):
         peer_rows([_write(tmp_path, [bad], primitives=False)])
+
+
+def test_last_level_cases_get_their_own_columns_and_means(tmp_path):
+    runs = PEERS + [_peer("64-ll1", 0.20, "artemis", schedule="auto-last-level", max_abs_error=2e-4),
+                    _peer("64-ll2", 0.12, "artemis", schedule="auto-last-level", workers=2)]
+    rows = {r["c_in"]: r for r in peer_rows([_write(tmp_path, runs, primitives=False)])}
+    r = rows[64]
+    assert (r["ours_ll_w1_s"], r["ours_ll_w2_s"]) == (0.20, 0.12) and r["ours_auto_w1_s"] == 0.40
+    assert r["ours_ll_w1_over_orion"] == pytest.approx(0.25) and r["ours_ll_w2_over_orion"] == pytest.approx(0.15)
+    md = "\n".join(peers_section(list(rows.values())))
+    assert "| l64 | 0.2000 | 0.1200 | 0.25 | 0.15 | 2.0e-04 / 1.0e-06 |" in md
+    assert "ll w1 / Orion 0.25 (1 shapes)" in md
