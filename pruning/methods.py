@@ -348,8 +348,10 @@ METHODS = tuple(REGISTRY)
 def family_members(family: str) -> tuple[str, ...]:
     """The methods of a family (a method alone is its own family).
 
-    >>> family_members("artemis-diagonal"), "diagonal-no-lasso" in family_members("hunter")
-    (('artemis-diagonal',), True)
+    >>> family_members("artemis-positional"), "diagonal-no-lasso" in family_members("hunter")
+    (('artemis-positional',), True)
+    >>> family_members("artemis-diagonal")
+    ('artemis-diagonal', 'artemis-diagonal-rescaled')
     """
     return tuple(m.name for m in _ALL if m.family == family)
 
