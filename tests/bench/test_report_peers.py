@@ -99,5 +99,5 @@ def test_last_level_cases_get_their_own_columns_and_means(tmp_path):
     assert (r["ours_ll_w1_s"], r["ours_ll_w2_s"]) == (0.20, 0.12) and r["ours_auto_w1_s"] == 0.40
     assert r["ours_ll_w1_over_orion"] == pytest.approx(0.25) and r["ours_ll_w2_over_orion"] == pytest.approx(0.15)
     md = "\n".join(peers_section(list(rows.values())))
-    assert "| l64 | 0.2000 | 0.1200 | 0.25 | 0.15 | 2.0e-04 / 1.0e-06 |" in md
+    assert "| resnet18 | l64 | 0.2000 | 0.1200 | 0.25 | 0.15 | 2.0e-04 / 1.0e-06 |" in md
     assert "ll w1 / Orion 0.25 (1 shapes)" in md
