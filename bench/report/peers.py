@@ -125,9 +125,11 @@ def peers_section(rows: list[dict]) -> list[str]:
     if last:
         md += ["", "Ours at the chain's last level (`auto-last-level`: auto planned with the value bound "
                "bench.harness.protocol.VALUE_BOUND, one prime, no rescale; Orion keeps its 2^40 precision):", "",
-               "| network | layer | ours w1 | ours w2 | ours w1 / Orion | ours w2 / Orion | max error ours / Orion |",
+               "| network | layer | ours w1 | ours w2 | ours w1 / Orion | ours w2 / Orion "
+               "| max error ours / Orion |",
                "|---|---|---|---|---|---|---|"]
-        md += [f"| {r['network']} | {r['layer']} | {_cell(r['ours_ll_w1_s'], '.4f')} | {_cell(r['ours_ll_w2_s'], '.4f')} "
+        md += [f"| {r['network']} | {r['layer']} | {_cell(r['ours_ll_w1_s'], '.4f')} "
+               f"| {_cell(r['ours_ll_w2_s'], '.4f')} "
                f"| {_cell(r['ours_ll_w1_over_orion'], '.2f')} | {_cell(r['ours_ll_w2_over_orion'], '.2f')} "
                f"| {_cell(r['ours_ll_w1_max_abs_error'], '.1e')} / {_cell(r['orion_max_abs_error'], '.1e')} |"
                for r in last]
