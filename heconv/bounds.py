@@ -84,6 +84,17 @@ def output_gain(weight: np.ndarray) -> float:
     return float(np.abs(w.reshape(w.shape[0], -1)).sum(axis=1).max()) if w.size else 0.0
 
 
+def conv_output_bound(weight: np.ndarray, bias: np.ndarray | None, input_bound: float) -> float:
+    """The largest |output| of a conv (or linear layer) whose inputs stay within `input_bound`:
+    output_gain * input_bound + max|bias|.
+
+    >>> conv_output_bound(np.array([[1.0, -2.0], [0.5, 0.5]]), np.array([0.1, -0.4]), 2.0)
+    6.4
+    """
+    bias_max = 0.0 if bias is None or not np.size(bias) else float(np.abs(bias).max())
+    return output_gain(weight) * input_bound + bias_max
+
+
 def check_bound(layer: str, bound: float, params: CKKSParams, level: int, product: bool = True,
                 scale_bits: int | None = None) -> None:
     """Raise ValueError naming the layer, the bound and what to change when `bound` does not fit."""

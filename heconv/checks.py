@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .bounds import level_bits
 from .errors import InputError
 from .params import CKKSParams
 
@@ -62,8 +63,6 @@ def check_plan_level(name: str, stride: int, level: int | None, params: CKKSPara
     if input_scale_bits is None or weight_scale_bits is None:
         raise InputError(f"layer {name}: without a rescale the plan needs input_scale_bits and "
                          f"weight_scale_bits (heconv.bounds.last_level_split)")
-    from .bounds import level_bits
-
     if input_scale_bits + weight_scale_bits >= level_bits(params, level):
         raise InputError(f"layer {name}: scale 2^{input_scale_bits} x 2^{weight_scale_bits} does not fit the "
                          f"{level_bits(params, level)}-bit modulus at level {level}; take "

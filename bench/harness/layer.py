@@ -23,7 +23,7 @@ from heconv.algorithms.base import NetworkContext
 from heconv.algorithms.choice import AlgorithmChoice, auto_algorithms
 from heconv.algorithms.choice import choose_algorithm as pick_algorithm
 from heconv.backends import Backend, OpCounts
-from heconv.bounds import check_bound, output_gain
+from heconv.bounds import check_bound, conv_output_bound
 from heconv.errors import InputError
 from heconv.frontend import lower_model
 from heconv.network import ConvOp, ServerConv, plan_network
@@ -192,13 +192,12 @@ def prepare_layer(
     runs on its public view. `value_bound`: a bound on the input's values (at least the random input's
     INPUT_BOUND) for the plan (heconv.network.plan_network's), which may put the conv at the last level.
     """
-    bias_max = 0.0 if bias is None else float(np.abs(bias).max())
-    bound = None if value_bound is None else output_gain(weight) * max(value_bound, INPUT_BOUND) + bias_max
+    bound = None if value_bound is None else conv_output_bound(weight, bias, max(value_bound, INPUT_BOUND))
     algorithm, plan, choice = plan_layer(weight, bias is not None, height, width, stride, backend.params, name,
                                          schedule, workers, algorithm, choose_algorithm, options, bound)
     alg = get_algorithm(algorithm)
     if check_bounds:
-        check_bound(name, output_gain(weight) * INPUT_BOUND + bias_max, backend.params, *alg.bound_point(plan))
+        check_bound(name, conv_output_bound(weight, bias, INPUT_BOUND), backend.params, *alg.bound_point(plan))
     lay_in, lay_out, steps = alg.input_layout(plan), alg.output_layout(plan), alg.rotation_steps(plan)
     check_memory(f"layer {name} ({plan.spec.c_in}->{plan.spec.c_out}, {height}x{width}, {alg.plaintexts(plan)} "
                  "plaintexts)", plan_bytes(backend.plaintext_bytes(plan.level), alg.plaintexts(plan), len(steps),

@@ -214,21 +214,26 @@ def last_level_options(context: NetworkContext) -> dict[str, Any]:
     return {"rescale": False, "input_scale_bits": split[0], "weight_scale_bits": split[1]}
 
 
-def split_output_scale(plan: Any, input_scale: float) -> float:
-    """`ConvAlgorithm.output_scale` of a plan with a `rescale` flag: the input's with one, times the weights'
-    2^weight_scale_bits without (the products are left as they are).
+class ScaleSplitAlgorithm(ConvAlgorithm):
+    """An algorithm whose plans carry `heconv.basics.ScaleSplit` (the slot engine, matvec): with a rescale
+    at level 0 as by default; without one at the chain's last level, where `last_level_options` puts it."""
 
-    >>> from types import SimpleNamespace as P
-    >>> split_output_scale(P(rescale=False, weight_scale_bits=24), 2.0 ** 30) == 2.0 ** 54
-    True
-    """
-    return input_scale if plan.rescale else input_scale * 2.0 ** plan.weight_scale_bits
+    def output_level(self, plan: Any) -> int:
+        return plan.output_level
 
+    def output_scale(self, plan: Any, input_scale: float) -> float:
+        """The input's with a rescale; times the weights' 2^weight_scale_bits without (the products are left
+        as they are)."""
+        return input_scale if plan.rescale else input_scale * 2.0 ** plan.weight_scale_bits
 
-def rescale_bound_point(plan: Any) -> tuple:
-    """`ConvAlgorithm.bound_point` of a plan with a `rescale` flag: with one, the products at 2^(2s) at the
-    input level; without, at 2^(input + weight bits) (`plan.output_scale_bits`)."""
-    return (plan.level, True) if plan.rescale else (plan.level, False, plan.output_scale_bits)
+    def bound_point(self, plan: Any) -> tuple:
+        """With a rescale, the products at 2^(2s) at the input level; without, at 2^(input + weight bits)."""
+        return (plan.level, True) if plan.rescale else (plan.level, False, plan.output_scale_bits)
+
+    def network_options(self, context: NetworkContext) -> dict[str, Any]:
+        """At the chain's last level without a rescale where the planner's value bound allows
+        (`last_level_options`); else none (level 0, one rescale)."""
+        return last_level_options(context)
 
 
 @dataclass

@@ -15,11 +15,11 @@ from ..geometry import group_ids, schedule_group_ids
 from ..parallel_plan import ParallelPlan, plan_parallel
 from ..params import CKKSParams
 from ..schedule import dense_rotations
-from .base import ConvAlgorithm, GroupArray, NetworkContext, last_level_options, rescale_bound_point, split_output_scale
+from .base import GroupArray, ScaleSplitAlgorithm
 from .layout import SlotLayout
 
 
-class SlotAlgorithm(ConvAlgorithm):
+class SlotAlgorithm(ScaleSplitAlgorithm):
     """Gazelle packing, a baby-step/giant-step schedule per layer (options: schedule, c_n, unit_costs);
     a stride-2 output stays at full resolution and the client reads every second pixel."""
 
@@ -48,20 +48,6 @@ class SlotAlgorithm(ConvAlgorithm):
         """`level` None: 0 with a rescale (the default), the chain's last with `rescale=False`."""
         return plan_conv(weight, height, width, params, stride=stride, has_bias=has_bias, name=name, level=level,
                          **options)
-
-    def output_level(self, plan: ConvPlan) -> int:
-        return plan.output_level
-
-    def bound_point(self, plan: ConvPlan) -> tuple:
-        return rescale_bound_point(plan)
-
-    def output_scale(self, plan: ConvPlan, input_scale: float) -> float:
-        return split_output_scale(plan, input_scale)
-
-    def network_options(self, context: NetworkContext) -> dict[str, Any]:
-        """At the chain's last level without a rescale where the planner's value bound allows
-        (`last_level_options`); else none (level 0, one rescale)."""
-        return last_level_options(context)
 
     def compile(self, plan: ConvPlan, weight: np.ndarray, bias: np.ndarray | None, backend: Backend,
                 input_scale: float | None = None) -> CompiledConv:

@@ -15,14 +15,12 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..algorithms import ALGORITHMS, DEFAULT_ALGORITHM, ConvAlgorithm, get_algorithm
 from ..algorithms.base import NetworkContext
 from ..algorithms.choice import auto_algorithms, choose_algorithm
 from ..algorithms.layout import Layout
 from ..basics import OpCounts
-from ..bounds import output_gain
+from ..bounds import conv_output_bound
 from ..errors import InputError
 from ..linear import LinearPlan, plan_linear
 from ..params import CKKSParams
@@ -192,8 +190,7 @@ class _HybridPlanner:
 
     def _conv_bound(self, op: ConvOp) -> float:
         """The largest |output| of a conv whose input is within the value bound."""
-        bias = 0.0 if op.bias is None or not np.size(op.bias) else float(np.abs(op.bias).max())
-        return output_gain(op.weight) * self.value_bound + bias
+        return conv_output_bound(op.weight, op.bias, self.value_bound)
 
     def add(self, op: AddOp) -> None:
         self.known(op.a, op)

@@ -17,14 +17,7 @@ import numpy as np
 
 from ...backends.base import Backend
 from ...params import CKKSParams
-from ..base import (
-    ConvAlgorithm,
-    GroupArray,
-    NetworkContext,
-    last_level_options,
-    rescale_bound_point,
-    split_output_scale,
-)
+from ..base import GroupArray, ScaleSplitAlgorithm
 from ..layout import SlotLayout
 from .engine import CompiledMatvec, compile_matvec, run_matvec
 from .geometry import MatvecGeometry, matvec_geometry, term_shifts
@@ -67,7 +60,7 @@ def matvec_group_ids(plan: MatvecPlan, shape: tuple[int, int, int, int]) -> dict
             for name, (v, n, saves, per) in ids.items()}
 
 
-class MatvecAlgorithm(ConvAlgorithm):
+class MatvecAlgorithm(ScaleSplitAlgorithm):
     """The conv as block matrices between slot vectors: shared diagonals, strided outputs multiplexed.
 
     Options: baby_step (None: chosen by predicted time), c_n, unit_costs."""
@@ -84,20 +77,6 @@ class MatvecAlgorithm(ConvAlgorithm):
 
     def run(self, compiled: CompiledMatvec, inputs: list[Any], backend: Backend) -> list[Any]:
         return run_matvec(compiled, inputs, backend)
-
-    def output_level(self, plan: MatvecPlan) -> int:
-        return plan.output_level
-
-    def bound_point(self, plan: MatvecPlan) -> tuple:
-        return rescale_bound_point(plan)
-
-    def output_scale(self, plan: MatvecPlan, input_scale: float) -> float:
-        return split_output_scale(plan, input_scale)
-
-    def network_options(self, context: NetworkContext) -> dict[str, Any]:
-        """At the chain's last level without a rescale where the planner's value bound allows, as the slot
-        engine (`last_level_options`)."""
-        return last_level_options(context)
 
     def input_layout(self, plan: MatvecPlan) -> SlotLayout:
         g = plan.geometry
