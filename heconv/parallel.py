@@ -8,7 +8,7 @@ run. Worker 0 is the calling process itself, so `workers` processes compute in a
 A run ships what each child reads and brings back what it made, by the backend's own
 serialization through files in a temporary folder (tmpfs where there is one): worker 0
 saves each input ciphertext a child needs once, the child loads it, computes its share
-(`run_share`: the same arithmetic as `heconv.conv.run_conv`, on its terms), and saves its
+(`run_share`: the same arithmetic as the algorithm's `run`, on its terms), and saves its
 outputs (finished, or partial sums to merge) for worker 0 to load. Decryptions equal the
 single-process run's exactly (CKKS additions are exact modular arithmetic; in the
 cleartext backend float sums are regrouped, equal when the values sum exactly).
@@ -35,28 +35,31 @@ from typing import Any
 import numpy as np
 
 from .backends.base import Backend, OpCounts
-from .conv import CompiledConv, accumulate_terms, check_inputs, finish_output, rotate_inputs
 from .cost import UnitCosts, floor_seconds
-from .parallel_plan import ParallelPlan, Share
+from .parallel_plan import ParallelPlan
 
 
 class WorkerError(RuntimeError):
     """A worker process failed (its traceback in the message) or died."""
 
 
-def run_share(layer: CompiledConv, share: Share, inputs: Mapping[int, Any], backend: Backend) -> dict[int, Any]:
-    """One worker's share: its baby steps, its (bo, g) groups, and its finals finished.
+def _algorithm(split: ParallelPlan) -> Any:
+    """The registered algorithm whose hooks run the split's shares (heconv.algorithms.base.ConvAlgorithm)."""
+    from .algorithms import get_algorithm  # imported late: the registry's modules import heconv.parallel_plan
 
-    Returns {bo: ciphertext}: finished outputs for `share.finals`, partial sums for the rest.
-    """
+    return get_algorithm(split.algorithm)
+
+
+def run_share(layer: Any, split: ParallelPlan, worker: int, inputs: Mapping[int, Any],
+              backend: Backend) -> dict[int, Any]:
+    """Worker `worker`'s share of a compiled layer: its baby steps, its (bo, g) groups, and its finals
+    finished (the split's algorithm's `run_share`). Returns {bo: ciphertext}: finished outputs for
+    `share.finals`, partial sums for the rest."""
+    share = split.shares[worker]
     missing = sorted(set(share.inputs) - set(inputs))
     if missing:
         raise ValueError(f"layer {layer.plan.spec.name}: worker {share.worker} needs input ciphertexts {missing}")
-    rotated = rotate_inputs({bi: inputs[bi] for bi in share.inputs}, share.input_shifts, backend)
-    partial = accumulate_terms(layer, rotated, share.start, share.end, backend)
-    for bo in share.finals:
-        finish_output(layer, bo, partial[bo], backend)
-    return partial
+    return _algorithm(split).run_share(layer, share, inputs, backend)
 
 
 @dataclass
@@ -109,7 +112,7 @@ class _Child:
         self.pid = self.process.pid
 
 
-def _touch(backend: Backend, layers: Mapping[str, tuple[CompiledConv, ParallelPlan]], worker: int,
+def _touch(backend: Backend, layers: Mapping[str, tuple[Any, ParallelPlan]], worker: int,
            dummies: Mapping[int, Any]) -> None:
     """Read, once, every plaintext and Galois key this worker's shares use.
 
@@ -120,21 +123,17 @@ def _touch(backend: Backend, layers: Mapping[str, tuple[CompiledConv, ParallelPl
     for layer, split in layers.values():
         if worker >= split.workers:
             continue
-        share = split.shares[worker]
         x = dummies[(layer.plan.level, layer.plan.input_scale_bits)]
-        for i in range(share.start, share.end):
-            backend.multiply_plain(x, layer.weights[i])
-        giant = layer.plan.packing.channel_slots * layer.plan.baby_step
-        steps = {s for shifts in share.input_shifts for s in shifts}
-        steps |= {g * giant % backend.slots for t in layer.plan.terms[share.start:share.end]
-                  if (g := t.d // layer.plan.baby_step)}
+        plains, steps = _algorithm(split).share_resources(layer, split.shares[worker])
+        for plain in plains:
+            backend.multiply_plain(x, plain)
         for step in sorted(steps):
             backend.rotate(x, step)
     backend.reset_counter()
 
 
 def _serve(conn, others: list, worker: int, backend: Backend,
-           layers: Mapping[str, tuple[CompiledConv, ParallelPlan]], folder: str, dummies: Mapping[int, Any]) -> None:
+           layers: Mapping[str, tuple[Any, ParallelPlan]], folder: str, dummies: Mapping[int, Any]) -> None:
     """A child's loop: touch its plaintexts and keys, say so, then run the shares it is sent
     until told to stop (or the parent goes)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
@@ -163,7 +162,7 @@ def _serve(conn, others: list, worker: int, backend: Backend,
             load_s = time.perf_counter() - t
             backend.reset_counter()
             t = time.perf_counter()
-            out = run_share(layer, split.shares[worker], inputs, backend)
+            out = run_share(layer, split, worker, inputs, backend)
             compute_s = time.perf_counter() - t
             counts = backend.reset_counter()
             t, saved, written = time.perf_counter(), {}, 0
@@ -210,7 +209,7 @@ class ConvPool:
     garbage collection) stops the children and removes the transfer folder.
     """
 
-    def __init__(self, backend: Backend, layers: Mapping[str, tuple[CompiledConv, ParallelPlan]]):
+    def __init__(self, backend: Backend, layers: Mapping[str, tuple[Any, ParallelPlan]]):
         for name, (layer, split) in layers.items():
             if split.layer != layer.plan.spec.name:
                 raise ValueError(f"layer {name}: its split was made for layer {split.layer}")
@@ -284,7 +283,7 @@ class ConvPool:
         if self.closed:
             raise WorkerError(f"layer {name}: the worker pool is closed")
         layer, split = self.layers[name]
-        check_inputs(layer, inputs, self.backend)
+        _algorithm(split).check_inputs(layer, inputs, self.backend)
         self._runs += 1
         tag = f"r{self._runs}"
         try:
@@ -295,7 +294,7 @@ class ConvPool:
                     if entry.name.startswith(tag + "-"):
                         os.unlink(entry.path)
 
-    def _run(self, name: str, layer: CompiledConv, split: ParallelPlan, inputs: list[Any], tag: str) -> list[Any]:
+    def _run(self, name: str, layer: Any, split: ParallelPlan, inputs: list[Any], tag: str) -> list[Any]:
         b = self.backend
         wall, cpu = time.perf_counter(), time.process_time()
         children = self.children[: split.workers - 1]
@@ -314,7 +313,7 @@ class ConvPool:
         outer = b.reset_counter()
         t = time.perf_counter()
         try:
-            mine = run_share(layer, split.shares[0], dict(enumerate(inputs)), b)
+            mine = run_share(layer, split, 0, dict(enumerate(inputs)), b)
         except BaseException:
             b.counter = outer + b.reset_counter()
             try:
@@ -376,9 +375,9 @@ class ConvPool:
             raise WorkerError(f"{where}: " + "\n".join(errors))
         return replies
 
-    def _merge(self, layer: CompiledConv, split: ParallelPlan, results: list[dict[int, Any]]) -> list[Any]:
-        b, n_out = self.backend, layer.plan.packing.n_out
-        outputs: list[Any] = [None] * n_out
+    def _merge(self, layer: Any, split: ParallelPlan, results: list[dict[int, Any]]) -> list[Any]:
+        b, alg = self.backend, _algorithm(split)
+        outputs: list[Any] = [None] * len(layer.outputs)
         merged = set(split.merged)
         for share, res in zip(split.shares, results):
             for bo in share.finals:
@@ -388,9 +387,9 @@ class ConvPool:
             y = parts[0]
             for part in parts[1:]:
                 b.add_inplace(y, part)
-            finish_output(layer, bo, y, b)
+            alg.finish_output(layer, bo, y, b)
             outputs[bo] = y
-        for bo in range(n_out):
+        for bo in range(len(outputs)):
             if outputs[bo] is None and bo not in merged:
-                outputs[bo] = b.encrypt_plain(layer.outputs[bo])
+                outputs[bo] = alg.empty_output(layer, bo, b)
         return outputs

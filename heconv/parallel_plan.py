@@ -1,8 +1,10 @@
 """How one convolution's work splits across worker processes. Pure: touches no backend.
 
 The unit of work is a giant-step group (bo, g): the terms of Q[bo, g] (consecutive in the
-plan's run order), multiplied and added, then rotated by g*B*P. Each worker takes a
-contiguous run of groups, so most output ciphertexts stay within one worker:
+plan's run order), multiplied and added, then rotated by the giant step. An algorithm lists
+its groups (`WorkGroup`; the slot engine's here, matvec's in its folder) and `split_groups`
+splits them. Each worker takes a contiguous run of groups, so most output ciphertexts stay
+within one worker:
 
 - a worker computes the baby-step rotations *its* terms read (for dense weights, every
   one of the layer's): recomputed per worker, not shipped. Shipping would need a barrier
@@ -84,6 +86,7 @@ class ParallelPlan:
     merged: list[int]
     merge: OpCounts
     predicted: OpCounts
+    algorithm: str  # the registered algorithm whose parallel hooks run the shares
     serial: OpCounts = field(default_factory=OpCounts)  # the single-process plan's counts
 
     @property
@@ -102,16 +105,22 @@ class ParallelPlan:
 
 
 @dataclass(frozen=True)
-class _Group:
+class WorkGroup:
+    """One unit of a split: the terms[start:end] of output bo's giant step g (in the plan's run order),
+    the (bi, shift != 0) baby steps they read, the inputs they read, and their predicted seconds
+    (multiply-adds plus the giant rotation). Each algorithm lists its own (`SlotAlgorithm.split`,
+    the matvec folder's `matvec_groups`); `split_groups` splits any such list."""
+
     bo: int
     g: int
     start: int
     end: int
     baby: frozenset  # (bi, shift) pairs with shift != 0
+    inputs: frozenset
     cost: float
 
 
-def _groups(plan: ConvPlan, unit: UnitCosts) -> list[_Group]:
+def _groups(plan: ConvPlan, unit: UnitCosts) -> list[WorkGroup]:
     b, out = plan.baby_step, []
     terms, i = plan.terms, 0
     while i < len(terms):
@@ -120,12 +129,12 @@ def _groups(plan: ConvPlan, unit: UnitCosts) -> list[_Group]:
             j += 1
         baby = frozenset((t.bi, t.shift) for t in terms[i:j] if t.shift)
         cost = (j - i) * (unit.pmul + unit.add) + (unit.rotation if key[1] else 0.0)
-        out.append(_Group(key[0], key[1], i, j, baby, cost))
+        out.append(WorkGroup(key[0], key[1], i, j, baby, frozenset(t.bi for t in terms[i:j]), cost))
         i = j
     return out
 
 
-def _segments(groups: list[_Group], limit: float, rotation: float) -> list[int] | None:
+def _segments(groups: list[WorkGroup], limit: float, rotation: float) -> list[int] | None:
     """Greedy contiguous segments of predicted cost <= limit (group costs plus the segment's
     distinct baby steps); their start indices, or None when one group alone exceeds it."""
     starts, cost, baby = [0], 0.0, set()
@@ -141,7 +150,7 @@ def _segments(groups: list[_Group], limit: float, rotation: float) -> list[int] 
     return starts
 
 
-def _balanced(groups: list[_Group], workers: int, rotation: float) -> list[int]:
+def _balanced(groups: list[WorkGroup], workers: int, rotation: float) -> list[int]:
     """Start indices of at most `workers` contiguous segments minimising the largest one's cost."""
     hi = sum(g.cost for g in groups) + len(frozenset().union(*(g.baby for g in groups))) * rotation
     lo, best = 0.0, [0]  # one segment: always feasible
@@ -157,7 +166,8 @@ def _balanced(groups: list[_Group], workers: int, rotation: float) -> list[int]:
     return best
 
 
-def _share_counts(plan: ConvPlan, groups: list[_Group], shifts: list[list[int]], finals: list[int]) -> OpCounts:
+def _share_counts(groups: list[WorkGroup], shifts: list[list[int]], finals: list[int], has_bias: bool,
+                  rescale: bool) -> OpCounts:
     per_bo: dict[int, int] = {}
     for grp in groups:
         per_bo[grp.bo] = per_bo.get(grp.bo, 0) + 1
@@ -165,26 +175,16 @@ def _share_counts(plan: ConvPlan, groups: list[_Group], shifts: list[list[int]],
     pmuls = sum(grp.end - grp.start for grp in groups)
     adds = sum(grp.end - grp.start - 1 for grp in groups) + sum(n - 1 for n in per_bo.values())
     return OpCounts(rotations=rot, key_switches=rot, pmuls=pmuls, adds=adds,
-                    plain_adds=len(finals) if plan.has_bias else 0, rescales=len(finals) if plan.rescale else 0)
+                    plain_adds=len(finals) if has_bias else 0, rescales=len(finals) if rescale else 0)
 
 
-def plan_parallel(plan: ConvPlan, workers: int, unit_costs: UnitCosts | None = None) -> ParallelPlan:
-    """Split `plan` over at most `workers` processes (never more than its (bo, g) groups).
-
-    >>> import numpy as np
-    >>> from heconv.conv import plan_conv
-    >>> from heconv.params import ckks_params
-    >>> p = plan_conv(np.ones((64, 64, 3, 3)), 16, 16, ckks_params(depth=1))   # 92 rotations, 64 groups
-    >>> par = plan_parallel(p, 2)
-    >>> [(s.start, s.end, s.outputs, s.finals) for s in par.shares]
-    [(0, 1152, [0, 1], [0, 1]), (1152, 2304, [2, 3], [2, 3])]
-    >>> par.extra_rotations, par.predicted == p.predicted + OpCounts(rotations=32, key_switches=32)
-    (32, True)
-    """
-    check_workers(workers, f"layer {plan.spec.name}: ")
-    unit = unit_costs or DEFAULT_UNIT_COSTS
-    groups = _groups(plan, unit)
-    n_in, n_out = plan.packing.n_in, plan.packing.n_out
+def split_groups(name: str, groups: list[WorkGroup], n_in: int, n_out: int, *, has_bias: bool, rescale: bool,
+                 serial: OpCounts, workers: int, unit: UnitCosts, algorithm: str) -> ParallelPlan:
+    """Split a conv's (bo, g) groups (in run order) over at most `workers` processes: contiguous runs of
+    groups minimising the largest worker's predicted time, each worker computing the baby steps its
+    groups read. `serial`: the single-process plan's counts; `algorithm`: whose hooks run the shares
+    (heconv.algorithms.base.ConvAlgorithm's parallel hooks)."""
+    check_workers(workers, f"layer {name}: ")
     starts = _balanced(groups, min(workers, len(groups)), unit.rotation) if groups else [0]
     bounds = list(zip(starts, starts[1:] + [len(groups)]))
     contributors: dict[int, list[int]] = {}
@@ -198,15 +198,36 @@ def plan_parallel(plan: ConvPlan, workers: int, unit_costs: UnitCosts | None = N
         shifts = [sorted({s for bi, s in frozenset().union(*(g.baby for g in mine)) if bi == i}) for i in range(n_in)]
         start = mine[0].start if mine else 0
         end = mine[-1].end if mine else 0
-        inputs = sorted({t.bi for t in plan.terms[start:end]})
+        inputs = sorted(frozenset().union(*(g.inputs for g in mine)))
         outputs = sorted({g.bo for g in mine})
         finals = [bo for bo in outputs if contributors[bo] == [w]]
         shares.append(Share(w, start, end, len(mine), shifts, inputs, outputs, finals,
-                            _share_counts(plan, mine, shifts, finals)))
+                            _share_counts(mine, shifts, finals, has_bias, rescale)))
     merged = sorted(bo for bo, ws in contributors.items() if len(ws) > 1)
     empty = [bo for bo in range(n_out) if bo not in contributors]
     merge = OpCounts(adds=sum(len(contributors[bo]) - 1 for bo in merged),
-                     plain_adds=len(merged) if plan.has_bias else 0, rescales=len(merged) if plan.rescale else 0,
+                     plain_adds=len(merged) if has_bias else 0, rescales=len(merged) if rescale else 0,
                      encryptions=len(empty))
     predicted = sum((s.predicted for s in shares), OpCounts()) + merge
-    return ParallelPlan(plan.spec.name, len(shares), shares, merged, merge, predicted, plan.predicted)
+    return ParallelPlan(name, len(shares), shares, merged, merge, predicted, algorithm, serial)
+
+
+def plan_parallel(plan: ConvPlan, workers: int, algorithm: str, unit_costs: UnitCosts | None = None) -> ParallelPlan:
+    """Split the slot engine's `plan` over at most `workers` processes (never more than its (bo, g) groups);
+    `algorithm`: the name the slot engine is registered under.
+
+    >>> import numpy as np
+    >>> from heconv.conv import plan_conv
+    >>> from heconv.params import ckks_params
+    >>> p = plan_conv(np.ones((64, 64, 3, 3)), 16, 16, ckks_params(depth=1))   # 92 rotations, 64 groups
+    >>> par = plan_parallel(p, 2, "slot")
+    >>> [(s.start, s.end, s.outputs, s.finals) for s in par.shares]
+    [(0, 1152, [0, 1], [0, 1]), (1152, 2304, [2, 3], [2, 3])]
+    >>> par.extra_rotations, par.predicted == p.predicted + OpCounts(rotations=32, key_switches=32)
+    (32, True)
+    """
+    check_workers(workers, f"layer {plan.spec.name}: ")
+    unit = unit_costs or DEFAULT_UNIT_COSTS
+    return split_groups(plan.spec.name, _groups(plan, unit), plan.packing.n_in, plan.packing.n_out,
+                        has_bias=plan.has_bias, rescale=plan.rescale, serial=plan.predicted, workers=workers,
+                        unit=unit, algorithm=algorithm)

@@ -86,9 +86,9 @@ def prepare_model(model: nn.Module, input_shape: tuple[int, int, int], params: C
                   value_bound: float | None = None) -> PreparedModel:
     """Lower the model, plan it (every conv with `schedule`; "auto": a baby step per layer; or by
     the coefficient `algorithm`, in-process), make the client's keys and the server's plaintexts.
-    `workers` > 1: each slot conv split over up to that many processes, forked once the plaintexts
-    are encoded (`close()` stops them). `upload`: how the client encrypts what it sends
-    (heconv.traffic.UPLOADS: "seeded" with its secret key, or "public"). The coefficient chunking
+    `workers` > 1: each conv whose algorithm splits (the slot engine, matvec) over up to that many
+    processes, forked once the plaintexts are encoded (`close()` stops them). `upload`: how the client
+    encrypts what it sends (heconv.traffic.UPLOADS: "seeded" with its secret key, or "public"). The coefficient chunking
     minimises `objective` (heconv.traffic.OBJECTIVES) at `bandwidth_bps` with those uploads.
     `choose_algorithm`: a conv under "auto" runs by the algorithm of the lowest predicted time
     (heconv.network.plan_network). `value_bound`: the largest |value| the client uploads, which lets a

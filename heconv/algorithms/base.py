@@ -152,6 +152,30 @@ class ConvAlgorithm(ABC):
         """The plan split over up to `workers` processes (heconv.parallel_plan), or None: in-process."""
         return None
 
+    # -- Parallel hooks (heconv.parallel.ConvPool), for an algorithm with `parallel = True`. A split's
+    # shares (heconv.parallel_plan.Share) are contiguous runs of terms[start:end] in the plan's run order,
+    # whole (bo, g) groups; a worker computes its share, worker 0 merges what several computed.
+    def check_inputs(self, compiled: Any, inputs: list[Any], backend: Backend) -> None:
+        """Raise where `inputs` are not the compiled layer's input ciphertexts (count, level, keys)."""
+        raise NotImplementedError(f"{type(self).__name__} runs in-process only")
+
+    def run_share(self, compiled: Any, share: Any, inputs: Mapping[int, Any], backend: Backend) -> dict[int, Any]:
+        """One worker's share: its baby steps and groups; {bo: ciphertext}, finished for `share.finals`
+        (`finish_output`), partial sums for the rest."""
+        raise NotImplementedError(f"{type(self).__name__} runs in-process only")
+
+    def finish_output(self, compiled: Any, bo: int, y: Any, backend: Backend) -> None:
+        """Complete output bo's sum in place (its rescale, its bias)."""
+        raise NotImplementedError(f"{type(self).__name__} runs in-process only")
+
+    def empty_output(self, compiled: Any, bo: int, backend: Backend) -> Any:
+        """Output bo where no term reaches it: its encrypted bias."""
+        raise NotImplementedError(f"{type(self).__name__} runs in-process only")
+
+    def share_resources(self, compiled: Any, share: Any) -> tuple[list[Any], set[int]]:
+        """The plaintexts and rotation steps a share uses (a forked worker reads each once at start-up)."""
+        raise NotImplementedError(f"{type(self).__name__} runs in-process only")
+
     def network_options(self, context: "NetworkContext") -> dict[str, Any]:
         """Extra `plan` options from the network around the conv (`context`: a residual partner, the
         uploads in its output layout, the planner's traffic objective); none by default."""

@@ -10,9 +10,19 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import Backend
-from ..conv import CompiledConv, ConvPlan, compile_conv, plan_conv, run_conv
+from ..conv import (
+    CompiledConv,
+    ConvPlan,
+    accumulate_terms,
+    check_inputs,
+    compile_conv,
+    finish_output,
+    plan_conv,
+    rotate_inputs,
+    run_conv,
+)
 from ..geometry import group_ids, schedule_group_ids
-from ..parallel_plan import ParallelPlan, plan_parallel
+from ..parallel_plan import ParallelPlan, Share, plan_parallel
 from ..params import CKKSParams
 from ..schedule import dense_rotations
 from .base import GroupArray, ScaleSplitAlgorithm
@@ -41,7 +51,34 @@ class SlotAlgorithm(ScaleSplitAlgorithm):
                 "kept_positions": sum(len(q) for q in plan.positions), "positional_groups": p.n_in * k * k}
 
     def split(self, plan: ConvPlan, workers: int) -> ParallelPlan:
-        return plan_parallel(plan, workers)
+        from . import algorithm_name  # the registry imports this module
+
+        return plan_parallel(plan, workers, algorithm_name(self))
+
+    def check_inputs(self, compiled: CompiledConv, inputs: list[Any], backend: Backend) -> None:
+        check_inputs(compiled, inputs, backend)
+
+    def run_share(self, compiled: CompiledConv, share: Share, inputs: Mapping[int, Any],
+                  backend: Backend) -> dict[int, Any]:
+        rotated = rotate_inputs({bi: inputs[bi] for bi in share.inputs}, share.input_shifts, backend)
+        partial = accumulate_terms(compiled, rotated, share.start, share.end, backend)
+        for bo in share.finals:
+            finish_output(compiled, bo, partial[bo], backend)
+        return partial
+
+    def finish_output(self, compiled: CompiledConv, bo: int, y: Any, backend: Backend) -> None:
+        finish_output(compiled, bo, y, backend)
+
+    def empty_output(self, compiled: CompiledConv, bo: int, backend: Backend) -> Any:
+        return backend.encrypt_plain(compiled.outputs[bo])
+
+    def share_resources(self, compiled: CompiledConv, share: Share) -> tuple[list[Any], set[int]]:
+        plan = compiled.plan
+        giant = plan.packing.channel_slots * plan.baby_step
+        steps = {s for shifts in share.input_shifts for s in shifts}
+        steps |= {g * giant % plan.packing.slots for t in plan.terms[share.start:share.end]
+                  if (g := t.d // plan.baby_step)}
+        return compiled.weights[share.start:share.end], steps
 
     def plan(self, weight: np.ndarray, height: int, width: int, params: CKKSParams, *, stride: int = 1,
              has_bias: bool = False, name: str = "conv", level: int | None = None, **options: Any) -> ConvPlan:

@@ -75,7 +75,8 @@ def test_infer_two_workers_count_the_split(capsys):
     # the plan's own rotations are the one-process plan's; the rest are the workers' recomputed baby steps
     assert r["rotations"] - r["recomputed_rotations"] == one["rotations"] and one["recomputed_rotations"] == 0
     assert r["recomputed_rotations"] == sum(layer["recomputed_rotations"] for layer in r["layers"]) > 0
-    code, out, _ = _run(capsys, "--model", "resnet20", "--input-size", "8", "--mode", "count", "--workers", "2")
+    code, out, _ = _run(capsys, "--model", "resnet20", "--input-size", "8", "--mode", "count", "--workers", "2",
+                        "--algorithm", "slot")
     assert code == 0 and "workers          2 per conv (--workers), forked after compile; transfer" in out
     assert (f"{r['rotations']} counted = {one['rotations']} the plan's own + {r['recomputed_rotations']} "
             "recomputed by workers") in out

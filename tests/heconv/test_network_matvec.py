@@ -98,10 +98,23 @@ def test_matvec_needs_the_hybrid_protocol():
         plan_network(net, ckks_params(depth=4, poly_modulus_degree=16384), "non-interactive", algorithm="matvec")
 
 
-def test_workers_leave_matvec_in_process():
-    plan = plan_network(lower_model(_model("small-cnn"), (3, 8, 8)), params_for_input(8, 8), workers=2,
-                        algorithm="matvec")
-    assert plan.workers == 1 and all(a.parallel is None for a in plan.actions if isinstance(a, ServerConv))
+def test_matvec_splits_over_workers_with_exact_counts():
+    from bench.harness.model import measure_model, prepare_model
+
+    model, shape = _model("resnet20"), (3, 8, 8)
+    params = params_for_input(8, 8)
+    plan = plan_network(lower_model(model, shape), params, workers=2, algorithm="matvec")
+    convs = [a for a in plan.actions if isinstance(a, ServerConv)]
+    assert plan.workers == 2 and all(a.parallel is not None and a.parallel.algorithm == "matvec" for a in convs)
+    x = np.random.default_rng(2).uniform(-1, 1, (1,) + shape)
+    one = measure_model(prepare_model(model, shape, params, "plain", algorithm="matvec"), model, x)
+    prep = prepare_model(model, shape, params, "plain", algorithm="matvec", workers=2)
+    try:
+        two = measure_model(prep, model, x)
+    finally:
+        prep.close()
+    assert two.counts_match_plan and one.counts_match_plan and two.predictions == one.predictions
+    assert two.max_abs_error < 1e-9 and two.pmuls == one.pmuls and two.rotations >= one.rotations
 
 
 @pytest.mark.slow

@@ -48,7 +48,7 @@ def test_two_workers_decrypt_identically_and_count_the_split(backend, c_in, c_ou
     backend.reset_counter()
     serial = [backend.decrypt(c) for c in run_conv(layer, inputs, backend)]
     assert backend.reset_counter() - OpCounts(decryptions=len(serial)) == plan.predicted
-    split = plan_parallel(plan, 2)
+    split = plan_parallel(plan, 2, "slot")
     assert split.workers == 2
     with ConvPool(backend, {"conv": (layer, split)}) as pool:
         for _ in range(2):  # the pool serves run after run
@@ -75,7 +75,7 @@ def test_split_covers_every_term_once_and_predicts_each_worker():
     w[16:32] = 0.0  # an empty output block: worker 0 encrypts its bias
     plan = plan_conv(w, 16, 16, ckks_params(depth=1), has_bias=True, schedule="bsgs:2")  # c_n = 16: 4 blocks
     for workers in (1, 2, 3, 5):
-        split = plan_parallel(plan, workers)
+        split = plan_parallel(plan, workers, "slot")
         assert split.workers == workers
         assert [s.start for s in split.shares[1:]] == [s.end for s in split.shares[:-1]]
         assert (split.shares[0].start, split.shares[-1].end) == (0, len(plan.terms))
@@ -94,19 +94,19 @@ def test_workers_are_at_most_the_giant_step_groups():
     from heconv.params import ckks_params
 
     plan = plan_conv(np.ones((4, 4, 1, 1)), 8, 8, ckks_params(depth=1), schedule="input-rotation")  # one group
-    assert plan_parallel(plan, 4).workers == 1
+    assert plan_parallel(plan, 4, "slot").workers == 1
     plan = plan_conv(np.ones((16, 16, 3, 3)), 8, 8, ckks_params(depth=1))  # 16 groups
-    assert plan_parallel(plan, 64).workers == 16
+    assert plan_parallel(plan, 64, "slot").workers == 16
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match=rf"layer conv: workers must be a positive integer, got {bad!r}"):
-            plan_parallel(plan, bad)
+            plan_parallel(plan, bad, "slot")
 
 
 def _pool(params, workers=2, backend=None):
     backend = backend or PlainBackend(params)
     w, x = _exact_data(np.random.default_rng(0), 16, 16, 8)
     plan, layer, inputs = _layer(backend, w, None, x, "output-rotation")
-    return ConvPool(backend, {"conv": (layer, plan_parallel(plan, workers))}), inputs
+    return ConvPool(backend, {"conv": (layer, plan_parallel(plan, workers, "slot"))}), inputs
 
 
 def test_a_dead_worker_is_an_error_and_the_pool_shuts_down(params):
@@ -177,6 +177,6 @@ def test_a_worker_failing_at_start_up_fails_the_pool(params):
     w, x = _exact_data(np.random.default_rng(0), 16, 16, 8)
     plan, layer, _ = _layer(backend, w, None, x, "output-rotation")
     with pytest.raises(WorkerError, match=r"(?s)start-up: worker 1 \(pid (\d+)\):.*RuntimeError: no multiplying") as e:
-        ConvPool(backend, {"conv": (layer, plan_parallel(plan, 2))})
+        ConvPool(backend, {"conv": (layer, plan_parallel(plan, 2, "slot"))})
     pid = int(__import__("re").search(r"pid (\d+)", str(e.value)).group(1))
     assert _gone(pid) and backend.counter == OpCounts(encodes=plan.predicted.pmuls + 1, encryptions=1)

@@ -4,7 +4,8 @@ diagonals come from the weights (terms with the same total shift share one plain
 baby-step/giant-step with the baby step chosen by predicted time, and a stride-2 output is multiplexed at its
 own resolution.
 
-geometry.py: where the terms sit; plan.py: the frozen plan and its counts; engine.py: compile and run.
+geometry.py: where the terms sit; plan.py: the frozen plan and its counts; engine.py: compile and run;
+parallel.py: a split over worker processes.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from typing import Any
 import numpy as np
 
 from ...backends.base import Backend
+from ...checks import check_run_inputs
+from ...parallel_plan import ParallelPlan, Share
 from ...params import CKKSParams
 from ..base import GroupArray, ScaleSplitAlgorithm
 from ..layout import SlotLayout
-from .engine import CompiledMatvec, compile_matvec, run_matvec
+from .engine import CompiledMatvec, compile_matvec, finish_output, run_matvec
 from .geometry import MatvecGeometry, matvec_geometry, term_shifts
 from .layout import MultiplexedLayout
+from .parallel import run_matvec_share, share_resources, split_matvec
 from .plan import MatvecPlan, plan_matvec
 
 __all__ = ["MatvecAlgorithm", "MatvecGeometry", "MatvecPlan", "CompiledMatvec", "matvec_geometry", "plan_matvec",
@@ -65,6 +69,8 @@ class MatvecAlgorithm(ScaleSplitAlgorithm):
 
     Options: baby_step (None: chosen by predicted time), c_n, unit_costs."""
 
+    parallel = True
+
     def plan(self, weight: np.ndarray, height: int, width: int, params: CKKSParams, *, stride: int = 1,
              has_bias: bool = False, name: str = "conv", level: int | None = None, **options: Any) -> MatvecPlan:
         """`level` None: 0 with a rescale (the default), the chain's last with `rescale=False`."""
@@ -77,6 +83,28 @@ class MatvecAlgorithm(ScaleSplitAlgorithm):
 
     def run(self, compiled: CompiledMatvec, inputs: list[Any], backend: Backend) -> list[Any]:
         return run_matvec(compiled, inputs, backend)
+
+    def split(self, plan: MatvecPlan, workers: int) -> ParallelPlan:
+        from .. import algorithm_name  # the registry imports this package
+
+        return split_matvec(plan, workers, algorithm_name(self))
+
+    def check_inputs(self, compiled: CompiledMatvec, inputs: list[Any], backend: Backend) -> None:
+        g = compiled.plan.geometry
+        check_run_inputs(compiled.plan, inputs, g.n_in, g.c_n, backend)
+
+    def run_share(self, compiled: CompiledMatvec, share: Share, inputs: Mapping[int, Any],
+                  backend: Backend) -> dict[int, Any]:
+        return run_matvec_share(compiled, share, inputs, backend)
+
+    def finish_output(self, compiled: CompiledMatvec, bo: int, y: Any, backend: Backend) -> None:
+        finish_output(compiled, bo, y, backend)
+
+    def empty_output(self, compiled: CompiledMatvec, bo: int, backend: Backend) -> Any:
+        return backend.encrypt_plain(compiled.outputs[bo])
+
+    def share_resources(self, compiled: CompiledMatvec, share: Share) -> tuple[list[Any], set[int]]:
+        return share_resources(compiled, share)
 
     def input_layout(self, plan: MatvecPlan) -> SlotLayout:
         g = plan.geometry

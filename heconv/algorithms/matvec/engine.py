@@ -5,6 +5,7 @@ per output. The run executes the plan and never changes it, so its counts equal 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +19,30 @@ from .plan import MatvecPlan
 
 @dataclass
 class CompiledMatvec:
-    """A plan with its plaintexts on one backend, in run order: steps[bo] = [(g, [(bi, j, plaintext), ...])]
-    for each kept giant step g of output bo; and, per output, the bias (or, for an empty output, what it
-    encrypts)."""
+    """A plan with its plaintexts on one backend. terms: (bo, g, bi, j, plaintext) of each kept diagonal
+    k = g*B + j, in run order (output bo, then its giant steps g ascending, then input bi and k), the order
+    `run_order` gives and a split's shares index; outputs: per output, the bias (or, for an empty output,
+    what it encrypts)."""
 
     plan: MatvecPlan
-    steps: list[list[tuple[int, list[tuple[int, int, Any]]]]]
+    terms: list[tuple[int, int, int, int, Any]]
     outputs: list[Any]
+
+
+def run_order(plan: MatvecPlan) -> list[tuple[int, int, int, int]]:
+    """(bo, g, bi, k) of every kept diagonal in run order.
+
+    >>> from heconv.params import ckks_params
+    >>> from heconv.algorithms.matvec.plan import plan_matvec
+    >>> p = plan_matvec(np.ones((2, 2, 1, 1)), 1, 1, ckks_params(depth=1), baby_step=1)   # T = 2: k = 0, 1
+    >>> run_order(p)
+    [(0, 0, 0, 0), (0, 1, 0, 1)]
+    """
+    big_b, out = plan.baby_step, []
+    for bo, row in enumerate(plan.diagonals):
+        for gs in plan.giants[bo]:
+            out += [(bo, gs, bi, k) for bi, ks in enumerate(row) for k in ks if k // big_b == gs]
+    return out
 
 
 def bias_vector(bias: np.ndarray | None, bo: int, plan: MatvecPlan) -> np.ndarray:
@@ -61,55 +79,75 @@ def compile_matvec(plan: MatvecPlan, weight: np.ndarray, bias: np.ndarray | None
     else:
         w_scale = 2.0 ** plan.weight_scale_bits
         out_scale = (input_scale or 2.0 ** plan.input_scale_bits) * w_scale
-    steps: list[list[tuple[int, list[tuple[int, int, Any]]]]] = []
-    for bo, row in enumerate(plan.diagonals):
-        by_giant: dict[int, list[tuple[int, int, Any]]] = {gs: [] for gs in plan.giants[bo]}
-        for bi, ks in enumerate(row):
-            vectors = diagonal_vectors(w, g, bo, bi, list(ks)) if backend.tracks_values and ks else None
-            for r, k in enumerate(ks):
-                v = None
-                if vectors is not None:  # pre-rotated right by g*B: the giant step brings it back
-                    v = np.roll(np.tile(vectors[r], reps), (k // big_b) * big_b)
-                by_giant[k // big_b].append((bi, k % big_b, backend.encode(v, plan.level, w_scale)))
-        steps.append(list(by_giant.items()))
+    terms: list[tuple[int, int, int, int, Any]] = []
+    vectors: dict[tuple[int, int], dict[int, np.ndarray]] = {}  # output bo's, while its terms are encoded
+    for bo, gs, bi, k in run_order(plan):
+        v = None
+        if backend.tracks_values:
+            if (bo, bi) not in vectors:
+                vectors = {key: vs for key, vs in vectors.items() if key[0] == bo}
+                ks = list(plan.diagonals[bo][bi])
+                vectors[(bo, bi)] = dict(zip(ks, diagonal_vectors(w, g, bo, bi, ks)))
+            # pre-rotated right by g*B: the giant step brings it back
+            v = np.roll(np.tile(vectors[(bo, bi)][k], reps), gs * big_b)
+        terms.append((bo, gs, bi, k % big_b, backend.encode(v, plan.level, w_scale)))
     empty = set(plan.empty_outputs)
     outputs = [backend.encode(bias_vector(b, bo, plan) if backend.tracks_values else None, plan.output_level,
                               out_scale) if (plan.has_bias or bo in empty) else None
                for bo in range(g.n_out)]
-    return CompiledMatvec(plan, steps, outputs)
+    return CompiledMatvec(plan, terms, outputs)
+
+
+def rotate_inputs(inputs: Mapping[int, Any], shifts: Sequence[Sequence[int]], backend: Backend) -> dict:
+    """Baby steps: {bi: {j: Rot_j(X[bi])}} for the listed j of each given input (j = 0: X itself)."""
+    return {bi: {0: x, **{j: backend.rotate(x, j) for j in shifts[bi]}} for bi, x in inputs.items()}
+
+
+def accumulate(layer: CompiledMatvec, rotated: Mapping[int, Mapping[int, Any]], start: int, end: int,
+               backend: Backend) -> dict[int, Any]:
+    """Sum terms[start:end] (whole (bo, g) groups): each group's multiply-adds, giant-step rotated, added
+    into a partial Y[bo]. Returns {bo: partial Y[bo]}, neither rescaled nor biased."""
+    big_b, terms = layer.plan.baby_step, layer.terms
+    partial: dict[int, Any] = {}
+    i = start
+    while i < end:
+        bo, gs, bi, j, plain = terms[i]
+        q = backend.multiply_plain(rotated[bi][j], plain)
+        i += 1
+        while i < end and terms[i][:2] == (bo, gs):
+            _, _, bi, j, plain = terms[i]
+            backend.add_inplace(q, backend.multiply_plain(rotated[bi][j], plain))
+            i += 1
+        if gs:
+            q = backend.rotate(q, gs * big_b)
+        if bo in partial:
+            backend.add_inplace(partial[bo], q)
+        else:
+            partial[bo] = q
+    return partial
+
+
+def finish_output(layer: CompiledMatvec, bo: int, y: Any, backend: Backend) -> None:
+    """Complete output bo in place: its rescale (where the plan rescales), then its bias (if any)."""
+    if layer.plan.rescale:
+        backend.rescale_inplace(y)
+    if layer.outputs[bo] is not None:
+        backend.add_plain_inplace(y, layer.outputs[bo])
 
 
 def run_matvec(layer: CompiledMatvec, inputs: list[Any], backend: Backend) -> list[Any]:
     """Evaluate the layer on n_in input ciphertexts; returns n_out output ciphertexts in the output layout
     (a stride-2 output multiplexed at the strided resolution)."""
     plan = layer.plan
-    g, big_b = plan.geometry, plan.baby_step
-    check_run_inputs(plan, inputs, g.n_in, g.c_n, backend)
+    check_run_inputs(plan, inputs, plan.geometry.n_in, plan.geometry.c_n, backend)
     # Baby steps: once per input and distinct j, shared by every output.
-    rotated = [{0: x, **{j: backend.rotate(x, j) for j in plan.input_shifts[bi]}} for bi, x in enumerate(inputs)]
+    rotated = rotate_inputs(dict(enumerate(inputs)), plan.input_shifts, backend)
+    partial = accumulate(layer, rotated, 0, len(layer.terms), backend)
     outputs: list[Any] = []
-    for bo, giants in enumerate(layer.steps):
-        if not giants:
+    for bo in range(plan.geometry.n_out):
+        if bo not in partial:
             outputs.append(backend.encrypt_plain(layer.outputs[bo]))
             continue
-        y = None
-        for gs, terms in giants:
-            q = None
-            for bi, j, plain in terms:
-                prod = backend.multiply_plain(rotated[bi][j], plain)
-                if q is None:
-                    q = prod
-                else:
-                    backend.add_inplace(q, prod)
-            if gs:
-                q = backend.rotate(q, gs * big_b)
-            if y is None:
-                y = q
-            else:
-                backend.add_inplace(y, q)
-        if plan.rescale:
-            backend.rescale_inplace(y)
-        if layer.outputs[bo] is not None:
-            backend.add_plain_inplace(y, layer.outputs[bo])
-        outputs.append(y)
+        finish_output(layer, bo, partial[bo], backend)
+        outputs.append(partial[bo])
     return outputs
