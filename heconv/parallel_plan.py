@@ -166,24 +166,27 @@ def _balanced(groups: list[WorkGroup], workers: int, rotation: float) -> list[in
     return best
 
 
-def _share_counts(groups: list[WorkGroup], shifts: list[list[int]], finals: list[int], has_bias: bool,
-                  rescale: bool) -> OpCounts:
+def _share_counts(groups: list[WorkGroup], shifts: list[list[int]], finals: list[int], finish: OpCounts) -> OpCounts:
     per_bo: dict[int, int] = {}
     for grp in groups:
         per_bo[grp.bo] = per_bo.get(grp.bo, 0) + 1
     rot = sum(len(s) for s in shifts) + sum(1 for grp in groups if grp.g)
     pmuls = sum(grp.end - grp.start for grp in groups)
     adds = sum(grp.end - grp.start - 1 for grp in groups) + sum(n - 1 for n in per_bo.values())
-    return OpCounts(rotations=rot, key_switches=rot, pmuls=pmuls, adds=adds,
-                    plain_adds=len(finals) if has_bias else 0, rescales=len(finals) if rescale else 0)
+    return OpCounts(rotations=rot, key_switches=rot, pmuls=pmuls, adds=adds) + _times(finish, len(finals))
 
 
-def split_groups(name: str, groups: list[WorkGroup], n_in: int, n_out: int, *, has_bias: bool, rescale: bool,
+def _times(counts: OpCounts, n: int) -> OpCounts:
+    return OpCounts(**{k: v * n for k, v in counts.to_dict().items()})
+
+
+def split_groups(name: str, groups: list[WorkGroup], n_in: int, n_out: int, *, finish: OpCounts,
                  serial: OpCounts, workers: int, unit: UnitCosts, algorithm: str) -> ParallelPlan:
     """Split a conv's (bo, g) groups (in run order) over at most `workers` processes: contiguous runs of
     groups minimising the largest worker's predicted time, each worker computing the baby steps its
-    groups read. `serial`: the single-process plan's counts; `algorithm`: whose hooks run the shares
-    (heconv.algorithms.base.ConvAlgorithm's parallel hooks)."""
+    groups read. `finish`: what completing one output costs once its sum is whole (its rescale, bias,
+    ...), where that happens; `serial`: the single-process plan's counts; `algorithm`: whose hooks run
+    the shares (heconv.algorithms.base.ConvAlgorithm's parallel hooks)."""
     check_workers(workers, f"layer {name}: ")
     starts = _balanced(groups, min(workers, len(groups)), unit.rotation) if groups else [0]
     bounds = list(zip(starts, starts[1:] + [len(groups)]))
@@ -202,12 +205,11 @@ def split_groups(name: str, groups: list[WorkGroup], n_in: int, n_out: int, *, h
         outputs = sorted({g.bo for g in mine})
         finals = [bo for bo in outputs if contributors[bo] == [w]]
         shares.append(Share(w, start, end, len(mine), shifts, inputs, outputs, finals,
-                            _share_counts(mine, shifts, finals, has_bias, rescale)))
+                            _share_counts(mine, shifts, finals, finish)))
     merged = sorted(bo for bo, ws in contributors.items() if len(ws) > 1)
     empty = [bo for bo in range(n_out) if bo not in contributors]
-    merge = OpCounts(adds=sum(len(contributors[bo]) - 1 for bo in merged),
-                     plain_adds=len(merged) if has_bias else 0, rescales=len(merged) if rescale else 0,
-                     encryptions=len(empty))
+    merge = (OpCounts(adds=sum(len(contributors[bo]) - 1 for bo in merged), encryptions=len(empty))
+             + _times(finish, len(merged)))
     predicted = sum((s.predicted for s in shares), OpCounts()) + merge
     return ParallelPlan(name, len(shares), shares, merged, merge, predicted, algorithm, serial)
 
@@ -229,5 +231,5 @@ def plan_parallel(plan: ConvPlan, workers: int, algorithm: str, unit_costs: Unit
     check_workers(workers, f"layer {plan.spec.name}: ")
     unit = unit_costs or DEFAULT_UNIT_COSTS
     return split_groups(plan.spec.name, _groups(plan, unit), plan.packing.n_in, plan.packing.n_out,
-                        has_bias=plan.has_bias, rescale=plan.rescale, serial=plan.predicted, workers=workers,
-                        unit=unit, algorithm=algorithm)
+                        finish=OpCounts(plain_adds=int(plan.has_bias), rescales=int(plan.rescale)),
+                        serial=plan.predicted, workers=workers, unit=unit, algorithm=algorithm)

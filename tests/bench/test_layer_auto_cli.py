@@ -30,19 +30,22 @@ def _network_choice(c_in, c_out, hw, workers, seed=0):
 
 
 def test_auto_picks_by_predicted_time_on_the_workers(capsys):
-    """32->32 on 2x2: matvec on one worker; on two the slot engine's split predicts less."""
-    for workers, want in (("1", "matvec"), ("2", "slot")):
-        code, out, _ = _run(capsys, "--c-in", "32", "--c-out", "32", "--hw", "2", "--workers", workers, "--json")
-        r = json.loads(out)
-        choice = _network_choice(32, 32, 2, int(workers))
-        assert code == 0 and r["algorithm"] == want == choice.algorithm
-        assert r["algorithm_requested"] == "auto" and r["schedule_requested"] == "auto"
-        assert r["algorithm_reason"] == choice.reason and r["algorithm_reason"].startswith("auto: ")
-        assert [c["algorithm"] for c in r["algorithm_candidates"]] == [want, ({"slot", "matvec"} - {want}).pop()]
-        times = [c["predicted_s"] for c in r["algorithm_candidates"]]
-        assert times == sorted(times) and r["algorithm_candidates"][0]["label"] == r["schedule"]
-        assert r["counts_match_plan"] and r["max_abs_error"] < 1e-9 and r["within_tolerance"]
-    assert r["workers"] == 2 and r["extra_rotations"] >= 0  # the slot engine, split
+    """32->32 on 2x2 and 16->16 on 8x8, on one worker and on two: the network planner's choice, and the
+    chosen algorithm split over both workers where it splits (matvec and the slot engine both do)."""
+    for ch, hw, want in ((32, 2, "matvec"), (16, 8, "slot")):
+        for workers in ("1", "2"):
+            code, out, _ = _run(capsys, "--c-in", str(ch), "--c-out", str(ch), "--hw", str(hw), "--workers", workers,
+                                "--json")
+            r = json.loads(out)
+            choice = _network_choice(ch, ch, hw, int(workers))
+            assert code == 0 and r["algorithm"] == want == choice.algorithm
+            assert r["algorithm_requested"] == "auto" and r["schedule_requested"] == "auto"
+            assert r["algorithm_reason"] == choice.reason and r["algorithm_reason"].startswith("auto: ")
+            assert [c["algorithm"] for c in r["algorithm_candidates"]] == [want, ({"slot", "matvec"} - {want}).pop()]
+            times = [c["predicted_s"] for c in r["algorithm_candidates"]]
+            assert times == sorted(times) and r["algorithm_candidates"][0]["label"] == r["schedule"]
+            assert r["counts_match_plan"] and r["max_abs_error"] < 1e-9 and r["within_tolerance"]
+            assert r["workers"] == int(workers) and r["extra_rotations"] >= 0
 
 
 def test_auto_says_which_ran_and_why(capsys):

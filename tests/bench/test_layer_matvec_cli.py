@@ -22,9 +22,14 @@ def test_layer_matvec_strided_encrypted(capsys):
     assert r["bytes_server_to_client"] > 0 and r["provenance"]["versions"]["tenseal"] == "0.3.18"
 
 
-def test_layer_matvec_plain_text_and_refusals(capsys):
+def test_layer_matvec_plain_text_and_two_workers(capsys):
     code, out, _ = _run(capsys, "--c-in", "5", "--c-out", "7", "--hw", "2", "--algorithm", "matvec", "--mode", "plain")
     assert code == 0 and "equal the plan's" in out
     assert "SlotLayout" in out and "ok)" in out  # stride 1: the output is in Gazelle's packing
-    code, _, err = _run(capsys, "--c-in", "5", "--c-out", "7", "--hw", "2", "--algorithm", "matvec", "--workers", "2")
-    assert code == 2 and "does not apply to --algorithm matvec" in err
+    code, out, _ = _run(capsys, "--c-in", "32", "--c-out", "32", "--hw", "2", "--algorithm", "matvec", "--workers",
+                        "2", "--mode", "plain", "--json")
+    r = json.loads(out)  # one output ciphertext, split by its giant steps
+    assert code == 0 and r["workers"] == 2 and r["counts_match_plan"] and r["max_abs_error"] < 1e-9
+    code, _, err = _run(capsys, "--c-in", "5", "--c-out", "7", "--hw", "2", "--algorithm", "coefficient",
+                        "--workers", "2")
+    assert code == 2 and "does not apply to --algorithm coefficient" in err

@@ -9,6 +9,7 @@ from heconv.algorithms import get_algorithm, run_layer
 from heconv.algorithms.matvec import matvec_geometry, plan_matvec
 from heconv.backends.plain import PlainBackend
 from heconv.conv import plan_conv
+from heconv.errors import InputError
 
 from .helpers import kaiming
 
@@ -78,6 +79,36 @@ def test_512_on_2x2_needs_at_most_2048_multiplications(params):
     assert backend.reset_counter() == plan.predicted
 
 
+def test_a_single_output_with_room_is_folded(params):
+    """ResNet18's 256->512 stride 2 on 4x4 (one output ciphertext, half its frames unused): 512 channels in
+    128 frames of 4 parities, computed on 2,048 diagonals (T_out) and folded once; unfolded, 3,072."""
+    w = np.ones((512, 256, 3, 3))
+    plan = plan_matvec(w, 4, 4, params, stride=2)
+    flat = plan_matvec(w, 4, 4, params, stride=2, out_frames=256)
+    assert (plan.geometry.out_frames, plan.geometry.fold, plan.predicted.pmuls) == (128, 2, 2048)
+    assert (flat.geometry.fold, flat.predicted.pmuls) == (1, 3072)
+    assert 2048 in plan.rotation_steps and MATVEC.output_layout(plan).ciphertexts == 1
+    best = min(plan.candidates, key=lambda c: c.predicted_s)
+    assert best.predicted_s < min(c.predicted_s for c in flat.candidates)
+
+
+@pytest.mark.parametrize("out_frames", [16, 8, 4])
+def test_every_fold_matches_torch(params, out_frames):
+    """(12, 12, 8x8, stride 2), c_n = 16 frames: kept, or cut to 8 or 4 (fold 1, 2, 4); same output, exact
+    counts. Fewer than 3 frames of 4 parities cannot hold 12 channels."""
+    r = _check(PlainBackend(params), (12, 12, 8, 8, 3, 2), seed=out_frames, c_n=16, out_frames=out_frames)
+    assert r.plan.geometry.fold == 16 // out_frames
+    with pytest.raises(InputError, match="out_frames 2 x 4 parities hold fewer than the 12 output channels"):
+        plan_matvec(np.ones((12, 12, 3, 3)), 8, 8, params, stride=2, c_n=16, out_frames=2)
+
+
+def test_a_folded_layer_matches_torch_encrypted(params):
+    from heconv.backends.seal import SealBackend
+
+    r = _check(SealBackend(params), (16, 32, 16, 16, 3, 2), seed=4)  # ResNet-20's 16->32, stride 2
+    assert r.plan.geometry.fold == 2 and r.counts.rotations == r.plan.predicted.rotations
+
+
 def test_strided_output_at_the_strided_resolution(params):
     """64->128 stride 2 on 16x16: 2 output ciphertexts (the slot engine: 8), 4 output channels per frame."""
     w = np.ones((128, 64, 3, 3))
@@ -109,18 +140,18 @@ def test_zero_diagonals_are_skipped_and_groups_save_what_they_say(params):
     live = np.unique(ids)
     dead = rng.choice(live, len(live) // 3, replace=False)
     pruned = np.where(np.isin(ids, dead), 0.0, w)
-    p = plan_matvec(pruned, 8, 8, params, baby_step=dense.baby_step)
+    same = {"baby_step": dense.baby_step, "out_frames": dense.geometry.out_frames}  # the dense plan's packing
+    p = plan_matvec(pruned, 8, 8, params, **same)
     assert p.predicted.pmuls == dense.predicted.pmuls - len(dead)
     # Zero one nonzero giant step group: one rotation fewer.
     giant = groups["giant"].ids
     g = next(v for v in np.unique(giant) if groups["giant"].saving[v])
     g0 = next(v for v in np.unique(giant) if not groups["giant"].saving[v])
-    p = plan_matvec(np.where(giant == g0, 0.0, w), 8, 8, params, baby_step=dense.baby_step)
+    p = plan_matvec(np.where(giant == g0, 0.0, w), 8, 8, params, **same)
     assert p.predicted.rotations == dense.predicted.rotations  # giant step 0: no rotation to save
-    p = plan_matvec(np.where(giant == g, 0.0, w), 8, 8, params, baby_step=dense.baby_step)
+    p = plan_matvec(np.where(giant == g, 0.0, w), 8, 8, params, **same)
     assert p.predicted.rotations == dense.predicted.rotations - 1
-    r = run_layer(MATVEC, pruned, None, rng.uniform(-1, 1, (16, 8, 8)), PlainBackend(params),
-                  baby_step=dense.baby_step)
+    r = run_layer(MATVEC, pruned, None, rng.uniform(-1, 1, (16, 8, 8)), PlainBackend(params), **same)
     assert r.counts == r.plan.predicted
 
 

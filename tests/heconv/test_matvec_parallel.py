@@ -26,8 +26,8 @@ def _layer(backend, c_in, c_out, hw, stride, seed, **options):
 
 
 # c_in, c_out, hw, stride: one output ciphertext split between workers (its giant steps); several outputs;
-# a multiplexed stride-2 output; an empty output block (worker 0 encrypts its bias).
-CASES = [(512, 512, 2, 1), (64, 64, 16, 1), (64, 128, 16, 2), (16, 16, 8, 1)]
+# a multiplexed stride-2 output; a folded one (32->64 on 8x8: one output ciphertext, four copies).
+CASES = [(512, 512, 2, 1), (64, 64, 16, 1), (64, 128, 16, 2), (16, 16, 8, 1), (32, 64, 8, 2)]
 
 
 @pytest.mark.parametrize("c_in, c_out, hw, stride", CASES)

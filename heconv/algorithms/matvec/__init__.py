@@ -23,7 +23,7 @@ from ...params import CKKSParams
 from ..base import GroupArray, ScaleSplitAlgorithm
 from ..layout import SlotLayout
 from .engine import CompiledMatvec, compile_matvec, finish_output, run_matvec
-from .geometry import MatvecGeometry, matvec_geometry, term_shifts
+from .geometry import MatvecGeometry, fold_shift, matvec_geometry, term_shifts
 from .layout import MultiplexedLayout
 from .parallel import run_matvec_share, share_resources, split_matvec
 from .plan import MatvecPlan, plan_matvec
@@ -47,10 +47,10 @@ def matvec_group_ids(plan: MatvecPlan, shape: tuple[int, int, int, int]) -> dict
     o, i = np.arange(c_out)[:, None, None], np.arange(c_in)[None, :, None]
     pos = np.arange(k * k)[None, None, :]
     bo, local = np.divmod(o, g.out_channels_per_ct)
-    q, f = np.divmod(local, g.c_n)
+    q, f = np.divmod(local, g.out_frames)
     bi, c = np.divmod(i, g.c_n)
-    diag = term_shifts(g)[q, f, c, pos]  # [o, i, pos]
-    b, t = plan.baby_step, g.period
+    diag = fold_shift(term_shifts(g)[q, f, c, pos], g)[0]  # [o, i, pos]
+    b, t = plan.baby_step, g.out_period
     n_giant = -(-t // b)
     full = (c_out, c_in, k, k)
     ids = {
@@ -116,14 +116,15 @@ class MatvecAlgorithm(ScaleSplitAlgorithm):
         matches it with another conv's output or a client upload)."""
         g = plan.geometry
         if g.parities == 1:
-            return SlotLayout(g.slots, g.height, g.width, g.c_n, plan.spec.c_out, g.stride, plan.output_scale_bits)
+            return SlotLayout(g.slots, g.height, g.width, g.out_frames, plan.spec.c_out, g.stride,
+                              plan.output_scale_bits)
         return MultiplexedLayout(g, plan.spec.c_out, plan.output_scale_bits)
 
     def figures(self, plan: MatvecPlan, output_bound: float) -> dict[str, Any]:
         """Its frame (c_n channels of P slots, the strided parities multiplexed), its nonzero diagonals and the
         baby steps considered."""
         g = plan.geometry
-        return {"c_n": g.c_n, "channel_slots": g.channel_slots, "parities": g.parities,
+        return {"c_n": g.c_n, "channel_slots": g.channel_slots, "parities": g.parities, "fold": g.fold,
                 "nonzero_diagonals": plan.plaintexts,
                 "schedule_candidates": [dataclasses.asdict(c) for c in plan.candidates]}
 

@@ -46,7 +46,8 @@ def run_order(plan: MatvecPlan) -> list[tuple[int, int, int, int]]:
 
 
 def bias_vector(bias: np.ndarray | None, bo: int, plan: MatvecPlan) -> np.ndarray:
-    """Output block bo's bias in the output layout: each channel's bias on its output pixels, tiled to S.
+    """Output block bo's bias in the output layout: each channel's bias on its output pixels, tiled to S
+    with the output's period.
 
     >>> from heconv.params import ckks_params
     >>> from heconv.algorithms.matvec.plan import plan_matvec
@@ -55,15 +56,15 @@ def bias_vector(bias: np.ndarray | None, bo: int, plan: MatvecPlan) -> np.ndarra
     [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0]
     """
     g = plan.geometry
-    block = np.zeros(g.period)
+    block = np.zeros(g.out_period)
     if bias is not None:
         for q in range(g.parities):
             slots = output_slots(g, q)
-            for f in range(g.c_n):
-                o = bo * g.out_channels_per_ct + q * g.c_n + f
+            for f in range(g.out_frames):
+                o = bo * g.out_channels_per_ct + q * g.out_frames + f
                 if o < len(bias):
                     block[f * g.channel_slots + slots] = bias[o]
-    return np.tile(block, g.slots // g.period)
+    return np.tile(block, g.slots // g.out_period)
 
 
 def compile_matvec(plan: MatvecPlan, weight: np.ndarray, bias: np.ndarray | None, backend: Backend,
@@ -128,9 +129,12 @@ def accumulate(layer: CompiledMatvec, rotated: Mapping[int, Mapping[int, Any]], 
 
 
 def finish_output(layer: CompiledMatvec, bo: int, y: Any, backend: Backend) -> None:
-    """Complete output bo in place: its rescale (where the plan rescales), then its bias (if any)."""
+    """Complete output bo in place: its rescale (where the plan rescales), the fold's rotate-and-adds
+    (after the rescale: at one prime fewer), then its bias (if any)."""
     if layer.plan.rescale:
         backend.rescale_inplace(y)
+    for step in layer.plan.geometry.fold_steps:
+        backend.add_inplace(y, backend.rotate(y, step))
     if layer.outputs[bo] is not None:
         backend.add_plain_inplace(y, layer.outputs[bo])
 

@@ -11,6 +11,12 @@ map: m = 1, the output sits at the even pixels of the input's frame.)
 Output slot i of term (l, c, pos = (dy, dx)) reads input slot j = c*P + (s*y + dy)*W + s*x + dx, so
 j - i = (c - f)*P + (dy - a)*W + (dx - b) is the same for every pixel: each term lies on one generalized
 diagonal k = (j - i) mod T of the block's matrix, and terms with the same k share one plaintext.
+
+A single output ciphertext with room to spare (fewer channels than m*c_n) takes only the frames it
+needs, F = c_n / 2^t of them, and is replicated with period T_out = F*P (Halevi-Shoup's wide matrix):
+term k is computed on diagonal k mod T_out at output slot i + (k - k mod T_out), and t rotate-and-adds
+by T_out, 2*T_out, ... fold the 2^t copies into the output. Diagonals drop up to 2^t-fold; nothing is
+left in the unused slots but copies of the output.
 Pure numpy: nothing here touches a backend.
 """
 
@@ -25,8 +31,9 @@ from ...geometry import kernel_offsets, packing_geometry
 
 @dataclass(frozen=True)
 class MatvecGeometry:
-    """Shape and packing of one matvec conv: c_n input channels per ciphertext (= frames per output
-    ciphertext), m output channels per frame, P slots per frame, period T = c_n*P of the slot vectors."""
+    """Shape and packing of one matvec conv: c_n input channels per ciphertext, m output channels per
+    frame, P slots per frame, period T = c_n*P of the input; out_frames F (c_n / 2^t) frames per output
+    ciphertext, replicated with period T_out = F*P."""
 
     slots: int
     c_in: int
@@ -38,14 +45,29 @@ class MatvecGeometry:
     channel_slots: int
     c_n: int
     parities: int
+    out_frames: int
 
     @property
     def period(self) -> int:
         return self.c_n * self.channel_slots
 
     @property
+    def out_period(self) -> int:
+        return self.out_frames * self.channel_slots
+
+    @property
+    def fold(self) -> int:
+        """The copies T / T_out that the output's rotate-and-adds fold (1: none)."""
+        return self.c_n // self.out_frames
+
+    @property
+    def fold_steps(self) -> list[int]:
+        """The rotate-and-add steps of the fold: T_out, 2*T_out, ... below T."""
+        return [self.out_period << e for e in range(self.fold.bit_length() - 1)]
+
+    @property
     def out_channels_per_ct(self) -> int:
-        return self.c_n * self.parities
+        return self.out_frames * self.parities
 
     @property
     def n_in(self) -> int:
@@ -67,23 +89,38 @@ class MatvecGeometry:
 
 
 def matvec_geometry(c_in: int, c_out: int, height: int, width: int, kernel: int, stride: int, slots: int,
-                    c_n: int | None = None) -> MatvecGeometry:
-    """The input packing of the slot engine (heconv.geometry.packing_geometry), and m = 4 output channels
-    per frame for a stride-2 conv on an even map.
+                    c_n: int | None = None, out_frames: int | None = None) -> MatvecGeometry:
+    """The input packing of the slot engine (heconv.geometry.packing_geometry), m = 4 output channels
+    per frame for a stride-2 conv on an even map, and `out_frames` frames per output ciphertext (None:
+    the fewest, halving c_n, that hold every output channel in one ciphertext; c_n where they need several).
 
     >>> g = matvec_geometry(64, 128, 16, 16, 3, 2, 4096)
     >>> g.c_n, g.parities, g.n_in, g.n_out, (g.out_height, g.out_width)     # 8 -> 2 output ciphertexts
     (16, 4, 4, 2, (8, 8))
     >>> g = matvec_geometry(512, 512, 2, 2, 3, 1, 4096)
-    >>> g.c_n, g.period, g.n_in, g.n_out
-    (512, 2048, 1, 1)
+    >>> g.c_n, g.period, g.n_in, g.n_out, g.fold
+    (512, 2048, 1, 1, 1)
+    >>> g = matvec_geometry(256, 512, 4, 4, 3, 2, 4096)     # 512 channels in 128 frames of 4 parities
+    >>> g.out_frames, g.out_period, g.fold, g.fold_steps
+    (128, 2048, 2, [2048])
     """
     packing = packing_geometry(c_in, c_out, height, width, slots, c_n)
     if stride not in (1, 2):
         raise ValueError(f"matvec: stride must be 1 or 2, got {stride}")
     parities = 4 if stride == 2 and height % 2 == 0 and width % 2 == 0 else 1
+    frames = packing.c_n
+    if out_frames is None:
+        while frames % 2 == 0 and frames // 2 * parities >= c_out:
+            frames //= 2
+    elif out_frames < 1 or packing.c_n % out_frames or (packing.c_n // out_frames) & (packing.c_n // out_frames - 1):
+        raise ValueError(f"matvec: out_frames must be c_n = {packing.c_n} over a power of two, got {out_frames}")
+    elif out_frames < packing.c_n and out_frames * parities < c_out:
+        raise ValueError(f"matvec: out_frames {out_frames} x {parities} parities hold fewer than the "
+                         f"{c_out} output channels")
+    else:
+        frames = out_frames
     return MatvecGeometry(slots, c_in, c_out, height, width, kernel, stride, packing.channel_slots, packing.c_n,
-                          parities)
+                          parities, frames)
 
 
 def parity(q: int, geometry: MatvecGeometry) -> tuple[int, int]:
@@ -132,11 +169,11 @@ def term_masks(geometry: MatvecGeometry) -> tuple[np.ndarray, np.ndarray]:
 
 
 def block_weights(weight: np.ndarray, geometry: MatvecGeometry, bo: int, bi: int) -> np.ndarray:
-    """Weights of one (output block, input block) pair as [m, c_n (frame f), c_n (input c), k*k]:
-    entry [q, f, c, pos] = W[bo*L + q*c_n + f, bi*c_n + c, pos], zero past the channel counts.
+    """Weights of one (output block, input block) pair as [m, F (frame f), c_n (input c), k*k]:
+    entry [q, f, c, pos] = W[bo*L + q*F + f, bi*c_n + c, pos], zero past the channel counts.
 
     >>> w = np.arange(4.).reshape(2, 2, 1, 1)
-    >>> block_weights(w, matvec_geometry(2, 2, 1, 1, 1, 1, 8), 0, 0)[0, :, :, 0].tolist()
+    >>> block_weights(w, matvec_geometry(2, 2, 1, 1, 1, 1, 8, out_frames=2), 0, 0)[0, :, :, 0].tolist()
     [[0.0, 1.0], [2.0, 3.0]]
     """
     g = geometry
@@ -146,48 +183,62 @@ def block_weights(weight: np.ndarray, geometry: MatvecGeometry, bo: int, bi: int
     o0, i0 = bo * big_l, bi * g.c_n
     part = weight[o0 : o0 + big_l, i0 : i0 + g.c_n].reshape(-1, min(g.c_n, c_i - i0), k * k)
     out[: part.shape[0], : part.shape[1]] = part
-    return out.reshape(g.parities, g.c_n, g.c_n, k * k)
+    return out.reshape(g.parities, g.out_frames, g.c_n, k * k)
 
 
 def term_shifts(geometry: MatvecGeometry) -> np.ndarray:
-    """Diagonal k = ((c - f)*P + shift[q, pos]) mod T of every term, as [m, c_n (f), c_n (c), k*k].
+    """The shift k = ((c - f)*P + shift[q, pos]) mod T of every term, as [m, F (f), c_n (c), k*k]; the
+    term's diagonal is k mod T_out (`fold_shift`).
 
-    >>> k = term_shifts(matvec_geometry(2, 2, 1, 1, 1, 1, 8))       # P = 1, T = 2
+    >>> k = term_shifts(matvec_geometry(2, 2, 1, 1, 1, 1, 8, out_frames=2))       # P = 1, T = 2
     >>> k[0, :, :, 0].tolist()
     [[0, 1], [1, 0]]
     """
     g = geometry
     _, shifts = term_masks(g)
-    c = np.arange(g.c_n)
-    d = (c[None, :] - c[:, None]) * g.channel_slots  # [f, c]
+    d = (np.arange(g.c_n)[None, :] - np.arange(g.out_frames)[:, None]) * g.channel_slots  # [f, c]
     return (d[None, :, :, None] + shifts[:, None, None, :]) % g.period
+
+
+def fold_shift(k: np.ndarray | int, geometry: MatvecGeometry) -> tuple:
+    """(diagonal, row offset) of shift k: the term sits on diagonal k mod T_out, at its output slot plus
+    the offset k - k mod T_out (the copy the fold brings back).
+
+    >>> fold_shift(np.array([5, 2053]), matvec_geometry(256, 512, 4, 4, 3, 2, 4096))    # T_out = 2048
+    (array([5, 5]), array([   0, 2048]))
+    """
+    d = np.asarray(k) % geometry.out_period
+    return d, np.asarray(k) - d
 
 
 def pair_diagonals(weight: np.ndarray, geometry: MatvecGeometry, bo: int, bi: int,
                    shifts: np.ndarray | None = None, masks: np.ndarray | None = None) -> list[int]:
-    """The nonzero generalized diagonals k of pair (bo, bi), sorted: the distinct k of its terms with a
-    nonzero weight and at least one output pixel inside the image.
+    """The nonzero generalized diagonals of pair (bo, bi), sorted: the distinct k mod T_out of its terms
+    with a nonzero weight and at least one output pixel inside the image.
 
     >>> w = np.ones((512, 512, 3, 3))
     >>> len(pair_diagonals(w, matvec_geometry(512, 512, 2, 2, 3, 1, 4096), 0, 0))   # 512 x 7 terms, 2048 k
+    2048
+    >>> len(pair_diagonals(np.ones((512, 256, 3, 3)), matvec_geometry(256, 512, 4, 4, 3, 2, 4096), 0, 0))
     2048
     """
     shifts = term_shifts(geometry) if shifts is None else shifts
     masks = term_masks(geometry)[0] if masks is None else masks
     live = (block_weights(weight, geometry, bo, bi) != 0) & masks.any(axis=2)[:, None, None, :]
-    return [int(k) for k in np.unique(shifts[live])]
+    return [int(k) for k in np.unique(fold_shift(shifts[live], geometry)[0])]
 
 
 def diagonal_vectors(weight: np.ndarray, geometry: MatvecGeometry, bo: int, bi: int,
                      diagonals: list[int]) -> np.ndarray:
-    """The T-slot vectors [len(diagonals), T] of the pair's diagonals: diag_k[i] = M[i, i + k], where the
-    output slot i of term (q, f, c, pos) receives its weight at every pixel its mask keeps."""
+    """The T-slot vectors [len(diagonals), T] of the pair's diagonals: diag_d[i] = M'[i, i + d], where
+    output slot i of term (q, f, c, pos) (plus its fold offset) receives its weight at every pixel its
+    mask keeps."""
     g = geometry
     masks, _ = term_masks(g)
-    shifts = term_shifts(g)
+    diag, offset = fold_shift(term_shifts(g), g)
     wb = block_weights(weight, g, bo, bi)
     row = {k: r for r, k in enumerate(diagonals)}
-    lookup = np.full(g.period, -1, dtype=np.int64)
+    lookup = np.full(g.out_period, -1, dtype=np.int64)
     lookup[list(row)] = list(row.values())
     out = np.zeros((len(diagonals), g.period))
     for q in range(g.parities):
@@ -197,8 +248,8 @@ def diagonal_vectors(weight: np.ndarray, geometry: MatvecGeometry, bo: int, bi: 
             f, c = np.nonzero(wb[q, :, :, p])
             if not len(kept) or not len(f):
                 continue
-            rows = lookup[shifts[q, f, c, p]]
-            cols = f[:, None] * g.channel_slots + kept[None, :]
+            rows = lookup[diag[q, f, c, p]]
+            cols = (f * g.channel_slots + offset[q, f, c, p])[:, None] + kept[None, :]
             np.add.at(out, (np.broadcast_to(rows[:, None], cols.shape), cols),
                       np.broadcast_to(wb[q, f, c, p][:, None], cols.shape))
     return out

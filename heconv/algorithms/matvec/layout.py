@@ -12,13 +12,17 @@ from .geometry import MatvecGeometry, output_slots
 
 @dataclass(frozen=True)
 class MultiplexedLayout(Layout):
-    """matvec's output (heconv.algorithms.matvec.geometry): L = m*c_n channels per ciphertext, channel
-    q*c_n + f of a block in frame f at parity q's pixels of the input's frame, at the strided resolution.
+    """matvec's output (heconv.algorithms.matvec.geometry): L = m*F channels per ciphertext, channel
+    q*F + f of a block in frame f at parity q's pixels of the input's frame, at the strided resolution,
+    replicated with period T_out = F*P.
 
     >>> from heconv.algorithms.matvec.geometry import matvec_geometry
-    >>> lay = MultiplexedLayout(matvec_geometry(4, 4, 2, 2, 1, 2, 16), 4)    # 4 parities, c_n = 4
+    >>> lay = MultiplexedLayout(matvec_geometry(4, 4, 2, 2, 1, 2, 16, out_frames=4), 4)   # 4 parities, c_n = 4
     >>> lay.ciphertexts, lay.pack(np.arange(4.).reshape(4, 1, 1))[0][::4].tolist()     # parity 0 of frames 0..3
     (1, [0.0, 1.0, 2.0, 3.0])
+    >>> lay = MultiplexedLayout(matvec_geometry(4, 4, 2, 2, 1, 2, 16), 4)    # one frame of 4 parities, 4 copies
+    >>> lay.pack(np.arange(4.).reshape(4, 1, 1))[0].tolist()
+    [0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 2.0, 3.0]
     """
 
     geometry: MatvecGeometry
@@ -33,8 +37,8 @@ class MultiplexedLayout(Layout):
         """What places the values: the frame and the parities (and the scale), not the conv's c_in, c_out or
         kernel."""
         g = self.geometry
-        return (type(self).__name__, g.slots, g.height, g.width, g.stride, g.channel_slots, g.c_n, g.parities,
-                self.channels, self.scale_bits)
+        return (type(self).__name__, g.slots, g.height, g.width, g.stride, g.channel_slots, g.out_frames,
+                g.parities, self.channels, self.scale_bits)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -49,7 +53,7 @@ class MultiplexedLayout(Layout):
         g = self.geometry
         o = np.arange(self.channels)
         local = o % g.out_channels_per_ct
-        q, f = np.divmod(local, g.c_n)
+        q, f = np.divmod(local, g.out_frames)
         slots = np.stack([output_slots(g, p) for p in range(g.parities)])  # [m, pixels]
         return np.broadcast_to((o // g.out_channels_per_ct)[:, None], (len(o), slots.shape[1])), (
             f[:, None] * g.channel_slots + slots[q])
@@ -57,11 +61,11 @@ class MultiplexedLayout(Layout):
     def pack(self, x: np.ndarray) -> list[np.ndarray]:
         x, g = self._check(x), self.geometry
         block, slot = self._index()
-        buf = np.zeros((self.ciphertexts, g.period))
+        buf = np.zeros((self.ciphertexts, g.out_period))
         buf[block, slot] = x.reshape(self.channels, -1)
-        return [np.tile(v, g.slots // g.period) for v in buf]
+        return [np.tile(v, g.slots // g.out_period) for v in buf]
 
     def unpack(self, vectors: list[np.ndarray]) -> np.ndarray:
         block, slot = self._index()
-        v = np.stack([np.asarray(u)[: self.geometry.period] for u in vectors])
+        v = np.stack([np.asarray(u)[: self.geometry.out_period] for u in vectors])
         return v[block, slot].reshape(self.shape)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...backends.base import Backend
+from ...basics import OpCounts
 from ...cost import DEFAULT_UNIT_COSTS, UnitCosts
 from ...parallel_plan import ParallelPlan, Share, WorkGroup, split_groups
 from .engine import CompiledMatvec, accumulate, finish_output, rotate_inputs, run_order
@@ -57,8 +58,11 @@ def split_matvec(plan: MatvecPlan, workers: int, algorithm: str, unit_costs: Uni
     """
     unit = (unit_costs or DEFAULT_UNIT_COSTS).at_work(plan.params.level_work(plan.level))
     g = plan.geometry
-    return split_groups(plan.spec.name, matvec_groups(plan, unit), g.n_in, g.n_out, has_bias=plan.has_bias,
-                        rescale=plan.rescale, serial=plan.predicted, workers=workers, unit=unit, algorithm=algorithm)
+    folds = len(g.fold_steps)
+    finish = OpCounts(rotations=folds, key_switches=folds, adds=folds, plain_adds=int(plan.has_bias),
+                      rescales=int(plan.rescale))
+    return split_groups(plan.spec.name, matvec_groups(plan, unit), g.n_in, g.n_out, finish=finish,
+                        serial=plan.predicted, workers=workers, unit=unit, algorithm=algorithm)
 
 
 def run_matvec_share(layer: CompiledMatvec, share: Share, inputs: Mapping[int, Any], backend: Backend) -> dict:
@@ -76,4 +80,5 @@ def share_resources(layer: CompiledMatvec, share: Share) -> tuple[list[Any], set
     terms = layer.terms[share.start:share.end]
     steps = {s for shifts in share.input_shifts for s in shifts}
     steps |= {gs * plan.baby_step % plan.geometry.slots for _, gs, _, _, _ in terms if gs}
+    steps |= set(plan.geometry.fold_steps)  # where the share finishes an output
     return [t[4] for t in terms], steps

@@ -8,8 +8,11 @@ With k = g*B + j (0 <= j < B):
 - baby steps: one rotation of X[bi] per distinct j != 0 over its kept diagonals (shared by all outputs);
 - giant steps: one rotation per output bo and kept g != 0 (shared by all inputs);
 - one multiplication per nonzero diagonal; the products and the giant sums are added (pmuls minus the
-  nonempty outputs additions); one rescale per nonempty output, the bias added, an empty output is its
-  encrypted bias.
+  nonempty outputs additions); one rescale per nonempty output, then the fold's t rotate-and-adds
+  (a single output folded from 2^t copies, heconv.algorithms.matvec.geometry), the bias added; an
+  empty output is its encrypted bias.
+
+The number of output frames F (the fold) is chosen with B, by predicted time.
 """
 
 from __future__ import annotations
@@ -86,7 +89,8 @@ class MatvecPlan(ScaleSplit):
         """The inverse of `to_dict` (after a JSON round trip too)."""
         params = dict(d["params"])
         params["coeff_mod_bit_sizes"] = tuple(params["coeff_mod_bit_sizes"])
-        return cls(spec=ConvSpec(**d["spec"]), geometry=MatvecGeometry(**d["geometry"]), params=CKKSParams(**params),
+        geometry = {"out_frames": d["geometry"]["c_n"], **d["geometry"]}  # plans saved before the fold: none
+        return cls(spec=ConvSpec(**d["spec"]), geometry=MatvecGeometry(**geometry), params=CKKSParams(**params),
                    level=d["level"], has_bias=d["has_bias"],
                    diagonals=tuple(tuple(tuple(ks) for ks in row) for row in d["diagonals"]),
                    baby_step=d["baby_step"], input_shifts=tuple(map(tuple, d["input_shifts"])),
@@ -96,16 +100,17 @@ class MatvecPlan(ScaleSplit):
                    input_scale_bits=d.get("input_scale_bits"), weight_scale_bits=d.get("weight_scale_bits"))
 
 
-def _rotations(diagonals, n_in: int, n_out: int, b: int, slots: int):
-    """(input_shifts, giants, steps) of baby step b."""
+def _rotations(diagonals, n_in: int, n_out: int, b: int, slots: int, fold_steps: list[int] = ()):
+    """(input_shifts, giants, steps) of baby step b (the fold's steps among the keys)."""
     input_shifts = [sorted({k % b for row in diagonals for k in row[bi]} - {0}) for bi in range(n_in)]
     giants = [sorted({k // b for ks in diagonals[bo] for k in ks}) for bo in range(n_out)]
-    steps = set().union(*input_shifts, {g * b % slots for gs in giants for g in gs if g}) - {0}
+    steps = set().union(*input_shifts, {g * b % slots for gs in giants for g in gs if g}, fold_steps) - {0}
     return input_shifts, giants, sorted(steps)
 
 
-def matvec_counts(diagonals, input_shifts, giants, has_bias: bool, rescale: bool = True) -> OpCounts:
-    """The cost model above, from the plan's diagonals and rotations (no rescale without `rescale`).
+def matvec_counts(diagonals, input_shifts, giants, has_bias: bool, rescale: bool = True, folds: int = 0) -> OpCounts:
+    """The cost model above, from the plan's diagonals and rotations (no rescale without `rescale`;
+    `folds` rotate-and-adds per nonempty output).
 
     >>> matvec_counts([[[0, 1, 5]]], [[1]], [[0, 1]], False).to_dict() == OpCounts(
     ...     rotations=2, key_switches=2, pmuls=3, adds=2, rescales=1).to_dict()
@@ -113,10 +118,23 @@ def matvec_counts(diagonals, input_shifts, giants, has_bias: bool, rescale: bool
     """
     pmuls = sum(len(ks) for row in diagonals for ks in row)
     full = sum(1 for row in diagonals if any(row))
-    rot = sum(len(s) for s in input_shifts) + sum(sum(1 for g in gs if g) for gs in giants)
-    return OpCounts(rotations=rot, key_switches=rot, pmuls=pmuls, adds=pmuls - full,
+    rot = sum(len(s) for s in input_shifts) + sum(sum(1 for g in gs if g) for gs in giants) + full * folds
+    return OpCounts(rotations=rot, key_switches=rot, pmuls=pmuls, adds=pmuls - full + full * folds,
                     plain_adds=full if has_bias else 0, rescales=full if rescale else 0,
                     encryptions=len(diagonals) - full)
+
+
+def frame_candidates(g: MatvecGeometry) -> list[int]:
+    """The output frames F tried: c_n (no fold) down to the fewest that hold the output (powers of two apart).
+
+    >>> frame_candidates(matvec_geometry(256, 512, 4, 4, 3, 2, 4096))
+    [256, 128]
+    """
+    out, f = [g.c_n], g.c_n
+    while f > g.out_frames:
+        f //= 2
+        out.append(f)
+    return out
 
 
 def baby_step_candidates(period: int) -> list[int]:
@@ -131,12 +149,14 @@ def baby_step_candidates(period: int) -> list[int]:
 def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams, stride: int = 1,
                 has_bias: bool = False, name: str = "conv", level: int | None = None, baby_step: int | None = None,
                 c_n: int | None = None, unit_costs: UnitCosts | None = None, rescale: bool = True,
-                input_scale_bits: int | None = None, weight_scale_bits: int | None = None) -> MatvecPlan:
+                input_scale_bits: int | None = None, weight_scale_bits: int | None = None,
+                out_frames: int | None = None) -> MatvecPlan:
     """Plan one conv as block matrices between slot vectors; zero diagonals cost nothing.
 
-    `baby_step`: B (any positive integer up to T); None chooses, among the powers of two up to T, the
-    lowest predicted time with `unit_costs` (default heconv.cost.DEFAULT_UNIT_COSTS, at the level's
-    work), then the fewest Galois keys, then the smallest B. `rescale` False: at the chain's last level
+    `baby_step`: B (any positive integer up to T_out); None chooses, among the powers of two up to T_out,
+    the lowest predicted time with `unit_costs` (default heconv.cost.DEFAULT_UNIT_COSTS, at the level's
+    work), then the fewest Galois keys, then the smallest B. `out_frames`: F (None: chosen with B among
+    `frame_candidates`, ties to the fewer rotations of no fold). `rescale` False: at the chain's last level
     (by default) with the scale split as given, as heconv.conv.plan_conv.
 
     >>> from heconv.params import ckks_params
@@ -146,31 +166,43 @@ def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams,
     >>> p = plan_matvec(np.ones((16, 16, 3, 3)), 16, 16, ckks_params(depth=1))
     >>> p.predicted.pmuls, p.predicted.rotations, p.baby_step      # 8 baby + 15 giant steps
     (144, 23, 256)
+    >>> p = plan_matvec(np.ones((512, 256, 3, 3)), 4, 4, ckks_params(depth=1), stride=2)
+    >>> p.geometry.fold, p.predicted.pmuls                         # 3,072 diagonals unfolded
+    (2, 2048)
     """
     w, _ = check_weight(name, weight, None)
     c_o, c_i, k, _ = w.shape
     level = check_plan_level(name, stride, level, params, rescale, input_scale_bits, weight_scale_bits)
     try:
-        g = matvec_geometry(c_i, c_o, height, width, k, stride, params.slots, c_n)
+        least = matvec_geometry(c_i, c_o, height, width, k, stride, params.slots, c_n, out_frames)
     except ValueError as e:
         raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
-    if baby_step is not None and not 1 <= baby_step <= g.period:
-        raise InputError(f"layer {name}: matvec baby step must be in [1, {g.period}] (T = c_n*P), got {baby_step}")
-    shifts, masks = term_shifts(g), term_masks(g)[0]
-    diagonals = tuple(tuple(tuple(pair_diagonals(w, g, bo, bi, shifts, masks)) for bi in range(g.n_in))
-                      for bo in range(g.n_out))
+    frames = [least.out_frames] if out_frames is not None else frame_candidates(least)
+    if baby_step is not None and not 1 <= baby_step <= least.period:
+        raise InputError(f"layer {name}: matvec baby step must be in [1, {least.period}] (T = c_n*P), got {baby_step}")
     unit = (unit_costs or DEFAULT_UNIT_COSTS).at_work(params.level_work(level))
-    candidates = []
-    for b in [baby_step] if baby_step is not None else baby_step_candidates(g.period):
-        ins, gis, steps = _rotations(diagonals, g.n_in, g.n_out, b, g.slots)
-        counts = matvec_counts(diagonals, ins, gis, has_bias, rescale)
-        candidates.append(BabyStepCandidate(b, counts.rotations, len(steps), floor_seconds(counts, unit)))
-    best = min(candidates, key=lambda c: (c.predicted_s, c.galois_keys, c.baby_step))
-    ins, gis, steps = _rotations(diagonals, g.n_in, g.n_out, best.baby_step, g.slots)
+    best = None  # (its best candidate, geometry, diagonals, every candidate) of the best F so far
+    for f in frames:
+        g = matvec_geometry(c_i, c_o, height, width, k, stride, params.slots, c_n, f)
+        shifts, masks = term_shifts(g), term_masks(g)[0]
+        diagonals = tuple(tuple(tuple(pair_diagonals(w, g, bo, bi, shifts, masks)) for bi in range(g.n_in))
+                          for bo in range(g.n_out))
+        folds = len(g.fold_steps)
+        candidates = []
+        for b in [baby_step] if baby_step is not None else baby_step_candidates(g.out_period):
+            ins, gis, steps = _rotations(diagonals, g.n_in, g.n_out, b, g.slots, g.fold_steps)
+            counts = matvec_counts(diagonals, ins, gis, has_bias, rescale, folds)
+            candidates.append(BabyStepCandidate(b, counts.rotations, len(steps), floor_seconds(counts, unit)))
+        pick = min(candidates, key=lambda c: (c.predicted_s, c.galois_keys, c.baby_step))
+        if best is None or pick.predicted_s < best[0].predicted_s:
+            best = (pick, g, diagonals, tuple(candidates))
+    chosen, g, diagonals, candidates = best
+    ins, gis, steps = _rotations(diagonals, g.n_in, g.n_out, chosen.baby_step, g.slots, g.fold_steps)
     plan = MatvecPlan(spec=ConvSpec(name, c_i, c_o, k, height, width, stride), geometry=g, params=params,
-                      level=level, has_bias=has_bias, diagonals=diagonals, baby_step=best.baby_step,
+                      level=level, has_bias=has_bias, diagonals=diagonals, baby_step=chosen.baby_step,
                       input_shifts=tuple(map(tuple, ins)), giants=tuple(map(tuple, gis)), rotation_steps=tuple(steps),
-                      candidates=tuple(candidates) if baby_step is None else (), rescale=rescale,
+                      candidates=candidates if baby_step is None else (), rescale=rescale,
                       input_scale_bits=None if rescale else input_scale_bits,
                       weight_scale_bits=None if rescale else weight_scale_bits)
-    return dataclasses.replace(plan, predicted=matvec_counts(diagonals, ins, gis, has_bias, rescale))
+    return dataclasses.replace(plan, predicted=matvec_counts(diagonals, ins, gis, has_bias, rescale,
+                                                             len(g.fold_steps)))
