@@ -323,7 +323,9 @@ def run_conv(layer: CompiledConv, inputs: list[Any], backend: Backend) -> list[A
 
 
 def encrypt_input(x: np.ndarray, packing: Packing, backend: Backend) -> list[Any]:
-    """Client side: pack a [C, H, W] feature map and encrypt each block."""
+    """Client side: pack a [C, H, W] feature map and encrypt each block at level 0 and the parameters'
+    scale, where a plan with a rescale reads it. A last-level plan reads its input at its own level and
+    scale: `heconv.algorithms.encrypt_map` with the algorithm's input layout and input level does both."""
     return [backend.encrypt(v) for v in pack(np.asarray(x, dtype=np.float64), packing)]
 
 

@@ -108,7 +108,8 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
     """Send `run`'s output to the client as the protocol does (extracted where the layout reads some
     coefficients alone), decrypt it, compare with torch, compute the floor. `runs` (all timed
     rounds, default just `run`) decide counts_match_plan and the mean CPU and part times;
-    `latency_s` defaults to run's."""
+    `latency_s` defaults to run's. `unit`: level-0 unit costs, priced at the layer's input level
+    (`UnitCosts.at_work`); None measures them at the plan's level."""
     b, plan, alg = prep.backend, prep.plan, prep.alg
     spec = plan.spec
     runs = runs or [run]
@@ -121,6 +122,8 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # before the unit costs' operand pools
     if unit is None:
         unit = measure_unit_costs(client, level=plan.level)  # the client can make the keys a timing needs
+    else:  # level-0 costs (the suites measure them once per session), priced at the layer's own level
+        unit = unit.at_work(plan.params.level_work(alg.input_level(plan)))
     latency = run.wall_s if latency_s is None else latency_s
     floor = floor_seconds(run.counts, unit)
     w = prep.weight
