@@ -14,9 +14,9 @@ within one worker:
   rotation, half a save and half a load, about 0.25 ms less per baby step (4% of dense
   ResNet18 at 16x16). `ParallelPlan.extra_rotations` counts what recomputing adds;
 - an output ciphertext whose groups all fall in one worker is finished there (rescale,
-  bias) and shipped back rescaled; one split between workers comes back as partial sums
-  that worker 0 adds, rescales and biases (`merged`); worker 0 also encrypts the bias of
-  empty outputs.
+  matvec's fold, bias) and shipped back finished; one split between workers comes back as
+  partial sums that worker 0 adds and finishes (`merged`); worker 0 also encrypts the bias
+  of empty outputs.
 
 Additions, multiplications and rescales are exactly the single-process plan's (a sum of
 k partial sums still takes k - 1 additions in all); rotations exceed it by the baby steps
@@ -74,10 +74,10 @@ class Share:
 class ParallelPlan:
     """A conv's split over `workers` processes (worker 0: the calling process).
 
-    merged: outputs whose partial sums come from several workers (added, rescaled and
-    biased by worker 0); merge: what worker 0 does after the shares (those additions,
-    rescales, biases, and the encryption of empty outputs); predicted: every share's
-    counts plus the merge's, the counts a run must show.
+    merged: outputs whose partial sums come from several workers (added and finished by
+    worker 0: rescale, the algorithm's fold, bias); merge: what worker 0 does after the shares
+    (those additions and finishes, and the encryption of empty outputs); predicted: every
+    share's counts plus the merge's, the counts a run must show.
     """
 
     layer: str

@@ -45,7 +45,11 @@ def get_algorithm(name: str) -> ConvAlgorithm:
 
 def algorithm_name(algorithm: ConvAlgorithm) -> str:
     """The name `algorithm` is registered under."""
-    return next(n for n, a in ALGORITHMS.items() if a is algorithm)
+    name = next((n for n, a in ALGORITHMS.items() if a is algorithm), None)
+    if name is None:
+        raise ValueError(f"{type(algorithm).__name__} instance is not registered in heconv.algorithms.ALGORITHMS "
+                         f"(ask get_algorithm for the registered one)")
+    return name
 
 
 __all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "ConvAlgorithm", "GroupArray", "LayerRun", "Layout", "SlotLayout",

@@ -36,6 +36,13 @@ def test_the_registry_is_the_only_list_of_algorithm_names():
     assert _name_constants(REGISTRY) == len(ALGORITHMS)
 
 
+def test_an_unregistered_instance_is_named_in_the_error():
+    from heconv.algorithms.matvec import MatvecAlgorithm
+
+    with pytest.raises(ValueError, match="MatvecAlgorithm instance is not registered"):
+        algorithm_name(MatvecAlgorithm())
+
+
 def test_registry_lookups():
     assert algorithm_names() == tuple(ALGORITHMS)
     for name in algorithm_names():

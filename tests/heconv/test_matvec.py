@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bench.harness.layer import torch_conv
-from heconv.algorithms import get_algorithm, run_layer
+from heconv.algorithms import encrypt_map, get_algorithm, run_layer
 from heconv.algorithms.matvec import matvec_geometry, plan_matvec
 from heconv.backends.plain import PlainBackend
 from heconv.conv import plan_conv
@@ -100,6 +100,28 @@ def test_every_fold_matches_torch(params, out_frames):
     assert r.plan.geometry.fold == 16 // out_frames
     with pytest.raises(InputError, match="out_frames 2 x 4 parities hold fewer than the 12 output channels"):
         plan_matvec(np.ones((12, 12, 3, 3)), 8, 8, params, stride=2, c_n=16, out_frames=2)
+
+
+@pytest.mark.parametrize("shape, options", [
+    ((64, 8, 16, 16, 3, 1), {}),  # four input ciphertexts into one folded output (c_n = 16 -> 8 frames)
+    ((40, 6, 16, 16, 3, 2), {"level": 1, "rescale": False, "input_scale_bits": 30, "weight_scale_bits": 24}),
+], ids=["inputs-4", "last-level"])
+def test_a_fold_leaves_copies_of_the_output_in_every_slot(params, shape, options):
+    """Every T_out block of the output ciphertext holds the output: the unused slots hold copies, nothing else."""
+    r = _check(PlainBackend(params), shape, seed=2, **options)
+    g = r.plan.geometry
+    assert g.fold > 1
+    backend = PlainBackend(params)
+    rng = np.random.default_rng(2)
+    c_in, c_out, h, w, k, stride = shape
+    weight, b = kaiming(rng, c_out, c_in, k), rng.normal(0, 0.1, c_out)
+    backend.generate_galois_keys(MATVEC.rotation_steps(r.plan))
+    layer = MATVEC.compile(r.plan, weight, b, backend)
+    x = rng.uniform(-1, 1, (c_in, h, w))
+    out = MATVEC.run(layer, encrypt_map(x, MATVEC.input_layout(r.plan), backend, MATVEC.input_level(r.plan)), backend)
+    v = backend.decrypt(out[0]).real
+    copies = v.reshape(-1, g.out_period)
+    assert np.abs(copies - copies[0]).max() < 1e-9 and np.abs(copies[0]).max() > 0.1
 
 
 def test_a_folded_layer_matches_torch_encrypted(params):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import models
-from heconv.algorithms import MultiplexedLayout, SlotLayout
+from heconv.algorithms import MultiplexedLayout, SlotLayout, get_algorithm
 from heconv.backends import make_backend
 from heconv.backends.plain import PlainBackend
 from heconv.errors import InputError
@@ -96,6 +96,24 @@ def test_matvec_needs_the_hybrid_protocol():
     net = lower_model(models.build_model("small-cnn-square", 1, 10).eval(), (1, 8, 8))
     with pytest.raises(InputError, match="matvec algorithm runs in the hybrid protocol only"):
         plan_network(net, ckks_params(depth=4, poly_modulus_degree=16384), "non-interactive", algorithm="matvec")
+
+
+def test_residual_partners_do_not_fold():
+    """A dense and a one-weight conv summed by an add: each alone would choose its own number of frames
+    (the dense one folds), which would place the sum's operands apart; beside a partner neither folds."""
+    from heconv.network.ir import ActOp, AddOp, ConvOp, Network
+
+    rng = np.random.default_rng(0)
+    wb = np.zeros((8, 64, 1, 1))
+    wb[0, 0] = 1.0
+    wc = rng.normal(size=(4, 8, 3, 3))
+    net = Network((64, 8, 8), [ConvOp("a", "x", "ya", rng.normal(size=(8, 64, 3, 3)), None),
+                               ConvOp("b", "x", "yb", wb, None), AddOp("add", "ya", "yb", "s"),
+                               ActOp("r", "s", "t", "relu"), ConvOp("c", "t", "out", wc, None)], "out")
+    plan = plan_network(net, params_for_input(8, 8), algorithm="matvec")
+    convs = {a.name: a.plan for a in plan.actions if isinstance(a, ServerConv)}
+    assert convs["a"].geometry.fold == convs["b"].geometry.fold == 1 and convs["c"].geometry.fold > 1
+    assert get_algorithm("matvec").output_layout(convs["a"]) == get_algorithm("matvec").output_layout(convs["b"])
 
 
 def test_matvec_splits_over_workers_with_exact_counts():

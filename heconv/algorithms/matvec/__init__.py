@@ -20,7 +20,7 @@ from ...backends.base import Backend
 from ...checks import check_run_inputs
 from ...parallel_plan import ParallelPlan, Share
 from ...params import CKKSParams
-from ..base import GroupArray, ScaleSplitAlgorithm
+from ..base import GroupArray, NetworkContext, ScaleSplitAlgorithm
 from ..layout import SlotLayout
 from .engine import CompiledMatvec, compile_matvec, finish_output, run_matvec
 from .geometry import MatvecGeometry, fold_shift, matvec_geometry, term_shifts
@@ -67,7 +67,8 @@ def matvec_group_ids(plan: MatvecPlan, shape: tuple[int, int, int, int]) -> dict
 class MatvecAlgorithm(ScaleSplitAlgorithm):
     """The conv as block matrices between slot vectors: shared diagonals, strided outputs multiplexed.
 
-    Options: baby_step (None: chosen by predicted time), c_n, unit_costs."""
+    Options: baby_step (None: chosen by predicted time), c_n, out_frames (None: chosen by predicted time),
+    fold (False: no fold), unit_costs."""
 
     parallel = True
 
@@ -83,6 +84,15 @@ class MatvecAlgorithm(ScaleSplitAlgorithm):
 
     def run(self, compiled: CompiledMatvec, inputs: list[Any], backend: Backend) -> list[Any]:
         return run_matvec(compiled, inputs, backend)
+
+    def network_options(self, context: NetworkContext) -> dict[str, Any]:
+        """The last level where the value bound allows (ScaleSplitAlgorithm); and no fold beside a residual
+        partner: the frames are part of the output's placement, and two partners choosing theirs by predicted
+        time (or a slot conv, which never folds) could place the sum's operands apart."""
+        options = super().network_options(context)
+        if context.partner_kernel is not None:
+            options["fold"] = False
+        return options
 
     def split(self, plan: MatvecPlan, workers: int) -> ParallelPlan:
         from .. import algorithm_name  # the registry imports this package

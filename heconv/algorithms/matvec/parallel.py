@@ -80,5 +80,6 @@ def share_resources(layer: CompiledMatvec, share: Share) -> tuple[list[Any], set
     terms = layer.terms[share.start:share.end]
     steps = {s for shifts in share.input_shifts for s in shifts}
     steps |= {gs * plan.baby_step % plan.geometry.slots for _, gs, _, _, _ in terms if gs}
-    steps |= set(plan.geometry.fold_steps)  # where the share finishes an output
+    if share.finals or share.worker == 0:  # it finishes an output (worker 0: the merged ones too)
+        steps |= set(plan.geometry.fold_steps)
     return [t[4] for t in terms], steps

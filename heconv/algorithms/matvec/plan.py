@@ -150,14 +150,15 @@ def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams,
                 has_bias: bool = False, name: str = "conv", level: int | None = None, baby_step: int | None = None,
                 c_n: int | None = None, unit_costs: UnitCosts | None = None, rescale: bool = True,
                 input_scale_bits: int | None = None, weight_scale_bits: int | None = None,
-                out_frames: int | None = None) -> MatvecPlan:
+                out_frames: int | None = None, fold: bool = True) -> MatvecPlan:
     """Plan one conv as block matrices between slot vectors; zero diagonals cost nothing.
 
-    `baby_step`: B (any positive integer up to T_out); None chooses, among the powers of two up to T_out,
+    `baby_step`: B (any positive integer up to T); None chooses, among the powers of two up to T_out,
     the lowest predicted time with `unit_costs` (default heconv.cost.DEFAULT_UNIT_COSTS, at the level's
     work), then the fewest Galois keys, then the smallest B. `out_frames`: F (None: chosen with B among
-    `frame_candidates`, ties to the fewer rotations of no fold). `rescale` False: at the chain's last level
-    (by default) with the scale split as given, as heconv.conv.plan_conv.
+    `frame_candidates`, ties to no fold; with `fold` False, c_n: no fold, as a residual partner needs).
+    `rescale` False: at the chain's last level (by default) with the scale split as given, as
+    heconv.conv.plan_conv.
 
     >>> from heconv.params import ckks_params
     >>> p = plan_matvec(np.ones((512, 512, 3, 3)), 2, 2, ckks_params(depth=1))
@@ -177,7 +178,10 @@ def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams,
         least = matvec_geometry(c_i, c_o, height, width, k, stride, params.slots, c_n, out_frames)
     except ValueError as e:
         raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
-    frames = [least.out_frames] if out_frames is not None else frame_candidates(least)
+    if out_frames is not None:
+        frames = [least.out_frames]
+    else:
+        frames = frame_candidates(least) if fold else [least.c_n]
     if baby_step is not None and not 1 <= baby_step <= least.period:
         raise InputError(f"layer {name}: matvec baby step must be in [1, {least.period}] (T = c_n*P), got {baby_step}")
     unit = (unit_costs or DEFAULT_UNIT_COSTS).at_work(params.level_work(level))
