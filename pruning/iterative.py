@@ -159,7 +159,11 @@ def iterative_prune(model: nn.Module, data: Dataset, groups: dict[str, LayerGrou
                  else method_masks(model, groups, method, frac))
         apply_masks(model, masks)
         cfg = recovery if i == 1 else finetune
-        train(model, data, cfg, None)
+        # The fine-tune's batches report as a fraction of this step, so a caller's progress (and a sweep
+        # worker's pause, bench.experiments.pause) is heard within the step, not only at its end.
+        within = (lambda done, total, info, i=i, frac=frac:
+                  progress(i - 1 + done / max(1, total), len(todo), {"fraction": frac})) if progress else None
+        train(model, data, cfg, None, within)
         epochs += cfg.epochs
         acc = evaluate(model, vx, vy)
         cost = he_cost(model, shape, params, schedule, algorithm)

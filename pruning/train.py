@@ -20,8 +20,9 @@ from .proximal import proximal_step, zero_group_fractions
 
 log = logging.getLogger(__name__)
 
-# progress(done, total, info): called by the long loops; the command line draws the bar.
-Progress = Callable[[int, int, dict], None]
+# progress(done, total, info): called by the long loops; the command line draws the bar. `done` may be
+# a fraction: a pruning step's fine-tune reports within the step (pruning.iterative).
+Progress = Callable[[float, int, dict], None]
 # save_state(state): called by the long loops after each finished epoch (pruning step) that another
 # follows, with everything the loop needs to go on from there (`resume=state`) and end exactly as an
 # uninterrupted run. Tensors, numbers, strings, lists and dicts only (a caller may torch.save it

@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> dict:
         def progress(done, total, info):
             b.total = total
             b.n = done
-            b.set_postfix(fraction=info["fraction"], acc=f"{info['accuracy']:.2f}", rot=info["rotations"])
+            if "accuracy" in info:  # a finished step (within a step: its fine-tune's batches)
+                b.set_postfix(fraction=info["fraction"], acc=f"{info['accuracy']:.2f}", rot=info["rotations"])
             b.refresh()
 
         result = iterative_prune(model, data, groups, args.method, params, args.max_drop, schedule,

@@ -27,7 +27,7 @@ from typing import Iterator
 
 POLL_S = 0.5  # how often a parked worker looks at the file again
 IDLE_TARGET = 0.9  # the idle share of the CPUs that starts the measurements (2 cores: both nearly idle)
-IDLE_WAIT_S = 60.0  # the longest wait for it: a pruning step parks only at its end (about a fine-tune epoch)
+IDLE_WAIT_S = 60.0  # the longest wait for it: a worker parks at its next batch (a pruning step's fine-tune too)
 
 
 def pause_file() -> Path:

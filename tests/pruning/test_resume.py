@@ -155,3 +155,21 @@ def test_a_pruning_state_of_another_method_is_refused():
                         save_state=_stop_after(1, kept))
     with pytest.raises(ValueError, match="resume state is not one of this run"):
         iterative_prune(model, data, groups, "hunter", params, 100.0, (0.3, 0.6), ft, resume=kept[0])
+
+
+def test_a_pruning_step_reports_within_its_fine_tune():
+    """Each batch of a step's fine-tune reports a fraction of that step, so a sweep worker's pause
+    (bench.experiments.pause) is heard within the step, not only at its end."""
+    data, start = _trained()
+    params = params_for_input(*SHAPE[1:])
+    model = _small_cnn_at(start)
+    seen: list = []
+    iterative_prune(model, data, model_groups(model, SHAPE, params), "artemis-diagonal", params, 100.0,
+                    (0.1, 0.3), TrainConfig(epochs=0.5, lr=0.01, batch_size=16), patience=5,
+                    recovery=TrainConfig(epochs=1, lr=0.01, batch_size=16),
+                    progress=lambda done, total, info: seen.append((done, "accuracy" in info)))
+    steps = [d for d, finished in seen if finished]
+    within = [d for d, finished in seen if not finished]
+    assert steps == [1, 2] and all(0 < d <= 2 for d in within)
+    assert any(0 < d < 1 for d in within) and any(1 < d < 2 for d in within)  # in each step's fine-tune
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)  # never backwards
