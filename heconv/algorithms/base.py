@@ -23,6 +23,7 @@ import numpy as np
 from ..backends.base import Backend
 from ..basics import OpCounts
 from ..bounds import last_level_split
+from ..conv import rotate_inputs
 from ..params import CKKSParams
 from .layout import Layout, decrypt_map, encrypt_map
 
@@ -258,6 +259,23 @@ class ScaleSplitAlgorithm(ConvAlgorithm):
         """At the chain's last level without a rescale where the planner's value bound allows
         (`last_level_options`); else none (level 0, one rescale)."""
         return last_level_options(context)
+
+    # Both run baby steps, then (bo, g) groups of multiply-adds, then finish each output: one share runner.
+    def accumulate(self, compiled: Any, rotated: Mapping[int, Mapping[int, Any]], start: int, end: int,
+                   backend: Backend) -> dict[int, Any]:
+        """Sum the compiled terms[start:end] (whole (bo, g) groups) from the baby steps `rotated`
+        ({bi: {shift: ciphertext}}): {bo: partial sum}, not finished."""
+        raise NotImplementedError(f"{type(self).__name__} lists no terms to accumulate")
+
+    def run_share(self, compiled: Any, share: Any, inputs: Mapping[int, Any], backend: Backend) -> dict[int, Any]:
+        rotated = rotate_inputs({bi: inputs[bi] for bi in share.inputs}, share.input_shifts, backend)
+        partial = self.accumulate(compiled, rotated, share.start, share.end, backend)
+        for bo in share.finals:
+            self.finish_output(compiled, bo, partial[bo], backend)
+        return partial
+
+    def empty_output(self, compiled: Any, bo: int, backend: Backend) -> Any:
+        return backend.encrypt_plain(compiled.outputs[bo])
 
 
 @dataclass

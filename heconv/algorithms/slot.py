@@ -18,7 +18,6 @@ from ..conv import (
     compile_conv,
     finish_output,
     plan_conv,
-    rotate_inputs,
     run_conv,
 )
 from ..geometry import group_ids, schedule_group_ids
@@ -58,19 +57,12 @@ class SlotAlgorithm(ScaleSplitAlgorithm):
     def check_inputs(self, compiled: CompiledConv, inputs: list[Any], backend: Backend) -> None:
         check_inputs(compiled, inputs, backend)
 
-    def run_share(self, compiled: CompiledConv, share: Share, inputs: Mapping[int, Any],
-                  backend: Backend) -> dict[int, Any]:
-        rotated = rotate_inputs({bi: inputs[bi] for bi in share.inputs}, share.input_shifts, backend)
-        partial = accumulate_terms(compiled, rotated, share.start, share.end, backend)
-        for bo in share.finals:
-            finish_output(compiled, bo, partial[bo], backend)
-        return partial
+    def accumulate(self, compiled: CompiledConv, rotated: Mapping[int, Mapping[int, Any]], start: int, end: int,
+                   backend: Backend) -> dict[int, Any]:
+        return accumulate_terms(compiled, rotated, start, end, backend)
 
     def finish_output(self, compiled: CompiledConv, bo: int, y: Any, backend: Backend) -> None:
         finish_output(compiled, bo, y, backend)
-
-    def empty_output(self, compiled: CompiledConv, bo: int, backend: Backend) -> Any:
-        return backend.encrypt_plain(compiled.outputs[bo])
 
     def share_resources(self, compiled: CompiledConv, share: Share) -> tuple[list[Any], set[int]]:
         plan = compiled.plan

@@ -22,10 +22,10 @@ from ...parallel_plan import ParallelPlan, Share
 from ...params import CKKSParams
 from ..base import GroupArray, NetworkContext, ScaleSplitAlgorithm
 from ..layout import SlotLayout
-from .engine import CompiledMatvec, compile_matvec, finish_output, run_matvec
+from .engine import CompiledMatvec, accumulate, compile_matvec, finish_output, run_matvec
 from .geometry import MatvecGeometry, fold_shift, matvec_geometry, term_shifts
 from .layout import MultiplexedLayout
-from .parallel import run_matvec_share, share_resources, split_matvec
+from .parallel import share_resources, split_matvec
 from .plan import MatvecPlan, plan_matvec
 
 __all__ = ["MatvecAlgorithm", "MatvecGeometry", "MatvecPlan", "CompiledMatvec", "matvec_geometry", "plan_matvec",
@@ -103,15 +103,12 @@ class MatvecAlgorithm(ScaleSplitAlgorithm):
         g = compiled.plan.geometry
         check_run_inputs(compiled.plan, inputs, g.n_in, g.c_n, backend)
 
-    def run_share(self, compiled: CompiledMatvec, share: Share, inputs: Mapping[int, Any],
-                  backend: Backend) -> dict[int, Any]:
-        return run_matvec_share(compiled, share, inputs, backend)
+    def accumulate(self, compiled: CompiledMatvec, rotated: Mapping[int, Mapping[int, Any]], start: int, end: int,
+                   backend: Backend) -> dict[int, Any]:
+        return accumulate(compiled, rotated, start, end, backend)
 
     def finish_output(self, compiled: CompiledMatvec, bo: int, y: Any, backend: Backend) -> None:
         finish_output(compiled, bo, y, backend)
-
-    def empty_output(self, compiled: CompiledMatvec, bo: int, backend: Backend) -> Any:
-        return backend.encrypt_plain(compiled.outputs[bo])
 
     def share_resources(self, compiled: CompiledMatvec, share: Share) -> tuple[list[Any], set[int]]:
         return share_resources(compiled, share)

@@ -5,7 +5,7 @@ per output. The run executes the plan and never changes it, so its counts equal 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,7 @@ import numpy as np
 
 from ...backends.base import Backend
 from ...checks import check_compile, check_run_inputs
+from ...conv import rotate_inputs
 from .geometry import diagonal_vectors, output_slots
 from .plan import MatvecPlan
 
@@ -97,11 +98,6 @@ def compile_matvec(plan: MatvecPlan, weight: np.ndarray, bias: np.ndarray | None
                               out_scale) if (plan.has_bias or bo in empty) else None
                for bo in range(g.n_out)]
     return CompiledMatvec(plan, terms, outputs)
-
-
-def rotate_inputs(inputs: Mapping[int, Any], shifts: Sequence[Sequence[int]], backend: Backend) -> dict:
-    """Baby steps: {bi: {j: Rot_j(X[bi])}} for the listed j of each given input (j = 0: X itself)."""
-    return {bi: {0: x, **{j: backend.rotate(x, j) for j in shifts[bi]}} for bi, x in inputs.items()}
 
 
 def accumulate(layer: CompiledMatvec, rotated: Mapping[int, Mapping[int, Any]], start: int, end: int,

@@ -1,5 +1,6 @@
 """A matvec conv split over worker processes (heconv.parallel): its (bo, g) groups for
-heconv.parallel_plan.split_groups, and a worker's share of a compiled layer.
+heconv.parallel_plan.split_groups, and what a worker's share reads (the share itself runs through
+heconv.algorithms.base.ScaleSplitAlgorithm.run_share).
 
 A group is output bo's giant step g: its multiply-adds and one giant rotation (none for g = 0). A worker
 computes the baby steps its groups read, so a split of one output's giant steps over two workers
@@ -9,14 +10,12 @@ partial sums, then rescales and biases.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ...backends.base import Backend
 from ...basics import OpCounts
 from ...cost import DEFAULT_UNIT_COSTS, UnitCosts
 from ...parallel_plan import ParallelPlan, Share, WorkGroup, split_groups
-from .engine import CompiledMatvec, accumulate, finish_output, rotate_inputs, run_order
+from .engine import CompiledMatvec, run_order
 from .plan import MatvecPlan
 
 
@@ -63,15 +62,6 @@ def split_matvec(plan: MatvecPlan, workers: int, algorithm: str, unit_costs: Uni
                       rescales=int(plan.rescale))
     return split_groups(plan.spec.name, matvec_groups(plan, unit), g.n_in, g.n_out, finish=finish,
                         serial=plan.predicted, workers=workers, unit=unit, algorithm=algorithm)
-
-
-def run_matvec_share(layer: CompiledMatvec, share: Share, inputs: Mapping[int, Any], backend: Backend) -> dict:
-    """One worker's share: its baby steps, its groups' multiply-adds and giant steps, its finals finished."""
-    rotated = rotate_inputs({bi: inputs[bi] for bi in share.inputs}, share.input_shifts, backend)
-    partial = accumulate(layer, rotated, share.start, share.end, backend)
-    for bo in share.finals:
-        finish_output(layer, bo, partial[bo], backend)
-    return partial
 
 
 def share_resources(layer: CompiledMatvec, share: Share) -> tuple[list[Any], set[int]]:
