@@ -57,12 +57,8 @@ class SlotAlgorithm(ScaleSplitAlgorithm):
     def check_inputs(self, compiled: CompiledConv, inputs: list[Any], backend: Backend) -> None:
         check_inputs(compiled, inputs, backend)
 
-    def accumulate(self, compiled: CompiledConv, rotated: Mapping[int, Mapping[int, Any]], start: int, end: int,
-                   backend: Backend) -> dict[int, Any]:
-        return accumulate_terms(compiled, rotated, start, end, backend)
-
-    def finish_output(self, compiled: CompiledConv, bo: int, y: Any, backend: Backend) -> None:
-        finish_output(compiled, bo, y, backend)
+    accumulate = staticmethod(accumulate_terms)  # the engine's own functions (heconv.conv)
+    finish_output = staticmethod(finish_output)
 
     def share_resources(self, compiled: CompiledConv, share: Share) -> tuple[list[Any], set[int]]:
         plan = compiled.plan
