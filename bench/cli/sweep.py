@@ -44,6 +44,10 @@ def add_parser(sub) -> None:
     p.add_argument("--address", help="a running Ray cluster (default: a local Ray on this machine)")
     p.add_argument("--cpus-per-task", type=positive, default=1)
     p.add_argument("--num-cpus", type=positive, help="CPUs of the local Ray (default: all)")
+    p.add_argument("--retrain-lost", action="store_true",
+                   help="retrain a model recorded done whose checkpoint is lost (by default the sweep refuses: a "
+                        "retraining is not the same model bit for bit on another machine); its row keeps the "
+                        "earlier record under config.replaced")
     p.add_argument("--dry-run", action="store_true", help="list the cells and whether each is done; run nothing")
     p.set_defaults(func=run, render=render)
 
@@ -98,7 +102,7 @@ def _sweep(args: argparse.Namespace, grid, store) -> dict:
 
     with SweepView("sweep", verbose=args.verbose) as view:
         summary = run_sweep(grid, store, Path(args.checkpoints), args.address, args.cpus_per_task, args.num_cpus,
-                            provenance(), view.progress)
+                            provenance(), view.progress, retrain_lost=args.retrain_lost)
     result = {"db": args.db, **summary}
     if summary["failed"]:  # the command fails (exit 1) and names the cells; `artemis results status` has their errors
         failed = summary["failed_cells"]

@@ -5,7 +5,11 @@ cell (train, or prune), results in the experiments database as each cell finishe
   store, by every method that prunes it; the plainly trained model of the same seed is the
   reference every drop is measured from.
 - Resumable: a cell that is done in the database is skipped; a trained model whose
-  checkpoint is on disk (sha256 as recorded) is read back instead of retrained; a cell killed
+  checkpoint is on disk (sha256 as recorded) is read back instead of retrained. One recorded
+  done whose checkpoint is lost is retrained only when asked (`retrain_lost`): a retraining
+  is not the same model bit for bit on another machine, so the cells already pruned from the
+  lost one would be compared with cells pruned from another; its row keeps the earlier record
+  under `config.replaced`. A cell killed
   part-way goes on from its last finished epoch or pruning step (its snapshot under
   `<checkpoints>/snapshots/`, bench.experiments.snapshots), removed once the cell is done.
 - A failed cell is recorded with its error and the others go on (the cells that needed it
@@ -120,18 +124,19 @@ def _reusable(store: ExperimentStore, cell: TrainCell) -> dict | None:
 
 def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, address: str | None = None,
               cpus_per_task: int = 1, num_cpus: int | None = None, provenance: dict | None = None,
-              progress: Progress | None = None) -> dict:
+              progress: Progress | None = None, retrain_lost: bool = False) -> dict:
     """Run every cell of the grid (checked first: bench.experiments.grid) not yet done in `store` nor
     claimed by another sweep; returns counts of done, failed and skipped cells, the failed cells'
     ids and the cells another sweep holds. `progress` (bench.experiments.progress): the cells reused,
-    then epochs and pruning steps as they finish."""
+    then epochs and pruning steps as they finish. A training recorded done whose checkpoint is
+    missing (or not the recorded bytes) is an InputError unless `retrain_lost`."""
     grid = checked_grid(grid)
     folder = Path(checkpoints)
     prune_cells = grid.prune_cells()
     todo, elsewhere = claim_cells(store, [c for c in prune_cells if store.status(c.run_id) != "done"])
     try:
         return _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_task, num_cpus,
-                    provenance, progress)
+                    provenance, progress, retrain_lost)
     finally:
         try:
             store.release_claims()
@@ -140,12 +145,22 @@ def run_sweep(grid: SweepGrid, store: ExperimentStore, checkpoints: str | Path, 
 
 
 def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_task, num_cpus, provenance,
-         progress) -> dict:
+         progress, retrain_lost) -> dict:
     import ray
 
     total = len(prune_cells)
     skipped = total - len(todo) - len(elsewhere)
     reuse, to_train = _training_plan(store, [t for c in todo for t in (c.train, c.reference)])
+    replaced = lost_trainings(store, list(to_train.values()))
+    if replaced and not retrain_lost:
+        rid, old = next(iter(replaced.items()))
+        raise InputError(f"sweep: {len(replaced)} trained model(s) recorded done have no checkpoint with the recorded "
+                         f"sha256 ({rid}: {old['checkpoint']} {old['why']}); a retraining is not the same model bit "
+                         f"for bit on another machine, and the cells already pruned from it would be compared with "
+                         f"cells pruned from another. Put the checkpoints back at their recorded paths, or pass "
+                         f"--retrain-lost (the rows keep the earlier records under config.replaced)")
+    for rid in replaced:
+        log.warning("%s: its checkpoint is lost; retraining it (the earlier record stays in config.replaced)", rid)
     if progress:
         progress(0, 0, {"event": "reused", "cells": [c.run_id for c in prune_cells if c not in todo],
                         "trained": list(reuse)})
@@ -175,7 +190,8 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
                 refs[t.run_id] = ray.put(reuse[t.run_id])
             else:
                 parent = trained_ref(t.parent) if t.parent is not None else None  # a warm start waits for it
-                store.start_run(t.run_id, "train", {**t.fields(), "provenance": prov},
+                store.start_run(t.run_id, "train", {**t.fields(), "provenance": prov,
+                                                    "config": _config(t, {}, replaced)},
                                 parent=t.parent.run_id if t.parent is not None else None)
                 refs[t.run_id] = train_task.remote(t, cpus_per_task, parent, reporter(t.run_id, _epochs(t)),
                                                    cell_snapshot(snaps, t.run_id, t.fields()))
@@ -215,9 +231,10 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
         path = _checkpoint_path(folder, cell.run_id)
         sha = _save_checkpoint(result.pop("state"), path)
         fields = {**result, "checkpoint": str(path), "checkpoint_sha256": sha,
-                  "config": {**(cell.fields()["config"]), "schedules": result.get("schedules"),
-                             **{k: result[k] for k in ("cut_off", "within_budget", "resumed_from", "scale_factors")
-                                if result.get(k) is not None}}}
+                  "config": _config(cell, {"schedules": result.get("schedules"),
+                                           **{k: result[k] for k in ("cut_off", "within_budget", "resumed_from",
+                                                                     "scale_factors") if result.get(k) is not None}},
+                                    replaced)}
         store.finish_run(cell.run_id, fields, result.get("steps"))
         snapshot_path(snaps, cell.run_id).unlink(missing_ok=True)  # recorded done: nothing to go on from
         if result.get("snapshot_ignored"):
@@ -230,6 +247,27 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
         done += kind == "prune"
     return {"cells": total, "done": done, "failed": failed, "skipped": skipped, "trained": trained,
             "failed_cells": failed_cells, "elsewhere": elsewhere, "finished": time.time()}
+
+
+def _config(cell, extra: dict, replaced: dict[str, dict]) -> dict:
+    """A run's recorded config: the cell's, what its run added and, for a retrained lost model, the
+    record it replaces."""
+    old = replaced.get(cell.run_id)
+    return {**cell.fields()["config"], **extra, **({"replaced": old} if old else {})}
+
+
+def lost_trainings(store: ExperimentStore, cells: list[TrainCell]) -> dict[str, dict]:
+    """The trainings among `cells` recorded done (their checkpoints are not reusable, or they would not
+    be in `cells`): {run_id: the record a retraining replaces, and why}."""
+    out = {}
+    for t in cells:
+        run = store.run(t.run_id)
+        if run and run["status"] == "done":
+            path = Path(run["checkpoint"] or "")
+            out[t.run_id] = {k: run[k] for k in ("checkpoint", "checkpoint_sha256", "val_accuracy", "test_accuracy",
+                                                 "finished", "provenance")} | {
+                "why": "does not hold the recorded bytes" if run["checkpoint"] and path.is_file() else "is missing"}
+    return out
 
 
 def _steps(cell: PruneCell) -> int:

@@ -275,3 +275,29 @@ def test_checkpoint_meta_and_images_are_checked(tmp_path, capsys, meta, argv, me
     listing = _listing(tmp_path)
     _fails(capsys, message, *[a.format(d=tmp_path) for a in argv], "--checkpoint", tmp_path / "m.pt")
     assert _listing(tmp_path) == listing
+
+
+def test_a_lost_checkpoint_is_not_retrained_unless_asked(tmp_path, capsys, monkeypatch):
+    """A model recorded done whose checkpoint is gone (a new machine) is refused with one line: its
+    retraining would not be the same model bit for bit, and the cells pruned from the lost one would
+    be compared with cells pruned from another. --retrain-lost retrains it and keeps the record."""
+    _fake_cells(monkeypatch, tmp_path / "log")
+    db, ck = tmp_path / "e.sqlite", tmp_path / "ck"
+    assert _cli(capsys, *SWEEP, "--seeds", "0", "--db", db, "--checkpoints", ck)[0] == 0
+    (train,) = ExperimentStore(db, readonly=True).runs(kind="train")
+    Path(train["checkpoint"]).unlink()
+    before = sqlite3.connect(db).execute("SELECT * FROM runs ORDER BY run_id").fetchall()
+    more = [*SWEEP[:-1], "dense,hunter", "--seeds", "0"]  # a new cell that prunes the lost model
+    code, lines, _ = _cli(capsys, *more, "--db", db, "--checkpoints", ck)
+    assert code == 2 and lines[-1].startswith(f"artemis sweep: error: sweep: 1 trained model(s) recorded done have "
+                                              f"no checkpoint with the recorded sha256 ({train['run_id']}: ")
+    assert "is missing" in lines[-1] and "--retrain-lost" in lines[-1]
+    assert sqlite3.connect(db).execute("SELECT * FROM runs ORDER BY run_id").fetchall() == before
+    assert _cli(capsys, *more, "--retrain-lost", "--db", db, "--checkpoints", ck)[0] == 0
+    store = ExperimentStore(db, readonly=True)
+    (again,) = store.runs(kind="train")
+    old = again["config"]["replaced"]
+    assert again["status"] == "done" and Path(again["checkpoint"]).is_file()
+    assert (old["checkpoint_sha256"], old["val_accuracy"], old["why"]) == (train["checkpoint_sha256"], 90.0,
+                                                                           "is missing")
+    assert sorted(r["status"] for r in store.runs(kind="prune")) == ["done", "done"]
