@@ -182,7 +182,7 @@ def test_choices_are_made_on_the_seeds_every_candidate_ran_and_confirmation_seed
     r = ratio(results, "hunter", "artemis-diagonal")
     assert r["seeds"] == 5 and r["confirmation"] == [3, 4]
     assert r["per_seed"][3] == pytest.approx(600 / 1000) and r["as_dense"] == [3, 4]  # no point: counts as dense
-    assert "seeds [3, 4] ran only the chosen candidates and confirm" in "\n".join(experiments_section(rows))
+    assert "seeds [3, 4] did not run every candidate, cast no vote and confirm" in "\n".join(experiments_section(rows))
 
 
 def test_one_models_rows_of_two_protocols_are_refused():
