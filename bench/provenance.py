@@ -38,6 +38,18 @@ def versions() -> dict[str, str]:
     return out
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo; else the platform's word for it). Trainings do
+    not repeat bit for bit across CPUs, and ratios to a peer move with them."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def provenance() -> dict:
     """Everything a result file records about how it was made."""
     return {
@@ -46,6 +58,7 @@ def provenance() -> dict:
         "machine": {
             "platform": platform.platform(),
             "processor": platform.machine(),
+            "cpu": cpu_model(),
             "cpus": os.cpu_count(),
         },
     }

@@ -278,8 +278,8 @@ def verdict_lines(results: dict[str, MethodResult]) -> list[str]:
     if conf:
         per = ", ".join(f"seed {s}: {hunter['per_seed'][s]:.2f}x" for s in conf)
         out.append(f"- The choices were made on seeds {results[REFERENCE].chosen_on} (artemis-diagonal's lambda and "
-                   f"variant) and {results['hunter'].chosen_on} (Hunter's variant); seeds {conf} did not run every candidate, "
-                   f"cast no vote and confirm: {per}.")
+                   f"variant) and {results['hunter'].chosen_on} (Hunter's variant); seeds {conf} did not run every "
+                   f"candidate, cast no vote and confirm: {per}.")
     if pos or both:
         out.append(f"- Diagonal-only pruning against positional ({fmt_ratio(pos)}; diagonal needs fewer: "
                    f"{better_at_all(pos)}) and both kinds ({fmt_ratio(both)}; {better_at_all(both)}).")

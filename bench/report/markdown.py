@@ -31,7 +31,7 @@ from .crossval import NOISE_TARGET, cross_validate, mask_cost_text
 from .engines import engines_section, slot_cases
 from .experiments import experiments_section, experiments_summary
 from .fits import DOMINANT_SHARE, NFit, fit_n
-from .peers import peer_rows, peers_section
+from .peers import peer_rows, peer_runs, peers_section
 from .plots import experiments_figure, fits_figure, pareto_figure, sweeps_figure
 from .text import accuracy_text, finite, fmt
 from .verdict import canary_summary, verdict_section, wall_cpu_summary
@@ -263,8 +263,9 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
         md += schedules_section(model["schedule_gains"])
     peers = peer_rows(paths)
     if peers:
-        model["peers"] = peers
-        md += peers_section(peers)
+        runs = peer_runs(paths)
+        model["peers"], model["peer_runs"] = peers, runs
+        md += peers_section(peers, runs)
     series = sweep_series(cases)
     if series:
         md += sweeps_section(series)

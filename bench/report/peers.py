@@ -17,6 +17,7 @@ from .compare import last_by
 
 OURS, ORION = "artemis", "orion"
 OUR_VARIANTS = ("ours_auto_w1", "ours_auto_w2", "ours_or_w1", "ours_matvec_w1", "ours_ll_w1", "ours_ll_w2")
+MEAN_VARIANTS = ("ours_auto_w1", "ours_auto_w2", "ours_matvec_w1", "ours_ll_w1", "ours_ll_w2")
 SHAPE_KEYS = ("poly_modulus_degree", "network", "layer", "c_in", "c_out", "hw", "kernel", "stride")
 
 
@@ -47,6 +48,21 @@ def peer_entries(paths: list[str | Path]) -> list[dict]:
                 raise InputError(f"{path}: {b.get('name', '?')}: peer case without extra_info {missing}")
             out.append({"variant": variant, "key": tuple(e[k] for k in SHAPE_KEYS),
                         "latency_s": float(b["stats"]["median"]), "info": e})
+    return out
+
+
+def peer_runs(paths: list[str | Path]) -> list[dict]:
+    """Each run that holds peer cases, on its own: its file, the CPU pytest-benchmark recorded and
+    its geometric means ours/Orion. The ratios move with the machine (Lattigo and SEAL gain
+    differently from a CPU), so a report that merges runs also gives each one's."""
+    out = []
+    for path in paths:
+        if not peer_entries([path]):
+            continue
+        cpu = (_read_run(Path(path)).get("machine_info") or {}).get("cpu") or {}
+        rows = peer_rows([path])
+        out.append({"file": Path(path).name, "cpu": cpu.get("brand_raw") or "not recorded",
+                    "means": {v: geomean([r[f"{v}_over_orion"] for r in rows]) for v in MEAN_VARIANTS}})
     return out
 
 
@@ -97,8 +113,13 @@ def _cell(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
-def peers_section(rows: list[dict]) -> list[str]:
-    """report.md's section: ours beside Orion per shape (empty when the runs hold no peer case)."""
+def _mean_cell(m: tuple[float, int] | None) -> str:
+    return "-" if m is None else f"{m[0]:.2f} ({m[1]})"
+
+
+def peers_section(rows: list[dict], runs: list[dict] | None = None) -> list[str]:
+    """report.md's section: ours beside Orion per shape (empty when the runs hold no peer case);
+    with `runs` (peer_runs), the CPU behind the table and, for several runs, each one's means."""
     if not rows:
         return []
     md = ["## Beside Orion (bench/test_peers.py)", "",
@@ -133,14 +154,24 @@ def peers_section(rows: list[dict]) -> list[str]:
                f"| {_cell(r['ours_ll_w1_over_orion'], '.2f')} | {_cell(r['ours_ll_w2_over_orion'], '.2f')} "
                f"| {_cell(r['ours_ll_w1_max_abs_error'], '.1e')} / {_cell(r['orion_max_abs_error'], '.1e')} |"
                for r in last]
-    means = {v: geomean([r[f"{v}_over_orion"] for r in rows]) for v in ("ours_auto_w1", "ours_auto_w2",
-                                                                           "ours_matvec_w1", "ours_ll_w1",
-                                                                           "ours_ll_w2")}
+    means = {v: geomean([r[f"{v}_over_orion"] for r in rows]) for v in MEAN_VARIANTS}
     md += ["", "Geometric means over the shapes where both ran: " + "; ".join(
         f"{v.removeprefix('ours_').replace('_', ' ')} / Orion {m[0]:.2f} ({m[1]} shapes)"
         for v, m in means.items() if m is not None) + "." if any(m is not None for m in means.values())
         else "No shape ran on both sides, so no geometric mean."]
     md.append("")
+    if runs:
+        md += [f"Per shape, the newest run that holds the case ({runs[-1]['file']} last); CPUs: "
+               + ", ".join(f"{r['file']} on {r['cpu']}" for r in runs) + ".", ""]
+    if runs and len(runs) > 1:
+        md += ["Run by run, each run's own geometric means (shapes in brackets). Both sides run in one process "
+               "on the same machine in every run, but the ratios move with the CPU: Lattigo (Go) and SEAL do "
+               "not gain alike from one CPU to another, so a ratio holds for the CPU it was measured on.", "",
+               "| run | CPU | auto w1 | auto w2 | matvec w1 | last level w1 | last level w2 |",
+               "|---|---|---|---|---|---|---|"]
+        md += [f"| {r['file']} | {r['cpu']} | " + " | ".join(_mean_cell(r["means"][v]) for v in MEAN_VARIANTS)
+               + " |" for r in runs]
+        md.append("")
     versions = sorted({r["orion_version"] for r in rows if r["orion_version"]})
     if not versions:
         md += ["No Orion case ran (orion-fhe not installed: give it its own environment, README section "

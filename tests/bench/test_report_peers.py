@@ -101,3 +101,23 @@ def test_last_level_cases_get_their_own_columns_and_means(tmp_path):
     md = "\n".join(peers_section(list(rows.values())))
     assert "| resnet18 | l64 | 0.2000 | 0.1200 | 0.25 | 0.15 | 2.0e-04 / 1.0e-06 |" in md
     assert "ll w1 / Orion 0.25 (1 shapes)" in md
+
+
+def test_each_run_keeps_its_own_means_and_cpu(tmp_path):
+    """Merged runs show the newest case per shape, and each run's own geometric means beside its CPU:
+    ours/Orion moves with the machine."""
+    from bench.report.peers import peer_runs
+
+    first = _write(tmp_path, PEERS, name="a.json", primitives=False, machine_info={"cpu": {"brand_raw": "AMD EPYC"}})
+    second = _write(tmp_path, [_peer("64-w1", 0.40, "artemis"), _peer("64-orion", 1.6, "orion")], name="b.json",
+                    primitives=False)
+    runs = peer_runs([first, second])
+    assert [(r["file"], r["cpu"]) for r in runs] == [("a.json", "AMD EPYC"), ("b.json", "not recorded")]
+    assert runs[0]["means"]["ours_auto_w1"] == (pytest.approx(0.5 ** 0.5), 2)  # 0.40/0.80 and 0.05/0.05
+    assert runs[1]["means"]["ours_auto_w1"] == (pytest.approx(0.25), 1) and runs[1]["means"]["ours_auto_w2"] is None
+    md = "\n".join(peers_section(peer_rows([first, second]), runs))
+    assert "| a.json | AMD EPYC | 0.71 (2) | 0.49 (2) | 0.25 (1) | - | - |" in md
+    assert "| b.json | not recorded | 0.25 (1) | - | - | - | - |" in md
+    assert "CPUs: a.json on AMD EPYC, b.json on not recorded." in md
+    one = "\n".join(peers_section(peer_rows([first]), peer_runs([first])))
+    assert "Run by run" not in one and "CPUs: a.json on AMD EPYC." in one
