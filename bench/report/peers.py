@@ -163,14 +163,15 @@ def peers_section(rows: list[dict], runs: list[dict] | None = None) -> list[str]
     if runs:
         md += [f"Per shape, the newest run that holds the case ({runs[-1]['file']} last); CPUs: "
                + ", ".join(f"{r['file']} on {r['cpu']}" for r in runs) + ".", ""]
-    if runs and len(runs) > 1:
+    ratioed = [r for r in runs or [] if any(m is not None for m in r["means"].values())]  # with an Orion case
+    if len(ratioed) > 1:
         md += ["Run by run, each run's own geometric means (shapes in brackets). Both sides run in one process "
                "on the same machine in every run, but the ratios move with the CPU: Lattigo (Go) and SEAL do "
                "not gain alike from one CPU to another, so a ratio holds for the CPU it was measured on.", "",
                "| run | CPU | auto w1 | auto w2 | matvec w1 | last level w1 | last level w2 |",
                "|---|---|---|---|---|---|---|"]
         md += [f"| {r['file']} | {r['cpu']} | " + " | ".join(_mean_cell(r["means"][v]) for v in MEAN_VARIANTS)
-               + " |" for r in runs]
+               + " |" for r in ratioed]
         md.append("")
     versions = sorted({r["orion_version"] for r in rows if r["orion_version"]})
     if not versions:

@@ -121,3 +121,6 @@ def test_each_run_keeps_its_own_means_and_cpu(tmp_path):
     assert "CPUs: a.json on AMD EPYC, b.json on not recorded." in md
     one = "\n".join(peers_section(peer_rows([first]), peer_runs([first])))
     assert "Run by run" not in one and "CPUs: a.json on AMD EPYC." in one
+    ours_only = _write(tmp_path, PEERS[:2], name="c.json", primitives=False)  # no Orion case: no ratio, no row
+    md = "\n".join(peers_section(peer_rows([ours_only, first, second]), peer_runs([ours_only, first, second])))
+    assert "| c.json |" not in md and "CPUs: c.json on not recorded, a.json" in md
