@@ -284,4 +284,7 @@ def run_prune_cell(cell: PruneCell, trained: dict, reference: dict, threads: int
             "in_channels": data.in_channels, "num_classes": data.num_classes, "state": blob,
             "cut_off": result.cut_off, "within_budget": result.within_budget, "scale_factors": factors,
             "checkpoint_sha256": hashlib.sha256(blob).hexdigest(), "wall_s": time.time() - start,
+            # which trainings it was pruned from, byte for byte (a lost model retrained is another)
+            "parents_sha256": {"train": hashlib.sha256(trained["state"]).hexdigest(),
+                               "reference": hashlib.sha256(reference["state"]).hexdigest()},
             **_snapshot_fields(resume, ignored)}

@@ -1,10 +1,11 @@
 """Which cells of a sweep this process takes, so that two sweeps on one database never run a
 cell twice: a pruning cell is taken together with the trainings it needs that are not done
-yet (its model and its reference), all or nothing, through the store's claims
+yet, or whose checkpoint is gone (its model and its reference), all or nothing, through the store's claims
 (ExperimentStore.claim: pid and host, refreshed while the sweep runs, stale when not)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 from .cells import PruneCell
@@ -16,10 +17,17 @@ def claim_cells(store: ExperimentStore, cells: Sequence[PruneCell]) -> tuple[lis
     mine, elsewhere = [], []
     for c in cells:
         needs = (c.train, c.reference, getattr(c.train, "parent", None))  # the parent: a warm start's plain model
-        ids = [c.run_id] + [t.run_id for t in needs if t is not None and store.status(t.run_id) != "done"]
+        ids = [c.run_id] + [t.run_id for t in needs if t is not None and _to_train(store, t.run_id)]
         holder = store.claim(list(dict.fromkeys(ids)))
         if holder is None:
             mine.append(c)
         else:
             elsewhere.append({"cell": c.run_id, **holder})
     return mine, elsewhere
+
+
+def _to_train(store: ExperimentStore, run_id: str) -> bool:
+    """Whether a sweep that needs this training would run it: not done, or done with its checkpoint gone
+    (a retraining, bench.experiments.sweep: two sweeps must not both retrain it)."""
+    run = store.run(run_id)
+    return not run or run["status"] != "done" or not run["checkpoint"] or not Path(run["checkpoint"]).is_file()

@@ -116,7 +116,7 @@ def _reusable(store: ExperimentStore, cell: TrainCell) -> dict | None:
         return None
     blob = Path(run["checkpoint"]).read_bytes()
     if hashlib.sha256(blob).hexdigest() != run["checkpoint_sha256"]:
-        log.warning("%s: checkpoint %s does not match its recorded sha256; retraining", cell.run_id, run["checkpoint"])
+        log.warning("%s: checkpoint %s does not match its recorded sha256", cell.run_id, run["checkpoint"])
         return None
     return {"val_accuracy": run["val_accuracy"], "test_accuracy": run["test_accuracy"],
             "schedules": (run["config"] or {}).get("schedules"), "state": blob}
@@ -151,16 +151,17 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
     total = len(prune_cells)
     skipped = total - len(todo) - len(elsewhere)
     reuse, to_train = _training_plan(store, [t for c in todo for t in (c.train, c.reference)])
-    replaced = lost_trainings(store, list(to_train.values()))
-    if replaced and not retrain_lost:
-        rid, old = next(iter(replaced.items()))
-        raise InputError(f"sweep: {len(replaced)} trained model(s) recorded done have no checkpoint with the recorded "
-                         f"sha256 ({rid}: {old['checkpoint']} {old['why']}); a retraining is not the same model bit "
+    lost, carried = lost_trainings(store, list(to_train.values()))
+    if lost and not retrain_lost:
+        rid, old = next(iter(lost.items()))
+        raise InputError(f"sweep: {len(lost)} trained model(s) recorded done have no checkpoint with the recorded "
+                         f"sha256 ({rid}: {old['why']}); a retraining is not the same model bit "
                          f"for bit on another machine, and the cells already pruned from it would be compared with "
                          f"cells pruned from another. Put the checkpoints back at their recorded paths, or pass "
                          f"--retrain-lost (the rows keep the earlier records under config.replaced)")
-    for rid in replaced:
+    for rid in lost:
         log.warning("%s: its checkpoint is lost; retraining it (the earlier record stays in config.replaced)", rid)
+    replaced = {**carried, **lost}
     if progress:
         progress(0, 0, {"event": "reused", "cells": [c.run_id for c in prune_cells if c not in todo],
                         "trained": list(reuse)})
@@ -232,8 +233,7 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
         sha = _save_checkpoint(result.pop("state"), path)
         fields = {**result, "checkpoint": str(path), "checkpoint_sha256": sha,
                   "config": _config(cell, {"schedules": result.get("schedules"),
-                                           **{k: result[k] for k in ("cut_off", "within_budget", "resumed_from",
-                                                                     "scale_factors") if result.get(k) is not None}},
+                                           **{k: result[k] for k in RECORDED if result.get(k) is not None}},
                                     replaced)}
         store.finish_run(cell.run_id, fields, result.get("steps"))
         snapshot_path(snaps, cell.run_id).unlink(missing_ok=True)  # recorded done: nothing to go on from
@@ -249,6 +249,10 @@ def _run(grid, store, folder, prune_cells, todo, elsewhere, address, cpus_per_ta
             "failed_cells": failed_cells, "elsewhere": elsewhere, "finished": time.time()}
 
 
+# What a cell's result adds to its recorded config (the database's `config` column).
+RECORDED = ("cut_off", "within_budget", "resumed_from", "scale_factors", "parents_sha256")
+
+
 def _config(cell, extra: dict, replaced: dict[str, dict]) -> dict:
     """A run's recorded config: the cell's, what its run added and, for a retrained lost model, the
     record it replaces."""
@@ -256,18 +260,28 @@ def _config(cell, extra: dict, replaced: dict[str, dict]) -> dict:
     return {**cell.fields()["config"], **extra, **({"replaced": old} if old else {})}
 
 
-def lost_trainings(store: ExperimentStore, cells: list[TrainCell]) -> dict[str, dict]:
-    """The trainings among `cells` recorded done (their checkpoints are not reusable, or they would not
-    be in `cells`): {run_id: the record a retraining replaces, and why}."""
-    out = {}
+def lost_trainings(store: ExperimentStore, cells: list[TrainCell]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Of the trainings in `cells` (those that must run: their checkpoints are not reusable), (the ones
+    recorded done, which a sweep retrains only when asked: {run_id: the record a retraining replaces,
+    and why}, the ones a retraining already replaced and that did not finish since, killed or failed:
+    {run_id: the earlier record, kept by the next attempt}). A record replaced twice holds the first
+    under its own `replaced`."""
+    lost, carried = {}, {}
     for t in cells:
         run = store.run(t.run_id)
-        if run and run["status"] == "done":
-            path = Path(run["checkpoint"] or "")
-            out[t.run_id] = {k: run[k] for k in ("checkpoint", "checkpoint_sha256", "val_accuracy", "test_accuracy",
-                                                 "finished", "provenance")} | {
-                "why": "does not hold the recorded bytes" if run["checkpoint"] and path.is_file() else "is missing"}
-    return out
+        if not run:
+            continue
+        before = (run["config"] or {}).get("replaced")
+        if run["status"] == "done":
+            path = Path(run["checkpoint"]) if run["checkpoint"] else None
+            why = ("has no checkpoint recorded" if path is None else
+                   f"{path} does not hold the recorded bytes" if path.is_file() else f"{path} is missing")
+            lost[t.run_id] = {k: run[k] for k in ("checkpoint", "checkpoint_sha256", "val_accuracy", "test_accuracy",
+                                                  "finished", "provenance")} | {
+                "why": why, **({"replaced": before} if before else {})}
+        elif before:
+            carried[t.run_id] = before
+    return lost, carried
 
 
 def _steps(cell: PruneCell) -> int:

@@ -37,7 +37,7 @@ def _variant(e: dict) -> str | None:
 def peer_entries(paths: list[str | Path]) -> list[dict]:
     """The peer cases of the runs, in file order: {variant, key, latency_s, info}."""
     out = []
-    for path in paths:
+    for run, path in enumerate(paths):
         for b in _read_run(Path(path))["benchmarks"]:
             e = b.get("extra_info") or {}
             variant = _variant(e) if e.get("suite") == "peer" else None
@@ -46,7 +46,7 @@ def peer_entries(paths: list[str | Path]) -> list[dict]:
             missing = [k for k in SHAPE_KEYS if k not in e]
             if missing:
                 raise InputError(f"{path}: {b.get('name', '?')}: peer case without extra_info {missing}")
-            out.append({"variant": variant, "key": tuple(e[k] for k in SHAPE_KEYS),
+            out.append({"run": run, "variant": variant, "key": tuple(e[k] for k in SHAPE_KEYS),
                         "latency_s": float(b["stats"]["median"]), "info": e})
     return out
 
@@ -56,10 +56,11 @@ def peer_runs(paths: list[str | Path]) -> list[dict]:
     its geometric means ours/Orion. The ratios move with the machine (Lattigo and SEAL gain
     differently from a CPU), so a report that merges runs also gives each one's."""
     out = []
-    for path in paths:
+    for path in dict.fromkeys(paths):  # a file named twice is one run
         if not peer_entries([path]):
             continue
-        cpu = (_read_run(Path(path)).get("machine_info") or {}).get("cpu") or {}
+        cpu = (_read_run(Path(path)).get("machine_info") or {}).get("cpu")
+        cpu = cpu if isinstance(cpu, dict) else {"brand_raw": cpu}
         rows = peer_rows([path])
         out.append({"file": Path(path).name, "cpu": cpu.get("brand_raw") or "not recorded",
                     "means": {v: geomean([r[f"{v}_over_orion"] for r in rows]) for v in MEAN_VARIANTS}})
@@ -73,9 +74,13 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def peer_rows(paths: list[str | Path]) -> list[dict]:
     """One row per layer shape: each variant's median latency and max error, and ours/Orion.
 
-    Where a variant ran more than once the last case wins (the newest run when named last).
+    A shape's cases all come from one run, so that no ratio divides times from two machines: the
+    last run (in the order given) that holds Orion's case of the shape, else the last that holds any.
     """
-    chosen = last_by(peer_entries(paths), lambda p: (p["key"], p["variant"]))
+    entries = peer_entries(paths)
+    source = {e["key"]: e["run"] for e in entries}  # the last run of each shape, then of each Orion case
+    source |= {e["key"]: e["run"] for e in entries if e["variant"] == "orion"}
+    chosen = last_by([e for e in entries if e["run"] == source[e["key"]]], lambda p: (p["key"], p["variant"]))
     rows = []
     for key in sorted({k for k, _ in chosen}, key=lambda k: tuple(map(str, k))):
         row = dict(zip(SHAPE_KEYS, key))
@@ -161,7 +166,7 @@ def peers_section(rows: list[dict], runs: list[dict] | None = None) -> list[str]
         else "No shape ran on both sides, so no geometric mean."]
     md.append("")
     if runs:
-        md += [f"Per shape, the newest run that holds the case ({runs[-1]['file']} last); CPUs: "
+        md += ["Each shape's cases come from one run: the last named that holds Orion's case of it; CPUs: "
                + ", ".join(f"{r['file']} on {r['cpu']}" for r in runs) + ".", ""]
     ratioed = [r for r in runs or [] if any(m is not None for m in r["means"].values())]  # with an Orion case
     if len(ratioed) > 1:

@@ -299,5 +299,41 @@ def test_a_lost_checkpoint_is_not_retrained_unless_asked(tmp_path, capsys, monke
     old = again["config"]["replaced"]
     assert again["status"] == "done" and Path(again["checkpoint"]).is_file()
     assert (old["checkpoint_sha256"], old["val_accuracy"], old["why"]) == (train["checkpoint_sha256"], 90.0,
-                                                                           "is missing")
+                                                                           f"{train['checkpoint']} is missing")
     assert sorted(r["status"] for r in store.runs(kind="prune")) == ["done", "done"]
+
+
+def test_a_retraining_killed_midway_keeps_the_earlier_record_and_its_claim(tmp_path, monkeypatch):
+    """A --retrain-lost retraining that fails leaves its row not done: the next sweep retrains it
+    without the flag (the refusal was given) and still keeps the earlier record; while a sweep
+    retrains a lost model, the model is claimed, so a second sweep leaves it alone."""
+    from bench.experiments.cells import PruneCell, TrainCell
+    from bench.experiments.sweep import SweepGrid, run_sweep
+
+    base = TrainCell("small-cnn", dataset="digits", input_size=8, subset=300, epochs=1)
+
+    def grid(methods):
+        return SweepGrid(models=("small-cnn",), methods=methods, seeds=(0,), input_sizes=(8,), base=base,
+                         prune=PruneCell(base, base, "dense"))
+    db, ck = tmp_path / "e.sqlite", tmp_path / "ck"
+    _fake_cells(monkeypatch, tmp_path / "log")
+    run_sweep(grid(("dense",)), ExperimentStore(db), ck)
+    (train,) = ExperimentStore(db).runs(kind="train")
+    Path(train["checkpoint"]).unlink()
+    _fake_cells(monkeypatch, tmp_path / "log", fail="train/")
+    run_sweep(grid(("dense", "hunter")), ExperimentStore(db), ck, retrain_lost=True)
+    assert ExperimentStore(db).run(train["run_id"])["status"] != "done"
+    import bench.experiments.sweep as sweep
+
+    claims = []
+
+    def spy(cell, *_):
+        claims.extend(r[0] for r in sqlite3.connect(db).execute("SELECT run_id FROM claims"))
+        return {"val_accuracy": 91.0, "test_accuracy": 89.0, "schedules": None, "state": b"again",
+                "steps": [{"step": 0, "val_accuracy": 91.0, "chosen": True}]}
+    _fake_cells(monkeypatch, tmp_path / "log")
+    monkeypatch.setattr(sweep, "run_train_cell", spy)
+    run_sweep(grid(("dense", "hunter")), ExperimentStore(db), ck)  # no flag: nothing recorded done is lost now
+    again = ExperimentStore(db).run(train["run_id"])
+    assert again["status"] == "done" and again["val_accuracy"] == 91.0 and train["run_id"] in claims
+    assert again["config"]["replaced"]["checkpoint_sha256"] == train["checkpoint_sha256"]

@@ -47,11 +47,17 @@ def test_rows_and_ratios_use_the_median(tmp_path):
     assert rows[32]["orion_s"] is None and rows[32]["ours_auto_w1_over_orion"] is None
 
 
-def test_last_case_wins_across_runs(tmp_path):
+def test_a_shapes_cases_come_from_one_run(tmp_path):
+    """No ratio divides one run's time by another's (their machines may differ): a shape takes every case
+    from the last run holding Orion's case of it, and a shape that run lacks keeps its own newest run."""
     first = _write(tmp_path, PEERS, name="a.json", primitives=False)
     second = _write(tmp_path, [_peer("64-orion", 1.6, "orion")], name="b.json", primitives=False)
-    r = next(r for r in peer_rows([first, second]) if r["c_in"] == 64)
-    assert r["orion_s"] == 1.6 and r["ours_auto_w1_over_orion"] == pytest.approx(0.25)
+    rows = {r["c_in"]: r for r in peer_rows([first, second])}
+    assert rows[64]["orion_s"] == 1.6 and rows[64]["ours_auto_w1_s"] is None
+    assert rows[64]["ours_auto_w1_over_orion"] is None
+    assert rows[16]["ours_auto_w1_over_orion"] == pytest.approx(1.0)  # all from a.json
+    third = _write(tmp_path, [_peer("64-w1", 0.2, "artemis")], name="c.json", primitives=False)  # ours, no Orion
+    assert {r["c_in"]: r for r in peer_rows([first, third])}[64]["ours_auto_w1_s"] == 0.40
 
 
 def test_section(tmp_path):
@@ -119,6 +125,7 @@ def test_each_run_keeps_its_own_means_and_cpu(tmp_path):
     assert "| a.json | AMD EPYC | 0.71 (2) | 0.49 (2) | 0.25 (1) | - | - |" in md
     assert "| b.json | not recorded | 0.25 (1) | - | - | - | - |" in md
     assert "CPUs: a.json on AMD EPYC, b.json on not recorded." in md
+    assert len(peer_runs([first, first])) == 1
     one = "\n".join(peers_section(peer_rows([first]), peer_runs([first])))
     assert "Run by run" not in one and "CPUs: a.json on AMD EPYC." in one
     ours_only = _write(tmp_path, PEERS[:2], name="c.json", primitives=False)  # no Orion case: no ratio, no row

@@ -47,6 +47,10 @@ def test_killed_sweep_resumes_only_the_missing_cells(tmp_path):
     assert done_before, "no cell finished within the time limit"
     db = ExperimentStore(db_path)
     prune_runs = {r["run_id"]: r for r in db.runs(kind="prune")}
+    trains = {r["run_id"]: r["checkpoint_sha256"] for r in db.runs(kind="train", status="done")}
+    for row in (r for r in prune_runs.values() if r["status"] == "done"):  # pruned from these bytes
+        assert row["config"]["parents_sha256"] == {"train": trains[row["config"]["train"]],
+                                                   "reference": trains[row["config"]["reference"]]}
     unfinished = [r for r, row in prune_runs.items() if row["status"] != "done"]
     if not unfinished:
         pytest.skip("the sweep finished every cell before it could be killed")
