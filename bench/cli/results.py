@@ -54,6 +54,12 @@ def add_parser(sub) -> None:
     k.add_argument("--data-dir", help="the data set's folder, as the sweep was given")
     k.add_argument("--out", required=True, help="folder the checkpoints go into")
     k.set_defaults(func=checkpoints, render=lambda r: "\n".join(f"{m}: {p}" for m, p in r["written"].items()))
+    v = actions.add_parser("verdicts", help="write the report's pruning verdicts (per model: the methods chosen on "
+                                            "validation, ratios with t-intervals, the claims) for one database "
+                                            "alone, as OUT/verdicts.md with its plot, no benchmark run needed")
+    v.add_argument("--db", default=str(DEFAULT_DB))
+    v.add_argument("--out", required=True, help="folder for verdicts.md and experiments_pareto.png")
+    v.set_defaults(func=verdicts, render=lambda r: f"verdicts of {r['runs']} runs -> {r['md']}")
     s = actions.add_parser("status", help="how many runs are done, running (or killed) and failed")
     s.add_argument("--db", default=str(DEFAULT_DB))
     s.set_defaults(func=status, render=_render_status)
@@ -82,6 +88,27 @@ def export(args: argparse.Namespace) -> dict:
                                                          ["model", "dataset", "input_size", "method", "step"]))
     return {"csv": str(out / "experiments.csv"), "summary_csv": str(out / "pruning_summary.csv"), "rows": len(rows),
             "runs": len({r["run_id"] for r in rows})}
+
+
+def verdicts(args: argparse.Namespace) -> dict:
+    """The report's verdicts section for one database (e.g. a side experiment kept out of results/)."""
+    import matplotlib
+
+    from ..report.experiments import experiments_section
+    from ..report.plots import experiments_figure
+    from ..results import atomic_write
+
+    matplotlib.use("Agg")
+    rows = _open(args.db).export_rows()
+    if not rows:
+        raise InputError(f"results verdicts: {args.db} holds no finished pruning run")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    md = "\n".join([f"# Pruning verdicts of {Path(args.db).name}", "",
+                     *experiments_section(rows)[1:]])
+    experiments_figure(rows, out / "experiments_pareto.png")
+    atomic_write(out / "verdicts.md", md.encode())
+    return {"md": str(out / "verdicts.md"), "runs": len({r["run_id"] for r in rows})}
 
 
 def checkpoints(args: argparse.Namespace) -> dict:

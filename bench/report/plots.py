@@ -213,9 +213,11 @@ def experiments_figure(rows: list[dict], path: Path, max_drop: float = 1.0) -> N
     ncols = min(2, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(7.5 * ncols, 4.8 * nrows), squeeze=False)
-    colours = method_colours({r["method"] for r in rows})
+    results = {key: model_results(sel, max_drop) for key, sel in panels.items()}
+    # a family (hunter) is drawn under its own name, which no row need carry
+    colours = method_colours({r["method"] for r in rows} | {m for chosen in results.values() for m in chosen})
     for ax, (key, sel) in zip(axes.flat, panels.items()):
-        chosen = model_results(sel, max_drop)
+        chosen = results[key]
         for method, res in sorted(chosen.items()):
             if method != res.family and res.family in chosen:
                 continue  # drawn as its family

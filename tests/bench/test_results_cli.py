@@ -20,3 +20,34 @@ def test_export_into_a_new_folder(tmp_path):
         assert reader.fieldnames == list(EXPORT_COLUMNS)
         assert [int(r["rotations"]) for r in reader] == [10]
     assert not list(out.glob(".*.tmp"))
+
+
+def _pruned(db, method, seed, rotations, lam=0.0):
+    rid = f"prune/{method}/{lam}/s{seed}"
+    db.start_run(rid, "prune", {"model": "resnet20", "dataset": "digits", "input_size": 8, "poly_modulus_degree": 8192,
+                                "method": method, "seed": seed, "lambda_p": 0.0, "lambda_d": lam})
+    db.finish_run(rid, {"val_accuracy": 90.0, "test_accuracy": 89.0},
+                  [{"step": 0, "val_accuracy": 90.0, "test_accuracy": 89.0, "rotations": 100, "pmuls": 20,
+                    "accepted": 1, "chosen": 0},
+                   {"step": 1, "val_accuracy": 89.5, "test_accuracy": 88.0, "rotations": rotations, "pmuls": 10,
+                    "accepted": 1, "chosen": 1}])
+
+
+def test_verdicts_of_one_database_alone(tmp_path, capsys):
+    """A side experiment's database gets the report's verdicts without any benchmark run."""
+    db = ExperimentStore(tmp_path / "e.sqlite")
+    for seed in (0, 1, 2):
+        _pruned(db, "dense", seed, 100)
+        _pruned(db, "diagonal-no-lasso", seed, 60 + seed)
+        _pruned(db, "artemis-diagonal", seed, 50, lam=0.7)
+        _pruned(db, "artemis-diagonal-rescaled", seed, 40, lam=0.7)
+    out = tmp_path / "side"
+    assert main(["results", "verdicts", "--db", str(tmp_path / "e.sqlite"), "--out", str(out)]) == 0
+    md = (out / "verdicts.md").read_text()
+    assert md.startswith("# Pruning verdicts of e.sqlite") and (out / "experiments_pareto.png").is_file()
+    assert "| artemis-diagonal (artemis-diagonal-rescaled) | 0 / 0.7 | 3 of 3 | 40 (40, 40, 40) |" in md
+    assert "| diagonal-no-lasso / artemis-diagonal | 1.52x [95% t" in md  # (60*61*62)^(1/3) / 40
+    empty = ExperimentStore(tmp_path / "none.sqlite")
+    assert empty.runs() == []
+    assert main(["results", "verdicts", "--db", str(tmp_path / "none.sqlite"), "--out", str(out)]) == 2
+    assert "holds no finished pruning run" in capsys.readouterr().err
