@@ -259,7 +259,8 @@ class ExperimentStore:
 
     def snapshot(self, path: str | Path) -> None:
         """A consistent copy of the database at `path` (VACUUM INTO), e.g. to commit while a sweep writes.
-        Its temporary (and journal) is removed on failure, and by clean_stale after a kill."""
+        The copy holds no claims: they name processes of this host, which a copy outlives. Its temporary
+        (and journal) is removed on failure, and by clean_stale after a kill."""
         path = Path(path)
         if path.resolve() == self.path.resolve():
             raise InputError(f"snapshot of {self.path} onto itself")
@@ -269,6 +270,9 @@ class ExperimentStore:
             check_space(path, self.path.stat().st_size)
             with self._read() as con:
                 con.execute("VACUUM INTO ?", (str(tmp),))
+            with closing(sqlite3.connect(tmp)) as copy, copy:
+                if copy.execute("SELECT 1 FROM sqlite_master WHERE name = 'claims'").fetchone():
+                    copy.execute("DELETE FROM claims")
         except BaseException as e:
             remove_database(tmp)
             if isinstance(e, OSError):

@@ -1,6 +1,7 @@
 """`artemis results export`: a snapshot and the CSV files, into a folder that need not exist yet."""
 
 import csv
+import sqlite3
 
 from bench.cli import main
 from bench.experiments.store import EXPORT_COLUMNS, ExperimentStore
@@ -12,9 +13,13 @@ def test_export_into_a_new_folder(tmp_path):
                                       "seed": 0, "lambda_p": 0.0, "lambda_d": 0.0})
     db.finish_run("prune/a", {"val_accuracy": 90.0, "test_accuracy": 89.0},
                   [{"step": 0, "val_accuracy": 90.0, "test_accuracy": 89.0, "rotations": 10, "pmuls": 20, "chosen": 1}])
+    assert db.claim(["prune/b"]) is None  # a live sweep's claim: the copy, which outlives it, holds none
     out = tmp_path / "new" / "results"
     assert main(["results", "export", "--db", str(tmp_path / "e.sqlite"), "--out", str(out)]) == 0
     assert [r["run_id"] for r in ExperimentStore(out / "experiments.sqlite").runs()] == ["prune/a"]
+    claims = "SELECT count(*) FROM claims"
+    assert sqlite3.connect(out / "experiments.sqlite").execute(claims).fetchone() == (0,)
+    assert sqlite3.connect(tmp_path / "e.sqlite").execute(claims).fetchone() == (1,)
     with open(out / "experiments.csv") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames == list(EXPORT_COLUMNS)
