@@ -88,6 +88,7 @@ def render_readme_block(cost_model: dict) -> str:
                     lines.append(f"- {key}: {name} = {r['value']:.2f}x {iv} ({n} seed{'s' * (n != 1)})"
                                  + ("; " + "; ".join(words) if words else ""))
         lines.append("")
+    lines += peers_lines(cost_model.get("peer_runs") or [])
     methods = cost_model.get("method_ratios") or {}
     if methods:
         lines += ["Pruned checkpoints of the model benchmark suite (`--pruned` folders of the runs named below), "
@@ -104,6 +105,26 @@ def render_readme_block(cost_model: dict) -> str:
                         for o in cost_model.get("sources", []))
     lines.append(f"Report made at git revision {prov.get('git_revision', '?')} from {sources or 'no files'}.")
     return "\n".join(lines)
+
+
+def peers_lines(runs: list[dict]) -> list[str]:
+    """Ours / Orion per peers run with its CPU (bench.report.peers.peer_runs), runs with no Orion case left out.
+
+    >>> print(peers_lines([{"file": "r.json", "cpu": "AMD EPYC", "means": {"ours_auto_w1": [1.3, 8],
+    ...     "ours_auto_w2": [0.9, 8], "ours_ll_w1": [0.67, 8], "ours_ll_w2": None}}])[2])
+    - r.json (AMD EPYC): level 0, one worker 1.30 (8 shapes), two 0.90 (8); last level, one worker 0.67 (8), two n/a
+    """
+    def m(r: dict, v: str) -> str:
+        x = r["means"].get(v)
+        return "n/a" if x is None else f"{x[0]:.2f} ({x[1]}{' shapes' if v == 'ours_auto_w1' else ''})"
+    ratioed = [r for r in runs if any(x is not None for x in r["means"].values())]
+    if not ratioed:
+        return []
+    return [("Beside Orion (`bench/test_peers.py`: ResNet18's 3x3 convs and ResNet-20's 16->16, N = 8192), ours / "
+             "Orion as the geometric mean over the shapes, per run and its CPU; the ratios move with the CPU "
+             "(docs/benchmarks.md):"), "",
+            *(f"- {r['file']} ({r['cpu']}): level 0, one worker {m(r, 'ours_auto_w1')}, two {m(r, 'ours_auto_w2')}; "
+              f"last level, one worker {m(r, 'ours_ll_w1')}, two {m(r, 'ours_ll_w2')}" for r in ratioed), ""]
 
 
 def _split_readme(path: str | Path) -> tuple[str, str, str]:
