@@ -60,7 +60,8 @@ def add_parser(sub) -> None:
     v.add_argument("--db", default=str(DEFAULT_DB))
     v.add_argument("--out", required=True, help="folder for verdicts.md and experiments_pareto.png")
     v.set_defaults(func=verdicts, render=lambda r: f"verdicts of {r['runs']} runs -> {r['md']}")
-    s = actions.add_parser("status", help="how many runs are done, running (or killed) and failed")
+    s = actions.add_parser("status", help="how many runs are done, running, killed (recorded running, held by no "
+                                          "live sweep) and failed")
     s.add_argument("--db", default=str(DEFAULT_DB))
     s.set_defaults(func=status, render=_render_status)
 
@@ -150,11 +151,13 @@ def checkpoints(args: argparse.Namespace) -> dict:
 
 
 def status(args: argparse.Namespace) -> dict:
-    runs = _open(args.db).runs()
+    store = _open(args.db)
+    runs, live = store.runs(), store.live_claims()
     counts: dict[str, dict[str, int]] = {}
-    for r in runs:
-        counts.setdefault(r["kind"], {}).setdefault(r["status"], 0)
-        counts[r["kind"]][r["status"]] += 1
+    for r in runs:  # a run recorded running that no live sweep holds was killed (it resumes on the next sweep)
+        state = "killed" if r["status"] == "running" and r["run_id"] not in live else r["status"]
+        counts.setdefault(r["kind"], {}).setdefault(state, 0)
+        counts[r["kind"]][state] += 1
     failed = [{"run": r["run_id"], "error": (r["error"] or "").splitlines()[-1:]} for r in runs
               if r["status"] == "failed"]
     return {"db": args.db, "counts": counts, "failed": failed}

@@ -247,6 +247,13 @@ class ExperimentStore:
                             [(rid, *me, now) for rid in run_ids])
         return None
 
+    def live_claims(self) -> set[str]:
+        """The run ids a live sweep holds (claims not stale)."""
+        now = time.time()
+        with self._read() as con:
+            return {r["run_id"] for r in con.execute("SELECT run_id, pid, host, claimed FROM claims")
+                    if not _stale(r, now)}
+
     def refresh_claims(self) -> None:
         """Keep this process's claims live (a sweep calls it while it waits for cells)."""
         with self._write() as con:

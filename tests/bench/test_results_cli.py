@@ -56,3 +56,14 @@ def test_verdicts_of_one_database_alone(tmp_path, capsys):
     assert empty.runs() == []
     assert main(["results", "verdicts", "--db", str(tmp_path / "none.sqlite"), "--out", str(out)]) == 2
     assert "holds no finished pruning run" in capsys.readouterr().err
+
+
+def test_status_tells_killed_runs_from_running_ones(tmp_path, capsys):
+    """A run recorded running that no live sweep holds was killed; one a live sweep claims is running."""
+    db = ExperimentStore(tmp_path / "e.sqlite")
+    for rid in ("prune/held", "prune/orphan"):
+        db.start_run(rid, "prune", {"model": "resnet20", "method": "dense", "seed": 0})
+    _pruned(db, "dense", 0, 100)
+    assert db.claim(["prune/held"]) is None  # this process: a live sweep
+    assert main(["results", "status", "--db", str(tmp_path / "e.sqlite")]) == 0
+    assert "prune: 1 done, 1 killed, 1 running" in capsys.readouterr().out
