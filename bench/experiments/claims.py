@@ -5,11 +5,10 @@ yet, or whose checkpoint is gone (its model and its reference), all or nothing, 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 from .cells import PruneCell
-from .store import ExperimentStore
+from .store import ExperimentStore, checkpoint_on_disk
 
 
 def claim_cells(store: ExperimentStore, cells: Sequence[PruneCell]) -> tuple[list[PruneCell], list[dict]]:
@@ -29,5 +28,4 @@ def claim_cells(store: ExperimentStore, cells: Sequence[PruneCell]) -> tuple[lis
 def _to_train(store: ExperimentStore, run_id: str) -> bool:
     """Whether a sweep that needs this training would run it: not done, or done with its checkpoint gone
     (a retraining, bench.experiments.sweep: two sweeps must not both retrain it)."""
-    run = store.run(run_id)
-    return not run or run["status"] != "done" or not run["checkpoint"] or not Path(run["checkpoint"]).is_file()
+    return checkpoint_on_disk(store.run(run_id)) is None

@@ -288,6 +288,13 @@ class ExperimentStore:
         put_in_place(tmp, path)  # with the command's other outputs (bench.atomic.outputs_together)
 
 
+def checkpoint_on_disk(run: dict | None) -> Path | None:
+    """A run's recorded checkpoint when it is done and the file is there (its bytes unchecked), else None."""
+    if not run or run["status"] != "done" or not run["checkpoint"] or not Path(run["checkpoint"]).is_file():
+        return None
+    return Path(run["checkpoint"])
+
+
 def _stale(claim: sqlite3.Row, now: float) -> bool:
     if claim["host"] == socket.gethostname() and not process_alive(claim["pid"]):
         return True

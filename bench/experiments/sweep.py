@@ -37,7 +37,7 @@ from .cluster import start_ray
 from .grid import checked_grid
 from .progress import CellReporter, Progress, SweepTracker, progress_box
 from .snapshots import cell_snapshot, clean_snapshots, snapshot_path
-from .store import ExperimentStore
+from .store import ExperimentStore, checkpoint_on_disk
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +112,10 @@ def _checkpoint_path(folder: Path, run_id: str) -> Path:
 def _reusable(store: ExperimentStore, cell: TrainCell) -> dict | None:
     """A finished training run whose checkpoint is on disk with the recorded sha256, as run_train_cell returns it."""
     run = store.run(cell.run_id)
-    if not run or run["status"] != "done" or not run["checkpoint"] or not Path(run["checkpoint"]).is_file():
+    path = checkpoint_on_disk(run)
+    if path is None:
         return None
-    blob = Path(run["checkpoint"]).read_bytes()
+    blob = path.read_bytes()
     if hashlib.sha256(blob).hexdigest() != run["checkpoint_sha256"]:
         log.warning("%s: checkpoint %s does not match its recorded sha256", cell.run_id, run["checkpoint"])
         return None

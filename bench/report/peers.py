@@ -57,14 +57,19 @@ def peer_runs(paths: list[str | Path]) -> list[dict]:
     differently from a CPU), so a report that merges runs also gives each one's."""
     out = []
     for path in dict.fromkeys(paths):  # a file named twice is one run
-        if not peer_entries([path]):
+        rows = peer_rows([path])
+        if not rows:
             continue
         cpu = (_read_run(Path(path)).get("machine_info") or {}).get("cpu")
         cpu = cpu if isinstance(cpu, dict) else {"brand_raw": cpu}
-        rows = peer_rows([path])
         out.append({"file": Path(path).name, "cpu": cpu.get("brand_raw") or "not recorded",
                     "means": {v: geomean([r[f"{v}_over_orion"] for r in rows]) for v in MEAN_VARIANTS}})
     return out
+
+
+def ratioed(runs: list[dict]) -> list[dict]:
+    """The runs of peer_runs that hold an Orion case (a ratio)."""
+    return [r for r in runs if any(m is not None for m in r["means"].values())]
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -168,15 +173,15 @@ def peers_section(rows: list[dict], runs: list[dict] | None = None) -> list[str]
     if runs:
         md += ["Each shape's cases come from one run: the last named that holds Orion's case of it; CPUs: "
                + ", ".join(f"{r['file']} on {r['cpu']}" for r in runs) + ".", ""]
-    ratioed = [r for r in runs or [] if any(m is not None for m in r["means"].values())]  # with an Orion case
-    if len(ratioed) > 1:
+    with_ratio = ratioed(runs or [])
+    if len(with_ratio) > 1:
         md += ["Run by run, each run's own geometric means (shapes in brackets). Both sides run in one process "
                "on the same machine in every run, but the ratios move with the CPU: Lattigo (Go) and SEAL do "
                "not gain alike from one CPU to another, so a ratio holds for the CPU it was measured on.", "",
                "| run | CPU | auto w1 | auto w2 | matvec w1 | last level w1 | last level w2 |",
                "|---|---|---|---|---|---|---|"]
         md += [f"| {r['file']} | {r['cpu']} | " + " | ".join(_mean_cell(r["means"][v]) for v in MEAN_VARIANTS)
-               + " |" for r in ratioed]
+               + " |" for r in with_ratio]
         md.append("")
     versions = sorted({r["orion_version"] for r in rows if r["orion_version"]})
     if not versions:

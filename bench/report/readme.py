@@ -12,6 +12,7 @@ from heconv.errors import InputError
 
 from ..results import atomic_write
 from .crossval import mask_cost_text
+from .peers import ratioed
 from .text import accuracy_text, fmt
 
 README_BEGIN = "<!-- results:begin -->"
@@ -117,14 +118,14 @@ def peers_lines(runs: list[dict]) -> list[str]:
     def m(r: dict, v: str) -> str:
         x = r["means"].get(v)
         return "n/a" if x is None else f"{x[0]:.2f} ({x[1]}{' shapes' if v == 'ours_auto_w1' else ''})"
-    ratioed = [r for r in runs if any(x is not None for x in r["means"].values())]
-    if not ratioed:
+    with_ratio = ratioed(runs)
+    if not with_ratio:
         return []
     return [("Beside Orion (`bench/test_peers.py`: ResNet18's 3x3 convs and ResNet-20's 16->16, N = 8192), ours / "
              "Orion as the geometric mean over the shapes, per run and its CPU; the ratios move with the CPU "
              "(docs/benchmarks.md):"), "",
             *(f"- {r['file']} ({r['cpu']}): level 0, one worker {m(r, 'ours_auto_w1')}, two {m(r, 'ours_auto_w2')}; "
-              f"last level, one worker {m(r, 'ours_ll_w1')}, two {m(r, 'ours_ll_w2')}" for r in ratioed), ""]
+              f"last level, one worker {m(r, 'ours_ll_w1')}, two {m(r, 'ours_ll_w2')}" for r in with_ratio), ""]
 
 
 def _split_readme(path: str | Path) -> tuple[str, str, str]:
