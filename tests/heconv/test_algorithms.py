@@ -75,13 +75,16 @@ def test_every_algorithm_through_the_interface(params, name, stride):
 
 
 def test_layouts_are_frozen_values(params):
-    """Equal layouts place values alike: matvec reads what the slot engine writes at stride 1."""
+    """Equal layouts place values alike: matvec reads what the slot engine writes at stride 1 (unless it
+    reads rotated copies, a layout of its own)."""
     import dataclasses
 
     w = np.ones((16, 16, 3, 3))
     slot, matvec = get_algorithm("slot"), get_algorithm("matvec")
     out = slot.output_layout(slot.plan(w, 8, 8, params))
-    assert out == matvec.input_layout(matvec.plan(w, 8, 8, params)) and hash(out) is not None
+    assert out == matvec.input_layout(matvec.plan(w, 8, 8, params, copies=1)) and hash(out) is not None
+    rotated = matvec.input_layout(matvec.plan(w, 8, 8, params, copies=4))
+    assert rotated.placement != out.placement and hash(rotated) is not None
     with pytest.raises(dataclasses.FrozenInstanceError):
         out.channels = 3
 

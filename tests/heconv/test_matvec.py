@@ -66,10 +66,14 @@ def test_any_baby_step_gives_the_same_output(params, baby_step):
 
 
 def test_512_on_2x2_needs_at_most_2048_multiplications(params):
-    """Issue 22's goal, by the plan's predicted counts (same in count mode): 2,048 shifts, not 4,608."""
+    """Issue 22's goal, by the plan's predicted counts (same in count mode): 2,048 shifts, not 4,608; and
+    1,024 diagonals where the input's two replicas are rotated apart (63 rotations against 94)."""
     w = np.ones((512, 512, 3, 3))
+    plain = plan_matvec(w, 2, 2, params, copies=1)
+    assert plain.predicted.pmuls == 2048 <= plan_conv(w, 2, 2, params, schedule="auto").predicted.pmuls - 2560
     plan = plan_matvec(w, 2, 2, params)
-    assert plan.predicted.pmuls == 2048 <= plan_conv(w, 2, 2, params, schedule="auto").predicted.pmuls - 2560
+    assert (plan.geometry.copies, plan.predicted.pmuls, plan.predicted.rotations) == (2, 1024, 63)
+    assert plain.predicted.rotations == 94
     backend = PlainBackend(params, track_values=False)
     backend.generate_galois_keys(plan.rotation_steps)
     layer = MATVEC.compile(plan, w, None, backend)
@@ -96,7 +100,8 @@ def test_a_single_output_with_room_is_folded(params):
 def test_every_fold_matches_torch(params, out_frames):
     """(12, 12, 8x8, stride 2), c_n = 16 frames: kept, or cut to 8 or 4 (fold 1, 2, 4); same output, exact
     counts. Fewer than 3 frames of 4 parities cannot hold 12 channels."""
-    r = _check(PlainBackend(params), (12, 12, 8, 8, 3, 2), seed=out_frames, c_n=16, out_frames=out_frames)
+    r = _check(PlainBackend(params), (12, 12, 8, 8, 3, 2), seed=out_frames, c_n=16, out_frames=out_frames,
+               copies=1)
     assert r.plan.geometry.fold == 16 // out_frames
     with pytest.raises(InputError, match="out_frames 2 x 4 parities hold fewer than the 12 output channels"):
         plan_matvec(np.ones((12, 12, 3, 3)), 8, 8, params, stride=2, c_n=16, out_frames=2)
@@ -122,6 +127,36 @@ def test_a_fold_leaves_copies_of_the_output_in_every_slot(params, shape, options
     v = backend.decrypt(out[0]).real
     copies = v.reshape(-1, g.out_period)
     assert np.abs(copies - copies[0]).max() < 1e-9 and np.abs(copies[0]).max() > 0.1
+
+
+@pytest.mark.parametrize("shape", [(24, 20, 2, 2, 3, 1), (70, 70, 2, 2, 3, 1), (20, 12, 4, 4, 3, 1),
+                                   (6, 8, 4, 4, 3, 2), (16, 8, 4, 4, 5, 2), (8, 4, 4, 4, 1, 1)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_rotated_copies_match_torch_with_exact_counts(params, shape):
+    """An input with R replicas read as R copies rotated apart: the same output as torch, counted ==
+    predicted, its diagonals k mod U (at most U = T/R, at least 1/R of the plain replication's), its
+    copies folded."""
+    c_in, c_out, h, w, k, stride = shape
+    least = matvec_geometry(c_in, c_out, h, w, k, stride, params.slots)
+    replicas = params.slots // least.period
+    r = _check(PlainBackend(params), shape, seed=5, copies=replicas, out_frames=least.c_n)
+    plain = plan_matvec(np.ones((c_out, c_in, k, k)), h, w, params, stride=stride, copies=1, out_frames=least.c_n)
+    g = r.plan.geometry
+    assert g.copies == replicas > 1 and len(g.fold_steps) == g.copies.bit_length() - 1
+    assert -(-plain.plaintexts // g.copies) <= r.plan.plaintexts <= min(plain.plaintexts, g.diag_period)
+    assert type(MATVEC.input_layout(r.plan)).__name__ == "RotatedCopiesLayout"
+
+
+def test_rotated_copies_match_torch_encrypted(params):
+    from heconv.backends.seal import SealBackend
+
+    r = _check(SealBackend(params), (70, 70, 2, 2, 3, 1), seed=6)
+    assert r.plan.geometry.copies == 8 and r.counts.rotations == r.plan.predicted.rotations
+
+
+def test_copies_other_than_the_replicas_are_refused(params):
+    with pytest.raises(InputError, match="matvec copies must be 1 or the input's 2 replicas"):
+        plan_matvec(np.ones((512, 512, 3, 3)), 2, 2, params, copies=4)
 
 
 def test_a_folded_layer_matches_torch_encrypted(params):

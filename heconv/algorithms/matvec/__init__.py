@@ -24,12 +24,13 @@ from ..base import GroupArray, NetworkContext, ScaleSplitAlgorithm
 from ..layout import SlotLayout
 from .engine import CompiledMatvec, accumulate, compile_matvec, finish_output, run_matvec
 from .geometry import MatvecGeometry, fold_shift, matvec_geometry, term_shifts
-from .layout import MultiplexedLayout
+from .layout import MultiplexedLayout, RotatedCopiesLayout
 from .parallel import share_resources, split_matvec
 from .plan import MatvecPlan, plan_matvec
 
 __all__ = ["MatvecAlgorithm", "MatvecGeometry", "MatvecPlan", "CompiledMatvec", "matvec_geometry", "plan_matvec",
-           "compile_matvec", "run_matvec", "matvec_group_ids", "MultiplexedLayout"]
+           "compile_matvec", "run_matvec", "matvec_group_ids", "MultiplexedLayout",
+           "RotatedCopiesLayout"]
 
 
 def matvec_group_ids(plan: MatvecPlan, shape: tuple[int, int, int, int]) -> dict[str, GroupArray]:
@@ -50,7 +51,7 @@ def matvec_group_ids(plan: MatvecPlan, shape: tuple[int, int, int, int]) -> dict
     q, f = np.divmod(local, g.out_frames)
     bi, c = np.divmod(i, g.c_n)
     diag = fold_shift(term_shifts(g)[q, f, c, pos], g)[0]  # [o, i, pos]
-    b, t = plan.baby_step, g.out_period
+    b, t = plan.baby_step, g.diag_period
     n_giant = -(-t // b)
     full = (c_out, c_in, k, k)
     ids = {
@@ -68,7 +69,8 @@ class MatvecAlgorithm(ScaleSplitAlgorithm):
     """The conv as block matrices between slot vectors: shared diagonals, strided outputs multiplexed.
 
     Options: baby_step (None: chosen by predicted time), c_n, out_frames (None: chosen by predicted time),
-    fold (False: no fold), unit_costs."""
+    fold (False: no fold), copies (None: rotated copies of the input where they predict faster; 1: none),
+    unit_costs."""
 
     parallel = True
 
@@ -109,8 +111,12 @@ class MatvecAlgorithm(ScaleSplitAlgorithm):
     def share_resources(self, compiled: CompiledMatvec, share: Share) -> tuple[list[Any], set[int]]:
         return share_resources(compiled, share)
 
-    def input_layout(self, plan: MatvecPlan) -> SlotLayout:
+    def input_layout(self, plan: MatvecPlan) -> SlotLayout | RotatedCopiesLayout:
+        """Gazelle's packing; its replicas rotated apart where the plan reads rotated copies."""
         g = plan.geometry
+        if g.copies > 1:
+            return RotatedCopiesLayout(g.slots, g.height, g.width, g.c_n, g.c_in, scale_bits=plan.input_scale_bits,
+                                       copies=g.copies)
         return SlotLayout(g.slots, g.height, g.width, g.c_n, g.c_in, scale_bits=plan.input_scale_bits)
 
     def output_layout(self, plan: MatvecPlan) -> SlotLayout | MultiplexedLayout:

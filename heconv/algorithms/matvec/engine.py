@@ -75,7 +75,7 @@ def compile_matvec(plan: MatvecPlan, weight: np.ndarray, bias: np.ndarray | None
     are at 2^weight_scale_bits and the bias at the products' scale. Touches no ciphertext."""
     g = plan.geometry
     w, b = check_compile(plan, weight, bias, backend)
-    reps, big_b = g.slots // g.period, plan.baby_step
+    big_b = plan.baby_step
     if plan.rescale:
         w_scale, out_scale = backend.rescale_divisor(plan.level), input_scale or plan.params.scale
     else:
@@ -91,7 +91,8 @@ def compile_matvec(plan: MatvecPlan, weight: np.ndarray, bias: np.ndarray | None
                 ks = list(plan.diagonals[bo][bi])
                 vectors[(bo, bi)] = dict(zip(ks, diagonal_vectors(w, g, bo, bi, ks)))
             # pre-rotated right by g*B: the giant step brings it back
-            v = np.roll(np.tile(vectors[(bo, bi)][k], reps), gs * big_b)
+            vec = vectors[(bo, bi)][k]
+            v = np.roll(np.tile(vec, g.slots // len(vec)), gs * big_b)
         terms.append((bo, gs, bi, k % big_b, backend.encode(v, plan.level, w_scale)))
     empty = set(plan.empty_outputs)
     outputs = [backend.encode(bias_vector(b, bo, plan) if backend.tracks_values else None, plan.output_level,

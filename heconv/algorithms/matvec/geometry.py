@@ -17,6 +17,14 @@ needs, F = c_n / 2^t of them, and is replicated with period T_out = F*P (Halevi-
 term k is computed on diagonal k mod T_out at output slot i + (k - k mod T_out), and t rotate-and-adds
 by T_out, 2*T_out, ... fold the 2^t copies into the output. Diagonals drop up to 2^t-fold; nothing is
 left in the unused slots but copies of the output.
+
+An input with room to spare (R = S/T > 1 replicas of its period) can carry more than copies: with copy r
+rotated left by r*U (U = T/R, `RotatedCopiesLayout`), diagonal d < U of the rotated input brings output slot
+i of copy r the input at shift d + r'*U, r' = r (or r + 1 where i + d >= T: the read crosses into the next
+copy, rotated U further), so the R copies together see every shift k = d + j*U once. Term k is computed on
+diagonal k mod U at copy (j - [i + d >= T]) mod R, and log2(R) rotate-and-adds by T, 2T, ... sum the copies
+into the output (replicated with period T, as without). Diagonals drop up to R-fold: 512->512 on 2x2 takes
+1,024 plaintexts where the replicated input takes 2,048. (Only where nothing is folded: F = c_n.)
 Pure numpy: nothing here touches a backend.
 """
 
@@ -33,7 +41,7 @@ from ...geometry import kernel_offsets, packing_geometry
 class MatvecGeometry:
     """Shape and packing of one matvec conv: c_n input channels per ciphertext, m output channels per
     frame, P slots per frame, period T = c_n*P of the input; out_frames F (c_n / 2^t) frames per output
-    ciphertext, replicated with period T_out = F*P."""
+    ciphertext, replicated with period T_out = F*P; copies R: the input's replicas rotated apart (1: none)."""
 
     slots: int
     c_in: int
@@ -46,6 +54,7 @@ class MatvecGeometry:
     c_n: int
     parities: int
     out_frames: int
+    copies: int = 1  # R: the input's replicas, copy r rotated left by r*T/R (1: plain replication)
 
     @property
     def period(self) -> int:
@@ -56,13 +65,19 @@ class MatvecGeometry:
         return self.out_frames * self.channel_slots
 
     @property
+    def diag_period(self) -> int:
+        """U: the diagonals' period, T_out / R (T_out without rotated copies)."""
+        return self.out_period // self.copies
+
+    @property
     def fold(self) -> int:
-        """The copies T / T_out that the output's rotate-and-adds fold (1: none)."""
-        return self.c_n // self.out_frames
+        """The copies (T / T_out, or R of a rotated-copies input) that the output's rotate-and-adds fold
+        (1: none)."""
+        return self.c_n // self.out_frames * self.copies
 
     @property
     def fold_steps(self) -> list[int]:
-        """The rotate-and-add steps of the fold: T_out, 2*T_out, ... below T."""
+        """The rotate-and-add steps of the fold: T_out, 2*T_out, ... below T (or T, 2T, ... below S)."""
         return [self.out_period << e for e in range(self.fold.bit_length() - 1)]
 
     @property
@@ -89,7 +104,7 @@ class MatvecGeometry:
 
 
 def matvec_geometry(c_in: int, c_out: int, height: int, width: int, kernel: int, stride: int, slots: int,
-                    c_n: int | None = None, out_frames: int | None = None) -> MatvecGeometry:
+                    c_n: int | None = None, out_frames: int | None = None, copies: int = 1) -> MatvecGeometry:
     """The input packing of the slot engine (heconv.geometry.packing_geometry), m = 4 output channels
     per frame for a stride-2 conv on an even map, and `out_frames` frames per output ciphertext (None:
     the fewest, halving c_n, that hold every output channel in one ciphertext; c_n where they need several).
@@ -103,6 +118,9 @@ def matvec_geometry(c_in: int, c_out: int, height: int, width: int, kernel: int,
     >>> g = matvec_geometry(256, 512, 4, 4, 3, 2, 4096)     # 512 channels in 128 frames of 4 parities
     >>> g.out_frames, g.out_period, g.fold, g.fold_steps
     (128, 2048, 2, [2048])
+    >>> g = matvec_geometry(512, 512, 2, 2, 3, 1, 4096, copies=2)   # two copies, the second rotated by 1,024
+    >>> g.diag_period, g.fold, g.fold_steps
+    (1024, 2, [2048])
     """
     packing = packing_geometry(c_in, c_out, height, width, slots, c_n)
     if stride not in (1, 2):
@@ -119,8 +137,12 @@ def matvec_geometry(c_in: int, c_out: int, height: int, width: int, kernel: int,
                          f"{c_out} output channels")
     else:
         frames = out_frames
+    if copies != 1 and (copies != packing.replicas or frames != packing.c_n
+                        or copies > packing.c_n * packing.channel_slots):
+        raise ValueError(f"matvec: rotated copies must be the input's {packing.replicas} replicas, with no "
+                         f"output fold (F = c_n = {packing.c_n}, got {frames}); got {copies}")
     return MatvecGeometry(slots, c_in, c_out, height, width, kernel, stride, packing.channel_slots, packing.c_n,
-                          parities, frames)
+                          parities, frames, copies)
 
 
 def parity(q: int, geometry: MatvecGeometry) -> tuple[int, int]:
@@ -201,14 +223,31 @@ def term_shifts(geometry: MatvecGeometry) -> np.ndarray:
 
 
 def fold_shift(k: np.ndarray | int, geometry: MatvecGeometry) -> tuple:
-    """(diagonal, row offset) of shift k: the term sits on diagonal k mod T_out, at its output slot plus
-    the offset k - k mod T_out (the copy the fold brings back).
+    """(diagonal, offset) of shift k: the term sits on diagonal d = k mod U, and k - d is the offset it
+    leaves to the fold. Without rotated copies (U = T_out) the term sits at its output slot plus that
+    offset (the copy the fold brings back); with them, `copy_rows` places it.
 
     >>> fold_shift(np.array([5, 2053]), matvec_geometry(256, 512, 4, 4, 3, 2, 4096))    # T_out = 2048
     (array([5, 5]), array([   0, 2048]))
     """
-    d = np.asarray(k) % geometry.out_period
+    d = np.asarray(k) % geometry.diag_period
     return d, np.asarray(k) - d
+
+
+def copy_rows(slots: np.ndarray, d: np.ndarray, offset: np.ndarray, geometry: MatvecGeometry) -> np.ndarray:
+    """Where diagonal d's weight for output slot i (< T) of a term at `offset` = j*U sits among the R*T slots
+    of a rotated-copies input: copy (j - [i + d >= T]) mod R, at i.
+
+    >>> g = matvec_geometry(1, 1, 2, 2, 1, 1, 16, copies=4)    # T = 4, U = 1: shift k = j
+    >>> copy_rows(np.array([0, 3]), np.array([0, 0]), np.array([2, 2]), g).tolist()   # no read crosses a copy
+    [8, 11]
+    >>> g = matvec_geometry(1, 1, 2, 2, 1, 1, 8, copies=2)     # T = 4, U = 2
+    >>> copy_rows(np.array([1, 3]), np.array([1, 1]), np.array([2, 2]), g).tolist()   # slot 3 + 1 crosses
+    [5, 3]
+    """
+    g = geometry
+    j = offset // g.diag_period
+    return (j - (slots + d >= g.period)) % g.copies * g.period + slots
 
 
 def pair_diagonals(weight: np.ndarray, geometry: MatvecGeometry, bo: int, bi: int,
@@ -230,17 +269,17 @@ def pair_diagonals(weight: np.ndarray, geometry: MatvecGeometry, bo: int, bi: in
 
 def diagonal_vectors(weight: np.ndarray, geometry: MatvecGeometry, bo: int, bi: int,
                      diagonals: list[int]) -> np.ndarray:
-    """The T-slot vectors [len(diagonals), T] of the pair's diagonals: diag_d[i] = M'[i, i + d], where
-    output slot i of term (q, f, c, pos) (plus its fold offset) receives its weight at every pixel its
-    mask keeps."""
+    """The T-slot vectors [len(diagonals), T] (R*T with rotated copies) of the pair's diagonals:
+    diag_d[i] = M'[i, i + d], where output slot i of term (q, f, c, pos) (plus its fold offset, or in the
+    copy `copy_rows` gives) receives its weight at every pixel its mask keeps."""
     g = geometry
     masks, _ = term_masks(g)
     diag, offset = fold_shift(term_shifts(g), g)
     wb = block_weights(weight, g, bo, bi)
     row = {k: r for r, k in enumerate(diagonals)}
-    lookup = np.full(g.out_period, -1, dtype=np.int64)
+    lookup = np.full(g.diag_period, -1, dtype=np.int64)
     lookup[list(row)] = list(row.values())
-    out = np.zeros((len(diagonals), g.period))
+    out = np.zeros((len(diagonals), g.period * g.copies))
     for q in range(g.parities):
         slots = output_slots(g, q)
         for p in range(masks.shape[1]):
@@ -249,7 +288,11 @@ def diagonal_vectors(weight: np.ndarray, geometry: MatvecGeometry, bo: int, bi: 
             if not len(kept) or not len(f):
                 continue
             rows = lookup[diag[q, f, c, p]]
-            cols = (f * g.channel_slots + offset[q, f, c, p])[:, None] + kept[None, :]
+            if g.copies == 1:
+                cols = (f * g.channel_slots + offset[q, f, c, p])[:, None] + kept[None, :]
+            else:
+                cols = copy_rows((f * g.channel_slots)[:, None] + kept[None, :], diag[q, f, c, p][:, None],
+                                 offset[q, f, c, p][:, None], g)
             np.add.at(out, (np.broadcast_to(rows[:, None], cols.shape), cols),
                       np.broadcast_to(wb[q, f, c, p][:, None], cols.shape))
     return out

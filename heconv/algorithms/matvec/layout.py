@@ -1,4 +1,5 @@
-"""matvec's output layout: multiplexed at the strided resolution (heconv.algorithms.matvec.geometry)."""
+"""matvec's layouts (heconv.algorithms.matvec.geometry): the output multiplexed at the strided resolution; an
+input whose replicas are rotated apart."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..layout import Layout
+from ..layout import Layout, SlotLayout
 from .geometry import MatvecGeometry, output_slots
 
 
@@ -69,3 +70,27 @@ class MultiplexedLayout(Layout):
         block, slot = self._index()
         v = np.stack([np.asarray(u)[: self.geometry.out_period] for u in vectors])
         return v[block, slot].reshape(self.shape)
+
+
+@dataclass(frozen=True)
+class RotatedCopiesLayout(SlotLayout):
+    """Gazelle's channel packing (SlotLayout) whose R = S/T replicas are rotated apart: copy r holds the
+    period-T block rotated left by r*T/R, so that one diagonal of matvec reads R shifts at once
+    (heconv.algorithms.matvec.geometry). Copy 0 is the plain packing.
+
+    >>> lay = RotatedCopiesLayout(8, 1, 2, 2, 2, copies=2)      # T = 4 (2 channels of 2 slots), U = 2
+    >>> lay.pack(np.arange(4.).reshape(2, 1, 2))[0].tolist()
+    [0.0, 1.0, 2.0, 3.0, 2.0, 3.0, 0.0, 1.0]
+    >>> lay.unpack(lay.pack(np.arange(4.).reshape(2, 1, 2)))[:, 0].tolist()
+    [[0.0, 1.0], [2.0, 3.0]]
+    """
+
+    copies: int = 1
+
+    def pack(self, x: np.ndarray) -> list[np.ndarray]:
+        period = self.slots // self.copies
+        out = []
+        for v in super().pack(x):
+            block = v[:period]
+            out.append(np.concatenate([np.roll(block, -r * period // self.copies) for r in range(self.copies)]))
+        return out

@@ -150,20 +150,24 @@ def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams,
                 has_bias: bool = False, name: str = "conv", level: int | None = None, baby_step: int | None = None,
                 c_n: int | None = None, unit_costs: UnitCosts | None = None, rescale: bool = True,
                 input_scale_bits: int | None = None, weight_scale_bits: int | None = None,
-                out_frames: int | None = None, fold: bool = True) -> MatvecPlan:
+                out_frames: int | None = None, fold: bool = True, copies: int | None = None) -> MatvecPlan:
     """Plan one conv as block matrices between slot vectors; zero diagonals cost nothing.
 
-    `baby_step`: B (any positive integer up to T); None chooses, among the powers of two up to T_out,
+    `baby_step`: B (any positive integer up to T); None chooses, among the powers of two up to U,
     the lowest predicted time with `unit_costs` (default heconv.cost.DEFAULT_UNIT_COSTS, at the level's
     work), then the fewest Galois keys, then the smallest B. `out_frames`: F (None: chosen with B among
     `frame_candidates`, ties to no fold; with `fold` False, c_n: no fold, as a residual partner needs).
+    `copies`: R rotated copies of an input with R > 1 replicas (None: tried beside the plain replication
+    where nothing is folded, ties to none; 1: none).
     `rescale` False: at the chain's last level (by default) with the scale split as given, as
     heconv.conv.plan_conv.
 
     >>> from heconv.params import ckks_params
     >>> p = plan_matvec(np.ones((512, 512, 3, 3)), 2, 2, ckks_params(depth=1))
-    >>> p.predicted.pmuls, p.predicted.rotations, p.baby_step      # 2,048 shifts; the slot engine: 4,608 pmuls
-    (2048, 94, 32)
+    >>> p.predicted.pmuls, p.predicted.rotations, p.baby_step, p.geometry.copies   # 2 rotated copies
+    (1024, 63, 32, 2)
+    >>> plan_matvec(np.ones((512, 512, 3, 3)), 2, 2, ckks_params(depth=1), copies=1).predicted.pmuls  # 2,048 shifts
+    2048
     >>> p = plan_matvec(np.ones((16, 16, 3, 3)), 16, 16, ckks_params(depth=1))
     >>> p.predicted.pmuls, p.predicted.rotations, p.baby_step      # 8 baby + 15 giant steps
     (144, 23, 256)
@@ -182,18 +186,26 @@ def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams,
         frames = [least.out_frames]
     else:
         frames = frame_candidates(least) if fold else [least.c_n]
+    replicas = params.slots // least.period
+    if copies is not None and copies != 1 and (copies != replicas or least.c_n not in frames
+                                                or replicas > least.period):
+        raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): matvec copies must be 1 or the "
+                         f"input's {replicas} replicas (at most T = {least.period}), with no output fold; got {copies}")
+    layouts = [(f, 1) for f in frames if copies in (None, 1)]
+    if 1 < replicas <= least.period and least.c_n in frames and copies in (None, replicas):  # U = T/R >= 1
+        layouts.append((least.c_n, replicas))
     if baby_step is not None and not 1 <= baby_step <= least.period:
         raise InputError(f"layer {name}: matvec baby step must be in [1, {least.period}] (T = c_n*P), got {baby_step}")
     unit = (unit_costs or DEFAULT_UNIT_COSTS).at_work(params.level_work(level))
     best = None  # (its best candidate, geometry, diagonals, every candidate) of the best F so far
-    for f in frames:
-        g = matvec_geometry(c_i, c_o, height, width, k, stride, params.slots, c_n, f)
+    for f, r in layouts:
+        g = matvec_geometry(c_i, c_o, height, width, k, stride, params.slots, c_n, f, r)
         shifts, masks = term_shifts(g), term_masks(g)[0]
         diagonals = tuple(tuple(tuple(pair_diagonals(w, g, bo, bi, shifts, masks)) for bi in range(g.n_in))
                           for bo in range(g.n_out))
         folds = len(g.fold_steps)
         candidates = []
-        for b in [baby_step] if baby_step is not None else baby_step_candidates(g.out_period):
+        for b in [baby_step] if baby_step is not None else baby_step_candidates(g.diag_period):
             ins, gis, steps = _rotations(diagonals, g.n_in, g.n_out, b, g.slots, g.fold_steps)
             counts = matvec_counts(diagonals, ins, gis, has_bias, rescale, folds)
             candidates.append(BabyStepCandidate(b, counts.rotations, len(steps), floor_seconds(counts, unit)))
