@@ -48,6 +48,9 @@ SLOW_CASES = [("resnet50", "auto"), ("resnet50", "coefficient")]
 # "auto" with a bound on what the client uploads (bench.harness.protocol.VALUE_BOUND): the slot and matvec
 # convs then run at the chain's last level with no rescale (issue 22).
 BOUNDED = {"auto-last-level": "auto"}  # case schedule -> the planner's schedule, with VALUE_BOUND
+# "auto" on the slot engine alone, each conv's baby step by predicted time and no other algorithm weighed:
+# issue 22's baseline for auto across algorithms, timed in the same run (ResNet18 only).
+SLOT_ONLY = {"slot-auto": "auto"}  # case schedule -> the slot engine's schedule
 # (model, schedule) cases whose plaintexts would not all fit in memory: each layer's are encoded just
 # before it runs (`artemis infer --stream`; outside the server's time, inside the benchmark's rounds)
 STREAMED = {("resnet50", "auto")}
@@ -68,6 +71,8 @@ def _cases():
         if frac == 0.0:
             for schedule in BOUNDED:
                 yield pytest.param(name, "synthetic", frac, schedule, id=f"{name}-diag0-{schedule}")
+    for schedule in SLOT_ONLY:
+        yield pytest.param("resnet18", "synthetic", 0.0, schedule, id=f"resnet18-diag0-{schedule}")
     # the coefficient algorithm's earlier way (level 0, a rescale per output) beside its default, ResNet18 only
     yield pytest.param("resnet18", "synthetic", 0.0, "coefficient-rescale", id="resnet18-diag0-coefficient-rescale")
     for name, schedule in SLOW_CASES:
@@ -129,10 +134,11 @@ def _bench_model(benchmark, timed, unit, net, shape, params, x, label, info: dic
     algorithm = schedule if schedule in names else names[0]
     stream = (info["model"], schedule) in STREAMED
     value_bound = VALUE_BOUND if schedule in BOUNDED else None
-    planned = BOUNDED.get(schedule, schedule)
+    planned = BOUNDED.get(schedule, SLOT_ONLY.get(schedule, schedule))
     prep = prepare_model(net, shape, params, mode="encrypted", seed=seed, stream=stream,
                          schedule=planned if get_algorithm(algorithm).takes_schedule else "output-rotation",
-                         algorithm=algorithm, choose_algorithm=planned == "auto",  # auto: per conv across algorithms
+                         algorithm=algorithm,  # auto: per conv across algorithms, unless on the slot engine alone
+                         choose_algorithm=planned == "auto" and schedule not in SLOT_ONLY,
                          value_bound=value_bound)
     runs = []
     timed(lambda: runs.extend(run_images(prep, x[None])), rounds=MODEL_IMAGES)
