@@ -30,9 +30,9 @@ def _network_choice(c_in, c_out, hw, workers, seed=0):
 
 
 def test_auto_picks_by_predicted_time_on_the_workers(capsys):
-    """32->32 on 2x2 and 16->16 on 8x8, on one worker and on two: the network planner's choice, and the
+    """32->32 on 2x2 and 16->16 on 16x16, on one worker and on two: the network planner's choice, and the
     chosen algorithm split over both workers where it splits (matvec and the slot engine both do)."""
-    for ch, hw, want in ((32, 2, "matvec"), (16, 8, "slot")):
+    for ch, hw, want in ((32, 2, "matvec"), (16, 16, "slot")):
         for workers in ("1", "2"):
             code, out, _ = _run(capsys, "--c-in", str(ch), "--c-out", str(ch), "--hw", str(hw), "--workers", workers,
                                 "--json")

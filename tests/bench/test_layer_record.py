@@ -80,7 +80,8 @@ def test_the_figures_are_the_algorithms_own():
     assert coeff["kept_blocks"] == coeff["pmuls"] // coeff["tiles"] and coeff["mask_s"] >= 0
     assert coeff["encryptions"] == coeff["n_out"] and coeff["hiding_bits_per_coefficient"] > 0
     assert "c_n" not in coeff
-    assert matvec["schedule"] == f"matvec bsgs:{matvec['baby_step']}" and matvec["nonzero_diagonals"] > 0
+    copies = f" copies:{matvec['copies']}" if matvec["copies"] > 1 else ""
+    assert matvec["schedule"] == f"matvec bsgs:{matvec['baby_step']}{copies}" and matvec["nonzero_diagonals"] > 0
     assert [c["baby_step"] for c in matvec["schedule_candidates"]][:1] == [1]
 
 

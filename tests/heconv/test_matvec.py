@@ -129,29 +129,43 @@ def test_a_fold_leaves_copies_of_the_output_in_every_slot(params, shape, options
     assert np.abs(copies - copies[0]).max() < 1e-9 and np.abs(copies[0]).max() > 0.1
 
 
+# The reads that cross into the next copy (i + d >= T) land in the last U slots of a period: only where the
+# last frame is used (c_out = c_n and H*W = P), as in the last three shapes.
 @pytest.mark.parametrize("shape", [(24, 20, 2, 2, 3, 1), (70, 70, 2, 2, 3, 1), (20, 12, 4, 4, 3, 1),
-                                   (6, 8, 4, 4, 3, 2), (16, 8, 4, 4, 5, 2), (8, 4, 4, 4, 1, 1)],
+                                   (6, 8, 4, 4, 3, 2), (16, 8, 4, 4, 5, 2), (8, 4, 4, 4, 1, 1),
+                                   (32, 32, 2, 2, 3, 1), (8, 8, 4, 4, 3, 1), (16, 32, 4, 4, 3, 2)],
                          ids=lambda s: "x".join(map(str, s)))
 def test_rotated_copies_match_torch_with_exact_counts(params, shape):
     """An input with R replicas read as R copies rotated apart: the same output as torch, counted ==
-    predicted, its diagonals k mod U (at most U = T/R, at least 1/R of the plain replication's), its
-    copies folded."""
+    predicted, its diagonals k mod U: at most U = T/R and at least 1/R of the plain replication's."""
     c_in, c_out, h, w, k, stride = shape
     least = matvec_geometry(c_in, c_out, h, w, k, stride, params.slots)
     replicas = params.slots // least.period
     r = _check(PlainBackend(params), shape, seed=5, copies=replicas, out_frames=least.c_n)
     plain = plan_matvec(np.ones((c_out, c_in, k, k)), h, w, params, stride=stride, copies=1, out_frames=least.c_n)
-    g = r.plan.geometry
-    assert g.copies == replicas > 1 and len(g.fold_steps) == g.copies.bit_length() - 1
-    assert -(-plain.plaintexts // g.copies) <= r.plan.plaintexts <= min(plain.plaintexts, g.diag_period)
-    assert type(MATVEC.input_layout(r.plan)).__name__ == "RotatedCopiesLayout"
+    assert -(-plain.plaintexts // replicas) <= r.plan.plaintexts <= min(plain.plaintexts, r.plan.geometry.diag_period)
+
+
+def test_rotated_copies_with_several_input_blocks(params):
+    """c_n = 4 of 12 channels: three input ciphertexts, each read as 64 rotated copies, into three outputs."""
+    r = _check(PlainBackend(params), (12, 12, 4, 4, 3, 1), seed=7, c_n=4, copies=64, out_frames=4)
+    assert (r.plan.geometry.n_in, r.plan.geometry.n_out, r.plan.geometry.copies) == (3, 3, 64)
+
+
+def test_rotated_copies_round_trip_and_refuse_a_wrong_count(params):
+    from heconv.algorithms.matvec import MatvecPlan, RotatedCopiesLayout
+
+    plan = plan_matvec(np.ones((32, 32, 3, 3)), 2, 2, params)
+    assert plan.geometry.copies == 32 and MatvecPlan.from_dict(plan.to_dict()) == plan
+    with pytest.raises(InputError, match="RotatedCopiesLayout: 2 copies of a map with 4 replicas"):
+        RotatedCopiesLayout(16, 1, 2, 2, 2, copies=2).pack(np.zeros((2, 1, 2)))
 
 
 def test_rotated_copies_match_torch_encrypted(params):
     from heconv.backends.seal import SealBackend
 
-    r = _check(SealBackend(params), (70, 70, 2, 2, 3, 1), seed=6)
-    assert r.plan.geometry.copies == 8 and r.counts.rotations == r.plan.predicted.rotations
+    r = _check(SealBackend(params), (32, 32, 2, 2, 3, 1), seed=6)  # every read crossing a copy included
+    assert r.plan.geometry.copies == 32 and r.counts.rotations == r.plan.predicted.rotations
 
 
 def test_copies_other_than_the_replicas_are_refused(params):
@@ -197,7 +211,8 @@ def test_zero_diagonals_are_skipped_and_groups_save_what_they_say(params):
     live = np.unique(ids)
     dead = rng.choice(live, len(live) // 3, replace=False)
     pruned = np.where(np.isin(ids, dead), 0.0, w)
-    same = {"baby_step": dense.baby_step, "out_frames": dense.geometry.out_frames}  # the dense plan's packing
+    same = {"baby_step": dense.baby_step, "out_frames": dense.geometry.out_frames,
+            "copies": dense.geometry.copies}  # the dense plan's packing
     p = plan_matvec(pruned, 8, 8, params, **same)
     assert p.predicted.pmuls == dense.predicted.pmuls - len(dead)
     # Zero one nonzero giant step group: one rotation fewer.

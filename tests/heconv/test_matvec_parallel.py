@@ -48,6 +48,26 @@ def test_two_workers_decrypt_identically_and_count_the_split(backend, c_in, c_ou
         assert split.predicted - extra == plan.predicted
 
 
+def test_rotated_copies_of_several_inputs_split_over_three_workers(backend):
+    """Three input ciphertexts (c_n = 4 of 12 channels) read as 64 rotated copies each, split over three
+    workers: the serial decryptions, and torch's output."""
+    from bench.harness.layer import torch_conv
+
+    plan, layer, inputs = _layer(backend, 12, 12, 4, 1, 9, c_n=4, copies=64, out_frames=4)
+    assert plan.geometry.copies == 64 and plan.geometry.n_in == 3
+    serial = [backend.decrypt(c) for c in MATVEC.run(layer, inputs, backend)]
+    split = MATVEC.split(plan, 3)
+    with ConvPool(backend, {"conv": (layer, split)}) as pool:
+        out = [backend.decrypt(c) for c in pool.run("conv", inputs)]
+    assert [v.tolist() for v in out] == [v.tolist() for v in serial]
+    rng = np.random.default_rng(9)  # _layer's draws, in its order
+    w = rng.integers(-2, 3, (12, 12, 3, 3)) / 4.0
+    x = rng.integers(-4, 5, (12, 4, 4)) / 4.0
+    bias = rng.integers(-4, 5, 12) / 8.0
+    got = MATVEC.output_layout(plan).unpack(out)
+    assert np.abs(got - torch_conv(x, w, bias, 1)).max() < 1e-3
+
+
 def test_an_empty_output_block_is_its_encrypted_bias(params):
     rng = np.random.default_rng(5)
     w = rng.normal(size=(64, 16, 3, 3))

@@ -134,11 +134,13 @@ class MatvecAlgorithm(ScaleSplitAlgorithm):
         baby steps considered."""
         g = plan.geometry
         return {"c_n": g.c_n, "channel_slots": g.channel_slots, "parities": g.parities, "fold": g.fold,
+                "copies": g.copies,
                 "nonzero_diagonals": plan.plaintexts,
                 "schedule_candidates": [dataclasses.asdict(c) for c in plan.candidates]}
 
     def label(self, plan: MatvecPlan) -> str:
-        return f"matvec bsgs:{plan.baby_step}"
+        copies = plan.geometry.copies
+        return f"matvec bsgs:{plan.baby_step}" + (f" copies:{copies}" if copies > 1 else "")
 
     def group_ids(self, plan: MatvecPlan, shape: tuple[int, int, int, int]) -> Mapping[str, GroupArray]:
         return matvec_group_ids(plan, shape)

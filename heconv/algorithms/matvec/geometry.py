@@ -252,7 +252,7 @@ def copy_rows(slots: np.ndarray, d: np.ndarray, offset: np.ndarray, geometry: Ma
 
 def pair_diagonals(weight: np.ndarray, geometry: MatvecGeometry, bo: int, bi: int,
                    shifts: np.ndarray | None = None, masks: np.ndarray | None = None) -> list[int]:
-    """The nonzero generalized diagonals of pair (bo, bi), sorted: the distinct k mod T_out of its terms
+    """The nonzero generalized diagonals of pair (bo, bi), sorted: the distinct k mod U of its terms
     with a nonzero weight and at least one output pixel inside the image.
 
     >>> w = np.ones((512, 512, 3, 3))

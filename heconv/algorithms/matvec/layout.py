@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...errors import InputError
 from ..layout import Layout, SlotLayout
 from .geometry import MatvecGeometry, output_slots
 
@@ -88,6 +89,10 @@ class RotatedCopiesLayout(SlotLayout):
     copies: int = 1
 
     def pack(self, x: np.ndarray) -> list[np.ndarray]:
+        replicas = self.packing.replicas
+        if self.copies != replicas:
+            raise InputError(f"RotatedCopiesLayout: {self.copies} copies of a map with {replicas} replicas "
+                             f"({self.channels} channels of {self.height}x{self.width} in {self.slots} slots)")
         period = self.slots // self.copies
         out = []
         for v in super().pack(x):
