@@ -18,6 +18,7 @@ from .compare import last_by
 OURS, ORION = "artemis", "orion"
 OUR_VARIANTS = ("ours_auto_w1", "ours_auto_w2", "ours_or_w1", "ours_matvec_w1", "ours_ll_w1", "ours_ll_w2")
 MEAN_VARIANTS = ("ours_auto_w1", "ours_auto_w2", "ours_matvec_w1", "ours_ll_w1", "ours_ll_w2")
+WORST_VARIANTS = ("ours_auto_w1", "ours_ll_w1")  # each run's worst shape on one worker, at level 0 and the last
 SHAPE_KEYS = ("poly_modulus_degree", "network", "layer", "c_in", "c_out", "hw", "kernel", "stride")
 
 
@@ -63,8 +64,15 @@ def peer_runs(paths: list[str | Path]) -> list[dict]:
         cpu = (_read_run(Path(path)).get("machine_info") or {}).get("cpu")
         cpu = cpu if isinstance(cpu, dict) else {"brand_raw": cpu}
         out.append({"file": Path(path).name, "cpu": cpu.get("brand_raw") or "not recorded",
-                    "means": {v: geomean([r[f"{v}_over_orion"] for r in rows]) for v in MEAN_VARIANTS}})
+                    "means": {v: geomean([r[f"{v}_over_orion"] for r in rows]) for v in MEAN_VARIANTS},
+                    "worst": {v: _worst(rows, v) for v in WORST_VARIANTS}})
     return out
+
+
+def _worst(rows: list[dict], variant: str) -> tuple[float, str] | None:
+    """The largest ours/Orion of `variant` over the shapes, with its layer (None: no ratio)."""
+    ratios = [(r[f"{variant}_over_orion"], r["layer"]) for r in rows if r[f"{variant}_over_orion"] is not None]
+    return max(ratios) if ratios else None
 
 
 def ratioed(runs: list[dict]) -> list[dict]:
@@ -127,6 +135,10 @@ def _mean_cell(m: tuple[float, int] | None) -> str:
     return "-" if m is None else f"{m[0]:.2f} ({m[1]})"
 
 
+def _worst_cell(w: tuple[float, str] | None) -> str:
+    return "-" if w is None else f"{w[0]:.2f} ({w[1]})"
+
+
 def peers_section(rows: list[dict], runs: list[dict] | None = None) -> list[str]:
     """report.md's section: ours beside Orion per shape (empty when the runs hold no peer case);
     with `runs` (peer_runs), the CPU behind the table and, for several runs, each one's means."""
@@ -178,10 +190,12 @@ def peers_section(rows: list[dict], runs: list[dict] | None = None) -> list[str]
         md += ["Run by run, each run's own geometric means (shapes in brackets). Both sides run in one process "
                "on the same machine in every run, but the ratios move with the CPU: Lattigo (Go) and SEAL do "
                "not gain alike from one CPU to another, so a ratio holds for the CPU it was measured on.", "",
-               "| run | CPU | auto w1 | auto w2 | matvec w1 | last level w1 | last level w2 |",
-               "|---|---|---|---|---|---|---|"]
+               "| run | CPU | auto w1 | auto w2 | matvec w1 | last level w1 | last level w2 | worst auto w1 "
+               "| worst last level w1 |",
+               "|---|---|---|---|---|---|---|---|---|"]
         md += [f"| {r['file']} | {r['cpu']} | " + " | ".join(_mean_cell(r["means"][v]) for v in MEAN_VARIANTS)
-               + " |" for r in with_ratio]
+               + " | " + " | ".join(_worst_cell(r.get("worst", {}).get(v)) for v in WORST_VARIANTS) + " |"
+               for r in with_ratio]
         md.append("")
     versions = sorted({r["orion_version"] for r in rows if r["orion_version"]})
     if not versions:

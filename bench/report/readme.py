@@ -112,12 +112,14 @@ def peers_lines(runs: list[dict]) -> list[str]:
     """Ours / Orion per peers run with its CPU (bench.report.peers.peer_runs), runs with no Orion case left out.
 
     >>> print(peers_lines([{"file": "r.json", "cpu": "AMD EPYC", "means": {"ours_auto_w1": [1.3, 8],
-    ...     "ours_auto_w2": [0.9, 8], "ours_ll_w1": [0.67, 8], "ours_ll_w2": None}}])[2])
-    - r.json (AMD EPYC): level 0, one worker 1.30 (8 shapes), two 0.90 (8); last level, one worker 0.67 (8), two n/a
+    ...     "ours_auto_w2": [0.9, 8], "ours_ll_w1": [0.67, 8], "ours_ll_w2": None},
+    ...     "worst": {"ours_auto_w1": [1.5, "layer4.conv3x3"], "ours_ll_w1": [0.9, "layer3.conv3x3"]}}])[2])
+    - r.json (AMD EPYC): level 0, one worker 1.30 (8 shapes; worst 1.50, layer4.conv3x3), two 0.90 (8); last level, one worker 0.67 (8; worst 0.90, layer3.conv3x3), two n/a
     """
     def m(r: dict, v: str) -> str:
-        x = r["means"].get(v)
-        return "n/a" if x is None else f"{x[0]:.2f} ({x[1]}{' shapes' if v == 'ours_auto_w1' else ''})"
+        x, w = r["means"].get(v), (r.get("worst") or {}).get(v)
+        worst = "" if w is None else f"; worst {w[0]:.2f}, {w[1]}"
+        return "n/a" if x is None else f"{x[0]:.2f} ({x[1]}{' shapes' if v == 'ours_auto_w1' else ''}{worst})"
     with_ratio = ratioed(runs)
     if not with_ratio:
         return []

@@ -122,8 +122,9 @@ def test_each_run_keeps_its_own_means_and_cpu(tmp_path):
     assert runs[0]["means"]["ours_auto_w1"] == (pytest.approx(0.5 ** 0.5), 2)  # 0.40/0.80 and 0.05/0.05
     assert runs[1]["means"]["ours_auto_w1"] == (pytest.approx(0.25), 1) and runs[1]["means"]["ours_auto_w2"] is None
     md = "\n".join(peers_section(peer_rows([first, second]), runs))
-    assert "| a.json | AMD EPYC | 0.71 (2) | 0.49 (2) | 0.25 (1) | - | - |" in md
-    assert "| b.json | not recorded | 0.25 (1) | - | - | - | - |" in md
+    assert runs[0]["worst"] == {"ours_auto_w1": (pytest.approx(1.0), "l16"), "ours_ll_w1": None}  # 0.05/0.05
+    assert "| a.json | AMD EPYC | 0.71 (2) | 0.49 (2) | 0.25 (1) | - | - | 1.00 (l16) | - |" in md
+    assert "| b.json | not recorded | 0.25 (1) | - | - | - | - | 0.25 (l64) | - |" in md
     assert "CPUs: a.json on AMD EPYC, b.json on not recorded." in md
     assert len(peer_runs([first, first])) == 1
     one = "\n".join(peers_section(peer_rows([first]), peer_runs([first])))
