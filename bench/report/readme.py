@@ -111,10 +111,12 @@ def render_readme_block(cost_model: dict) -> str:
 def peers_lines(runs: list[dict]) -> list[str]:
     """Ours / Orion per peers run with its CPU (bench.report.peers.peer_runs), runs with no Orion case left out.
 
-    >>> print(peers_lines([{"file": "r.json", "cpu": "AMD EPYC", "means": {"ours_auto_w1": [1.3, 8],
+    >>> line = peers_lines([{"file": "r.json", "cpu": "AMD EPYC", "means": {"ours_auto_w1": [1.3, 8],
     ...     "ours_auto_w2": [0.9, 8], "ours_ll_w1": [0.67, 8], "ours_ll_w2": None},
-    ...     "worst": {"ours_auto_w1": [1.5, "layer4.conv3x3"], "ours_ll_w1": [0.9, "layer3.conv3x3"]}}])[2])
-    - r.json (AMD EPYC): level 0, one worker 1.30 (8 shapes; worst 1.50, layer4.conv3x3), two 0.90 (8); last level, one worker 0.67 (8; worst 0.90, layer3.conv3x3), two n/a
+    ...     "worst": {"ours_auto_w1": [1.5, "layer4.conv3x3"], "ours_ll_w1": [0.9, "layer3.conv3x3"]}}])[2]
+    >>> print(line.replace("; last", ";\\n  last"))
+    - r.json (AMD EPYC): level 0, one worker 1.30 (8 shapes; worst 1.50, layer4.conv3x3), two 0.90 (8);
+      last level, one worker 0.67 (8; worst 0.90, layer3.conv3x3), two n/a
     """
     def m(r: dict, v: str) -> str:
         x, w = r["means"].get(v), (r.get("worst") or {}).get(v)
