@@ -137,12 +137,22 @@ def matvec_geometry(c_in: int, c_out: int, height: int, width: int, kernel: int,
                          f"{c_out} output channels")
     else:
         frames = out_frames
-    if copies != 1 and (copies != packing.replicas or frames != packing.c_n
-                        or copies > packing.c_n * packing.channel_slots):
+    if copies not in (1, allowed_copies(slots, packing.c_n * packing.channel_slots, packing.c_n, frames)):
         raise ValueError(f"matvec: rotated copies must be the input's {packing.replicas} replicas, with no "
                          f"output fold (F = c_n = {packing.c_n}, got {frames}); got {copies}")
     return MatvecGeometry(slots, c_in, c_out, height, width, kernel, stride, packing.channel_slots, packing.c_n,
                           parities, frames, copies)
+
+
+def allowed_copies(slots: int, period: int, c_n: int, out_frames: int) -> int:
+    """The rotated copies an input of period T can be read as: its R = S/T replicas where 1 < R <= T (one
+    diagonal period U = T/R at least) and nothing is folded at the output (F = c_n); else 1.
+
+    >>> allowed_copies(4096, 2048, 512, 512), allowed_copies(4096, 2048, 512, 256), allowed_copies(4096, 32, 8, 8)
+    (2, 1, 1)
+    """
+    replicas = slots // period
+    return replicas if 1 < replicas <= period and out_frames == c_n else 1
 
 
 def parity(q: int, geometry: MatvecGeometry) -> tuple[int, int]:

@@ -29,7 +29,7 @@ from ...conv_plan import ConvSpec
 from ...cost import DEFAULT_UNIT_COSTS, UnitCosts, floor_seconds
 from ...errors import InputError
 from ...params import CKKSParams
-from .geometry import MatvecGeometry, matvec_geometry, pair_diagonals, term_masks, term_shifts
+from .geometry import MatvecGeometry, allowed_copies, matvec_geometry, pair_diagonals, term_masks, term_shifts
 
 
 @dataclass(frozen=True)
@@ -187,13 +187,13 @@ def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams,
     else:
         frames = frame_candidates(least) if fold else [least.c_n]
     replicas = params.slots // least.period
-    if copies is not None and copies != 1 and (copies != replicas or least.c_n not in frames
-                                                or replicas > least.period):
+    fit = allowed_copies(params.slots, least.period, least.c_n, least.c_n) if least.c_n in frames else 1
+    if copies not in (None, 1, fit):
         raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): matvec copies must be 1 or the "
                          f"input's {replicas} replicas (at most T = {least.period}), with no output fold; got {copies}")
     layouts = [(f, 1) for f in frames if copies in (None, 1)]
-    if 1 < replicas <= least.period and least.c_n in frames and copies in (None, replicas):  # U = T/R >= 1
-        layouts.append((least.c_n, replicas))
+    if fit > 1 and copies in (None, fit):
+        layouts.append((least.c_n, fit))
     if baby_step is not None and not 1 <= baby_step <= least.period:
         raise InputError(f"layer {name}: matvec baby step must be in [1, {least.period}] (T = c_n*P), got {baby_step}")
     unit = (unit_costs or DEFAULT_UNIT_COSTS).at_work(params.level_work(level))
