@@ -135,7 +135,7 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
         backend=b.name, poly_modulus_degree=plan.params.poly_modulus_degree,
         coeff_mod_bit_sizes=list(plan.params.coeff_mod_bit_sizes), algorithm=prep.algorithm,
         schedule=alg.label(plan), baby_step=alg.baby_step(plan), n_in=len(prep.inputs), n_out=len(run.outputs),
-        input_layout=type(alg.input_layout(plan)).__name__, output_layout=type(layout).__name__,
+        input_layout=alg.input_layout(plan).kind, output_layout=layout.kind,
         output_shape=list(y.shape), predicted=prep.predicted.to_dict(), counts=run.counts.to_dict(),
         counts_match_plan=all(r.counts == prep.predicted for r in runs) and workers.pop("workers_match"),
         weight_sparsity=float((w == 0).mean()), galois_keys=len(b.galois_steps),

@@ -17,7 +17,7 @@ from ..errors import InputError
 from .base import ConvAlgorithm, GroupArray, LayerRun, run_layer
 from .coefficient import CoefficientAlgorithm, RescaledCoefficientAlgorithm
 from .layout import CoeffLayout, Layout, SlotLayout, decrypt_map, encrypt_map
-from .matvec import MatvecAlgorithm, MultiplexedLayout
+from .matvec import ComplexLayout, MatvecAlgorithm, MultiplexedLayout
 from .slot import SlotAlgorithm
 
 ALGORITHMS: dict[str, ConvAlgorithm] = {
@@ -53,6 +53,6 @@ def algorithm_name(algorithm: ConvAlgorithm) -> str:
 
 
 __all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "ConvAlgorithm", "GroupArray", "LayerRun", "Layout", "SlotLayout",
-           "MultiplexedLayout",
+           "MultiplexedLayout", "ComplexLayout",
            "CoeffLayout", "algorithm_name", "algorithm_names", "decrypt_map", "encrypt_map", "get_algorithm",
            "run_layer"]

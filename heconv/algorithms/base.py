@@ -216,6 +216,9 @@ class NetworkContext:
     # when every refreshed input stays within the planner's value bound; None: no bound given.
     output_bound: float | None = None
     params: Any = None  # the network's CKKSParams
+    # A residual add sums the conv's output with an encrypted value that is no conv's output (another add's
+    # result): that operand's layout is fixed already, so the conv's output must take the plain one.
+    summed_with_encrypted: bool = False
 
 
 def last_level_options(context: NetworkContext) -> dict[str, Any]:

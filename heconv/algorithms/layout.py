@@ -27,7 +27,7 @@ class Layout(ABC):
     """A frozen description of where every value of a [channels, height, width] map sits; equal layouts
     put every value in the same place."""
 
-    encoding: ClassVar[str] = "slots"  # or "coefficients"
+    encoding: ClassVar[str] = "slots"  # or "complex" (complex slots), "coefficients"
 
     @property
     @abstractmethod
@@ -46,6 +46,11 @@ class Layout(ABC):
     @abstractmethod
     def unpack(self, vectors: list[np.ndarray]) -> np.ndarray:
         """The map back from the decrypted vectors."""
+
+    @property
+    def kind(self) -> str:
+        """What a record calls the layout: its class name (a wrapper names what it wraps)."""
+        return type(self).__name__
 
     def scale(self, params: Any) -> float:
         """The CKKS scale the client encodes at: the parameters' 2^s unless the layout says otherwise."""
@@ -198,4 +203,6 @@ def decrypt_map(cts: list[Any], layout: Layout, backend: Backend) -> np.ndarray:
     """Client side: decrypt and unpack a map from `layout`."""
     if layout.encoding == "coefficients":
         return layout.unpack([backend.decode_coefficients(c) for c in cts])
+    if layout.encoding == "complex":
+        return layout.unpack([backend.decrypt_complex(c) for c in cts])
     return layout.unpack([backend.decrypt(c) for c in cts])

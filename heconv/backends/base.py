@@ -148,7 +148,11 @@ class Backend(ABC):
 
     @abstractmethod
     def decrypt(self, ct: Any) -> np.ndarray:
-        """The S slot values of a ciphertext (needs the secret key)."""
+        """The S slot values of a ciphertext (needs the secret key): their real parts."""
+
+    def decrypt_complex(self, ct: Any) -> np.ndarray:
+        """The S complex slot values of a ciphertext (complex packing; needs the secret key)."""
+        raise NotImplementedError(f"backend {self.name} decrypts no complex slots")
 
     @abstractmethod
     def encode_coefficients(self, coeffs: np.ndarray, level: int = 0, scale: float | None = None) -> Any:

@@ -19,6 +19,14 @@ from .base import Backend, OpCounts, Wire, normalize_step
 from .embedding import negacyclic_product
 
 
+def _sum_into(acc: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """acc + v, in place unless a complex v widens a real acc."""
+    if np.iscomplexobj(v) and not np.iscomplexobj(acc):
+        return acc + v
+    acc += v
+    return acc
+
+
 def _copy(v: np.ndarray | None) -> np.ndarray | None:
     return None if v is None else v.copy()
 
@@ -79,7 +87,7 @@ class PlainBackend(Backend):
     def _vector(self, values: np.ndarray | None) -> np.ndarray | None:
         if not self.tracks_values:
             return None
-        v = np.asarray(values, dtype=np.float64)
+        v = np.asarray(values, dtype=np.complex128 if np.iscomplexobj(values) else np.float64)
         if v.shape != (self.slots,):
             raise ValueError(f"expected {self.slots} slot values, got shape {v.shape}")
         return v
@@ -103,7 +111,11 @@ class PlainBackend(Backend):
         if ct.coeffs:
             raise ValueError("decrypt: a coefficient-encoded ciphertext is read with decode_coefficients")
         self.counter.decryptions += 1
-        return ct.values.copy() if ct.values is not None else np.zeros(self.slots)
+        return np.real(ct.values).copy() if ct.values is not None else np.zeros(self.slots)
+
+    def decrypt_complex(self, ct: PlainVector) -> np.ndarray:
+        values = self.decrypt(ct)  # its checks and count
+        return ct.values.astype(np.complex128) if ct.values is not None else values.astype(np.complex128)
 
     def encode_coefficients(self, coeffs: np.ndarray, level: int = 0, scale: float | None = None) -> PlainVector:
         self._check_level(level)
@@ -167,13 +179,13 @@ class PlainBackend(Backend):
         self._same(acc, ct, "add")
         self.counter.adds += 1
         if acc.values is not None:
-            acc.values += ct.values
+            acc.values = _sum_into(acc.values, ct.values)
 
     def add_plain_inplace(self, ct: PlainVector, plain: PlainVector) -> None:
         self._same(ct, plain, "add_plain")
         self.counter.plain_adds += 1
         if ct.values is not None:
-            ct.values += plain.values
+            ct.values = _sum_into(ct.values, plain.values)
 
     def rescale_inplace(self, ct: PlainVector) -> None:
         if ct.level >= self.params.depth:
@@ -193,7 +205,7 @@ class PlainBackend(Backend):
         return float(2 ** self.params.coeff_mod_bit_sizes[-2 - level])
 
     def plaintext_bytes(self, level: int) -> int:
-        return self.slots * 8 if self.tracks_values else 64  # float64 slot values, or none when counting
+        return self.slots * 16 if self.tracks_values else 64  # complex128 slot values at most, or none when counting
 
     def save_ciphertext(self, ct: PlainVector, path: str) -> int:
         with open(path, "wb") as f:

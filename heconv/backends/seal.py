@@ -188,8 +188,8 @@ class SealBackend(Backend):
         return _serialized_size(self.galois_keys) if self._key_steps else 0
 
     # encoding and encryption -------------------------------------------------
-    def _values(self, values: np.ndarray) -> list[float]:
-        v = np.asarray(values, dtype=np.float64)
+    def _values(self, values: np.ndarray) -> list[float] | list[complex]:
+        v = np.asarray(values, dtype=np.complex128 if np.iscomplexobj(values) else np.float64)
         if v.shape != (self.slots,):
             raise ValueError(f"expected {self.slots} slot values, got shape {v.shape}")
         return v.tolist()
@@ -218,6 +218,14 @@ class SealBackend(Backend):
         self._decryptor.decrypt(ct, pt)
         self.counter.decryptions += 1
         return np.array(self._encoder.decode_double(pt))
+
+    def decrypt_complex(self, ct: seal.Ciphertext) -> np.ndarray:
+        if self._decryptor is None:
+            raise PermissionError("this backend holds no secret key: it cannot decrypt")
+        pt = seal.Plaintext()
+        self._decryptor.decrypt(ct, pt)
+        self.counter.decryptions += 1
+        return np.array(self._encoder.decode_complex(pt))
 
     def encode_coefficients(self, coeffs: np.ndarray, level: int = 0, scale: float | None = None) -> seal.Plaintext:
         if not 0 <= level <= self.params.depth:

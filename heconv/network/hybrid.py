@@ -70,6 +70,15 @@ def _output_uploads(net: Network) -> dict[str, int]:
     return out
 
 
+def _encrypted_sums(net: Network) -> set[str]:
+    """conv names whose output a residual add sums with another add's result (encrypted on the server,
+    its layout fixed: no upload the client could pack in the conv's layout)."""
+    convs = {op.out: op for op in net.ops if isinstance(op, ConvOp)}
+    sums = {op.out for op in net.ops if isinstance(op, AddOp)}
+    return {convs[x].name for op in net.ops if isinstance(op, AddOp)
+            for x, y in ((op.a, op.b), (op.b, op.a)) if x in convs and y in sums}
+
+
 def _add_partners(net: Network) -> dict[str, tuple[str, int, bool]]:
     """conv name -> (the conv whose output a residual add sums with its own, the larger kernel of the two,
     whether the add alone reads both outputs: then only their sum reaches the client)."""
@@ -107,6 +116,7 @@ class _HybridPlanner:
         self.partners = _add_partners(net)
         self.convs = {op.name: op for op in net.ops if isinstance(op, ConvOp)}
         self.output_uploads = _output_uploads(net)
+        self.encrypted_sums = _encrypted_sums(net)
         self.plans: dict[str, object] = {}
         self.shapes: dict[str, tuple] = {net.input_name: tuple(net.input_shape)}  # client-side values
         self.enc: dict[str, ServerTensor] = {}  # server-side tensors
@@ -159,7 +169,8 @@ class _HybridPlanner:
             options = {"schedule": schedule} if alg.takes_schedule else {}
             options.update(alg.network_options(NetworkContext(
                 kernel, self.plans.get(partner), self.convs[partner].weight.shape if partner else None,
-                sum_only, uploads, self.objective, output_bound, self.params)))
+                sum_only, uploads, self.objective, output_bound, self.params,
+                summed_with_encrypted=op.name in self.encrypted_sums)))
             return alg.plan(op.weight, hh, ww, self.params, stride=op.stride // sub, has_bias=op.bias is not None,
                             name=op.name, **options)
 

@@ -170,16 +170,21 @@ def test_infer_matvec_plain_counts_equal_the_plan(capsys):
 
 
 def test_infer_auto_chooses_the_algorithm_per_conv(capsys):
-    """No --algorithm and --schedule auto (the default): each conv by the lowest predicted time, and why (at
-    16x16 both algorithms win some; at 8x8 matvec's rotated copies win every conv)."""
+    """No --algorithm and --schedule auto (the default): each conv by the lowest predicted time, and why. At
+    16x16 with a value bound (convs at the last level) both algorithms win some; at level 0 matvec's complex
+    packing and rotated copies win every conv."""
     code, out, _ = _run(capsys, "--model", "resnet20", "--input-size", "16", "--mode", "plain", "--workers", "1",
-                        "--json")
+                        "--value-bound", "16", "--json")
     r = json.loads(out)
     convs = [layer for layer in r["layers"] if layer["kind"] == "conv"]
     assert code == 0 and r["algorithm"] == "auto" and r["schedule"] == "auto"
     assert sum(r["algorithms"].values()) == len(convs) == 19 and set(r["algorithms"]) == {"slot", "matvec"}
     assert all(layer["reason"].startswith(f"auto: {layer['schedule']} ({layer['algorithm']})") for layer in convs)
     assert r["rotations"] == r["predicted_rotations"] and r["max_abs_error"] < 1e-9
+    code, out, _ = _run(capsys, "--model", "resnet20", "--input-size", "16", "--mode", "count", "--workers", "1",
+                        "--json")
+    r = json.loads(out)
+    assert code == 0 and r["algorithms"] == {"matvec": 19} and r["rotations"] == r["predicted_rotations"]
     code, out, _ = _run(capsys, "--model", "resnet20", "--input-size", "8", "--mode", "count", "--workers", "1",
                         "--algorithm", "slot", "--json")
     r = json.loads(out)

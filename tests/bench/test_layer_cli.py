@@ -31,7 +31,7 @@ def test_layer_json_encrypted(capsys):
 
 def test_layer_pruned_plain_mode(capsys):
     code, out, _ = _run(capsys, "--c-in", "64", "--c-out", "64", "--hw", "16", "--prune-diagonals", "0.5",
-                        "--mode", "plain", "--json", "--seed", "3", "--workers", "1")
+                        "--mode", "plain", "--json", "--seed", "3", "--workers", "1", "--algorithm", "slot")
     r = json.loads(out)
     assert code == 0 and r["backend"] == "PlainBackend"
     # 4 input blocks x 8 positions + half of the 4 x 15 nonzero diagonals (random 32 of 64 groups)

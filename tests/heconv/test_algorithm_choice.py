@@ -29,11 +29,15 @@ def test_the_candidates_keep_the_traffic():
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_each_conv_runs_by_the_lowest_predicted_time(workers):
+@pytest.mark.parametrize("bound", [None, 16.0])
+def test_each_conv_runs_by_the_lowest_predicted_time(workers, bound):
+    """At level 0 (no value bound) matvec wins every conv of ResNet-18 at 8x8 (complex packing halves its
+    terms); at the last level (a value bound of 16) the slot engine keeps some, by ties it wins."""
     _, net = _net("resnet18", 8)
     params = params_for_input(8, 8)
-    plan = plan_network(net, params, schedule="auto", workers=workers, choose_algorithm=True)
-    alone = {n: {a.name: a.plan for a in plan_network(net, params, schedule="auto", algorithm=n).actions
+    plan = plan_network(net, params, schedule="auto", workers=workers, choose_algorithm=True, value_bound=bound)
+    alone = {n: {a.name: a.plan for a in plan_network(net, params, schedule="auto", algorithm=n,
+                                                      value_bound=bound).actions
                  if isinstance(a, ServerConv)} for n in auto_algorithms(ALGORITHMS, "hybrid")}
     convs = [a for a in plan.actions if isinstance(a, ServerConv)]
     reports = {r.name: r for r in plan.layers}
@@ -44,7 +48,7 @@ def test_each_conv_runs_by_the_lowest_predicted_time(workers):
         r = reports[a.name]
         assert r.algorithm == a.algorithm and r.reason.startswith(f"auto: {r.schedule} ({a.algorithm})")
     chosen = {a.algorithm for a in convs}
-    assert len(chosen) == 2  # both win somewhere on ResNet-18 at 8x8
+    assert chosen == ({"matvec"} if bound is None else {"slot", "matvec"})
 
 
 def test_without_auto_nothing_is_chosen():
@@ -55,15 +59,37 @@ def test_without_auto_nothing_is_chosen():
 
 
 def test_a_mixed_network_matches_torch_with_exact_counts():
-    """Convs of both algorithms, residual adds between them, in the plain backend."""
+    """Convs of both algorithms (at the last level: a value bound of 16), residual adds between them, in the
+    plain backend."""
     model, net = _net("resnet18", 8)
     params = params_for_input(8, 8)
-    plan = plan_network(net, params, schedule="auto", choose_algorithm=True)
+    plan = plan_network(net, params, schedule="auto", choose_algorithm=True, value_bound=16.0)
     assert len({a.algorithm for a in plan.actions if isinstance(a, ServerConv)}) == 2
     backend = PlainBackend(params)
     client = Client(backend)
     client.setup_keys(plan)
     x = np.random.default_rng(0).uniform(-1, 1, (3, 8, 8))
+    run = run_network(plan, client, Server(backend.public_view(), net, plan), x)
+    ref = model.double()(torch.from_numpy(x)[None]).detach().numpy()[0]
+    assert np.abs(run.logits - ref).max() < 1e-9 and all(r.counts == r.predicted for r in run.layers)
+
+
+def test_a_network_with_complex_packing_matches_torch_with_exact_counts():
+    """At level 0 matvec packs some convs complex (two real blocks per ciphertext), beside real ones and
+    identity shortcuts the client uploads in a complex output layout: torch's logits, every count."""
+    from heconv.algorithms import ComplexLayout
+
+    model, net = _net("resnet18", 8)
+    params = params_for_input(8, 8)
+    plan = plan_network(net, params, schedule="auto", choose_algorithm=True)
+    convs = [a for a in plan.actions if isinstance(a, ServerConv)]
+    packed = [a for a in convs if a.plan.geometry.complex_pack]
+    assert packed and len(packed) < len(convs)
+    assert all(isinstance(get_algorithm(a.algorithm).output_layout(a.plan), ComplexLayout) for a in packed)
+    backend = PlainBackend(params)
+    client = Client(backend)
+    client.setup_keys(plan)
+    x = np.random.default_rng(1).uniform(-1, 1, (3, 8, 8))
     run = run_network(plan, client, Server(backend.public_view(), net, plan), x)
     ref = model.double()(torch.from_numpy(x)[None]).detach().numpy()[0]
     assert np.abs(run.logits - ref).max() < 1e-9 and all(r.counts == r.predicted for r in run.layers)

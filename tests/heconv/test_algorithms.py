@@ -76,15 +76,17 @@ def test_every_algorithm_through_the_interface(params, name, stride):
 
 def test_layouts_are_frozen_values(params):
     """Equal layouts place values alike: matvec reads what the slot engine writes at stride 1 (unless it
-    reads rotated copies, a layout of its own)."""
+    reads rotated copies or complex pairs, layouts of their own)."""
     import dataclasses
 
     w = np.ones((16, 16, 3, 3))
     slot, matvec = get_algorithm("slot"), get_algorithm("matvec")
     out = slot.output_layout(slot.plan(w, 8, 8, params))
-    assert out == matvec.input_layout(matvec.plan(w, 8, 8, params, copies=1)) and hash(out) is not None
-    rotated = matvec.input_layout(matvec.plan(w, 8, 8, params, copies=4))
-    assert rotated.placement != out.placement and hash(rotated) is not None
+    real = matvec.plan(w, 8, 8, params, copies=1, complex_pack=False)
+    assert out == matvec.input_layout(real) and hash(out) is not None
+    for options in ({"copies": 4, "complex_pack": False}, {"complex_pack": True}):
+        own = matvec.input_layout(matvec.plan(w, 8, 8, params, **options))
+        assert own.placement != out.placement and hash(own) is not None
     with pytest.raises(dataclasses.FrozenInstanceError):
         out.channels = 3
 

@@ -69,9 +69,9 @@ def test_512_on_2x2_needs_at_most_2048_multiplications(params):
     """Issue 22's goal, by the plan's predicted counts (same in count mode): 2,048 shifts, not 4,608; and
     1,024 diagonals where the input's two replicas are rotated apart (63 rotations against 94)."""
     w = np.ones((512, 512, 3, 3))
-    plain = plan_matvec(w, 2, 2, params, copies=1)
+    plain = plan_matvec(w, 2, 2, params, copies=1, complex_pack=False)
     assert plain.predicted.pmuls == 2048 <= plan_conv(w, 2, 2, params, schedule="auto").predicted.pmuls - 2560
-    plan = plan_matvec(w, 2, 2, params)
+    plan = plan_matvec(w, 2, 2, params, complex_pack=False)
     assert (plan.geometry.copies, plan.predicted.pmuls, plan.predicted.rotations) == (2, 1024, 63)
     assert plain.predicted.rotations == 94
     backend = PlainBackend(params, track_values=False)
@@ -87,8 +87,8 @@ def test_a_single_output_with_room_is_folded(params):
     """ResNet18's 256->512 stride 2 on 4x4 (one output ciphertext, half its frames unused): 512 channels in
     128 frames of 4 parities, computed on 2,048 diagonals (T_out) and folded once; unfolded, 3,072."""
     w = np.ones((512, 256, 3, 3))
-    plan = plan_matvec(w, 4, 4, params, stride=2)
-    flat = plan_matvec(w, 4, 4, params, stride=2, out_frames=256)
+    plan = plan_matvec(w, 4, 4, params, stride=2, complex_pack=False)
+    flat = plan_matvec(w, 4, 4, params, stride=2, out_frames=256, complex_pack=False)
     assert (plan.geometry.out_frames, plan.geometry.fold, plan.predicted.pmuls) == (128, 2, 2048)
     assert (flat.geometry.fold, flat.predicted.pmuls) == (1, 3072)
     assert 2048 in plan.rotation_steps and MATVEC.output_layout(plan).ciphertexts == 1
@@ -104,7 +104,7 @@ def test_every_fold_matches_torch(params, out_frames):
                copies=1)
     assert r.plan.geometry.fold == 16 // out_frames
     with pytest.raises(InputError, match="out_frames 2 x 4 parities hold fewer than the 12 output channels"):
-        plan_matvec(np.ones((12, 12, 3, 3)), 8, 8, params, stride=2, c_n=16, out_frames=2)
+        plan_matvec(np.ones((12, 12, 3, 3)), 8, 8, params, stride=2, c_n=16, out_frames=2, complex_pack=False)
 
 
 @pytest.mark.parametrize("shape, options", [
@@ -176,14 +176,14 @@ def test_copies_other_than_the_replicas_are_refused(params):
 def test_a_folded_layer_matches_torch_encrypted(params):
     from heconv.backends.seal import SealBackend
 
-    r = _check(SealBackend(params), (16, 32, 16, 16, 3, 2), seed=4)  # ResNet-20's 16->32, stride 2
+    r = _check(SealBackend(params), (16, 32, 16, 16, 3, 2), seed=4, complex_pack=False)  # ResNet-20's 16->32, stride 2
     assert r.plan.geometry.fold == 2 and r.counts.rotations == r.plan.predicted.rotations
 
 
 def test_strided_output_at_the_strided_resolution(params):
     """64->128 stride 2 on 16x16: 2 output ciphertexts (the slot engine: 8), 4 output channels per frame."""
     w = np.ones((128, 64, 3, 3))
-    plan = plan_matvec(w, 16, 16, params, stride=2)
+    plan = plan_matvec(w, 16, 16, params, stride=2, complex_pack=False)
     out = MATVEC.output_layout(plan)
     assert (plan.geometry.n_out, out.ciphertexts, out.shape) == (2, 2, (128, 8, 8))
     assert plan_conv(w, 16, 16, params, stride=2).packing.n_out == 8
@@ -193,7 +193,7 @@ def test_strided_output_at_the_strided_resolution(params):
 
 
 def test_baby_step_is_the_cheapest_predicted(params):
-    plan = plan_matvec(np.ones((64, 64, 3, 3)), 16, 16, params)
+    plan = plan_matvec(np.ones((64, 64, 3, 3)), 16, 16, params, complex_pack=False)
     best = min(plan.candidates, key=lambda c: c.predicted_s)
     assert plan.baby_step == best.baby_step and len(plan.candidates) == 13  # B = 1 .. T = 4096
     assert plan.predicted.rotations == best.rotations <= plan_conv(np.ones((64, 64, 3, 3)), 16, 16, params,

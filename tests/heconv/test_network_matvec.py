@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import models
-from heconv.algorithms import MultiplexedLayout, SlotLayout, get_algorithm
+from heconv.algorithms import ComplexLayout, MultiplexedLayout, SlotLayout, get_algorithm
 from heconv.backends import make_backend
 from heconv.backends.plain import PlainBackend
 from heconv.errors import InputError
@@ -47,14 +47,15 @@ def test_network_matches_torch_with_exact_counts(name, hw):
 
 def test_strided_convs_are_multiplexed_and_refreshed_at_their_resolution():
     """resnet18 at 8x8: its stride-2 3x3 convs write a quarter of the ciphertexts a full-resolution output
-    would take, and the refresh reads them back at 4x4 (then 2x2, 1x1)."""
+    would take (or complex pairs of them, half again), and the refresh reads them back at 4x4 (then 2x2, 1x1)."""
     plan = plan_network(lower_model(_model("resnet18"), (3, 8, 8)), params_for_input(8, 8), algorithm="matvec")
     refreshes = {a.src: a for a in plan.actions if isinstance(a, Refresh)}
     strided = [a for a in plan.actions if isinstance(a, ServerConv) and a.plan.spec.stride == 2]
     assert len(strided) == 3
     for a in strided:
         layout = refreshes[a.dst].layout
-        assert isinstance(layout, MultiplexedLayout)
+        inner = layout.inner if isinstance(layout, ComplexLayout) else layout
+        assert isinstance(inner, MultiplexedLayout) and inner.geometry.complex_pack is False
         assert layout.shape == (a.plan.spec.c_out, -(-a.plan.spec.height // 2), -(-a.plan.spec.width // 2))
         assert layout.ciphertexts == a.plan.geometry.n_out
     # the 1x1 projection shortcuts (the client subsamples) and the second conv of each block share a layout

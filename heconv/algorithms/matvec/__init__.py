@@ -4,8 +4,8 @@ diagonals come from the weights (terms with the same total shift share one plain
 baby-step/giant-step with the baby step chosen by predicted time, and a stride-2 output is multiplexed at its
 own resolution.
 
-geometry.py: where the terms sit; plan.py: the frozen plan and its counts; engine.py: compile and run;
-parallel.py: a split over worker processes.
+geometry.py: where the terms sit; complex.py: two real blocks per ciphertext; plan.py: the frozen plan and
+its counts; engine.py: compile and run; parallel.py: a split over worker processes.
 """
 
 from __future__ import annotations
@@ -22,15 +22,16 @@ from ...parallel_plan import ParallelPlan, Share
 from ...params import CKKSParams
 from ..base import GroupArray, NetworkContext, ScaleSplitAlgorithm
 from ..layout import SlotLayout
+from .complex import real_view
 from .engine import CompiledMatvec, accumulate, compile_matvec, finish_output, run_matvec
 from .geometry import MatvecGeometry, fold_shift, matvec_geometry, term_shifts
-from .layout import MultiplexedLayout, RotatedCopiesLayout
+from .layout import ComplexLayout, MultiplexedLayout, RotatedCopiesLayout
 from .parallel import share_resources, split_matvec
 from .plan import MatvecPlan, plan_matvec
 
 __all__ = ["MatvecAlgorithm", "MatvecGeometry", "MatvecPlan", "CompiledMatvec", "matvec_geometry", "plan_matvec",
            "compile_matvec", "run_matvec", "matvec_group_ids", "MultiplexedLayout",
-           "RotatedCopiesLayout"]
+           "RotatedCopiesLayout", "ComplexLayout"]
 
 
 def matvec_group_ids(plan: MatvecPlan, shape: tuple[int, int, int, int]) -> dict[str, GroupArray]:
@@ -38,7 +39,7 @@ def matvec_group_ids(plan: MatvecPlan, shape: tuple[int, int, int, int]) -> dict
     and its baby step (bi, k mod B) (one rotation each unless the step is 0).
 
     >>> from heconv.params import ckks_params
-    >>> p = plan_matvec(np.ones((2, 2, 1, 1)), 1, 1, ckks_params(depth=1), baby_step=1)   # T = 2
+    >>> p = plan_matvec(np.ones((2, 2, 1, 1)), 1, 1, ckks_params(depth=1), baby_step=1, complex_pack=False)   # T = 2
     >>> g = matvec_group_ids(p, (2, 2, 1, 1))
     >>> g["diagonal"].ids[:, :, 0, 0].tolist(), g["giant"].count, g["baby"].count
     ([[0, 1], [1, 0]], 2, 1)
@@ -50,6 +51,8 @@ def matvec_group_ids(plan: MatvecPlan, shape: tuple[int, int, int, int]) -> dict
     bo, local = np.divmod(o, g.out_channels_per_ct)
     q, f = np.divmod(local, g.out_frames)
     bi, c = np.divmod(i, g.c_n)
+    if g.complex_pack:  # real blocks 2b and 2b + 1 share ciphertext b
+        bo, bi = bo // 2, bi // 2
     diag = fold_shift(term_shifts(g)[q, f, c, pos], g)[0]  # [o, i, pos]
     b, t = plan.baby_step, g.diag_period
     n_giant = -(-t // b)
@@ -70,7 +73,7 @@ class MatvecAlgorithm(ScaleSplitAlgorithm):
 
     Options: baby_step (None: chosen by predicted time), c_n, out_frames (None: chosen by predicted time),
     fold (False: no fold), copies (None: rotated copies of the input where they predict faster; 1: none),
-    unit_costs."""
+    complex_pack (None: two real blocks per ciphertext where that predicts faster; False: never), unit_costs."""
 
     parallel = True
 
@@ -90,10 +93,13 @@ class MatvecAlgorithm(ScaleSplitAlgorithm):
     def network_options(self, context: NetworkContext) -> dict[str, Any]:
         """The last level where the value bound allows (ScaleSplitAlgorithm); and no fold beside a residual
         partner: the frames are part of the output's placement, and two partners choosing theirs by predicted
-        time (or a slot conv, which never folds) could place the sum's operands apart."""
+        time (or a slot conv, which never folds) could place the sum's operands apart; for the same reason no
+        complex packing there (its output is a layout of its own). Likewise where an add sums the output with
+        another add's encrypted result, whose layout is fixed."""
         options = super().network_options(context)
-        if context.partner_kernel is not None:
+        if context.partner_kernel is not None or context.summed_with_encrypted:
             options["fold"] = False
+            options["complex_pack"] = False
         return options
 
     def split(self, plan: MatvecPlan, workers: int) -> ParallelPlan:
@@ -111,19 +117,26 @@ class MatvecAlgorithm(ScaleSplitAlgorithm):
     def share_resources(self, compiled: CompiledMatvec, share: Share) -> tuple[list[Any], set[int]]:
         return share_resources(compiled, share)
 
-    def input_layout(self, plan: MatvecPlan) -> SlotLayout | RotatedCopiesLayout:
-        """Gazelle's packing; its replicas rotated apart where the plan reads rotated copies."""
+    def input_layout(self, plan: MatvecPlan) -> SlotLayout | RotatedCopiesLayout | ComplexLayout:
+        """Gazelle's packing; its replicas rotated apart where the plan reads rotated copies; its blocks
+        paired as complex numbers, each with its conjugate, where the plan packs them so."""
         g = plan.geometry
+        if g.complex_pack:
+            real = SlotLayout(g.slots, g.height, g.width, g.c_n, g.c_in, scale_bits=plan.input_scale_bits)
+            return ComplexLayout(real, period=g.period)
         if g.copies > 1:
             return RotatedCopiesLayout(g.slots, g.height, g.width, g.c_n, g.c_in, scale_bits=plan.input_scale_bits,
                                        copies=g.copies)
         return SlotLayout(g.slots, g.height, g.width, g.c_n, g.c_in, scale_bits=plan.input_scale_bits)
 
-    def output_layout(self, plan: MatvecPlan) -> SlotLayout | MultiplexedLayout:
+    def output_layout(self, plan: MatvecPlan) -> SlotLayout | MultiplexedLayout | ComplexLayout:
         """Multiplexed when a strided output packs several parities per frame; otherwise (one parity) the
         very places of Gazelle's packing, so it is given as the SlotLayout it equals (a residual add then
-        matches it with another conv's output or a client upload)."""
+        matches it with another conv's output or a client upload). Complex packing pairs either's blocks."""
         g = plan.geometry
+        if g.complex_pack:
+            real = dataclasses.replace(plan, geometry=real_view(g))
+            return ComplexLayout(self.output_layout(real))
         if g.parities == 1:
             return SlotLayout(g.slots, g.height, g.width, g.out_frames, plan.spec.c_out, g.stride,
                               plan.output_scale_bits)
@@ -134,13 +147,14 @@ class MatvecAlgorithm(ScaleSplitAlgorithm):
         baby steps considered."""
         g = plan.geometry
         return {"c_n": g.c_n, "channel_slots": g.channel_slots, "parities": g.parities, "fold": g.fold,
-                "copies": g.copies,
+                "copies": g.copies, "complex_pack": g.complex_pack,
                 "nonzero_diagonals": plan.plaintexts,
                 "schedule_candidates": [dataclasses.asdict(c) for c in plan.candidates]}
 
     def label(self, plan: MatvecPlan) -> str:
         copies = plan.geometry.copies
-        return f"matvec bsgs:{plan.baby_step}" + (f" copies:{copies}" if copies > 1 else "")
+        return (f"matvec bsgs:{plan.baby_step}" + (f" copies:{copies}" if copies > 1 else "")
+                + (" complex" if plan.geometry.complex_pack else ""))
 
     def group_ids(self, plan: MatvecPlan, shape: tuple[int, int, int, int]) -> Mapping[str, GroupArray]:
         return matvec_group_ids(plan, shape)

@@ -5,6 +5,7 @@ per output. The run executes the plan and never changes it, so its counts equal 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,8 @@ import numpy as np
 from ...backends.base import Backend
 from ...checks import check_compile, check_run_inputs
 from ...conv import rotate_inputs
-from .geometry import diagonal_vectors, output_slots
+from .complex import ciphertext_diagonal_vectors, real_view
+from .geometry import output_slots
 from .plan import MatvecPlan
 
 
@@ -35,7 +37,7 @@ def run_order(plan: MatvecPlan) -> list[tuple[int, int, int, int]]:
 
     >>> from heconv.params import ckks_params
     >>> from heconv.algorithms.matvec.plan import plan_matvec
-    >>> p = plan_matvec(np.ones((2, 2, 1, 1)), 1, 1, ckks_params(depth=1), baby_step=1)   # T = 2: k = 0, 1
+    >>> p = plan_matvec(np.ones((2, 2, 1, 1)), 1, 1, ckks_params(depth=1), baby_step=1, complex_pack=False)  # k = 0, 1
     >>> run_order(p)
     [(0, 0, 0, 0), (0, 1, 0, 1)]
     """
@@ -47,16 +49,22 @@ def run_order(plan: MatvecPlan) -> list[tuple[int, int, int, int]]:
 
 
 def bias_vector(bias: np.ndarray | None, bo: int, plan: MatvecPlan) -> np.ndarray:
-    """Output block bo's bias in the output layout: each channel's bias on its output pixels, tiled to S
-    with the output's period.
+    """Output ciphertext bo's bias in the output layout: each channel's bias on its output pixels, tiled to S
+    with the output's period (complex packing: real block 2*bo's plus i times 2*bo + 1's).
 
     >>> from heconv.params import ckks_params
     >>> from heconv.algorithms.matvec.plan import plan_matvec
-    >>> p = plan_matvec(np.ones((2, 1, 1, 1)), 2, 2, ckks_params(depth=1, poly_modulus_degree=16, allow_insecure=True))
+    >>> params = ckks_params(depth=1, poly_modulus_degree=16, allow_insecure=True)
+    >>> p = plan_matvec(np.ones((2, 1, 1, 1)), 2, 2, params, complex_pack=False)
     >>> bias_vector(np.array([1., 2.]), 0, p)[:8].tolist()           # P = 4, c_n = 2
     [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0]
+    >>> bias_vector(np.array([1., 2.]), 0, plan_matvec(np.ones((2, 1, 1, 1)), 2, 2, params, complex_pack=True))[:2]
+    array([1.+2.j, 1.+2.j])
     """
     g = plan.geometry
+    if g.complex_pack:
+        real = dataclasses.replace(plan, geometry=real_view(g))
+        return bias_vector(bias, 2 * bo, real) + 1j * bias_vector(bias, 2 * bo + 1, real)
     block = np.zeros(g.out_period)
     if bias is not None:
         for q in range(g.parities):
@@ -89,7 +97,7 @@ def compile_matvec(plan: MatvecPlan, weight: np.ndarray, bias: np.ndarray | None
             if (bo, bi) not in vectors:
                 vectors = {key: vs for key, vs in vectors.items() if key[0] == bo}
                 ks = list(plan.diagonals[bo][bi])
-                vectors[(bo, bi)] = dict(zip(ks, diagonal_vectors(w, g, bo, bi, ks)))
+                vectors[(bo, bi)] = dict(zip(ks, ciphertext_diagonal_vectors(w, g, bo, bi, ks)))
             # pre-rotated right by g*B: the giant step brings it back
             vec = vectors[(bo, bi)][k]
             v = np.roll(np.tile(vec, g.slots // len(vec)), gs * big_b)

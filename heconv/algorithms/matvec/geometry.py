@@ -25,6 +25,11 @@ copy, rotated U further), so the R copies together see every shift k = d + j*U o
 diagonal k mod U at copy (j - [i + d >= T]) mod R, and log2(R) rotate-and-adds by T, 2T, ... sum the copies
 into the output (replicated with period T, as without). Diagonals drop up to R-fold: 512->512 on 2x2 takes
 1,024 plaintexts where the replicated input takes 2,048. (Only where nothing is folded: F = c_n.)
+
+Complex packing (heconv.algorithms.matvec.complex) pairs the real blocks: input ciphertext a holds
+Z = X[2a] + i X[2a+1] and its conjugate in the next T slots, output ciphertext c gets Y[2c] + i Y[2c+1];
+the real blocks keep every place above (`blocks_in`, `blocks_out`, `block_weights`), and the fold sums
+the 2T/T_out copies of the output.
 Pure numpy: nothing here touches a backend.
 """
 
@@ -55,6 +60,7 @@ class MatvecGeometry:
     parities: int
     out_frames: int
     copies: int = 1  # R: the input's replicas, copy r rotated left by r*T/R (1: plain replication)
+    complex_pack: bool = False  # Z = X[2a] + i X[2a+1] in T slots, its conjugate in the next T
 
     @property
     def period(self) -> int:
@@ -73,7 +79,7 @@ class MatvecGeometry:
     def fold(self) -> int:
         """The copies (T / T_out, or R of a rotated-copies input) that the output's rotate-and-adds fold
         (1: none)."""
-        return self.c_n // self.out_frames * self.copies
+        return self.c_n // self.out_frames * self.copies * (2 if self.complex_pack else 1)
 
     @property
     def fold_steps(self) -> list[int]:
@@ -85,12 +91,24 @@ class MatvecGeometry:
         return self.out_frames * self.parities
 
     @property
-    def n_in(self) -> int:
+    def blocks_in(self) -> int:
+        """Real input blocks of c_n channels (two per ciphertext with complex packing)."""
         return -(-self.c_in // self.c_n)
 
     @property
-    def n_out(self) -> int:
+    def blocks_out(self) -> int:
+        """Real output blocks of m*F channels."""
         return -(-self.c_out // self.out_channels_per_ct)
+
+    @property
+    def n_in(self) -> int:
+        """Input ciphertexts."""
+        return -(-self.blocks_in // 2) if self.complex_pack else self.blocks_in
+
+    @property
+    def n_out(self) -> int:
+        """Output ciphertexts."""
+        return -(-self.blocks_out // 2) if self.complex_pack else self.blocks_out
 
     @property
     def out_height(self) -> int:
@@ -104,7 +122,8 @@ class MatvecGeometry:
 
 
 def matvec_geometry(c_in: int, c_out: int, height: int, width: int, kernel: int, stride: int, slots: int,
-                    c_n: int | None = None, out_frames: int | None = None, copies: int = 1) -> MatvecGeometry:
+                    c_n: int | None = None, out_frames: int | None = None, copies: int = 1,
+                    complex_pack: bool = False) -> MatvecGeometry:
     """The input packing of the slot engine (heconv.geometry.packing_geometry), m = 4 output channels
     per frame for a stride-2 conv on an even map, and `out_frames` frames per output ciphertext (None:
     the fewest, halving c_n, that hold every output channel in one ciphertext; c_n where they need several).
@@ -121,27 +140,35 @@ def matvec_geometry(c_in: int, c_out: int, height: int, width: int, kernel: int,
     >>> g = matvec_geometry(512, 512, 2, 2, 3, 1, 4096, copies=2)   # two copies, the second rotated by 1,024
     >>> g.diag_period, g.fold, g.fold_steps
     (1024, 2, [2048])
+    >>> g = matvec_geometry(256, 256, 4, 4, 3, 1, 4096, c_n=128, complex_pack=True)   # Z and conj Z, 2,048 each
+    >>> g.blocks_in, g.n_in, g.n_out, g.fold_steps
+    (2, 1, 1, [2048])
     """
     packing = packing_geometry(c_in, c_out, height, width, slots, c_n)
     if stride not in (1, 2):
         raise ValueError(f"matvec: stride must be 1 or 2, got {stride}")
     parities = 4 if stride == 2 and height % 2 == 0 and width % 2 == 0 else 1
     frames = packing.c_n
+    pair = 2 if complex_pack else 1  # a complex output ciphertext holds two real blocks
     if out_frames is None:
-        while frames % 2 == 0 and frames // 2 * parities >= c_out:
+        while frames % 2 == 0 and frames // 2 * parities * pair >= c_out:
             frames //= 2
     elif out_frames < 1 or packing.c_n % out_frames or (packing.c_n // out_frames) & (packing.c_n // out_frames - 1):
         raise ValueError(f"matvec: out_frames must be c_n = {packing.c_n} over a power of two, got {out_frames}")
-    elif out_frames < packing.c_n and out_frames * parities < c_out:
-        raise ValueError(f"matvec: out_frames {out_frames} x {parities} parities hold fewer than the "
-                         f"{c_out} output channels")
+    elif out_frames < packing.c_n and out_frames * parities * pair < c_out:
+        raise ValueError(f"matvec: out_frames {out_frames} x {parities} parities{' x 2 (complex)' * (pair - 1)} "
+                         f"hold fewer than the {c_out} output channels")
     else:
         frames = out_frames
     if copies not in (1, allowed_copies(slots, packing.c_n * packing.channel_slots, packing.c_n, frames)):
         raise ValueError(f"matvec: rotated copies must be the input's {packing.replicas} replicas, with no "
                          f"output fold (F = c_n = {packing.c_n}, got {frames}); got {copies}")
+    period = packing.c_n * packing.channel_slots
+    if complex_pack and (copies != 1 or 2 * period > slots):
+        raise ValueError(f"matvec: complex packing needs T = {period} in half the {slots} slots and no rotated "
+                         f"copies (got {copies})")
     return MatvecGeometry(slots, c_in, c_out, height, width, kernel, stride, packing.channel_slots, packing.c_n,
-                          parities, frames, copies)
+                          parities, frames, copies, complex_pack)
 
 
 def allowed_copies(slots: int, period: int, c_n: int, out_frames: int) -> int:

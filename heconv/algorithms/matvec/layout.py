@@ -1,14 +1,16 @@
 """matvec's layouts (heconv.algorithms.matvec.geometry): the output multiplexed at the strided resolution; an
-input whose replicas are rotated apart."""
+input whose replicas are rotated apart; complex packing of either."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from ...errors import InputError
 from ..layout import Layout, SlotLayout
+from .complex import pair_vectors, split_vectors
 from .geometry import MatvecGeometry, output_slots
 
 
@@ -99,3 +101,53 @@ class RotatedCopiesLayout(SlotLayout):
             block = v[:period]
             out.append(np.concatenate([np.roll(block, -r * period // self.copies) for r in range(self.copies)]))
         return out
+
+
+@dataclass(frozen=True)
+class ComplexLayout(Layout):
+    """Complex packing (heconv.algorithms.matvec.complex): the real layout `inner`'s ciphertexts two by two
+    as real and imaginary parts. An input (`period` T) carries its conjugate in slots [T, 2T), repeated
+    with period 2T; an output (`period` None) is the pair alone, in `inner`'s places.
+
+    >>> lay = ComplexLayout(SlotLayout(8, 1, 1, 2, 4), period=2)     # 4 channels, 2 per real block of T = 2
+    >>> lay.ciphertexts, lay.pack(np.arange(4.).reshape(4, 1, 1))[0].tolist()
+    (1, [2j, (1+3j), -2j, (1-3j), 2j, (1+3j), -2j, (1-3j)])
+    >>> lay.unpack(lay.pack(np.arange(4.).reshape(4, 1, 1))).ravel().tolist()
+    [0.0, 1.0, 2.0, 3.0]
+    """
+
+    inner: Layout
+    period: int | None = None  # an input's T (its conjugate in [T, 2T)); None: an output
+    encoding: ClassVar[str] = "complex"
+
+    def scale(self, params) -> float:
+        return self.inner.scale(params)
+
+    @property
+    def kind(self) -> str:
+        return f"{type(self).__name__}({self.inner.kind})"
+
+    @property
+    def placement(self) -> tuple:
+        return (type(self).__name__, self.inner.placement, self.period)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.inner.shape
+
+    @property
+    def ciphertexts(self) -> int:
+        return -(-self.inner.ciphertexts // 2)
+
+    def pack(self, x: np.ndarray) -> list[np.ndarray]:
+        out = pair_vectors(self.inner.pack(x))
+        if self.period is None:
+            return out
+        t = self.period
+        return [np.tile(np.concatenate([v[:t], np.conj(v[:t])]), len(v) // (2 * t)) for v in out]
+
+    def unpack(self, vectors: list[np.ndarray]) -> np.ndarray:
+        vs = [np.asarray(v) for v in vectors]
+        if self.period is not None:  # the pair sits in the first T slots; the inner layout reads its period
+            vs = [np.tile(v[: self.period], len(v) // self.period) for v in vs]
+        return self.inner.unpack(split_vectors(vs, self.inner.ciphertexts))

@@ -25,7 +25,7 @@ def matvec_groups(plan: MatvecPlan, unit: UnitCosts) -> list[WorkGroup]:
     >>> import numpy as np
     >>> from heconv.params import ckks_params
     >>> from heconv.algorithms.matvec.plan import plan_matvec
-    >>> p = plan_matvec(np.ones((2, 2, 1, 1)), 1, 1, ckks_params(depth=1), baby_step=1)   # k = 0, 1
+    >>> p = plan_matvec(np.ones((2, 2, 1, 1)), 1, 1, ckks_params(depth=1), baby_step=1, complex_pack=False)   # k = 0, 1
     >>> [(grp.bo, grp.g, grp.start, grp.end, sorted(grp.baby)) for grp in matvec_groups(p, DEFAULT_UNIT_COSTS)]
     [(0, 0, 0, 1, []), (0, 1, 1, 2, [])]
     """

@@ -29,7 +29,8 @@ from ...conv_plan import ConvSpec
 from ...cost import DEFAULT_UNIT_COSTS, UnitCosts, floor_seconds
 from ...errors import InputError
 from ...params import CKKSParams
-from .geometry import MatvecGeometry, allowed_copies, matvec_geometry, pair_diagonals, term_masks, term_shifts
+from .complex import ciphertext_diagonals
+from .geometry import MatvecGeometry, allowed_copies, matvec_geometry, term_masks, term_shifts
 
 
 @dataclass(frozen=True)
@@ -146,11 +147,56 @@ def baby_step_candidates(period: int) -> list[int]:
     return [1 << e for e in range(period.bit_length()) if (1 << e) <= period]
 
 
+def _real_layouts(name: str, least: MatvecGeometry, c_n: int | None, out_frames: int | None, fold: bool,
+                  copies: int | None, slots: int) -> list[MatvecGeometry]:
+    """The real packings tried: each output frame count (plain replication), and rotated copies where allowed."""
+    g = least
+    if out_frames is not None:
+        frames = [g.out_frames]
+    else:
+        frames = frame_candidates(g) if fold else [g.c_n]
+    fit = allowed_copies(slots, g.period, g.c_n, g.c_n) if g.c_n in frames else 1
+    if copies not in (None, 1, fit):
+        raise InputError(f"layer {name} ({g.c_in}->{g.c_out}, {g.kernel}x{g.kernel}, {g.height}x{g.width}): matvec "
+                         f"copies must be 1 or the input's {slots // g.period} replicas (at most T = {g.period}), "
+                         f"with no output fold; got {copies}")
+    shape = (g.c_in, g.c_out, g.height, g.width, g.kernel, g.stride, slots, c_n)
+    out = [matvec_geometry(*shape, f) for f in frames if copies in (None, 1)]
+    if fit > 1 and copies in (None, fit):
+        out.append(matvec_geometry(*shape, g.c_n, fit))
+    return out
+
+
+def _complex_layouts(name: str, c_i: int, c_o: int, height: int, width: int, k: int, stride: int, slots: int,
+                     c_n: int | None, out_frames: int | None, fold: bool, required: bool) -> list[MatvecGeometry]:
+    """The complex packings tried: c_n (given, or the default halved until 2T fits the slots), each output
+    frame count. None where it cannot fit, unless `required`: then an InputError says why."""
+    real = matvec_geometry(c_i, c_o, height, width, k, stride, slots, c_n)
+    cn = real.c_n
+    while c_n is None and cn > 1 and 2 * cn * real.channel_slots > slots:
+        cn //= 2
+    # Where the largest c_n that fits holds the input in one real block there is nothing to pair: half of it too.
+    tried = [cn] + ([cn // 2] if c_n is None and cn > 1 and cn >= c_i else [])
+    out, refusals = [], []
+    for n in tried:
+        try:
+            least = matvec_geometry(c_i, c_o, height, width, k, stride, slots, n, out_frames, complex_pack=True)
+        except ValueError as e:
+            refusals.append(e)
+            continue
+        frames = [least.out_frames] if out_frames is not None else (frame_candidates(least) if fold else [n])
+        out += [matvec_geometry(c_i, c_o, height, width, k, stride, slots, n, f, complex_pack=True) for f in frames]
+    if required and not out:
+        raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {refusals[0]}")
+    return out
+
+
 def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams, stride: int = 1,
                 has_bias: bool = False, name: str = "conv", level: int | None = None, baby_step: int | None = None,
                 c_n: int | None = None, unit_costs: UnitCosts | None = None, rescale: bool = True,
                 input_scale_bits: int | None = None, weight_scale_bits: int | None = None,
-                out_frames: int | None = None, fold: bool = True, copies: int | None = None) -> MatvecPlan:
+                out_frames: int | None = None, fold: bool = True, copies: int | None = None,
+                complex_pack: bool | None = None) -> MatvecPlan:
     """Plan one conv as block matrices between slot vectors; zero diagonals cost nothing.
 
     `baby_step`: B (any positive integer up to T); None chooses, among the powers of two up to U,
@@ -158,7 +204,9 @@ def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams,
     work), then the fewest Galois keys, then the smallest B. `out_frames`: F (None: chosen with B among
     `frame_candidates`, ties to no fold; with `fold` False, c_n: no fold, as a residual partner needs).
     `copies`: R rotated copies of an input with R > 1 replicas (None: tried beside the plain replication
-    where nothing is folded, ties to none; 1: none).
+    where nothing is folded, ties to none; 1: none). `complex_pack`: two real blocks per ciphertext
+    (heconv.algorithms.matvec.complex), at c_n halved until T fits twice (None: tried beside the real
+    packing where the plan rescales, ties to real; False: never; True: only).
     `rescale` False: at the chain's last level (by default) with the scale split as given, as
     heconv.conv.plan_conv.
 
@@ -166,42 +214,55 @@ def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams,
     >>> p = plan_matvec(np.ones((512, 512, 3, 3)), 2, 2, ckks_params(depth=1))
     >>> p.predicted.pmuls, p.predicted.rotations, p.baby_step, p.geometry.copies   # 2 rotated copies
     (1024, 63, 32, 2)
-    >>> plan_matvec(np.ones((512, 512, 3, 3)), 2, 2, ckks_params(depth=1), copies=1).predicted.pmuls  # 2,048 shifts
+    >>> plan_matvec(np.ones((512, 512, 3, 3)), 2, 2, ckks_params(depth=1), copies=1, complex_pack=False).predicted.pmuls
     2048
-    >>> p = plan_matvec(np.ones((16, 16, 3, 3)), 16, 16, ckks_params(depth=1))
+    >>> p = plan_matvec(np.ones((16, 16, 3, 3)), 16, 16, ckks_params(depth=1), complex_pack=False)
     >>> p.predicted.pmuls, p.predicted.rotations, p.baby_step      # 8 baby + 15 giant steps
     (144, 23, 256)
-    >>> p = plan_matvec(np.ones((512, 256, 3, 3)), 4, 4, ckks_params(depth=1), stride=2)
+    >>> p = plan_matvec(np.ones((16, 16, 3, 3)), 16, 16, ckks_params(depth=1))   # complex: 8 + 8 channels
+    >>> p.predicted.pmuls, p.predicted.rotations, p.geometry.complex_pack
+    (72, 16, True)
+    >>> p = plan_matvec(np.ones((512, 256, 3, 3)), 4, 4, ckks_params(depth=1), stride=2, complex_pack=False)
     >>> p.geometry.fold, p.predicted.pmuls                         # 3,072 diagonals unfolded
     (2, 2048)
+    >>> p = plan_matvec(np.ones((256, 256, 3, 3)), 4, 4, ckks_params(depth=1), complex_pack=False)
+    >>> p.predicted.pmuls, p.geometry.n_in                       # 256 x 9 shifts
+    (2304, 1)
+    >>> p = plan_matvec(np.ones((256, 256, 3, 3)), 4, 4, ckks_params(depth=1), complex_pack=True)
+    >>> p.predicted.pmuls, p.geometry.c_n, p.geometry.fold      # two blocks of 128 as Z: 128 x 9 shifts
+    (1152, 128, 2)
     """
     w, _ = check_weight(name, weight, None)
     c_o, c_i, k, _ = w.shape
     level = check_plan_level(name, stride, level, params, rescale, input_scale_bits, weight_scale_bits)
-    try:
-        least = matvec_geometry(c_i, c_o, height, width, k, stride, params.slots, c_n, out_frames)
-    except ValueError as e:
-        raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {e}") from None
-    if out_frames is not None:
-        frames = [least.out_frames]
-    else:
-        frames = frame_candidates(least) if fold else [least.c_n]
-    replicas = params.slots // least.period
-    fit = allowed_copies(params.slots, least.period, least.c_n, least.c_n) if least.c_n in frames else 1
-    if copies not in (None, 1, fit):
-        raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): matvec copies must be 1 or the "
-                         f"input's {replicas} replicas (at most T = {least.period}), with no output fold; got {copies}")
-    layouts = [(f, 1) for f in frames if copies in (None, 1)]
-    if fit > 1 and copies in (None, fit):
-        layouts.append((least.c_n, fit))
-    if baby_step is not None and not 1 <= baby_step <= least.period:
-        raise InputError(f"layer {name}: matvec baby step must be in [1, {least.period}] (T = c_n*P), got {baby_step}")
+    if complex_pack and not rescale:
+        raise InputError(f"layer {name}: matvec complex packing runs with a rescale (its output's value bound "
+                         f"is not planned without one)")
+    if complex_pack and copies not in (None, 1):
+        raise InputError(f"layer {name}: matvec complex packing takes no rotated copies (got {copies})")
+    layouts, refusals = [], []
+    if not complex_pack:
+        try:
+            least = matvec_geometry(c_i, c_o, height, width, k, stride, params.slots, c_n, out_frames)
+            layouts = _real_layouts(name, least, c_n, out_frames, fold, copies, params.slots)
+        except ValueError as e:  # out_frames may fit the complex packing alone (two blocks per ciphertext)
+            refusals.append(e)
+    # Rotated copies asked for fix the real packing; a refusal above is raised unless complex packing plans.
+    if complex_pack or (complex_pack is None and rescale and copies in (None, 1)):
+        layouts += _complex_layouts(name, c_i, c_o, height, width, k, stride, params.slots, c_n, out_frames, fold,
+                                    required=bool(complex_pack) or not layouts)
+    if not layouts:
+        raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {refusals[0]}") from None
+    if baby_step is not None:
+        top = max(g.period for g in layouts)
+        if not 1 <= baby_step <= top:
+            raise InputError(f"layer {name}: matvec baby step must be in [1, {top}] (T = c_n*P), got {baby_step}")
+        layouts = [g for g in layouts if baby_step <= g.period]
     unit = (unit_costs or DEFAULT_UNIT_COSTS).at_work(params.level_work(level))
     best = None  # (its best candidate, geometry, diagonals, every candidate) of the best F so far
-    for f, r in layouts:
-        g = matvec_geometry(c_i, c_o, height, width, k, stride, params.slots, c_n, f, r)
+    for g in layouts:
         shifts, masks = term_shifts(g), term_masks(g)[0]
-        diagonals = tuple(tuple(tuple(pair_diagonals(w, g, bo, bi, shifts, masks)) for bi in range(g.n_in))
+        diagonals = tuple(tuple(tuple(ciphertext_diagonals(w, g, bo, bi, shifts, masks)) for bi in range(g.n_in))
                           for bo in range(g.n_out))
         folds = len(g.fold_steps)
         candidates = []
