@@ -197,7 +197,8 @@ def prepare_layer(
                                          schedule, workers, algorithm, choose_algorithm, options, bound)
     alg = get_algorithm(algorithm)
     if check_bounds:
-        check_bound(name, conv_output_bound(weight, bias, INPUT_BOUND), backend.params, *alg.bound_point(plan))
+        check_bound(name, alg.output_layout(plan).modulus_factor * conv_output_bound(weight, bias, INPUT_BOUND),
+                    backend.params, *alg.bound_point(plan))
     lay_in, lay_out, steps = alg.input_layout(plan), alg.output_layout(plan), alg.rotation_steps(plan)
     check_memory(f"layer {name} ({plan.spec.c_in}->{plan.spec.c_out}, {height}x{width}, {alg.plaintexts(plan)} "
                  "plaintexts)", plan_bytes(backend.plaintext_bytes(plan.level), alg.plaintexts(plan), len(steps),

@@ -47,6 +47,10 @@ class Layout(ABC):
     def unpack(self, vectors: list[np.ndarray]) -> np.ndarray:
         """The map back from the decrypted vectors."""
 
+    # A slot's modulus over the bound of the real values it carries (1: real slots); the bounds checks
+    # (heconv.network.bounds, the layer harness) scale their bound by it.
+    modulus_factor: ClassVar[float] = 1.0
+
     @property
     def kind(self) -> str:
         """What a record calls the layout: its class name (a wrapper names what it wraps)."""

@@ -37,6 +37,7 @@ def check_segment(plan: NetworkPlan, start: int, clear_bounds: dict[str, float],
     params, depth = plan.params, plan.params.depth
     bound = dict(clear_bounds)
     scale: dict[str, int | None] = {}  # log2 of each server value's scale; None: the parameters'
+    factor: dict[str, float] = {}  # a slot's modulus over its values' bound (sqrt(2) in complex slots)
 
     def bits(layout) -> int | None:
         s = layout.scale(params)
@@ -59,14 +60,16 @@ def check_segment(plan: NetworkPlan, start: int, clear_bounds: dict[str, float],
             is_conv = isinstance(a, ServerConv)
             alg = get_algorithm(a.algorithm) if is_conv else None
             point = alg.bound_point(a.plan) if is_conv else (a.plan.level, True)
-            check_bound(a.name, max(out, b), params, *point)
+            layout = alg.output_layout(a.plan) if is_conv else None
+            factor[a.dst] = layout.modulus_factor if is_conv else 1.0
+            check_bound(a.name, factor[a.dst] * max(out, b), params, *point)
             if is_conv:
-                scale[a.dst] = bits(alg.output_layout(a.plan))
+                scale[a.dst] = bits(layout)
         elif isinstance(a, ServerAdd):
             out = b + bound.get(a.b, 0.0)
-            scale[a.dst] = scale.get(a.a)
+            scale[a.dst], factor[a.dst] = scale.get(a.a), max(factor.get(a.a, 1.0), factor.get(a.b, 1.0))
             # sums happen after the rescale, or unrescaled at the last level at the products' scale
-            check_bound(a.name, out, params, depth, product=False, scale_bits=scale[a.dst])
+            check_bound(a.name, factor[a.dst] * out, params, depth, product=False, scale_bits=scale[a.dst])
         elif isinstance(a, ServerSquare):
             out = b * b
             check_bound(a.name, out, params, a.level)

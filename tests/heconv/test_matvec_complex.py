@@ -209,3 +209,23 @@ def test_an_add_of_an_add_keeps_the_real_packing():
     run = run_network(plan, client, Server(backend.public_view(), net, plan), x)
     ref = model(torch.from_numpy(x)[None]).detach().numpy()[0]
     assert np.abs(run.logits - ref).max() < 1e-9
+
+
+def test_bounds_checks_take_the_complex_slots_modulus(params):
+    """A complex slot carries two real values: its modulus reaches sqrt(2) times their bound. A layer whose
+    real outputs fit the level-0 headroom (2^19 here) at 0.8 of it is refused packed complex, not real."""
+    import math
+
+    from bench.harness.layer import prepare_layer
+    from heconv.algorithms import SlotLayout
+
+    assert ComplexLayout(SlotLayout(16, 1, 1, 2, 4)).modulus_factor == math.sqrt(2)
+    assert SlotLayout(16, 1, 1, 2, 4).modulus_factor == 1.0
+    w = np.full((4, 4, 3, 3), 0.8 * 2**19 / 36)  # each output's L1 norm: 0.8 x 2^19, inputs in [-1, 1]
+    prep = prepare_layer(w, None, 4, 4, 1, PlainBackend(params, track_values=False), algorithm="matvec",
+                         options={"complex_pack": False})
+    assert not prep.plan.geometry.complex_pack
+    prep.close()
+    with pytest.raises(InputError, match="layer conv: values may reach 5.93e\\+05, beyond the 5.24e\\+05"):
+        prepare_layer(w, None, 4, 4, 1, PlainBackend(params, track_values=False), algorithm="matvec",
+                      options={"complex_pack": True})

@@ -3,6 +3,7 @@ input whose replicas are rotated apart; complex packing of either."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -119,6 +120,9 @@ class ComplexLayout(Layout):
     inner: Layout
     period: int | None = None  # an input's T (its conjugate in [T, 2T)); None: an output
     encoding: ClassVar[str] = "complex"
+    # |a + i b| <= sqrt(2) max(|a|, |b|); the products before the fold stay within it too (each half's row
+    # weights A, B have L1 norms at most the larger real row's, times |Z| <= sqrt(2) max|x|).
+    modulus_factor: ClassVar[float] = math.sqrt(2.0)
 
     def scale(self, params) -> float:
         return self.inner.scale(params)
