@@ -211,21 +211,19 @@ class SealBackend(Backend):
         self.counter.encryptions += 1
         return ct
 
-    def decrypt(self, ct: seal.Ciphertext) -> np.ndarray:
+    def _decrypted(self, ct: seal.Ciphertext) -> seal.Plaintext:
         if self._decryptor is None:
             raise PermissionError("this backend holds no secret key: it cannot decrypt")
         pt = seal.Plaintext()
         self._decryptor.decrypt(ct, pt)
         self.counter.decryptions += 1
-        return np.array(self._encoder.decode_double(pt))
+        return pt
+
+    def decrypt(self, ct: seal.Ciphertext) -> np.ndarray:
+        return np.array(self._encoder.decode_double(self._decrypted(ct)))
 
     def decrypt_complex(self, ct: seal.Ciphertext) -> np.ndarray:
-        if self._decryptor is None:
-            raise PermissionError("this backend holds no secret key: it cannot decrypt")
-        pt = seal.Plaintext()
-        self._decryptor.decrypt(ct, pt)
-        self.counter.decryptions += 1
-        return np.array(self._encoder.decode_complex(pt))
+        return np.array(self._encoder.decode_complex(self._decrypted(ct)))
 
     def encode_coefficients(self, coeffs: np.ndarray, level: int = 0, scale: float | None = None) -> seal.Plaintext:
         if not 0 <= level <= self.params.depth:

@@ -58,6 +58,17 @@ def test_without_auto_nothing_is_chosen():
     assert {r.algorithm for r in convs} == {plan.algorithm} and all(r.reason is None for r in convs)
 
 
+def _matches_torch(model, net, plan, params, seed):
+    """Run the plan in the plain backend on a random input: torch's logits, every count as predicted."""
+    backend = PlainBackend(params)
+    client = Client(backend)
+    client.setup_keys(plan)
+    x = np.random.default_rng(seed).uniform(-1, 1, (3, 8, 8))
+    run = run_network(plan, client, Server(backend.public_view(), net, plan), x)
+    ref = model.double()(torch.from_numpy(x)[None]).detach().numpy()[0]
+    assert np.abs(run.logits - ref).max() < 1e-9 and all(r.counts == r.predicted for r in run.layers)
+
+
 def test_a_mixed_network_matches_torch_with_exact_counts():
     """Convs of both algorithms (at the last level: a value bound of 16), residual adds between them, in the
     plain backend."""
@@ -65,13 +76,7 @@ def test_a_mixed_network_matches_torch_with_exact_counts():
     params = params_for_input(8, 8)
     plan = plan_network(net, params, schedule="auto", choose_algorithm=True, value_bound=16.0)
     assert len({a.algorithm for a in plan.actions if isinstance(a, ServerConv)}) == 2
-    backend = PlainBackend(params)
-    client = Client(backend)
-    client.setup_keys(plan)
-    x = np.random.default_rng(0).uniform(-1, 1, (3, 8, 8))
-    run = run_network(plan, client, Server(backend.public_view(), net, plan), x)
-    ref = model.double()(torch.from_numpy(x)[None]).detach().numpy()[0]
-    assert np.abs(run.logits - ref).max() < 1e-9 and all(r.counts == r.predicted for r in run.layers)
+    _matches_torch(model, net, plan, params, seed=0)
 
 
 def test_a_network_with_complex_packing_matches_torch_with_exact_counts():
@@ -86,10 +91,4 @@ def test_a_network_with_complex_packing_matches_torch_with_exact_counts():
     packed = [a for a in convs if a.plan.geometry.complex_pack]
     assert packed and len(packed) < len(convs)
     assert all(isinstance(get_algorithm(a.algorithm).output_layout(a.plan), ComplexLayout) for a in packed)
-    backend = PlainBackend(params)
-    client = Client(backend)
-    client.setup_keys(plan)
-    x = np.random.default_rng(1).uniform(-1, 1, (3, 8, 8))
-    run = run_network(plan, client, Server(backend.public_view(), net, plan), x)
-    ref = model.double()(torch.from_numpy(x)[None]).detach().numpy()[0]
-    assert np.abs(run.logits - ref).max() < 1e-9 and all(r.counts == r.predicted for r in run.layers)
+    _matches_torch(model, net, plan, params, seed=1)
