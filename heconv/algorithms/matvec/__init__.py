@@ -22,7 +22,7 @@ from ...parallel_plan import ParallelPlan, Share
 from ...params import CKKSParams
 from ..base import GroupArray, NetworkContext, ScaleSplitAlgorithm
 from ..layout import SlotLayout
-from .complex import real_view
+from .complex import real_plan
 from .engine import CompiledMatvec, accumulate, compile_matvec, finish_output, run_matvec
 from .geometry import MatvecGeometry, fold_shift, matvec_geometry, term_shifts
 from .layout import ComplexLayout, MultiplexedLayout, RotatedCopiesLayout
@@ -135,7 +135,7 @@ class MatvecAlgorithm(ScaleSplitAlgorithm):
         matches it with another conv's output or a client upload). Complex packing pairs either's blocks."""
         g = plan.geometry
         if g.complex_pack:
-            real = dataclasses.replace(plan, geometry=real_view(g))
+            real = real_plan(plan)
             return ComplexLayout(self.output_layout(real))
         if g.parities == 1:
             return SlotLayout(g.slots, g.height, g.width, g.out_frames, plan.spec.c_out, g.stride,

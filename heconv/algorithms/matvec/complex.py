@@ -29,6 +29,11 @@ def real_view(geometry: MatvecGeometry) -> MatvecGeometry:
     return dataclasses.replace(geometry, complex_pack=False) if geometry.complex_pack else geometry
 
 
+def real_plan(plan):
+    """The plan seen through `real_view`: what places a real block's values (its bias, its output layout)."""
+    return dataclasses.replace(plan, geometry=real_view(plan.geometry)) if plan.geometry.complex_pack else plan
+
+
 def real_pairs(geometry: MatvecGeometry, bo: int, bi: int) -> list[tuple[int, int, int, int]]:
     """(ro, ri, real output block, real input block) of ciphertext pair (bo, bi): itself without complex
     packing, else the (up to) four real pairs (2*bo + ro, 2*bi + ri) that exist.

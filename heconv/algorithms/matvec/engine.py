@@ -5,7 +5,6 @@ per output. The run executes the plan and never changes it, so its counts equal 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,7 @@ import numpy as np
 from ...backends.base import Backend
 from ...checks import check_compile, check_run_inputs
 from ...conv import rotate_inputs
-from .complex import ciphertext_diagonal_vectors, real_view
+from .complex import ciphertext_diagonal_vectors, real_plan
 from .geometry import output_slots
 from .plan import MatvecPlan
 
@@ -63,7 +62,7 @@ def bias_vector(bias: np.ndarray | None, bo: int, plan: MatvecPlan) -> np.ndarra
     """
     g = plan.geometry
     if g.complex_pack:
-        real = dataclasses.replace(plan, geometry=real_view(g))
+        real = real_plan(plan)
         return bias_vector(bias, 2 * bo, real) + 1j * bias_vector(bias, 2 * bo + 1, real)
     block = np.zeros(g.out_period)
     if bias is not None:

@@ -147,14 +147,19 @@ def baby_step_candidates(period: int) -> list[int]:
     return [1 << e for e in range(period.bit_length()) if (1 << e) <= period]
 
 
+def _frames(least: MatvecGeometry, out_frames: int | None, fold: bool) -> list[int]:
+    """The output frame counts tried for a packing: the one given, else (with a fold allowed) c_n down to
+    the fewest that hold the output, else c_n."""
+    if out_frames is not None:
+        return [least.out_frames]
+    return frame_candidates(least) if fold else [least.c_n]
+
+
 def _real_layouts(name: str, least: MatvecGeometry, c_n: int | None, out_frames: int | None, fold: bool,
                   copies: int | None, slots: int) -> list[MatvecGeometry]:
     """The real packings tried: each output frame count (plain replication), and rotated copies where allowed."""
     g = least
-    if out_frames is not None:
-        frames = [g.out_frames]
-    else:
-        frames = frame_candidates(g) if fold else [g.c_n]
+    frames = _frames(g, out_frames, fold)
     fit = allowed_copies(slots, g.period, g.c_n, g.c_n) if g.c_n in frames else 1
     if copies not in (None, 1, fit):
         raise InputError(f"layer {name} ({g.c_in}->{g.c_out}, {g.kernel}x{g.kernel}, {g.height}x{g.width}): matvec "
@@ -184,8 +189,8 @@ def _complex_layouts(name: str, c_i: int, c_o: int, height: int, width: int, k: 
         except ValueError as e:
             refusals.append(e)
             continue
-        frames = [least.out_frames] if out_frames is not None else (frame_candidates(least) if fold else [n])
-        out += [matvec_geometry(c_i, c_o, height, width, k, stride, slots, n, f, complex_pack=True) for f in frames]
+        out += [matvec_geometry(c_i, c_o, height, width, k, stride, slots, n, f, complex_pack=True)
+                for f in _frames(least, out_frames, fold)]
     if required and not out:
         raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {refusals[0]}")
     return out
@@ -252,7 +257,7 @@ def plan_matvec(weight: np.ndarray, height: int, width: int, params: CKKSParams,
         layouts += _complex_layouts(name, c_i, c_o, height, width, k, stride, params.slots, c_n, out_frames, fold,
                                     required=bool(complex_pack) or not layouts)
     if not layouts:
-        raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {refusals[0]}") from None
+        raise InputError(f"layer {name} ({c_i}->{c_o}, {k}x{k}, {height}x{width}): {refusals[0]}")
     if baby_step is not None:
         top = max(g.period for g in layouts)
         if not 1 <= baby_step <= top:
