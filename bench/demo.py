@@ -28,7 +28,7 @@ from models.checkpoint import checkpoint_from_bytes
 from pruning.data import load_dataset
 
 from .demo_report import render_demo, write_demo_report
-from .harness.model import measure_model, prepare_model
+from .harness.model import measure_checkpoint
 from .provenance import provenance
 from .results import atomic_write, csv_bytes, export_pruned, pruned_meta
 
@@ -152,11 +152,8 @@ def _measure(cfg: DemoConfig, run: dict, data, shape, params, images, seed: int)
     m.load_state_dict(checkpoint_from_bytes(Path(run["checkpoint"]).read_bytes(), run["checkpoint"])[0])
     m.eval()
     schedules = (run["config"] or {}).get("schedules") or run["schedule"]
-    prep = prepare_model(m, shape, params, mode=cfg.mode, seed=seed, schedule=schedules, workers=WORKERS)
-    try:
-        r = measure_model(prep, m, images, labels=data.test.y[: cfg.images]).to_dict()
-    finally:
-        prep.close()
+    r = measure_checkpoint(m, shape, params, images, data.test.y[: cfg.images], mode=cfg.mode, seed=seed,
+                           schedule=schedules, workers=WORKERS)
     return {"method": run["method"], "seed": run["seed"], "val_accuracy": run["val_accuracy"],
             "test_accuracy": run["test_accuracy"], "predicted_rotations": r["predicted_rotations"],
             "rotations": r["rotations"], "recomputed_rotations": 0, "pmuls": r["pmuls"], "server_s": r["server_s"],

@@ -151,5 +151,4 @@ def _bench_model(benchmark, timed, unit, net, shape, params, x, label, info: dic
     assert record.max_abs_error < 1e-2 and record.top1_agreement == 1.0
     benchmark.extra_info.update(suite="model", **info, requested_schedule=schedule, input_size=shape[1],
                                 in_channels=shape[0], seed=seed,
-                                **record.to_dict(), predicted_label=record.predictions[-1],
-                                peak_rss_bytes_so_far=record.peak_rss_bytes)
+                                **record.to_dict(), predicted_label=record.predictions[-1])

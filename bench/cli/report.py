@@ -24,9 +24,10 @@ def add_parser(sub) -> None:
     p.add_argument("--pruning-csv", action="append", metavar="CSV",
                    help="pruning summary for the Pareto plot; repeat for several "
                         "(default: results/pruning_summary.csv)")
-    p.add_argument("--db", default=str(RESULTS / "experiments.sqlite"),
-                   help="experiments database whose verdicts (with intervals) the report states, when it exists "
-                        "(default results/experiments.sqlite)")
+    p.add_argument("--db", action="append", metavar="SQLITE",
+                   help="experiments database whose verdicts (with intervals) the report states, when it exists; "
+                        "repeat for several, e.g. a replicate whose models ran encrypted: each database's verdicts "
+                        "stand apart, under its path (default results/experiments.sqlite)")
     p.add_argument("--readme", metavar="PATH",
                    help="also rewrite this README's block between <!-- results:begin --> and <!-- results:end --> "
                         "(--publish: README.md)")
@@ -50,7 +51,8 @@ def run(args: argparse.Namespace) -> dict:
     # Published reports read published runs only; a working report also this machine's runs/benchmarks.
     files = args.files or default_benchmark_files(*([] if args.publish else [RUNS / "benchmarks"]),
                                                   RESULTS / "benchmarks")
-    experiments = _experiment_rows(Path(args.db)) if args.db and Path(args.db).is_file() else None
+    dbs = [Path(d) for d in args.db or [RESULTS / "experiments.sqlite"]]
+    experiments = {_source(d): _experiment_rows(d) for d in dbs if d.is_file()} or None
     model = write_report(files, out, args.pruning_csv or [RESULTS / "pruning_summary.csv"], experiments)
     if readme is not None:
         update_readme(readme, render_readme_block(model))
@@ -69,6 +71,14 @@ def _experiment_rows(db: Path) -> list[dict]:
     from bench.experiments.store import ExperimentStore
 
     return ExperimentStore(db, readonly=True).export_rows()
+
+
+def _source(db: Path) -> str:
+    """A database's name in the report: its path from the repository's root where it lies inside it."""
+    try:
+        return db.resolve().relative_to(ROOT.resolve()).as_posix()
+    except ValueError:
+        return db.as_posix()
 
 
 def render(result: dict) -> str:

@@ -160,11 +160,42 @@ def status(args: argparse.Namespace) -> dict:
         counts[r["kind"]][state] += 1
     failed = [{"run": r["run_id"], "error": (r["error"] or "").splitlines()[-1:]} for r in runs
               if r["status"] == "failed"]
-    return {"db": args.db, "counts": counts, "failed": failed}
+    return {"db": args.db, "counts": counts, "failed": failed, "compute": compute_spent(runs)}
+
+
+def compute_spent(runs: list[dict]) -> dict[str, dict]:
+    """Per model, what its finished runs cost: their wall times summed (run-hours: a run trains on one
+    core), the hours from the first start to the last finish, and the pruning budgets (recovery epochs,
+    epochs per step) its pruning runs were given.
+
+    >>> compute_spent([{"model": "m", "status": "done", "kind": "prune", "wall_s": 3600.0, "started": 0.0,
+    ...                 "finished": 3600.0, "config": {"recovery_epochs": 1.0, "finetune_epochs": 0.5}},
+    ...                {"model": "m", "status": "done", "kind": "train", "wall_s": 1800.0, "started": 3600.0,
+    ...                 "finished": 7200.0, "config": {}}])
+    {'m': {'runs': 2, 'run_hours': 1.5, 'span_hours': 2.0, 'budgets': [[1.0, 0.5]]}}
+    """
+    out: dict[str, dict] = {}
+    for model in sorted({r["model"] for r in runs}):
+        done = [r for r in runs if r["model"] == model and r["status"] == "done" and r.get("wall_s") is not None]
+        if not done:
+            continue
+        starts = [r["started"] for r in done if r.get("started") is not None]
+        ends = [r["finished"] for r in done if r.get("finished") is not None]
+        budgets = sorted({(float(c["recovery_epochs"]), float(c["finetune_epochs"])) for r in done
+                          if r["kind"] == "prune" and "recovery_epochs" in (c := r.get("config") or {})})
+        out[model] = {"runs": len(done), "run_hours": round(sum(r["wall_s"] for r in done) / 3600, 2),
+                      "span_hours": round((max(ends) - min(starts)) / 3600, 2) if starts and ends else None,
+                      "budgets": [list(b) for b in budgets]}
+    return out
 
 
 def _render_status(r: dict) -> str:
     lines = [f"{kind}: " + ", ".join(f"{n} {s}" for s, n in sorted(c.items())) for kind, c in r["counts"].items()]
+    for model, c in (r.get("compute") or {}).items():
+        span = "" if c["span_hours"] is None else f", {c['span_hours']:.1f} h from the first start to the last finish"
+        budgets = "; ".join(f"recovery {a:g} epoch(s), {b:g} per step" for a, b in c["budgets"])
+        lines.append(f"{model}: {c['runs']} finished runs, {c['run_hours']:.1f} run-hours{span}"
+                     + (f"; pruning budget: {budgets}" if budgets else ""))
     lines += [f"failed: {f['run']}: {' '.join(f['error'])}" for f in r["failed"]]
     return "\n".join([f"database: {r['db']}", *lines] if lines else [f"database: {r['db']}: no runs"])
 
@@ -179,7 +210,7 @@ def encrypt(args: argparse.Namespace) -> dict:
     from pruning.data import load_dataset
 
     from ..experiments.pause import paused
-    from ..harness.model import measure_model, prepare_model
+    from ..harness.model import measure_checkpoint
     from .common import bar
 
     if args.images < 1:
@@ -207,12 +238,10 @@ def encrypt(args: argparse.Namespace) -> dict:
             schedules = (run["config"] or {}).get("schedules") or run["schedule"]
             found = {}
             for name, sched in [("fixed", schedules)] + ([("auto", "auto")] if args.auto else []):
-                prep = prepare_model(model, shape, params, mode=args.mode, seed=run["seed"], schedule=sched)
-                try:
-                    rec = measure_model(prep, model, data.test.x[: args.images].astype(np.float64),
-                                        labels=data.test.y[: args.images]).to_dict()
-                finally:
-                    prep.close()
+                # one prepared plan at a time: a dense ResNet18's takes about 8 GiB
+                rec = measure_checkpoint(model, shape, params, data.test.x[: args.images].astype(np.float64),
+                                         data.test.y[: args.images], mode=args.mode, seed=run["seed"],
+                                         schedule=sched)
                 found[name] = {k: rec[k] for k in ("predicted_rotations", "rotations", "pmuls", "server_s", "floor_s",
                                                    "bytes_client_to_server", "bytes_server_to_client",
                                                    "top1_agreement", "max_abs_error") if k in rec}

@@ -32,7 +32,7 @@ from heconv.parallel_plan import ParallelPlan
 from heconv.params import CKKSParams
 from models.checkpoint import safe_torch_load
 
-from .memory import check_memory, plan_bytes
+from .memory import check_memory, plan_bytes, reset_peak_rss
 from .upload import upload_inputs
 
 FLOOR_TARGET = 1.15  # recorded per case (meets_floor_target), not asserted
@@ -192,6 +192,7 @@ def prepare_layer(
     runs on its public view. `value_bound`: a bound on the input's values (at least the random input's
     INPUT_BOUND) for the plan (heconv.network.plan_network's), which may put the conv at the last level.
     """
+    reset_peak_rss()  # the record's peak memory is this layer's
     bound = None if value_bound is None else conv_output_bound(weight, bias, max(value_bound, INPUT_BOUND))
     algorithm, plan, choice = plan_layer(weight, bias is not None, height, width, stride, backend.params, name,
                                          schedule, workers, algorithm, choose_algorithm, options, bound)

@@ -10,7 +10,6 @@ meanings are those the stored runs (results/benchmarks/*.json) hold, so the repo
 
 from __future__ import annotations
 
-import resource
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,6 +22,7 @@ from heconv.cost import UnitCosts, floor_seconds
 from heconv.parallel_plan import ParallelPlan
 
 from .layer import FLOOR_TARGET, INPUT_BOUND, LayerRun, PreparedLayer, run_layer, torch_conv
+from .memory import peak_rss_bytes
 from .unit_costs import measure_unit_costs
 
 
@@ -119,7 +119,7 @@ def layer_record(prep: PreparedLayer, run: LayerRun, unit: UnitCosts | None = No
     y = decrypt_map([client.from_wire(w, w.read) for w in sent], layout, client)
     client.reset_counter()
     ref = torch_conv(prep.x, prep.weight, prep.bias, spec.stride)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # before the unit costs' operand pools
+    peak = peak_rss_bytes()  # since prepare_layer, before the unit costs' operand pools
     if unit is None:
         unit = measure_unit_costs(client, level=plan.level)  # the client can make the keys a timing needs
     else:  # level-0 costs (the suites measure them once per session), priced at the layer's own level

@@ -93,6 +93,28 @@ def memory_room(need: int) -> tuple[int, str]:
     return min(rooms)
 
 
+def reset_peak_rss() -> bool:
+    """Start this process's peak resident memory (VmHWM) afresh at its current size, so that a record's
+    peak is its own model's or layer's, not the largest of everything the process ran before (Linux:
+    /proc/self/clear_refs "5"). Memory SEAL's pool kept from earlier work stays resident and counts.
+    False where the kernel does not offer it: peaks are then the process's since it started."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory since the last reset_peak_rss (or since it started).
+
+    >>> peak_rss_bytes() > 0
+    True
+    """
+    hwm = _meminfo("VmHWM", "/proc/self/status")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def plan_bytes(plaintext_bytes: int, plaintexts: int, keys: int = 0, ciphertexts: int = 0, workers: int = 1) -> int:
     """What a plan holds: its plaintexts, its Galois keys (about 2(L+1) plaintexts each, L the
     data primes: take 8) and its live ciphertexts (two polynomials each), per worker.

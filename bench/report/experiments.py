@@ -145,6 +145,16 @@ def fmt_ratio(r: dict | None) -> str:
     return f"{r['value']:.2f}x [95% t {lo:.2f}-{hi:.2f}, {r['seeds']} seeds{dense}]"
 
 
+def per_seed_text(r: dict | None) -> str:
+    """The ratio of each seed, seed by seed.
+
+    >>> per_seed_text({"per_seed": {1: 0.5, 0: 0.625}})
+    '0: 0.62, 1: 0.50'
+    """
+    per = (r or {}).get("per_seed") or {}
+    return ", ".join(f"{s}: {v:.2f}" for s, v in sorted(per.items())) or "-"
+
+
 def _mean(values) -> float | None:
     v = [x for x in values if x is not None]
     return float(np.mean(v)) if v else None
@@ -178,9 +188,11 @@ def _seeds_text(n: int) -> str:
     return f"{n} seed" + ("s" if n != 1 else "")
 
 
-def experiments_section(rows: list[dict], max_drop: float = 1.0) -> list[str]:
-    """Markdown: per model the methods' table, the ratios with intervals and the verdicts in words."""
-    md = ["## Pruning verdicts (experiments database)", "",
+def experiments_section(rows: list[dict], max_drop: float = 1.0, source: str | None = None,
+                        figure: str = "experiments_pareto.png") -> list[str]:
+    """Markdown: per model the methods' table, the ratios with intervals and the verdicts in words.
+    `source`: the database's name for the heading; `figure`: its Pareto plot beside the report."""
+    md = [f"## Pruning verdicts: `{source}`" if source else "## Pruning verdicts (experiments database)", "",
           f"Each run's point is its accepted step (validation accuracy within {max_drop:g} point(s) of the dense "
           "model of the same seed) with the fewest rotations; rotations and test accuracy are read there, and test "
           "selects nothing. Lambdas and Hunter's variant are chosen per model on validation. Ratios: geometric mean "
@@ -189,7 +201,7 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0) -> list[str]:
           "bound is below it, and is undecided otherwise. A run with no step within the budget counts as the dense "
           "model. The budget's reference is the dense model's best validation epoch (its plateau schedule keeps "
           "those weights); a Lasso model's training from that model is not in the fine-tune column.", "",
-          "![pareto with intervals](experiments_pareto.png)", ""]
+          f"![pareto with intervals]({figure})", ""]
     for key, sel in groups_by_model(rows).items():
         model, dataset, size, n = key
         results = model_results(sel, max_drop)
@@ -222,12 +234,12 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0) -> list[str]:
                 md += [f"| {v.method} | {v.lambdas[0]:g} / {v.lambdas[1]:g} | {len(v.within)} of {len(v.seeds)} | "
                        f"{'-' if not v.within else f'{_mean(v.rotations[s] for s in v.within):.0f}'} |"
                        for v in variants]
-        md += ["", "| ratio | rotations at the chosen steps | better at all | chosen steps, encrypted: "
-                   "rotations / server time | what it says |", "|---|---|---|---|---|"]
+        md += ["", "| ratio | rotations at the chosen steps | per seed | better at all | chosen steps, encrypted: "
+                   "rotations / server time | what it says |", "|---|---|---|---|---|---|"]
         for num, den, what in RATIOS:
             r = ratio(results, num, den)
-            md.append(f"| {num} / {den} | {fmt_ratio(r)} | {better_at_all(r)} | {_latency(results, num, den)} | "
-                      f"{what} |")
+            md.append(f"| {num} / {den} | {fmt_ratio(r)} | {per_seed_text(r)} | {better_at_all(r)} | "
+                      f"{_latency(results, num, den)} | {what} |")
         md += ["", *verdict_lines(results), ""]
     return md
 

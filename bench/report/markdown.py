@@ -213,13 +213,16 @@ def provenance_section(prov: dict, origins: list[dict]) -> list[str]:
 
 def write_report(paths: list[str | Path], out_dir: str | Path,
                  pruning_csv: str | Path | list[str | Path] | None = None,
-                 experiments: list[dict] | None = None) -> dict:
+                 experiments: dict[str, list[dict]] | None = None) -> dict:
     """Fit, plot and write report.md, report.csv, cost_model.json into out_dir. Returns cost_model.json's content.
 
     The runs must hold layer or model cases with counts and primitive cases (ValueError
     otherwise, before anything is written). pruning_csv: one pruning_summary.csv or a list
-    of them (missing ones are left out with a warning). experiments: the rows of
-    experiments.csv (`bench.experiments.store.ExperimentStore.export_rows`), for the verdicts with intervals.
+    of them (missing ones are left out with a warning). experiments: per experiments database, by the name
+    the report gives it (its path), the rows of its experiments.csv
+    (`bench.experiments.store.ExperimentStore.export_rows`), for the verdicts with intervals. Each database's
+    verdicts stand apart (its own models and seeds): the first's plot is experiments_pareto.png, the k-th's
+    experiments_pareto_k.png.
     """
     import matplotlib
 
@@ -271,9 +274,12 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
         md += sweeps_section(series)
         sweeps_figure(series, out / "sweeps.png")
     if experiments:
-        model["experiments"] = experiments_summary(experiments)
-        md += experiments_section(experiments)
-        experiments_figure(experiments, out / "experiments_pareto.png")
+        model["experiments"] = {}
+        for k, (source, rows_k) in enumerate(experiments.items(), start=1):
+            figure = "experiments_pareto.png" if k == 1 else f"experiments_pareto_{k}.png"
+            model["experiments"][source] = experiments_summary(rows_k)
+            md += experiments_section(rows_k, source=source, figure=figure)
+            experiments_figure(rows_k, out / figure)
     if rows:
         md += pruning_section(pruning_ratios)
         pareto_figure(rows, out / "pareto.png")

@@ -69,12 +69,13 @@ def render_readme_block(cost_model: dict) -> str:
         lines += [("Rotation ratios of the pruning methods (each method's most pruned step that kept the "
                    "accuracy budget, engine plan, `pruning_summary.csv`):"), ""]
         lines += [f"- {k}: {v:.2f}x" for k, v in sorted(pruning.items())] + [""]
-    experiments = cost_model.get("experiments") or {}
-    if experiments:
-        lines += [("Pruning verdicts from `results/experiments.sqlite`: rotations at each run's accepted step with the "
+    for i, (source, verdicts) in enumerate((cost_model.get("experiments") or {}).items()):
+        lines += [(f"Pruning verdicts from `{source}`: rotations at each run's accepted step with the "
                    "fewest rotations (chosen on validation, test read there), ratio per seed, geometric mean and 95% "
-                   "t-interval on the log ratios over seeds (docs/pruning.md):"), ""]
-        for key, e in sorted(experiments.items()):
+                   "t-interval on the log ratios over seeds (docs/pruning.md):") if i == 0 else
+                  (f"The same from `{source}`, a database of its own (its models trained apart, its seeds; "
+                   "docs/pruning.md):"), ""]
+        for key, e in sorted(verdicts.items()):
             for name, r in sorted((e.get("ratios") or {}).items()):
                 if r and r.get("value") is not None:
                     iv = f"[{r['interval'][0]:.2f}, {r['interval'][1]:.2f}]" if r.get("interval") else "(no interval)"
@@ -82,10 +83,10 @@ def render_readme_block(cost_model: dict) -> str:
                     words = [f"the 1.2x claim {r['claim']}"] if r.get("claim") else []
                     judged = r.get("better_at_all") not in (None, "not judged")
                     words += [f"better at all: {r['better_at_all']}"] if judged else []
-                    for label, e in (r.get("encrypted") or {}).items():
-                        k = len(e["seeds"])
+                    for label, enc in (r.get("encrypted") or {}).items():
+                        k = len(enc["seeds"])
                         words.append(f"encrypted ({label} schedule, {k} seed{'s' * (k != 1)}): rotations "
-                                     f"{e['rotations']:.2f}x, server time {e['server_time']:.2f}x")
+                                     f"{enc['rotations']:.2f}x, server time {enc['server_time']:.2f}x")
                     lines.append(f"- {key}: {name} = {r['value']:.2f}x {iv} ({n} seed{'s' * (n != 1)})"
                                  + ("; " + "; ".join(words) if words else ""))
         lines.append("")

@@ -10,7 +10,7 @@ from heconv.params import params_for_input
 from models.checkpoint import find_checkpoints, load_checkpoint_model
 
 
-def test_demo_smallest_settings(tmp_path, capsys):
+def test_demo_smallest_settings(tmp_path, capsys, monkeypatch):
     """The whole pipeline end to end, cleartext backend, tiny data: a smoke test, not a result."""
     code = main(["demo", "--dataset", "digits", "--input-size", "8", "--subset", "200", "--epochs", "1",
                  "--images", "1", "--mode", "plain", "--out", str(tmp_path)])
@@ -62,6 +62,33 @@ def test_demo_smallest_settings(tmp_path, capsys):
                  "--out", str(tmp_path / "ck2")]) == 2
     assert "no finished resnet20 runs of ['unstructured']" in capsys.readouterr().err
     assert not (tmp_path / "ck2").exists()
+
+    # 'artemis results encrypt' measures the chosen models again, under their schedule and auto, with one
+    # prepared plan alive at a time (a dense ResNet18's plaintexts take about 8 GiB)
+    import gc
+    import weakref
+
+    import bench.harness.model as harness
+
+    prepared, real_prepare = [], harness.prepare_model
+
+    def prepare_one_at_a_time(*a, **k):
+        gc.collect()
+        assert all(ref() is None for ref in prepared), "a prepared model outlived its measurement"
+        prep = real_prepare(*a, **k)
+        prepared.append(weakref.ref(prep))
+        return prep
+
+    monkeypatch.setattr(harness, "prepare_model", prepare_one_at_a_time)
+    assert main(["results", "encrypt", "--db", db, "--model", "resnet20", "--images", "1", "--mode", "plain",
+                 "--redo", "--auto", "--no-pause"]) == 0
+    assert len(prepared) == 6
+    from bench.experiments.store import ExperimentStore
+
+    for run in ExperimentStore(db, readonly=True).runs(kind="prune", seed=0):
+        e = run["encrypted"]
+        assert e["rotations"] == e["predicted_rotations"] == rows[run["method"]]["rotations"]
+        assert e["auto"]["rotations"] == e["auto"]["predicted_rotations"] <= e["rotations"]
 
 
 def _demo_folder_agrees(folder, result):

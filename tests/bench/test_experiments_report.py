@@ -56,6 +56,9 @@ def test_ratio_per_seed_with_t_interval_and_lambda_chosen_on_validation():
     assert r["value"] == pytest.approx(math.exp(mean))
     assert r["interval"] == pytest.approx((math.exp(mean - half), math.exp(mean + half)))
     assert ratio(results, "diagonal-no-lasso", "artemis-diagonal") is None
+    # the report gives each seed's ratio beside the interval
+    line = next(x for x in experiments_section(_rows(jitter=0.1)) if x.startswith("| hunter / artemis-diagonal"))
+    assert "| 0: 1.80, 1: 2.00, 2: 2.20 |" in line
 
 
 def test_t_interval_on_a_known_case():
@@ -205,10 +208,38 @@ def test_the_readme_states_the_claims_verdict_and_the_encrypted_ratios():
     assert r["claim"] == "holds" and r["better_at_all"] == "yes (lower bound above 1)"
     assert r["encrypted"]["fixed"]["server_time"] == pytest.approx(r["value"])
     assert r["encrypted"]["auto"]["seeds"] == [0, 1, 2]
-    block = render_readme_block({"experiments": summary})
+    block = render_readme_block({"experiments": {"results/experiments.sqlite": summary}})
     line = next(x for x in block.splitlines() if "hunter / artemis-diagonal" in x)
     assert "the 1.2x claim holds" in line and "encrypted (auto schedule, 3 seeds)" in line
     assert "claim" not in next(x for x in block.splitlines() if "dense / artemis-diagonal" in x)
+    assert "Pruning verdicts from `results/experiments.sqlite`" in block
+
+
+def test_a_second_database_has_verdicts_of_its_own(tmp_path):
+    """A replicate (its models trained apart) is reported beside the main database, never merged into it:
+    each source its heading, plot, README lines and seeds."""
+    from bench.report import write_report
+    from bench.report.readme import render_readme_block
+
+    from .test_report import _fixture
+
+    main, replicate = _rows(), _rows(hunter_scale=0.5, seeds=(0, 1, 2, 3))
+    model = write_report([_fixture(tmp_path)], tmp_path / "out",
+                         experiments={"main.sqlite": main, "replicate.sqlite": replicate})
+    assert list(model["experiments"]) == ["main.sqlite", "replicate.sqlite"]
+    key = "resnet20/fashion-mnist/16/8192"
+    ratios = {s: model["experiments"][s][key]["ratios"]["hunter / artemis-diagonal"] for s in model["experiments"]}
+    assert ratios["main.sqlite"]["seeds"] == 3 and ratios["replicate.sqlite"]["seeds"] == 4
+    assert ratios["replicate.sqlite"]["value"] < ratios["main.sqlite"]["value"]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Pruning verdicts: `main.sqlite`" in md and "## Pruning verdicts: `replicate.sqlite`" in md
+    assert "(experiments_pareto.png)" in md and "(experiments_pareto_2.png)" in md
+    assert (tmp_path / "out" / "experiments_pareto_2.png").is_file()
+    block = render_readme_block(model).splitlines()
+    first, second = block.index(next(x for x in block if "`main.sqlite`" in x)), \
+        block.index(next(x for x in block if "`replicate.sqlite`" in x))
+    value = f"{ratios['replicate.sqlite']['value']:.2f}x"
+    assert first < second and value in next(x for x in block[second:] if "hunter / artemis-diagonal" in x)
 
 
 def test_the_rescaled_lasso_member_stands_for_artemis_diagonal_where_validation_prefers_it():

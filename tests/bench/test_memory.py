@@ -47,3 +47,21 @@ def test_address_space_left_follows_rlimit_as():
         assert memory.address_space_left() is None
     else:
         assert 0 <= memory.address_space_left() <= soft
+
+
+def test_peak_memory_restarts_at_each_reset():
+    """A record's peak is its own case's: memory a finished case held no longer counts after the reset."""
+    import numpy as np
+
+    from bench.harness.memory import peak_rss_bytes, reset_peak_rss
+
+    big = np.ones(300 << 17)  # 300 MiB, touched
+    del big
+    if not reset_peak_rss():
+        pytest.skip("this kernel offers no peak reset (/proc/self/clear_refs)")
+    before = peak_rss_bytes()
+    small = np.ones(20 << 17)  # 20 MiB
+    after = peak_rss_bytes()
+    del small
+    assert after >= before + (10 << 20)  # the small array counts ...
+    assert after < before + (150 << 20)  # ... and the big one, freed before the reset, does not
