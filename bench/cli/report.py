@@ -27,7 +27,9 @@ def add_parser(sub) -> None:
     p.add_argument("--db", action="append", metavar="SQLITE",
                    help="experiments database whose verdicts (with intervals) the report states, when it exists; "
                         "repeat for several, e.g. a replicate whose models ran encrypted: each database's verdicts "
-                        "stand apart, under its path (default results/experiments.sqlite)")
+                        "stand apart, under its path (default: results/experiments.sqlite, then each side "
+                        "experiment's: a folder of results/ with experiments.sqlite and the verdicts.md that "
+                        "'artemis results verdicts' wrote)")
     p.add_argument("--readme", metavar="PATH",
                    help="also rewrite this README's block between <!-- results:begin --> and <!-- results:end --> "
                         "(--publish: README.md)")
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> dict:
     # Published reports read published runs only; a working report also this machine's runs/benchmarks.
     files = args.files or default_benchmark_files(*([] if args.publish else [RUNS / "benchmarks"]),
                                                   RESULTS / "benchmarks")
-    dbs = [Path(d) for d in args.db or [RESULTS / "experiments.sqlite"]]
+    dbs = [Path(d) for d in args.db] if args.db else default_databases()
     experiments = {_source(d): _experiment_rows(d) for d in dbs if d.is_file()} or None
     model = write_report(files, out, args.pruning_csv or [RESULTS / "pruning_summary.csv"], experiments)
     if readme is not None:
@@ -71,6 +73,13 @@ def _experiment_rows(db: Path) -> list[dict]:
     from bench.experiments.store import ExperimentStore
 
     return ExperimentStore(db, readonly=True).export_rows()
+
+
+def default_databases(results: Path = RESULTS) -> list[Path]:
+    """The main experiments database, then each side experiment's: a folder of results/ holding its database
+    and the verdicts.md `artemis results verdicts` wrote (the demo's folder, a smoke run, holds none)."""
+    return [results / "experiments.sqlite",
+            *sorted(d for d in results.glob("*/experiments.sqlite") if (d.parent / "verdicts.md").is_file())]
 
 
 def _source(db: Path) -> str:

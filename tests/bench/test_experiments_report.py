@@ -256,3 +256,17 @@ def test_the_rescaled_lasso_member_stands_for_artemis_diagonal_where_validation_
     assert "artemis-diagonal's variants (validation decides; the first is `artemis-diagonal` above)" in md
     assert "| artemis-diagonal-rescaled | 0 / 2 | 3 of 3 | 200 |" in md
     assert "for artemis-diagonal its variant chosen on validation: artemis-diagonal-rescaled" in md
+
+
+def test_the_report_reads_the_main_database_then_each_side_experiment(tmp_path):
+    """By default: results/experiments.sqlite, then every folder whose database `results verdicts` published
+    (its verdicts.md beside it); the demo's folder, a smoke run with no verdicts.md, stays out."""
+    from bench.cli.report import default_databases
+
+    for folder, files in {"b-side": ("experiments.sqlite", "verdicts.md"), "a-side": ("experiments.sqlite",
+                          "verdicts.md"), "demo": ("experiments.sqlite", "demo.md")}.items():
+        (tmp_path / folder).mkdir()
+        for f in files:
+            (tmp_path / folder / f).write_text("")
+    assert default_databases(tmp_path) == [tmp_path / "experiments.sqlite", tmp_path / "a-side/experiments.sqlite",
+                                           tmp_path / "b-side/experiments.sqlite"]
