@@ -124,6 +124,8 @@ class PruningMethod(ABC):
     # Before pruning, each conv's weight scale is set back to the reference model's (pruning.rescale):
     # what the Lasso shrank and BatchNorm cancelled no longer makes the fine-tuning's step hotter.
     rescale: bool = False
+    # The Lasso training its model gets (pruning.train.LASSO_MODES); None: the sweep's.
+    training: str | None = None
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -205,12 +207,12 @@ class GroupPruning(PruningMethod):
     """Named group kinds of every conv, scored by their RMS."""
 
     def __init__(self, name: str, kinds: tuple[str, ...], lasso: tuple[str, ...] = (), family: str | None = None,
-                 rescale: bool = False):
+                 rescale: bool = False, training: str | None = None):
         unknown = [k for k in kinds if k not in KINDS]
         if unknown:
             raise InputError(f"unknown group kinds {unknown}; known: {list(KINDS)}")
         self.name, self.kinds, self.lasso, self.family = name, kinds, lasso, family or name
-        self.rescale = rescale
+        self.rescale, self.training = rescale, training
 
     def units(self, weights, groups):
         out = []
@@ -339,6 +341,10 @@ _ALL = [Dense(), Unstructured(), Hunter(), *hunter_variants(), GroupPruning("hun
         # The Lasso model at the dense model's weight scale (pruning.rescale): a member of the family, so the
         # artemis-diagonal of the verdicts is the better of the two on validation.
         GroupPruning("artemis-diagonal-rescaled", ("diagonal",), ("d",), family="artemis-diagonal", rescale=True),
+        # The Lasso trained with each conv's weight scale held (pruning.train, "proximal-held"): the penalty
+        # moves weight between groups instead of shrinking the free scale.
+        GroupPruning("artemis-diagonal-held", ("diagonal",), ("d",), family="artemis-diagonal",
+                     training="proximal-held"),
         GroupPruning("artemis-positional", ("positional",), ("p",)),
         GroupPruning("artemis-both", ("diagonal", "positional"), ("p", "d")), CoefficientBlock()]
 REGISTRY: dict[str, PruningMethod] = {m.name: m for m in _ALL}
@@ -351,7 +357,7 @@ def family_members(family: str) -> tuple[str, ...]:
     >>> family_members("artemis-positional"), "diagonal-no-lasso" in family_members("hunter")
     (('artemis-positional',), True)
     >>> family_members("artemis-diagonal")
-    ('artemis-diagonal', 'artemis-diagonal-rescaled')
+    ('artemis-diagonal', 'artemis-diagonal-rescaled', 'artemis-diagonal-held')
     """
     return tuple(m.name for m in _ALL if m.family == family)
 

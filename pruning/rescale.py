@@ -50,13 +50,42 @@ def match_weight_scale(model: nn.Module, reference: nn.Module) -> dict[str, floa
         own = _rms(conv.weight)
         if own == 0.0:
             continue  # a wholly pruned conv has no scale to restore
-        c = _rms(ref.weight) / own
-        conv.weight.mul_(c)
-        if conv.bias is not None:
-            conv.bias.mul_(c)
-        if bn.running_mean is not None:
-            bn.running_mean.mul_(c)
-            # (var + eps) * c^2 - eps: BN's eval output exactly unchanged, near-dead channels (var ~ eps) too
-            bn.running_var.mul_(c * c).add_((c * c - 1.0) * bn.eps)
-        factors[conv_path] = c
+        factors[conv_path] = _scale(conv, bn, _rms(ref.weight) / own)
     return factors
+
+
+def weight_scales(model: nn.Module) -> dict[str, float]:
+    """The RMS weight of every conv that BatchNorm follows (what hold_weight_scale holds)."""
+    modules = dict(model.named_modules())
+    return {conv: _rms(modules[conv].weight) for conv, _ in conv_batchnorm_pairs(model)}
+
+
+@torch.no_grad()
+def hold_weight_scale(model: nn.Module, scales: dict[str, float]) -> None:
+    """Set every conv of `scales` back to its RMS weight there, BN's running statistics alike (as
+    match_weight_scale): the held-scale Lasso's step after each proximal step, so the penalty can only
+    move weight between a conv's groups, not shrink the conv's free scale.
+
+    >>> m = nn.Sequential(nn.Conv2d(1, 2, 3, bias=False), nn.BatchNorm2d(2)).eval()
+    >>> held = weight_scales(m); _ = m[0].weight.data.mul_(0.5); x = torch.randn(1, 1, 5, 5); y = m(x)
+    >>> hold_weight_scale(m, held); round(_rms(m[0].weight) / held["0"], 6), torch.allclose(m(x), y, atol=1e-4)
+    (1.0, True)
+    """
+    modules = dict(model.named_modules())
+    for conv_path, bn_path in conv_batchnorm_pairs(model):
+        conv = modules[conv_path]
+        own = _rms(conv.weight)
+        if conv_path in scales and own > 0.0:
+            _scale(conv, modules[bn_path], scales[conv_path] / own)
+
+
+def _scale(conv: nn.Conv2d, bn: nn.BatchNorm2d, c: float) -> float:
+    """conv's weight (and bias) times c, BN's running mean by c and variance by c^2; returns c."""
+    conv.weight.mul_(c)
+    if conv.bias is not None:
+        conv.bias.mul_(c)
+    if bn.running_mean is not None:
+        bn.running_mean.mul_(c)
+        # (var + eps) * c^2 - eps: BN's eval output exactly unchanged, near-dead channels (var ~ eps) too
+        bn.running_var.mul_(c * c).add_((c * c - 1.0) * bn.eps)
+    return c

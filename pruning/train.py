@@ -17,6 +17,7 @@ from heconv.errors import InputError
 from .data import Dataset
 from .groups import LayerGroups, group_lasso
 from .proximal import proximal_step, zero_group_fractions
+from .rescale import hold_weight_scale, weight_scales
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class TrainConfig:
     rotation_weighted: bool = True
     seed: int = 0
     # "proximal": group soft-thresholding after each step (groups reach exact zero);
+    # "proximal-held": the same, each conv then set back to its RMS weight at the start (pruning.rescale:
+    # BatchNorm makes a conv's scale free, and the plain proximal step spends itself shrinking it);
     # "subgradient": the penalty added to the loss (kept to show that it does not).
     lasso: str = "proximal"
     # The proximal threshold relative to each conv's RMS weight and the group's size
@@ -69,7 +72,7 @@ class TrainConfig:
             raise InputError(f"TrainConfig.epochs must be a positive number, got {self.epochs!r}")
 
 
-LASSO_MODES = ("proximal", "subgradient")
+LASSO_MODES = ("proximal", "proximal-held", "subgradient")
 LR_SCHEDULES = ("cosine", "plateau")
 
 
@@ -130,7 +133,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, groups: dict[str, L
     sched = None if plateau else torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     lasso = bool(groups) and bool(cfg.lambda_p or cfg.lambda_d)
-    proximal = lasso and cfg.lasso == "proximal"
+    proximal = lasso and cfg.lasso.startswith("proximal")
     dev = _device(model)
     history: list[dict] = []
     best: tuple[float, dict] | None = None
@@ -154,6 +157,8 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, groups: dict[str, L
                     else {k: v.to(dev) for k, v in resume["best_model"].items()})
         if progress:
             progress(done, total_steps, {"epoch": first, "resumed": first})
+    # the scales held are the start's (a resumed run's weights hold them already)
+    held = weight_scales(model) if lasso and cfg.lasso == "proximal-held" else None
     for epoch in range(first, epochs):
         model.train()
         order = torch.randperm(len(y), generator=gen)
@@ -175,6 +180,8 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, groups: dict[str, L
             if proximal:
                 proximal_step(model, groups, opt.param_groups[0]["lr"], cfg.lambda_p, cfg.lambda_d,
                               cfg.rotation_weighted, cfg.relative_lasso, opt)
+                if held is not None:
+                    hold_weight_scale(model, held)
             if sched:
                 sched.step()
             done += 1

@@ -13,6 +13,7 @@ from .options import DEFAULT_MODEL, TRAIN_DEFAULTS, add_cell_options, cell_kwarg
 
 def add_parser(sub) -> None:
     from pruning.data import DATASETS
+    from pruning.train import LASSO_MODES
 
     p = sub.add_parser("train", help="train a model (to convergence), or from --init with the HE-aware group Lasso")
     p.add_argument("--model", default=DEFAULT_MODEL)
@@ -23,8 +24,9 @@ def add_parser(sub) -> None:
                                   "lasso_lr", "poly_modulus_degree"))
     p.add_argument("--lambda-p", type=non_negative, default=0.0, help="positional group-Lasso weight")
     p.add_argument("--lambda-d", type=non_negative, default=0.0, help="diagonal group-Lasso weight")
-    p.add_argument("--lasso", choices=("proximal", "subgradient"), default="proximal",
+    p.add_argument("--lasso", choices=LASSO_MODES, default="proximal",
                    help="proximal: group soft-thresholding after each step, groups reach exact zero; "
+                        "proximal-held: the same, each conv's RMS weight held at its start; "
                         "subgradient: the penalty added to the loss")
     p.add_argument("--init", metavar="CHECKPOINT",
                    help="warm start: the plain model.pt to start the group-Lasso training from (--lasso-epochs at "

@@ -69,7 +69,8 @@ class TrainCell:
     @property
     def parent(self) -> "TrainCell | None":
         """The plain model a warm-started Lasso model starts from."""
-        return replace(self, lambda_p=0.0, lambda_d=0.0) if self.has_lasso and self.warm_start else None
+        return (replace(self, lambda_p=0.0, lambda_d=0.0, lasso=type(self).lasso) if self.has_lasso and self.warm_start
+                else None)
 
     @property
     def run_id(self) -> str:

@@ -84,8 +84,10 @@ class SweepGrid:
                 for seed in self.seeds:
                     plain = replace(self.base, model=model, input_size=size, seed=seed, lambda_p=0.0, lambda_d=0.0)
                     for method in self.methods:
-                        for lp, ld in self._lambdas(get_method(method).lasso):
-                            trained = replace(plain, lambda_p=lp, lambda_d=ld)
+                        m = get_method(method)
+                        training = {"lasso": m.training} if m.training and m.lasso else {}
+                        for lp, ld in self._lambdas(m.lasso):
+                            trained = replace(plain, lambda_p=lp, lambda_d=ld, **training)
                             cells.append(replace(template, train=trained, reference=plain, method=method))
         return cells
 

@@ -102,7 +102,40 @@ def test_the_rescaled_member_is_in_the_artemis_family():
     m = get_method("artemis-diagonal-rescaled")
     assert m.rescale and m.lasso == ("d",) and m.family == "artemis-diagonal"
     assert not get_method("artemis-diagonal").rescale
-    assert family_members("artemis-diagonal") == ("artemis-diagonal", "artemis-diagonal-rescaled")
+    assert family_members("artemis-diagonal") == ("artemis-diagonal", "artemis-diagonal-rescaled",
+                                                  "artemis-diagonal-held")
+
+
+def test_the_held_lasso_keeps_every_conv_at_its_start_scale_where_the_plain_one_shrinks_it():
+    """Real tiny warm-started Lasso cells: "proximal-held" ends with each conv's RMS weight where the dense
+    model left it, "proximal" (the same lambda and steps) with it shrunk; the held member's sweep cell
+    trains with "proximal-held" from the same plain model."""
+    from bench.experiments.cells import TrainCell, run_train_cell
+    from bench.experiments.sweep import SweepGrid
+    from models.checkpoint import checkpoint_from_bytes
+
+    plain = TrainCell("resnet20", "digits", 8, 300, epochs=1, converge=None, test_images=60)
+    ref = run_train_cell(plain)
+    scales = {}
+    for lasso in ("proximal", "proximal-held"):
+        cell = TrainCell("resnet20", "digits", 8, 300, epochs=1, converge=None, test_images=60, lambda_d=2.0,
+                         lasso_epochs=1, lasso_lr=0.05, lasso=lasso)
+        model = build_model("resnet20", 1, 10)
+        model.load_state_dict(checkpoint_from_bytes(run_train_cell(cell, parent=ref)["state"], cell.run_id)[0])
+        modules = dict(model.named_modules())
+        scales[lasso] = {c: _rms(modules[c].weight) for c, _ in conv_batchnorm_pairs(model)}
+    dense = build_model("resnet20", 1, 10)
+    dense.load_state_dict(checkpoint_from_bytes(ref["state"], plain.run_id)[0])
+    modules = dict(dense.named_modules())
+    start = {c: _rms(modules[c].weight) for c, _ in conv_batchnorm_pairs(dense)}
+    assert scales["proximal-held"] == pytest.approx(start, rel=1e-4)
+    assert all(scales["proximal"][c] < 0.95 * start[c] for c in start)
+
+    grid = SweepGrid(models=("resnet20",), methods=("artemis-diagonal", "artemis-diagonal-held"), lambdas_d=(0.7,))
+    held, own = sorted(grid.prune_cells(), key=lambda c: c.method == "artemis-diagonal")
+    assert held.method == "artemis-diagonal-held" and held.train.lasso == "proximal-held"
+    assert own.train.lasso == "proximal" and held.train.parent.run_id == own.train.parent.run_id
+    assert "/proximal-held/lp0/ld0.7/" in held.train.run_id and held.train.run_id != own.train.run_id
 
 
 def test_a_prune_cell_of_the_rescaled_member_starts_at_the_reference_scale():
