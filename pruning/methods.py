@@ -43,6 +43,7 @@ from heconv.errors import InputError
 
 from .groups import LayerGroups, group_norms
 from .masks import effective_weight
+from .train import LASSO_MODES
 
 Masks = dict[str, torch.Tensor]
 KINDS = {"diagonal": ("diag_ids", "n_diag", "diag_saves"), "positional": ("pos_ids", "n_pos", "pos_saves"),
@@ -212,6 +213,8 @@ class GroupPruning(PruningMethod):
         if unknown:
             raise InputError(f"unknown group kinds {unknown}; known: {list(KINDS)}")
         self.name, self.kinds, self.lasso, self.family = name, kinds, lasso, family or name
+        if training is not None and training not in LASSO_MODES:
+            raise InputError(f"method {name!r}: training {training!r} is not a Lasso mode; known: {LASSO_MODES}")
         self.rescale, self.training = rescale, training
 
     def units(self, weights, groups):

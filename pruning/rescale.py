@@ -54,29 +54,35 @@ def match_weight_scale(model: nn.Module, reference: nn.Module) -> dict[str, floa
     return factors
 
 
-def weight_scales(model: nn.Module) -> dict[str, float]:
-    """The RMS weight of every conv that BatchNorm follows (what hold_weight_scale holds)."""
+def weight_scales(model: nn.Module) -> dict[str, tuple[str, float]]:
+    """Every conv that BatchNorm follows: its BN's path and its RMS weight (what hold_weight_scale holds).
+
+    >>> m = nn.Sequential(nn.Conv2d(1, 2, 1, bias=False), nn.BatchNorm2d(2), nn.Conv2d(2, 2, 1))
+    >>> _ = m[0].weight.data.fill_(0.5); weight_scales(m)   # the last conv has no BN after it
+    {'0': ('1', 0.5)}
+    """
     modules = dict(model.named_modules())
-    return {conv: _rms(modules[conv].weight) for conv, _ in conv_batchnorm_pairs(model)}
+    return {conv: (bn, _rms(modules[conv].weight)) for conv, bn in conv_batchnorm_pairs(model)}
 
 
 @torch.no_grad()
-def hold_weight_scale(model: nn.Module, scales: dict[str, float]) -> None:
-    """Set every conv of `scales` back to its RMS weight there, BN's running statistics alike (as
-    match_weight_scale): the held-scale Lasso's step after each proximal step, so the penalty can only
-    move weight between a conv's groups, not shrink the conv's free scale.
+def hold_weight_scale(model: nn.Module, scales: dict[str, tuple[str, float]]) -> None:
+    """Set every conv of `scales` (weight_scales') back to its RMS weight there, its BN's running
+    statistics alike (as match_weight_scale): the held-scale Lasso's step after each proximal step, so
+    the penalty can only move weight between a conv's groups, not shrink the conv's free scale. A conv
+    held at 0, or now all zero, is left as it is.
 
     >>> m = nn.Sequential(nn.Conv2d(1, 2, 3, bias=False), nn.BatchNorm2d(2)).eval()
     >>> held = weight_scales(m); _ = m[0].weight.data.mul_(0.5); x = torch.randn(1, 1, 5, 5); y = m(x)
-    >>> hold_weight_scale(m, held); round(_rms(m[0].weight) / held["0"], 6), torch.allclose(m(x), y, atol=1e-4)
+    >>> hold_weight_scale(m, held); round(_rms(m[0].weight) / held["0"][1], 6), torch.allclose(m(x), y, atol=1e-4)
     (1.0, True)
     """
     modules = dict(model.named_modules())
-    for conv_path, bn_path in conv_batchnorm_pairs(model):
+    for conv_path, (bn_path, target) in scales.items():
         conv = modules[conv_path]
         own = _rms(conv.weight)
-        if conv_path in scales and own > 0.0:
-            _scale(conv, modules[bn_path], scales[conv_path] / own)
+        if target > 0.0 and own > 0.0:
+            _scale(conv, modules[bn_path], target / own)
 
 
 def _scale(conv: nn.Conv2d, bn: nn.BatchNorm2d, c: float) -> float:

@@ -51,8 +51,8 @@ class TrainConfig:
     rotation_weighted: bool = True
     seed: int = 0
     # "proximal": group soft-thresholding after each step (groups reach exact zero);
-    # "proximal-held": the same, each conv then set back to its RMS weight at the start (pruning.rescale:
-    # BatchNorm makes a conv's scale free, and the plain proximal step spends itself shrinking it);
+    # "proximal-held": the same, each conv that BN follows then set back to its RMS weight at the start
+    # (pruning.rescale: BN makes a conv's scale free, and the plain proximal step spends itself shrinking it);
     # "subgradient": the penalty added to the loss (kept to show that it does not).
     lasso: str = "proximal"
     # The proximal threshold relative to each conv's RMS weight and the group's size
@@ -157,8 +157,13 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, groups: dict[str, L
                     else {k: v.to(dev) for k, v in resume["best_model"].items()})
         if progress:
             progress(done, total_steps, {"epoch": first, "resumed": first})
-    # the scales held are the start's (a resumed run's weights hold them already)
-    held = weight_scales(model) if lasso and cfg.lasso == "proximal-held" else None
+    held = None
+    if lasso and cfg.lasso == "proximal-held":  # the scales held are the start's, a resumed run's its state's
+        held = ({k: (bn, float(v)) for k, (bn, v) in resume["held"].items()} if resume is not None
+                else weight_scales(model))
+        if not held:
+            raise InputError(f"train: lasso 'proximal-held' holds the scale of convs that BatchNorm follows; "
+                             f"{type(model).__name__} has none (use 'proximal')")
     for epoch in range(first, epochs):
         model.train()
         order = torch.randperm(len(y), generator=gen)
@@ -217,7 +222,8 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig, groups: dict[str, L
                         "history": history, "model": model.state_dict(), "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict() if sched else None, "rng": _get_rng(gen),
                         "best_accuracy": best[0] if best else None, "best_epoch": best_epoch,
-                        "best_model": best[1] if best and best_epoch != epoch + 1 else None})
+                        "best_model": best[1] if best and best_epoch != epoch + 1 else None,
+                        "held": {k: [bn, v] for k, (bn, v) in (held or {}).items()}})
     if plateau and best is not None:
         model.load_state_dict(best[1])
     return history

@@ -164,9 +164,9 @@ def status(args: argparse.Namespace) -> dict:
 
 
 def compute_spent(runs: list[dict]) -> dict[str, dict]:
-    """Per model, what its finished runs cost: their wall times summed (run-hours: a run trains on one
-    core), the hours from the first start to the last finish, and the pruning budgets (recovery epochs,
-    epochs per step) its pruning runs were given.
+    """Per model, what its finished runs cost: their wall times summed (run-hours; a sweep runs one per
+    core by default), the hours from the first start to the last finish, and the pruning budgets
+    (recovery epochs, epochs per step) its pruning runs were given. Runs with no model are left out.
 
     >>> compute_spent([{"model": "m", "status": "done", "kind": "prune", "wall_s": 3600.0, "started": 0.0,
     ...                 "finished": 3600.0, "config": {"recovery_epochs": 1.0, "finetune_epochs": 0.5}},
@@ -175,7 +175,7 @@ def compute_spent(runs: list[dict]) -> dict[str, dict]:
     {'m': {'runs': 2, 'run_hours': 1.5, 'span_hours': 2.0, 'budgets': [[1.0, 0.5]]}}
     """
     out: dict[str, dict] = {}
-    for model in sorted({r["model"] for r in runs}):
+    for model in sorted({r["model"] for r in runs if r["model"]}):
         done = [r for r in runs if r["model"] == model and r["status"] == "done" and r.get("wall_s") is not None]
         if not done:
             continue

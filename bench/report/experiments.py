@@ -91,7 +91,10 @@ def ratio(results: dict[str, MethodResult], num: str, den: str) -> dict | None:
         return dense.rotations.get(s) if dense is not None else None
 
     per_seed = {s: rot(a, s) / rot(b, s) for s in seeds if rot(a, s) and rot(b, s)}
-    base = {"num": num, "den": den, "num_method": a.method, "den_method": b.method, "seeds": len(per_seed),
+    base = {"num": num, "den": den, "num_method": a.method, "den_method": b.method,
+            # how many of each side's family ran (its method chosen on validation among them)
+            "num_variants": len(family_members(results, num)), "den_variants": len(family_members(results, den)),
+            "seeds": len(per_seed),
             "per_seed": per_seed, "outside_budget": [s for s in seeds if s not in per_seed],
             "as_dense": sorted({s for s in per_seed for r in (a, b) if r.rotations.get(s) is None}),
             # seeds that chose neither side's lambdas or variant: they confirm the choice

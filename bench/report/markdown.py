@@ -211,6 +211,20 @@ def provenance_section(prov: dict, origins: list[dict]) -> list[str]:
                                               f"{o.get('git_revision', '?')})" for o in origins), ""]
 
 
+def experiments_figure_name(source: str, index: int) -> str:
+    """The Pareto plot of the index-th database (0: the main one), named after its folder so that adding a
+    database renames no other's.
+
+    >>> experiments_figure_name("results/experiments.sqlite", 0), experiments_figure_name("results/side/e.sqlite", 1)
+    ('experiments_pareto.png', 'experiments_pareto-side.png')
+    """
+    if index == 0:
+        return "experiments_pareto.png"
+    path = Path(source)
+    slug = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (path.parent.name or path.stem))
+    return f"experiments_pareto-{slug}.png"
+
+
 def write_report(paths: list[str | Path], out_dir: str | Path,
                  pruning_csv: str | Path | list[str | Path] | None = None,
                  experiments: dict[str, list[dict]] | None = None) -> dict:
@@ -221,8 +235,7 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
     of them (missing ones are left out with a warning). experiments: per experiments database, by the name
     the report gives it (its path), the rows of its experiments.csv
     (`bench.experiments.store.ExperimentStore.export_rows`), for the verdicts with intervals. Each database's
-    verdicts stand apart (its own models and seeds): the first's plot is experiments_pareto.png, the k-th's
-    experiments_pareto_k.png.
+    verdicts stand apart (its own models and seeds), each with its plot (experiments_figure_name).
     """
     import matplotlib
 
@@ -274,9 +287,11 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
         md += sweeps_section(series)
         sweeps_figure(series, out / "sweeps.png")
     if experiments:
-        model["experiments"] = {}
-        for k, (source, rows_k) in enumerate(experiments.items(), start=1):
-            figure = "experiments_pareto.png" if k == 1 else f"experiments_pareto_{k}.png"
+        model["experiments"], used = {}, set()
+        for k, (source, rows_k) in enumerate(experiments.items()):
+            figure = experiments_figure_name(source, k)
+            figure = figure if figure not in used else figure.replace(".png", f"-{k}.png")  # two folders alike
+            used.add(figure)
             model["experiments"][source] = experiments_summary(rows_k)
             md += experiments_section(rows_k, source=source, figure=figure)
             experiments_figure(rows_k, out / figure)

@@ -73,8 +73,7 @@ def render_readme_block(cost_model: dict) -> str:
         lines += [(f"Pruning verdicts from `{source}`: rotations at each run's accepted step with the "
                    "fewest rotations (chosen on validation, test read there), ratio per seed, geometric mean and 95% "
                    "t-interval on the log ratios over seeds (docs/pruning.md):") if i == 0 else
-                  (f"The same from `{source}`, a database of its own (its models trained apart, its seeds; "
-                   "docs/pruning.md):"), ""]
+                  (f"The same from `{source}`, another database (its own runs and seeds; docs/pruning.md):"), ""]
         for key, e in sorted(verdicts.items()):
             for name, r in sorted((e.get("ratios") or {}).items()):
                 if r and r.get("value") is not None:
@@ -87,7 +86,7 @@ def render_readme_block(cost_model: dict) -> str:
                         k = len(enc["seeds"])
                         words.append(f"encrypted ({label} schedule, {k} seed{'s' * (k != 1)}): rotations "
                                      f"{enc['rotations']:.2f}x, server time {enc['server_time']:.2f}x")
-                    lines.append(f"- {key}: {name} = {r['value']:.2f}x {iv} ({n} seed{'s' * (n != 1)})"
+                    lines.append(f"- {key}: {_sides(r, name)} = {r['value']:.2f}x {iv} ({n} seed{'s' * (n != 1)})"
                                  + ("; " + "; ".join(words) if words else ""))
         lines.append("")
     lines += peers_lines(cost_model.get("peer_runs") or [])
@@ -107,6 +106,24 @@ def render_readme_block(cost_model: dict) -> str:
                         for o in cost_model.get("sources", []))
     lines.append(f"Report made at git revision {prov.get('git_revision', '?')} from {sources or 'no files'}.")
     return "\n".join(lines)
+
+
+def _sides(r: dict, name: str) -> str:
+    """A ratio's name with the method standing for each side where validation chose a family's member.
+
+    >>> _sides({"num": "hunter", "num_method": "diagonal-no-lasso", "num_variants": 1, "den": "a",
+    ...         "den_method": "a"}, "hunter / a")
+    'hunter (diagonal-no-lasso, the best of 1 variant run) / a'
+    """
+    if "num_method" not in r:  # a summary written before the methods were recorded
+        return name
+
+    def side(family: str, method: str, variants: int | None) -> str:
+        if method == family:
+            return family
+        return f"{family} ({method}, the best of {variants} variant{'s' * (variants != 1)} run)"
+    return (f"{side(r['num'], r['num_method'], r.get('num_variants'))} / "
+            f"{side(r['den'], r['den_method'], r.get('den_variants'))}")
 
 
 def peers_lines(runs: list[dict]) -> list[str]:

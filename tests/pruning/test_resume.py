@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import pruning.iterative as it
+from heconv.errors import InputError
 from heconv.params import params_for_input
 from pruning.groups import model_groups
 from pruning.iterative import iterative_prune
@@ -72,6 +73,37 @@ def test_a_training_resumed_after_epoch_k_ends_as_an_uninterrupted_one(cfg, lass
         _same_weights(resumed, plain)
     if cfg.lr_schedule == "plateau":
         assert any("plateau" in h for h in want)  # the rate was cut: the resumed runs went through a cut
+
+
+def test_a_held_scale_lasso_training_resumed_ends_as_an_uninterrupted_one():
+    """proximal-held (on a model with BatchNorm): the scales held travel in the resume state, so the resumed
+    run holds the start's, not the resumed weights' own to float precision."""
+    from models import build_model
+
+    data = _tiny_data()
+    cfg = TrainConfig(epochs=3, lr=0.05, batch_size=16, seed=1, lambda_d=1.0, lasso="proximal-held")
+
+    def net():
+        torch.manual_seed(0)
+        return build_model("resnet20", 1, 10)
+
+    groups = model_groups(net(), SHAPE, params_for_input(*SHAPE[1:]))
+    plain = net()
+    want = train(plain, data, cfg, groups)
+    kept: list = []
+    with pytest.raises(Killed):
+        train(net(), data, cfg, groups, save_state=_stop_after(1, kept))
+    assert set(kept[0]["held"]) == set(groups)  # every conv of ResNet-20 feeds a BatchNorm
+    resumed = net()
+    assert train(resumed, data, cfg, groups, resume=kept[0]) == want
+    _same_weights(resumed, plain)
+
+
+def test_the_held_scale_lasso_is_refused_on_a_model_without_batchnorm():
+    groups = model_groups(_small_cnn(), SHAPE, params_for_input(*SHAPE[1:]))
+    with pytest.raises(InputError, match="proximal-held.*has none"):
+        train(_small_cnn(), _tiny_data(), TrainConfig(epochs=1, batch_size=16, lambda_d=1.0, lasso="proximal-held"),
+              groups)
 
 
 def test_a_resume_state_of_another_training_is_refused():
