@@ -70,6 +70,12 @@ def run(args: argparse.Namespace) -> dict:
     if absent or not meta.get("input_size"):
         raise InputError(f"checkpoint {args.checkpoint}: meta lacks {absent or ['input_size > 0']} "
                          "(prune a model.pt written by 'artemis train')")
+    from pruning.methods import get_method
+
+    wants, trained_with = get_method(args.method).training, meta.get("lasso", "proximal")
+    if wants and (meta.get("lambda_p") or meta.get("lambda_d")) and trained_with != wants:
+        raise InputError(f"checkpoint {args.checkpoint}: trained with --lasso {trained_with}; {args.method} prunes a "
+                         f"model trained with --lasso {wants}")
     seed = meta["seed"] if args.seed is None else args.seed
     torch.manual_seed(seed)
     data = load_dataset(meta["dataset"], meta["input_size"], args.data_dir, subset=meta["subset"] or None,
@@ -79,8 +85,6 @@ def run(args: argparse.Namespace) -> dict:
     # The checkpoint's own schedules (fixed at training) unless --schedule asks for others.
     schedules = (meta["schedules"] if args.schedule is None and meta.get("schedules")
                  else fixed_schedules(model, shape, params, args.schedule or "output-rotation"))
-    from pruning.methods import get_method
-
     groups = model_groups(model, shape, params, schedules, get_method(args.method).algorithm)
     schedule = args.fractions or DEFAULT_FRACTIONS
     reference = None

@@ -31,6 +31,13 @@ def test_train_then_prune_on_digits(tmp_path, capsys):
     assert rot[0] > rot[1] > rot[2]
     pruned = torch.load(out / "pruned-artemis-diagonal.pt", weights_only=True)["state_dict"]
     assert float((pruned["conv2.weight"] == 0).float().mean()) >= 0.85
+    # the held member prunes only a model trained with the held-scale Lasso
+    capsys.readouterr()
+    assert main(["prune", "--method", "artemis-diagonal-held", "--checkpoint", str(out / "model.pt"), "--out",
+                 str(tmp_path / "held"), "--results", str(tmp_path / "held.csv")]) == 2
+    assert "trained with --lasso proximal; artemis-diagonal-held prunes a model trained with --lasso proximal-held" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "held").exists()
 
 
 def test_prune_errors(tmp_path, capsys):
