@@ -84,8 +84,9 @@ def render_readme_block(cost_model: dict) -> str:
                     words += [f"better at all: {r['better_at_all']}"] if judged else []
                     for label, enc in (r.get("encrypted") or {}).items():
                         k = len(enc["seeds"])
-                        words.append(f"encrypted ({label} schedule, {k} seed{'s' * (k != 1)}): rotations "
-                                     f"{enc['rotations']:.2f}x, server time {enc['server_time']:.2f}x")
+                        rot = f"rotations {enc['rotations']:.2f}x, " if "rotations" in enc else ""
+                        words.append(f"encrypted ({label} schedule, {k} seed{'s' * (k != 1)}): {rot}"
+                                     f"server time {enc['server_time']:.2f}x")
                     lines.append(f"- {key}: {_sides(r, name)} = {r['value']:.2f}x {iv} ({n} seed{'s' * (n != 1)})"
                                  + ("; " + "; ".join(words) if words else ""))
         lines.append("")

@@ -208,9 +208,10 @@ def test_the_readme_states_the_claims_verdict_and_the_encrypted_ratios():
     assert r["claim"] == "holds" and r["better_at_all"] == "yes (lower bound above 1)"
     assert r["encrypted"]["fixed"]["server_time"] == pytest.approx(r["value"])
     assert r["encrypted"]["auto"]["seeds"] == [0, 1, 2]
+    assert "rotations" not in r["encrypted"]["auto"]  # the recorded rotations are the fixed schedule's
     block = render_readme_block({"experiments": {"results/experiments.sqlite": summary}})
     line = next(x for x in block.splitlines() if "hunter / artemis-diagonal" in x)
-    assert "the 1.2x claim holds" in line and "encrypted (auto schedule, 3 seeds)" in line
+    assert "the 1.2x claim holds" in line and "encrypted (auto schedule, 3 seeds): server time" in line
     assert "claim" not in next(x for x in block.splitlines() if "dense / artemis-diagonal" in x)
     assert "Pruning verdicts from `results/experiments.sqlite`" in block
 
