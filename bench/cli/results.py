@@ -236,11 +236,11 @@ def encrypt(args: argparse.Namespace) -> dict:
             model.eval()
             params = params_for_input(run["input_size"], run["input_size"], run["poly_modulus_degree"])
             schedules = (run["config"] or {}).get("schedules") or run["schedule"]
+            images, labels = data.test.x[: args.images].astype(np.float64), data.test.y[: args.images]
             found = {}
             for name, sched in [("fixed", schedules)] + ([("auto", "auto")] if args.auto else []):
                 # one prepared plan at a time: a dense ResNet18's takes about 8 GiB
-                rec = measure_checkpoint(model, shape, params, data.test.x[: args.images].astype(np.float64),
-                                         data.test.y[: args.images], mode=args.mode, seed=run["seed"],
+                rec = measure_checkpoint(model, shape, params, images, labels, mode=args.mode, seed=run["seed"],
                                          schedule=sched)
                 found[name] = {k: rec[k] for k in ("predicted_rotations", "rotations", "pmuls", "server_s", "floor_s",
                                                    "bytes_client_to_server", "bytes_server_to_client",
