@@ -13,6 +13,7 @@ demo's folder says (demo.md, report.md, the figures) is read from that database 
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from bench.experiments.cells import PruneCell, TrainCell, _default_fractions
+from bench.experiments.pause import paused
 from bench.experiments.store import ExperimentStore
 from bench.experiments.sweep import SweepGrid, run_sweep
 from heconv.params import params_for_input
@@ -91,9 +93,10 @@ def demo_grid(cfg: DemoConfig) -> SweepGrid:
 
 
 def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None,
-             progress: Progress | None = None) -> dict:
+             progress: Progress | None = None, pause: bool = True) -> dict:
     """Run the pipeline; write experiments.sqlite, demo.json, demo.md, report.md and the figures
-    into out_dir; return the comparison."""
+    into out_dir; return the comparison. `pause`: this host's sweeps wait while the encrypted
+    runs are timed (bench.experiments.pause), as for `artemis bench`."""
     say = stage or (lambda s: None)
     out = Path(out_dir)
     grid = demo_grid(cfg)
@@ -112,15 +115,18 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None,
     images = data.test.x[: cfg.images].astype(np.float64)
     cells = [c for c in grid.prune_cells() if c.train.seed == seed]
     rows = []
-    for i, c in enumerate(cells, start=1):
-        run = store.run(c.run_id)
-        say(f"encrypted inference {i}/{len(cells)}: {c.method}, {cfg.images} image(s)")
-        rows.append(_measure(cfg, run, data, shape, params, images, seed))
-        store.set_fields(c.run_id, {"encrypted": {**rows[-1], "images": cfg.images, "mode": cfg.mode,
-                                                  "workers": WORKERS}})
-        # the benchmarks pick these up (their --pruned default: runs/demo/checkpoints, else results/demo/...)
-        export_pruned(run, pruned_meta(run, store.steps(c.run_id), store.run(run["parent"]), data),
-                      out / "checkpoints")
+    # only encrypted server times are worth a pause; the demo's own sweep has finished by now
+    with paused() if pause and cfg.mode == "encrypted" else nullcontext(None) as idle:
+        for i, c in enumerate(cells, start=1):
+            run = store.run(c.run_id)
+            say(f"encrypted inference {i}/{len(cells)}: {c.method}, {cfg.images} image(s)")
+            rows.append(_measure(cfg, run, data, shape, params, images, seed))
+            store.set_fields(c.run_id, {"encrypted": {**rows[-1], "images": cfg.images, "mode": cfg.mode,
+                                                      "workers": WORKERS, "sweeps_paused": idle is not None,
+                                                      "idle_share_at_start": idle}})
+            # the benchmarks pick these up (their --pruned default: runs/demo/checkpoints, else results/demo/...)
+            export_pruned(run, pruned_meta(run, store.steps(c.run_id), store.run(run["parent"]), data),
+                          out / "checkpoints")
     say("report")
     summary = store.export_rows("pruning_summary")
     atomic_write(out / "pruning_summary.csv", csv_bytes(summary, list(summary[0])))
@@ -130,7 +136,7 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None,
               "sizes": {"train": first["n_train"], "val": first["n_val"], "test": first["n_test"]},
               "database": "experiments.sqlite", "sweep": {k: v for k, v in sweep.items() if k != "finished"},
               "dense_val_accuracy": store.run(next(c for c in cells if c.method == "dense").run_id)["val_accuracy"],
-              "rows": rows, "provenance": prov}
+              "rows": rows, "sweeps_paused": idle is not None, "idle_share_at_start": idle, "provenance": prov}
     needed = {t.run_id for c in grid.prune_cells() for t in (c.train, c.reference, c.train.parent) if t}
     result["trained"] = [{"run_id": r["run_id"], "lambda_d": r["lambda_d"], "seed": r["seed"],
                           "epochs_run": len(r["history"] or []), "val_accuracy": r["val_accuracy"]}

@@ -90,7 +90,7 @@ def setup_lines(result: dict) -> list[str]:
              f"- **Encrypted run**: seed {seed}'s chosen models, CKKS N = 8192, {c['mode']}, {c['images']} test "
              f"image(s), {result['workers']} worker (in-process): every rotation counted is the plan's own, none "
              f"recomputed by workers. server s / image is the mean over the {c['images']} image(s); floor s is the "
-             f"op counts times unit costs measured in the same process.",
+             f"op counts times unit costs measured in the same process. {_paused(result)}",
              f"- **MB up / down**: the ciphertexts one image sends client -> server / server -> client (every "
              f"round trip of the hybrid protocol), mean over the images; the Galois keys, sent once at setup "
              f"({keys.get('galois_keys', '?')} keys, {_mb(keys.get('galois_key_bytes', 0))} MB for "
@@ -98,6 +98,16 @@ def setup_lines(result: dict) -> list[str]:
     if result.get("data_note"):
         lines.append(f"- **Note**: {result['data_note']}")
     return lines
+
+
+def _paused(result: dict) -> str:
+    """Whether this host's sweeps waited while the encrypted runs were timed (older demos: unknown)."""
+    if "sweeps_paused" not in result:
+        return "Whether other work ran beside the encrypted runs was not recorded."
+    if not result["sweeps_paused"]:
+        return "This host's sweeps were not paused while they ran (`--no-pause`, or plain mode)."
+    return (f"This host's sweeps were paused while they ran; {result['idle_share_at_start']:.0%} of the CPUs "
+            f"were idle at their start.")
 
 
 def table_lines(result: dict) -> list[str]:

@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
     p.add_argument("--mode", choices=("encrypted", "plain"), default="encrypted")
     p.add_argument("--seeds", type=_seeds, default=(0,),
                    help="comma-separated training seeds (default 0); the first seed's models run encrypted")
+    p.add_argument("--no-pause", dest="pause", action="store_false",
+                   help="leave this host's sweeps running while the encrypted runs are timed (by default they "
+                        "wait, as for artemis bench)")
     add_publish_options(p, RUNS / "demo", RESULTS / "demo",
                         "demo.md, report.md, the figures, the database and the checkpoints")
     p.set_defaults(func=run, render=lambda result: result["_text"])
@@ -61,6 +64,6 @@ def run(args: argparse.Namespace) -> dict:
     with SweepView("demo", verbose=args.verbose) as view:
         view.say(f"demo: writing into {out}")
         with outputs_together():  # demo.md, report.md and the figures appear together
-            result = run_demo(cfg, out, view.say, view.progress)
+            result = run_demo(cfg, out, view.say, view.progress, pause=args.pause)
     text = render_demo(result) + f"\nwritten: {out / 'demo.md'}, {out / 'report.md'}"
     return {"demo": str(out / "demo.md"), "report": str(out / "report.md"), "rows": result["rows"], "_text": text}

@@ -42,6 +42,23 @@ def test_demo_smallest_settings(tmp_path, capsys, monkeypatch):
     assert f"written: {tmp_path / 'demo.md'}, {tmp_path / 'report.md'}" in out
     assert (tmp_path / "pareto.png").is_file() and (tmp_path / "experiments_pareto.png").is_file()
     _demo_folder_agrees(tmp_path, result)
+    assert result["sweeps_paused"] is False and "were not paused" in (tmp_path / "demo.md").read_text()
+
+    # encrypted, the demo pauses this host's sweeps while it times the models (after its own sweep has run)
+    import bench.demo as demo
+    from bench.experiments.pause import pause_requested
+
+    held = []
+
+    def measure(cfg, run, *a):
+        held.append(pause_requested())
+        return next(r for r in result["rows"] if r["method"] == run["method"])
+
+    monkeypatch.setattr(demo, "_measure", measure)
+    again = demo.run_demo(demo.DemoConfig(dataset="digits", input_size=8, subset=200, epochs=1, images=1),
+                          tmp_path / "again")
+    assert held == [True, True, True] and not pause_requested()
+    assert again["sweeps_paused"] is True and "were paused while they ran" in (tmp_path / "again/demo.md").read_text()
 
     # 'artemis results checkpoints' exports the same chosen models from the database
     import torch
