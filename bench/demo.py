@@ -22,8 +22,9 @@ import numpy as np
 
 from bench.experiments.cells import PruneCell, TrainCell, _default_fractions
 from bench.experiments.pause import paused
-from bench.experiments.store import ExperimentStore
+from bench.experiments.store import ExperimentStore, checkpoint_on_disk
 from bench.experiments.sweep import SweepGrid, run_sweep
+from heconv.errors import InputError
 from heconv.params import params_for_input
 from models import build_model
 from models.checkpoint import checkpoint_from_bytes
@@ -101,6 +102,14 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None,
     out = Path(out_dir)
     grid = demo_grid(cfg)
     store = ExperimentStore(out / "experiments.sqlite")
+    # the encrypted runs read the chosen checkpoints: a finished cell whose checkpoint is gone (a
+    # committed results/demo/ holds its database, not its checkpoints) cannot be reused
+    gone = [c.run_id for c in grid.prune_cells()
+            if store.status(c.run_id) == "done" and checkpoint_on_disk(store.run(c.run_id)) is None]
+    if gone:
+        raise InputError(f"demo: {out / 'experiments.sqlite'} records {len(gone)} finished pruning run(s) whose "
+                         f"checkpoints are not on this machine ({gone[0]}); remove that database to run the "
+                         f"demo afresh there")
     prov = provenance()
     sweep = run_sweep(grid, store, out / "checkpoints" / "sweep", provenance=prov, progress=progress)
     failed = [c.run_id for c in grid.prune_cells() if store.status(c.run_id) != "done"]

@@ -60,6 +60,16 @@ def test_demo_smallest_settings(tmp_path, capsys, monkeypatch):
     assert held == [True, True, True] and not pause_requested()
     assert again["sweeps_paused"] is True and "were paused while they ran" in (tmp_path / "again/demo.md").read_text()
 
+    # a demo folder whose database outlived its checkpoints (a committed results/demo/) is refused, not half-reused
+    import shutil
+
+    shutil.rmtree(tmp_path / "again" / "checkpoints")
+    before = (tmp_path / "again" / "demo.md").read_text()
+    code = main(["demo", "--dataset", "digits", "--input-size", "8", "--subset", "200", "--epochs", "1",
+                 "--images", "1", "--out", str(tmp_path / "again")])
+    assert code == 2 and "checkpoints are not on this machine" in capsys.readouterr().err
+    assert (tmp_path / "again" / "demo.md").read_text() == before
+
     # 'artemis results checkpoints' exports the same chosen models from the database
     import torch
 
