@@ -127,6 +127,8 @@ class PruningMethod(ABC):
     rescale: bool = False
     # The Lasso training its model gets (pruning.train.LASSO_MODES); None: the sweep's.
     training: str | None = None
+    # Another method this one prunes exactly as, by construction (the report counts the two once).
+    same_as: str | None = None
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -262,6 +264,9 @@ HUNTER_SCORINGS = {
 # Hunter's unit sets: which structures may go.
 HUNTER_UNITS = {"all": ("plaintext", "diagonal", "positional"), "groups": ("diagonal", "positional"),
                 "diag": ("diagonal",)}
+# Scorings under which a plaintext, saving no rotation, scores infinite: it goes only at fraction 1
+# (every unit), a step no model survives, so the "all" unit set prunes as "groups" does.
+NO_PLAINTEXTS_BEFORE_THE_END = ("rms-per-rot",)
 
 
 class Hunter(PruningMethod):
@@ -272,7 +277,9 @@ class Hunter(PruningMethod):
     its plaintext multiplications and additions, plus one rotation where it is a whole group;
     engine unit costs, heconv.cost.DEFAULT_UNIT_COSTS). Squared norms are not normalised by a
     unit's size, so the small units of narrow layers rank low; the other variants do normalise.
-    The family's member chosen on validation is the `hunter` of the verdicts.
+    The family's member chosen on validation is the `hunter` of the verdicts. hunter-rms-per-rot-all
+    prunes as hunter-rms-per-rot-groups (`same_as`): a plaintext saves no rotation, so it scores
+    infinite and would go only at fraction 1.
     """
 
     family = "hunter"
@@ -283,6 +290,8 @@ class Hunter(PruningMethod):
             raise InputError(f"hunter: unknown scoring {scoring!r} or unit set {units!r}; known: "
                              f"{list(HUNTER_SCORINGS)} x {list(HUNTER_UNITS)}")
         self.name, self.scoring, self.kinds, self.cost = name, scoring, HUNTER_UNITS[units], unit_costs
+        if scoring in NO_PLAINTEXTS_BEFORE_THE_END and units == "all":
+            self.same_as = f"hunter-{scoring}-groups"
 
     def units(self, weights, groups):
         score = HUNTER_SCORINGS[self.scoring]

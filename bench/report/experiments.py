@@ -29,10 +29,12 @@ from .selection import (  # noqa: F401 (the selection's names, for this module's
     MethodResult,
     candidates,
     choose,
+    distinct_members,
     family_members,
     groups_by_model,
     model_results,
     run_point,
+    same_as,
     selection_seeds,
 )
 
@@ -94,6 +96,8 @@ def ratio(results: dict[str, MethodResult], num: str, den: str) -> dict | None:
     base = {"num": num, "den": den, "num_method": a.method, "den_method": b.method,
             # how many of each side's family ran (its method chosen on validation among them)
             "num_variants": len(family_members(results, num)), "den_variants": len(family_members(results, den)),
+            # ... of which distinct (a member that prunes as another that ran counts once)
+            "num_distinct": len(distinct_members(results, num)), "den_distinct": len(distinct_members(results, den)),
             "seeds": len(per_seed),
             "per_seed": per_seed, "outside_budget": [s for s in seeds if s not in per_seed],
             "as_dense": sorted({s for s in per_seed for r in (a, b) if r.rotations.get(s) is None}),
@@ -156,6 +160,16 @@ def per_seed_text(r: dict | None) -> str:
     """
     per = (r or {}).get("per_seed") or {}
     return ", ".join(f"{s}: {v:.2f}" for s, v in sorted(per.items())) or "-"
+
+
+def _same_as_text(method: str) -> str:
+    """' (prunes as X)' where the method prunes exactly as another.
+
+    >>> _same_as_text("hunter-rms-per-rot-all"), _same_as_text("hunter")
+    (' (prunes as hunter-rms-per-rot-groups)', '')
+    """
+    other = same_as(method)
+    return f" (prunes as {other})" if other else ""
 
 
 def _mean(values) -> float | None:
@@ -234,7 +248,8 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0, source: str | N
                 md += ["", f"{fam}'s variants (validation decides; the first is `{fam}` above):", "",
                        "| variant | lambda_p / lambda_d | seeds within budget | rotations at the chosen step (mean) |",
                        "|---|---|---|---|"]
-                md += [f"| {v.method} | {v.lambdas[0]:g} / {v.lambdas[1]:g} | {len(v.within)} of {len(v.seeds)} | "
+                md += [f"| {v.method}{_same_as_text(v.method)} | {v.lambdas[0]:g} / {v.lambdas[1]:g} | "
+                       f"{len(v.within)} of {len(v.seeds)} | "
                        f"{'-' if not v.within else f'{_mean(v.rotations[s] for s in v.within):.0f}'} |"
                        for v in variants]
         md += ["", "| ratio | rotations at the chosen steps | per seed | better at all | chosen steps, encrypted: "

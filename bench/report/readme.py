@@ -115,16 +115,20 @@ def _sides(r: dict, name: str) -> str:
     >>> _sides({"num": "hunter", "num_method": "diagonal-no-lasso", "num_variants": 1, "den": "a",
     ...         "den_method": "a"}, "hunter / a")
     'hunter (diagonal-no-lasso, the best of 1 variant run) / a'
+    >>> _sides({"num": "hunter", "num_method": "x", "num_variants": 4, "num_distinct": 3, "den": "a",
+    ...         "den_method": "a"}, "hunter / a")
+    'hunter (x, the best of 4 variants run, 3 distinct) / a'
     """
     if "num_method" not in r:  # a summary written before the methods were recorded
         return name
 
-    def side(family: str, method: str, variants: int | None) -> str:
+    def side(family: str, method: str, variants: int | None, distinct: int | None) -> str:
         if method == family:
             return family
-        return f"{family} ({method}, the best of {variants} variant{'s' * (variants != 1)} run)"
-    return (f"{side(r['num'], r['num_method'], r.get('num_variants'))} / "
-            f"{side(r['den'], r['den_method'], r.get('den_variants'))}")
+        apart = f", {distinct} distinct" if distinct is not None and distinct != variants else ""
+        return f"{family} ({method}, the best of {variants} variant{'s' * (variants != 1)} run{apart})"
+    return (f"{side(r['num'], r['num_method'], r.get('num_variants'), r.get('num_distinct'))} / "
+            f"{side(r['den'], r['den_method'], r.get('den_variants'), r.get('den_distinct'))}")
 
 
 def peers_lines(runs: list[dict]) -> list[str]:

@@ -164,6 +164,25 @@ def family_members(results: dict[str, MethodResult], family: str) -> list[Method
     return r.members if r is not None and r.members else ([r] if r is not None else [])
 
 
+def same_as(method: str) -> str | None:
+    """The method `method` prunes exactly as, by construction (pruning.methods.PruningMethod.same_as).
+
+    >>> same_as("hunter-rms-per-rot-all"), same_as("hunter")
+    ('hunter-rms-per-rot-groups', None)
+    """
+    from pruning.methods import REGISTRY
+
+    m = REGISTRY.get(method)
+    return m.same_as if m is not None else None
+
+
+def distinct_members(results: dict[str, MethodResult], family: str) -> list[MethodResult]:
+    """A family's members that ran, less those that prune as another member that ran."""
+    members = family_members(results, family)
+    ran = {m.method for m in members}
+    return [m for m in members if same_as(m.method) not in ran]
+
+
 PROTOCOL = ("subset", "n_val", "n_test")  # one model's rows share these, or their ratios compare unlike runs
 
 

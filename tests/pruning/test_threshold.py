@@ -136,3 +136,22 @@ def test_thresholds_step_through_rotation_groups(method):
     assert cuts[2] == allscores.max()
     masks = pm.threshold_masks(weights, groups, cuts[2])
     assert all(float(m.sum()) == 0 for m in masks.values())
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if get_method(m).same_as])
+def test_a_method_marked_same_as_another_prunes_as_it(method):
+    """hunter-rms-per-rot-all prunes as hunter-rms-per-rot-groups at every fraction short of 1 (plaintexts
+    save no rotation and score infinite), after an earlier step as on the fresh model."""
+    torch.manual_seed(0)
+    model, shape = models.SmallCNN(1, 3), (1, 8, 8)
+    groups = model_groups(model, shape, params_for_input(8, 8))
+    a, b = get_method(method), get_method(get_method(method).same_as)
+    for frac in (0.1, 0.3, 0.6, 0.9, 0.99):
+        w = current_weights(model, groups)
+        cut_a, cut_b = a.thresholds(w, groups, (frac,))[0], b.thresholds(w, groups, (frac,))[0]
+        assert cut_a == cut_b
+        ma, mb = a.threshold_masks(w, groups, cut_a), b.threshold_masks(w, groups, cut_b)
+        assert all(torch.equal(ma[p], mb[p]) for p in ma), frac
+        assert any(float((m == 0).sum()) for m in ma.values())
+        apply_masks(model, ma)  # the next fraction starts from this step's model, as the loop does
+    assert get_method("hunter").same_as is None and get_method("hunter-rms-groups").same_as is None
