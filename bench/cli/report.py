@@ -25,11 +25,13 @@ def add_parser(sub) -> None:
                    help="pruning summary for the Pareto plot; repeat for several "
                         "(default: results/pruning_summary.csv)")
     p.add_argument("--db", action="append", metavar="SQLITE",
-                   help="experiments database whose verdicts (with intervals) the report states, when it exists; "
+                   help="experiments database whose verdicts (with intervals) the report states (one that is not "
+                        "there is an error); "
                         "repeat for several, e.g. a replicate whose models ran encrypted: each database's verdicts "
                         "stand apart, under its path (default: results/experiments.sqlite, then each side "
                         "experiment's: a folder of results/ with experiments.sqlite and the verdicts.md that "
                         "'artemis results verdicts' wrote)")
+    p.add_argument("--no-db", action="store_true", help="state no pruning verdicts (no experiments database read)")
     p.add_argument("--readme", metavar="PATH",
                    help="also rewrite this README's block between <!-- results:begin --> and <!-- results:end --> "
                         "(--publish: README.md)")
@@ -40,6 +42,11 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> dict:
     from ..report import default_benchmark_files, read_readme_block, render_readme_block, update_readme, write_report
 
+    if args.no_db and args.db:
+        raise InputError("--no-db and --db: give one")
+    missing = [d for d in args.db or [] if not Path(d).is_file()]
+    if missing:
+        raise InputError(f"--db {missing[0]}: no such database file; nothing was written")
     out = output_folder(args, RUNS / "report", RESULTS)
     readme = Path(args.readme) if args.readme else (ROOT / "README.md" if args.publish else None)
     if readme is not None:
@@ -53,7 +60,7 @@ def run(args: argparse.Namespace) -> dict:
     # Published reports read published runs only; a working report also this machine's runs/benchmarks.
     files = args.files or default_benchmark_files(*([] if args.publish else [RUNS / "benchmarks"]),
                                                   RESULTS / "benchmarks")
-    dbs = [Path(d) for d in args.db] if args.db else default_databases()
+    dbs = [] if args.no_db else [Path(d) for d in args.db] if args.db else default_databases()
     experiments = {_source(d): _experiment_rows(d) for d in dbs if d.is_file()} or None
     model = write_report(files, out, args.pruning_csv or [RESULTS / "pruning_summary.csv"], experiments)
     if readme is not None:

@@ -214,7 +214,14 @@ def _bench_json(path: Path, latency: float) -> Path:
 ], ids=["empty folder", "NaN latency", "negative latency"])
 def test_report_refuses_bad_inputs_before_writing(tmp_path, capsys, make, message):
     given = make(tmp_path / "in")
-    _fails(capsys, message, "report", given, "--out", tmp_path / "out", "--db", tmp_path / "none.sqlite")
+    _fails(capsys, message, "report", given, "--out", tmp_path / "out", "--no-db")
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_refuses_a_database_that_is_not_there(tmp_path, capsys):
+    given = _bench_json(tmp_path / "in", 1.0)
+    _fails(capsys, "typo.sqlite: no such database file; nothing was written", "report", given, "--out",
+           tmp_path / "out", "--db", tmp_path / "typo.sqlite")
     assert not (tmp_path / "out").exists()
 
 

@@ -32,7 +32,7 @@ def test_report_writes_runs_by_default_and_results_only_when_published(tmp_path,
     monkeypatch.setattr(report_cli, "ROOT", root)
     monkeypatch.setattr(report_cli, "RUNS", root / "runs")
     monkeypatch.setattr(report_cli, "RESULTS", root / "results")
-    args = ["report", str(bench), "--pruning-csv", "none.csv", "--db", "none.sqlite"]
+    args = ["report", str(bench), "--pruning-csv", "none.csv", "--no-db"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert (root / "runs" / "report" / "report.md").is_file() and list((root / "results").iterdir()) == []
