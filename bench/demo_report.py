@@ -79,6 +79,9 @@ def setup_lines(result: dict) -> list[str]:
              f"{', '.join(map(str, result['seeds']))}; dense and hunter prune the plainly trained model, "
              f"artemis-diagonal the one trained with the proximal diagonal group Lasso, lambda_d = {c['lambda_d']:g}"
              + (f" (ran: {trained})." if trained else "."),
+             "- **hunter** here is one reading of Hunter, `hunter` itself (squared norm per second saved, over "
+             "plaintexts and diagonal and positional groups); the sweep's verdicts choose Hunter's reading per model "
+             "on validation among its variants, diagonal-no-lasso one of them (docs/pruning.md).",
              f"- **Pruning**: a rising global threshold, up to {prune['steps']} steps, "
              + (f"{prune['recovery_epochs']:g} fine-tuning epoch(s) at the first, " if prune["recovery_epochs"]
                 else "") + f"{prune['finetune_epochs']:g} at each later one; budget: validation accuracy at most "
