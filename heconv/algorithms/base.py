@@ -56,6 +56,8 @@ class ConvAlgorithm(ABC):
     protocols: tuple[str, ...] = ("hybrid",)
     # It can split a conv over worker processes (`split`); otherwise it runs in-process.
     parallel: bool = False
+    # It can run a conv at the chain's last level where a value bound allows (ScaleSplitAlgorithm).
+    last_level: bool = False
 
     @property
     def summary(self) -> str:
@@ -245,6 +247,8 @@ def last_level_options(context: NetworkContext) -> dict[str, Any]:
 class ScaleSplitAlgorithm(ConvAlgorithm):
     """An algorithm whose plans carry `heconv.basics.ScaleSplit` (the slot engine, matvec): with a rescale
     at level 0 as by default; without one at the chain's last level, where `last_level_options` puts it."""
+
+    last_level = True
 
     def output_level(self, plan: Any) -> int:
         return plan.output_level
