@@ -127,7 +127,8 @@ class PruningMethod(ABC):
     rescale: bool = False
     # The Lasso training its model gets (pruning.train.LASSO_MODES); None: the sweep's.
     training: str | None = None
-    # Another method this one prunes exactly as, by construction (the report counts the two once).
+    # Another method this one prunes as under one global threshold, by construction (the report counts
+    # the two once where their runs agree).
     same_as: str | None = None
 
     def __init_subclass__(cls, **kw):
@@ -264,9 +265,10 @@ HUNTER_SCORINGS = {
 # Hunter's unit sets: which structures may go.
 HUNTER_UNITS = {"all": ("plaintext", "diagonal", "positional"), "groups": ("diagonal", "positional"),
                 "diag": ("diagonal",)}
-# Scorings under which a plaintext, saving no rotation, scores infinite: it goes only at fraction 1
-# (every unit), a step no model survives, so the "all" unit set prunes as "groups" does.
-NO_PLAINTEXTS_BEFORE_THE_END = ("rms-per-rot",)
+# Scorings under which a non-zero plaintext, saving no rotation, scores infinite: under one global
+# threshold (the quantiles leave infinite scores out) it goes only at fraction 1, a step no model
+# survives, so the "all" unit set prunes as "groups" does; per-conv fractions (`masks`) count it.
+PLAINTEXTS_SCORE_INFINITE = ("rms-per-rot",)
 
 
 class Hunter(PruningMethod):
@@ -277,21 +279,20 @@ class Hunter(PruningMethod):
     its plaintext multiplications and additions, plus one rotation where it is a whole group;
     engine unit costs, heconv.cost.DEFAULT_UNIT_COSTS). Squared norms are not normalised by a
     unit's size, so the small units of narrow layers rank low; the other variants do normalise.
-    The family's member chosen on validation is the `hunter` of the verdicts. hunter-rms-per-rot-all
-    prunes as hunter-rms-per-rot-groups (`same_as`): a plaintext saves no rotation, so it scores
-    infinite and would go only at fraction 1.
+    The family's member chosen on validation is the `hunter` of the verdicts. Under one global
+    threshold hunter-rms-per-rot-all prunes as hunter-rms-per-rot-groups (`same_as`): a non-zero
+    plaintext saves no rotation, scores infinite and would go only at fraction 1.
     """
 
     family = "hunter"
 
     def __init__(self, name: str = "hunter", scoring: str = "energy-per-s", units: str = "all",
-                 unit_costs=DEFAULT_UNIT_COSTS):
+                 unit_costs=DEFAULT_UNIT_COSTS, same_as: str | None = None):
         if scoring not in HUNTER_SCORINGS or units not in HUNTER_UNITS:
             raise InputError(f"hunter: unknown scoring {scoring!r} or unit set {units!r}; known: "
                              f"{list(HUNTER_SCORINGS)} x {list(HUNTER_UNITS)}")
         self.name, self.scoring, self.kinds, self.cost = name, scoring, HUNTER_UNITS[units], unit_costs
-        if scoring in NO_PLAINTEXTS_BEFORE_THE_END and units == "all":
-            self.same_as = f"hunter-{scoring}-groups"
+        self.same_as = same_as
 
     def units(self, weights, groups):
         score = HUNTER_SCORINGS[self.scoring]
@@ -314,8 +315,11 @@ def hunter_variants() -> list[Hunter]:
     >>> len(hunter_variants())
     10
     """
-    return [Hunter(f"hunter-{s}-{u}", s, u) for s in HUNTER_SCORINGS for u in HUNTER_UNITS
-            if (s, u) not in (("energy-per-s", "all"), ("rms", "diag"))]
+    def name(s: str, u: str) -> str:
+        return f"hunter-{s}-{u}"
+    return [Hunter(name(s, u), s, u, same_as=name(s, "groups") if s in PLAINTEXTS_SCORE_INFINITE and u == "all"
+                   else None)
+            for s in HUNTER_SCORINGS for u in HUNTER_UNITS if (s, u) not in (("energy-per-s", "all"), ("rms", "diag"))]
 
 
 class CoefficientBlock(PruningMethod):

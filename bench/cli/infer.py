@@ -132,10 +132,6 @@ def run(args: argparse.Namespace) -> dict:
     from ..provenance import provenance
     from .common import bar
 
-    if args.value_bound is not None and args.algorithm is not None and not get_algorithm(args.algorithm).last_level:
-        raise InputError(f"--value-bound moves convs to the chain's last level, which --algorithm {args.algorithm} "
-                         f"never uses (every conv at level 0); leave it out, or choose an algorithm that can "
-                         f"({', '.join(n for n in algorithm_names() if get_algorithm(n).last_level)})")
     meta, state = {}, None
     if args.checkpoint:
         obj = safe_torch_load(args.checkpoint)

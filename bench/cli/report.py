@@ -24,14 +24,17 @@ def add_parser(sub) -> None:
     p.add_argument("--pruning-csv", action="append", metavar="CSV",
                    help="pruning summary for the Pareto plot; repeat for several "
                         "(default: results/pruning_summary.csv)")
-    p.add_argument("--db", action="append", metavar="SQLITE",
-                   help="experiments database whose verdicts (with intervals) the report states (one that is not "
-                        "there is an error); "
-                        "repeat for several, e.g. a replicate whose models ran encrypted: each database's verdicts "
-                        "stand apart, under its path (default: results/experiments.sqlite, then each side "
-                        "experiment's: a folder of results/ with experiments.sqlite and the verdicts.md that "
-                        "'artemis results verdicts' wrote)")
-    p.add_argument("--no-db", action="store_true", help="state no pruning verdicts (no experiments database read)")
+    dbs = p.add_mutually_exclusive_group()
+    dbs.add_argument("--db", action="append", metavar="SQLITE",
+                     help="experiments database whose verdicts (with intervals) the report states (one that is not "
+                          "there is an error); "
+                          "repeat for several, e.g. a replicate whose models ran encrypted: each database's verdicts "
+                          "stand apart, under its path (default: results/experiments.sqlite, then each side "
+                          "experiment's: a folder of results/ with experiments.sqlite and the verdicts.md that "
+                          "'artemis results verdicts' wrote)")
+    dbs.add_argument("--no-db", action="store_true",
+                     help="state no pruning verdicts (no experiments database read; with --publish the README's "
+                          "block then states none)")
     p.add_argument("--readme", metavar="PATH",
                    help="also rewrite this README's block between <!-- results:begin --> and <!-- results:end --> "
                         "(--publish: README.md)")
@@ -42,8 +45,6 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> dict:
     from ..report import default_benchmark_files, read_readme_block, render_readme_block, update_readme, write_report
 
-    if args.no_db and args.db:
-        raise InputError("--no-db and --db: give one")
     missing = [d for d in args.db or [] if not Path(d).is_file()]
     if missing:
         raise InputError(f"--db {missing[0]}: no such database file; nothing was written")

@@ -1,11 +1,13 @@
 """Pausing the sweeps of this host while a timing run measures.
 
-A timing run (`artemis bench`) holds `paused()`: it writes the host's pause file (its pid in it),
-waits until the CPUs are idle, measures, and removes the file. Every sweep worker calls
+A timing run (`artemis bench`, `artemis results encrypt`, the demo's encrypted runs) holds
+`paused()`: it writes its own file beside the host's pause file (`<pause file>.<pid>`, its pid in
+it), waits until the CPUs are idle, measures, and removes its file. Every sweep worker calls
 `wait_while_paused()` at each progress call (each training batch, each pruning step) and waits
-there while the file stands, so its cell goes on where it stopped: nothing is lost or redone.
-A pause file whose writer has died is stale and ignored, so a killed timing run pauses nothing.
-The file is host-wide (the CPUs are), `ARTEMIS_PAUSE_FILE` moves it (tests do).
+there while any such file stands, so its cell goes on where it stopped: nothing is lost or redone.
+One file per holder: two timing runs at once never release each other's pause. A file whose writer
+has died is stale and ignored, so a killed timing run pauses nothing. The files are host-wide (the
+CPUs are), `ARTEMIS_PAUSE_FILE` moves them (tests do).
 
 >>> import os, tempfile
 >>> f = os.path.join(tempfile.mkdtemp(), "pause")
@@ -45,14 +47,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _holder(p: Path) -> Path:
+    """This hold's own file (one per `paused()` call, a nested one in the same process too)."""
+    return p.with_name(f"{p.name}.{os.getpid()}-{time.monotonic_ns()}")
+
+
 def pause_requested(path: str | Path | None = None) -> bool:
-    """Whether a live process asks the sweeps to pause (a stale or unreadable file asks nothing)."""
+    """Whether a live process asks the sweeps to pause: the pause file itself or a holder's file beside
+    it names a live pid (a stale or unreadable file asks nothing)."""
     p = Path(path) if path is not None else pause_file()
     try:
-        pid = int(p.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
+        files = [p, *p.parent.glob(f"{p.name}.*")]
+    except OSError:
         return False
-    return _alive(pid)
+    for f in files:
+        try:
+            pid = int(f.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if _alive(pid):
+            return True
+    return False
 
 
 def wait_while_paused(path: str | Path | None = None, poll_s: float = POLL_S) -> float:
@@ -90,9 +105,10 @@ def paused(path: str | Path | None = None, idle: float | None = None,
     p = Path(path) if path is not None else pause_file()
     idle = IDLE_TARGET if idle is None else idle
     timeout_s = IDLE_WAIT_S if timeout_s is None else timeout_s
-    tmp = p.with_name(f".{p.name}.{os.getpid()}")
+    mine = _holder(p)
+    tmp = p.with_name(f".{mine.name}")  # hidden: pause_requested never reads it half-written
     tmp.write_text(f"{os.getpid()}\n")
-    os.replace(tmp, p)  # whole or absent: a worker never reads half a pid
+    os.replace(tmp, mine)  # whole or absent: a worker never reads half a pid
     try:
         deadline, share = time.monotonic() + timeout_s, 0.0
         while True:
@@ -101,8 +117,4 @@ def paused(path: str | Path | None = None, idle: float | None = None,
                 break
         yield share
     finally:
-        try:
-            if p.read_text().split()[0] == str(os.getpid()):
-                p.unlink()
-        except (OSError, IndexError):
-            pass
+        mine.unlink(missing_ok=True)

@@ -30,11 +30,11 @@ from .selection import (  # noqa: F401 (the selection's names, for this module's
     candidates,
     choose,
     distinct_members,
+    duplicates,
     family_members,
     groups_by_model,
     model_results,
     run_point,
-    same_as,
     selection_seeds,
 )
 
@@ -162,16 +162,6 @@ def per_seed_text(r: dict | None) -> str:
     return ", ".join(f"{s}: {v:.2f}" for s, v in sorted(per.items())) or "-"
 
 
-def _same_as_text(method: str) -> str:
-    """' (prunes as X)' where the method prunes exactly as another.
-
-    >>> _same_as_text("hunter-rms-per-rot-all"), _same_as_text("hunter")
-    (' (prunes as hunter-rms-per-rot-groups)', '')
-    """
-    other = same_as(method)
-    return f" (prunes as {other})" if other else ""
-
-
 def _mean(values) -> float | None:
     v = [x for x in values if x is not None]
     return float(np.mean(v)) if v else None
@@ -248,8 +238,9 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0, source: str | N
                 md += ["", f"{fam}'s variants (validation decides; the first is `{fam}` above):", "",
                        "| variant | lambda_p / lambda_d | seeds within budget | rotations at the chosen step (mean) |",
                        "|---|---|---|---|"]
-                md += [f"| {v.method}{_same_as_text(v.method)} | {v.lambdas[0]:g} / {v.lambdas[1]:g} | "
-                       f"{len(v.within)} of {len(v.seeds)} | "
+                same = duplicates(variants)
+                md += [f"| {v.method}{f' (pruned as {same[v.method]})' if v.method in same else ''} | "
+                       f"{v.lambdas[0]:g} / {v.lambdas[1]:g} | {len(v.within)} of {len(v.seeds)} | "
                        f"{'-' if not v.within else f'{_mean(v.rotations[s] for s in v.within):.0f}'} |"
                        for v in variants]
         md += ["", "| ratio | rotations at the chosen steps | per seed | better at all | chosen steps, encrypted: "

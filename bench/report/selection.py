@@ -165,7 +165,7 @@ def family_members(results: dict[str, MethodResult], family: str) -> list[Method
 
 
 def same_as(method: str) -> str | None:
-    """The method `method` prunes exactly as, by construction (pruning.methods.PruningMethod.same_as).
+    """The method `method` prunes as under one global threshold (pruning.methods.PruningMethod.same_as).
 
     >>> same_as("hunter-rms-per-rot-all"), same_as("hunter")
     ('hunter-rms-per-rot-groups', None)
@@ -176,11 +176,26 @@ def same_as(method: str) -> str | None:
     return m.same_as if m is not None else None
 
 
+def duplicates(members: list[MethodResult]) -> dict[str, str]:
+    """Member -> the member it prunes as (`same_as`), where both ran and agree on every seed they share:
+    rotations, validation and test accuracy at the chosen step (a per-conv-fraction run, or one whose
+    plaintexts were all zero, may not agree, and then counts apart)."""
+    by_name = {m.method: m for m in members}
+    out = {}
+    for m in members:
+        o = by_name.get(same_as(m.method) or "")
+        shared = sorted(set(m.seeds) & set(o.seeds)) if o is not None else []
+        if shared and all((m.rotations.get(s), m.val.get(s), m.test.get(s)) ==
+                          (o.rotations.get(s), o.val.get(s), o.test.get(s)) for s in shared):
+            out[m.method] = o.method
+    return out
+
+
 def distinct_members(results: dict[str, MethodResult], family: str) -> list[MethodResult]:
-    """A family's members that ran, less those that prune as another member that ran."""
+    """A family's members that ran, less those that pruned as another member that ran (`duplicates`)."""
     members = family_members(results, family)
-    ran = {m.method for m in members}
-    return [m for m in members if same_as(m.method) not in ran]
+    same = duplicates(members)
+    return [m for m in members if m.method not in same]
 
 
 PROTOCOL = ("subset", "n_val", "n_test")  # one model's rows share these, or their ratios compare unlike runs

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from ..algorithms import DEFAULT_ALGORITHM, get_algorithm
+from ..algorithms import DEFAULT_ALGORITHM, algorithm_names, get_algorithm
 from ..errors import InputError
 from ..parallel_plan import check_workers
 from ..params import CKKSParams
@@ -73,6 +73,10 @@ def plan_network(net: Network, params: CKKSParams, protocol: str = "hybrid",
     if protocol not in alg.protocols:
         raise InputError(f"the {algorithm} algorithm runs in the {' and '.join(alg.protocols)} protocol only, "
                          f"not {protocol!r}")
+    if value_bound is not None and not choose_algorithm and not alg.last_level:
+        raise InputError(f"a value bound moves convs to the chain's last level, which the {algorithm} algorithm "
+                         f"never uses (every conv at level 0); leave it out, or choose an algorithm that can "
+                         f"({', '.join(n for n in algorithm_names() if get_algorithm(n).last_level)})")
     plan = planner(net, params, schedule, algorithm, choose_algorithm, workers, objective, value_bound)
     return plan if workers == 1 else parallelize(plan, workers)
 

@@ -46,7 +46,7 @@ CASES = [
      "shape [4, 4, 3, 3], expected [C_out, C_in, k, k] = [4, 8, 3, 3]"),
     ("value bound, coefficient", ["infer", "--model", "small-cnn", "--input-size", "8", "--mode", "plain",
                                   "--algorithm", "coefficient", "--value-bound", "16"],
-     "--value-bound moves convs to the chain's last level, which --algorithm coefficient never uses"),
+     "a value bound moves convs to the chain's last level, which the coefficient algorithm never uses"),
     ("plan beyond memory", ["layer", "--c-in", "1", "--c-out", "100000", "--hw", "16", "--mode", "plain"],
      "GiB (keys, plaintexts, ciphertexts); this process may take"),  # the ciphertexts follow --workers
     ("prune: meta without input_size", PRUNE + ["--checkpoint", "{d}/no-size.pt"], "meta lacks ['input_size']"),

@@ -36,7 +36,18 @@ def test_a_worker_waits_while_a_live_pauser_holds_the_file(tmp_path, monkeypatch
         time.sleep(0.3)
         assert t.is_alive() and box.got == []  # parked at its progress call
     t.join(5)
-    assert not t.is_alive() and len(box.got) == 1 and not f.exists()
+    assert not t.is_alive() and len(box.got) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_two_holders_never_release_each_others_pause(tmp_path):
+    """A demo's encrypted runs inside an `artemis bench` (or a nested hold): the sweeps wait until the last
+    holder lets go."""
+    f = tmp_path / "pause"
+    with pause.paused(f, idle=0.0):
+        with pause.paused(f, idle=0.0):
+            assert pause.pause_requested(f)
+        assert pause.pause_requested(f)  # the inner hold's exit left the outer one standing
+    assert not pause.pause_requested(f) and list(tmp_path.iterdir()) == []
 
 
 def test_a_dead_pausers_file_pauses_nothing(tmp_path):

@@ -138,10 +138,17 @@ def test_thresholds_step_through_rotation_groups(method):
     assert all(float(m.sum()) == 0 for m in masks.values())
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if get_method(m).same_as])
+def test_same_as_names_registered_methods():
+    marked = {m: get_method(m).same_as for m in METHODS if get_method(m).same_as}
+    assert marked == {"hunter-rms-per-rot-all": "hunter-rms-per-rot-groups"}
+    assert all(other in METHODS for other in marked.values())
+
+
+@pytest.mark.parametrize("method", ["hunter-rms-per-rot-all"])
 def test_a_method_marked_same_as_another_prunes_as_it(method):
-    """hunter-rms-per-rot-all prunes as hunter-rms-per-rot-groups at every fraction short of 1 (plaintexts
-    save no rotation and score infinite), after an earlier step as on the fresh model."""
+    """Under one global threshold hunter-rms-per-rot-all prunes as hunter-rms-per-rot-groups at every
+    fraction short of 1 (non-zero plaintexts save no rotation and score infinite), after an earlier step
+    as on the fresh model."""
     torch.manual_seed(0)
     model, shape = models.SmallCNN(1, 3), (1, 8, 8)
     groups = model_groups(model, shape, params_for_input(8, 8))
