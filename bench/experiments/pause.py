@@ -52,22 +52,26 @@ def _holder(p: Path) -> Path:
     return p.with_name(f"{p.name}.{os.getpid()}-{time.monotonic_ns()}")
 
 
-def pause_requested(path: str | Path | None = None) -> bool:
-    """Whether a live process asks the sweeps to pause: the pause file itself or a holder's file beside
-    it names a live pid (a stale or unreadable file asks nothing)."""
-    p = Path(path) if path is not None else pause_file()
+def _holders(p: Path) -> dict[Path, bool]:
+    """The pause file and every holder's file beside it, each with whether its pid is alive (an
+    unreadable or half-written file: not alive)."""
     try:
         files = [p, *p.parent.glob(f"{p.name}.*")]
     except OSError:
-        return False
+        return {}
+    out = {}
     for f in files:
         try:
-            pid = int(f.read_text().split()[0])
+            out[f] = _alive(int(f.read_text().split()[0]))
         except (OSError, ValueError, IndexError):
-            continue
-        if _alive(pid):
-            return True
-    return False
+            out[f] = False
+    return out
+
+
+def pause_requested(path: str | Path | None = None) -> bool:
+    """Whether a live process asks the sweeps to pause: the pause file itself or a holder's file beside
+    it names a live pid (a stale or unreadable file asks nothing)."""
+    return any(_holders(Path(path) if path is not None else pause_file()).values())
 
 
 def wait_while_paused(path: str | Path | None = None, poll_s: float = POLL_S) -> float:
@@ -105,6 +109,9 @@ def paused(path: str | Path | None = None, idle: float | None = None,
     p = Path(path) if path is not None else pause_file()
     idle = IDLE_TARGET if idle is None else idle
     timeout_s = IDLE_WAIT_S if timeout_s is None else timeout_s
+    for f, alive in _holders(p).items():
+        if not alive and f != p and f.exists():  # a killed holder's file (SIGKILL skips the cleanup below)
+            f.unlink(missing_ok=True)
     mine = _holder(p)
     tmp = p.with_name(f".{mine.name}")  # hidden: pause_requested never reads it half-written
     tmp.write_text(f"{os.getpid()}\n")

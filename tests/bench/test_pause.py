@@ -50,6 +50,17 @@ def test_two_holders_never_release_each_others_pause(tmp_path):
     assert not pause.pause_requested(f) and list(tmp_path.iterdir()) == []
 
 
+def test_a_killed_holders_file_is_ignored_and_cleared_by_the_next_holder(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    f = tmp_path / "pause"
+    stale = tmp_path / "pause.1-2"
+    stale.write_text(dead.stdout)
+    assert not pause.pause_requested(f)
+    with pause.paused(f, idle=0.0):
+        assert pause.pause_requested(f) and not stale.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_dead_pausers_file_pauses_nothing(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     f = tmp_path / "pause"
