@@ -104,13 +104,21 @@ def setup_lines(result: dict) -> list[str]:
 
 
 def _paused(result: dict) -> str:
-    """Whether this host's sweeps waited while the encrypted runs were timed (older demos: unknown)."""
+    """Whether this host's sweeps waited while the encrypted runs were timed (older demos: unknown).
+
+    >>> _paused({"sweeps_paused": True, "idle_share_at_start": 0.4})[-74:]
+    'at their start, short of the 90% the wait asks for: it gave up after 60 s.'
+    """
     if "sweeps_paused" not in result:
         return "Whether other work ran beside the encrypted runs was not recorded."
     if not result["sweeps_paused"]:
         return "This host's sweeps were not paused while they ran (`--no-pause`, or plain mode)."
-    return (f"This host's sweeps were paused while they ran; {result['idle_share_at_start']:.0%} of the CPUs "
-            f"were idle at their start.")
+    from .experiments.pause import IDLE_TARGET, IDLE_WAIT_S
+
+    share = result["idle_share_at_start"]
+    short = (f", short of the {IDLE_TARGET:.0%} the wait asks for: it gave up after {IDLE_WAIT_S:g} s"
+             if share is not None and share < IDLE_TARGET else "")
+    return f"This host's sweeps were paused while they ran; {share:.0%} of the CPUs were idle at their start{short}."
 
 
 def table_lines(result: dict) -> list[str]:

@@ -315,10 +315,8 @@ def hunter_variants() -> list[Hunter]:
     >>> len(hunter_variants())
     10
     """
-    def name(s: str, u: str) -> str:
-        return f"hunter-{s}-{u}"
-    return [Hunter(name(s, u), s, u, same_as=name(s, "groups") if s in PLAINTEXTS_SCORE_INFINITE and u == "all"
-                   else None)
+    return [Hunter(f"hunter-{s}-{u}", s, u,
+                   same_as=f"hunter-{s}-groups" if s in PLAINTEXTS_SCORE_INFINITE and u == "all" else None)
             for s in HUNTER_SCORINGS for u in HUNTER_UNITS if (s, u) not in (("energy-per-s", "all"), ("rms", "diag"))]
 
 
