@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from .experiments.pause import IDLE_TARGET, IDLE_WAIT_S
 from .report.experiments import MIN_SEEDS
 from .results import atomic_write
 
@@ -113,8 +114,6 @@ def _paused(result: dict) -> str:
         return "Whether other work ran beside the encrypted runs was not recorded."
     if not result["sweeps_paused"]:
         return "This host's sweeps were not paused while they ran (`--no-pause`, or plain mode)."
-    from .experiments.pause import IDLE_TARGET, IDLE_WAIT_S
-
     share = result["idle_share_at_start"]
     short = (f", short of the {IDLE_TARGET:.0%} the wait asks for: it gave up after {IDLE_WAIT_S:g} s"
              if share is not None and share < IDLE_TARGET else "")

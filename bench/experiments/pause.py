@@ -1,8 +1,8 @@
 """Pausing the sweeps of this host while a timing run measures.
 
 A timing run (`artemis bench`, `artemis results encrypt`, the demo's encrypted runs) holds
-`paused()`: it writes its own file beside the host's pause file (`<pause file>.<pid>`, its pid in
-it), waits until the CPUs are idle, measures, and removes its file. Every sweep worker calls
+`paused()`: it writes its own file beside the host's pause file (`<pause file>.<pid>-<ns>`, its pid
+in it), waits until the CPUs are idle, measures, and removes its file. Every sweep worker calls
 `wait_while_paused()` at each progress call (each training batch, each pruning step) and waits
 there while any such file stands, so its cell goes on where it stopped: nothing is lost or redone.
 One file per holder: two timing runs at once never release each other's pause. A file whose writer
@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterator
 
@@ -110,8 +110,9 @@ def paused(path: str | Path | None = None, idle: float | None = None,
     idle = IDLE_TARGET if idle is None else idle
     timeout_s = IDLE_WAIT_S if timeout_s is None else timeout_s
     for f, alive in _holders(p).items():
-        if not alive and f != p and f.exists():  # a killed holder's file (SIGKILL skips the cleanup below)
-            f.unlink(missing_ok=True)
+        if not alive and f != p:  # a killed holder's file (SIGKILL skips the cleanup below)
+            with suppress(OSError):  # gone meanwhile, or another user's
+                f.unlink()
     mine = _holder(p)
     tmp = p.with_name(f".{mine.name}")  # hidden: pause_requested never reads it half-written
     tmp.write_text(f"{os.getpid()}\n")

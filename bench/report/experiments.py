@@ -263,11 +263,12 @@ def encrypted_ratios(results: dict[str, MethodResult], num: str, den: str) -> di
     # the rotations recorded at the chosen steps are the fixed schedule's: auto's ratio is its time alone
     for label, ta, tb, counted in (("fixed", a.server_s, b.server_s, True), ("auto", a.auto_s, b.auto_s, False)):
         seeds = [s for s in sorted(set(ta) & set(tb)) if a.rotations.get(s) and b.rotations.get(s)]
-        if seeds:
-            rot = float(np.exp(np.mean([math.log(a.rotations[s] / b.rotations[s]) for s in seeds])))
-            out[label] = {**({"rotations": rot} if counted else {}),
-                          "server_time": float(np.exp(np.mean([math.log(ta[s] / tb[s]) for s in seeds]))),
-                          "seeds": seeds}
+        if not seeds:
+            continue
+        out[label] = {"server_time": float(np.exp(np.mean([math.log(ta[s] / tb[s]) for s in seeds]))), "seeds": seeds}
+        if counted:
+            out[label]["rotations"] = float(np.exp(np.mean([math.log(a.rotations[s] / b.rotations[s])
+                                                            for s in seeds])))
     return out
 
 

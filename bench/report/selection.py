@@ -124,10 +124,15 @@ def candidates(rows: list[dict]) -> dict[tuple[str, tuple[float, float]], Method
     return out
 
 
-def _family(method: str) -> str:
+def _registered(method: str):
+    """The registered pruning method of that name (None: a name the registry no longer has)."""
     from pruning.methods import REGISTRY
 
-    m = REGISTRY.get(method)
+    return REGISTRY.get(method)
+
+
+def _family(method: str) -> str:
+    m = _registered(method)
     return m.family if m is not None else method
 
 
@@ -170,9 +175,7 @@ def same_as(method: str) -> str | None:
     >>> same_as("hunter-rms-per-rot-all"), same_as("hunter")
     ('hunter-rms-per-rot-groups', None)
     """
-    from pruning.methods import REGISTRY
-
-    m = REGISTRY.get(method)
+    m = _registered(method)
     return m.same_as if m is not None else None
 
 
