@@ -10,7 +10,8 @@ from pruning.data import Dataset, Split
 from pruning.groups import groups_for_weight, model_groups
 from pruning.iterative import iterative_prune
 from pruning.masks import apply_masks, effective_weight, fold_masks
-from pruning.methods import METHODS, method_masks, smallest_groups_mask
+from pruning.method_base import smallest_groups_mask
+from pruning.methods import METHODS, method_masks
 from pruning.train import TrainConfig, evaluate, train
 
 

@@ -7,7 +7,8 @@ import models
 from heconv.params import params_for_input
 from pruning.groups import groups_for_weight, model_groups
 from pruning.masks import apply_masks
-from pruning.methods import METHODS, current_weights, get_method, method_threshold_masks, rms_scores
+from pruning.method_base import rms_scores
+from pruning.methods import METHODS, current_weights, get_method, method_threshold_masks
 from pruning.summary import he_cost
 
 
