@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .experiments.pause import IDLE_TARGET, IDLE_WAIT_S
+from .experiments.pause import idle_words
 from .report.experiments import MIN_SEEDS
 from .results import atomic_write
 
@@ -107,17 +107,14 @@ def setup_lines(result: dict) -> list[str]:
 def _paused(result: dict) -> str:
     """Whether this host's sweeps waited while the encrypted runs were timed (older demos: unknown).
 
-    >>> _paused({"sweeps_paused": True, "idle_share_at_start": 0.4})[-74:]
-    'at their start, short of the 90% the wait asks for: it gave up after 60 s.'
+    >>> _paused({"sweeps_paused": True, "idle_share_at_start": 0.4})[16:]
+    'sweeps paused, CPUs 40% idle at the start, short of the 90% the wait asks for: it gave up after 60 s.'
     """
     if "sweeps_paused" not in result:
         return "Whether other work ran beside the encrypted runs was not recorded."
     if not result["sweeps_paused"]:
         return "This host's sweeps were not paused while they ran (`--no-pause`, or plain mode)."
-    share = result["idle_share_at_start"]
-    short = (f", short of the {IDLE_TARGET:.0%} the wait asks for: it gave up after {IDLE_WAIT_S:g} s"
-             if share is not None and share < IDLE_TARGET else "")
-    return f"This host's sweeps were paused while they ran; {share:.0%} of the CPUs were idle at their start{short}."
+    return f"While they ran: {idle_words(result['idle_share_at_start'])}."
 
 
 def table_lines(result: dict) -> list[str]:

@@ -136,9 +136,11 @@ def _passes(args: argparse.Namespace, one_pass, files: list[Path], storage: Path
 
 
 def render(result: dict) -> str:
+    from ..experiments.pause import idle_words
+
     idle = result.get("idle_share_at_start")
     lines = [f"{len(result['passes'])} runs (seed {result['seed']}, suite {result['suite']}"
-             + (f"; sweeps paused, CPUs {idle:.0%} idle at the start" if idle is not None else "") + "):",
+             + f"; {idle_words(idle)}):",
              *[f"  {p}" for p in result["passes"]],
              f"merged ({result['cases']} cases, per case the least time over the passes on a quiet host): "
              f"{result['merged']}"]

@@ -252,7 +252,7 @@ def encrypt(args: argparse.Namespace) -> dict:
                                                            **({"auto": found["auto"]} if "auto" in found else {})}})
             measured.append({"run": run["run_id"], **keep})
             b.update()
-    return {"db": args.db, "measured": measured}
+    return {"db": args.db, "measured": measured, "sweeps_paused": idle is not None, "idle_share_at_start": idle}
 
 
 def _chosen_runs(store, runs: list[dict]) -> list[dict]:
@@ -267,5 +267,10 @@ def _chosen_runs(store, runs: list[dict]) -> list[dict]:
 
 
 def _render_encrypt(r: dict) -> str:
-    return "\n".join(f"{m['run']}: {m['rotations']} rotations, server {m['server_s']:.2f} s/image, "
-                     f"top-1 agreement {m['top1_agreement']}" for m in r["measured"]) or "nothing to measure"
+    from ..experiments.pause import idle_words
+
+    if not r["measured"]:
+        return "nothing to measure"
+    return "\n".join([f"{m['run']}: {m['rotations']} rotations, server {m['server_s']:.2f} s/image, "
+                      f"top-1 agreement {m['top1_agreement']}" for m in r["measured"]]
+                     + [f"timed with {idle_words(r['idle_share_at_start'])}"])

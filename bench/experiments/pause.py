@@ -100,6 +100,24 @@ def cpu_idle_share(window_s: float = 1.0) -> float:
     return (b[0] - a[0]) / (b[1] - a[1])
 
 
+def idle_words(share: float | None) -> str:
+    """How idle the CPUs were when a paused measurement started, in words (None: sweeps not paused);
+    a share short of IDLE_TARGET means the wait gave up after IDLE_WAIT_S and the host was busy.
+
+    >>> idle_words(0.93)
+    'sweeps paused, CPUs 93% idle at the start'
+    >>> idle_words(0.4)
+    'sweeps paused, CPUs 40% idle at the start, short of the 90% the wait asks for: it gave up after 60 s'
+    >>> idle_words(None)
+    'sweeps not paused'
+    """
+    if share is None:
+        return "sweeps not paused"
+    short = (f", short of the {IDLE_TARGET:.0%} the wait asks for: it gave up after {IDLE_WAIT_S:g} s"
+             if share < IDLE_TARGET else "")
+    return f"sweeps paused, CPUs {share:.0%} idle at the start{short}"
+
+
 @contextmanager
 def paused(path: str | Path | None = None, idle: float | None = None,
            timeout_s: float | None = None) -> Iterator[float]:

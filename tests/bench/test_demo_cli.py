@@ -58,7 +58,8 @@ def test_demo_smallest_settings(tmp_path, capsys, monkeypatch):
     again = demo.run_demo(demo.DemoConfig(dataset="digits", input_size=8, subset=200, epochs=1, images=1),
                           tmp_path / "again")
     assert held == [True, True, True] and not pause_requested()
-    assert again["sweeps_paused"] is True and "were paused while they ran" in (tmp_path / "again/demo.md").read_text()
+    assert again["sweeps_paused"] is True
+    assert "While they ran: sweeps paused" in (tmp_path / "again/demo.md").read_text()
 
     # a demo folder whose database outlived its checkpoints (a committed results/demo/) is refused, not half-reused
     import shutil

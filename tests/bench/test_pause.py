@@ -97,3 +97,20 @@ def test_artemis_bench_holds_the_pause_during_its_passes(tmp_path, monkeypatch):
     seen.clear()
     bench_run(argparse.Namespace(**{**vars(args), "pause": False, "storage": str(tmp_path / "c")}), runner)
     assert seen == [False, False]
+
+
+def test_the_bench_and_the_encrypted_runs_say_when_the_wait_for_idle_cpus_gave_up(monkeypatch):
+    from bench.cli.bench import render
+    from bench.cli.results import _render_encrypt
+
+    monkeypatch.setattr(pause, "IDLE_TARGET", 0.9)  # the test session's own fixture starts at once
+
+    bench = {"passes": ["p1"], "seed": 0, "suite": "full", "cases": 1, "merged": "m", "canary_reference_s": None}
+    assert "CPUs 95% idle at the start):" in render({**bench, "idle_share_at_start": 0.95})
+    assert "short of the 90%" not in render({**bench, "idle_share_at_start": 0.95})
+    assert "40% idle at the start, short of the 90% the wait asks for" in render({**bench, "idle_share_at_start": 0.4})
+    assert "sweeps not paused" in render({**bench, "idle_share_at_start": None})
+    measured = [{"run": "r", "rotations": 3, "server_s": 1.0, "top1_agreement": 1.0}]
+    said = _render_encrypt({"measured": measured, "idle_share_at_start": 0.5}).splitlines()
+    assert said[-1].startswith("timed with sweeps paused, CPUs 50% idle") and "gave up after 60 s" in said[-1]
+    assert _render_encrypt({"measured": [], "idle_share_at_start": None}) == "nothing to measure"
