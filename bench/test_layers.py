@@ -209,5 +209,6 @@ def test_checkpoint_layer(benchmark, timed, unit_costs_for, network, layer, n, m
                              "sweep": None, "prune_diagonals": None, "prune_positions": None,
                              "checkpoint": {k: meta.get(k) for k in ("dataset", "input_size", "fraction",
                                                                      "val_accuracy", "test_accuracy",
-                                                                     "git_revision", "seed")}},
+                                                                     "git_revision", "seed", "variant",
+                                                                     "database", "run_id")}},
                 schedule=schedule)

@@ -121,7 +121,8 @@ def test_checkpoint_model(benchmark, timed, unit_costs_8192, model, method, prun
                  {"model": meta["model"], "method": meta["method"], "weights": "checkpoint", "prune_diagonals": None,
                   "input_source": source,
                   "checkpoint": {k: meta.get(k) for k in ("dataset", "input_size", "subset", "fraction", "val_accuracy",
-                                                          "test_accuracy", "max_drop", "git_revision", "seed")}},
+                                                          "test_accuracy", "max_drop", "git_revision", "seed",
+                                                          "variant", "database", "run_id")}},
                  seed, schedule)
 
 

@@ -145,7 +145,7 @@ def checkpoints(args: argparse.Namespace) -> dict:
             data = data or load_dataset(run["dataset"], run["input_size"], args.data_dir, subset=run["subset"],
                                         seed=run["seed"])
             meta = {**pruned_meta(run, store.steps(run["run_id"]), store.run(run["parent"]), data), "method": method,
-                    "variant": variant}
+                    "variant": variant, "database": args.db}
             written[method] = str(export_pruned(run, meta, args.out))
     return {"db": args.db, "written": written}
 

@@ -33,6 +33,28 @@ def accuracy(c: Case) -> dict:
     return {k: ckpt[k] for k in ("dataset", "val_accuracy", "test_accuracy") if k in ckpt}
 
 
+def checkpoint_source(c: Case, member: bool = True) -> str:
+    """Where a checkpoint case's model came from, as its benchmark recorded it (`artemis results
+    checkpoints` records the database and, said unless `member` is False, the family's member chosen on
+    validation).
+
+    >>> def mk(ckpt):
+    ...     return Case("x", "model", 8192, 1.0, {}, {"model": "resnet20", "method": "hunter", "checkpoint": ckpt})
+    >>> checkpoint_source(mk({"seed": 0, "database": "results/a.sqlite", "variant": "diagonal-no-lasso"}))
+    'seed 0 of results/a.sqlite (hunter: diagonal-no-lasso)'
+    >>> checkpoint_source(mk({"seed": 0, "git_revision": "1e6afe02c207b7ea"}))
+    'seed 0, made at revision 1e6afe02 (database not recorded)'
+    """
+    ckpt = c.info.get("checkpoint") or {}
+    seed = f"seed {ckpt['seed']}" if ckpt.get("seed") is not None else "seed not recorded"
+    variant = ckpt.get("variant")
+    member = f" ({c.method}: {variant})" if member and variant and variant != c.method else ""
+    if ckpt.get("database"):
+        return f"{seed} of {ckpt['database']}{member}"
+    rev = (ckpt.get("git_revision") or "")[:8]
+    return f"{seed}, made at revision {rev or 'not recorded'} (database not recorded){member}"
+
+
 def checkpoint_models(cases: list[Case], schedule: str = "output-rotation") -> dict[tuple, Case]:
     """Checkpoint model cases under `schedule` by (model, method), the last one winning."""
     return last_by([c for c in cases if c.suite == "model" and c.weights == "checkpoint" and c.schedule == schedule],
@@ -49,8 +71,11 @@ def method_ratios(cases: list[Case]) -> dict[str, dict[str, dict]]:
     ...     return Case(m, "model", 8192, t, {"key_switches": r},
     ...                 {"model": "resnet20", "method": m, "weights": "checkpoint"})
     >>> r = method_ratios([mk("hunter", 300, 3.0), mk("artemis-diagonal", 100, 1.5), mk("dense", 400, 4.0)])
-    >>> r["resnet20"]["hunter/artemis-diagonal"], list(r["resnet20"])
-    ({'rotations': 3.0, 'latency': 2.0}, ['hunter/artemis-diagonal', 'dense/artemis-diagonal'])
+    >>> h = r["resnet20"]["hunter/artemis-diagonal"]
+    >>> h["rotations"], h["latency"], list(r["resnet20"])
+    (3.0, 2.0, ['hunter/artemis-diagonal', 'dense/artemis-diagonal'])
+    >>> h["source"]["hunter"]
+    'seed not recorded, made at revision not recorded (database not recorded)'
     """
     chosen = checkpoint_models(cases)
     out: dict[str, dict[str, dict]] = {}
@@ -67,6 +92,12 @@ def method_ratios(cases: list[Case]) -> dict[str, dict[str, dict]]:
             acc = {m: accuracy(c) for m, c in ((other, o), (REFERENCE_METHOD, ref)) if accuracy(c)}
             if acc:
                 entry["accuracy"] = acc
+            sides = ((other, o), (REFERENCE_METHOD, ref))
+            entry["source"] = {m: checkpoint_source(c, member=False) for m, c in sides}
+            members = {m: c.info["checkpoint"]["variant"] for m, c in sides
+                       if (c.info.get("checkpoint") or {}).get("variant") not in (None, m)}
+            if members:  # a family's member chosen on validation (hunter: one of its variants)
+                entry["members"] = members
             out.setdefault(model, {})[f"{other}/{REFERENCE_METHOD}"] = entry
     return out
 

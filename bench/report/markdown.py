@@ -20,6 +20,7 @@ from .compare import (
     REFERENCE_METHOD,
     accuracy,
     as_paths,
+    checkpoint_source,
     last_by,
     method_ratios,
     read_pruning,
@@ -155,10 +156,10 @@ def methods_section(cases: list[Case], ratios: dict) -> list[str]:
     md = []
     if ckpt_models:
         md += ["## Pruned checkpoints, whole models", "",
-               "| model | method | schedule | N | rotations | server latency s | accuracy |",
-               "|---|---|---|---|---|---|---|"]
-        md += [f"| {m} | {meth} | {sched} | {c.n} | {c.rotations} | {c.latency:.4f} | {accuracy_text(accuracy(c))} |"
-               for (m, meth, sched), c in ckpt_models]
+               "| model | method | schedule | N | rotations | server latency s | accuracy | checkpoint |",
+               "|---|---|---|---|---|---|---|---|"]
+        md += [f"| {m} | {meth} | {sched} | {c.n} | {c.rotations} | {c.latency:.4f} | {accuracy_text(accuracy(c))} "
+               f"| {checkpoint_source(c)} |" for (m, meth, sched), c in ckpt_models]
         md.append("")
         if ratios:
             md += [f"Ratios to {REFERENCE_METHOD} (higher: {REFERENCE_METHOD} saves more):", "",

@@ -95,18 +95,33 @@ def render_readme_block(cost_model: dict) -> str:
     if methods:
         lines += ["Pruned checkpoints of the model benchmark suite (`--pruned` folders of the runs named below), "
                   "run encrypted:", "",
-                  "| model | methods | rotations | server latency | accuracy |", "|---|---|---|---|---|"]
+                  "| model | methods | rotations | server latency | accuracy | checkpoints |",
+                  "|---|---|---|---|---|---|"]
         for m, d in sorted(methods.items()):
             for k, v in d.items():
                 acc = "; ".join(f"{meth}: {accuracy_text(a)}" for meth, a in (v.get("accuracy") or {}).items())
-                lines.append(f"| {m} | {k} | {fmt(v.get('rotations'), '.2f')}x | {fmt(v.get('latency'), '.2f')}x "
-                             f"| {acc} |")
+                named = "/".join(f"{s} ({v['members'][s]})" if s in v.get("members", {}) else s for s in k.split("/"))
+                lines.append(f"| {m} | {named} | {fmt(v.get('rotations'), '.2f')}x | {fmt(v.get('latency'), '.2f')}x "
+                             f"| {acc} | {sources_text(v.get('source') or {})} |")
         lines.append("")
     prov = cost_model.get("provenance") or {}
     sources = ", ".join(f"`{o.get('file', '?')}` (revision {o.get('git_revision', '?')})"
                         for o in cost_model.get("sources", []))
     lines.append(f"Report made at git revision {prov.get('git_revision', '?')} from {sources or 'no files'}.")
     return "\n".join(lines)
+
+
+def sources_text(source: dict[str, str]) -> str:
+    """Each side's checkpoint source, said once where both sides share it.
+
+    >>> sources_text({"hunter": "seed 0 of a.sqlite", "artemis-diagonal": "seed 0 of a.sqlite"})
+    'seed 0 of a.sqlite'
+    >>> sources_text({"hunter": "seed 1 of a.sqlite", "artemis-diagonal": "seed 0 of a.sqlite"})
+    'hunter: seed 1 of a.sqlite; artemis-diagonal: seed 0 of a.sqlite'
+    """
+    if len(set(source.values())) == 1:
+        return next(iter(source.values()))
+    return "; ".join(f"{m}: {s}" for m, s in source.items()) or "not recorded"
 
 
 def _sides(r: dict, name: str) -> str:

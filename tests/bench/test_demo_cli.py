@@ -83,6 +83,7 @@ def test_demo_smallest_settings(tmp_path, capsys, monkeypatch):
     for key, path in exported.items():
         (state, meta), (demo_state, demo_meta) = read_checkpoint(path), read_checkpoint(found[key])
         assert all(torch.equal(state[k], demo_state[k]) for k in demo_state)
+        assert meta["database"] == db  # the report names where a benchmarked checkpoint came from
         assert {k: meta[k] for k in demo_meta if k != "git_revision"} == {k: demo_meta[k] for k in demo_meta
                                                                           if k != "git_revision"}
     capsys.readouterr()

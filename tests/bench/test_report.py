@@ -183,6 +183,8 @@ def test_tidy_csv(tmp_path):
 def test_method_ratios_exact(tmp_path):
     model = write_report([_suites(tmp_path)], tmp_path / "out")
     acc = {"dataset": "fashion-mnist", "val_accuracy": 85.5, "test_accuracy": 84.0}
+    sources = {k: v.pop("source") for k, v in model["method_ratios"]["resnet20"].items()}
+    assert sources["hunter/artemis-diagonal"]["hunter"].endswith("(database not recorded)")  # no database recorded
     assert model["method_ratios"] == {"resnet20": {
         "hunter/artemis-diagonal": {"rotations": 2.5, "latency": 2.5,
                                     "accuracy": {"hunter": acc, "artemis-diagonal": acc}},
@@ -190,7 +192,8 @@ def test_method_ratios_exact(tmp_path):
                                    "accuracy": {"dense": {**acc, "test_accuracy": 86.0}, "artemis-diagonal": acc}},
     }}  # resnet18 has no artemis-diagonal case, so no ratio
     saved = json.loads((tmp_path / "out" / "cost_model.json").read_text())
-    assert saved["method_ratios"] == model["method_ratios"]
+    assert {k: {**v, "source": sources[k]} for k, v in model["method_ratios"]["resnet20"].items()} \
+        == saved["method_ratios"]["resnet20"]
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| resnet20 | hunter/artemis-diagonal | 2.50x | 2.50x |" in md
     assert "| resnet20 | layers.0.0.conv1 | artemis-diagonal | 8192 | 40 | 0.5000 |" in md
@@ -204,7 +207,25 @@ def test_method_ratios_last_case_wins_and_needs_checkpoints():
 
     assert method_ratios([case("hunter", 10, 1.0), case("artemis-diagonal", 5, 1.0, weights="synthetic")]) == {}
     r = method_ratios([case("hunter", 10, 1.0), case("artemis-diagonal", 5, 1.0), case("hunter", 20, 3.0)])
-    assert r == {"resnet18": {"hunter/artemis-diagonal": {"rotations": 4.0, "latency": 3.0}}}
+    got = {k: (v["rotations"], v["latency"]) for k, v in r["resnet18"].items()}
+    assert got == {"hunter/artemis-diagonal": (4.0, 3.0)}
+
+
+def test_a_checkpoint_case_names_its_database_seed_and_the_family_member_chosen():
+    def case(method, rot, ckpt):
+        return Case(method, "model", 8192, 1.0, {"key_switches": rot},
+                    {"model": "resnet20", "method": method, "weights": "checkpoint", "checkpoint": ckpt})
+
+    db = {"seed": 0, "database": "results/g/experiments.sqlite"}
+    r = method_ratios([case("hunter", 10, {**db, "variant": "diagonal-no-lasso"}),
+                       case("artemis-diagonal", 5, {**db, "variant": "artemis-diagonal"})])["resnet20"]
+    entry = r["hunter/artemis-diagonal"]
+    assert entry["members"] == {"hunter": "diagonal-no-lasso"}
+    assert entry["source"] == {"hunter": "seed 0 of results/g/experiments.sqlite",
+                               "artemis-diagonal": "seed 0 of results/g/experiments.sqlite"}
+    block = render_readme_block({"method_ratios": {"resnet20": r}})
+    assert ("| resnet20 | hunter (diagonal-no-lasso)/artemis-diagonal | 2.00x | 1.00x |  "
+            "| seed 0 of results/g/experiments.sqlite |") in block
 
 
 def test_sweeps(tmp_path):
