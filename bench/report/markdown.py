@@ -169,8 +169,8 @@ def methods_section(cases: list[Case], ratios: dict) -> list[str]:
             md.append("")
     if ckpt_layers:
         md += ["## Pruned checkpoints, single layers", "",
-               "| network | layer | method | N | rotations | latency s |", "|---|---|---|---|---|---|"]
-        md += [f"| {net} | {layer} | {meth} | {n} | {c.rotations} | {c.latency:.4f} |"
+               "| network | layer | method | N | rotations | latency s | checkpoint |", "|---|---|---|---|---|---|---|"]
+        md += [f"| {net} | {layer} | {meth} | {n} | {c.rotations} | {c.latency:.4f} | {checkpoint_source(c)} |"
                for (net, layer, meth, n), c in ckpt_layers]
         md.append("")
     return md
