@@ -93,8 +93,9 @@ def render_readme_block(cost_model: dict) -> str:
     lines += peers_lines(cost_model.get("peer_runs") or [])
     methods = cost_model.get("method_ratios") or {}
     if methods:
-        lines += ["Pruned checkpoints of the model benchmark suite (`--pruned` folders of the runs named below), "
-                  "run encrypted:", "",
+        lines += ["Pruned checkpoints run encrypted by the model benchmark suite (`--pruned` folders of the runs "
+                  "named below; the output-rotation schedule, one model per method, so one seed: the verdicts "
+                  "above give the ratios over seeds):", "",
                   "| model | methods | rotations | server latency | accuracy | checkpoints |",
                   "|---|---|---|---|---|---|"]
         for m, d in sorted(methods.items()):
