@@ -84,8 +84,9 @@ def test_demo_smallest_settings(tmp_path, capsys, monkeypatch):
         (state, meta), (demo_state, demo_meta) = read_checkpoint(path), read_checkpoint(found[key])
         assert all(torch.equal(state[k], demo_state[k]) for k in demo_state)
         assert meta["database"] == db  # the report names where a benchmarked checkpoint came from
-        assert {k: meta[k] for k in demo_meta if k != "git_revision"} == {k: demo_meta[k] for k in demo_meta
-                                                                          if k != "git_revision"}
+        same = [k for k in demo_meta if k not in ("git_revision", "database")]
+        assert {k: meta[k] for k in same} == {k: demo_meta[k] for k in same}
+        assert demo_meta["database"].endswith("experiments.sqlite")
     capsys.readouterr()
     assert main(["results", "checkpoints", "--db", db, "--model", "resnet20", "--methods", "unstructured",
                  "--out", str(tmp_path / "ck2")]) == 2
