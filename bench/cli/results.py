@@ -27,7 +27,8 @@ def add_parser(sub) -> None:
     e.set_defaults(func=export, render=lambda r: f"{r['rows']} rows from {r['runs']} runs -> {r['csv']}")
     c = actions.add_parser("encrypt", help="run the chosen model of finished pruning runs encrypted on test images "
                                            "and record the measurement in the database (the latency beside the "
-                                           "rotation ratio)")
+                                           "rotation ratio); a run measured again keeps only the readings asked "
+                                           "for now, so that its readings share one period's timings")
     c.add_argument("--db", default=str(DEFAULT_DB))
     c.add_argument("--model", help="only runs of this model")
     c.add_argument("--seed", type=seed, default=0, help="only runs of this seed (default 0)")
@@ -41,6 +42,10 @@ def add_parser(sub) -> None:
     c.add_argument("--auto", action="store_true",
                    help="also run each model under the auto schedule (a baby step per layer), recorded beside the "
                         "fixed schedule it was pruned for")
+    c.add_argument("--algorithms", action="store_true",
+                   help="also run each model under auto across algorithms (per conv the algorithm of the lowest "
+                        "predicted time: the slot engine's schedules, matvec, coefficient encoding), as the model "
+                        "benchmarks' auto cases do")
     c.add_argument("--no-pause", dest="pause", action="store_false",
                    help="leave this host's sweeps running while timing (by default they wait, as for artemis bench)")
     c.set_defaults(func=encrypt, render=_render_encrypt)
@@ -220,7 +225,8 @@ def encrypt(args: argparse.Namespace) -> dict:
     runs = store.runs(**where)
     if not args.all_runs:
         runs = _chosen_runs(store, runs)
-    runs = [r for r in runs if args.redo or not r["encrypted"] or (args.auto and "auto" not in r["encrypted"])]
+    wanted = [name for name, on in (("auto", args.auto), ("algorithms", getattr(args, "algorithms", False))) if on]
+    runs = [r for r in runs if args.redo or not r["encrypted"] or any(w not in r["encrypted"] for w in wanted)]
     measured = []
     with paused() if getattr(args, "pause", True) and runs else nullcontext(None) as idle, \
             bar(len(runs), "encrypted runs") as b:
@@ -238,10 +244,12 @@ def encrypt(args: argparse.Namespace) -> dict:
             schedules = (run["config"] or {}).get("schedules") or run["schedule"]
             images, labels = data.test.x[: args.images].astype(np.float64), data.test.y[: args.images]
             found = {}
-            for name, sched in [("fixed", schedules)] + ([("auto", "auto")] if args.auto else []):
+            readings = {"fixed": {"schedule": schedules}, "auto": {"schedule": "auto"},
+                        "algorithms": {"schedule": "auto", "choose_algorithm": True}}
+            for name in ["fixed", *wanted]:
                 # one prepared plan at a time: a dense ResNet18's takes about 8 GiB
                 rec = measure_checkpoint(model, shape, params, images, labels, mode=args.mode, seed=run["seed"],
-                                         schedule=sched)
+                                         **readings[name])
                 found[name] = {k: rec[k] for k in ("predicted_rotations", "rotations", "pmuls", "server_s", "floor_s",
                                                    "bytes_client_to_server", "bytes_server_to_client",
                                                    "top1_agreement", "max_abs_error") if k in rec}
@@ -249,7 +257,7 @@ def encrypt(args: argparse.Namespace) -> dict:
             store.set_fields(run["run_id"], {"encrypted": {**keep, "images": args.images, "mode": args.mode,
                                                            "sweeps_paused": idle is not None,
                                                            "idle_share_at_start": idle,
-                                                           **({"auto": found["auto"]} if "auto" in found else {})}})
+                                                           **{w: found[w] for w in wanted}}})
             measured.append({"run": run["run_id"], **keep})
             b.update()
     return {"db": args.db, "measured": measured, "sweeps_paused": idle is not None, "idle_share_at_start": idle}

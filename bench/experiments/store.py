@@ -43,7 +43,8 @@ STEP_COLUMNS = ("run_id", "step", "threshold", "fraction", "val_accuracy", "test
 EXPORT_COLUMNS = ("run_id", "model", "dataset", "input_size", "subset", "poly_modulus_degree", "schedule", "method",
                   "lambda_p", "lambda_d", "seed", "step", "threshold", "fraction", "val_accuracy", "test_accuracy",
                   "accuracy_drop", "n_val", "n_test", "rotations", "pmuls", "sparsity", "accepted", "chosen",
-                  "finetune_epochs", "cut_off", "encrypted_server_s", "encrypted_auto_server_s", "git_revision")
+                  "finetune_epochs", "cut_off", "encrypted_server_s", "encrypted_auto_server_s",
+                  "encrypted_algorithms_server_s", "git_revision")
 # What a database of an older schema already has (newer columns are added when a writer opens it).
 REQUIRED_STEP_COLUMNS = tuple(c for c in STEP_COLUMNS if c != "finetune_epochs")
 _TABLES = {"runs": RUN_COLUMNS, "steps": REQUIRED_STEP_COLUMNS}
@@ -70,7 +71,7 @@ CLAIM_STALE_S = 600.0
 # The views are made again when the database's user_version is older than VIEWS_VERSION, so
 # that a database written by an older version gets today's columns (and reading one writes
 # nothing); one IMMEDIATE transaction keeps racing openers apart.
-VIEWS_VERSION = 4
+VIEWS_VERSION = 5
 _VIEWS = f"""
 BEGIN IMMEDIATE;
 DROP VIEW IF EXISTS pruning_summary;
@@ -81,8 +82,8 @@ CREATE VIEW experiments AS
                       else "CASE WHEN s.chosen THEN json_extract(r.encrypted, '$.server_s') END AS encrypted_server_s"
                       if c == "encrypted_server_s"
                       else "json_extract(r.config, '$.cut_off') AS cut_off" if c == "cut_off"
-                      else "CASE WHEN s.chosen THEN json_extract(r.encrypted, '$.auto.server_s') END "
-                           "AS encrypted_auto_server_s" if c == "encrypted_auto_server_s"
+                      else f"CASE WHEN s.chosen THEN json_extract(r.encrypted, '$.{c.split('_')[1]}.server_s') END "
+                           f"AS {c}" if c in ("encrypted_auto_server_s", "encrypted_algorithms_server_s")
                       else "r." + c for c in EXPORT_COLUMNS)}
     FROM runs r JOIN steps s ON s.run_id = r.run_id WHERE r.kind = 'prune' AND r.status = 'done';
 CREATE VIEW pruning_summary AS

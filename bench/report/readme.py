@@ -19,6 +19,11 @@ README_BEGIN = "<!-- results:begin -->"
 README_END = "<!-- results:end -->"
 
 
+# The encrypted readings of a chosen model (artemis results encrypt): the schedule it was pruned for, the slot
+# engine's auto schedule (--auto), auto across algorithms (--algorithms).
+READINGS = {"fixed": "fixed schedule", "auto": "auto schedule", "algorithms": "auto across algorithms"}
+
+
 def render_readme_block(cost_model: dict) -> str:
     """A short Markdown summary of cost_model.json's content, for the README's results block.
 
@@ -85,7 +90,7 @@ def render_readme_block(cost_model: dict) -> str:
                     for label, enc in (r.get("encrypted") or {}).items():
                         k = len(enc["seeds"])
                         rot = f"rotations {enc['rotations']:.2f}x, " if "rotations" in enc else ""
-                        words.append(f"encrypted ({label} schedule, {k} seed{'s' * (k != 1)}): {rot}"
+                        words.append(f"encrypted ({READINGS.get(label, label)}, {k} seed{'s' * (k != 1)}): {rot}"
                                      f"server time {enc['server_time']:.2f}x")
                     lines.append(f"- {key}: {_sides(r, name)} = {r['value']:.2f}x {iv} ({n} seed{'s' * (n != 1)})"
                                  + ("; " + "; ".join(words) if words else ""))

@@ -26,6 +26,7 @@ class MethodResult:
     cut_off: dict[int, bool] = field(default_factory=dict)
     server_s: dict[int, float] = field(default_factory=dict)  # encrypted server time of the chosen step, where measured
     auto_s: dict[int, float] = field(default_factory=dict)  # the same under the auto schedule
+    algorithms_s: dict[int, float] = field(default_factory=dict)  # the same under auto across algorithms
     family: str = ""
     members: list["MethodResult"] = field(default_factory=list)  # a family's members that ran (on its result)
     chosen_on: list[int] = field(default_factory=list)  # the seeds its lambdas / variant were chosen on
@@ -65,7 +66,8 @@ def run_point(steps: list[dict]) -> dict:
     return {"rotations": int(c["rotations"]) if ok else None, "test": _num(c.get("test_accuracy")),
             "val": _num(c.get("val_accuracy")), "epochs": _num(c.get("finetune_epochs")) or 0.0,
             "cut_off": any(_flag(s.get("cut_off")) for s in steps), "server_s": _num(c.get("encrypted_server_s")),
-            "auto_s": _num(c.get("encrypted_auto_server_s"))}
+            "auto_s": _num(c.get("encrypted_auto_server_s")),
+            "algorithms_s": _num(c.get("encrypted_algorithms_server_s"))}
 
 
 def selection_seeds(members: list[MethodResult]) -> list[int]:
@@ -119,8 +121,9 @@ def candidates(rows: list[dict]) -> dict[tuple[str, tuple[float, float]], Method
         res.epochs[seed], res.cut_off[seed] = p["epochs"], p["cut_off"]
         if p["server_s"] is not None:
             res.server_s[seed] = p["server_s"]
-        if p["auto_s"] is not None:
-            res.auto_s[seed] = p["auto_s"]
+        for reading in ("auto_s", "algorithms_s"):
+            if p[reading] is not None:
+                getattr(res, reading)[seed] = p[reading]
     return out
 
 

@@ -111,14 +111,18 @@ def test_demo_smallest_settings(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(harness, "prepare_model", prepare_one_at_a_time)
     assert main(["results", "encrypt", "--db", db, "--model", "resnet20", "--images", "1", "--mode", "plain",
-                 "--redo", "--auto", "--no-pause"]) == 0
-    assert len(prepared) == 6
+                 "--redo", "--auto", "--algorithms", "--no-pause"]) == 0
+    assert len(prepared) == 9  # three models, three readings each
     from bench.experiments.store import ExperimentStore
 
     for run in ExperimentStore(db, readonly=True).runs(kind="prune", seed=0):
         e = run["encrypted"]
         assert e["rotations"] == e["predicted_rotations"] == rows[run["method"]]["rotations"]
         assert e["auto"]["rotations"] == e["auto"]["predicted_rotations"] <= e["rotations"]
+        assert e["algorithms"]["rotations"] == e["algorithms"]["predicted_rotations"]
+        assert e["algorithms"]["top1_agreement"] == 1.0
+    rows = {r["run_id"]: r for r in ExperimentStore(db, readonly=True).export_rows() if r["chosen"]}
+    assert all(r["encrypted_algorithms_server_s"] > 0 for r in rows.values())
 
 
 def _demo_folder_agrees(folder, result):
