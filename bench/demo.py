@@ -32,7 +32,7 @@ from pruning.data import load_dataset
 
 from .demo_report import render_demo, write_demo_report
 from .harness.model import measure_checkpoint
-from .provenance import provenance
+from .provenance import in_repository, provenance
 from .results import atomic_write, csv_bytes, export_pruned, pruned_meta
 
 METHODS = ("dense", "hunter", "artemis-diagonal")
@@ -93,14 +93,6 @@ def demo_grid(cfg: DemoConfig) -> SweepGrid:
                                      cfg.finetune_epochs, cfg.finetune_lr, cfg.patience, cfg.recovery_epochs))
 
 
-def _in_repo(path: Path) -> str:
-    """The path relative to the repository when it lies inside it (a checkpoint's meta names no machine's folders)."""
-    try:
-        return str(path.resolve().relative_to(Path(__file__).resolve().parent.parent))
-    except ValueError:
-        return str(path)
-
-
 def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None,
              progress: Progress | None = None, pause: bool = True) -> dict:
     """Run the pipeline; write experiments.sqlite, demo.json, demo.md, report.md and the figures
@@ -143,7 +135,7 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None,
                                                       "idle_share_at_start": idle}})
             # the benchmarks pick these up (their --pruned default: runs/demo/checkpoints, else results/demo/...)
             meta = pruned_meta(run, store.steps(c.run_id), store.run(run["parent"]), data)
-            export_pruned(run, {**meta, "database": _in_repo(out / "experiments.sqlite")}, out / "checkpoints")
+            export_pruned(run, {**meta, "database": in_repository(out / "experiments.sqlite")}, out / "checkpoints")
     say("report")
     summary = store.export_rows("pruning_summary")
     atomic_write(out / "pruning_summary.csv", csv_bytes(summary, list(summary[0])))

@@ -10,6 +10,22 @@ from importlib import metadata
 from pathlib import Path
 
 SOURCE_SUFFIXES = (".py", ".toml", ".cfg", ".sh", ".ini")
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def in_repository(path: str | Path) -> str:
+    """A path as recorded in results: from the repository's root where it lies inside it (it then reads
+    the same on every machine), else as given.
+
+    >>> in_repository(REPOSITORY / "results" / "experiments.sqlite")
+    'results/experiments.sqlite'
+    >>> in_repository("/elsewhere/e.sqlite")
+    '/elsewhere/e.sqlite'
+    """
+    try:
+        return Path(path).resolve().relative_to(REPOSITORY).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
 
 
 def git_revision(path: str | Path | None = None) -> str:

@@ -1,4 +1,4 @@
-"""Pruning methods, one class each (in the manner of torch.nn.utils.prune's
+"""The registry of pruning methods (each a PruningMethod, in the manner of torch.nn.utils.prune's
 BasePruningMethod), as masks kept beside the weights and folded in at export.
 
 A method names its prunable units and scores them; the units with the smallest scores go

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from heconv.errors import InputError
 
+from ..provenance import in_repository
 from .common import RESULTS, ROOT, RUNS, add_publish_options, output_folder
 
 
@@ -92,10 +93,7 @@ def default_databases(results: Path = RESULTS) -> list[Path]:
 
 def _source(db: Path) -> str:
     """A database's name in the report: its path from the repository's root where it lies inside it."""
-    try:
-        return db.resolve().relative_to(ROOT.resolve()).as_posix()
-    except ValueError:
-        return db.as_posix()
+    return in_repository(db)
 
 
 def render(result: dict) -> str:

@@ -4,12 +4,16 @@ measurement, and their chosen pruned models as checkpoints for the benchmarks.""
 from __future__ import annotations
 
 import argparse
+import logging
 from contextlib import nullcontext
 from pathlib import Path
 
 from heconv.errors import InputError
 
+from ..experiments.readings import READINGS, by_name
 from .common import MAX_IMAGES, RESULTS, RUNS, add_publish_options, at_most, output_folder, seed
+
+log = logging.getLogger("artemis")
 
 DEFAULT_DB = RUNS / "experiments.sqlite"  # the working database a sweep writes (git-ignored)
 PUBLISHED_DB = RESULTS / "experiments.sqlite"
@@ -121,6 +125,7 @@ def checkpoints(args: argparse.Namespace) -> dict:
     """The chosen run of each method (lambdas chosen on validation) for one model and seed, exported."""
     from pruning.data import load_dataset
 
+    from ..provenance import in_repository
     from ..report.experiments import RATIOS, groups_by_model, model_results
     from ..results import export_pruned, outputs_together, pruned_meta
 
@@ -150,7 +155,7 @@ def checkpoints(args: argparse.Namespace) -> dict:
             data = data or load_dataset(run["dataset"], run["input_size"], args.data_dir, subset=run["subset"],
                                         seed=run["seed"])
             meta = {**pruned_meta(run, store.steps(run["run_id"]), store.run(run["parent"]), data), "method": method,
-                    "variant": variant, "database": args.db}
+                    "variant": variant, "database": in_repository(args.db)}
             written[method] = str(export_pruned(run, meta, args.out))
     return {"db": args.db, "written": written}
 
@@ -225,8 +230,12 @@ def encrypt(args: argparse.Namespace) -> dict:
     runs = store.runs(**where)
     if not args.all_runs:
         runs = _chosen_runs(store, runs)
-    wanted = [name for name, on in (("auto", args.auto), ("algorithms", getattr(args, "algorithms", False))) if on]
+    wanted = [name for name, on in (("auto", args.auto), ("algorithms", args.algorithms)) if on]
     runs = [r for r in runs if args.redo or not r["encrypted"] or any(w not in r["encrypted"] for w in wanted)]
+    for r in runs:  # one period's timings: a run measured again keeps only the readings asked for now
+        dropped = sorted(set(r["encrypted"] or {}) & {g.name for g in READINGS} - set(wanted))
+        if dropped:
+            log.warning("run %s: its readings %s are dropped (not asked for now)", r["run_id"], dropped)
     measured = []
     with paused() if getattr(args, "pause", True) and runs else nullcontext(None) as idle, \
             bar(len(runs), "encrypted runs") as b:
@@ -244,12 +253,10 @@ def encrypt(args: argparse.Namespace) -> dict:
             schedules = (run["config"] or {}).get("schedules") or run["schedule"]
             images, labels = data.test.x[: args.images].astype(np.float64), data.test.y[: args.images]
             found = {}
-            readings = {"fixed": {"schedule": schedules}, "auto": {"schedule": "auto"},
-                        "algorithms": {"schedule": "auto", "choose_algorithm": True}}
             for name in ["fixed", *wanted]:
                 # one prepared plan at a time: a dense ResNet18's takes about 8 GiB
                 rec = measure_checkpoint(model, shape, params, images, labels, mode=args.mode, seed=run["seed"],
-                                         **readings[name])
+                                         **{"schedule": schedules, **dict(by_name(name).prepare)})
                 found[name] = {k: rec[k] for k in ("predicted_rotations", "rotations", "pmuls", "server_s", "floor_s",
                                                    "bytes_client_to_server", "bytes_server_to_client",
                                                    "top1_agreement", "max_abs_error") if k in rec}
@@ -258,7 +265,7 @@ def encrypt(args: argparse.Namespace) -> dict:
                                                            "sweeps_paused": idle is not None,
                                                            "idle_share_at_start": idle,
                                                            **{w: found[w] for w in wanted}}})
-            measured.append({"run": run["run_id"], **keep})
+            measured.append({"run": run["run_id"], **keep, "readings": {w: found[w]["server_s"] for w in wanted}})
             b.update()
     return {"db": args.db, "measured": measured, "sweeps_paused": idle is not None, "idle_share_at_start": idle}
 
@@ -279,6 +286,7 @@ def _render_encrypt(r: dict) -> str:
 
     if not r["measured"]:
         return "nothing to measure"
-    return "\n".join([f"{m['run']}: {m['rotations']} rotations, server {m['server_s']:.2f} s/image, "
-                      f"top-1 agreement {m['top1_agreement']}" for m in r["measured"]]
+    return "\n".join([f"{m['run']}: {m['rotations']} rotations, server {m['server_s']:.2f} s/image"
+                      + "".join(f", {by_name(w).label} {t:.2f} s" for w, t in m.get("readings", {}).items())
+                      + f", top-1 agreement {m['top1_agreement']}" for m in r["measured"]]
                      + [f"timed with {idle_words(r['idle_share_at_start'])}"])

@@ -32,6 +32,7 @@ from heconv.errors import InputError
 
 from ..atomic import check_space, process_alive, put_in_place, temporary, write_error
 from .db import APPLICATION_ID, check_database, connect, db_errors, remove_database
+from .readings import READINGS
 
 RUN_COLUMNS = ("run_id", "kind", "parent", "model", "dataset", "input_size", "subset", "poly_modulus_degree",
                "schedule", "method", "lasso", "lambda_p", "lambda_d", "seed", "config", "data_source", "n_train",
@@ -43,8 +44,8 @@ STEP_COLUMNS = ("run_id", "step", "threshold", "fraction", "val_accuracy", "test
 EXPORT_COLUMNS = ("run_id", "model", "dataset", "input_size", "subset", "poly_modulus_degree", "schedule", "method",
                   "lambda_p", "lambda_d", "seed", "step", "threshold", "fraction", "val_accuracy", "test_accuracy",
                   "accuracy_drop", "n_val", "n_test", "rotations", "pmuls", "sparsity", "accepted", "chosen",
-                  "finetune_epochs", "cut_off", "encrypted_server_s", "encrypted_auto_server_s",
-                  "encrypted_algorithms_server_s", "git_revision")
+                  "finetune_epochs", "cut_off", *(r.column for r in READINGS), "git_revision")
+_READING = {r.column: r for r in READINGS}  # the view's encrypted columns, one per reading
 # What a database of an older schema already has (newer columns are added when a writer opens it).
 REQUIRED_STEP_COLUMNS = tuple(c for c in STEP_COLUMNS if c != "finetune_epochs")
 _TABLES = {"runs": RUN_COLUMNS, "steps": REQUIRED_STEP_COLUMNS}
@@ -79,11 +80,9 @@ DROP VIEW IF EXISTS experiments;
 CREATE VIEW experiments AS
     SELECT {", ".join("s.step" if c == "step" else "s." + c if c in STEP_COLUMNS and c != "run_id"
                       else "json_extract(r.provenance, '$.git_revision') AS git_revision" if c == "git_revision"
-                      else "CASE WHEN s.chosen THEN json_extract(r.encrypted, '$.server_s') END AS encrypted_server_s"
-                      if c == "encrypted_server_s"
                       else "json_extract(r.config, '$.cut_off') AS cut_off" if c == "cut_off"
-                      else f"CASE WHEN s.chosen THEN json_extract(r.encrypted, '$.{c.split('_')[1]}.server_s') END "
-                           f"AS {c}" if c in ("encrypted_auto_server_s", "encrypted_algorithms_server_s")
+                      else f"CASE WHEN s.chosen THEN json_extract(r.encrypted, '{_READING[c].path}') END AS {c}"
+                      if c in _READING
                       else "r." + c for c in EXPORT_COLUMNS)}
     FROM runs r JOIN steps s ON s.run_id = r.run_id WHERE r.kind = 'prune' AND r.status = 'done';
 CREATE VIEW pruning_summary AS

@@ -33,10 +33,10 @@ def accuracy(c: Case) -> dict:
     return {k: ckpt[k] for k in ("dataset", "val_accuracy", "test_accuracy") if k in ckpt}
 
 
-def checkpoint_source(c: Case, member: bool = True) -> str:
+def checkpoint_source(c: Case, with_member: bool = True) -> str:
     """Where a checkpoint case's model came from, as its benchmark recorded it (`artemis results
-    checkpoints` records the database and, said unless `member` is False, the family's member chosen on
-    validation).
+    checkpoints` records the database and, said unless `with_member` is False, the family's member chosen
+    on validation).
 
     >>> def mk(ckpt):
     ...     return Case("x", "model", 8192, 1.0, {}, {"model": "resnet20", "method": "hunter", "checkpoint": ckpt})
@@ -48,9 +48,9 @@ def checkpoint_source(c: Case, member: bool = True) -> str:
     ckpt = c.info.get("checkpoint") or {}
     seed = f"seed {ckpt['seed']}" if ckpt.get("seed") is not None else "seed not recorded"
     variant = ckpt.get("variant")
-    member = f" ({c.method}: {variant})" if member and variant and variant != c.method else ""
+    member = f" ({c.method}: {variant})" if with_member and variant and variant != c.method else ""
     if ckpt.get("database"):
-        return f"{seed} of {ckpt['database']}{member}"
+        return f"{seed if ckpt.get('seed') is not None else 'a seed not recorded'} of {ckpt['database']}{member}"
     rev = (ckpt.get("git_revision") or "")[:8]
     return f"{seed}, made at revision {rev or 'not recorded'} (database not recorded){member}"
 
@@ -93,7 +93,7 @@ def method_ratios(cases: list[Case]) -> dict[str, dict[str, dict]]:
             if acc:
                 entry["accuracy"] = acc
             sides = ((other, o), (REFERENCE_METHOD, ref))
-            entry["source"] = {m: checkpoint_source(c, member=False) for m, c in sides}
+            entry["source"] = {m: checkpoint_source(c, with_member=False) for m, c in sides}
             members = {m: c.info["checkpoint"]["variant"] for m, c in sides
                        if (c.info.get("checkpoint") or {}).get("variant") not in (None, m)}
             if members:  # a family's member chosen on validation (hunter: one of its variants)

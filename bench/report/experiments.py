@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from ..experiments.readings import READINGS
 from .selection import (  # noqa: F401 (the selection's names, for this module's callers)
     PROTOCOL,
     MethodResult,
@@ -175,9 +176,8 @@ def experiments_summary(rows: list[dict], max_drop: float = 1.0) -> dict:
         out["/".join(key)] = {
             "methods": {m: {"method": r.method, "lambda_p": r.lambdas[0], "lambda_d": r.lambdas[1], "seeds": r.seeds,
                             "rotations": r.rotations, "test_accuracy": r.test, "finetune_epochs": r.epochs,
-                            "cut_off": [s for s, c in r.cut_off.items() if c], "encrypted_server_s": r.server_s,
-                            "encrypted_auto_server_s": r.auto_s, "encrypted_algorithms_server_s": r.algorithms_s,
-                            "chosen_on": r.chosen_on}
+                            "cut_off": [s for s, c in r.cut_off.items() if c],
+                            **{g.column: r.encrypted.get(g.name, {}) for g in READINGS}, "chosen_on": r.chosen_on}
                         for m, r in results.items()},
             "ratios": {f"{n} / {d}": _judged(results, n, d) for n, d, _ in RATIOS}}
     return out
@@ -256,15 +256,16 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0, source: str | N
 
 def encrypted_ratios(results: dict[str, MethodResult], num: str, den: str) -> dict:
     """Rotation and server-time ratios of the chosen steps run encrypted: geometric means over the seeds
-    both ran, under the fixed schedule ("fixed") and, where measured, under the slot engine's auto
-    schedule ("auto") and auto across algorithms ("algorithms")."""
+    both ran, per encrypted reading measured (bench.experiments.readings: the fixed schedule, the slot
+    engine's auto schedule, auto across algorithms)."""
     a, b = results.get(num), results.get(den)
     out: dict = {}
     if not a or not b:
         return out
     # the rotations recorded at the chosen steps are the fixed schedule's: auto's ratio is its time alone
-    for label, ta, tb, counted in (("fixed", a.server_s, b.server_s, True), ("auto", a.auto_s, b.auto_s, False),
-                                   ("algorithms", a.algorithms_s, b.algorithms_s, False)):
+    for reading in READINGS:
+        label, counted = reading.name, reading.counted
+        ta, tb = a.encrypted.get(label, {}), b.encrypted.get(label, {})
         seeds = [s for s in sorted(set(ta) & set(tb)) if a.rotations.get(s) and b.rotations.get(s)]
         if not seeds:
             continue
@@ -281,11 +282,8 @@ def _latency(results: dict[str, MethodResult], num: str, den: str) -> str:
     if "fixed" in e:
         parts.append(f"{e['fixed']['rotations']:.2f}x / {e['fixed']['server_time']:.2f}x "
                      f"({_seeds_text(len(e['fixed']['seeds']))})")
-    if "auto" in e:
-        parts.append(f"auto: server time {e['auto']['server_time']:.2f}x ({_seeds_text(len(e['auto']['seeds']))})")
-    if "algorithms" in e:
-        parts.append(f"auto across algorithms: server time {e['algorithms']['server_time']:.2f}x "
-                     f"({_seeds_text(len(e['algorithms']['seeds']))})")
+    parts += [f"{r.label}: server time {e[r.name]['server_time']:.2f}x ({_seeds_text(len(e[r.name]['seeds']))})"
+              for r in READINGS if not r.counted and r.name in e]
     return "; ".join(parts) or "not measured"
 
 

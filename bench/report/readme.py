@@ -10,6 +10,7 @@ from pathlib import Path
 
 from heconv.errors import InputError
 
+from ..experiments.readings import by_name
 from ..results import atomic_write
 from .crossval import mask_cost_text
 from .peers import ratioed
@@ -17,11 +18,6 @@ from .text import accuracy_text, fmt
 
 README_BEGIN = "<!-- results:begin -->"
 README_END = "<!-- results:end -->"
-
-
-# The encrypted readings of a chosen model (artemis results encrypt): the schedule it was pruned for, the slot
-# engine's auto schedule (--auto), auto across algorithms (--algorithms).
-READINGS = {"fixed": "fixed schedule", "auto": "auto schedule", "algorithms": "auto across algorithms"}
 
 
 def render_readme_block(cost_model: dict) -> str:
@@ -90,7 +86,7 @@ def render_readme_block(cost_model: dict) -> str:
                     for label, enc in (r.get("encrypted") or {}).items():
                         k = len(enc["seeds"])
                         rot = f"rotations {enc['rotations']:.2f}x, " if "rotations" in enc else ""
-                        words.append(f"encrypted ({READINGS.get(label, label)}, {k} seed{'s' * (k != 1)}): {rot}"
+                        words.append(f"encrypted ({by_name(label).label}, {k} seed{'s' * (k != 1)}): {rot}"
                                      f"server time {enc['server_time']:.2f}x")
                     lines.append(f"- {key}: {_sides(r, name)} = {r['value']:.2f}x {iv} ({n} seed{'s' * (n != 1)})"
                                  + ("; " + "; ".join(words) if words else ""))
@@ -99,8 +95,8 @@ def render_readme_block(cost_model: dict) -> str:
     methods = cost_model.get("method_ratios") or {}
     if methods:
         lines += ["Pruned checkpoints run encrypted by the model benchmark suite (`--pruned` folders of the runs "
-                  "named below; the output-rotation schedule, one model per method, so one seed: the verdicts "
-                  "above give the ratios over seeds):", "",
+                  "named below; the output-rotation schedule, one model per method, each of the seed named: the "
+                  "verdicts above give the ratios over seeds):", "",
                   "| model | methods | rotations | server latency | accuracy | checkpoints |",
                   "|---|---|---|---|---|---|"]
         for m, d in sorted(methods.items()):

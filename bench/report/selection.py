@@ -11,6 +11,8 @@ import numpy as np
 
 from heconv.errors import InputError
 
+from ..experiments.readings import READINGS
+
 
 @dataclass
 class MethodResult:
@@ -24,9 +26,8 @@ class MethodResult:
     val: dict[int, float | None] = field(default_factory=dict)
     epochs: dict[int, float] = field(default_factory=dict)  # fine-tuning epochs up to the chosen step
     cut_off: dict[int, bool] = field(default_factory=dict)
-    server_s: dict[int, float] = field(default_factory=dict)  # encrypted server time of the chosen step, where measured
-    auto_s: dict[int, float] = field(default_factory=dict)  # the same under the auto schedule
-    algorithms_s: dict[int, float] = field(default_factory=dict)  # the same under auto across algorithms
+    # per encrypted reading (bench.experiments.readings), the chosen step's server time per seed, where measured
+    encrypted: dict[str, dict[int, float]] = field(default_factory=dict)
     family: str = ""
     members: list["MethodResult"] = field(default_factory=list)  # a family's members that ran (on its result)
     chosen_on: list[int] = field(default_factory=list)  # the seeds its lambdas / variant were chosen on
@@ -65,9 +66,8 @@ def run_point(steps: list[dict]) -> dict:
     ok = _flag(c.get("accepted", 1))
     return {"rotations": int(c["rotations"]) if ok else None, "test": _num(c.get("test_accuracy")),
             "val": _num(c.get("val_accuracy")), "epochs": _num(c.get("finetune_epochs")) or 0.0,
-            "cut_off": any(_flag(s.get("cut_off")) for s in steps), "server_s": _num(c.get("encrypted_server_s")),
-            "auto_s": _num(c.get("encrypted_auto_server_s")),
-            "algorithms_s": _num(c.get("encrypted_algorithms_server_s"))}
+            "cut_off": any(_flag(s.get("cut_off")) for s in steps),
+            "encrypted": {r.name: _num(c.get(r.column)) for r in READINGS}}
 
 
 def selection_seeds(members: list[MethodResult]) -> list[int]:
@@ -119,11 +119,9 @@ def candidates(rows: list[dict]) -> dict[tuple[str, tuple[float, float]], Method
         res.seeds.append(seed)
         res.rotations[seed], res.test[seed], res.val[seed] = p["rotations"], p["test"], p["val"]
         res.epochs[seed], res.cut_off[seed] = p["epochs"], p["cut_off"]
-        if p["server_s"] is not None:
-            res.server_s[seed] = p["server_s"]
-        for reading in ("auto_s", "algorithms_s"):
-            if p[reading] is not None:
-                getattr(res, reading)[seed] = p[reading]
+        for reading, server_s in p["encrypted"].items():
+            if server_s is not None:
+                res.encrypted.setdefault(reading, {})[seed] = server_s
     return out
 
 
@@ -173,7 +171,7 @@ def family_members(results: dict[str, MethodResult], family: str) -> list[Method
 
 
 def same_as(method: str) -> str | None:
-    """The method `method` prunes as under one global threshold (pruning.methods.PruningMethod.same_as).
+    """The method `method` prunes as under one global threshold (pruning.method_base.PruningMethod.same_as).
 
     >>> same_as("hunter-rms-per-rot-all"), same_as("hunter")
     ('hunter-rms-per-rot-groups', None)

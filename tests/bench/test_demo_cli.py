@@ -10,7 +10,7 @@ from heconv.params import params_for_input
 from models.checkpoint import find_checkpoints, load_checkpoint_model
 
 
-def test_demo_smallest_settings(tmp_path, capsys, monkeypatch):
+def test_demo_smallest_settings(tmp_path, capsys, monkeypatch, caplog):
     """The whole pipeline end to end, cleartext backend, tiny data: a smoke test, not a result."""
     code = main(["demo", "--dataset", "digits", "--input-size", "8", "--subset", "200", "--epochs", "1",
                  "--images", "1", "--mode", "plain", "--out", str(tmp_path)])
@@ -123,6 +123,17 @@ def test_demo_smallest_settings(tmp_path, capsys, monkeypatch):
         assert e["algorithms"]["top1_agreement"] == 1.0
     rows = {r["run_id"]: r for r in ExperimentStore(db, readonly=True).export_rows() if r["chosen"]}
     assert all(r["encrypted_algorithms_server_s"] > 0 for r in rows.values())
+    # every reading asked for is there: nothing is measured again without --redo
+    prepared.clear()
+    assert main(["results", "encrypt", "--db", db, "--model", "resnet20", "--mode", "plain", "--algorithms",
+                 "--no-pause"]) == 0
+    assert prepared == [] and "nothing to measure" in capsys.readouterr().out
+    # measured again with one reading: the others go (one period's timings), and the user is told
+    assert main(["results", "encrypt", "--db", db, "--model", "resnet20", "--mode", "plain", "--redo", "--auto",
+                 "--no-pause"]) == 0
+    assert len(prepared) == 6 and "its readings ['algorithms'] are dropped" in caplog.text
+    runs = ExperimentStore(db, readonly=True).runs(kind="prune", seed=0)
+    assert all("auto" in r["encrypted"] and "algorithms" not in r["encrypted"] for r in runs)
 
 
 def _demo_folder_agrees(folder, result):

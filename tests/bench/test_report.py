@@ -196,6 +196,8 @@ def test_method_ratios_exact(tmp_path):
         == saved["method_ratios"]["resnet20"]
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| resnet20 | hunter/artemis-diagonal | 2.50x | 2.50x |" in md
+    # each checkpoint row names where its model came from (this fixture's record no database)
+    assert "| test 84.00%, val 85.50% (fashion-mnist) | seed not recorded, made at revision not recorded" in md
     assert "| resnet20 | layers.0.0.conv1 | artemis-diagonal | 8192 | 40 | 0.5000 |" in md
     assert "| resnet20 | layers.0.0.conv1 | dense | 8192 | 92 | 1.0000 |" in md
 
