@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from bench.experiments.cells import PruneCell, TrainCell, _default_fractions
-from bench.experiments.pause import paused
+from bench.experiments.pause import idle_record, paused
 from bench.experiments.store import ExperimentStore, checkpoint_on_disk
 from bench.experiments.sweep import SweepGrid, run_sweep
 from heconv.errors import InputError
@@ -131,8 +131,7 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None,
             say(f"encrypted inference {i}/{len(cells)}: {c.method}, {cfg.images} image(s)")
             rows.append(_measure(cfg, run, data, shape, params, images, seed))
             store.set_fields(c.run_id, {"encrypted": {**rows[-1], "images": cfg.images, "mode": cfg.mode,
-                                                      "workers": WORKERS, "sweeps_paused": idle is not None,
-                                                      "idle_share_at_start": idle}})
+                                                      "workers": WORKERS, **idle_record(idle)}})
             # the benchmarks pick these up (their --pruned default: runs/demo/checkpoints, else results/demo/...)
             meta = pruned_meta(run, store.steps(c.run_id), store.run(run["parent"]), data)
             export_pruned(run, {**meta, "database": in_repository(out / "experiments.sqlite")}, out / "checkpoints")
@@ -145,7 +144,7 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None,
               "sizes": {"train": first["n_train"], "val": first["n_val"], "test": first["n_test"]},
               "database": "experiments.sqlite", "sweep": {k: v for k, v in sweep.items() if k != "finished"},
               "dense_val_accuracy": store.run(next(c for c in cells if c.method == "dense").run_id)["val_accuracy"],
-              "rows": rows, "sweeps_paused": idle is not None, "idle_share_at_start": idle, "provenance": prov}
+              "rows": rows, **idle_record(idle), "provenance": prov}
     needed = {t.run_id for c in grid.prune_cells() for t in (c.train, c.reference, c.train.parent) if t}
     result["trained"] = [{"run_id": r["run_id"], "lambda_d": r["lambda_d"], "seed": r["seed"],
                           "epochs_run": len(r["history"] or []), "val_accuracy": r["val_accuracy"]}

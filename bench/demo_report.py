@@ -114,7 +114,8 @@ def _paused(result: dict) -> str:
         return "Whether other work ran beside the encrypted runs was not recorded."
     if not result["sweeps_paused"]:
         return "This host's sweeps were not paused while they ran (`--no-pause`, or plain mode)."
-    return f"While they ran: {idle_words(result['idle_share_at_start'])}."
+    words = idle_words(result["idle_share_at_start"], result.get("idle_target"), result.get("idle_wait_s"))
+    return f"While they ran: {words}."
 
 
 def table_lines(result: dict) -> list[str]:

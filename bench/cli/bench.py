@@ -28,6 +28,7 @@ from typing import Callable
 
 from heconv.errors import InputError
 
+from ..experiments.pause import idle_record, idle_words, paused
 from .common import RESULTS, ROOT, RUNS, positive
 
 Runner = Callable[[list[str]], int]  # pytest's arguments -> its exit status
@@ -77,7 +78,6 @@ def _stored(storage: Path, run_stamp: str, name: str) -> Path:
 
 
 def run(args: argparse.Namespace, pytest_runner: Runner = pytest_subprocess) -> dict:
-    from ..experiments.pause import paused
 
     publish = getattr(args, "publish", False)
     if publish and args.storage is not None:
@@ -124,7 +124,7 @@ def _passes(args: argparse.Namespace, one_pass, files: list[Path], storage: Path
     suite = ((main[0].get("artemis") or {}).get("selection") or {}).get("suite") or "filtered"
     merged["artemis"]["selection"] = (main[0].get("artemis") or {}).get("selection")
     merged["artemis"]["merged"] |= {"seed": seed, "canary_reference_s": reference, "retried": retried,
-                                    "sweeps_paused": idle is not None, "idle_share_at_start": idle}
+                                    **idle_record(idle)}
     merged["artemis"].pop("pass", None)
     rev = git_revision(ROOT)
     label = rev[:8] + ("-dirty" if rev.endswith("+dirty") else "") + f"-{suite}-{stamp}-merged"
@@ -132,15 +132,13 @@ def _passes(args: argparse.Namespace, one_pass, files: list[Path], storage: Path
     slow_left = [b["fullname"] for b in merged["benchmarks"] if (b.get("extra_info") or {}).get("canary_slow")]
     return {"merged": str(path), "passes": [str(f) for f in files], "seed": seed, "suite": suite,
             "cases": len(merged["benchmarks"]), "canary_reference_s": reference,
-            "retried": sum(len(r) for r in retried), "canary_slow_cases": slow_left, "idle_share_at_start": idle}
+            "retried": sum(len(r) for r in retried), "canary_slow_cases": slow_left, **idle_record(idle)}
 
 
 def render(result: dict) -> str:
-    from ..experiments.pause import idle_words
-
     idle = result.get("idle_share_at_start")
     lines = [f"{len(result['passes'])} runs (seed {result['seed']}, suite {result['suite']}"
-             + f"; {idle_words(idle)}):",
+             + f"; {idle_words(idle, result.get('idle_target'), result.get('idle_wait_s'))}):",
              *[f"  {p}" for p in result["passes"]],
              f"merged ({result['cases']} cases, per case the least time over the passes on a quiet host): "
              f"{result['merged']}"]

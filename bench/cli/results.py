@@ -10,6 +10,7 @@ from pathlib import Path
 
 from heconv.errors import InputError
 
+from ..experiments.pause import idle_record, idle_words, paused
 from ..experiments.readings import READINGS, by_name
 from .common import MAX_IMAGES, RESULTS, RUNS, add_publish_options, at_most, output_folder, seed
 
@@ -219,7 +220,6 @@ def encrypt(args: argparse.Namespace) -> dict:
     from models.checkpoint import checkpoint_from_bytes
     from pruning.data import load_dataset
 
-    from ..experiments.pause import paused
     from ..harness.model import measure_checkpoint
     from .common import bar
 
@@ -262,12 +262,10 @@ def encrypt(args: argparse.Namespace) -> dict:
                                                    "top1_agreement", "max_abs_error") if k in rec}
             keep = found["fixed"]
             store.set_fields(run["run_id"], {"encrypted": {**keep, "images": args.images, "mode": args.mode,
-                                                           "sweeps_paused": idle is not None,
-                                                           "idle_share_at_start": idle,
-                                                           **{w: found[w] for w in wanted}}})
+                                                           **idle_record(idle), **{w: found[w] for w in wanted}}})
             measured.append({"run": run["run_id"], **keep, "readings": {w: found[w]["server_s"] for w in wanted}})
             b.update()
-    return {"db": args.db, "measured": measured, "sweeps_paused": idle is not None, "idle_share_at_start": idle}
+    return {"db": args.db, "measured": measured, **idle_record(idle)}
 
 
 def _chosen_runs(store, runs: list[dict]) -> list[dict]:
@@ -282,11 +280,10 @@ def _chosen_runs(store, runs: list[dict]) -> list[dict]:
 
 
 def _render_encrypt(r: dict) -> str:
-    from ..experiments.pause import idle_words
-
     if not r["measured"]:
         return "nothing to measure"
+    idle = idle_words(r["idle_share_at_start"], r.get("idle_target"), r.get("idle_wait_s"))
     return "\n".join([f"{m['run']}: {m['rotations']} rotations, server {m['server_s']:.2f} s/image"
                       + "".join(f", {by_name(w).label} {t:.2f} s" for w, t in m.get("readings", {}).items())
                       + f", top-1 agreement {m['top1_agreement']}" for m in r["measured"]]
-                     + [f"timed with {idle_words(r['idle_share_at_start'])}"])
+                     + [f"timed with {idle}"])

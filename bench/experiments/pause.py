@@ -100,21 +100,36 @@ def cpu_idle_share(window_s: float = 1.0) -> float:
     return (b[0] - a[0]) / (b[1] - a[1])
 
 
-def idle_words(share: float | None) -> str:
+def idle_record(share: float | None) -> dict:
+    """What a timed result records of its wait (`paused`'s share; None: sweeps not paused), with the target
+    and the longest wait it ran under, so that it is read later against those and not today's.
+
+    >>> idle_record(0.95)["idle_target"]
+    0.9
+    """
+    return {"sweeps_paused": share is not None, "idle_share_at_start": share, "idle_target": IDLE_TARGET,
+            "idle_wait_s": IDLE_WAIT_S}
+
+
+def idle_words(share: float | None, target: float | None = None, wait_s: float | None = None) -> str:
     """How idle the CPUs were when a paused measurement started, in words (None: sweeps not paused);
-    a share short of IDLE_TARGET means the wait gave up after IDLE_WAIT_S and the host was busy.
+    a share short of the target (IDLE_TARGET unless recorded) means the wait gave up after `wait_s`
+    (IDLE_WAIT_S) and the host was busy.
 
     >>> idle_words(0.93)
     'sweeps paused, CPUs 93% idle at the start'
     >>> idle_words(0.4)
     'sweeps paused, CPUs 40% idle at the start, short of the 90% the wait asks for: it gave up after 60 s'
+    >>> idle_words(0.85, target=0.8)
+    'sweeps paused, CPUs 85% idle at the start'
     >>> idle_words(None)
     'sweeps not paused'
     """
     if share is None:
         return "sweeps not paused"
-    short = (f", short of the {IDLE_TARGET:.0%} the wait asks for: it gave up after {IDLE_WAIT_S:g} s"
-             if share < IDLE_TARGET else "")
+    target = IDLE_TARGET if target is None else target
+    wait_s = IDLE_WAIT_S if wait_s is None else wait_s
+    short = f", short of the {target:.0%} the wait asks for: it gave up after {wait_s:g} s" if share < target else ""
     return f"sweeps paused, CPUs {share:.0%} idle at the start{short}"
 
 

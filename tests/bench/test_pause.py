@@ -114,3 +114,7 @@ def test_the_bench_and_the_encrypted_runs_say_when_the_wait_for_idle_cpus_gave_u
     said = _render_encrypt({"measured": measured, "idle_share_at_start": 0.5}).splitlines()
     assert said[-1].startswith("timed with sweeps paused, CPUs 50% idle") and "gave up after 60 s" in said[-1]
     assert _render_encrypt({"measured": [], "idle_share_at_start": None}) == "nothing to measure"
+    # a result is read against the target it was timed under (recorded), not today's
+    assert "short of" not in render({**bench, **pause.idle_record(0.6), "idle_target": 0.5})
+    assert pause.idle_record(0.4) == {"sweeps_paused": True, "idle_share_at_start": 0.4, "idle_target": 0.9,
+                                      "idle_wait_s": pause.IDLE_WAIT_S}

@@ -77,3 +77,27 @@ def test_reading_an_up_to_date_database_writes_nothing(tmp_path):
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     assert len(ExperimentStore(path).export_rows()) == 1
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_a_database_of_older_views_gains_the_encrypted_readings_columns(tmp_path):
+    """A database written before a reading existed (user_version 4: no encrypted_algorithms_server_s) reads
+    with every column: read-only through temporary views, and a writer makes the views again."""
+    import sqlite3
+
+    path = tmp_path / "e.sqlite"
+    db = ExperimentStore(path)
+    db.start_run("prune/a", "prune", {"method": "dense"})
+    db.finish_run("prune/a", {}, [{"step": 0, "chosen": True}])
+    db.set_fields("prune/a", {"encrypted": {"server_s": 2.0, "auto": {"server_s": 1.5},
+                                            "algorithms": {"server_s": 1.0}}})
+    with sqlite3.connect(path) as con:  # the views as an older version made them
+        con.executescript("DROP VIEW pruning_summary; DROP VIEW experiments; "
+                          "CREATE VIEW experiments AS SELECT r.run_id FROM runs r; "
+                          "CREATE VIEW pruning_summary AS SELECT run_id FROM experiments; PRAGMA user_version = 4;")
+    row = ExperimentStore(path, readonly=True).export_rows()[0]
+    assert (row["encrypted_server_s"], row["encrypted_auto_server_s"], row["encrypted_algorithms_server_s"]) == (
+        2.0, 1.5, 1.0)
+    ExperimentStore(path)
+    with sqlite3.connect(path) as con:
+        assert con.execute("PRAGMA user_version").fetchone()[0] >= 5
+        assert "encrypted_algorithms_server_s" in {r[1] for r in con.execute("PRAGMA table_info(experiments)")}
