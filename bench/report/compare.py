@@ -55,6 +55,16 @@ def checkpoint_source(c: Case, with_member: bool = True) -> str:
     return f"{seed}, made at revision {rev or 'not recorded'} (database not recorded){member}"
 
 
+def ratio_name(key: str, entry: dict) -> str:
+    """A method_ratios key with the family member chosen on validation beside each side that has one.
+
+    >>> ratio_name("hunter/artemis-diagonal", {"members": {"hunter": "diagonal-no-lasso"}})
+    'hunter (diagonal-no-lasso)/artemis-diagonal'
+    """
+    members = entry.get("members", {})
+    return "/".join(f"{s} ({members[s]})" if s in members else s for s in key.split("/"))
+
+
 def checkpoint_models(cases: list[Case], schedule: str = "output-rotation") -> dict[tuple, Case]:
     """Checkpoint model cases under `schedule` by (model, method), the last one winning."""
     return last_by([c for c in cases if c.suite == "model" and c.weights == "checkpoint" and c.schedule == schedule],

@@ -23,6 +23,7 @@ from .compare import (
     checkpoint_source,
     last_by,
     method_ratios,
+    ratio_name,
     read_pruning,
     schedule_gains,
     sweep_fraction,
@@ -164,7 +165,7 @@ def methods_section(cases: list[Case], ratios: dict) -> list[str]:
         if ratios:
             md += [f"Ratios to {REFERENCE_METHOD} (higher: {REFERENCE_METHOD} saves more):", "",
                    "| model | methods | rotations | server latency |", "|---|---|---|---|"]
-            md += [f"| {m} | {k} | {fmt(v['rotations'], '.2f')}x | {fmt(v['latency'], '.2f')}x |"
+            md += [f"| {m} | {ratio_name(k, v)} | {fmt(v['rotations'], '.2f')}x | {fmt(v['latency'], '.2f')}x |"
                    for m, d in ratios.items() for k, v in d.items()]
             md.append("")
     if ckpt_layers:

@@ -12,6 +12,7 @@ from heconv.errors import InputError
 
 from ..experiments.readings import by_name
 from ..results import atomic_write
+from .compare import ratio_name
 from .crossval import mask_cost_text
 from .peers import ratioed
 from .text import accuracy_text, fmt
@@ -102,9 +103,8 @@ def render_readme_block(cost_model: dict) -> str:
         for m, d in sorted(methods.items()):
             for k, v in d.items():
                 acc = "; ".join(f"{meth}: {accuracy_text(a)}" for meth, a in (v.get("accuracy") or {}).items())
-                named = "/".join(f"{s} ({v['members'][s]})" if s in v.get("members", {}) else s for s in k.split("/"))
-                lines.append(f"| {m} | {named} | {fmt(v.get('rotations'), '.2f')}x | {fmt(v.get('latency'), '.2f')}x "
-                             f"| {acc} | {sources_text(v.get('source') or {})} |")
+                lines.append(f"| {m} | {ratio_name(k, v)} | {fmt(v.get('rotations'), '.2f')}x "
+                             f"| {fmt(v.get('latency'), '.2f')}x | {acc} | {sources_text(v.get('source') or {})} |")
         lines.append("")
     prov = cost_model.get("provenance") or {}
     sources = ", ".join(f"`{o.get('file', '?')}` (revision {o.get('git_revision', '?')})"
