@@ -21,6 +21,15 @@ def default_pruned() -> Path:
     """runs/demo/checkpoints when it holds checkpoints, else results/demo/checkpoints."""
     return next((d for d in PRUNED_CANDIDATES if any(d.glob("pruned-*.pt"))), PRUNED_CANDIDATES[-1])
 
+# What a checkpoint case records of its checkpoint's meta (the report names where the model came from).
+CHECKPOINT_INFO = ("dataset", "input_size", "subset", "fraction", "val_accuracy", "test_accuracy", "max_drop",
+                   "git_revision", "seed", "variant", "database", "run_id")
+
+
+def checkpoint_info(meta: dict) -> dict:
+    return {k: meta.get(k) for k in CHECKPOINT_INFO}
+
+
 # The methods whose real pruned models the model suite runs (the layer suite takes every method found).
 CHECKPOINT_METHODS = ("dense", "hunter", "artemis-diagonal")
 PRUNED = pytest.StashKey[tuple[dict, list[str]]]()  # ({(model, method): checkpoint}, the folders searched)

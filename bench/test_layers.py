@@ -32,7 +32,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from bench.conftest import no_checkpoint_param, pruned_checkpoints
+from bench.conftest import checkpoint_info, no_checkpoint_param, pruned_checkpoints
 from bench.harness.layer import model_layers, prepare_layer, representative_layers, run_layer
 from bench.harness.layer_record import layer_record
 from heconv.backends import make_backend
@@ -207,8 +207,5 @@ def test_checkpoint_layer(benchmark, timed, unit_costs_for, network, layer, n, m
     _bench_conv(benchmark, timed, params, unit_costs_for(params), lay.name, lay.weight, lay.bias, lay.height,
                 lay.stride, {"network": meta["model"], "weights": "checkpoint", "method": meta["method"],
                              "sweep": None, "prune_diagonals": None, "prune_positions": None,
-                             "checkpoint": {k: meta.get(k) for k in ("dataset", "input_size", "fraction",
-                                                                     "val_accuracy", "test_accuracy",
-                                                                     "git_revision", "seed", "variant",
-                                                                     "database", "run_id")}},
+                             "checkpoint": checkpoint_info(meta)},
                 schedule=schedule)

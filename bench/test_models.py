@@ -27,7 +27,7 @@ import pytest
 import torch
 
 import models
-from bench.conftest import CHECKPOINT_METHODS, no_checkpoint_param, pruned_checkpoints
+from bench.conftest import CHECKPOINT_METHODS, checkpoint_info, no_checkpoint_param, pruned_checkpoints
 from bench.harness.model import model_record, prepare_model, run_images
 from bench.harness.protocol import MODEL_IMAGES, VALUE_BOUND
 from heconv.algorithms import algorithm_names, get_algorithm
@@ -120,9 +120,7 @@ def test_checkpoint_model(benchmark, timed, unit_costs_8192, model, method, prun
     _bench_model(benchmark, timed, unit_costs_8192, net, shape, params, x, label,
                  {"model": meta["model"], "method": meta["method"], "weights": "checkpoint", "prune_diagonals": None,
                   "input_source": source,
-                  "checkpoint": {k: meta.get(k) for k in ("dataset", "input_size", "subset", "fraction", "val_accuracy",
-                                                          "test_accuracy", "max_drop", "git_revision", "seed",
-                                                          "variant", "database", "run_id")}},
+                  "checkpoint": checkpoint_info(meta)},
                  seed, schedule)
 
 

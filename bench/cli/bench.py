@@ -78,7 +78,6 @@ def _stored(storage: Path, run_stamp: str, name: str) -> Path:
 
 
 def run(args: argparse.Namespace, pytest_runner: Runner = pytest_subprocess) -> dict:
-
     publish = getattr(args, "publish", False)
     if publish and args.storage is not None:
         raise InputError("artemis bench: --publish stores into results/benchmarks; --storage contradicts it")

@@ -12,8 +12,9 @@ from pathlib import Path
 from heconv.errors import InputError
 
 from ..atomic import SPACE_MARGIN
+from ..provenance import REPOSITORY
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = REPOSITORY
 RESULTS = ROOT / "results"  # committed: written only under --publish (or by the sweep's database)
 RUNS = ROOT / "runs"  # git-ignored: where report and demo write by default
 SCHEDULE_CHOICES = "{output-rotation,input-rotation,bsgs:B,auto}"  # the --schedule metavar

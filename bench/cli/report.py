@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> dict:
     files = args.files or default_benchmark_files(*([] if args.publish else [RUNS / "benchmarks"]),
                                                   RESULTS / "benchmarks")
     dbs = [] if args.no_db else [Path(d) for d in args.db] if args.db else default_databases()
-    experiments = {_source(d): _experiment_rows(d) for d in dbs if d.is_file()} or None
+    experiments = {in_repository(d): _experiment_rows(d) for d in dbs if d.is_file()} or None
     model = write_report(files, out, args.pruning_csv or [RESULTS / "pruning_summary.csv"], experiments)
     if readme is not None:
         update_readme(readme, render_readme_block(model))
@@ -89,11 +89,6 @@ def default_databases(results: Path = RESULTS) -> list[Path]:
     and the verdicts.md `artemis results verdicts` wrote (the demo's folder, a smoke run, holds none)."""
     return [results / "experiments.sqlite",
             *sorted(d for d in results.glob("*/experiments.sqlite") if (d.parent / "verdicts.md").is_file())]
-
-
-def _source(db: Path) -> str:
-    """A database's name in the report: its path from the repository's root where it lies inside it."""
-    return in_repository(db)
 
 
 def render(result: dict) -> str:

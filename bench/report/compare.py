@@ -33,6 +33,12 @@ def accuracy(c: Case) -> dict:
     return {k: ckpt[k] for k in ("dataset", "val_accuracy", "test_accuracy") if k in ckpt}
 
 
+def chosen_member(c: Case) -> str | None:
+    """The family member a checkpoint case's method stands for, where it is another name (hunter: a variant)."""
+    variant = (c.info.get("checkpoint") or {}).get("variant")
+    return variant if variant not in (None, c.method) else None
+
+
 def checkpoint_source(c: Case, with_member: bool = True) -> str:
     """Where a checkpoint case's model came from, as its benchmark recorded it (`artemis results
     checkpoints` records the database and, said unless `with_member` is False, the family's member chosen
@@ -47,10 +53,9 @@ def checkpoint_source(c: Case, with_member: bool = True) -> str:
     """
     ckpt = c.info.get("checkpoint") or {}
     seed = f"seed {ckpt['seed']}" if ckpt.get("seed") is not None else "seed not recorded"
-    variant = ckpt.get("variant")
-    member = f" ({c.method}: {variant})" if with_member and variant and variant != c.method else ""
+    member = f" ({c.method}: {chosen_member(c)})" if with_member and chosen_member(c) else ""
     if ckpt.get("database"):
-        return f"{seed if ckpt.get('seed') is not None else 'a seed not recorded'} of {ckpt['database']}{member}"
+        return f"{seed} of {ckpt['database']}{member}"
     rev = (ckpt.get("git_revision") or "")[:8]
     return f"{seed}, made at revision {rev or 'not recorded'} (database not recorded){member}"
 
@@ -104,8 +109,7 @@ def method_ratios(cases: list[Case]) -> dict[str, dict[str, dict]]:
                 entry["accuracy"] = acc
             sides = ((other, o), (REFERENCE_METHOD, ref))
             entry["source"] = {m: checkpoint_source(c, with_member=False) for m, c in sides}
-            members = {m: c.info["checkpoint"]["variant"] for m, c in sides
-                       if (c.info.get("checkpoint") or {}).get("variant") not in (None, m)}
+            members = {m: chosen_member(c) for m, c in sides if chosen_member(c)}
             if members:  # a family's member chosen on validation (hunter: one of its variants)
                 entry["members"] = members
             out.setdefault(model, {})[f"{other}/{REFERENCE_METHOD}"] = entry

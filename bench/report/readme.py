@@ -96,7 +96,7 @@ def render_readme_block(cost_model: dict) -> str:
     methods = cost_model.get("method_ratios") or {}
     if methods:
         lines += ["Pruned checkpoints run encrypted by the model benchmark suite (`--pruned` folders of the runs "
-                  "named below; the output-rotation schedule, one model per method, each of the seed named: the "
+                  "named below; the output-rotation schedule, one model per method, from the seed named: the "
                   "verdicts above give the ratios over seeds):", "",
                   "| model | methods | rotations | server latency | accuracy | checkpoints |",
                   "|---|---|---|---|---|---|"]
