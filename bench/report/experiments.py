@@ -99,6 +99,8 @@ def ratio(results: dict[str, MethodResult], num: str, den: str) -> dict | None:
             "num_variants": len(family_members(results, num)), "den_variants": len(family_members(results, den)),
             # ... of which distinct (a member that prunes as another that ran counts once)
             "num_distinct": len(distinct_members(results, num)), "den_distinct": len(distinct_members(results, den)),
+            # the candidates (lambda settings, over a family's members) validation chose each side from
+            "num_settings": a.settings, "den_settings": b.settings,
             "seeds": len(per_seed),
             "per_seed": per_seed, "outside_budget": [s for s in seeds if s not in per_seed],
             "as_dense": sorted({s for s in per_seed for r in (a, b) if r.rotations.get(s) is None}),

@@ -154,7 +154,8 @@ class NFit:
             "r2_full_measured_units": self.measured.r2, "max_rel_err_full_measured_units": self.measured.max_rel_err,
             "overhead_factor": self.scaled.coef["overhead_factor"], "r2_full_measured_scaled": self.scaled.r2,
             "max_rel_err_full_measured_scaled": self.scaled.max_rel_err,
-            "rotations_dominate": sum(c.rotation_share > DOMINANT_SHARE for c in self.cases),
+            # over fitted_cases (those with counted operations), as the report's verdict and the shares by kind
+            "rotations_dominate": sum(c.rotation_share > DOMINANT_SHARE for c in self.fitted),
             "rotation_share_by_kind": shares_by_kind(self.fitted),
         }
 

@@ -33,6 +33,7 @@ from .crossval import NOISE_TARGET, cross_validate, mask_cost_text
 from .engines import engines_section, slot_cases
 from .experiments import experiments_section, experiments_summary
 from .fits import DOMINANT_SHARE, NFit, fit_n
+from .paper_claims import claims_lines
 from .peers import peer_rows, peer_runs, peers_section
 from .plots import experiments_figure, fits_figure, pareto_figure, sweeps_figure
 from .text import accuracy_text, finite, fmt
@@ -269,8 +270,9 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
     model.update({k: headline.get(k) for k in HEADLINE_KEYS})
 
     out = Path(out_dir)
-    md = ["# Cost-model validation", "", *runs_section(paths, origins),
-          *verdict_section(fits, model["method_ratios"], pruning_ratios, model["wall_over_cpu"],
+    md = ["# Cost-model validation", "", *runs_section(paths, origins)]
+    claims_at = len(md)  # the claims table goes here once every database's verdicts are in
+    md += [*verdict_section(fits, model["method_ratios"], pruning_ratios, model["wall_over_cpu"],
                            model["schedule_gains"], model["canary"])]
     for f in fits:
         md += fits_section(f)
@@ -301,6 +303,8 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
         md += pruning_section(pruning_ratios)
         pareto_figure(rows, out / "pareto.png")
     md += provenance_section(model["provenance"], origins)
+    claims = claims_lines(model)
+    md[claims_at:claims_at] = ["## The seed paper's claims", "", *claims] if claims else []
     model = finite(model)
 
     atomic_write(out / "report.csv", tidy_table(all_cases).to_csv(index=False, lineterminator="\n").encode())

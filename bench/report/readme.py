@@ -14,8 +14,9 @@ from ..experiments.readings import by_name
 from ..results import atomic_write
 from .compare import ratio_name
 from .crossval import mask_cost_text
+from .paper_claims import claims_lines
 from .peers import ratioed
-from .text import accuracy_text, fmt
+from .text import accuracy_text, fmt, ratio_sides
 
 README_BEGIN = "<!-- results:begin -->"
 README_END = "<!-- results:end -->"
@@ -34,13 +35,13 @@ def render_readme_block(cost_model: dict) -> str:
     """
     per_n = cost_model.get("per_n", {})
     lines = [("_Written by `artemis report` from `results/cost_model.json`; do not edit by hand. "
-              "Full report: [results/report.md](results/report.md)._"), "",
+              "Full report: [results/report.md](results/report.md)._"), "", *claims_lines(cost_model),
              ("| N | layer cases | R^2 rotations only | worst rel. error | R^2 cost model | worst rel. error "
-              "| noise floor | whole models, worst rel. error | rotations dominate |"),
+              "| noise floor | whole models, worst rel. error | rotations dominate (slot cases) |"),
              "|---|---|---|---|---|---|---|---|---|"]
     for n, p in sorted(per_n.items(), key=lambda kv: int(kv[0])):
         k = p.get("rotations_dominate")
-        verdict = "n/a" if k is None else f"{k} of {p['cases']}"
+        verdict = "n/a" if k is None else f"{k} of {p.get('fitted_cases', p['cases'])}"
         lines.append(f"| {n} | {p.get('n_cases', 'n/a')} | {fmt(p.get('cv_r2_rotation_only'), '.4f')} "
                      f"| {fmt(p.get('cv_worst_rel_err_rotation_only'), '.1%')} | {fmt(p.get('cv_r2'), '.4f')} "
                      f"| {fmt(p.get('cv_worst_rel_err'), '.1%')} | {fmt(p.get('noise_floor'), '.1%')} "
@@ -54,7 +55,8 @@ def render_readme_block(cost_model: dict) -> str:
              if (t := mask_cost_text(n, p.get("unit_costs") or {}, p.get("mask_kinds")))]
     lines += [""] + masks if masks else []
     if all("rotations_dominate" in p for p in per_n.values()):
-        dominant, total = sum(p["rotations_dominate"] for p in per_n.values()), sum(p["cases"] for p in per_n.values())
+        dominant = sum(p["rotations_dominate"] for p in per_n.values())
+        total = sum(p.get("fitted_cases", p["cases"]) for p in per_n.values())
     else:  # files written before the per-N count: case names, which may repeat across N
         shares = [s for s in cost_model.get("rotation_share", {}).values() if s is not None]
         dominant, total = sum(s > 0.5 for s in shares), len(shares)
@@ -65,7 +67,7 @@ def render_readme_block(cost_model: dict) -> str:
                    "(max - min) / (max + min) of "
                    "the times of cases with identical plans. Whole models are predicted from the layer fit. Rotations "
                    f"dominate (more than half of a case's time by measured unit costs) in {dominant} of {total} "
-                   "cases."), ""]
+                   "slot-algorithm cases (layers and whole models) with counted operations."), ""]
     pruning = cost_model.get("pruning_ratios") or {}
     if pruning:
         lines += [("Rotation ratios of the pruning methods (each method's most pruned step that kept the "
@@ -89,7 +91,7 @@ def render_readme_block(cost_model: dict) -> str:
                         rot = f"rotations {enc['rotations']:.2f}x, " if "rotations" in enc else ""
                         words.append(f"encrypted ({by_name(label).label}, {k} seed{'s' * (k != 1)}): {rot}"
                                      f"server time {enc['server_time']:.2f}x")
-                    lines.append(f"- {key}: {_sides(r, name)} = {r['value']:.2f}x {iv} ({n} seed{'s' * (n != 1)})"
+                    lines.append(f"- {key}: {ratio_sides(r, name)} = {r['value']:.2f}x {iv} ({n} seed{'s' * (n != 1)})"
                                  + ("; " + "; ".join(words) if words else ""))
         lines.append("")
     lines += peers_lines(cost_model.get("peer_runs") or [])
@@ -124,28 +126,6 @@ def sources_text(source: dict[str, str]) -> str:
     if len(set(source.values())) == 1:
         return next(iter(source.values()))
     return "; ".join(f"{m}: {s}" for m, s in source.items()) or "not recorded"
-
-
-def _sides(r: dict, name: str) -> str:
-    """A ratio's name with the method standing for each side where validation chose a family's member.
-
-    >>> _sides({"num": "hunter", "num_method": "diagonal-no-lasso", "num_variants": 1, "den": "a",
-    ...         "den_method": "a"}, "hunter / a")
-    'hunter (diagonal-no-lasso, the best of 1 variant run) / a'
-    >>> _sides({"num": "hunter", "num_method": "x", "num_variants": 4, "num_distinct": 3, "den": "a",
-    ...         "den_method": "a"}, "hunter / a")
-    'hunter (x, the best of 4 variants run, 3 distinct) / a'
-    """
-    if "num_method" not in r:  # a summary written before the methods were recorded
-        return name
-
-    def side(family: str, method: str, variants: int | None, distinct: int | None) -> str:
-        if method == family:
-            return family
-        apart = f", {distinct} distinct" if distinct is not None and distinct != variants else ""
-        return f"{family} ({method}, the best of {variants} variant{'s' * (variants != 1)} run{apart})"
-    return (f"{side(r['num'], r['num_method'], r.get('num_variants'), r.get('num_distinct'))} / "
-            f"{side(r['den'], r['den_method'], r.get('den_variants'), r.get('den_distinct'))}")
 
 
 def peers_lines(runs: list[dict]) -> list[str]:

@@ -31,6 +31,7 @@ class MethodResult:
     family: str = ""
     members: list["MethodResult"] = field(default_factory=list)  # a family's members that ran (on its result)
     chosen_on: list[int] = field(default_factory=list)  # the seeds its lambdas / variant were chosen on
+    settings: int = 1  # the candidates validation chose it from: its lambda settings, over a family's members
 
     @property
     def within(self) -> list[int]:
@@ -149,7 +150,7 @@ def model_results(rows: list[dict], max_drop: float = 1.0) -> dict[str, MethodRe
     best = {}
     for m, rs in by_method.items():
         best[m], _, seeds = choose(rs)
-        best[m].chosen_on = seeds
+        best[m].chosen_on, best[m].settings = seeds, len(rs)
     families: dict[str, list[MethodResult]] = {}
     for m, r in best.items():
         r.family = _family(m)
@@ -160,7 +161,8 @@ def model_results(rows: list[dict], max_drop: float = 1.0) -> dict[str, MethodRe
             chosen, ranked, seeds = choose(members)
             # the family's entry is its chosen member's figures, with every member beside them
             out[fam] = MethodResult(**{**chosen.__dict__, "members": ranked,
-                                       "chosen_on": sorted(set(seeds) & set(chosen.chosen_on))})
+                                       "chosen_on": sorted(set(seeds) & set(chosen.chosen_on)),
+                                       "settings": sum(m.settings for m in members)})
     return out
 
 

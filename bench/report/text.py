@@ -1,4 +1,4 @@
-"""Number formatting shared by report.md and the README block, and strict-JSON cleaning."""
+"""Number and name formatting shared by report.md and the README block, and strict-JSON cleaning."""
 
 from __future__ import annotations
 
@@ -47,3 +47,25 @@ def spread(lo: float, median: float, hi: float, spec: str = ".2f") -> str:
     if fmt(lo, spec) == fmt(hi, spec):
         return fmt(median, spec)
     return f"median {fmt(median, spec)}, {fmt(lo, spec)} to {fmt(hi, spec)}"
+
+
+def ratio_sides(r: dict, name: str) -> str:
+    """A ratio's name with the method standing for each side where validation chose a family's member.
+
+    >>> ratio_sides({"num": "hunter", "num_method": "diagonal-no-lasso", "num_variants": 1, "den": "a",
+    ...         "den_method": "a"}, "hunter / a")
+    'hunter (diagonal-no-lasso, the best of 1 variant run) / a'
+    >>> ratio_sides({"num": "hunter", "num_method": "x", "num_variants": 4, "num_distinct": 3, "den": "a",
+    ...         "den_method": "a"}, "hunter / a")
+    'hunter (x, the best of 4 variants run, 3 distinct) / a'
+    """
+    if "num_method" not in r:  # a summary written before the methods were recorded
+        return name
+
+    def side(family: str, method: str, variants: int | None, distinct: int | None) -> str:
+        if method == family:
+            return family
+        apart = f", {distinct} distinct" if distinct is not None and distinct != variants else ""
+        return f"{family} ({method}, the best of {variants} variant{'s' * (variants != 1)} run{apart})"
+    return (f"{side(r['num'], r['num_method'], r.get('num_variants'), r.get('num_distinct'))} / "
+            f"{side(r['den'], r['den_method'], r.get('den_variants'), r.get('den_distinct'))}")

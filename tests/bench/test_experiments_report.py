@@ -212,7 +212,7 @@ def test_the_readme_states_the_claims_verdict_and_the_encrypted_ratios():
     assert "rotations" not in r["encrypted"]["auto"]  # the recorded rotations are the fixed schedule's
     assert 1.0 < r["encrypted"]["algorithms"]["server_time"] < r["encrypted"]["fixed"]["server_time"]
     block = render_readme_block({"experiments": {"results/experiments.sqlite": summary}})
-    line = next(x for x in block.splitlines() if "hunter / artemis-diagonal" in x)
+    line = next(x for x in block.splitlines() if x.startswith("- ") and "hunter / artemis-diagonal" in x)
     assert "the 1.2x claim holds" in line and "encrypted (slot auto schedule, 3 seeds): server time" in line
     assert "encrypted (auto across algorithms, 3 seeds): server time" in line
     assert "claim" not in next(x for x in block.splitlines() if "dense / artemis-diagonal" in x)
@@ -243,12 +243,16 @@ def test_a_second_database_has_verdicts_of_its_own(tmp_path):
     assert "(experiments_pareto.png)" in md and "(experiments_pareto-replicate.png)" in md
     assert (tmp_path / "out" / "experiments_pareto-replicate.png").is_file()
     block = render_readme_block(model).splitlines()
-    first, second = block.index(next(x for x in block if "`main.sqlite`" in x)), \
-        block.index(next(x for x in block if "`replicate.sqlite`" in x))
+    first, second = block.index(next(x for x in block if x.startswith("Pruning verdicts from `main.sqlite`"))), \
+        block.index(next(x for x in block if x.startswith("The same from `replicate.sqlite`")))
     value = f"{ratios['replicate.sqlite']['value']:.2f}x"
     stand_in = "hunter (diagonal-no-lasso, the best of 1 variant run) / artemis-diagonal"
     assert first < second and value in next(x for x in block[second:] if stand_in in x)
     assert any("hunter / artemis-diagonal" in x for x in block[first:second])
+    # the claims table opens the report and the block, one row per database
+    assert md.index("## The seed paper's claims") < md.index("## Verdict")
+    claims = [x for x in block[:first] if x.startswith("| HE-aware training")]
+    assert len(claims) == 2 and "`main.sqlite`" in claims[0] and "`replicate.sqlite`" in claims[1]
 
 
 def test_the_rescaled_lasso_member_stands_for_artemis_diagonal_where_validation_prefers_it():

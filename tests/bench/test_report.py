@@ -393,6 +393,9 @@ def test_cases_without_operations_are_listed_not_fitted(tmp_path):
     assert n["cases"] == 41 and n["fitted_cases"] == 40 and n["cases_without_operations"] == ["all-pruned"]
     assert n["max_rel_err_full"] < 1e-6  # the empty case would be a 100% error
     assert "left out of the fits: all-pruned" in (tmp_path / "out" / "report.md").read_text()
+    # rotations dominate among the fitted cases: the empty one (share 0) is in neither count
+    assert n["rotations_dominate"] == sum(k["dominate"] for k in n["rotation_share_by_kind"].values())
+    assert f"| {n['rotations_dominate']} of 40 |" in render_readme_block(model)
 
 
 # --- run selection, refusals, verdicts, CPU time (issue 9) ----------------------------------------------
