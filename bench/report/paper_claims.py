@@ -95,6 +95,26 @@ def _encrypted(r: dict) -> str:
     return (", ".join(parts) + f" ({seeds} seeds)") if parts else "not measured"
 
 
+def unpruned_sides(methods: dict, r: dict) -> list[str]:
+    """The sides of a ratio whose chosen step has the dense model's rotations on every seed of the ratio:
+    a reading then says more about that side's training or budget than about its groups.
+
+    >>> m = {"dense": {"rotations": {"0": 9, "1": 9}}, "b": {"rotations": {"0": 9, "1": 9}},
+    ...      "a": {"rotations": {"0": 5, "1": 9}}}
+    >>> unpruned_sides(m, {"num": "b", "den": "a", "per_seed": {"0": 1.8, "1": 1.0}})
+    ['b']
+    """
+    def rotations(m: str | None) -> dict[str, int | None]:  # seeds as cost_model.json keys them, in memory or read
+        return {str(k): v for k, v in ((methods.get(m) or {}).get("rotations") or {}).items()}
+
+    dense, seeds, out = rotations("dense"), [str(s) for s in r.get("per_seed") or {}], []
+    for side in (r.get("num"), r.get("den")):
+        rot = rotations(side)
+        if side != "dense" and seeds and all(rot.get(s) is not None and rot.get(s) == dense.get(s) for s in seeds):
+            out.append(side)
+    return out
+
+
 def claim_rows(experiments: dict) -> tuple[list[str], dict[str, dict[str, int]]]:
     """(the table rows of CLAIMS' ratios over every database and model, the count of each verdict per claim)."""
     rows, counts = [], {c.words: {v: 0 for v in VERDICTS} for c in CLAIMS}
@@ -107,10 +127,12 @@ def claim_rows(experiments: dict) -> tuple[list[str], dict[str, dict[str, int]]]
                         continue
                     verdict = claim.judge(r)
                     counts[claim.words][verdict] += 1
+                    idle = unpruned_sides(summary.get("methods") or {}, r)
+                    note = f" ({' and '.join(idle)} pruned nothing within the budget on any seed)" if idle else ""
                     iv = f" [{r['interval'][0]:.2f}, {r['interval'][1]:.2f}]" if r.get("interval") else ""
                     cands = f"{r.get('num_settings', '?')} / {r.get('den_settings', '?')}"
                     rows.append(f"| {claim.words} | {key.split('/')[0]}, `{source}`: {ratio_sides(r, name)} "
-                                f"| {r['value']:.2f}x{iv} ({r['seeds']} seeds) | {cands} | {verdict} "
+                                f"| {r['value']:.2f}x{iv} ({r['seeds']} seeds) | {cands} | {verdict}{note} "
                                 f"| {_encrypted(r)} |")
     return rows, counts
 
@@ -121,7 +143,7 @@ def claims_lines(cost_model: dict) -> list[str]:
     dominance = dominance_rows(cost_model.get("per_n") or {})
     if not rows and not dominance:
         return []
-    out = ["The seed paper's claims, each against every reading of it in these results (one row per database, "
+    out = ["**The seed paper's claims**, each against every reading of it in these results (one row per database, "
            "model and ratio; nothing chosen among them). Ratios: rotations at the chosen steps, geometric mean over "
            "seeds with a 95% t-interval on the log ratios. Candidates: how many lambda settings (over a family's "
            "variants) validation chose each side from. Encrypted: the chosen models run encrypted, the fixed "

@@ -55,3 +55,13 @@ def test_the_report_opens_with_the_claims_and_the_dominance_rows():
     row = next(x for x in lines if x.startswith("| rotations dominate"))
     assert "3 of 4 cases (75%)" in row and "holds in most cases" in row and row.count("|") == 7
     assert claims_lines({}) == []
+
+
+def test_a_side_that_pruned_nothing_is_named():
+    rows = _groups(2.0)
+    rows = [dict(r, accepted=0, chosen=int(r["step"] == 0)) if r["method"] == "artemis-positional" and r["step"] else r
+            for r in rows]  # positional's pruned steps all rejected: its point is the unpruned step 0
+    summary = experiments_summary(rows)
+    line = next(r for r in claim_rows({"a.sqlite": summary})[0] if "artemis-positional /" in r)
+    assert "(artemis-positional pruned nothing within the budget on any seed)" in line
+    assert "pruned nothing" not in next(r for r in claim_rows({"a.sqlite": summary})[0] if "hunter /" in r)
