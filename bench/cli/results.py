@@ -44,13 +44,9 @@ def add_parser(sub) -> None:
     c.add_argument("--all-runs", action="store_true",
                    help="every finished pruning run of the seed (default: the runs the verdicts choose: per method "
                         "and family its lambdas and variant chosen on validation)")
-    c.add_argument("--auto", action="store_true",
-                   help="also run each model under the auto schedule (a baby step per layer), recorded beside the "
-                        "fixed schedule it was pruned for")
-    c.add_argument("--algorithms", action="store_true",
-                   help="also run each model under auto across algorithms (per conv the algorithm of the lowest "
-                        "predicted time: the slot engine's schedules, matvec, coefficient encoding), as the model "
-                        "benchmarks' auto cases do")
+    for reading in READINGS:
+        if reading.name != "fixed":  # one flag per reading beside the fixed schedule the model was pruned for
+            c.add_argument(f"--{reading.name}", action="store_true", help=reading.help)
     c.add_argument("--no-pause", dest="pause", action="store_false",
                    help="leave this host's sweeps running while timing (by default they wait, as for artemis bench)")
     c.set_defaults(func=encrypt, render=_render_encrypt)
@@ -230,7 +226,7 @@ def encrypt(args: argparse.Namespace) -> dict:
     runs = store.runs(**where)
     if not args.all_runs:
         runs = _chosen_runs(store, runs)
-    wanted = [name for name, on in (("auto", args.auto), ("algorithms", args.algorithms)) if on]
+    wanted = [g.name for g in READINGS if g.name != "fixed" and getattr(args, g.name, False)]
     runs = [r for r in runs if args.redo or not r["encrypted"] or any(w not in r["encrypted"] for w in wanted)]
     for r in runs:  # one period's timings: a run measured again keeps only the readings asked for now
         dropped = sorted(set(r["encrypted"] or {}) & {g.name for g in READINGS} - set(wanted))

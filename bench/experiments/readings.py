@@ -2,11 +2,12 @@
 database's experiments view, the command's options and the verdicts' words are made.
 
     >>> [r.name for r in READINGS], by_name("algorithms").column
-    (['fixed', 'auto', 'algorithms'], 'encrypted_algorithms_server_s')
+    (['fixed', 'auto', 'algorithms', 'coefficient'], 'encrypted_algorithms_server_s')
 
 `fixed` is the schedule the model was pruned for, stored at the top of the run's `encrypted`
-record; every other reading is stored under its name beside it. Only the fixed reading's
-rotations are the ones pruning was steered by, so the others are compared by server time alone.
+record; every other reading is stored under its name beside it and asked for by the flag
+`--<name>` of `artemis results encrypt`. Only the fixed reading's rotations are the ones pruning
+was steered by, so the others are compared by server time alone.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class Reading:
     label: str  # in the verdicts: "encrypted (<label>, 3 seeds)"
     prepare: tuple[tuple[str, Any], ...]  # prepare_model's options beyond the model's own schedule
     counted: bool  # its rotations are the chosen step's (the fixed schedule's)
+    help: str = ""  # its flag's help in `artemis results encrypt` (every reading but the fixed one)
 
     @property
     def column(self) -> str:
@@ -35,11 +37,16 @@ class Reading:
 
 READINGS = (
     Reading("fixed", "fixed schedule", (), True),
-    # the slot engine's auto schedule: a baby step per layer
-    Reading("auto", "slot auto schedule", (("schedule", "auto"),), False),
-    # per conv the algorithm of the lowest predicted time (slot schedules, matvec, coefficient encoding): the
-    # engine at its best, as the model benchmarks' auto cases
-    Reading("algorithms", "auto across algorithms", (("schedule", "auto"), ("choose_algorithm", True)), False),
+    Reading("auto", "slot auto schedule", (("schedule", "auto"),), False,
+            "also run each model under the slot engine's auto schedule (a baby step per layer)"),
+    # the engine at its best at the protocol's own traffic, as the model benchmarks' auto cases
+    Reading("algorithms", "auto across algorithms", (("schedule", "auto"), ("choose_algorithm", True)), False,
+            "also run each model under auto across algorithms: per conv the algorithm of the lowest predicted time "
+            "among those that keep the protocol's traffic (the slot engine's schedules, matvec)"),
+    # the fastest server of all, at more traffic: rotations all but gone, so what pruning saves there
+    Reading("coefficient", "coefficient encoding", (("algorithm", "coefficient"),), False,
+            "also run each model by the coefficient algorithm (coefficient-encoded convs: a few rotations, more "
+            "traffic each way)"),
 )
 
 

@@ -72,7 +72,7 @@ CLAIM_STALE_S = 600.0
 # The views are made again when the database's user_version is older than VIEWS_VERSION, so
 # that a database written by an older version gets today's columns (and reading one writes
 # nothing); one IMMEDIATE transaction keeps racing openers apart.
-VIEWS_VERSION = 5
+VIEWS_VERSION = 6
 _VIEWS = f"""
 BEGIN IMMEDIATE;
 DROP VIEW IF EXISTS pruning_summary;

@@ -84,15 +84,17 @@ def dominance_rows(per_n: dict) -> list[str]:
 
 
 def _encrypted(r: dict) -> str:
-    """The fixed schedule's rotation and server-time ratios, then the server time of the engine at its best
-    (the last reading of READINGS measured)."""
+    """The fixed schedule's rotation and server-time ratios, then every other reading's server-time ratio.
+
+    >>> _encrypted({"encrypted": {"fixed": {"rotations": 1.5, "server_time": 1.6, "seeds": [0, 1, 2]},
+    ...                           "coefficient": {"server_time": 1.04, "seeds": [0, 1, 2]}}})
+    'fixed schedule 1.50x / 1.60x; coefficient encoding 1.04x (3 seeds)'
+    """
     enc = r.get("encrypted") or {}
-    parts = [f"{enc['fixed']['rotations']:.2f}x / {enc['fixed']['server_time']:.2f}x"] if "fixed" in enc else []
-    best = [g for g in READINGS[1:] if g.name in enc]
-    if best:
-        parts.append(f"{best[-1].label}: {enc[best[-1].name]['server_time']:.2f}x")
+    parts = [f"{g.label} {enc[g.name]['rotations']:.2f}x / {enc[g.name]['server_time']:.2f}x" if g.counted
+             else f"{g.label} {enc[g.name]['server_time']:.2f}x" for g in READINGS if g.name in enc]
     seeds = max((len(e.get("seeds", [])) for e in enc.values()), default=0)
-    return (", ".join(parts) + f" ({seeds} seeds)") if parts else "not measured"
+    return ("; ".join(parts) + f" ({seeds} seeds)") if parts else "not measured"
 
 
 def unpruned_sides(methods: dict, r: dict) -> list[str]:
@@ -147,8 +149,7 @@ def claims_lines(cost_model: dict) -> list[str]:
            "model and ratio; nothing chosen among them). Ratios: rotations at the chosen steps, geometric mean over "
            "seeds with a 95% t-interval on the log ratios. Candidates: how many lambda settings (over a family's "
            "variants) validation chose each side from. Encrypted: the chosen models run encrypted, the fixed "
-           "schedule's rotations / server time, then the server time of the engine at its best measured "
-           "(docs/pruning.md).", "",
+           "schedule's rotations / server time, then each other reading's server time (docs/pruning.md).", "",
            "| claim | reading | ratio (seeds) | candidates | verdict | encrypted |", "|---|---|---|---|---|---|",
            *dominance, *rows, ""]
     if dominance:

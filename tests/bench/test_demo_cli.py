@@ -111,8 +111,8 @@ def test_demo_smallest_settings(tmp_path, capsys, monkeypatch, caplog):
 
     monkeypatch.setattr(harness, "prepare_model", prepare_one_at_a_time)
     assert main(["results", "encrypt", "--db", db, "--model", "resnet20", "--images", "1", "--mode", "plain",
-                 "--redo", "--auto", "--algorithms", "--no-pause"]) == 0
-    assert len(prepared) == 9  # three models, three readings each
+                 "--redo", "--auto", "--algorithms", "--coefficient", "--no-pause"]) == 0
+    assert len(prepared) == 12  # three models, four readings each
     from bench.experiments.store import ExperimentStore
 
     for run in ExperimentStore(db, readonly=True).runs(kind="prune", seed=0):
@@ -120,9 +120,11 @@ def test_demo_smallest_settings(tmp_path, capsys, monkeypatch, caplog):
         assert e["rotations"] == e["predicted_rotations"] == rows[run["method"]]["rotations"]
         assert e["auto"]["rotations"] == e["auto"]["predicted_rotations"] <= e["rotations"]
         assert e["algorithms"]["rotations"] == e["algorithms"]["predicted_rotations"]
-        assert e["algorithms"]["top1_agreement"] == 1.0
+        assert e["algorithms"]["top1_agreement"] == e["coefficient"]["top1_agreement"] == 1.0
+        assert e["coefficient"]["rotations"] < e["algorithms"]["rotations"]  # coefficient-encoded convs rotate little
     rows = {r["run_id"]: r for r in ExperimentStore(db, readonly=True).export_rows() if r["chosen"]}
-    assert all(r["encrypted_algorithms_server_s"] > 0 for r in rows.values())
+    assert all(r["encrypted_algorithms_server_s"] > 0 and r["encrypted_coefficient_server_s"] > 0
+               for r in rows.values())
     # every reading asked for is there: nothing is measured again without --redo
     prepared.clear()
     assert main(["results", "encrypt", "--db", db, "--model", "resnet20", "--mode", "plain", "--algorithms",
@@ -131,9 +133,9 @@ def test_demo_smallest_settings(tmp_path, capsys, monkeypatch, caplog):
     # measured again with one reading: the others go (one period's timings), and the user is told
     assert main(["results", "encrypt", "--db", db, "--model", "resnet20", "--mode", "plain", "--redo", "--auto",
                  "--no-pause"]) == 0
-    assert len(prepared) == 6 and "its readings ['algorithms'] are dropped" in caplog.text
+    assert len(prepared) == 6 and "its readings ['algorithms', 'coefficient'] are dropped" in caplog.text
     runs = ExperimentStore(db, readonly=True).runs(kind="prune", seed=0)
-    assert all("auto" in r["encrypted"] and "algorithms" not in r["encrypted"] for r in runs)
+    assert all("auto" in r["encrypted"] and not {"algorithms", "coefficient"} & set(r["encrypted"]) for r in runs)
 
 
 def _demo_folder_agrees(folder, result):

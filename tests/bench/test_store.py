@@ -99,5 +99,6 @@ def test_a_database_of_older_views_gains_the_encrypted_readings_columns(tmp_path
         2.0, 1.5, 1.0)
     ExperimentStore(path)
     with sqlite3.connect(path) as con:
-        assert con.execute("PRAGMA user_version").fetchone()[0] >= 5
-        assert "encrypted_algorithms_server_s" in {r[1] for r in con.execute("PRAGMA table_info(experiments)")}
+        assert con.execute("PRAGMA user_version").fetchone()[0] >= 6
+        columns = {r[1] for r in con.execute("PRAGMA table_info(experiments)")}
+        assert {"encrypted_algorithms_server_s", "encrypted_coefficient_server_s"} <= columns
