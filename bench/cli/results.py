@@ -11,7 +11,7 @@ from pathlib import Path
 from heconv.errors import InputError
 
 from ..experiments.pause import idle_record, idle_words, paused
-from ..experiments.readings import READINGS, by_name
+from ..experiments.readings import FIXED, OPTIONAL, READINGS, by_name
 from .common import MAX_IMAGES, RESULTS, RUNS, add_publish_options, at_most, output_folder, seed
 
 log = logging.getLogger("artemis")
@@ -44,9 +44,8 @@ def add_parser(sub) -> None:
     c.add_argument("--all-runs", action="store_true",
                    help="every finished pruning run of the seed (default: the runs the verdicts choose: per method "
                         "and family its lambdas and variant chosen on validation)")
-    for reading in READINGS:
-        if reading.name != "fixed":  # one flag per reading beside the fixed schedule the model was pruned for
-            c.add_argument(f"--{reading.name}", action="store_true", help=reading.help)
+    for reading in OPTIONAL:  # one flag per reading beside the fixed schedule the model was pruned for
+        c.add_argument(f"--{reading.name}", dest=reading.dest, action="store_true", help=reading.help)
     c.add_argument("--no-pause", dest="pause", action="store_false",
                    help="leave this host's sweeps running while timing (by default they wait, as for artemis bench)")
     c.set_defaults(func=encrypt, render=_render_encrypt)
@@ -226,7 +225,7 @@ def encrypt(args: argparse.Namespace) -> dict:
     runs = store.runs(**where)
     if not args.all_runs:
         runs = _chosen_runs(store, runs)
-    wanted = [g.name for g in READINGS if g.name != "fixed" and getattr(args, g.name, False)]
+    wanted = [g.name for g in OPTIONAL if getattr(args, g.dest, False)]
     runs = [r for r in runs if args.redo or not r["encrypted"] or any(w not in r["encrypted"] for w in wanted)]
     for r in runs:  # one period's timings: a run measured again keeps only the readings asked for now
         dropped = sorted(set(r["encrypted"] or {}) & {g.name for g in READINGS} - set(wanted))
@@ -249,14 +248,14 @@ def encrypt(args: argparse.Namespace) -> dict:
             schedules = (run["config"] or {}).get("schedules") or run["schedule"]
             images, labels = data.test.x[: args.images].astype(np.float64), data.test.y[: args.images]
             found = {}
-            for name in ["fixed", *wanted]:
+            for name in [FIXED.name, *wanted]:
                 # one prepared plan at a time: a dense ResNet18's takes about 8 GiB
                 rec = measure_checkpoint(model, shape, params, images, labels, mode=args.mode, seed=run["seed"],
                                          **{"schedule": schedules, **dict(by_name(name).prepare)})
                 found[name] = {k: rec[k] for k in ("predicted_rotations", "rotations", "pmuls", "server_s", "floor_s",
                                                    "bytes_client_to_server", "bytes_server_to_client",
                                                    "top1_agreement", "max_abs_error") if k in rec}
-            keep = found["fixed"]
+            keep = found[FIXED.name]
             store.set_fields(run["run_id"], {"encrypted": {**keep, "images": args.images, "mode": args.mode,
                                                            **idle_record(idle), **{w: found[w] for w in wanted}}})
             measured.append({"run": run["run_id"], **keep, "readings": {w: found[w]["server_s"] for w in wanted}})

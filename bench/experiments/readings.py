@@ -24,6 +24,15 @@ class Reading:
     counted: bool  # its rotations are the chosen step's (the fixed schedule's)
     help: str = ""  # its flag's help in `artemis results encrypt` (every reading but the fixed one)
 
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():  # it names a flag's dest, a JSON key and a column
+            raise ValueError(f"reading name {self.name!r}: letters, digits and underscores only")
+
+    @property
+    def dest(self) -> str:
+        """Its flag's attribute on the parsed arguments of `artemis results encrypt` (`--<name>`)."""
+        return f"reading_{self.name}"
+
     @property
     def column(self) -> str:
         """Its server time's column in the experiments view."""
@@ -48,6 +57,10 @@ READINGS = (
             "also run each model by the coefficient algorithm (coefficient-encoded convs: a few rotations, more "
             "traffic each way)"),
 )
+
+
+FIXED = READINGS[0]  # the schedule the model was pruned for: always measured, stored at the record's top
+OPTIONAL = READINGS[1:]  # each asked for by its flag
 
 
 def by_name(name: str) -> Reading:

@@ -38,6 +38,7 @@ from .selection import (  # noqa: F401 (the selection's names, for this module's
     run_point,
     selection_seeds,
 )
+from .text import encrypted_parts, seeds_text
 
 REFERENCE = "artemis-diagonal"
 MIN_SEEDS = 3  # fewer seeds give a ratio and no verdict
@@ -113,6 +114,21 @@ def ratio(results: dict[str, MethodResult], num: str, den: str) -> dict | None:
     return {**base, "value": value, "interval": (lo, hi) if len(per_seed) > 1 else None}
 
 
+def interval_side(r: dict | None, threshold: float, strict: bool = False) -> str | None:
+    """Where a ratio's interval lies against `threshold`: "above" (lower bound at least it, or above it
+    when `strict`), "below" (upper bound below it), "across", or None where no verdict is taken (no
+    value, no interval, fewer than MIN_SEEDS seeds). The one rule every verdict's words come from.
+
+    >>> interval_side({"value": 1.3, "interval": (1.2, 1.4), "seeds": 5}, 1.2), \\
+    ...     interval_side({"value": 1.3, "interval": (1.2, 1.4), "seeds": 5}, 1.2, strict=True)
+    ('above', 'across')
+    """
+    if r is None or r.get("value") is None or r.get("interval") is None or r.get("seeds", 0) < MIN_SEEDS:
+        return None
+    lo, hi = r["interval"]
+    return "above" if (lo > threshold if strict else lo >= threshold) else "below" if hi < threshold else "across"
+
+
 def claim_verdict(r: dict | None, claim: float = CLAIM) -> str:
     """The claim "num needs at least `claim` times the rotations of den" in words.
 
@@ -125,10 +141,10 @@ def claim_verdict(r: dict | None, claim: float = CLAIM) -> str:
     """
     if r is None or r["value"] is None:
         return "cannot be judged"
-    if r["seeds"] < MIN_SEEDS or r["interval"] is None:
+    side = interval_side(r, claim)
+    if side is None:
         return f"is not judged on {r['seeds']} seed(s) (a verdict needs at least {MIN_SEEDS})"
-    lo, hi = r["interval"]
-    return "holds" if lo >= claim else "does not hold" if hi < claim else "is undecided"
+    return {"above": "holds", "below": "does not hold", "across": "is undecided"}[side]
 
 
 def better_at_all(r: dict | None) -> str:
@@ -137,10 +153,8 @@ def better_at_all(r: dict | None) -> str:
     >>> better_at_all({"value": 1.1, "interval": (1.02, 1.2), "seeds": 3})
     'yes (lower bound above 1)'
     """
-    if r is None or r["value"] is None or r["interval"] is None or r["seeds"] < MIN_SEEDS:
-        return "not judged"
-    lo, hi = r["interval"]
-    return "yes (lower bound above 1)" if lo > 1 else "no (upper bound below 1)" if hi < 1 else "not shown"
+    return {"above": "yes (lower bound above 1)", "below": "no (upper bound below 1)", "across": "not shown",
+            None: "not judged"}[interval_side(r, 1.0, strict=True)]
 
 
 def fmt_ratio(r: dict | None) -> str:
@@ -194,10 +208,6 @@ def _judged(results: dict[str, MethodResult], num: str, den: str) -> dict | None
     return {**r, **claim, "better_at_all": better_at_all(r), "encrypted": encrypted_ratios(results, num, den)}
 
 
-def _seeds_text(n: int) -> str:
-    return f"{n} seed" + ("s" if n != 1 else "")
-
-
 def experiments_section(rows: list[dict], max_drop: float = 1.0, source: str | None = None,
                         figure: str = "experiments_pareto.png") -> list[str]:
     """Markdown: per model the methods' table, the ratios with intervals and the verdicts in words.
@@ -216,7 +226,7 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0, source: str | N
         model, dataset, size, n = key
         results = model_results(sel, max_drop)
         seeds = sorted({s for r in results.values() for s in r.seeds})
-        md += [f"### {model}, {dataset} {size}x{size}, N = {n} ({_seeds_text(len(seeds))}: {seeds})", "",
+        md += [f"### {model}, {dataset} {size}x{size}, N = {n} ({seeds_text(len(seeds))}: {seeds})", "",
                "| method (chosen on validation) | lambda_p / lambda_d | seeds within budget | rotations "
                "(mean; per seed) | test acc at the chosen step (95% CI) | fine-tune epochs to it | cut off |",
                "|---|---|---|---|---|---|---|"]
@@ -279,14 +289,7 @@ def encrypted_ratios(results: dict[str, MethodResult], num: str, den: str) -> di
 
 
 def _latency(results: dict[str, MethodResult], num: str, den: str) -> str:
-    e = encrypted_ratios(results, num, den)
-    parts = []
-    if "fixed" in e:
-        parts.append(f"{e['fixed']['rotations']:.2f}x / {e['fixed']['server_time']:.2f}x "
-                     f"({_seeds_text(len(e['fixed']['seeds']))})")
-    parts += [f"{r.label}: server time {e[r.name]['server_time']:.2f}x ({_seeds_text(len(e[r.name]['seeds']))})"
-              for r in READINGS if not r.counted and r.name in e]
-    return "; ".join(parts) or "not measured"
+    return "; ".join(encrypted_parts(encrypted_ratios(results, num, den))) or "not measured"
 
 
 def verdict_lines(results: dict[str, MethodResult]) -> list[str]:

@@ -2,71 +2,73 @@
 the report and of the README's results block, so that a reader sees at once where the readings
 agree and where they do not.
 
-A claim is one entry of CLAIMS: its words, the verdict ratios that test it (names of
-`bench.report.experiments.RATIOS`) and how one ratio's interval reads against it. Every database
+A claim on a ratio is one entry of CLAIMS: its words, the verdict ratios that test it (names of
+`bench.report.experiments.RATIOS`) and the threshold its interval is read against. Every database
 the report reads (`cost_model.json`'s `experiments`) gives one row per model and ratio; nothing is
-chosen among them. Each row says how many candidates (lambda settings, a family's variants)
-validation chose each side from, since a side with one candidate had no grid of its own.
+chosen among them. A row says how many candidates (lambda settings, over a family's variants)
+validation chose each side from, names a side that pruned nothing, and names the databases whose
+runs it repeats (a database begun as a copy of another's runs): such readings are not independent,
+and the tally under the table counts a repeated reading once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
-from ..experiments.readings import READINGS
-from .experiments import CLAIM, better_at_all, claim_verdict
+from .experiments import CLAIM, interval_side
 from .fits import DOMINANT_SHARE
-from .text import ratio_sides
+from .text import encrypted_parts, ratio_sides, seeds_text
 
-VERDICTS = ("holds", "does not hold", "undecided", "not judged")
-
-
-def at_least(r: dict) -> str:
-    """The paper's claim on a ratio, "the numerator needs at least CLAIM times the denominator's rotations"
-    (bench.report.experiments.claim_verdict), as one of VERDICTS.
-
-    >>> at_least({"value": 1.3, "interval": (1.21, 1.4), "seeds": 5})
-    'holds'
-    >>> at_least({"value": 1.1, "interval": (0.9, 1.3), "seeds": 2})
-    'not judged'
-    """
-    v = claim_verdict(r)
-    return {"holds": "holds", "does not hold": "does not hold", "is undecided": "undecided"}.get(v, "not judged")
-
-
-def above_one(r: dict) -> str:
-    """"The numerator needs more rotations than the denominator at all" (bench.report.experiments.better_at_all:
-    the lower bound above 1), as one of VERDICTS.
-
-    >>> above_one({"value": 1.3, "interval": (1.0, 1.7), "seeds": 5})
-    'undecided'
-    >>> above_one({"value": 0.8, "interval": (0.7, 0.95), "seeds": 5})
-    'does not hold'
-    """
-    return {"yes": "holds", "no": "does not hold", "not shown": "undecided"}.get(better_at_all(r).split(" (")[0],
-                                                                                  "not judged")
+VERDICTS = ("holds", "does not hold", "undecided", "not comparable", "not judged")
+DENSE = "dense"  # the reference every ratio counts a run with no step within the budget as
 
 
 @dataclass(frozen=True)
 class PaperClaim:
+    """A claim "the numerator needs more rotations than the denominator": it holds on a ratio whose
+    interval lies above `threshold` (at least it; above it when `strict`) and does not hold on one
+    whose interval lies below it."""
+
     words: str  # the claim, as the table states it
     ratios: tuple[str, ...]  # the verdict ratios that test it, "num / den"
-    judge: Callable[[dict], str]  # a ratio's summary -> one of VERDICTS
-    reads: str  # how a ratio reads against it
+    threshold: float
+    strict: bool
+    reads: str  # how a ratio reads against it, for the tally's line
+
+    def verdict(self, r: dict) -> str:
+        """One of VERDICTS from the ratio's interval.
+
+        >>> c = PaperClaim("x", ("a / b",), 1.2, False, "")
+        >>> c.verdict({"value": 1.3, "interval": (1.2, 1.4), "seeds": 5}), c.verdict({"value": 1, "seeds": 2})
+        ('holds', 'not judged')
+        """
+        side = interval_side(r, self.threshold, self.strict)
+        return {"above": "holds", "below": "does not hold", "across": "undecided", None: "not judged"}[side]
 
 
 CLAIMS = (
-    PaperClaim("HE-aware pruning cuts rotations below the dense model", ("dense / artemis-diagonal",), above_one,
+    PaperClaim("HE-aware pruning cuts rotations below the dense model", ("dense / artemis-diagonal",), 1.0, True,
                "a reading holds when its interval lies above 1; the encrypted column says what that saves in "
                "server time under each plan"),
     PaperClaim(f"HE-aware training cuts rotations {CLAIM:g}-6x below Hunter", ("hunter / artemis-diagonal",),
-               at_least, f"a reading holds when its interval's lower bound is at least {CLAIM:g}"),
-    PaperClaim("diagonal pruning alone is Pareto-optimal",
-               ("artemis-positional / artemis-diagonal", "artemis-both / artemis-diagonal"), above_one,
-               "a reading holds when its interval lies above 1, that is when diagonal groups need fewer rotations "
-               "than the other group choice at the same accuracy budget, and does not hold when it lies below 1"),
+               CLAIM, False, f"a reading holds when its interval's lower bound is at least {CLAIM:g}"),
+    PaperClaim("diagonal groups need fewer rotations than positional ones or both (the paper's Pareto claim, read "
+               "at one accuracy budget)",
+               ("artemis-positional / artemis-diagonal", "artemis-both / artemis-diagonal"), 1.0, True,
+               "a reading holds when its interval lies above 1 and does not hold when it lies below 1; one budget "
+               "is one point of each Pareto front, not the fronts"),
 )
+
+
+def interval_text(lo: float, hi: float, marks: tuple[float, ...] = (1.0, CLAIM)) -> str:
+    """'[lo, hi]' to 2 decimals, to 3 where a bound would round onto a threshold a verdict reads it against.
+
+    >>> interval_text(1.0037, 1.84), interval_text(0.9966, 1.11), interval_text(0.75, 2.14)
+    ('[1.004, 1.84]', '[0.997, 1.11]', '[0.75, 2.14]')
+    """
+    def bound(x: float) -> str:
+        return f"{x:.3f}" if any(f"{x:.2f}" == f"{m:.2f}" for m in marks) else f"{x:.2f}"
+    return f"[{bound(lo)}, {bound(hi)}]"
 
 
 def dominance_rows(per_n: dict) -> list[str]:
@@ -81,30 +83,17 @@ def dominance_rows(per_n: dict) -> list[str]:
         if k is None or not total:
             continue
         verdict = "holds in most cases" if k > total / 2 else "does not hold in most cases"
-        out.append(f"| rotations dominate HE convolution | N = {n}: the slot algorithm's {total} cases with "
-                   f"operations | {k} of {total} cases ({k / total:.0%}) | - | {verdict} | - |")
+        out.append(f"| rotations dominate HE convolution | N = {n}: {total} layer and whole-model cases of the "
+                   f"rotation-based algorithms | {k} of {total} cases ({k / total:.0%}) | - | {verdict} | - |")
     return out
 
 
-def _encrypted(r: dict) -> str:
-    """The fixed schedule's rotation and server-time ratios, then every other reading's server-time ratio.
-
-    >>> _encrypted({"encrypted": {"fixed": {"rotations": 1.5, "server_time": 1.6, "seeds": [0, 1, 2]},
-    ...                           "coefficient": {"server_time": 1.04, "seeds": [0, 1, 2]}}})
-    'fixed schedule 1.50x / 1.60x; coefficient encoding 1.04x (3 seeds)'
-    """
-    enc = r.get("encrypted") or {}
-    parts = [f"{g.label} {enc[g.name]['rotations']:.2f}x / {enc[g.name]['server_time']:.2f}x" if g.counted
-             else f"{g.label} {enc[g.name]['server_time']:.2f}x" for g in READINGS if g.name in enc]
-    seeds = max((len(e.get("seeds", [])) for e in enc.values()), default=0)
-    return ("; ".join(parts) + f" ({seeds} seeds)") if parts else "not measured"
-
-
 def unpruned_sides(methods: dict, r: dict) -> list[str]:
-    """The sides of a ratio whose chosen step has the dense model's rotations on every seed of the ratio:
-    a reading then says more about that side's training or budget than about its groups.
+    """The sides of a ratio (other than the dense reference) whose chosen step has the dense model's
+    rotations, or no step within the budget (counted as dense), on every seed of the ratio: a reading
+    then says more about that side's training or budget than about its groups.
 
-    >>> m = {"dense": {"rotations": {"0": 9, "1": 9}}, "b": {"rotations": {"0": 9, "1": 9}},
+    >>> m = {"dense": {"rotations": {"0": 9, "1": 9}}, "b": {"rotations": {"0": 9, "1": None}},
     ...      "a": {"rotations": {"0": 5, "1": 9}}}
     >>> unpruned_sides(m, {"num": "b", "den": "a", "per_seed": {"0": 1.8, "1": 1.0}})
     ['b']
@@ -112,58 +101,114 @@ def unpruned_sides(methods: dict, r: dict) -> list[str]:
     def rotations(m: str | None) -> dict[str, int | None]:  # seeds as cost_model.json keys them, in memory or read
         return {str(k): v for k, v in ((methods.get(m) or {}).get("rotations") or {}).items()}
 
-    dense, seeds, out = rotations("dense"), [str(s) for s in r.get("per_seed") or {}], []
-    for side in (r.get("num"), r.get("den")):
-        rot = rotations(side)
-        if side != "dense" and seeds and all(rot.get(s) is not None and rot.get(s) == dense.get(s) for s in seeds):
-            out.append(side)
+    dense, seeds = rotations(DENSE), [str(s) for s in r.get("per_seed") or {}]
+    return [side for side in (r.get("num"), r.get("den")) if side != DENSE and seeds
+            and all(rotations(side).get(s) in (None, dense.get(s)) for s in seeds)]
+
+
+def _fingerprints(methods: dict, r: dict) -> dict[str, tuple]:
+    """Per seed of the ratio, what identifies its two runs: method, lambdas, rotations and test accuracy at
+    the chosen step. Two databases with equal fingerprints hold the same runs (one began as a copy)."""
+    out = {}
+    for s in r.get("per_seed") or {}:
+        sides = []
+        for side in (r.get("num"), r.get("den")):
+            m = methods.get(side) or {}
+            at = {str(k): v for k, v in (m.get("rotations") or {}).items()}, \
+                {str(k): v for k, v in (m.get("test_accuracy") or {}).items()}
+            sides.append((m.get("method"), m.get("lambda_p"), m.get("lambda_d"), at[0].get(str(s)), at[1].get(str(s))))
+        out[str(s)] = tuple(sides)
     return out
 
 
-def claim_rows(experiments: dict) -> tuple[list[str], dict[str, dict[str, int]]]:
-    """(the table rows of CLAIMS' ratios over every database and model, the count of each verdict per claim)."""
-    rows, counts = [], {c.words: {v: 0 for v in VERDICTS} for c in CLAIMS}
-    for claim in CLAIMS:
-        for source, models in experiments.items():
-            for key, summary in sorted(models.items()):
-                for name in claim.ratios:
-                    r = (summary.get("ratios") or {}).get(name)
-                    if not r or r.get("value") is None:
-                        continue
-                    verdict = claim.judge(r)
-                    counts[claim.words][verdict] += 1
-                    idle = unpruned_sides(summary.get("methods") or {}, r)
-                    note = f" ({' and '.join(idle)} pruned nothing within the budget on any seed)" if idle else ""
-                    iv = f" [{r['interval'][0]:.2f}, {r['interval'][1]:.2f}]" if r.get("interval") else ""
-                    cands = f"{r.get('num_settings', '?')} / {r.get('den_settings', '?')}"
-                    rows.append(f"| {claim.words} | {key.split('/')[0]}, `{source}`: {ratio_sides(r, name)} "
-                                f"| {r['value']:.2f}x{iv} ({r['seeds']} seeds) | {cands} | {verdict}{note} "
-                                f"| {_encrypted(r)} |")
-    return rows, counts
+@dataclass(frozen=True)
+class ClaimRow:
+    """One reading of a claim: a ratio of one model in one database, with its verdict."""
+
+    claim: str
+    source: str
+    model: str
+    ratio: dict
+    verdict: str
+    note: str
+    seeds: dict  # seed -> fingerprint (_fingerprints)
+
+    def shared_with(self, other: "ClaimRow") -> list[str]:
+        """The seeds where `other` holds the same two runs."""
+        return [s for s, f in self.seeds.items() if other.seeds.get(s) == f]
+
+    def markdown(self, repeats: list[tuple[str, list[str]]]) -> str:
+        r = self.ratio
+        iv = f" {interval_text(*r['interval'])}" if r.get("interval") else ""
+        value = f"{r['value']:.2f}x{iv} ({seeds_text(r['seeds'])})" if r.get("value") is not None else "-"
+        same = "; ".join(f"seeds {', '.join(s)} the same runs as in `{src}`" for src, s in repeats)
+        note = "; ".join(x for x in (self.note, same) if x)
+        enc = "; ".join(encrypted_parts(r.get("encrypted") or {})) or "not measured"
+        return (f"| {self.claim} | {self.model}, `{self.source}`: {ratio_sides(r, r['num'] + ' / ' + r['den'])} "
+                f"| {value} | {r.get('num_settings', '?')} / {r.get('den_settings', '?')} "
+                f"| {self.verdict}{f' ({note})' if note else ''} | {enc} |")
+
+
+def _row(claim: PaperClaim, source: str, model: str, summary: dict, r: dict) -> ClaimRow:
+    methods = summary.get("methods") or {}
+    if r.get("value") is None:
+        return ClaimRow(claim.words, source, model, r, "not judged", "no seed where both are within the budget", {})
+    verdict, note = claim.verdict(r), ""
+    idle = unpruned_sides(methods, r)
+    if idle:
+        verdict, note = "not comparable", f"{' and '.join(idle)} pruned nothing within the budget on any seed"
+    elif verdict == "holds" and r.get("num_method") != r.get("num") and r.get("num_variants") == 1:
+        # a family stood for by one member: a stronger member might not lose; "does not hold" carries over
+        verdict, note = "not judged", f"only one of {r['num']}'s variants ran: a win over it is not one over the rest"
+    return ClaimRow(claim.words, source, model, r, verdict, note, _fingerprints(methods, r))
+
+
+def claim_rows(experiments: dict) -> list[tuple[ClaimRow, list[tuple[str, list[str]]], bool]]:
+    """Every reading of CLAIMS, each with the databases whose runs it repeats (source, seeds) and whether it
+    counts in the tally (False: every seed of it repeats a reading with as many seeds or more, listed first)."""
+    rows = [_row(claim, source, key, summary, r)
+            for claim in CLAIMS for source, models in experiments.items() for key, summary in sorted(models.items())
+            for name in claim.ratios if (r := (summary.get("ratios") or {}).get(name))]
+    out = []
+    for i, row in enumerate(rows):
+        others = [(j, o, row.shared_with(o)) for j, o in enumerate(rows)
+                  if j != i and o.claim == row.claim and o.ratio.get("num") == row.ratio.get("num")
+                  and o.ratio.get("den") == row.ratio.get("den")]
+        repeats = [(o.source, s) for _, o, s in others if s]
+        covered = any(len(s) == len(row.seeds) and (len(o.seeds) > len(row.seeds) or j < i)
+                      for j, o, s in others if s)
+        out.append((row, repeats, not covered))
+    return out
 
 
 def claims_lines(cost_model: dict) -> list[str]:
     """Markdown: the claims table and, per claim, how many readings give each verdict."""
-    rows, counts = claim_rows(cost_model.get("experiments") or {})
-    dominance = dominance_rows(cost_model.get("per_n") or {})
+    rows = claim_rows(cost_model.get("experiments") or {})
+    per_n = cost_model.get("per_n") or {}
+    dominance = dominance_rows(per_n)
     if not rows and not dominance:
         return []
-    out = ["**The seed paper's claims**, each against every reading of it in these results (one row per database, "
-           "model and ratio; nothing chosen among them). Ratios: rotations at the chosen steps, geometric mean over "
-           "seeds with a 95% t-interval on the log ratios. Candidates: how many lambda settings (over a family's "
-           "variants) validation chose each side from. Encrypted: the chosen models run encrypted, the fixed "
-           "schedule's rotations / server time, then each other reading's server time (docs/pruning.md).", "",
+    floors = [p["noise_floor"] for p in per_n.values() if p.get("noise_floor")]
+    noise = (f" Server-time ratios within {max(floors):.1%} of 1 are within the noise floor of the layer timings "
+             "(results/report.md)." if floors else "")
+    out = ["The seed paper's claims, each against every reading of it in these results (one row per database, model "
+           "and ratio; nothing chosen among them). Ratios: rotations at the chosen steps, geometric mean over seeds "
+           "with a 95% t-interval on the log ratios. Candidates: how many lambda settings (over a family's variants) "
+           "validation chose each side from. Encrypted: the chosen models run encrypted, per plan (docs/pruning.md)."
+           + noise, "",
            "| claim | reading | ratio (seeds) | candidates | verdict | encrypted |", "|---|---|---|---|---|---|",
-           *dominance, *rows, ""]
+           *dominance, *(row.markdown(repeats) for row, repeats, _ in rows), ""]
     if dominance:
         out.append(f"- Rotations dominate: a case's rotations take more than {DOMINANT_SHARE:.0%} of its time by "
-                   "the unit costs measured in the primitives suite; cases of the other algorithms (coefficient "
-                   "encoding, matvec) are not counted here.")
+                   "the unit costs measured in the primitives suite; the coefficient algorithm's cases are not "
+                   "counted here.")
     for claim in CLAIMS:
-        c = counts[claim.words]
-        n = sum(c.values())
-        if n:
-            said = ", ".join(f"{v} in {c[v]}" for v in VERDICTS if c[v])
-            out.append(f"- {claim.words[0].upper()}{claim.words[1:]}: {said} of {n} reading{'s' * (n != 1)} "
-                       f"({claim.reads}).")
+        counted = [row.verdict for row, _, counts in rows if row.claim == claim.words and counts]
+        repeated = sum(1 for row, _, counts in rows if row.claim == claim.words and not counts)
+        if counted:
+            said = ", ".join(f"{v} in {counted.count(v)}" for v in VERDICTS if v in counted)
+            again = (f"; {repeated} more reading{'s' * (repeated != 1)} repeat{'s' * (repeated == 1)} runs "
+                     "counted here") if repeated else ""
+            out.append(f"- {claim.words[0].upper()}{claim.words[1:]}: {said} of {len(counted)} independent "
+                       f"reading{'s' * (len(counted) != 1)}{again} ({claim.reads}).")
     return out + [""]

@@ -10,13 +10,12 @@ from pathlib import Path
 
 from heconv.errors import InputError
 
-from ..experiments.readings import by_name
 from ..results import atomic_write
 from .compare import ratio_name
 from .crossval import mask_cost_text
 from .paper_claims import claims_lines
 from .peers import ratioed
-from .text import accuracy_text, fmt, ratio_sides
+from .text import accuracy_text, encrypted_parts, fmt, ratio_sides
 
 README_BEGIN = "<!-- results:begin -->"
 README_END = "<!-- results:end -->"
@@ -77,7 +76,8 @@ def render_readme_block(cost_model: dict) -> str:
         lines += [(f"Pruning verdicts from `{source}`: rotations at each run's accepted step with the "
                    "fewest rotations (chosen on validation, test read there), ratio per seed, geometric mean and 95% "
                    "t-interval on the log ratios over seeds (docs/pruning.md):") if i == 0 else
-                  (f"The same from `{source}`, another database (its own runs and seeds; docs/pruning.md):"), ""]
+                  (f"The same from `{source}`, another database, judged apart (the claims table above names the runs "
+                   "it shares with another; docs/pruning.md):"), ""]
         for key, e in sorted(verdicts.items()):
             for name, r in sorted((e.get("ratios") or {}).items()):
                 if r and r.get("value") is not None:
@@ -86,11 +86,7 @@ def render_readme_block(cost_model: dict) -> str:
                     words = [f"the 1.2x claim {r['claim']}"] if r.get("claim") else []
                     judged = r.get("better_at_all") not in (None, "not judged")
                     words += [f"better at all: {r['better_at_all']}"] if judged else []
-                    for label, enc in (r.get("encrypted") or {}).items():
-                        k = len(enc["seeds"])
-                        rot = f"rotations {enc['rotations']:.2f}x, " if "rotations" in enc else ""
-                        words.append(f"encrypted ({by_name(label).label}, {k} seed{'s' * (k != 1)}): {rot}"
-                                     f"server time {enc['server_time']:.2f}x")
+                    words += [f"encrypted, {part}" for part in encrypted_parts(r.get("encrypted") or {})]
                     lines.append(f"- {key}: {ratio_sides(r, name)} = {r['value']:.2f}x {iv} ({n} seed{'s' * (n != 1)})"
                                  + ("; " + "; ".join(words) if words else ""))
         lines.append("")

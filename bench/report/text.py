@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from ..experiments.readings import READINGS
+
 
 def fmt(x: float | None, spec: str) -> str:
     """`x` formatted, or 'n/a' for None, NaN and infinities.
@@ -69,3 +71,26 @@ def ratio_sides(r: dict, name: str) -> str:
         return f"{family} ({method}, the best of {variants} variant{'s' * (variants != 1)} run{apart})"
     return (f"{side(r['num'], r['num_method'], r.get('num_variants'), r.get('num_distinct'))} / "
             f"{side(r['den'], r['den_method'], r.get('den_variants'), r.get('den_distinct'))}")
+
+
+def seeds_text(n: int) -> str:
+    """'1 seed', '3 seeds'."""
+    return f"{n} seed" + ("s" if n != 1 else "")
+
+
+def encrypted_parts(enc: dict) -> list[str]:
+    """A ratio's encrypted readings (bench.report.experiments.encrypted_ratios), one part each in READINGS'
+    order: the rotations where they are the chosen step's, the server time, and its seeds.
+
+    >>> encrypted_parts({"coefficient": {"server_time": 1.02, "seeds": [0]},
+    ...                  "fixed": {"rotations": 1.5, "server_time": 1.6, "seeds": [0, 1, 2]}})
+    ['fixed schedule: rotations 1.50x, server time 1.60x (3 seeds)', 'coefficient encoding: server time 1.02x (1 seed)']
+    """
+    out = []
+    for g in READINGS:
+        e = enc.get(g.name)
+        if e:
+            rot = f"rotations {e['rotations']:.2f}x, " if "rotations" in e else ""
+            out.append(f"{g.label}: {rot}server time {e['server_time']:.2f}x ({seeds_text(len(e['seeds']))})")
+    return out
+

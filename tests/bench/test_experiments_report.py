@@ -213,8 +213,8 @@ def test_the_readme_states_the_claims_verdict_and_the_encrypted_ratios():
     assert 1.0 < r["encrypted"]["algorithms"]["server_time"] < r["encrypted"]["fixed"]["server_time"]
     block = render_readme_block({"experiments": {"results/experiments.sqlite": summary}})
     line = next(x for x in block.splitlines() if x.startswith("- ") and "hunter / artemis-diagonal" in x)
-    assert "the 1.2x claim holds" in line and "encrypted (slot auto schedule, 3 seeds): server time" in line
-    assert "encrypted (auto across algorithms, 3 seeds): server time" in line
+    assert "the 1.2x claim holds" in line and "encrypted, slot auto schedule: server time" in line
+    assert "encrypted, auto across algorithms: server time" in line and "x (3 seeds)" in line
     assert "claim" not in next(x for x in block.splitlines() if "dense / artemis-diagonal" in x)
     assert "Pruning verdicts from `results/experiments.sqlite`" in block
 

@@ -4,7 +4,7 @@ import multiprocessing as mp
 
 import pytest
 
-from bench.experiments.store import EXPORT_COLUMNS, ExperimentStore
+from bench.experiments.store import EXPORT_COLUMNS, VIEWS_VERSION, ExperimentStore
 
 
 def _writer(path: str, worker: int, runs: int) -> None:
@@ -93,12 +93,13 @@ def test_a_database_of_older_views_gains_the_encrypted_readings_columns(tmp_path
     with sqlite3.connect(path) as con:  # the views as an older version made them
         con.executescript("DROP VIEW pruning_summary; DROP VIEW experiments; "
                           "CREATE VIEW experiments AS SELECT r.run_id FROM runs r; "
-                          "CREATE VIEW pruning_summary AS SELECT run_id FROM experiments; PRAGMA user_version = 4;")
+                          "CREATE VIEW pruning_summary AS SELECT run_id FROM experiments; "
+                          f"PRAGMA user_version = {VIEWS_VERSION - 1};")
     row = ExperimentStore(path, readonly=True).export_rows()[0]
     assert (row["encrypted_server_s"], row["encrypted_auto_server_s"], row["encrypted_algorithms_server_s"]) == (
         2.0, 1.5, 1.0)
     ExperimentStore(path)
     with sqlite3.connect(path) as con:
-        assert con.execute("PRAGMA user_version").fetchone()[0] >= 6
+        assert con.execute("PRAGMA user_version").fetchone()[0] == VIEWS_VERSION
         columns = {r[1] for r in con.execute("PRAGMA table_info(experiments)")}
         assert {"encrypted_algorithms_server_s", "encrypted_coefficient_server_s"} <= columns
