@@ -98,12 +98,14 @@ def unpruned_sides(methods: dict, r: dict) -> list[str]:
     >>> unpruned_sides(m, {"num": "b", "den": "a", "per_seed": {"0": 1.8, "1": 1.0}})
     ['b']
     """
-    def rotations(m: str | None) -> dict[str, int | None]:  # seeds as cost_model.json keys them, in memory or read
-        return {str(k): v for k, v in ((methods.get(m) or {}).get("rotations") or {}).items()}
-
-    dense, seeds = rotations(DENSE), [str(s) for s in r.get("per_seed") or {}]
+    dense, seeds = _by_seed(methods, DENSE, "rotations"), [str(s) for s in r.get("per_seed") or {}]
     return [side for side in (r.get("num"), r.get("den")) if side != DENSE and seeds
-            and all(rotations(side).get(s) in (None, dense.get(s)) for s in seeds)]
+            and all(_by_seed(methods, side, "rotations").get(s) in (None, dense.get(s)) for s in seeds)]
+
+
+def _by_seed(methods: dict, method: str | None, field: str) -> dict:
+    """A method's per-seed field keyed by the seed as text, as cost_model.json keys it (in memory or read)."""
+    return {str(k): v for k, v in ((methods.get(method) or {}).get(field) or {}).items()}
 
 
 def _fingerprints(methods: dict, r: dict) -> dict[str, tuple]:
@@ -114,9 +116,9 @@ def _fingerprints(methods: dict, r: dict) -> dict[str, tuple]:
         sides = []
         for side in (r.get("num"), r.get("den")):
             m = methods.get(side) or {}
-            at = {str(k): v for k, v in (m.get("rotations") or {}).items()}, \
-                {str(k): v for k, v in (m.get("test_accuracy") or {}).items()}
-            sides.append((m.get("method"), m.get("lambda_p"), m.get("lambda_d"), at[0].get(str(s)), at[1].get(str(s))))
+            sides.append((m.get("method"), m.get("lambda_p"), m.get("lambda_d"),
+                          _by_seed(methods, side, "rotations").get(str(s)),
+                          _by_seed(methods, side, "test_accuracy").get(str(s))))
         out[str(s)] = tuple(sides)
     return out
 
