@@ -1,13 +1,14 @@
 """The encrypted readings of a chosen model (`artemis results encrypt`): one table, from which the
 database's experiments view, the command's options and the verdicts' words are made.
 
-    >>> [r.name for r in READINGS], by_name("algorithms").column
-    (['fixed', 'auto', 'algorithms', 'coefficient'], 'encrypted_algorithms_server_s')
+    >>> [r.name for r in READINGS], by_name("algorithms").column, by_name("algorithms").bytes_column
+    (['fixed', 'auto', 'algorithms', 'coefficient'], 'encrypted_algorithms_server_s', 'encrypted_algorithms_bytes')
 
 `fixed` is the schedule the model was pruned for, stored at the top of the run's `encrypted`
 record; every other reading is stored under its name beside it and asked for by the flag
 `--<name>` of `artemis results encrypt`. Only the fixed reading's rotations are the ones pruning
-was steered by, so the others are compared by server time alone.
+was steered by, so the others are compared by server time alone. Each reading also records the
+bytes an image's ciphertexts take each way, so that its time at a link rate can be told too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Reading:
     prepare: tuple[tuple[str, Any], ...]  # prepare_model's options beyond the model's own schedule
     counted: bool  # its rotations are the chosen step's (the fixed schedule's)
     help: str = ""  # its flag's help in `artemis results encrypt` (every reading but the fixed one)
+    top: bool = False  # stored at the top of the run's `encrypted` record (the fixed schedule), not under its name
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():  # it names a flag's dest, a JSON key and a column
@@ -36,16 +38,29 @@ class Reading:
     @property
     def column(self) -> str:
         """Its server time's column in the experiments view."""
-        return "encrypted_server_s" if self.name == "fixed" else f"encrypted_{self.name}_server_s"
+        return "encrypted_server_s" if self.top else f"encrypted_{self.name}_server_s"
 
     @property
     def path(self) -> str:
         """Its server time's JSON path in the run's `encrypted` record."""
-        return "$.server_s" if self.name == "fixed" else f"$.{self.name}.server_s"
+        return self._key("server_s")
+
+    @property
+    def bytes_column(self) -> str:
+        """Its column in the experiments view of the bytes per image, both ways together."""
+        return "encrypted_bytes" if self.top else f"encrypted_{self.name}_bytes"
+
+    @property
+    def bytes_paths(self) -> tuple[str, str]:
+        """The JSON paths of its bytes per image from client to server and back."""
+        return self._key("bytes_client_to_server"), self._key("bytes_server_to_client")
+
+    def _key(self, key: str) -> str:
+        return f"$.{key}" if self.top else f"$.{self.name}.{key}"
 
 
 READINGS = (
-    Reading("fixed", "fixed schedule", (), True),
+    Reading("fixed", "fixed schedule", (), True, top=True),
     Reading("auto", "slot auto schedule", (("schedule", "auto"),), False,
             "also run each model under the slot engine's auto schedule (a baby step per layer)"),
     # the engine at its best at the protocol's own traffic, as the model benchmarks' auto cases
@@ -59,8 +74,8 @@ READINGS = (
 )
 
 
-FIXED = READINGS[0]  # the schedule the model was pruned for: always measured, stored at the record's top
-OPTIONAL = READINGS[1:]  # each asked for by its flag
+FIXED = next(r for r in READINGS if r.top)  # the schedule the model was pruned for: always measured
+OPTIONAL = tuple(r for r in READINGS if not r.top)  # each asked for by its flag
 
 
 def by_name(name: str) -> Reading:

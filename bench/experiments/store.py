@@ -44,8 +44,11 @@ STEP_COLUMNS = ("run_id", "step", "threshold", "fraction", "val_accuracy", "test
 EXPORT_COLUMNS = ("run_id", "model", "dataset", "input_size", "subset", "poly_modulus_degree", "schedule", "method",
                   "lambda_p", "lambda_d", "seed", "step", "threshold", "fraction", "val_accuracy", "test_accuracy",
                   "accuracy_drop", "n_val", "n_test", "rotations", "pmuls", "sparsity", "accepted", "chosen",
-                  "finetune_epochs", "cut_off", *(r.column for r in READINGS), "git_revision")
-_READING = {r.column: r for r in READINGS}  # the view's encrypted columns, one per reading
+                  "finetune_epochs", "cut_off", *(c for r in READINGS for c in (r.column, r.bytes_column)),
+                  "git_revision")
+# the view's encrypted columns, two per reading: its server time, and its bytes both ways (NULL where not measured)
+_READING = {r.column: f"json_extract(r.encrypted, '{r.path}')" for r in READINGS} | {
+    r.bytes_column: " + ".join(f"json_extract(r.encrypted, '{p}')" for p in r.bytes_paths) for r in READINGS}
 # What a database of an older schema already has (newer columns are added when a writer opens it).
 REQUIRED_STEP_COLUMNS = tuple(c for c in STEP_COLUMNS if c != "finetune_epochs")
 _TABLES = {"runs": RUN_COLUMNS, "steps": REQUIRED_STEP_COLUMNS}
@@ -72,7 +75,7 @@ CLAIM_STALE_S = 600.0
 # The views are made again when the database's user_version is older than VIEWS_VERSION, so
 # that a database written by an older version gets today's columns (and reading one writes
 # nothing); one IMMEDIATE transaction keeps racing openers apart.
-VIEWS_VERSION = 6
+VIEWS_VERSION = 7
 _VIEWS = f"""
 BEGIN IMMEDIATE;
 DROP VIEW IF EXISTS pruning_summary;
@@ -81,7 +84,7 @@ CREATE VIEW experiments AS
     SELECT {", ".join("s.step" if c == "step" else "s." + c if c in STEP_COLUMNS and c != "run_id"
                       else "json_extract(r.provenance, '$.git_revision') AS git_revision" if c == "git_revision"
                       else "json_extract(r.config, '$.cut_off') AS cut_off" if c == "cut_off"
-                      else f"CASE WHEN s.chosen THEN json_extract(r.encrypted, '{_READING[c].path}') END AS {c}"
+                      else f"CASE WHEN s.chosen THEN {_READING[c]} END AS {c}"
                       if c in _READING
                       else "r." + c for c in EXPORT_COLUMNS)}
     FROM runs r JOIN steps s ON s.run_id = r.run_id WHERE r.kind = 'prune' AND r.status = 'done';

@@ -24,7 +24,10 @@ import math
 
 import numpy as np
 
+from heconv.traffic import DEFAULT_BANDWIDTH_BPS, transfer_seconds
+
 from ..experiments.readings import READINGS
+from .encrypted_cost import cost_section
 from .selection import (  # noqa: F401 (the selection's names, for this module's callers)
     PROTOCOL,
     MethodResult,
@@ -193,7 +196,8 @@ def experiments_summary(rows: list[dict], max_drop: float = 1.0) -> dict:
             "methods": {m: {"method": r.method, "lambda_p": r.lambdas[0], "lambda_d": r.lambdas[1], "seeds": r.seeds,
                             "rotations": r.rotations, "test_accuracy": r.test, "finetune_epochs": r.epochs,
                             "cut_off": [s for s, c in r.cut_off.items() if c],
-                            **{g.column: r.encrypted.get(g.name, {}) for g in READINGS}, "chosen_on": r.chosen_on}
+                            **{g.column: r.encrypted.get(g.name, {}) for g in READINGS},
+                            **{g.bytes_column: r.traffic.get(g.name, {}) for g in READINGS}, "chosen_on": r.chosen_on}
                         for m, r in results.items()},
             "ratios": {f"{n} / {d}": _judged(results, n, d) for n, d, _ in RATIOS}}
     return out
@@ -263,28 +267,44 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0, source: str | N
             md.append(f"| {num} / {den} | {fmt_ratio(r)} | {per_seed_text(r)} | {better_at_all(r)} | "
                       f"{_latency(results, num, den)} | {what} |")
         md += ["", *verdict_lines(results), ""]
+        md += cost_section(results, list(dict.fromkeys(m for pair in RATIOS for m in pair[:2])))
     return md
 
 
 def encrypted_ratios(results: dict[str, MethodResult], num: str, den: str) -> dict:
     """Rotation and server-time ratios of the chosen steps run encrypted: geometric means over the seeds
-    both ran, per encrypted reading measured (bench.experiments.readings: the fixed schedule, the slot
-    engine's auto schedule, auto across algorithms)."""
+    both ran, per encrypted reading measured (bench.experiments.readings). Where both recorded their
+    bytes, also the ratio of server time plus those bytes at `DEFAULT_BANDWIDTH_BPS` (`with_transfer`):
+    a reading that sends more, such as the coefficient algorithm, pays for it there.
+
+    >>> a = MethodResult("dense", (0, 0), [0], {0: 200}, encrypted={"fixed": {0: 2.0}}, traffic={"fixed": {0: 125e6}})
+    >>> b = MethodResult("x", (0, 0), [0], {0: 100}, encrypted={"fixed": {0: 1.0}}, traffic={"fixed": {0: 125e6}})
+    >>> encrypted_ratios({"dense": a, "x": b}, "dense", "x")["fixed"]  # (2 + 1) / (1 + 1) s at 1 Gbit/s
+    {'server_time': 2.0, 'seeds': [0], 'rotations': 2.0, 'with_transfer': 1.5}
+    """
     a, b = results.get(num), results.get(den)
     out: dict = {}
     if not a or not b:
         return out
+
+    def gmean(x: dict[int, float], y: dict[int, float], seeds: list[int]) -> float:
+        return float(np.exp(np.mean([math.log(x[s] / y[s]) for s in seeds])))
+
+    def moved(times: dict[int, float], nbytes: dict[int, float], seeds: list[int]) -> dict[int, float]:
+        return {s: times[s] + transfer_seconds(nbytes[s], DEFAULT_BANDWIDTH_BPS) for s in seeds}
     # the rotations recorded at the chosen steps are the fixed schedule's: auto's ratio is its time alone
     for reading in READINGS:
-        label, counted = reading.name, reading.counted
-        ta, tb = a.encrypted.get(label, {}), b.encrypted.get(label, {})
+        g = reading.name
+        ta, tb = a.encrypted.get(g, {}), b.encrypted.get(g, {})
         seeds = [s for s in sorted(set(ta) & set(tb)) if a.rotations.get(s) and b.rotations.get(s)]
         if not seeds:
             continue
-        out[label] = {"server_time": float(np.exp(np.mean([math.log(ta[s] / tb[s]) for s in seeds]))), "seeds": seeds}
-        if counted:
-            out[label]["rotations"] = float(np.exp(np.mean([math.log(a.rotations[s] / b.rotations[s])
-                                                            for s in seeds])))
+        out[g] = {"server_time": gmean(ta, tb, seeds), "seeds": seeds}
+        if reading.counted:
+            out[g]["rotations"] = gmean(a.rotations, b.rotations, seeds)
+        ba, bb = a.traffic.get(g, {}), b.traffic.get(g, {})
+        if all(s in ba and s in bb for s in seeds):
+            out[g]["with_transfer"] = gmean(moved(ta, ba, seeds), moved(tb, bb, seeds), seeds)
     return out
 
 

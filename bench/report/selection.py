@@ -28,6 +28,7 @@ class MethodResult:
     cut_off: dict[int, bool] = field(default_factory=dict)
     # per encrypted reading (bench.experiments.readings), the chosen step's server time per seed, where measured
     encrypted: dict[str, dict[int, float]] = field(default_factory=dict)
+    traffic: dict[str, dict[int, float]] = field(default_factory=dict)  # ... and its bytes per image, both ways
     family: str = ""
     members: list["MethodResult"] = field(default_factory=list)  # a family's members that ran (on its result)
     chosen_on: list[int] = field(default_factory=list)  # the seeds its lambdas / variant were chosen on
@@ -68,7 +69,8 @@ def run_point(steps: list[dict]) -> dict:
     return {"rotations": int(c["rotations"]) if ok else None, "test": _num(c.get("test_accuracy")),
             "val": _num(c.get("val_accuracy")), "epochs": _num(c.get("finetune_epochs")) or 0.0,
             "cut_off": any(_flag(s.get("cut_off")) for s in steps),
-            "encrypted": {r.name: _num(c.get(r.column)) for r in READINGS}}
+            "encrypted": {r.name: _num(c.get(r.column)) for r in READINGS},
+            "traffic": {r.name: _num(c.get(r.bytes_column)) for r in READINGS}}
 
 
 def selection_seeds(members: list[MethodResult]) -> list[int]:
@@ -123,6 +125,8 @@ def candidates(rows: list[dict]) -> dict[tuple[str, tuple[float, float]], Method
         for reading, server_s in p["encrypted"].items():
             if server_s is not None:
                 res.encrypted.setdefault(reading, {})[seed] = server_s
+                if p["traffic"][reading] is not None:  # a run measured before the view had its bytes has none
+                    res.traffic.setdefault(reading, {})[seed] = p["traffic"][reading]
     return out
 
 

@@ -219,6 +219,32 @@ def test_the_readme_states_the_claims_verdict_and_the_encrypted_ratios():
     assert "Pruning verdicts from `results/experiments.sqlite`" in block
 
 
+def test_the_bytes_each_way_weigh_in_at_a_link_rate():
+    """A reading that is fast on the server but sends much more (the coefficient algorithm) is cheaper by
+    server time and dearer end to end at a slow link: the cost table and the ratios say both."""
+    rows = _rows()
+    for r in rows:
+        if r["chosen"]:  # fixed: 1 s per 100 rotations, 10 MB; coefficient: 0.1 s and 250 MB whatever was pruned
+            r["encrypted_server_s"], r["encrypted_bytes"] = r["rotations"] / 100, 10e6
+            r["encrypted_coefficient_server_s"], r["encrypted_coefficient_bytes"] = 0.1, 250e6
+    md = experiments_section(rows)
+    table = [x for x in md if x.startswith("| dense | ") and ("schedule |" in x or "encoding |" in x)]
+    assert table == ["| dense | fixed schedule | 0, 1, 2 | 10.00 | 10.0 | 10.08 | 10.80 |",
+                     "| dense | coefficient encoding | 0, 1, 2 | 0.10 | 250.0 | 2.10 | 20.10 |"]
+    fastest = next(x for x in md if x.startswith("Fastest"))
+    assert fastest == ("Fastest by server time alone: hunter under coefficient encoding (0.10 s); with transfer at "
+                       "1 Gbit/s: hunter under coefficient encoding (2.10 s); with transfer at 100 Mbit/s: "
+                       "artemis-diagonal under fixed schedule (3.80 s).")
+    enc = experiments_summary(rows)["resnet20/fashion-mnist/16/8192"]["ratios"]["dense / artemis-diagonal"]["encrypted"]
+    assert enc["fixed"]["with_transfer"] == pytest.approx((10 + 0.08) / (3 + 0.08))
+    assert enc["coefficient"]["server_time"] == pytest.approx(1.0) and enc["coefficient"]["with_transfer"] == 1.0
+    # a database measured before the bytes were in the view: server time alone, and no cost table
+    old = [{k: v for k, v in r.items() if not k.endswith("_bytes")} for r in rows]
+    assert "with_transfer" not in experiments_summary(old)["resnet20/fashion-mnist/16/8192"]["ratios"][
+        "dense / artemis-diagonal"]["encrypted"]["fixed"]
+    assert not any(x.startswith("Fastest") for x in experiments_section(old))
+
+
 def test_a_second_database_has_verdicts_of_its_own(tmp_path):
     """A replicate (its models trained apart) is reported beside the main database, never merged into it:
     each source its heading, plot, README lines and seeds."""

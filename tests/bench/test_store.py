@@ -88,8 +88,9 @@ def test_a_database_of_older_views_gains_the_encrypted_readings_columns(tmp_path
     db = ExperimentStore(path)
     db.start_run("prune/a", "prune", {"method": "dense"})
     db.finish_run("prune/a", {}, [{"step": 0, "chosen": True}])
-    db.set_fields("prune/a", {"encrypted": {"server_s": 2.0, "auto": {"server_s": 1.5},
-                                            "algorithms": {"server_s": 1.0}}})
+    db.set_fields("prune/a", {"encrypted": {"server_s": 2.0, "bytes_client_to_server": 300,
+                                            "bytes_server_to_client": 200, "auto": {"server_s": 1.5},
+                                            "algorithms": {"server_s": 1.0, "bytes_client_to_server": 7}}})
     with sqlite3.connect(path) as con:  # the views as an older version made them
         con.executescript("DROP VIEW pruning_summary; DROP VIEW experiments; "
                           "CREATE VIEW experiments AS SELECT r.run_id FROM runs r; "
@@ -98,8 +99,12 @@ def test_a_database_of_older_views_gains_the_encrypted_readings_columns(tmp_path
     row = ExperimentStore(path, readonly=True).export_rows()[0]
     assert (row["encrypted_server_s"], row["encrypted_auto_server_s"], row["encrypted_algorithms_server_s"]) == (
         2.0, 1.5, 1.0)
+    # bytes both ways together; a reading that recorded one way only has none (not half a figure)
+    assert (row["encrypted_bytes"], row["encrypted_auto_bytes"], row["encrypted_algorithms_bytes"]) == (
+        500, None, None)
     ExperimentStore(path)
     with sqlite3.connect(path) as con:
         assert con.execute("PRAGMA user_version").fetchone()[0] == VIEWS_VERSION
         columns = {r[1] for r in con.execute("PRAGMA table_info(experiments)")}
-        assert {"encrypted_algorithms_server_s", "encrypted_coefficient_server_s"} <= columns
+        assert {"encrypted_algorithms_server_s", "encrypted_coefficient_server_s", "encrypted_coefficient_bytes"} \
+            <= columns
