@@ -139,12 +139,19 @@ class ClaimRow:
         """The seeds where `other` holds the same two runs."""
         return [s for s, f in self.seeds.items() if other.seeds.get(s) == f]
 
-    def markdown(self, repeats: list[tuple[str, list[str]]]) -> str:
+    def side_shared_with(self, other: "ClaimRow") -> list[str]:
+        """The seeds where `other` holds the same run on one side only (a shared dense model, say): the two
+        readings are then correlated, though neither repeats the other."""
+        return [s for s, f in self.seeds.items() if (o := other.seeds.get(s)) and o != f
+                and any(a == b for a, b in zip(f, o))]
+
+    def markdown(self, repeats: list[tuple[str, list[str]]], correlated: list[tuple[str, list[str]]] = ()) -> str:
         r = self.ratio
         iv = f" {interval_text(*r['interval'])}" if r.get("interval") else ""
         value = f"{r['value']:.2f}x{iv} ({seeds_text(r['seeds'])})" if r.get("value") is not None else "-"
         same = "; ".join(f"seeds {', '.join(s)} the same runs as in `{src}`" for src, s in repeats)
-        note = "; ".join(x for x in (self.note, same) if x)
+        half = "; ".join(f"seeds {', '.join(s)} share one side's runs with `{src}`" for src, s in correlated)
+        note = "; ".join(x for x in (self.note, same, half) if x)
         enc = "; ".join(encrypted_parts(r.get("encrypted") or {})) or "not measured"
         return (f"| {self.claim} | {self.model}, `{self.source}`: {ratio_sides(r, r['num'] + ' / ' + r['den'])} "
                 f"| {value} | {r.get('num_settings', '?')} / {r.get('den_settings', '?')} "
@@ -165,9 +172,19 @@ def _row(claim: PaperClaim, source: str, model: str, summary: dict, r: dict) -> 
     return ClaimRow(claim.words, source, model, r, verdict, note, _fingerprints(methods, r))
 
 
-def claim_rows(experiments: dict) -> list[tuple[ClaimRow, list[tuple[str, list[str]]], bool]]:
-    """Every reading of CLAIMS, each with the databases whose runs it repeats (source, seeds) and whether it
-    counts in the tally (False: every seed of it repeats a reading with as many seeds or more, listed first)."""
+@dataclass(frozen=True)
+class ClaimReading:
+    """A ClaimRow in the table: the databases whose runs it repeats and those it shares one side's runs
+    with (source, seeds), and whether it counts in the tally."""
+
+    row: ClaimRow
+    repeats: list[tuple[str, list[str]]]
+    correlated: list[tuple[str, list[str]]]
+    counts: bool  # False: every seed of it repeats a reading with as many seeds or more, listed first
+
+
+def claim_rows(experiments: dict) -> list[ClaimReading]:
+    """Every reading of CLAIMS, with the readings it repeats or shares one side with."""
     rows = [_row(claim, source, key, summary, r)
             for claim in CLAIMS for source, models in experiments.items() for key, summary in sorted(models.items())
             for name in claim.ratios if (r := (summary.get("ratios") or {}).get(name))]
@@ -179,7 +196,8 @@ def claim_rows(experiments: dict) -> list[tuple[ClaimRow, list[tuple[str, list[s
         repeats = [(o.source, s) for _, o, s in others if s]
         covered = any(len(s) == len(row.seeds) and (len(o.seeds) > len(row.seeds) or j < i)
                       for j, o, s in others if s)
-        out.append((row, repeats, not covered))
+        correlated = [(o.source, s) for _, o, _ in others if (s := row.side_shared_with(o))]
+        out.append(ClaimReading(row, repeats, correlated, not covered))
     return out
 
 
@@ -199,18 +217,25 @@ def claims_lines(cost_model: dict) -> list[str]:
            "validation chose each side from. Encrypted: the chosen models run encrypted, per plan (docs/pruning.md)."
            + noise, "",
            "| claim | reading | ratio (seeds) | candidates | verdict | encrypted |", "|---|---|---|---|---|---|",
-           *dominance, *(row.markdown(repeats) for row, repeats, _ in rows), ""]
+           *dominance, *(c.row.markdown(c.repeats, c.correlated) for c in rows), ""]
     if dominance:
         out.append(f"- Rotations dominate: a case's rotations take more than {DOMINANT_SHARE:.0%} of its time by "
                    "the unit costs measured in the primitives suite; the coefficient algorithm's cases are not "
                    "counted here.")
     for claim in CLAIMS:
-        counted = [row.verdict for row, _, counts in rows if row.claim == claim.words and counts]
-        repeated = sum(1 for row, _, counts in rows if row.claim == claim.words and not counts)
+        mine = [c for c in rows if c.row.claim == claim.words]
+        counted = [c.row.verdict for c in mine if c.counts]
+        repeated = sum(1 for c in mine if not c.counts)
+        # correlated with another counted reading through one side's runs (a dense model both used, say)
+        linked = sum(1 for c in mine if c.counts and any(src in {o.row.source for o in mine if o.counts}
+                                                         for src, _ in c.correlated))
         if counted:
             said = ", ".join(f"{v} in {counted.count(v)}" for v in VERDICTS if v in counted)
             again = (f"; {repeated} more reading{'s' * (repeated != 1)} repeat{'s' * (repeated == 1)} runs "
                      "counted here") if repeated else ""
-            out.append(f"- {claim.words[0].upper()}{claim.words[1:]}: {said} of {len(counted)} independent "
-                       f"reading{'s' * (len(counted) != 1)}{again} ({claim.reads}).")
+            kind = "distinct" if linked else "independent"
+            tied = (f", {linked} of which share{'s' * (linked == 1)} one side's runs with another counted here, so "
+                    "they are not independent") if linked else ""
+            out.append(f"- {claim.words[0].upper()}{claim.words[1:]}: {said} of {len(counted)} {kind} "
+                       f"reading{'s' * (len(counted) != 1)}{tied}{again} ({claim.reads}).")
     return out + [""]

@@ -22,7 +22,7 @@ def _groups(scale: float, seeds=(0, 1, 2)) -> list[dict]:
 
 
 def _table(experiments: dict) -> list[str]:
-    return [row.markdown(repeats) for row, repeats, _ in claim_rows(experiments)]
+    return [c.row.markdown(c.repeats, c.correlated) for c in claim_rows(experiments)]
 
 
 def test_each_database_gives_its_own_row_and_verdict():
@@ -30,20 +30,23 @@ def test_each_database_gives_its_own_row_and_verdict():
     table = _table({"a.sqlite": agree, "b.sqlite": against})
     pareto = [r for r in table if "artemis-positional / artemis-diagonal" in r]
     assert len(pareto) == 2 and "`a.sqlite`" in pareto[0] and "`b.sqlite`" in pareto[1]
-    assert "| holds |" in pareto[0] and "| does not hold |" in pareto[1]  # b: positional needs half
+    assert "| holds (" in pareto[0] and "| does not hold (" in pareto[1]  # b: positional needs half
     hunter = [r for r in table if "hunter / artemis-diagonal" in r]
     assert len(hunter) == 2 and all("| holds" in r for r in hunter)  # hunter 1.8-2.2x artemis' rotations
     # b repeats a's hunter and artemis-diagonal runs on every seed: one reading of that claim, the other named
     assert "seeds 0, 1, 2 the same runs as in `a.sqlite`" in hunter[1]
     text = "\n".join(claims_lines({"experiments": {"a.sqlite": agree, "b.sqlite": against}}))
-    assert f"{PARETO[0].upper()}{PARETO[1:]}: holds in 1, does not hold in 1 of 2 independent readings" in text
+    # their Pareto readings differ in positional's runs but share artemis-diagonal's: correlated, not independent
+    assert "seeds 0, 1, 2 share one side's runs with `b.sqlite`" in pareto[0]
+    assert (f"{PARETO[0].upper()}{PARETO[1:]}: holds in 1, does not hold in 1 of 2 distinct readings, 2 of which "
+            "share one side's runs with another counted here, so they are not independent") in text
     assert "holds in 1 of 1 independent reading; 1 more reading repeats runs counted here" in text
 
 
 def test_a_reading_with_more_seeds_is_the_one_counted():
     few, many = experiments_summary(_rows(jitter=0.1)), experiments_summary(_rows(jitter=0.1, seeds=(0, 1, 2, 3)))
-    rows = [(row.source, counts) for row, _, counts in claim_rows({"few": few, "many": many})
-            if row.ratio["num"] == "hunter"]
+    rows = [(c.row.source, c.counts) for c in claim_rows({"few": few, "many": many})
+            if c.row.ratio["num"] == "hunter"]
     assert rows == [("few", False), ("many", True)]
 
 
