@@ -274,8 +274,10 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0, source: str | N
 def encrypted_ratios(results: dict[str, MethodResult], num: str, den: str) -> dict:
     """Rotation and server-time ratios of the chosen steps run encrypted: geometric means over the seeds
     both ran, per encrypted reading measured (bench.experiments.readings). Where both recorded their
-    bytes, also the ratio of server time plus those bytes at `DEFAULT_BANDWIDTH_BPS` (`with_transfer`):
-    a reading that sends more, such as the coefficient algorithm, pays for it there.
+    bytes, also the ratio of server time plus those bytes at `DEFAULT_BANDWIDTH_BPS` (`with_transfer`,
+    in cost_model.json): pruning leaves the bytes about as they are, so the transfer only draws the ratio
+    toward 1, the more so under a reading that sends more (the coefficient algorithm). The report
+    shows the bytes in `bench.report.encrypted_cost`'s table instead, where readings are compared.
 
     >>> a = MethodResult("dense", (0, 0), [0], {0: 200}, encrypted={"fixed": {0: 2.0}}, traffic={"fixed": {0: 125e6}})
     >>> b = MethodResult("x", (0, 0), [0], {0: 100}, encrypted={"fixed": {0: 1.0}}, traffic={"fixed": {0: 125e6}})

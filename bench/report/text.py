@@ -80,24 +80,17 @@ def seeds_text(n: int) -> str:
 
 def encrypted_parts(enc: dict) -> list[str]:
     """A ratio's encrypted readings (bench.report.experiments.encrypted_ratios), one part each in READINGS'
-    order: the rotations where they are the chosen step's, the server time, and its seeds; beside the
-    server time, its ratio with the bytes each way at the default link rate, where recorded and where
-    they change it (the slot readings send about the same bytes whatever was pruned).
+    order: the rotations where they are the chosen step's, the server time, and its seeds.
 
-    >>> encrypted_parts({"coefficient": {"server_time": 1.02, "with_transfer": 0.97, "seeds": [0]},
-    ...                  "fixed": {"rotations": 1.5, "server_time": 1.6, "with_transfer": 1.6, "seeds": [0, 1, 2]}})
-    ... # doctest: +NORMALIZE_WHITESPACE
-    ['fixed schedule: rotations 1.50x, server time 1.60x (3 seeds)',
-     'coefficient encoding: server time 1.02x (0.97x with transfer at 1 Gbit/s) (1 seed)']
+    >>> encrypted_parts({"coefficient": {"server_time": 1.02, "seeds": [0]},
+    ...                  "fixed": {"rotations": 1.5, "server_time": 1.6, "seeds": [0, 1, 2]}})
+    ['fixed schedule: rotations 1.50x, server time 1.60x (3 seeds)', 'coefficient encoding: server time 1.02x (1 seed)']
     """
-    from ..harness.bandwidth import DEFAULT_BANDWIDTH
-
     out = []
     for g in READINGS:
         e = enc.get(g.name)
         if e:
             rot = f"rotations {e['rotations']:.2f}x, " if "rotations" in e else ""
-            moved = (f" ({e['with_transfer']:.2f}x with transfer at {DEFAULT_BANDWIDTH})"
-                     if f"{e.get('with_transfer', e['server_time']):.2f}" != f"{e['server_time']:.2f}" else "")
-            out.append(f"{g.label}: {rot}server time {e['server_time']:.2f}x{moved} ({seeds_text(len(e['seeds']))})")
+            out.append(f"{g.label}: {rot}server time {e['server_time']:.2f}x ({seeds_text(len(e['seeds']))})")
     return out
+
