@@ -5,7 +5,7 @@ accuracy plays no part in any choice here."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -153,20 +153,18 @@ def model_results(rows: list[dict], max_drop: float = 1.0) -> dict[str, MethodRe
         by_method.setdefault(method, []).append(res)
     best = {}
     for m, rs in by_method.items():
-        best[m], _, seeds = choose(rs)
-        best[m].chosen_on, best[m].settings = seeds, len(rs)
+        chosen, _, seeds = choose(rs)
+        best[m] = replace(chosen, chosen_on=seeds, settings=len(rs), family=_family(m))
     families: dict[str, list[MethodResult]] = {}
-    for m, r in best.items():
-        r.family = _family(m)
+    for r in best.values():
         families.setdefault(r.family, []).append(r)
     out = dict(best)
     for fam, members in families.items():
         if len(members) > 1 or fam not in out:
             chosen, ranked, seeds = choose(members)
             # the family's entry is its chosen member's figures, with every member beside them
-            out[fam] = MethodResult(**{**chosen.__dict__, "members": ranked,
-                                       "chosen_on": sorted(set(seeds) & set(chosen.chosen_on)),
-                                       "settings": sum(m.settings for m in members)})
+            out[fam] = replace(chosen, members=ranked, chosen_on=sorted(set(seeds) & set(chosen.chosen_on)),
+                               settings=sum(m.settings for m in members))
     return out
 
 
