@@ -22,8 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from heconv.algorithms import ALGORITHMS
-from heconv.traffic import Phases, transfer_seconds
+from heconv.traffic import DEFAULT_BANDWIDTH_BPS, Phases, transfer_seconds
 
+from ..harness.bandwidth import show_bandwidth
 from .cases import Case, is_coefficient
 from .compare import accuracy, last_by
 from .fits import fit_coefficient
@@ -33,7 +34,9 @@ from .text import accuracy_text, fmt
 # the traffic by its registered name (the coefficient algorithm and its rescaled form)
 ENGINES = {"output-rotation": "slot-OR", "auto": "auto",
            **{name: name for name, alg in ALGORITHMS.items() if alg.changes_traffic}}
-BANDWIDTHS = {"1 Gbit/s": 1e9, "100 Mbit/s": 1e8}
+# the link rates the tables give: the default one (--bandwidth) and a tenth of it
+BANDWIDTHS = {show_bandwidth(DEFAULT_BANDWIDTH_BPS): DEFAULT_BANDWIDTH_BPS,
+              show_bandwidth(DEFAULT_BANDWIDTH_BPS / 10): DEFAULT_BANDWIDTH_BPS / 10}
 
 
 def slot_cases(cases: list[Case]) -> list[Case]:

@@ -282,7 +282,7 @@ def encrypted_ratios(results: dict[str, MethodResult], num: str, den: str) -> di
     >>> a = MethodResult("dense", (0, 0), [0], {0: 200}, encrypted={"fixed": {0: 2.0}}, traffic={"fixed": {0: 125e6}})
     >>> b = MethodResult("x", (0, 0), [0], {0: 100}, encrypted={"fixed": {0: 1.0}}, traffic={"fixed": {0: 125e6}})
     >>> encrypted_ratios({"dense": a, "x": b}, "dense", "x")["fixed"]  # (2 + 1) / (1 + 1) s at 1 Gbit/s
-    {'server_time': 2.0, 'seeds': [0], 'rotations': 2.0, 'with_transfer': 1.5}
+    {'server_time': 2.0, 'seeds': [0], 'rotations': 2.0, 'with_transfer': 1.5, 'transfer_bps': 1000000000.0}
     """
     a, b = results.get(num), results.get(den)
     out: dict = {}
@@ -307,6 +307,7 @@ def encrypted_ratios(results: dict[str, MethodResult], num: str, den: str) -> di
         ba, bb = a.traffic.get(g, {}), b.traffic.get(g, {})
         if all(s in ba and s in bb for s in seeds):
             out[g]["with_transfer"] = gmean(moved(ta, ba, seeds), moved(tb, bb, seeds), seeds)
+            out[g]["transfer_bps"] = DEFAULT_BANDWIDTH_BPS
     return out
 
 

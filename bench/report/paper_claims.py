@@ -7,8 +7,10 @@ A claim on a ratio is one entry of CLAIMS: its words, the verdict ratios that te
 the report reads (`cost_model.json`'s `experiments`) gives one row per model and ratio; nothing is
 chosen among them. A row says how many candidates (lambda settings, over a family's variants)
 validation chose each side from, names a side that pruned nothing, and names the databases whose
-runs it repeats (a database begun as a copy of another's runs): such readings are not independent,
-and the tally under the table counts a repeated reading once.
+runs it repeats (a database begun as a copy of another's runs): the tally under the table counts a
+repeated reading once. A reading that shares one side's runs with another (the same dense model in
+two databases, or artemis-diagonal's runs under both Pareto ratios of one) is named too; the tally
+counts it, calls the readings "distinct" and says how many are not independent.
 """
 
 from __future__ import annotations
@@ -145,12 +147,12 @@ class ClaimRow:
         return [s for s, f in self.seeds.items() if (o := other.seeds.get(s)) and o != f
                 and any(a == b for a, b in zip(f, o))]
 
-    def markdown(self, repeats: list[tuple[str, list[str]]], correlated: list[tuple[str, list[str]]] = ()) -> str:
+    def markdown(self, repeats: list[tuple[str, list[str]]], correlated: list[tuple[int, str, list[str]]] = ()) -> str:
         r = self.ratio
         iv = f" {interval_text(*r['interval'])}" if r.get("interval") else ""
         value = f"{r['value']:.2f}x{iv} ({seeds_text(r['seeds'])})" if r.get("value") is not None else "-"
         same = "; ".join(f"seeds {', '.join(s)} the same runs as in `{src}`" for src, s in repeats)
-        half = "; ".join(f"seeds {', '.join(s)} share one side's runs with `{src}`" for src, s in correlated)
+        half = "; ".join(f"seeds {', '.join(s)} share one side's runs with {what}" for _, what, s in correlated)
         note = "; ".join(x for x in (self.note, same, half) if x)
         enc = "; ".join(encrypted_parts(r.get("encrypted") or {})) or "not measured"
         return (f"| {self.claim} | {self.model}, `{self.source}`: {ratio_sides(r, r['num'] + ' / ' + r['den'])} "
@@ -174,29 +176,35 @@ def _row(claim: PaperClaim, source: str, model: str, summary: dict, r: dict) -> 
 
 @dataclass(frozen=True)
 class ClaimReading:
-    """A ClaimRow in the table: the databases whose runs it repeats and those it shares one side's runs
-    with (source, seeds), and whether it counts in the tally."""
+    """A ClaimRow in the table: the databases whose runs it repeats (source, seeds), the readings it shares
+    one side's runs with (their index in the table, how the table names them, seeds), and whether it
+    counts in the tally."""
 
     row: ClaimRow
     repeats: list[tuple[str, list[str]]]
-    correlated: list[tuple[str, list[str]]]
+    correlated: list[tuple[int, str, list[str]]]
     counts: bool  # False: every seed of it repeats a reading with as many seeds or more, listed first
 
 
 def claim_rows(experiments: dict) -> list[ClaimReading]:
-    """Every reading of CLAIMS, with the readings it repeats or shares one side with."""
+    """Every reading of CLAIMS, with the readings it repeats or shares one side with. A repeat is the same
+    ratio over the same two runs; a shared side is any reading of the same claim with one side's runs in
+    common: the same dense model in two databases, or artemis-diagonal's runs under both of the Pareto
+    claim's ratios in one."""
     rows = [_row(claim, source, key, summary, r)
             for claim in CLAIMS for source, models in experiments.items() for key, summary in sorted(models.items())
             for name in claim.ratios if (r := (summary.get("ratios") or {}).get(name))]
     out = []
     for i, row in enumerate(rows):
-        others = [(j, o, row.shared_with(o)) for j, o in enumerate(rows)
-                  if j != i and o.claim == row.claim and o.ratio.get("num") == row.ratio.get("num")
-                  and o.ratio.get("den") == row.ratio.get("den")]
+        same_claim = [(j, o) for j, o in enumerate(rows) if j != i and o.claim == row.claim]
+        others = [(j, o, row.shared_with(o)) for j, o in same_claim
+                  if (o.ratio.get("num"), o.ratio.get("den")) == (row.ratio.get("num"), row.ratio.get("den"))]
         repeats = [(o.source, s) for _, o, s in others if s]
         covered = any(len(s) == len(row.seeds) and (len(o.seeds) > len(row.seeds) or j < i)
                       for j, o, s in others if s)
-        correlated = [(o.source, s) for _, o, _ in others if (s := row.side_shared_with(o))]
+        correlated = [(j, f"`{o.source}`" + ("" if o.ratio.get("num") == row.ratio.get("num") else
+                                            f"'s {o.ratio.get('num')} / {o.ratio.get('den')}"), s)
+                      for j, o in same_claim if (s := row.side_shared_with(o))]
         out.append(ClaimReading(row, repeats, correlated, not covered))
     return out
 
@@ -227,8 +235,7 @@ def claims_lines(cost_model: dict) -> list[str]:
         counted = [c.row.verdict for c in mine if c.counts]
         repeated = sum(1 for c in mine if not c.counts)
         # correlated with another counted reading through one side's runs (a dense model both used, say)
-        linked = sum(1 for c in mine if c.counts and any(src in {o.row.source for o in mine if o.counts}
-                                                         for src, _ in c.correlated))
+        linked = sum(1 for c in mine if c.counts and any(rows[j].counts for j, _, _ in c.correlated))
         if counted:
             said = ", ".join(f"{v} in {counted.count(v)}" for v in VERDICTS if v in counted)
             again = (f"; {repeated} more reading{'s' * (repeated != 1)} repeat{'s' * (repeated == 1)} runs "

@@ -100,3 +100,21 @@ def test_the_table_reads_the_same_from_memory_and_from_json():
     row = next(x for x in claims_lines(model) if x.startswith("| rotations dominate"))
     assert "3 of 4 cases (75%)" in row and "holds in most cases" in row and row.count("|") == 7
     assert claims_lines({}) == []
+
+
+def test_the_pareto_ratios_of_one_database_share_artemis_diagonal():
+    """positional / diagonal and both / diagonal of one database read the same artemis-diagonal runs: the two
+    readings are named as sharing a side and not counted as independent."""
+    rows = _groups(2.0)
+    for seed in (0, 1, 2):
+        rows += _run("artemis-both", seed, [(1000, 90.0, 90.0), (900 * (1 + 0.05 * seed), 89.0, 89.0)])
+    summary = experiments_summary(rows)
+    readings = [c for c in claim_rows({"a.sqlite": summary}) if c.row.claim == PARETO]
+    assert [c.row.ratio["num"] for c in readings] == ["artemis-positional", "artemis-both"]
+    assert [what for _, what, _ in readings[0].correlated] == ["`a.sqlite`'s artemis-both / artemis-diagonal"]
+    assert readings[1].correlated[0][2] == ["0", "1", "2"]
+    text = "\n".join(claims_lines({"experiments": {"a.sqlite": summary}}))
+    assert "holds in 2 of 2 distinct readings, 2 of which share one side's runs" in text
+    # the other claims' readings share nothing with another reading: still independent
+    hunter = next(x for x in text.splitlines() if "below Hunter:" in x)
+    assert "of 1 independent reading" in hunter
