@@ -17,6 +17,7 @@ from ..provenance import REPOSITORY
 ROOT = REPOSITORY
 RESULTS = ROOT / "results"  # committed: written only under --publish (or by the sweep's database)
 RUNS = ROOT / "runs"  # git-ignored: where report and demo write by default
+DEFAULT_DB = RUNS / "experiments.sqlite"  # the working database a sweep writes and `artemis results` reads
 SCHEDULE_CHOICES = "{output-rotation,input-rotation,bsgs:B,auto}"  # the --schedule metavar
 
 

@@ -12,11 +12,10 @@ from heconv.errors import InputError
 
 from ..experiments.pause import idle_record, idle_words, paused
 from ..experiments.readings import FIXED, OPTIONAL, READINGS, by_name
-from .common import MAX_IMAGES, RESULTS, RUNS, add_publish_options, at_most, output_folder, seed
+from .common import DEFAULT_DB, MAX_IMAGES, RESULTS, RUNS, add_publish_options, at_most, output_folder, seed
 
 log = logging.getLogger("artemis")
 
-DEFAULT_DB = RUNS / "experiments.sqlite"  # the working database a sweep writes (git-ignored)
 PUBLISHED_DB = RESULTS / "experiments.sqlite"
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import RUNS, positive
+from .common import DEFAULT_DB, RUNS, positive
 from .options import add_cell_options, cell_kwargs, comma_list
 
 # The working database and weights (git-ignored); `artemis results export --publish` copies a
 # database into the committed results/.
-DEFAULT_DB = RUNS / "experiments.sqlite"
 DEFAULT_CHECKPOINTS = RUNS / "checkpoints"  # the database records path and sha256
 
 

@@ -67,3 +67,17 @@ def test_status_tells_killed_runs_from_running_ones(tmp_path, capsys):
     assert db.claim(["prune/held"]) is None  # this process: a live sweep
     assert main(["results", "status", "--db", str(tmp_path / "e.sqlite")]) == 0
     assert "prune: 1 done, 1 killed, 1 running" in capsys.readouterr().out
+
+
+def test_every_command_reads_the_database_the_sweep_writes_by_default():
+    """`artemis sweep` and each `artemis results` action default to one working database (bench.cli.common)."""
+    from bench.cli import build_parser
+    from bench.cli.common import DEFAULT_DB
+
+    parser = build_parser()
+    base = {"export": [], "encrypt": [], "checkpoints": ["--model", "resnet20", "--out", "x"],
+            "verdicts": ["--out", "x"], "status": []}
+    for action, extra in base.items():
+        assert parser.parse_args(["results", action, *extra]).db == str(DEFAULT_DB), action
+    assert parser.parse_args(["sweep"]).db == str(DEFAULT_DB)
+    assert DEFAULT_DB.parent.name == "runs"  # git-ignored: a sweep never writes the committed results/ unasked
