@@ -58,24 +58,33 @@ def _label(row: dict) -> str:
     return row["name"] if row["name"] == row["method"] else f"{row['name']} ({row['method']})"
 
 
-def fastest(rows: list[dict], key, what: str) -> str:
-    """The row of the least `key`, with every row that ties with it at the table's precision (2 decimals).
+def fastest(rows: list[dict], key, what: str, noise: float | None = None) -> str:
+    """The row of the least `key`, with every row that ties with it: within the timings' noise floor
+    `noise` where given ((b - a) / (b + a) at most it, the floor's own measure), else at the table's
+    precision (2 decimals).
 
     >>> rows = [{"name": n, "method": n, "reading": "r", "s": v} for n, v in (("a", 0.104), ("b", 0.101), ("c", 2))]
     >>> fastest(rows, lambda r: r["s"], "by server time alone")
     'by server time alone: b under r (0.10 s), tied with a under r'
+    >>> fastest(rows[:2] + [dict(rows[2], s=0.11)], lambda r: r["s"], "alone", noise=0.05)
+    'alone: b under r (0.10 s), within the 5.0% noise floor of a under r, c under r'
     """
     ranked = sorted(rows, key=key)
-    best = f"{key(ranked[0]):.2f}"
-    ties = [r for r in ranked[1:] if f"{key(r):.2f}" == best]
-    tied = ", tied with " + ", ".join(f"{_label(r)} under {r['reading']}" for r in ties) if ties else ""
+    least = key(ranked[0])
+    best = f"{least:.2f}"
+    if noise is None:
+        ties, words = [r for r in ranked[1:] if f"{key(r):.2f}" == best], "tied with"
+    else:
+        ties = [r for r in ranked[1:] if (key(r) - least) / (key(r) + least) <= noise]
+        words = f"within the {noise:.1%} noise floor of"
+    tied = f", {words} " + ", ".join(f"{_label(r)} under {r['reading']}" for r in ties) if ties else ""
     return f"{what}: {_label(ranked[0])} under {ranked[0]['reading']} ({best} s){tied}"
 
 
-def cost_section(results: dict[str, MethodResult], names: list[str]) -> list[str]:
+def cost_section(results: dict[str, MethodResult], names: list[str], noise: float | None = None) -> list[str]:
     """Markdown: the rows of `cost_rows` as a table, and the fastest row by server time and at each
-    link rate among the rows measured on the seeds most rows share; nothing when no chosen model
-    recorded its bytes.
+    link rate among the rows measured on the seeds most rows share, with those within the timings'
+    noise floor `noise` of it (`fastest`); nothing when no chosen model recorded its bytes.
 
     >>> r = MethodResult("dense", (0, 0), [0], {0: 9}, encrypted={"fixed": {0: 1.0}}, traffic={"fixed": {0: 125e6}})
     >>> md = cost_section({"dense": r}, ["dense"])
@@ -100,8 +109,8 @@ dense under fixed schedule (11.00 s).')
     # means over different seeds are not ranked against each other
     common = Counter(tuple(r["seeds"]) for r in rows).most_common(1)[0][0]
     ranked = [r for r in rows if tuple(r["seeds"]) == common]
-    parts = [fastest(ranked, lambda r: r["server_s"], "by server time alone")]
-    parts += [fastest(ranked, lambda r, k=k: r["with_transfer"][k], f"with transfer at {k}") for k in rates]
+    parts = [fastest(ranked, lambda r: r["server_s"], "by server time alone", noise)]
+    parts += [fastest(ranked, lambda r, k=k: r["with_transfer"][k], f"with transfer at {k}", noise) for k in rates]
     apart = (f" Rows on other seeds than {', '.join(map(str, common))} are not ranked."
              if len(ranked) < len(rows) else "")
     return md + ["", "Fastest " + "; ".join(parts) + "." + apart, ""]

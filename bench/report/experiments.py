@@ -213,9 +213,10 @@ def _judged(results: dict[str, MethodResult], num: str, den: str) -> dict | None
 
 
 def experiments_section(rows: list[dict], max_drop: float = 1.0, source: str | None = None,
-                        figure: str = "experiments_pareto.png") -> list[str]:
+                        figure: str = "experiments_pareto.png", noise: dict[int, float] | None = None) -> list[str]:
     """Markdown: per model the methods' table, the ratios with intervals and the verdicts in words.
-    `source`: the database's name for the heading; `figure`: its Pareto plot beside the report."""
+    `source`: the database's name for the heading; `figure`: its Pareto plot beside the report;
+    `noise`: the timings' noise floor per N, where the report measured one."""
     md = [f"## Pruning verdicts: `{source}`" if source else "## Pruning verdicts (experiments database)", "",
           f"Each run's point is its accepted step (validation accuracy within {max_drop:g} point(s) of the dense "
           "model of the same seed) with the fewest rotations; rotations and test accuracy are read there, and test "
@@ -267,7 +268,8 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0, source: str | N
             md.append(f"| {num} / {den} | {fmt_ratio(r)} | {per_seed_text(r)} | {better_at_all(r)} | "
                       f"{_latency(results, num, den)} | {what} |")
         md += ["", *verdict_lines(results), ""]
-        md += cost_section(results, list(dict.fromkeys(m for pair in RATIOS for m in pair[:2])))
+        md += cost_section(results, list(dict.fromkeys(m for pair in RATIOS for m in pair[:2])),
+                           (noise or {}).get(int(n)))
     return md
 
 

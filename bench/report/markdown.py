@@ -292,12 +292,13 @@ def write_report(paths: list[str | Path], out_dir: str | Path,
         sweeps_figure(series, out / "sweeps.png")
     if experiments:
         model["experiments"], used = {}, set()
+        noise = {f.n: f.cv["noise_floor"] for f in fits if f.cv and f.cv.get("noise_floor")}  # the cost tables' ties
         for k, (source, rows_k) in enumerate(experiments.items()):
             figure = experiments_figure_name(source, k)
             figure = figure if figure not in used else figure.replace(".png", f"-{k}.png")  # two folders alike
             used.add(figure)
             model["experiments"][source] = experiments_summary(rows_k)
-            md += experiments_section(rows_k, source=source, figure=figure)
+            md += experiments_section(rows_k, source=source, figure=figure, noise=noise)
             experiments_figure(rows_k, out / figure)
     if rows:
         md += pruning_section(pruning_ratios)
