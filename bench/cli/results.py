@@ -121,7 +121,7 @@ def checkpoints(args: argparse.Namespace) -> dict:
     from pruning.data import load_dataset
 
     from ..provenance import in_repository
-    from ..report.experiments import RATIOS, groups_by_model, model_results
+    from ..report.experiments import COMPARED, groups_by_model, model_results
     from ..results import export_pruned, outputs_together, pruned_meta
 
     store = _open(args.db)
@@ -131,8 +131,7 @@ def checkpoints(args: argparse.Namespace) -> dict:
                          f"{sorted(groups) or 'none'}")
     results = model_results(next(iter(groups.values())))
     # By default the methods the verdicts compare (a family such as hunter as its member chosen on validation).
-    compared = {m for pair in RATIOS for m in pair[:2]}
-    wanted = args.methods.split(",") if args.methods else sorted(m for m in results if m in compared)
+    wanted = args.methods.split(",") if args.methods else sorted(m for m in results if m in COMPARED)
     unknown = [m for m in wanted if m not in results]
     if unknown:
         raise InputError(f"--methods: no finished {args.model} runs of {unknown}; there are {sorted(results)}")

@@ -54,6 +54,7 @@ RATIOS = (("hunter", REFERENCE, "the paper's claim (1.2-6x) against the best Hun
           ("dense", "diagonal-no-lasso", "what the choice of groups alone gives (no Lasso)"),
           ("artemis-positional", REFERENCE, "> 1: diagonal groups beat positional ones"),
           ("artemis-both", REFERENCE, "> 1: diagonal groups beat diagonal + positional"))
+COMPARED = tuple(dict.fromkeys(m for pair in RATIOS for m in pair[:2]))  # every side of RATIOS, first seen first
 
 
 def mean_interval(values: list[float]) -> tuple[float, float, float]:
@@ -236,9 +237,8 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0, source: str | N
                "(mean; per seed) | test acc at the chosen step (95% CI) | fine-tune epochs to it | cut off |",
                "|---|---|---|---|---|---|---|"]
         for m, r in sorted(results.items()):
-            compared = any(m in pair[:2] for pair in RATIOS)
             if m != r.family and r.family in results and len(family_members(results, r.family)) > 1 \
-                    and not compared:
+                    and m not in COMPARED:
                 continue  # a family's members have their own table below
             name = m if m == r.method else f"{m} ({r.method})"
             per = ", ".join("-" if r.rotations[s] is None else str(r.rotations[s]) for s in r.seeds)
@@ -268,8 +268,7 @@ def experiments_section(rows: list[dict], max_drop: float = 1.0, source: str | N
             md.append(f"| {num} / {den} | {fmt_ratio(r)} | {per_seed_text(r)} | {better_at_all(r)} | "
                       f"{_latency(results, num, den)} | {what} |")
         md += ["", *verdict_lines(results), ""]
-        md += cost_section(results, list(dict.fromkeys(m for pair in RATIOS for m in pair[:2])),
-                           (noise or {}).get(int(n)))
+        md += cost_section(results, list(COMPARED), (noise or {}).get(int(n)))
     return md
 
 

@@ -147,18 +147,6 @@ class ClaimRow:
         return [s for s, f in self.seeds.items() if (o := other.seeds.get(s)) and o != f
                 and any(a == b for a, b in zip(f, o))]
 
-    def markdown(self, repeats: list[tuple[str, list[str]]], correlated: list[tuple[int, str, list[str]]] = ()) -> str:
-        r = self.ratio
-        iv = f" {interval_text(*r['interval'])}" if r.get("interval") else ""
-        value = f"{r['value']:.2f}x{iv} ({seeds_text(r['seeds'])})" if r.get("value") is not None else "-"
-        same = "; ".join(f"seeds {', '.join(s)} the same runs as in `{src}`" for src, s in repeats)
-        half = "; ".join(f"seeds {', '.join(s)} share one side's runs with {what}" for _, what, s in correlated)
-        note = "; ".join(x for x in (self.note, same, half) if x)
-        enc = "; ".join(encrypted_parts(r.get("encrypted") or {})) or "not measured"
-        return (f"| {self.claim} | {self.model}, `{self.source}`: {ratio_sides(r, r['num'] + ' / ' + r['den'])} "
-                f"| {value} | {r.get('num_settings', '?')} / {r.get('den_settings', '?')} "
-                f"| {self.verdict}{f' ({note})' if note else ''} | {enc} |")
-
 
 def _row(claim: PaperClaim, source: str, model: str, summary: dict, r: dict) -> ClaimRow:
     methods = summary.get("methods") or {}
@@ -184,6 +172,19 @@ class ClaimReading:
     repeats: list[tuple[str, list[str]]]
     correlated: list[tuple[int, str, list[str]]]
     counts: bool  # False: every seed of it repeats a reading with as many seeds or more, listed first
+
+    def markdown(self) -> str:
+        """Its table row: the ClaimRow, with the runs it repeats and the readings it shares a side with."""
+        row, r = self.row, self.row.ratio
+        iv = f" {interval_text(*r['interval'])}" if r.get("interval") else ""
+        value = f"{r['value']:.2f}x{iv} ({seeds_text(r['seeds'])})" if r.get("value") is not None else "-"
+        same = "; ".join(f"seeds {', '.join(s)} the same runs as in `{src}`" for src, s in self.repeats)
+        half = "; ".join(f"seeds {', '.join(s)} share one side's runs with {what}" for _, what, s in self.correlated)
+        note = "; ".join(x for x in (row.note, same, half) if x)
+        enc = "; ".join(encrypted_parts(r.get("encrypted") or {})) or "not measured"
+        return (f"| {row.claim} | {row.model}, `{row.source}`: {ratio_sides(r, r['num'] + ' / ' + r['den'])} "
+                f"| {value} | {r.get('num_settings', '?')} / {r.get('den_settings', '?')} "
+                f"| {row.verdict}{f' ({note})' if note else ''} | {enc} |")
 
 
 def claim_rows(experiments: dict) -> list[ClaimReading]:
@@ -225,7 +226,7 @@ def claims_lines(cost_model: dict) -> list[str]:
            "validation chose each side from. Encrypted: the chosen models run encrypted, per plan (docs/pruning.md)."
            + noise, "",
            "| claim | reading | ratio (seeds) | candidates | verdict | encrypted |", "|---|---|---|---|---|---|",
-           *dominance, *(c.row.markdown(c.repeats, c.correlated) for c in rows), ""]
+           *dominance, *(c.markdown() for c in rows), ""]
     if dominance:
         out.append(f"- Rotations dominate: a case's rotations take more than {DOMINANT_SHARE:.0%} of its time by "
                    "the unit costs measured in the primitives suite; the coefficient algorithm's cases are not "

@@ -15,7 +15,7 @@ import numpy as np
 from ..results import atomic_write
 from .compare import sweep_fraction
 from .fits import NFit
-from .text import fmt
+from .text import fmt, seeds_text
 
 METHOD_ORDER = ("synthetic", "dense", "hunter", "artemis-diagonal", "artemis-positional", "artemis-both",
                 "unstructured")
@@ -238,7 +238,7 @@ def experiments_figure(rows: list[dict], path: Path, max_drop: float = 1.0) -> N
                         capsize=2, color=colours[method], zorder=4 if dense else 2,
                         mec="black" if dense else colours[method],
                         label=f"{method if method == res.method else f'{method}: {res.method}'} "
-                              f"({n} seed{'s' * (n != 1)})")
+                              f"({seeds_text(n)})")
             picked = [(int(r["rotations"]), float(r["val_accuracy"])) for r in sel if r["method"] == res.method
                       and (float(r["lambda_p"]), float(r["lambda_d"])) == res.lambdas and _true(r.get("chosen"))]
             ax.plot([p[0] for p in picked], [p[1] for p in picked], "*", ms=14, mfc="none", mec="black", zorder=5,

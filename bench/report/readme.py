@@ -15,7 +15,7 @@ from .compare import ratio_name
 from .crossval import mask_cost_text
 from .paper_claims import claims_lines
 from .peers import ratioed
-from .text import accuracy_text, encrypted_parts, fmt, ratio_sides
+from .text import accuracy_text, encrypted_parts, fmt, ratio_sides, seeds_text
 
 README_BEGIN = "<!-- results:begin -->"
 README_END = "<!-- results:end -->"
@@ -87,7 +87,7 @@ def render_readme_block(cost_model: dict) -> str:
                     judged = r.get("better_at_all") not in (None, "not judged")
                     words += [f"better at all: {r['better_at_all']}"] if judged else []
                     words += [f"encrypted, {part}" for part in encrypted_parts(r.get("encrypted") or {})]
-                    lines.append(f"- {key}: {ratio_sides(r, name)} = {r['value']:.2f}x {iv} ({n} seed{'s' * (n != 1)})"
+                    lines.append(f"- {key}: {ratio_sides(r, name)} = {r['value']:.2f}x {iv} ({seeds_text(n)})"
                                  + ("; " + "; ".join(words) if words else ""))
         lines.append("")
     lines += peers_lines(cost_model.get("peer_runs") or [])

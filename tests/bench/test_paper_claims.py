@@ -22,7 +22,7 @@ def _groups(scale: float, seeds=(0, 1, 2)) -> list[dict]:
 
 
 def _table(experiments: dict) -> list[str]:
-    return [c.row.markdown(c.repeats, c.correlated) for c in claim_rows(experiments)]
+    return [c.markdown() for c in claim_rows(experiments)]
 
 
 def test_each_database_gives_its_own_row_and_verdict():
